@@ -1,0 +1,55 @@
+# Targets a newcomer types on a fresh machine: `make test`, `make docs`.
+# Nothing needs to be installed beforehand except python3 (>=3.10) with venv.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+# The library never downloads weights in tests: make every hub lookup fail at once.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: test docs lock sync-check nbtest pytest
+
+# The pinned development environment (torch, torchvision and everything else from the lock).
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-dev.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+test: $(VENV)/.installed sync-check nbtest pytest
+	@echo "make test: all checks passed"
+
+# The library is generated from the notebooks, and committed notebooks are clean:
+# regenerate both and fail if anything changed.
+sync-check: $(VENV)/.installed
+	@tmp=$$(mktemp -d); cp -r building_metric "$$tmp/lib"; cp -r nbs "$$tmp/nbs"; \
+	$(BIN)/nbdev-export; $(BIN)/nbdev-clean; \
+	ok=1; \
+	if ! diff -rq -x __pycache__ "$$tmp/lib" building_metric; then \
+	  echo "nbdev-export changed building_metric/: the library does not match the notebooks; commit the export."; ok=0; fi; \
+	if ! diff -rq -x .ipynb_checkpoints "$$tmp/nbs" nbs; then \
+	  echo "nbdev-clean changed nbs/: run nbdev-clean and commit the cleaned notebooks."; ok=0; fi; \
+	rm -rf "$$tmp"; test $$ok = 1
+
+nbtest: $(VENV)/.installed
+	$(BIN)/nbdev-test --n-workers 2 --timing
+
+pytest: $(VENV)/.installed
+	$(BIN)/pytest -q tests
+
+# Docs without Quarto: process the notebooks as nbdev-docs would, then render each page to HTML.
+# (With Quarto installed, `nbdev-docs` builds the full site from the same notebooks.)
+docs: $(VENV)/.installed
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-proc-nbs < /dev/null
+	rm -rf _site && mkdir -p _site
+	$(BIN)/python tools/render_docs.py _proc _site
+
+# Re-resolve the pinned development environment after changing dependencies in pyproject.toml.
+lock: $(VENV)/.installed
+	$(BIN)/uv pip compile -q --python $(BIN)/python pyproject.toml --extra dev \
+	  -c tools/torch-pins.txt -o requirements-dev.lock

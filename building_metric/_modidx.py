@@ -406,4 +406,12 @@ d = { 'settings': { 'branch': 'main',
                                                'building_metric.metric.losses.supcon': ( 'metric.losses.html#supcon',
                                                                                          'building_metric/metric/losses.py'),
                                                'building_metric.metric.losses.triplet': ( 'metric.losses.html#triplet',
-                                                                                          'building_metric/metric/losses.py')}}}
+                                                                                          'building_metric/metric/losses.py')},
+            'building_metric.metric.samplers': { 'building_metric.metric.samplers.MPerClassBatches': ( 'metric.samplers.html#mperclassbatches',
+                                                                                                       'building_metric/metric/samplers.py'),
+                                                 'building_metric.metric.samplers.MPerClassBatches.__init__': ( 'metric.samplers.html#mperclassbatches.__init__',
+                                                                                                                'building_metric/metric/samplers.py'),
+                                                 'building_metric.metric.samplers.MPerClassBatches.__iter__': ( 'metric.samplers.html#mperclassbatches.__iter__',
+                                                                                                                'building_metric/metric/samplers.py'),
+                                                 'building_metric.metric.samplers.MPerClassBatches.__len__': ( 'metric.samplers.html#mperclassbatches.__len__',
+                                                                                                               'building_metric/metric/samplers.py')}}}

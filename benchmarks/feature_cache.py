@@ -12,17 +12,18 @@ Run: python benchmarks/feature_cache.py [n_images]   (n_images for parts 1-2, de
 import sys, tempfile, time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 
-import building_metric
 from building_metric.core import seed_everything
 from building_metric.data.index import BuildingIndex, load_image
 from building_metric.data.synth import write_synthetic
-from building_metric.features.cache import FORMAT, FORMAT_VERSION, FeatureCache, extract_features
+from building_metric.features.cache import FeatureCache, extract_features
 from building_metric.features.extractors import create_extractor
+
+sys.path.insert(0, str(Path(__file__).parent))
+from random_cache import write_random_cache
 
 
 def timed(f):
@@ -69,7 +70,7 @@ def part1_2(tmp:Path, n_images:int, bs:int=32):
     tr = cache.rows('train')
     xs, ys = x_all[tr], torch.from_numpy(cache.labels[tr].astype(np.int64))
     def from_images():
-        perm, k = torch.randperm(len(tr)), 0
+        perm = torch.randperm(len(tr))
         def batches():
             for s in range(0, len(tr) - bs + 1, bs):
                 i = perm[s:s + bs]
@@ -82,20 +83,8 @@ def part1_2(tmp:Path, n_images:int, bs:int=32):
 
 
 def part3(tmp:Path, n:int=20_000, dims=(2048, 768), bs:int=256, epochs:int=2):
-    path, rng = tmp/'big.h5', np.random.default_rng(0)
     n_cls = 500
-    with h5py.File(path, 'w') as f:  # the layout extract_features writes, with random features
-        f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, library_version=building_metric.__version__, fingerprint='bench', n_rows=n)
-        s = h5py.string_dtype()
-        f['rows/path'] = np.array([f"{i}.png" for i in range(n)], dtype=object).astype(s)
-        f['rows/label'] = rng.integers(0, n_cls, n).astype(np.int32)
-        f['rows/group'] = np.array([''] * n, dtype=object).astype(s)
-        f['rows/lat'] = f['rows/lon'] = np.full(n, np.nan)
-        f['rows/split'] = np.array(['train'] * n, dtype=object).astype(s)
-        f['label_names'] = np.array([str(i) for i in range(n_cls)], dtype=object).astype(s)
-        for k, d in enumerate(dims):
-            ds = f.create_dataset(f'features/f{k}', data=rng.standard_normal((n, d)).astype(np.float16), chunks=(256, d), compression='lzf')
-            ds.attrs.update(name=f'f{k}', identity='{}', info='{}')
+    path = write_random_cache(tmp/'big.h5', n, dims, n_cls)
     cache = FeatureCache(path)
     names = cache.extractors
     x_plain = torch.from_numpy(cache.features(names))

@@ -8,38 +8,22 @@ median of N runs; the ratio is Learner / loop. Run: python benchmarks/metric_lea
 import statistics, sys, tempfile, time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-import building_metric
 from building_metric.core import seed_everything
-from building_metric.features.cache import FORMAT, FORMAT_VERSION, FeatureCache
+from building_metric.features.cache import FeatureCache
 from building_metric.metric.heads import FusionHead
 from building_metric.metric.learner import metric_learner
 from building_metric.metric.losses import create_loss
 
-
-def make_cache(path:Path, n=20_000, dims=(2048, 768), n_cls=500):
-    "A cache in the layout extract_features writes, with random features."
-    rng, s = np.random.default_rng(0), h5py.string_dtype()
-    with h5py.File(path, 'w') as f:
-        f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, library_version=building_metric.__version__, fingerprint='bench', n_rows=n)
-        f['rows/path'] = np.array([f"{i}.png" for i in range(n)], dtype=object).astype(s)
-        f['rows/label'] = rng.integers(0, n_cls, n).astype(np.int32)
-        f['rows/group'] = np.array([''] * n, dtype=object).astype(s)
-        f['rows/lat'] = f['rows/lon'] = np.full(n, np.nan)
-        f['rows/split'] = np.array(['train'] * n, dtype=object).astype(s)
-        f['label_names'] = np.array([str(i) for i in range(n_cls)], dtype=object).astype(s)
-        for k, d in enumerate(dims):
-            ds = f.create_dataset(f'features/f{k}', data=rng.standard_normal((n, d)).astype(np.float16), chunks=(256, d), compression='lzf')
-            ds.attrs.update(name=f'f{k}', identity='{}', info='{}')
+sys.path.insert(0, str(Path(__file__).parent))
+from random_cache import write_random_cache
 
 
 def main(runs:int=5, bs:int=256):
     with tempfile.TemporaryDirectory() as d:
-        make_cache(Path(d)/'c.h5')
+        write_random_cache(Path(d)/'c.h5')
         cache = FeatureCache(Path(d)/'c.h5')
         n_cls, dims = len(cache.label_names), cache.dims()
         dls = cache.dataloaders(bs=bs, valid=None, in_ram=True, device='cpu')

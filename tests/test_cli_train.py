@@ -1,0 +1,59 @@
+"`bm-train` from a subprocess: a good run, a resumed run, bad values and unknown flags."
+import json, os, subprocess, sys
+from pathlib import Path
+
+import pytest
+from building_metric.data.synth import write_synthetic
+
+BIN = Path(sys.executable).parent/'bm-train'
+ENV = dict(os.environ, HF_HUB_OFFLINE='1')
+
+def run(*args):
+    return subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600)
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp('cli')
+    write_synthetic(root/'photos', 'folders', n_identities=16, views=6, size=48)
+    return root
+
+def test_good_run_writes_outputs_and_reuses_cache(photos):
+    (photos/'cfg.yaml').write_text("split: class\nresnet: 1\ntiny: true\nepochs: 2\nlr: 1.0e-3\nbatch: 16\n")
+    r = run('--config', photos/'cfg.yaml', '--data', photos/'photos', '--lr', '0.01', '--eval_every', '5', '--out', photos/'run')
+    assert r.returncode == 0, r.stderr
+    out = photos/'run'
+    metrics = json.loads((out/'metrics.json').read_text())
+    assert metrics['split'] == 'test' and 0 <= metrics['map_at_r'] <= 1
+    assert f'"map_at_r": {metrics["map_at_r"]}' in r.stdout                 # and printed
+    assert {p.name for p in out.iterdir()} >= {'config.yaml', 'history.csv', 'evaluations.csv', 'metrics.json', 'models'}
+    assert 'lr: 0.01' in (out/'config.yaml').read_text()                  # the flag beat the file
+    meta = json.loads((out/'models'/'best.json').read_text())
+    assert meta['extractors'] == ['resnet'] and meta['config']['batch'] == 16
+    cache = photos/'photos'/'.bm_cache'/'features.h5'
+    mtime = cache.stat().st_mtime
+    r2 = run('--config', photos/'cfg.yaml', '--data', photos/'photos', '--epochs', '3', '--resume', '1', '--out', out)
+    assert r2.returncode == 0, r2.stderr
+    assert cache.stat().st_mtime == mtime                                   # features reused
+    assert len((out/'history.csv').read_text().strip().splitlines()) == 1 + 3   # header + epochs 0, 1 and the resumed 2
+
+@pytest.mark.parametrize('args, says', [
+    (['--big_fusion_head', '9'], '--big_fusion_head 9 is not allowed. use one of 0, 1, 2, 3'),
+    (['--train_type', 'hard'], "--train_type 'hard' is not allowed"),
+    (['--batch', 'lots'], "'batch'"),
+    (['--bacth', '16'], 'unrecognized arguments: --bacth 16'),
+    (['--resnet', '1', '--data', 'no/such/folder'], "--data 'no/such/folder' does not exist"),
+    (['--data', '.'], 'no extractor is switched on'),
+])
+def test_bad_input_is_one_line_and_exit_2(args, says, tmp_path):
+    r = run(*args, '--out', tmp_path/'o')
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [l for l in r.stderr.splitlines() if l.strip() and 'Warning' not in l and 'warnings.warn' not in l]
+    assert len(lines) == 1 and lines[0].startswith('bm-train: error: ') and says in lines[0], r.stderr
+
+def test_help_lists_every_setting():
+    r = run('--help')
+    assert r.returncode == 0
+    for flag in ('--clip', '--segformer', '--midas', '--dpt', '--resnet', '--mobilenet', '--efficientnet', '--vit', '--gate',
+                 '--big_fusion_head', '--batch', '--lr', '--train_type', '--margin', '--alpha', '--config', '--sampler', '--resume'):
+        assert flag in r.stdout
+    assert 'Fusion head size' in r.stdout                                   # the help text of each field

@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: test docs lock sync-check nbtest pytest
+.PHONY: test docs demo lock sync-check nbtest pytest
 
 # The pinned development environment (torch, torchvision and everything else from the lock).
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
@@ -43,6 +43,10 @@ pytest: $(VENV)/.installed
 
 # Docs without Quarto: process the notebooks as nbdev-docs would, then render each page to HTML.
 # (With Quarto installed, `nbdev-docs` builds the full site from the same notebooks.)
+# The whole pipeline on synthetic buildings: data, features, training, evaluation report in demo/report.
+demo: $(VENV)/.installed
+	$(BIN)/bm-demo --out demo
+
 docs: $(VENV)/.installed
 	$(BIN)/nbdev-export
 	$(BIN)/nbdev-proc-nbs < /dev/null

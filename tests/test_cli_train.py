@@ -35,6 +35,15 @@ def test_good_run_writes_outputs_and_reuses_cache(photos):
     assert r2.returncode == 0, r2.stderr
     assert cache.stat().st_mtime == mtime                                   # features reused
     assert len((out/'history.csv').read_text().strip().splitlines()) == 1 + 3   # header + epochs 0, 1 and the resumed 2
+    ev = subprocess.run([str(BIN.with_name('bm-eval')), '--checkpoint', str(out/'models'/'best.pth'), '--data', str(cache),
+                         '--images', str(photos/'photos'), '--out', str(photos/'report')], capture_output=True, text=True, env=ENV, timeout=600)
+    assert ev.returncode == 0, ev.stderr
+    report = json.loads((photos/'report'/'metrics.json').read_text())
+    assert f"| map_at_r | {report['unseen_buildings']['map_at_r']:.4f} |" in (photos/'report'/'report.md').read_text()
+    assert (photos/'report'/'gallery.png').is_file() and (photos/'report'/'curves.png').is_file()
+    bad = subprocess.run([str(BIN.with_name('bm-eval')), '--checkpoint', str(out/'models'/'nope.pth'), '--data', str(cache)],
+                         capture_output=True, text=True, env=ENV, timeout=600)
+    assert bad.returncode == 2 and 'bm-eval: error: checkpoint' in bad.stderr and 'not found' in bad.stderr
 
 @pytest.mark.parametrize('args, says', [
     (['--big_fusion_head', '9'], '--big_fusion_head 9 is not allowed. use one of 0, 1, 2, 3'),

@@ -1,7 +1,7 @@
 """Render processed notebooks to HTML without Quarto: `python tools/render_docs.py _proc _site`.
 
 Fails if any page holds an error output. Also writes README.md from index.ipynb."""
-import json, sys
+import json, shutil, sys
 from pathlib import Path
 
 import nbformat
@@ -29,6 +29,8 @@ for p in pages:
             _, fm, md = md.split('---', 2)
             meta = yaml.safe_load(fm)
             md = f"# {meta.get('title', '')}\n\n> {meta.get('description', '')}\n\n" + md.lstrip()
-        Path('README.md').write_text(md)
+        Path('README.md').write_text(md.replace('](images/', '](nbs/images/'))  # pictures live beside the notebooks
         print("README.md")
+if (src.parent/'nbs'/'images').is_dir() or Path('nbs/images').is_dir():
+    shutil.copytree('nbs/images', dst/'images', dirs_exist_ok=True)
 if bad: sys.exit("pages with error outputs:\n" + '\n'.join(bad))

@@ -31,7 +31,7 @@ def child(method, runs):
         f = lambda: xn @ xn.T
     elif method == 'building_metric':
         from building_metric.evaluation.retrieval import retrieval_metrics
-        f = lambda: retrieval_metrics(x, y, ks=(1,))
+        f = lambda: retrieval_metrics(x, y, ks=(1,), backend="torch")
     else:
         from pytorch_metric_learning.distances import CosineSimilarity
         from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator

@@ -41,6 +41,10 @@ def test_good_run_writes_outputs_and_reuses_cache(photos):
     report = json.loads((photos/'report'/'metrics.json').read_text())
     assert f"| map_at_r | {report['unseen_buildings']['map_at_r']:.4f} |" in (photos/'report'/'report.md').read_text()
     assert (photos/'report'/'gallery.png').is_file() and (photos/'report'/'curves.png').is_file()
+    on_images = subprocess.run([str(BIN.with_name('bm-eval')), '--checkpoint', str(out/'models'/'best.pth'), '--data', str(photos/'photos'),
+                                '--out', str(photos/'report2')], capture_output=True, text=True, env=ENV, timeout=600)
+    assert on_images.returncode == 0, on_images.stderr                     # images in: features extracted as the run's were
+    assert json.loads((photos/'report2'/'metrics.json').read_text())['unseen_buildings']['n_images'] == 16 * 6
     bad = subprocess.run([str(BIN.with_name('bm-eval')), '--checkpoint', str(out/'models'/'nope.pth'), '--data', str(cache)],
                          capture_output=True, text=True, env=ENV, timeout=600)
     assert bad.returncode == 2 and 'bm-eval: error: checkpoint' in bad.stderr and 'not found' in bad.stderr

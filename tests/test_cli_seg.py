@@ -1,0 +1,109 @@
+"`bm-seg-train` and `bm-seg-infer` from subprocesses: a good run and its masks, a run killed mid-epoch and resumed, bad input."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from building_metric.data.synth import write_synthetic
+
+BIN = Path(sys.executable).parent
+ENV = dict(os.environ, HF_HUB_OFFLINE='1')
+TINY = ['--arch', 'unet_resnet18', '--tiny', '1', '--pretrained', '0', '--size', '64', '--batch', '8', '--lr', '0.003']
+
+def run(script, *args):
+    return subprocess.run([str(BIN/script), *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600)
+
+def one_line_error(r, script):
+    lines = r.stderr.strip().splitlines()
+    return r.returncode == 2 and len(lines) == 1 and lines[0].startswith(f'{script}: error: ')
+
+@pytest.fixture(scope='module')
+def facades(tmp_path_factory):
+    return write_synthetic(tmp_path_factory.mktemp('seg')/'facades', 'segmentation', n_identities=20, views=4, size=64)
+
+def test_train_then_infer(facades, tmp_path):
+    (tmp_path/'seg.yaml').write_text("arch: unet_resnet18\ntiny: true\npretrained: false\nsize: 64\nepochs: 2\nlr: 3.0e-3\nbatch: 4\nlog: csv,tensorboard\n")
+    out = tmp_path/'run'
+    r = run('bm-seg-train', '--config', tmp_path/'seg.yaml', '--data', facades, '--batch', '8', '--out', out)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out/'metrics.json').read_text())
+    assert m['split'] == 'test' and 0 < m['miou'] <= 1 and set(m['iou']) >= {'wall', 'window', 'sky'}
+    assert json.loads(r.stdout)['miou'] == pytest.approx(m['miou'])
+    assert 'batch: 8' in (out/'config.yaml').read_text()                        # the flag beat the file
+    assert len(pd.read_csv(out/'history.csv')) == 2 and list((out/'tensorboard').glob('events.out.tfevents.*'))
+    assert {p.name for p in (out/'models').iterdir()} == {'best.pth', 'best.json', 'best_state.pth', 'last.pth'}
+
+    imgs = tmp_path/'imgs'; imgs.mkdir()
+    tests = sorted((facades/'images'/'test').iterdir())
+    for p in tests[:3]: (imgs/p.name).write_bytes(p.read_bytes())
+    Image.fromarray(np.concatenate([np.asarray(Image.open(p).convert('RGB')) for p in tests[:2]], 0)).save(imgs/'tall.png')   # 128 x 64
+    (imgs/'broken.jpg').write_bytes(b'\xff\xd8 not really a jpeg')
+    r = run('bm-seg-infer', '--checkpoint', out/'models'/'best.pth', '--images', imgs, '--output', tmp_path/'pred', '--image-size', 64, 64)
+    assert r.returncode == 0, r.stderr
+    assert 'skipped broken.jpg' in r.stderr
+    rep = pd.read_csv(tmp_path/'pred'/'report.csv').set_index('file')
+    assert (rep.status == 'ok').sum() == 4 and rep.loc['broken.jpg', 'status'] == 'skipped' and rep.loc['tall.png', 'windows'] == 3
+    for p in tests[:3] + [imgs/'tall.png']:
+        mk = np.asarray(Image.open(tmp_path/'pred'/'masks'/Path(p.name).with_suffix('.png')))
+        assert mk.shape == np.asarray(Image.open(p)).shape[:2] and mk.max() < 9
+        assert (tmp_path/'pred'/'overlays'/Path(p.name).with_suffix('.png')).is_file()
+    (tmp_path/'empty').mkdir()
+    r = run('bm-seg-infer', '--checkpoint', out/'models'/'best.pth', '--images', tmp_path/'empty', '--output', tmp_path/'p2')
+    assert r.returncode == 0 and 'nothing to do' in r.stderr, r.stderr
+
+def test_killed_mid_epoch_then_resumed_matches_an_uninterrupted_run(facades, tmp_path):
+    common = ['--data', facades, *TINY, '--epochs', '4', '--ema', '0.9', '--patience', '0']
+    full = run('bm-seg-train', *common, '--out', tmp_path/'full')
+    assert full.returncode == 0, full.stderr
+
+    cut = tmp_path/'cut'; last = cut/'models'/'last.pth'
+    p = subprocess.Popen([str(BIN/'bm-seg-train'), *map(str, common), '--out', str(cut)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.time() + 300
+    while p.poll() is None and time.time() < deadline:
+        if last.is_file() and torch.load(last, weights_only=True)['epoch'] == 1: break   # epoch 1 done: epoch 2 is under way
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert p.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+    saved = torch.load(last, weights_only=True)
+    assert saved['epoch'] == 1 and not (cut/'metrics.json').exists()           # killed inside epoch 2, before it ended
+    assert len(pd.read_csv(cut/'history.csv')) == 2
+
+    r = run('bm-seg-train', *common, '--out', cut, '--resume', '1')
+    assert r.returncode == 0, r.stderr
+    assert 'resuming from epoch 2' in r.stderr
+    a, b = (torch.load(d/'models'/'last.pth', weights_only=True) for d in (tmp_path/'full', cut))
+    assert a['epoch'] == b['epoch'] == 3 and a['train_iter'] == b['train_iter']
+    # the optimiser went on from its saved state: Adam's step counts and moments equal the uninterrupted run's
+    for sa, sb in zip(a['opt']['state'], b['opt']['state']):
+        for k in sa:
+            if isinstance(sa[k], torch.Tensor): torch.testing.assert_close(sb[k], sa[k], atol=1e-4, rtol=1e-3)
+            else: assert sa[k] == sb[k], k
+    for k in a['model']: torch.testing.assert_close(b['model'][k].float(), a['model'][k].float(), atol=1e-4, rtol=1e-3)
+    ha, hb = pd.read_csv(tmp_path/'full'/'history.csv'), pd.read_csv(cut/'history.csv')
+    assert hb.epoch.tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(hb.valid_miou, ha.valid_miou, atol=1e-3)       # stated tolerance: 1e-3 mIoU
+    ma, mb = (json.loads((d/'metrics.json').read_text()) for d in (tmp_path/'full', cut))
+    assert abs(ma['miou'] - mb['miou']) < 1e-3 and ma['best']['epoch'] == mb['best']['epoch']
+
+@pytest.mark.parametrize('args,expect', [
+    (['--epochs', 'many'], "'epochs'"),
+    (['--loss', 'lovasz'], "--loss 'lovasz' is not allowed"),
+    (['--data', 'nowhere'], "does not exist"),
+    (['--eopchs', '3'], "unrecognized arguments: --eopchs 3"),
+])
+def test_bad_train_input_is_one_line(args, expect, tmp_path):
+    r = run('bm-seg-train', *TINY, '--out', tmp_path/'r', *args)
+    assert one_line_error(r, 'bm-seg-train') and expect in r.stderr, r.stderr
+
+def test_bad_config_and_infer_input_is_one_line(tmp_path):
+    (tmp_path/'c.yaml').write_text("arch: unet_resnet18\nepoch: 3\n")
+    r = run('bm-seg-train', '--config', tmp_path/'c.yaml', '--out', tmp_path/'r')
+    assert one_line_error(r, 'bm-seg-train') and "did you mean 'epochs'" in r.stderr, r.stderr
+    r = run('bm-seg-infer', '--checkpoint', tmp_path/'none.pth', '--images', tmp_path, '--output', tmp_path/'o')
+    assert one_line_error(r, 'bm-seg-infer') and 'not found' in r.stderr, r.stderr
+    r = run('bm-seg-infer', '--checkpoint', tmp_path/'none.pth')
+    assert one_line_error(r, 'bm-seg-infer') and 'required' in r.stderr, r.stderr

@@ -24,7 +24,7 @@ def test_good_run_writes_outputs_and_reuses_cache(photos):
     out = photos/'run'
     metrics = json.loads((out/'metrics.json').read_text())
     assert metrics['split'] == 'test' and 0 <= metrics['map_at_r'] <= 1
-    assert f'"map_at_r": {metrics["map_at_r"]}' in r.stdout                 # and printed
+    assert json.loads(r.stdout)['map_at_r'] == metrics['map_at_r']          # and printed: stdout is that JSON alone
     assert {p.name for p in out.iterdir()} >= {'config.yaml', 'history.csv', 'evaluations.csv', 'metrics.json', 'models'}
     assert 'lr: 0.01' in (out/'config.yaml').read_text()                  # the flag beat the file
     meta = json.loads((out/'models'/'best.json').read_text())

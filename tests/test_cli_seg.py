@@ -94,7 +94,7 @@ def test_bad_input_is_one_line(tmp_path):
     cases = [('bm-seg-train', [*TINY, '--epochs', 'many'], "'epochs'"),
              ('bm-seg-train', [*TINY, '--loss', 'lovasz'], "--loss 'lovasz' is not allowed"),
              ('bm-seg-train', [*TINY, '--data', tmp_path/'nowhere'], "does not exist"),
-             ('bm-seg-train', [*TINY, '--eopchs', '3'], "unrecognized arguments: --eopchs 3"),
+             ('bm-seg-train', [*TINY, '--eopchs', '3'], "unrecognized arguments: --eopchs"),
              ('bm-seg-train', ['--config', tmp_path/'c.yaml'], "did you mean 'epochs'"),
              ('bm-seg-infer', ['--checkpoint', tmp_path/'none.pth', '--images', tmp_path, '--output', tmp_path/'o'], 'not found'),
              ('bm-seg-infer', ['--checkpoint', tmp_path/'none.pth'], 'required')]
@@ -104,3 +104,9 @@ def test_bad_input_is_one_line(tmp_path):
         out, err = p.communicate(timeout=600)
         r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
         assert one_line_error(r, script) and expect in err, (args, err)
+
+def test_help_lists_every_setting():
+    for script, flags in (('bm-seg-train', ('--arch', '--layer_decay', '--ema', '--resume', '--log', 'key=value')),
+                          ('bm-seg-infer', ('--checkpoint', '--images', '--output', '--image-size', '--overlap'))):
+        r = run(script, '--help')
+        assert r.returncode == 0 and all(f in r.stdout for f in flags), r.stdout

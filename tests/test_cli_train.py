@@ -53,7 +53,7 @@ def test_good_run_writes_outputs_and_reuses_cache(photos):
     (['--big_fusion_head', '9'], '--big_fusion_head 9 is not allowed. use one of 0, 1, 2, 3'),
     (['--train_type', 'hard'], "--train_type 'hard' is not allowed"),
     (['--batch', 'lots'], "'batch'"),
-    (['--bacth', '16'], 'unrecognized arguments: --bacth 16'),
+    (['--bacth', '16'], 'unrecognized arguments: --bacth'),
     (['--resnet', '1', '--data', 'no/such/folder'], "--data 'no/such/folder' does not exist"),
     (['--data', '.'], 'no extractor is switched on'),
 ])

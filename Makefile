@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: test docs demo lock sync-check nbtest pytest
+.PHONY: test docs demo lock sync-check nbtest pytest chromium
 
 # The pinned development environment (torch, torchvision and everything else from the lock).
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
@@ -20,8 +20,16 @@ $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-test: $(VENV)/.installed sync-check nbtest pytest
+# Notebooks as tests, the docs site built from them, then the tests in tests/ (the CLI from subprocesses,
+# and the rendered docs opened in headless Chromium).
+test: $(VENV)/.installed chromium sync-check nbtest docs pytest
 	@echo "make test: all checks passed"
+
+# Debian's Chromium for the docs' browser test (tests/test_docs.py), installed when missing and apt-get is at hand.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	  { echo "make test needs Chromium for the docs check: install Debian's chromium package (apt-get install chromium)"; exit 1; }
 
 # The library is generated from the notebooks, and committed notebooks are clean:
 # regenerate both and fail if anything changed.

@@ -12,7 +12,7 @@ BM_EXTRACT = str(Path(sys.executable).parent / 'bm-extract')
 
 
 def _run(index_csv, out, **popen):
-    cmd = [BM_EXTRACT, str(index_csv), str(out), '--extractors', 'resnet,vit', '--tiny', '--bs', '4', '--workers', '1', '--shard-rows', '8']
+    cmd = [BM_EXTRACT, '--data', str(index_csv), '--out', str(out), '--extractors', 'resnet,vit', '--tiny', '1', '--bs', '4', '--workers', '1', '--shard_rows', '8']
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
 
 

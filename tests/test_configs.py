@@ -2,18 +2,33 @@
 from pathlib import Path
 
 import pytest
+from building_metric.cli import PipelineConfig
 from building_metric.hpo import HPOConfig
+from building_metric.metric.siamese import PairConfig
 from building_metric.segmentation.infer import SegTrainConfig
-from building_metric.train import TrainConfig
+from building_metric.train import TrainConfig, load_config
 
 CONFIGS = Path(__file__).parent.parent/'configs'
 
-@pytest.mark.parametrize('name,cls', [('fusion.yaml', TrainConfig), ('geo_triplet.yaml', TrainConfig),
-                                      ('segmentation.yaml', SegTrainConfig), ('hpo.yaml', HPOConfig)])
-def test_example_config_loads(name, cls):
-    cfg = cls.from_yaml(CONFIGS/name)
-    assert cls.from_dict(cfg.to_dict()) == cfg
+@pytest.mark.parametrize('name,cls,section', [('fusion.yaml', TrainConfig, 'train'), ('geo_triplet.yaml', TrainConfig, 'train'),
+                                              ('segmentation.yaml', SegTrainConfig, 'segment'), ('hpo.yaml', HPOConfig, 'hpo'),
+                                              ('pipeline.yaml', TrainConfig, 'train'), ('pipeline.yaml', HPOConfig, 'hpo'),
+                                              ('siamese.yaml', PairConfig, 'pairs')])
+def test_example_config_loads(name, cls, section):
+    cfg = load_config(cls, CONFIGS/name, section)
+    assert isinstance(cfg, cls) and cls.from_dict(cfg.to_dict()) == cfg
+
+def test_every_example_config_is_used():
+    assert {p.name for p in CONFIGS.glob('*.yaml')} == {'fusion.yaml', 'geo_triplet.yaml', 'segmentation.yaml', 'hpo.yaml', 'pipeline.yaml', 'siamese.yaml'}
 
 def test_geo_triplet_keeps_the_original_defaults():
     c = TrainConfig.from_yaml(CONFIGS/'geo_triplet.yaml')
-    assert (c.emb_dim, c.margin, c.lr, c.wd, c.levels, c.ucb_alpha, c.update_freq) == (128, 1.0, 1e-4, 1e-4, 5, 2.0, 100)
+    assert (c.emb_dim, c.margin, c.lr, c.wd, c.levels, c.ucb_alpha, c.update_freq, c.split) == (128, 1.0, 1e-4, 1e-4, 5, 2.0, 100, 'group')
+    assert (c.warmup, c.pct_start) == (3, 0.1)                               # 3 of 30 epochs of warm-up
+
+def test_pipeline_example_links_its_steps():
+    p = PipelineConfig.load(CONFIGS/'pipeline.yaml')
+    assert p.train.data == p.extract.out == 'runs/experiment/features.h5'
+    assert p.eval.checkpoint == 'runs/experiment/train/models/best.pth' and p.eval.data == p.extract.out
+    assert p.hpo.train == str(CONFIGS/'pipeline.yaml') and p.hpo.out == 'runs/experiment/hpo'
+    assert p.train.extractors == ['clip', 'segformer', 'dpt', 'resnet'] and p.extract.extractors == 'clip,segformer,dpt,resnet'

@@ -251,6 +251,8 @@ def parse_config(cls:type, parser:argparse.ArgumentParser, argv:list[str]|None=N
     given = {k: _value(v) for k, v in a.items() if v is not None}
     given = {k: bool(v) if k in bools and v in (0, 1) else v for k, v in given.items()}   # --tiny 1 as the 0/1 flags
     cfg = cfg.override(given) if given else cfg
+    as_flag = lambda k, v: f"{k}={str(bool(_value(v))).lower()}" if k.strip() in bools and _value(v) in (0, 1) and not isinstance(_value(v), bool) else f"{k}={v}"
+    overrides = [as_flag(*o.split('=', 1)) if '=' in o else o for o in overrides]   # resume=1 as --resume 1
     return cfg.override(overrides) if overrides else cfg
 
 def load_config(cls:type, path:str|Path, section:str):

@@ -1,4 +1,4 @@
-"Two processes on the CPU (gloo, started by torchrun): sharded extraction joins into the cache that one process writes."
+"Two processes on the CPU (gloo, started by torchrun): sharded extraction, training and its resumption, and evaluation at scale, each against one process."
 import json, os, subprocess, sys
 from pathlib import Path
 
@@ -51,3 +51,37 @@ def test_two_process_training_writes_one_run(tmp_path):
     print('train loss per epoch, 1 process:', h1.round(3), '2 processes:', h2.round(3), 'MAP@R:', m1['map_at_r'], m2['map_at_r'])
     assert np.allclose(h1, h2, rtol=0.05), (h1, h2)   # the same global batches (measured: within 2.5%); dropout and per-process batch norm differ
     assert abs(m1["map_at_r"] - m2["map_at_r"]) < 0.05, (m1, m2)             # (measured: 0.318 and 0.328)
+    more = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', '-m', 'building_metric.cli', 'train', *common,
+                           f"out={tmp_path/'two'}", 'epochs=6', 'resume=1'], capture_output=True, text=True, env=ENV, timeout=600)
+    assert more.returncode == 0, more.stderr                                   # resumed in two processes: every one loads last.pth
+    h3 = np.loadtxt(tmp_path/'two'/'history.csv', delimiter=',', skiprows=1, usecols=(0, 1))
+    assert h3[:, 0].tolist() == list(range(6)) and np.allclose(h3[:4, 1], h2)  # epochs 4 and 5 appended once, the first 4 kept
+
+def test_two_process_evaluation_at_scale_equals_one_process(tmp_path):
+    from building_metric.evaluation.report import seen_unseen_split
+    from building_metric.features.cache import extract_features
+    import h5py
+    write_synthetic(tmp_path/'photos', 'folders', n_identities=16, views=8, size=48)
+    idx = seen_unseen_split(BuildingIndex.from_path(tmp_path/'photos', progress=False), seed=0)
+    cache = extract_features(idx, ['resnet'], tmp_path/'f.h5', tiny=True, progress=False, num_workers=0)
+    run = subprocess.run([str(BIN/'bm-train'), f'data={cache}', 'resnet=1', 'epochs=2', 'batch=32', 'eval_every=5', 'patience=0', f"out={tmp_path/'run'}"],
+                         capture_output=True, text=True, env=ENV, timeout=600)
+    assert run.returncode == 0, run.stderr
+    common = [f"checkpoint={tmp_path/'run'/'models'/'best.pth'}", f'data={cache}', 'chunk=7']   # blocks of 7 rows: many of them, split unevenly
+    full = subprocess.run([str(BIN/'bm-eval'), *common[:2], f"out={tmp_path/'full'}"], capture_output=True, text=True, env=ENV, timeout=600)
+    one = subprocess.run([str(BIN/'bm-eval'), *common, f"out={tmp_path/'one'}"], capture_output=True, text=True, env=ENV, timeout=600)
+    two = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', '-m', 'building_metric.cli', 'eval', *common, f"out={tmp_path/'two'}"],
+                         capture_output=True, text=True, env=ENV, timeout=600)
+    for r in (full, one, two): assert r.returncode == 0, r.stderr
+    mf, m1, m2 = (json.loads(r.stdout) for r in (full, one, two))               # one answer, from process 0
+    assert (m1['processes'], m2['processes']) == (1, 2)
+    for part in ('seen_buildings_heldout_views', 'unseen_buildings'):
+        for k, v in m1[part].items():
+            assert abs(m2[part][k] - v) < 1e-9 and abs(mf[part][k] - v) < 1e-6, (part, k, v, m2[part][k], mf[part][k])
+    with h5py.File(tmp_path/'one'/'embeddings_test.h5') as a, h5py.File(tmp_path/'two'/'embeddings_test.h5') as b:
+        assert b['embeddings'].is_virtual and not a['embeddings'].is_virtual   # two parts joined by a virtual dataset
+        assert np.array_equal(a['rows'][:], b['rows'][:])
+        np.testing.assert_allclose(a['embeddings'][:], b['embeddings'][:], atol=1e-6)
+    bad = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', '-m', 'building_metric.cli', 'eval', *common[:2], f"out={tmp_path/'bad'}"],
+                         capture_output=True, text=True, env=ENV, timeout=600)
+    assert bad.returncode != 0 and 'bm-eval in 2 processes needs --chunk' in bad.stderr

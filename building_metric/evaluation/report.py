@@ -8,20 +8,22 @@ Docs: https://building-metric.github.io/building_metric/evaluation.report.html.m
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import json, sys, time
+import json, os, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 import torch
 
 from ..callbacks import embed_all, load_checkpoint
-from ..core import BuildingMetricError, Config, seed_everything
+from ..core import BuildingMetricError, Config, barrier, init_distributed, rank_world, seed_everything
 from ..data.index import BuildingIndex
 from ..data.synth import write_synthetic
 from .retrieval import (clustering_scores, expected_calibration_error, ncm_classify, ncm_probabilities, ncm_scores, open_set_rates,
-                                                  open_set_threshold, plot_reliability, retrieval_metrics)
+                                                  open_set_threshold, plot_reliability, retrieval_metrics,
+                                                  retrieval_metrics_chunked)
 from .visualize import plot_embeddings, plot_gate_weights, plot_history, retrieval_gallery
 from ..features.extractors import create_extractor
 from ..features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extract_features
@@ -29,7 +31,8 @@ from ..metric.heads import FusionHead
 from ..train import TrainConfig, config_parser, parse_config, run_script, train
 
 # %% auto #0
-__all__ = ['seen_unseen_split', 'evaluate', 'demo', 'EvalConfig', 'DemoConfig', 'bm_eval', 'bm_demo']
+__all__ = ['seen_unseen_split', 'evaluate', 'write_embeddings', 'evaluate_at_scale', 'demo', 'EvalConfig', 'DemoConfig',
+           'bm_eval', 'bm_demo']
 
 # %% ../../nbs/07_evaluation.report.ipynb #8190c01e
 def seen_unseen_split(index:BuildingIndex, # An index with labels
@@ -52,6 +55,18 @@ def _head_from(meta:dict) -> FusionHead:
     if meta.get('head') != 'FusionHead' or not dims:
         raise BuildingMetricError(f"the checkpoint holds a {meta.get('head')}, not a FusionHead with known inputs", "evaluate a checkpoint written by bm-train (its best.json says what to build)")
     return FusionHead(dims, size=cfg.get('big_fusion_head', 0), gate=bool(cfg.get('gate', 0)), emb_dim=meta.get('emb_dim'))
+
+def _checked_head(checkpoint:Path, c:FeatureCache) -> tuple[FusionHead, dict]:
+    "The head of a `bm-train` checkpoint, checked against the cache's extractors and feature sizes."
+    _, meta = load_checkpoint(checkpoint)
+    head = _head_from(meta)
+    load_checkpoint(checkpoint, head)
+    names = meta['extractors']
+    missing = [n for n in names if n not in c.extractors]
+    if missing: raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features", f"evaluate on a cache with {', '.join(names)}")
+    dims = c.dims(names)
+    if dims != meta['in_dims']: raise BuildingMetricError(f"the cache's feature sizes {dims} differ from the model's {meta['in_dims']}", "extract with the same extractors the model was trained on")
+    return head.eval(), meta
 
 def _eval_cache(data:Path, meta:dict, log) -> tuple[Path, Path]:
     "Features of an image folder or manifest, from the extractors the model was trained on (checked by weights hash); every image is a query (split 'test')."
@@ -85,18 +100,13 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
     "Evaluate a fusion head on the seen (val) and unseen (test) buildings of a cache; write metrics.json, report.md and pictures."
     checkpoint, out = Path(checkpoint), Path(out); out.mkdir(parents=True, exist_ok=True)
     _, meta = load_checkpoint(checkpoint)
-    head = _head_from(meta)
-    load_checkpoint(checkpoint, head)
     if Path(cache).suffix.lower() not in ('.h5', '.hdf5'):
         if not Path(cache).exists(): raise BuildingMetricError(f"data {str(cache)!r} does not exist", "pass a feature cache (.h5), an image folder or a manifest")
         cache, root = _eval_cache(Path(cache), meta, log)
         images = images if images is not None else root
     c = FeatureCache(cache)
+    head, meta = _checked_head(checkpoint, c)
     names = meta['extractors']
-    missing = [n for n in names if n not in c.extractors]
-    if missing: raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features", f"evaluate on a cache with {', '.join(names)}")
-    dims = c.dims(names)
-    if dims != meta['in_dims']: raise BuildingMetricError(f"the cache's feature sizes {dims} differ from the model's {meta['in_dims']}", "extract with the same extractors the model was trained on")
     emb, y = embed_all(head, FeatureDataLoader(FeatureRows(c, names, np.arange(len(c)), in_ram=True), bs=512, device='cpu'))
     split, lab = c.split_of, y.numpy()
     m = {'checkpoint': str(checkpoint), 'trained_metric': {meta.get('metric'): meta.get('value')}, 'extractors': names}
@@ -147,6 +157,110 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
     log(f"report: {out/'report.md'}")
     return m
 
+# %% ../../nbs/07_evaluation.report.ipynb #e0fa29db
+def write_embeddings(head:torch.nn.Module, # Features -> embeddings (in eval mode)
+                     cache:FeatureCache, names:list[str], # The cache and the extractors the head takes, in its order
+                     rows:np.ndarray, # Rows of the cache to embed, in the order to write them
+                     path:str|Path, # HDF5 file to write: datasets `embeddings` (float32), `labels`, `rows`
+                     bs:int=4096) -> Path: # Rows embedded at a time
+    "Embed `rows` of a cache, streamed from disk `bs` rows at a time, into an HDF5 file; shared out between the processes of a launcher."
+    path, rows = Path(path), np.asarray(rows)
+    rank, world = rank_world()
+    edges = np.linspace(0, len(rows), world + 1).astype(int)
+    own = rows[edges[rank]:edges[rank + 1]]
+    part = path if world == 1 else path.with_name(f"{path.name}.part{rank}")
+    feats = FeatureRows(cache, names, own, in_ram=False)
+    with torch.no_grad(): dim = head(feats.batch(np.arange(min(2, len(own))))[0]).shape[1] if len(own) else head.emb_dim
+    tmp = part.with_name(part.name + '.tmp')
+    with h5py.File(tmp, 'w') as f, torch.no_grad():
+        e = f.create_dataset('embeddings', (len(own), dim), 'float32', chunks=(max(1, min(len(own), 1024)), dim) if len(own) else None)
+        for s in range(0, len(own), bs):
+            x, _ = feats.batch(np.arange(s, min(s + bs, len(own))))
+            e[s:s + len(x)] = head(x).numpy()
+        if world == 1: f['labels'], f['rows'] = cache.labels[rows], rows
+    os.replace(tmp, part)
+    barrier()
+    if world > 1 and rank == 0:   # one file that reads like one array: a virtual dataset over the parts (found beside it)
+        layout = h5py.VirtualLayout((len(rows), dim), 'float32')
+        for r in range(world):
+            n = int(edges[r + 1] - edges[r])
+            if n: layout[edges[r]:edges[r + 1]] = h5py.VirtualSource(f"{path.name}.part{r}", 'embeddings', shape=(n, dim))
+        with h5py.File(tmp, 'w') as f:
+            f.create_virtual_dataset('embeddings', layout)
+            f['labels'], f['rows'] = cache.labels[rows], rows
+        os.replace(tmp, path)
+    barrier()
+    return path
+
+def _class_sums(emb:h5py.Dataset, labels:np.ndarray, n_classes:int, chunk:int) -> torch.Tensor:
+    "Sum of the embeddings of each class, read in blocks shared out between the processes."
+    rank, world = rank_world()
+    sums = torch.zeros(n_classes, emb.shape[1], dtype=torch.float64)
+    for b, s in enumerate(range(0, len(labels), chunk)):
+        if b % world == rank: sums.index_add_(0, torch.as_tensor(labels[s:s + chunk]).long(), torch.as_tensor(emb[s:s + chunk]).double())
+    return _all_sum(sums)
+
+def _all_sum(t:torch.Tensor) -> torch.Tensor:
+    if rank_world()[1] > 1:
+        import torch.distributed as dist
+        dist.all_reduce(t, group=dist.new_group(backend='gloo'))
+    return t
+
+def _ncm_hits(emb:h5py.Dataset, labels:np.ndarray, means:torch.Tensor, chunk:int, ks=(1, 3)) -> dict[str, float]:
+    "NCM top-k accuracy of embeddings read in blocks shared out between the processes."
+    rank, world = rank_world()
+    hits = torch.zeros(len(ks), dtype=torch.float64)
+    m, none = torch.nan_to_num(means, nan=0.0), torch.isnan(means[:, 0])    # a class without training images is never predicted
+    for b, s in enumerate(range(0, len(labels), chunk)):
+        if b % world != rank: continue
+        top = (torch.as_tensor(emb[s:s + chunk]).float() @ m.T).masked_fill(none[None], -float('inf')).topk(max(ks), dim=1).indices
+        y = torch.as_tensor(labels[s:s + chunk]).long()[:, None]
+        hits += torch.tensor([float((top[:, :k] == y).any(1).sum()) for k in ks], dtype=torch.float64)
+    return {f'ncm_top{k}': h / len(labels) for k, h in zip(ks, _all_sum(hits).tolist())}
+
+def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
+                      cache:str|Path, # A feature cache with the model's extractors
+                      out:str|Path, # Report folder: metrics.json, report.md and the embeddings files
+                      chunk:int=65536, # Rows read at a time (embeddings, retrieval blocks)
+                      ks:tuple=(1, 5, 10), log=print) -> dict:
+    "The numbers of `evaluate` (NCM on seen buildings, retrieval on seen and unseen ones) with no features or embeddings held whole; shared out between the processes of a launcher."
+    checkpoint, out = Path(checkpoint), Path(out)
+    rank, world = rank_world()
+    if rank == 0: out.mkdir(parents=True, exist_ok=True)
+    barrier()
+    with FeatureCache(cache) as c:
+        head, meta = _checked_head(checkpoint, c)
+        names, lab = meta['extractors'], c.labels
+        m = {'checkpoint': str(checkpoint), 'trained_metric': {meta.get('metric'): meta.get('value')}, 'extractors': names, 'processes': world, 'chunk': chunk}
+        files = {}
+        for split in ('train', 'val', 'test'):
+            rows = c.rows(split)
+            if len(rows) and (split != 'train' or len(c.rows('val'))):
+                t0 = time.time()
+                files[split] = write_embeddings(head, c, names, rows, out/f'embeddings_{split}.h5', bs=chunk)
+                log(f"embedded {len(rows):,} {split} rows in {time.time() - t0:.1f} s")
+        if 'val' in files:
+            with h5py.File(files['train']) as ft, h5py.File(files['val']) as fv:
+                sums = _class_sums(ft['embeddings'], ft['labels'][:], len(c.label_names), chunk)
+                means = torch.nn.functional.normalize(sums, dim=1).float()
+                means[torch.bincount(torch.as_tensor(ft['labels'][:]).long(), minlength=len(c.label_names)) == 0] = float('nan')
+                yv = fv['labels'][:]
+                m['seen_buildings_heldout_views'] = dict(n_images=len(yv), n_buildings=len(np.unique(yv)), **_ncm_hits(fv['embeddings'], yv, means, chunk),
+                                                         **retrieval_metrics_chunked(fv['embeddings'], yv, ks=ks, chunk=chunk))
+        if 'test' in files:
+            with h5py.File(files['test']) as f:
+                y = f['labels'][:]
+                m['unseen_buildings'] = dict(n_images=len(y), n_buildings=len(np.unique(y)), **retrieval_metrics_chunked(f['embeddings'], y, ks=ks, chunk=chunk))
+    if rank == 0:
+        (out/'metrics.json').write_text(json.dumps(m, indent=2))
+        md = [f"# Evaluation of `{checkpoint.name}` at scale", "", f"Extractors: {', '.join(names)}; {world} process(es), blocks of {chunk:,} rows.", ""]
+        for key, title in (('seen_buildings_heldout_views', 'Seen buildings, held-out views'), ('unseen_buildings', 'Unseen buildings')):
+            if key in m: md += [f"## {title}", "", _table(m[key]), ""]
+        (out/'report.md').write_text("\n".join(md))
+        log(f"report: {out/'report.md'}")
+    barrier()
+    return m
+
 # %% ../../nbs/07_evaluation.report.ipynb #de880eed
 def demo(out:str|Path='demo', # Folder for the data, the run and the report
          identities:int=40, views:int=8, size:int=96, # The synthetic dataset
@@ -174,6 +288,10 @@ class EvalConfig(Config):
     data:str = '' # Feature cache (.h5), or an image folder / manifest whose images all become queries
     out:str = 'report' # Report folder (its resolved settings go in config.yaml)
     images:str = '' # Root folder of the indexed images, for the retrieval gallery
+    chunk:int = 0 # >0: evaluate_at_scale, reading blocks of this many rows (no pictures; shared out under torchrun)
+
+    def __post_init__(self):
+        if self.chunk < 0: raise BuildingMetricError(f"--chunk {self.chunk} is not allowed", "use 0 (all in memory) or a number of rows such as 65536")
 
 @dataclass
 class DemoConfig(Config):
@@ -193,7 +311,10 @@ class DemoConfig(Config):
 
 def _eval_job(cfg:EvalConfig) -> dict:
     if not cfg.checkpoint or not cfg.data: raise BuildingMetricError(f"bm-eval needs {'--checkpoint' if not cfg.checkpoint else '--data'}", "pass it as a flag or in the --config file")
-    Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
+    rank, world = init_distributed()
+    if cfg.chunk == 0 and world > 1: raise BuildingMetricError(f"bm-eval in {world} processes needs --chunk", "pass chunk=65536 to share the evaluation out, or run one process")
+    if rank == 0: Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
+    if cfg.chunk: return evaluate_at_scale(cfg.checkpoint, cfg.data, cfg.out, chunk=cfg.chunk, log=print)
     return evaluate(cfg.checkpoint, cfg.data, cfg.out, images=cfg.images or None, log=print)
 
 def bm_eval(argv:list[str]|None=None):

@@ -12,12 +12,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..core import BuildingMetricError
+from ..core import BuildingMetricError, rank_world
 
 # %% auto #0
-__all__ = ['knn', 'retrieval_metrics', 'map_at_r', 'precision_at_1', 'class_means', 'ncm_scores', 'ncm_classify',
-           'clustering_scores', 'geo_recall', 'open_set_rates', 'open_set_threshold', 'ncm_probabilities',
-           'expected_calibration_error', 'plot_reliability']
+__all__ = ['knn', 'retrieval_metrics', 'map_at_r', 'precision_at_1', 'retrieval_metrics_chunked', 'class_means', 'ncm_scores',
+           'ncm_classify', 'clustering_scores', 'geo_recall', 'open_set_rates', 'open_set_threshold',
+           'ncm_probabilities', 'expected_calibration_error', 'plot_reliability']
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #6f1d3c48
 def _as_tensor(x, name) -> torch.Tensor:
@@ -77,6 +77,43 @@ def knn(query, # (n, dim) embeddings
     return sims, idx
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #37ad8a64
+def _r_counts(labels:torch.Tensor, rl:torch.Tensor, same:bool, groups=None, ref_groups=None) -> torch.Tensor:
+    "R of each query: the references of its class (in other groups than its own, with `groups`)."
+    if groups is None:
+        classes, counts = torch.unique(rl, return_counts=True)
+        pos = torch.searchsorted(classes, labels).clamp(max=len(classes) - 1)
+        return torch.where(classes[pos] == labels, counts[pos], 0) - int(same)     # other images of the query's class
+    qg, rg = _codes(groups, groups if same else ref_groups)   # only references of the query's class in other groups count
+    pairs = pd.DataFrame({'l': rl.numpy(), 'g': rg.numpy()})
+    per_label, per_lg = pairs.groupby('l').size(), pairs.groupby(['l', 'g']).size()
+    lq, gq = labels.numpy(), qg.numpy()
+    tot = per_label.reindex(lq).fillna(0).to_numpy()
+    own = per_lg.reindex(pd.MultiIndex.from_arrays([lq, gq])).fillna(0).to_numpy()
+    return torch.from_numpy((tot - own).astype(np.int64))
+
+def _hit_sums(hit:torch.Tensor, r:torch.Tensor, ks) -> torch.Tensor:
+    "Sums over queries of [1, P@1, Recall@K for each K, R-precision, AP@R] from (queries, k) neighbour hits and each query's R."
+    within_r = torch.arange(hit.shape[1])[None] < r[:, None]
+    hit_r = hit & within_r
+    prec = hit_r.cumsum(1).double() / torch.arange(1, hit.shape[1] + 1)
+    return torch.stack([torch.tensor(float(len(r)), dtype=torch.float64), hit[:, 0].double().sum(),
+                        *[hit[:, :k].any(1).double().sum() for k in ks],
+                        (hit_r.sum(1).double() / r).sum(), ((prec * hit_r).sum(1) / r).sum()])
+
+def _metrics_from(sums:torch.Tensor, ks) -> dict[str, float]:
+    names = ['precision_at_1', *[f'recall_at_{k}' for k in ks], 'r_precision', 'map_at_r']
+    n = sums[0].item()
+    return {k: (v / n if n else float('nan')) for k, v in zip(names, sums[1:].tolist())}
+
+def _labels_r(query, labels, ref, ref_labels, groups, ref_groups):
+    labels = torch.as_tensor(np.asarray(labels)).long()
+    same = ref is None
+    rl = labels if same else torch.as_tensor(np.asarray(ref_labels)).long()
+    if len(labels) != len(query) or len(rl) != (len(query) if same else len(ref)):
+        raise BuildingMetricError("the number of labels and of embeddings differ", "pass one label per embedding")
+    if groups is not None and not same and ref_groups is None: raise BuildingMetricError("groups given for the queries but not for the references", "pass ref_groups too")
+    return labels, rl, same, _r_counts(labels, rl, same, groups, ref_groups)
+
 def retrieval_metrics(query, # (n, dim) query embeddings
                       labels, # (n,) their labels
                       ref=None, # (m, dim) reference embeddings (default: leave-one-out within `query`)
@@ -88,39 +125,12 @@ def retrieval_metrics(query, # (n, dim) query embeddings
                       backend:str='auto', # Nearest-neighbour search of `knn`: 'auto', 'torch' or 'faiss'
                      ) -> dict[str, float]:
     "Precision@1, Recall@K, R-precision and MAP@R of cosine nearest neighbours (lone queries left out)."
-    labels = torch.as_tensor(np.asarray(labels)).long()
-    same = ref is None
-    rl = labels if same else torch.as_tensor(np.asarray(ref_labels)).long()
-    if len(labels) != len(query) or len(rl) != (len(query) if same else len(ref)):
-        raise BuildingMetricError("the number of labels and of embeddings differ", "pass one label per embedding")
-    if groups is None:
-        classes, counts = torch.unique(rl, return_counts=True)
-        pos = torch.searchsorted(classes, labels).clamp(max=len(classes) - 1)
-        r = torch.where(classes[pos] == labels, counts[pos], 0) - int(same)     # other images of the query's class
-    else:   # only references of the query's class in other groups count
-        qg, rg = _codes(groups, groups if same else ref_groups)
-        pairs = pd.DataFrame({'l': rl.numpy(), 'g': rg.numpy()})
-        per_label = pairs.groupby('l').size()
-        per_lg = pairs.groupby(['l', 'g']).size()
-        lq, gq = labels.numpy(), qg.numpy()
-        tot = per_label.reindex(lq).fillna(0).to_numpy()
-        own = per_lg.reindex(pd.MultiIndex.from_arrays([lq, gq])).fillna(0).to_numpy()
-        r = torch.from_numpy((tot - own).astype(np.int64))
+    labels, rl, same, r = _labels_r(query, labels, ref, ref_labels, groups, ref_groups)
     keep = r > 0
-    out = {'precision_at_1': float('nan'), **{f'recall_at_{k}': float('nan') for k in ks}, 'r_precision': float('nan'), 'map_at_r': float('nan')}
-    if not keep.any(): return out
+    if not keep.any(): return _metrics_from(torch.zeros(len(ks) + 4, dtype=torch.float64), ks)
     kmax = max(int(r.max()), max(ks))
     _, idx = knn(query, ref, k=kmax, budget_mb=budget_mb, groups=groups, ref_groups=ref_groups, backend=backend)
-    hit = (rl[idx] == labels[:, None])[keep]                               # (queries, k): neighbour j is right
-    r = r[keep]
-    within_r = torch.arange(hit.shape[1])[None] < r[:, None]
-    hit_r = hit & within_r
-    prec = hit_r.cumsum(1).double() / torch.arange(1, hit.shape[1] + 1)
-    out['precision_at_1'] = hit[:, 0].double().mean().item()
-    for k in ks: out[f'recall_at_{k}'] = hit[:, :k].any(1).double().mean().item()
-    out['r_precision'] = (hit_r.sum(1).double() / r).mean().item()
-    out['map_at_r'] = ((prec * hit_r).sum(1) / r).mean().item()
-    return out
+    return _metrics_from(_hit_sums((rl[idx] == labels[:, None])[keep], r[keep], ks), ks)
 
 def map_at_r(emb, labels) -> float:
     "Leave-one-out MAP@R of `emb` by cosine similarity."
@@ -129,6 +139,53 @@ def map_at_r(emb, labels) -> float:
 def precision_at_1(emb, labels) -> float:
     "Leave-one-out Precision@1 by cosine similarity, over the queries whose class has another member."
     return retrieval_metrics(emb, labels, ks=(1,))['precision_at_1']
+
+# %% ../../nbs/05_evaluation.retrieval.ipynb #22ff3c9f
+def _block(x, s:int, e:int) -> torch.Tensor:
+    "Rows `s:e` of an array, HDF5 dataset, memory map or tensor, L2-normalised float32."
+    b = x[s:e]
+    return F.normalize(torch.as_tensor(b if isinstance(b, torch.Tensor) else np.asarray(b)).float(), dim=1)
+
+def retrieval_metrics_chunked(query, # (n, dim) query embeddings that slice like an array: h5py.Dataset, np.memmap, array, tensor
+                              labels, # (n,) their labels (in memory)
+                              ref=None, # (m, dim) reference embeddings, sliced the same way (default: leave-one-out within `query`)
+                              ref_labels=None, # (m,) reference labels
+                              ks:tuple=(1, 5, 10), # K of Recall@K
+                              chunk:int=4096, # Rows read at a time; memory ~ 4 bytes x chunk x (2 dim + chunk + 3 max(R, K))
+                              groups=None, # (n,) groups of the queries: a reference of the query's group is neither a hit nor a miss
+                              ref_groups=None, # (m,) groups of the references
+                              shard:bool=True, # Share the query blocks out between the processes of a launcher (when there are several)
+                             ) -> dict[str, float]:
+    "`retrieval_metrics` over embeddings read `chunk` rows at a time, never all in memory; the work shared out between processes."
+    if chunk < 1: raise BuildingMetricError(f"chunk={chunk} reads no rows", "use a positive chunk")
+    labels, rl, same, r = _labels_r(query, labels, ref, ref_labels, groups, ref_groups)
+    src = query if same else ref
+    nq, nr = len(labels), len(rl)
+    if query.shape[1] != src.shape[1]: raise BuildingMetricError(f"query dim {query.shape[1]} != reference dim {src.shape[1]}", "embed both with the same model")
+    keep = r > 0
+    sums = torch.zeros(len(ks) + 4, dtype=torch.float64)
+    if not keep.any(): return _metrics_from(sums, ks)
+    kmax = min(max(int(r.max()), max(ks)), nr - same)
+    qg, rg = _codes(groups, groups if same else ref_groups) if groups is not None else (None, None)
+    import torch.distributed as dist
+    rank, world = rank_world() if shard and dist.is_available() and dist.is_initialized() else (0, 1)
+    for b, s in enumerate(range(0, nq, chunk)):
+        if b % world != rank: continue
+        q = _block(query, s, s + chunk); e = s + len(q)
+        best, at = torch.full((len(q), kmax), -float('inf')), torch.zeros(len(q), kmax, dtype=torch.long)
+        for t in range(0, nr, chunk):
+            blk = q @ (q if same and t == s else _block(src, t, t + chunk)).T
+            cols = torch.arange(t, t + blk.shape[1])
+            if same: blk.masked_fill_(torch.arange(s, e)[:, None] == cols[None], -float('inf'))   # not its own neighbour
+            if qg is not None: blk.masked_fill_(qg[s:e, None] == rg[t:t + blk.shape[1]][None], -float('inf'))
+            v, i = blk.topk(min(kmax, blk.shape[1]), dim=1)
+            best, j = torch.cat([best, v], 1).topk(kmax, dim=1)             # the running best kmax, merged with this block's
+            at = torch.cat([at, i + t], 1).gather(1, j)
+        kq = keep[s:e]
+        sums += _hit_sums((rl[at] == labels[s:e, None])[kq], r[s:e][kq], ks)
+    if world > 1:   # on the CPU whatever the training backend: its own gloo channel
+        dist.all_reduce(sums, group=dist.new_group(backend='gloo'))
+    return _metrics_from(sums, ks)
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #fe850587
 def class_means(emb, labels, n_classes:int|None=None) -> torch.Tensor:

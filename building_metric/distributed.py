@@ -12,12 +12,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from fastai.callback.core import Callback
+from fastai.distributed import DistributedDL
 from torch.nn.parallel import DistributedDataParallel
 
 from .core import BuildingMetricError, rank_world
 
 # %% auto #0
-__all__ = ['RandomBatches', 'ShardedBatches', 'DistributedTraining']
+__all__ = ['RandomBatches', 'ShardedBatches', 'ShardedDL', 'DistributedTraining']
 
 # %% ../nbs/06b_distributed.ipynb #36ca3d1d
 class RandomBatches:
@@ -60,11 +61,23 @@ def _gather(x:torch.Tensor, grad:bool) -> torch.Tensor:
     dist.all_gather(out, x.contiguous())
     return torch.cat(out)
 
+class ShardedDL(DistributedDL):
+    "fastai's `DistributedDL` (each process a contiguous share of the epoch's order, which process 0 draws), with the order sent through gloo so that it runs on CPUs too."
+    def __init__(self, dl, rank:int|None=None, world:int|None=None):
+        super().__init__(dl, rank, world)
+        self.group = dist.new_group(backend='gloo')
+    def _broadcast(self, t, rank):
+        t = torch.as_tensor(t, dtype=torch.long)
+        dist.broadcast(t, rank, group=self.group)
+        return t.tolist()
+
 class DistributedTraining(Callback):
     "Data-parallel training over the processes of a launcher: the model in DDP, the loss computed over every process's embeddings and labels."
     order = -5
-    def __init__(self, sync_bn:bool=True): # Synchronise batch norms over the processes (GPUs only)
-        self.sync_bn = sync_bn
+    def __init__(self, sync_bn:bool=True, # Synchronise batch norms over the processes (GPUs only)
+                 gather:bool=True, # Gather the predictions and targets of every process before the loss (metric losses); off: each process's own loss (segmentation)
+                 shard_train:bool=False): # Give each process its share of the training set with `ShardedDL` (when the loader is not already sharded)
+        self.sync_bn, self.gather, self.shard_train = sync_bn, gather, shard_train
 
     def before_fit(self):
         self.rank, self.world = rank_world()
@@ -77,11 +90,15 @@ class DistributedTraining(Callback):
         self.ddp = DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if cuda else None)   # broadcasts rank 0's weights
         for p in (self.learn.loss_func.parameters() if isinstance(self.learn.loss_func, torch.nn.Module) else []):
             dist.broadcast(p.data, 0)   # the loss's own parameters (proxies): the same start everywhere
+        if self.shard_train: self.old_train, self.learn.dls.loaders[0] = self.dls.train, ShardedDL(self.dls.train, self.rank, self.world)
 
     def before_batch(self):
         if self.run and self.training: self.learn.model = self.ddp   # the forward that DDP's backward hooks pair with
+    def before_validate(self):
+        if self.run:   # batch-norm statistics as process 0 has them: every process validates the same model and decides the same
+            for b in self.ddp.module.buffers(): dist.broadcast(b, 0)
     def after_pred(self):
-        if not (self.run and self.training): return
+        if not (self.run and self.training and self.gather): return
         self.learn.pred = _gather(self.pred, grad=True)    # the global batch's embeddings, in rank order = the global batch's order
         self.learn.yb = tuple(_gather(y, grad=False) for y in self.yb)
     def after_backward(self):
@@ -89,4 +106,6 @@ class DistributedTraining(Callback):
     def after_batch(self):
         if self.run: self.learn.model = self.ddp.module
     def after_fit(self):
-        if self.run: self.learn.model = self.ddp.module
+        if not self.run: return
+        self.learn.model = self.ddp.module
+        if self.shard_train: self.learn.dls.loaders[0] = self.old_train

@@ -10,14 +10,26 @@ from building_metric.features.cache import FeatureCache
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
 
+def torchrun(command:str, *args) -> subprocess.CompletedProcess:
+    "`python -m building_metric.cli COMMAND ARGS` in two processes on the CPU."
+    return subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', '-m', 'building_metric.cli', command, *map(str, args)],
+                          capture_output=True, text=True, env=ENV, timeout=600)
+
+def one_and_two(command:str, common:list, tmp_path) -> tuple[dict, dict]:
+    "The answers of `bm-COMMAND` in one process (out=tmp_path/one) and in two (out=tmp_path/two)."
+    one = subprocess.run([str(BIN/f'bm-{command}'), *common, f"out={tmp_path/'one'}"], capture_output=True, text=True, env=ENV, timeout=600)
+    two = torchrun(command, *common, f"out={tmp_path/'two'}")
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    return json.loads(one.stdout), json.loads(two.stdout)                       # one answer, from process 0
+
 def test_two_process_extraction_equals_one_process(tmp_path):
     write_synthetic(tmp_path/'geo', 'geo', n_identities=12, views=4, size=48)
     BuildingIndex.from_path(tmp_path/'geo', progress=False).split(by='group', seed=0).save(tmp_path/'index.csv')
     common = ['--data', str(tmp_path/'index.csv'), '--extractors', 'resnet,vit', '--tiny', '1', '--workers', '0', '--bs', '4', '--shard_rows', '8']
     one = subprocess.run([str(BIN/'bm-extract'), *common, '--out', str(tmp_path/'one.h5')], capture_output=True, text=True, env=ENV, timeout=600)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', '-m', 'building_metric.cli', 'extract', *common,
-                          '--out', str(tmp_path/'two.h5')], capture_output=True, text=True, env=ENV, timeout=600)
+    two = torchrun('extract', *common, '--out', tmp_path/'two.h5')
     assert two.returncode == 0, two.stderr
     s1, s2 = json.loads(one.stdout), json.loads(two.stdout)                    # one answer, from process 0
     print(f"extraction: {s1['seconds']} s in one process, {s2['seconds']} s in two")
@@ -38,12 +50,7 @@ def test_two_process_training_writes_one_run(tmp_path):
     cache = extract_features(idx, ['resnet'], tmp_path/'f.h5', tiny=True, progress=False, num_workers=0)
     common = [f'data={cache}', 'resnet=1', 'epochs=4', 'batch=32', 'sampler=m_per_class', 'm=4', 'lr=0.01', 'eval_every=5', 'patience=0',
               'log=csv']   # key=value: torchrun takes abbreviations of its own flags anywhere (--m, --log)
-    one = subprocess.run([str(BIN/'bm-train'), *common, f"out={tmp_path/'one'}"], capture_output=True, text=True, env=ENV, timeout=600)
-    two = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', '-m', 'building_metric.cli', 'train', *common,
-                          f"out={tmp_path/'two'}"], capture_output=True, text=True, env=ENV, timeout=600)
-    assert one.returncode == 0, one.stderr
-    assert two.returncode == 0, two.stderr
-    m1, m2 = json.loads(one.stdout), json.loads(two.stdout)                    # one answer, from process 0
+    m1, m2 = one_and_two('train', common, tmp_path)
     assert m2 == {k: v for k, v in json.loads((tmp_path/'two'/'metrics.json').read_text()).items() if k != 'best'}
     h1, h2 = (np.loadtxt(tmp_path/r/'history.csv', delimiter=',', skiprows=1, usecols=1) for r in ('one', 'two'))
     assert len(h1) == len(h2) == 4                                             # one history, written once
@@ -51,8 +58,7 @@ def test_two_process_training_writes_one_run(tmp_path):
     print('train loss per epoch, 1 process:', h1.round(3), '2 processes:', h2.round(3), 'MAP@R:', m1['map_at_r'], m2['map_at_r'])
     assert np.allclose(h1, h2, rtol=0.05), (h1, h2)   # the same global batches (measured: within 2.5%); dropout and per-process batch norm differ
     assert abs(m1["map_at_r"] - m2["map_at_r"]) < 0.05, (m1, m2)             # (measured: 0.318 and 0.328)
-    more = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', '-m', 'building_metric.cli', 'train', *common,
-                           f"out={tmp_path/'two'}", 'epochs=6', 'resume=1'], capture_output=True, text=True, env=ENV, timeout=600)
+    more = torchrun('train', *common, f"out={tmp_path/'two'}", 'epochs=6', 'resume=1')
     assert more.returncode == 0, more.stderr                                   # resumed in two processes: every one loads last.pth
     h3 = np.loadtxt(tmp_path/'two'/'history.csv', delimiter=',', skiprows=1, usecols=(0, 1))
     assert h3[:, 0].tolist() == list(range(6)) and np.allclose(h3[:4, 1], h2)  # epochs 4 and 5 appended once, the first 4 kept
@@ -70,8 +76,7 @@ def test_two_process_evaluation_at_scale_equals_one_process(tmp_path):
     common = [f"checkpoint={tmp_path/'run'/'models'/'best.pth'}", f'data={cache}', 'chunk=7']   # blocks of 7 rows: many of them, split unevenly
     full = subprocess.run([str(BIN/'bm-eval'), *common[:2], f"out={tmp_path/'full'}"], capture_output=True, text=True, env=ENV, timeout=600)
     one = subprocess.run([str(BIN/'bm-eval'), *common, f"out={tmp_path/'one'}"], capture_output=True, text=True, env=ENV, timeout=600)
-    two = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', '-m', 'building_metric.cli', 'eval', *common, f"out={tmp_path/'two'}"],
-                         capture_output=True, text=True, env=ENV, timeout=600)
+    two = torchrun('eval', *common, f"out={tmp_path/'two'}")
     for r in (full, one, two): assert r.returncode == 0, r.stderr
     mf, m1, m2 = (json.loads(r.stdout) for r in (full, one, two))               # one answer, from process 0
     assert (m1['processes'], m2['processes']) == (1, 2)
@@ -82,6 +87,17 @@ def test_two_process_evaluation_at_scale_equals_one_process(tmp_path):
         assert b['embeddings'].is_virtual and not a['embeddings'].is_virtual   # two parts joined by a virtual dataset
         assert np.array_equal(a['rows'][:], b['rows'][:])
         np.testing.assert_allclose(a['embeddings'][:], b['embeddings'][:], atol=1e-6)
-    bad = subprocess.run([str(BIN/'torchrun'), '--standalone', '--nproc_per_node=2', '-m', 'building_metric.cli', 'eval', *common[:2], f"out={tmp_path/'bad'}"],
-                         capture_output=True, text=True, env=ENV, timeout=600)
+    bad = torchrun('eval', *common[:2], f"out={tmp_path/'bad'}")
     assert bad.returncode != 0 and 'bm-eval in 2 processes needs --chunk' in bad.stderr
+
+def test_two_process_segmentation_training(tmp_path):
+    write_synthetic(tmp_path/'facades', 'segmentation', n_identities=20, views=4, size=64)
+    common = [f"data={tmp_path/'facades'}", 'arch=unet_resnet18', 'tiny=1', 'pretrained=0', 'size=64', 'epochs=3', 'lr=3e-3', 'batch=8', 'augment=0', 'log=csv']
+    m1, m2 = one_and_two('seg-train', common, tmp_path)
+    assert m2.items() <= json.loads((tmp_path/'two'/'metrics.json').read_text()).items()
+    assert len((tmp_path/'two'/'history.csv').read_text().strip().splitlines()) == 1 + 3   # one history, written once
+    assert {p.name for p in (tmp_path/'two'/'models').iterdir()} >= {'best.pth', 'best.json', 'last.pth'}
+    print('test mIoU, 1 process:', round(m1['miou'], 3), '2 processes:', round(m2['miou'], 3), 'majority class:', round(m2['majority_baseline']['miou'], 3))
+    for m in (m1, m2): assert m['miou'] > 2 * m['majority_baseline']['miou'], m   # both learn (measured: 0.268 and 0.285 against 0.043)
+    bad = torchrun('seg-train', *common, 'batch=5', f"out={tmp_path/'bad'}")
+    assert bad.returncode != 0 and '--batch 5 does not split into 2 processes' in bad.stderr

@@ -20,9 +20,10 @@ from PIL import Image
 from torch import nn
 
 from ..callbacks import EMA, TRACKERS, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, load_checkpoint, resume, tracking_cbs
-from ..core import BuildingMetricError, Config, get_device, seed_everything
+from ..core import BuildingMetricError, Config, barrier, get_device, init_distributed, seed_everything
 from ..data.index import IMAGE_EXTENSIONS, check_image
 from ..data.synth import write_synthetic
+from ..distributed import DistributedTraining
 from .data import SegmentationPairs, seg_dataloaders
 from .learner import (SegFormer, _unet, class_colors, colorize, majority_baseline, miou_score, seg_confusion,
                                                   seg_learner, seg_lrs, show_predictions)
@@ -96,13 +97,19 @@ def _pairs(cfg:SegTrainConfig, out:Path, log) -> SegmentationPairs:
 def seg_train(cfg:SegTrainConfig, log=print) -> dict:
     "Train a segmentation model as `cfg` says; returns the scores of the best weights on the test (or validation) split."
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
-    cfg.to_yaml(out/'config.yaml')
-    pairs = _pairs(cfg, out, log)
-    seed_everything(cfg.seed)
-    dls = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch, augment=cfg.augment, mean=cfg.mean, std=cfg.std, num_workers=cfg.workers)
+    rank, world = init_distributed()   # under torchrun / accelerate launch: one of several processes
+    main = rank == 0                   # the one that writes data, checkpoints, logs and reports
+    if cfg.batch % world: raise BuildingMetricError(f"--batch {cfg.batch} does not split into {world} processes", f"use a multiple of {world}")
+    if main: cfg.to_yaml(out/'config.yaml')
+    if main: pairs = _pairs(cfg, out, log)
+    barrier()
+    if not main: pairs = _pairs(cfg, out, lambda s: None)   # (the synthetic data is written by process 0)
+    seed_everything(cfg.seed + rank)   # other augmentations in each process; DDP starts every process from process 0's weights
+    dls = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch // world, augment=cfg.augment, mean=cfg.mean, std=cfg.std, num_workers=cfg.workers)
     if cfg.class_weights and len(cfg.class_weights) != dls.c:
         raise BuildingMetricError(f"--class_weights has {len(cfg.class_weights)} values for {dls.c} classes", "give one weight per class, or none")
-    cbs = [PeriodicEval(every=cfg.eval_every or None, metric=miou_score), SaveBest(state=True), SaveCheckpoint(), *tracking_cbs(cfg.log, append=cfg.resume)]
+    cbs = [PeriodicEval(every=cfg.eval_every or None, metric=miou_score)] + ([SaveBest(state=True), SaveCheckpoint(), *tracking_cbs(cfg.log, append=cfg.resume)] if main else [])
+    if world > 1: cbs.append(DistributedTraining(gather=False, shard_train=True))   # each process a share of the images; gradients averaged
     if cfg.patience: cbs.append(EarlyStop(patience=cfg.patience))
     if cfg.ema: cbs.append(EMA(decay=cfg.ema))
     learn = seg_learner(dls, cfg.arch, pretrained=cfg.pretrained, tiny=cfg.tiny, loss=cfg.loss, class_weights=list(cfg.class_weights) or None,
@@ -115,7 +122,9 @@ def seg_train(cfg:SegTrainConfig, log=print) -> dict:
     if start >= cfg.epochs: log(f"the checkpoint is of the last epoch ({start - 1}): nothing left to train")
     else:
         learn.fit_one_cycle(cfg.epochs, seg_lrs(learn, cfg.lr, cfg.encoder_ratio), pct_start=cfg.warmup, start_epoch=start)
-        pd.DataFrame(learn.periodic_eval.history).to_csv(out/'evaluations.csv', index=False)   # (a finished run resumed keeps its file)
+        if main: pd.DataFrame(learn.periodic_eval.history).to_csv(out/'evaluations.csv', index=False)   # (a finished run resumed keeps its file)
+    barrier()
+    if not main: return dict(rank=rank)   # process 0 reports
     best = out/'models'/'best.pth'
     if best.is_file(): load_checkpoint(best, learn.model)
     split = 'test' if (pairs.items.split == 'test').any() else 'val'

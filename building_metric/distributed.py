@@ -1,4 +1,4 @@
-"""Several processes, one job: data-parallel training of `bm-train` and sharded `bm-extract` on PyTorch's distributed engine, started by `torchrun` or `accelerate launch`, on GPUs (NCCL) or CPUs (gloo).
+"""Several processes, one job: data-parallel `bm-train` and `bm-seg-train`, sharded `bm-extract` and `bm-eval --chunk` on PyTorch's distributed engine, started by `torchrun` or `accelerate launch`, on GPUs (NCCL) or CPUs (gloo).
 
 Docs: https://building-metric.github.io/building_metric/distributed.html.md"""
 

@@ -83,6 +83,11 @@ def test_two_process_evaluation_at_scale_equals_one_process(tmp_path):
     for part in ('seen_buildings_heldout_views', 'unseen_buildings'):
         for k, v in m1[part].items():
             assert abs(m2[part][k] - v) < 1e-9 and abs(mf[part][k] - v) < 1e-6, (part, k, v, m2[part][k], mf[part][k])
+    acc = subprocess.run([str(BIN/'accelerate'), 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
+                          '--dynamo_backend', 'no', '-m', 'building_metric.cli', 'eval', *common, f"out={tmp_path/'acc'}"],
+                         capture_output=True, text=True, env=ENV, timeout=600)   # Accelerate's launcher (--multi_gpu: its multi-process mode, gloo here)
+    assert acc.returncode == 0, acc.stderr
+    assert {k: v for k, v in json.loads(acc.stdout).items() if k != 'checkpoint'} == {k: v for k, v in m2.items() if k != 'checkpoint'}
     with h5py.File(tmp_path/'one'/'embeddings_test.h5') as a, h5py.File(tmp_path/'two'/'embeddings_test.h5') as b:
         assert b['embeddings'].is_virtual and not a['embeddings'].is_virtual   # two parts joined by a virtual dataset
         assert np.array_equal(a['rows'][:], b['rows'][:])

@@ -225,6 +225,8 @@ def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
                       ks:tuple=(1, 5, 10), log=print) -> dict:
     "The numbers of `evaluate` (NCM on seen buildings, retrieval on seen and unseen ones) with no features or embeddings held whole; shared out between the processes of a launcher."
     checkpoint, out = Path(checkpoint), Path(out)
+    if Path(cache).suffix.lower() not in ('.h5', '.hdf5'):
+        raise BuildingMetricError(f"evaluation at scale reads a feature cache (.h5), not {str(cache)!r}", "extract the features first (bm-extract), then pass the .h5")
     rank, world = rank_world()
     if rank == 0: out.mkdir(parents=True, exist_ok=True)
     barrier()

@@ -6,7 +6,7 @@ Docs: https://building-metric.github.io/building_metric/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #1679747a
 from __future__ import annotations
-import dataclasses, difflib, fnmatch, os, random, types
+import atexit, dataclasses, difflib, fnmatch, os, random, types
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Literal, Union, get_args, get_origin, get_type_hints
@@ -19,7 +19,7 @@ from fastai.torch_core import set_seed
 
 # %% auto #0
 __all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'get_device', 'rank_world', 'init_distributed', 'barrier',
-           'Registry', 'Config', 'read_yaml']
+           'all_sum', 'Registry', 'Config', 'read_yaml']
 
 # %% ../nbs/00_core.ipynb #5b111b55
 class BuildingMetricError(ValueError):
@@ -92,12 +92,20 @@ def init_distributed(backend:str|None=None, # 'gloo', 'nccl' (default: nccl with
         if 'MASTER_ADDR' not in os.environ:
             raise BuildingMetricError(f"WORLD_SIZE={world} but no MASTER_ADDR is set", "start the processes with torchrun or accelerate launch")
         dist.init_process_group(backend)
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())   # a clean exit: no communicator left to abort
     return rank_world()
 
 def barrier():
     "Wait for every process of the group (nothing to wait for in a single process)."
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: dist.barrier()
+
+def all_sum(t:torch.Tensor) -> torch.Tensor:
+    "A CPU tensor summed over every process of the group, in place, through gloo whatever the training backend (as it is in a single process)."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t, group=None if dist.get_backend() == 'gloo' else dist.new_group(backend='gloo'))
+    return t
 
 # %% ../nbs/00_core.ipynb #f92a4adc
 class Registry:

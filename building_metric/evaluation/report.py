@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from ..callbacks import embed_all, load_checkpoint
-from ..core import BuildingMetricError, Config, barrier, init_distributed, rank_world, seed_everything
+from ..core import BuildingMetricError, Config, all_sum, barrier, init_distributed, rank_world, seed_everything
 from ..data.index import BuildingIndex
 from ..data.synth import write_synthetic
 from .retrieval import (clustering_scores, expected_calibration_error, ncm_classify, ncm_probabilities, ncm_scores, open_set_rates,
@@ -198,13 +198,7 @@ def _class_sums(emb:h5py.Dataset, labels:np.ndarray, n_classes:int, chunk:int) -
     sums = torch.zeros(n_classes, emb.shape[1], dtype=torch.float64)
     for b, s in enumerate(range(0, len(labels), chunk)):
         if b % world == rank: sums.index_add_(0, torch.as_tensor(labels[s:s + chunk]).long(), torch.as_tensor(emb[s:s + chunk]).double())
-    return _all_sum(sums)
-
-def _all_sum(t:torch.Tensor) -> torch.Tensor:
-    if rank_world()[1] > 1:
-        import torch.distributed as dist
-        dist.all_reduce(t, group=dist.new_group(backend='gloo'))
-    return t
+    return all_sum(sums)
 
 def _ncm_hits(emb:h5py.Dataset, labels:np.ndarray, means:torch.Tensor, chunk:int, ks=(1, 3)) -> dict[str, float]:
     "NCM top-k accuracy of embeddings read in blocks shared out between the processes."
@@ -216,7 +210,7 @@ def _ncm_hits(emb:h5py.Dataset, labels:np.ndarray, means:torch.Tensor, chunk:int
         top = (torch.as_tensor(emb[s:s + chunk]).float() @ m.T).masked_fill(none[None], -float('inf')).topk(max(ks), dim=1).indices
         y = torch.as_tensor(labels[s:s + chunk]).long()[:, None]
         hits += torch.tensor([float((top[:, :k] == y).any(1).sum()) for k in ks], dtype=torch.float64)
-    return {f'ncm_top{k}': h / len(labels) for k, h in zip(ks, _all_sum(hits).tolist())}
+    return {f'ncm_top{k}': h / len(labels) for k, h in zip(ks, all_sum(hits).tolist())}
 
 def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
                       cache:str|Path, # A feature cache with the model's extractors
@@ -232,7 +226,7 @@ def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
     barrier()
     with FeatureCache(cache) as c:
         head, meta = _checked_head(checkpoint, c)
-        names, lab = meta['extractors'], c.labels
+        names = meta['extractors']
         m = {'checkpoint': str(checkpoint), 'trained_metric': {meta.get('metric'): meta.get('value')}, 'extractors': names, 'processes': world, 'chunk': chunk}
         files = {}
         for split in ('train', 'val', 'test'):
@@ -243,9 +237,9 @@ def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
                 log(f"embedded {len(rows):,} {split} rows in {time.time() - t0:.1f} s")
         if 'val' in files:
             with h5py.File(files['train']) as ft, h5py.File(files['val']) as fv:
-                sums = _class_sums(ft['embeddings'], ft['labels'][:], len(c.label_names), chunk)
-                means = torch.nn.functional.normalize(sums, dim=1).float()
-                means[torch.bincount(torch.as_tensor(ft['labels'][:]).long(), minlength=len(c.label_names)) == 0] = float('nan')
+                yt = ft['labels'][:]
+                means = torch.nn.functional.normalize(_class_sums(ft['embeddings'], yt, len(c.label_names), chunk), dim=1).float()
+                means[np.bincount(yt, minlength=len(c.label_names)) == 0] = float('nan')
                 yv = fv['labels'][:]
                 m['seen_buildings_heldout_views'] = dict(n_images=len(yv), n_buildings=len(np.unique(yv)), **_ncm_hits(fv['embeddings'], yv, means, chunk),
                                                          **retrieval_metrics_chunked(fv['embeddings'], yv, ks=ks, chunk=chunk))

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..core import BuildingMetricError, rank_world
+from ..core import BuildingMetricError, all_sum, rank_world
 
 # %% auto #0
 __all__ = ['knn', 'retrieval_metrics', 'map_at_r', 'precision_at_1', 'retrieval_metrics_chunked', 'class_means', 'ncm_scores',
@@ -183,9 +183,7 @@ def retrieval_metrics_chunked(query, # (n, dim) query embeddings that slice like
             at = torch.cat([at, i + t], 1).gather(1, j)
         kq = keep[s:e]
         sums += _hit_sums((rl[at] == labels[s:e, None])[kq], r[s:e][kq], ks)
-    if world > 1:   # on the CPU whatever the training backend: its own gloo channel
-        dist.all_reduce(sums, group=dist.new_group(backend='gloo'))
-    return _metrics_from(sums, ks)
+    return _metrics_from(all_sum(sums) if world > 1 else sums, ks)
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #fe850587
 def class_means(emb, labels, n_classes:int|None=None) -> torch.Tensor:

@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: test docs demo lock sync-check nbtest pytest chromium
+.PHONY: test test-slow docs demo lock sync-check imports nbtest pytest chromium clean-check
 
 # The pinned development environment (torch, torchvision and everything else from the lock).
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
@@ -20,10 +20,29 @@ $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-# Notebooks as tests, the docs site built from them, then the tests in tests/ (the CLI from subprocesses,
-# and the rendered docs opened in headless Chromium).
-test: $(VENV)/.installed chromium sync-check nbtest docs pytest
+# Notebooks as tests, the docs site built from them, then the tests in tests/ (the console scripts, kills and
+# multi-process runs in subprocesses, and the rendered docs opened in headless Chromium); last, that the run wrote
+# nothing into the checkout.
+test: $(VENV)/.installed chromium
+	@git status --porcelain --untracked-files=all > .git/bm-status-before
+	$(MAKE) --no-print-directory sync-check imports nbtest docs pytest
+	@$(MAKE) --no-print-directory clean-check
 	@echo "make test: all checks passed"
+
+# The long runs (cells marked `#| slow`, tests marked slow): not in `make test`, run by hand or nightly.
+test-slow: $(VENV)/.installed
+	$(BIN)/nbdev-test --n-workers 2 --timing --flags slow
+	$(BIN)/pytest -q -m slow tests
+
+# A test that writes into the checkout is a bug: fail if `make test` left anything git did not see before it.
+clean-check:
+	@git status --porcelain --untracked-files=all > .git/bm-status-after; \
+	if ! diff -q .git/bm-status-before .git/bm-status-after >/dev/null; then \
+	  echo "make test wrote into the checkout (git status before -> after):"; diff .git/bm-status-before .git/bm-status-after; exit 1; fi
+
+# The floors of DESIGN.md: no import cycle, no private name across modules, no import from a higher floor.
+imports: $(VENV)/.installed
+	$(BIN)/python tools/check_imports.py building_metric
 
 # Debian's Chromium for the docs' browser test (tests/test_docs.py), installed when missing and apt-get is at hand.
 chromium:
@@ -44,7 +63,7 @@ sync-check: $(VENV)/.installed
 	rm -rf "$$tmp"; test $$ok = 1
 
 nbtest: $(VENV)/.installed
-	$(BIN)/nbdev-test --n-workers 2 --timing
+	$(BIN)/nbdev-test --n-workers 2 --timing --cell-timeout 1800
 
 pytest: $(VENV)/.installed
 	$(BIN)/pytest -q tests

@@ -19,15 +19,15 @@ import torch
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.progress import CSVLogger
 from fastcore.foundation import L
-from timm.utils.model_ema import ModelEmaV3
 
-from .core import BuildingMetricError, Config
+from .config import TRACKERS, Config
+from .core import BuildingMetricError
 from .evaluation.retrieval import retrieval_metrics
 
 # %% auto #0
-__all__ = ['RETRIEVAL_SCORES', 'TRACKERS', 'embed_all', 'retrieval_score', 'PeriodicEval', 'EarlyStop', 'checkpoint_meta',
-           'SaveBest', 'load_checkpoint', 'EMA', 'TerminateOnNaN', 'training_state', 'SaveCheckpoint', 'resume',
-           'CSVLog', 'tracking_cbs', 'wandb_history', 'is_oom', 'find_batch_size', 'learner_step']
+__all__ = ['RETRIEVAL_SCORES', 'embed_all', 'retrieval_score', 'PeriodicEval', 'EarlyStop', 'checkpoint_meta', 'SaveBest',
+           'load_checkpoint', 'EMA', 'TerminateOnNaN', 'training_state', 'SaveCheckpoint', 'resume', 'CSVLog',
+           'tracking_cbs', 'wandb_history', 'is_oom', 'find_batch_size', 'learner_step']
 
 # %% ../nbs/03_callbacks.ipynb #86025f0f
 def embed_all(model, dl) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,6 +225,7 @@ class EMA(Callback):
                  apply_at_end:bool=True): # Leave the averaged weights in the model after training
         self.decay, self.warmup, self.apply_at_end, self.model_ema, self._resume = decay, warmup, apply_at_end, None, None
     def before_fit(self):
+        from timm.utils.model_ema import ModelEmaV3
         self.model_ema = ModelEmaV3(self.learn.model, decay=self.decay, use_warmup=self.warmup)
         st, self._resume = self._resume, None
         self.step = 0
@@ -353,7 +354,6 @@ class CSVLog(CSVLogger):
         if new: self.file.write(','.join(self.recorder.metric_names) + '\n')
         self.old_logger, self.learn.logger = self.logger, self._write_line
 
-TRACKERS = ('csv', 'tensorboard', 'wandb', 'none')
 
 def _wandb_cb(project:str):
     try:

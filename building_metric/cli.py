@@ -1,4 +1,4 @@
-"""One YAML file for a whole experiment: a section per console script, shared data and outputs, each step reading what the one before wrote; and `python -m building_metric.cli`, every console script behind one entry point.
+"""Every console script (`bm-extract`, `bm-train`, ...) as a thin shell over its library function, and `python -m building_metric.cli`, all of them behind one entry point.
 
 Docs: https://building-metric.github.io/building_metric/cli.html.md"""
 
@@ -7,105 +7,90 @@ Docs: https://building-metric.github.io/building_metric/cli.html.md"""
 # %% ../nbs/09_cli.ipynb #380972fe
 from __future__ import annotations
 
-import building_metric  # first: its warning filters apply to what follows
-import copy, sys
-from dataclasses import dataclass, field, fields
+import importlib, json, sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from fastcore.imports import IN_NOTEBOOK
 
-from .core import BuildingMetricError, Config, read_yaml
-from .evaluation.report import DemoConfig, EvalConfig
-from .features.cache import ExtractConfig
-from .hpo import HPOConfig
-from .metric.siamese import PairConfig
-from .segmentation.infer import SegInferConfig, SegTrainConfig
-from .train import TrainConfig, _default_cache, config_table
+from .config import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, PairConfig, SegInferConfig, SegTrainConfig,
+                                    TrainConfig, config_parser, parse_config, run_script)
 
 # %% auto #0
-__all__ = ['SCRIPTS', 'COMMANDS', 'PipelineConfig', 'is_pipeline', 'main']
+__all__ = ['COMMANDS', 'bm_extract', 'bm_train', 'bm_eval', 'bm_demo', 'bm_hpo', 'bm_seg_train', 'bm_seg_infer', 'bm_pair_train',
+           'Script', 'main']
 
-# %% ../nbs/09_cli.ipynb #3cb6e8c9
+# %% ../nbs/09_cli.ipynb #54059f6c
 @dataclass
-class PipelineConfig(Config):
-    "One experiment in one YAML file: shared `data`, `out` and `seed`, and a section per console script."
-    data:str = '' # Images (folder or CSV manifest) for every section that does not name its own
-    out:str = 'runs/experiment' # Root of the outputs: each section writes in its own folder under it
-    seed:int = 0 # Seed of every section that does not set its own
-    extract:ExtractConfig = field(default_factory=ExtractConfig) # bm-extract
-    train:TrainConfig = field(default_factory=TrainConfig) # bm-train
-    hpo:HPOConfig = field(default_factory=HPOConfig) # bm-hpo
-    eval:EvalConfig = field(default_factory=EvalConfig) # bm-eval
-    demo:DemoConfig = field(default_factory=DemoConfig) # bm-demo
-    segment:SegTrainConfig = field(default_factory=SegTrainConfig) # bm-seg-train
-    seg_infer:SegInferConfig = field(default_factory=SegInferConfig) # bm-seg-infer
-    pairs:PairConfig = field(default_factory=PairConfig) # bm-pair-train
+class Script:
+    "A console script: its settings, its section of a pipeline file, the job it runs (imported only then) and what it prints."
+    prog:str # The script's name, e.g. bm-train
+    cls:type # Its settings dataclass
+    section:str # Its section of a pipeline file
+    job:str # 'module:function' that takes the settings and returns the result
+    about:str # What it does, for --help
+    example:str # An example command, for --help
+    show:Callable|None=None # (result, settings) -> text for stdout (default: the result as JSON)
 
-    @classmethod
-    def load(cls, path:str|Path, # A pipeline YAML file
-             overrides:list[str]|None=None, # `key.sub=value` strings applied to the file before its sections are linked
-            ) -> PipelineConfig:
-        "Read, override, link and check a pipeline file."
-        raw = read_yaml(path)
-        if raw is None: raw = {}
-        if not isinstance(raw, dict): raise BuildingMetricError(f"config file {str(path)!r} is not a mapping of keys to values", "write it as `key: value` lines")
-        for o in overrides or []: _set(raw, o)
-        return cls.from_dict(_link(raw, path))
+    def parse(self, argv:list[str]|None=None): # The arguments (default: the command line)
+        "The settings of a command line."
+        p = config_parser(self.cls, self.prog, self.about, f"Flags override the --config file. Example: {self.example}")
+        return parse_config(self.cls, p, argv, section=self.section)
 
-SCRIPTS = {'extract': 'bm-extract', 'train': 'bm-train', 'hpo': 'bm-hpo', 'eval': 'bm-eval', 'demo': 'bm-demo',
-           'segment': 'bm-seg-train', 'seg_infer': 'bm-seg-infer', 'pairs': 'bm-pair-train'}
-"Pipeline sections and the console scripts that read them."
+    def run(self, cfg):
+        "Run the job on settings `cfg`."
+        mod, fn = self.job.split(':')
+        return getattr(importlib.import_module(mod), fn)(cfg)
 
-def is_pipeline(raw) -> bool:
-    "Whether a loaded YAML document is a pipeline file (it has at least one section as a mapping) rather than one script's flat settings."
-    return isinstance(raw, dict) and any(isinstance(raw.get(s), dict) for s in SCRIPTS)
+    def __call__(self, argv:list[str]|None=None): # The arguments (default: the command line)
+        "The console script: parse `argv`, run the job, print its result (or one line on stderr, exit code 2)."
+        run_script(self.prog, lambda: self.parse(argv), self.run, *([self.show] if self.show else []))
 
-def _set(raw:dict, override:str):
-    from building_metric.core import _split_override
-    key, value = _split_override(override)
-    *parents, leaf = key.split('.')
-    node = raw
-    for p in parents:
-        if node.get(p) is None: node[p] = {}
-        if not isinstance(node[p], dict): raise BuildingMetricError(f"override {override!r}: {p!r} is not a section", "set a key of a section, e.g. train.lr=1e-3")
-        node = node[p]
-    node[leaf] = value
+def _train_lines(m:dict, cfg) -> str: return json.dumps({k: v for k, v in m.items() if k != 'best'}, indent=2)
 
-def _is_folder(p) -> bool: return bool(p) and Path(str(p)).suffix.lower() not in ('.h5', '.hdf5', '.csv')
+def _seg_lines(m:dict, cfg) -> str:
+    return json.dumps({k: m[k] for k in ('split', 'miou', 'pixel_acc', 'mean_acc', 'mean_dice', 'fw_iou', 'majority_baseline')}, indent=2)
 
-def _link(raw:dict, path) -> dict:
-    "Fill what each section leaves out from the shared keys and the sections before it."
-    r = copy.deepcopy(raw)
-    data, out = r.get('data') or '', str(r.get('out') or PipelineConfig.out)
-    types = {f.name: f.type for f in fields(PipelineConfig)}
-    def sec(name, **defaults):
-        s = r.get(name)
-        if s is None: s = r[name] = {}
-        if not isinstance(s, dict): return {}   # reported by from_dict
-        for k, v in defaults.items(): s.setdefault(k, v)
-        if 'seed' in r and name in ('extract', 'train', 'hpo', 'demo', 'segment', 'pairs'): s.setdefault('seed', r['seed'])
-        return s
-    ex = sec('extract', data=data, out=f'{out}/features.h5')
-    tr = sec('train', data=ex.get('out') if isinstance(raw.get('extract'), dict) else data, out=f'{out}/train')
-    tr_data = str(tr.get('data') or '')
-    cache = tr.get('cache') or (str(_default_cache(Path(tr_data))) if _is_folder(tr_data) or tr_data.lower().endswith('.csv') else tr_data)
-    sec('hpo', train=str(path), data=tr_data, out=f'{out}/hpo')
-    sec('eval', checkpoint=f"{tr.get('out')}/models/best.pth", data=cache, out=f'{out}/report', images=data if _is_folder(data) else '')
-    sec('demo', out=f'{out}/demo')
-    sg = sec('segment', out=f'{out}/segment')
-    sec('seg_infer', checkpoint=f"{sg.get('out')}/models/best.pth", out=f'{out}/masks')
-    sec('pairs', data=data, out=f'{out}/pairs')
-    return r
+def _demo_lines(m:dict, cfg) -> str:
+    lines = [f"{k.replace('_', ' ')}: NCM top-1 {m[k]['ncm_top1']:.3f}, P@1 {m[k]['precision_at_1']:.3f}, MAP@R {m[k]['map_at_r']:.3f}"
+             for k in ('seen_buildings_heldout_views', 'unseen_buildings') if k in m]
+    return "\n".join(lines + [f"report: {Path(cfg.out)/'report'/'report.md'}"])
 
-# %% ../nbs/09_cli.ipynb #6a053a76
-COMMANDS = {'extract': 'building_metric.features.cache:bm_extract', 'train': 'building_metric.train:bm_train',
-            'eval': 'building_metric.evaluation.report:bm_eval', 'demo': 'building_metric.evaluation.report:bm_demo',
-            'hpo': 'building_metric.hpo:bm_hpo', 'seg-train': 'building_metric.segmentation.infer:bm_seg_train',
-            'seg-infer': 'building_metric.segmentation.infer:bm_seg_infer', 'pair-train': 'building_metric.metric.siamese:bm_pair_train'}
+# %% ../nbs/09_cli.ipynb #d41a9938
+COMMANDS = {
+    'extract': Script('bm-extract', ExtractConfig, 'extract', 'building_metric.features.cache:extract',
+                      "Extract features of an index or folder of building images into an HDF5 cache (resumable).",
+                      "bm-extract --data photos/ --extractors resnet,clip --out photos.h5"),
+    'train': Script('bm-train', TrainConfig, 'train', 'building_metric.train:train',
+                    "Train a fusion head on cached features of building images (extracting them first for a folder or manifest).",
+                    "bm-train --data photos/ --clip 1 --vit 1 --big_fusion_head 1 --batch 64 --lr 1e-4 --out runs/a", _train_lines),
+    'eval': Script('bm-eval', EvalConfig, 'eval', 'building_metric.evaluation.report:run_eval',
+                   "Evaluate a trained fusion head on the seen (val) and unseen (test) buildings of a feature cache.",
+                   "bm-eval --checkpoint runs/a/models/best.pth --data photos/.bm_cache/features.h5 --images photos/ --out runs/a/report"),
+    'demo': Script('bm-demo', DemoConfig, 'demo', 'building_metric.evaluation.report:run_demo',
+                   "Generate synthetic buildings, extract features, train a fusion head, evaluate it and write a report.",
+                   "bm-demo --out demo --identities 40 --epochs 30", _demo_lines),
+    'hpo': Script('bm-hpo', HPOConfig, 'hpo', 'building_metric.hpo:tune',
+                  "Search bm-train hyperparameters with Optuna (resumable SQLite study, median pruning).",
+                  "bm-hpo --train base.yaml --data cache.h5 --n_trials 50 --out runs/hpo"),
+    'seg-train': Script('bm-seg-train', SegTrainConfig, 'segment', 'building_metric.segmentation.infer:seg_train',
+                        "Train a facade segmentation model (U-Net on a timm encoder, or SegFormer) on image/mask pairs, or on synthetic facades.",
+                        "bm-seg-train --data facades/ --arch unet_resnet34 --size 256 --epochs 40 --out runs/seg", _seg_lines),
+    'seg-infer': Script('bm-seg-infer', SegInferConfig, 'seg_infer', 'building_metric.segmentation.infer:run_seg_infer',
+                        "Write a class-index mask PNG and a colour overlay for every image in a folder.",
+                        "bm-seg-infer --checkpoint runs/seg/models/best.pth --images photos/ --out masks/"),
+    'pair-train': Script('bm-pair-train', PairConfig, 'pairs', 'building_metric.metric.siamese:pair_train',
+                         "Train a siamese attention-gate model to tell whether two photos show the same building; threshold on validation, scores on unseen buildings.",
+                         "bm-pair-train --config configs/siamese.yaml --data geo_photos/ --out runs/pairs"),
+}
+"The console scripts by command: `bm-COMMAND` and `python -m building_metric.cli COMMAND` are the same."
 
-def main(argv:list[str]|None=None):
-    "`python -m building_metric.cli COMMAND [ARGS]`: the console script `bm-COMMAND`."
-    import importlib
+bm_extract, bm_train, bm_eval, bm_demo = COMMANDS['extract'], COMMANDS['train'], COMMANDS['eval'], COMMANDS['demo']
+bm_hpo, bm_seg_train, bm_seg_infer, bm_pair_train = COMMANDS['hpo'], COMMANDS['seg-train'], COMMANDS['seg-infer'], COMMANDS['pair-train']
+
+def main(argv:list[str]|None=None): # The arguments (default: the command line)
+    "`python -m building_metric.cli COMMAND [ARGS]`: the console script `bm-COMMAND`, the only module imported."
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ('-h', '--help') or argv[0] not in COMMANDS:
         known = ', '.join(COMMANDS)
@@ -113,8 +98,7 @@ def main(argv:list[str]|None=None):
             print(f"building_metric.cli: error: unknown command {argv[0]!r}. use one of {known}", file=sys.stderr); sys.exit(2)
         print(f"usage: python -m building_metric.cli COMMAND [ARGS]\ncommands: {known} (each is also the console script bm-COMMAND; COMMAND --help for its settings)")
         return
-    mod, fn = COMMANDS[argv[0]].split(':')
-    getattr(importlib.import_module(mod), fn)(argv[1:])
+    COMMANDS[argv[0]](argv[1:])
 
 # %% ../nbs/09_cli.ipynb #c97dbbb4
 if __name__ == '__main__' and not IN_NOTEBOOK: main()   # (not run by the docs and tests, where __name__ is '__main__' too)

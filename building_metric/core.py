@@ -1,4 +1,4 @@
-"""Seeding, device choice, the `Registry`, YAML configs and the error type users see.
+"""Seeding, device choice, process groups, the `Registry` and the error type users see.
 
 Docs: https://building-metric.github.io/building_metric/core.html.md"""
 
@@ -6,20 +6,12 @@ Docs: https://building-metric.github.io/building_metric/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #1679747a
 from __future__ import annotations
-import atexit, dataclasses, difflib, fnmatch, os, random, types
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any, Callable, Literal, Union, get_args, get_origin, get_type_hints
-
-import numpy as np
-import pandas as pd
-import torch
-import yaml
-from fastai.torch_core import set_seed
+import atexit, difflib, fnmatch, os, random
+from typing import Callable
 
 # %% auto #0
 __all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'get_device', 'rank_world', 'init_distributed', 'barrier',
-           'all_sum', 'Registry', 'Config', 'read_yaml']
+           'all_sum', 'Registry']
 
 # %% ../nbs/00_core.ipynb #5b111b55
 class BuildingMetricError(ValueError):
@@ -36,6 +28,8 @@ def seed_everything(seed:int=42, # The seed for python, numpy and torch
                     deterministic:bool=False, # Also ask torch for deterministic kernels (slower on GPU)
                    ) -> int:
     "Seed python, numpy and torch on every device so that a run can be repeated; returns `seed`."
+    import numpy as np, torch
+    from fastai.torch_core import set_seed
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise BuildingMetricError(f"seed must be a non-negative integer, got {seed!r}", "pass e.g. seed=42")
     seed = int(seed)
@@ -47,17 +41,20 @@ def seed_everything(seed:int=42, # The seed for python, numpy and torch
 
 def seed_worker(worker_id:int): # The DataLoader worker's index (unused: torch already made its seed distinct)
     "`worker_init_fn` for a torch `DataLoader`: seed the worker's python and numpy from torch's per-worker seed."
+    import numpy as np, torch
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
 
 # %% ../nbs/00_core.ipynb #c23d7e29
 def _mps_available() -> bool:
+    import torch
     return getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
 
 def get_device(device:str|torch.device|None=None, # 'cpu', 'cuda', 'cuda:1', 'mps', or None for the best available
               ) -> torch.device:
     "The device to run on: `device` if given (and present), else CUDA, then MPS, then CPU."
+    import torch
     if device is None:
         if torch.cuda.is_available(): return torch.device('cuda')
         return torch.device('mps' if _mps_available() else 'cpu')
@@ -84,7 +81,7 @@ def rank_world() -> tuple[int, int]:
 def init_distributed(backend:str|None=None, # 'gloo', 'nccl' (default: nccl with CUDA, else gloo)
                     ) -> tuple[int, int]:
     "Join the process group a launcher set up (torchrun, accelerate launch), if any; returns (rank, world size)."
-    import torch.distributed as dist
+    import torch, torch.distributed as dist
     rank, world = rank_world()
     if world > 1 and not dist.is_initialized():
         backend = backend or ('nccl' if torch.cuda.is_available() else 'gloo')
@@ -149,6 +146,7 @@ class Registry:
 
     def table(self) -> pd.DataFrame:
         "One row per entry: its name, the first line of its docstring and its metadata."
+        import pandas as pd
         rows = [{'name': n, 'description': (self._builders[n].__doc__ or '').strip().split('\n')[0], **self._meta[n]}
                 for n in self.list()]
         return pd.DataFrame(rows).set_index('name') if rows else pd.DataFrame()
@@ -157,144 +155,3 @@ class Registry:
     def __len__(self): return len(self._builders)
     def __iter__(self): return iter(self.list())
     def __repr__(self): return f"Registry({self.kind!r}: {', '.join(self.list())})"
-
-# %% ../nbs/00_core.ipynb #34f7045d
-def _type_name(tp) -> str:
-    if get_origin(tp) is Literal: return ' or '.join(repr(a) for a in get_args(tp))
-    if get_origin(tp) in (Union, types.UnionType): return ' or '.join(_type_name(a) for a in get_args(tp))
-    if tp is type(None): return 'null'
-    return getattr(tp, '__name__', str(tp))
-
-def _bad(key, value, tp):
-    return BuildingMetricError(f"config key {key!r} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})",
-                               f"fix {key!r} in the YAML file or the override")
-
-def _convert(value, tp, key:str):
-    "Check `value` against the annotation `tp` and convert it (str->Path, list->tuple, dict->Config)."
-    origin, args = get_origin(tp), get_args(tp)
-    if tp is Any: return value
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args: return None
-        for a in args:
-            if a is type(None): continue
-            try: return _convert(value, a, key)
-            except BuildingMetricError: pass
-        raise _bad(key, value, tp)
-    if origin is Literal:
-        if value in args: return value
-        raise _bad(key, value, tp)
-    if isinstance(tp, type) and issubclass(tp, Config):
-        if isinstance(value, tp): return value
-        if not isinstance(value, dict): raise _bad(key, value, tp)
-        return tp._from_dict(value, prefix=f"{key}.")
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)): raise _bad(key, value, tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args): raise _bad(key, value, tp)
-            return tuple(_convert(v, a, f"{key}[{i}]") for i,(v,a) in enumerate(zip(value, args)))
-        item = args[0] if args else Any
-        return origin(_convert(v, item, f"{key}[{i}]") for i,v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict): raise _bad(key, value, tp)
-        kt, vt = args or (Any, Any)
-        return {_convert(k, kt, key): _convert(v, vt, f"{key}.{k}") for k,v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool): return value
-        raise _bad(key, value, tp)
-    if tp is int:
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool): return int(value)
-        raise _bad(key, value, tp)
-    if tp is float:
-        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool): return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads `1e-3` as a string
-            try: return float(value)
-            except ValueError: pass
-        raise _bad(key, value, tp)
-    if tp is str:
-        if isinstance(value, str): return value
-        raise _bad(key, value, tp)
-    if tp is Path:
-        if isinstance(value, (str, Path)): return Path(value)
-        raise _bad(key, value, tp)
-    return value
-
-def _plain(value):
-    "A YAML-friendly copy of a config value."
-    if isinstance(value, Config): return value.to_dict()
-    if isinstance(value, Path): return str(value)
-    if isinstance(value, (list, tuple)): return [_plain(v) for v in value]
-    if isinstance(value, dict): return {k: _plain(v) for k,v in value.items()}
-    return value
-
-# %% ../nbs/00_core.ipynb #36d98d03
-@dataclass
-class Config:
-    "Base of the library's settings dataclasses: typed loading from dicts and YAML, overrides, dumping."
-    @classmethod
-    def _from_dict(cls, d:dict, prefix:str=''):
-        hints, known = get_type_hints(cls), {f.name: f for f in fields(cls) if f.init}
-        for k in d:
-            if k not in known:
-                close = difflib.get_close_matches(str(k), list(known), n=1)
-                hint = f"did you mean {prefix + close[0]!r}? " if close else ''
-                raise BuildingMetricError(f"unknown config key {prefix + str(k)!r}",
-                                          f"{hint}known keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(known)}")
-        kw = {k: _convert(v, hints[k], f"{prefix}{k}") for k,v in d.items()}
-        missing = [n for n,f in known.items() if n not in kw and f.default is dataclasses.MISSING
-                   and f.default_factory is dataclasses.MISSING]
-        if missing: raise BuildingMetricError(f"config key {prefix + missing[0]!r} is required", "set it in the YAML file or as an override")
-        return cls(**kw)
-
-    @classmethod
-    def from_dict(cls, d:dict|None): # Settings as nested dicts, as `yaml.safe_load` gives them
-        "Build the config from nested dicts, checking every key and type."
-        if d is None: d = {}
-        if not isinstance(d, dict):
-            raise BuildingMetricError(f"a {cls.__name__} must be a mapping of keys to values, got {type(d).__name__}",
-                                      "write the config as `key: value` lines")
-        return cls._from_dict(d)
-
-    @classmethod
-    def from_yaml(cls, path:str|Path): # A YAML file
-        "Load the config from a YAML file (read with `yaml.safe_load`)."
-        return cls.from_dict(read_yaml(path))
-
-    def to_dict(self) -> dict:
-        "The config as nested plain dicts (paths as strings, tuples as lists)."
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-
-    def to_yaml(self, path:str|Path|None=None) -> str: # Where to write the YAML, if anywhere
-        "The config as YAML text, written to `path` if given."
-        txt = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if path is not None: Path(path).write_text(txt)
-        return txt
-
-    def override(self, overrides:list[str]|dict): # `key.sub=value` strings (values parsed as YAML) or a dict
-        "A copy of the config with `overrides` applied, checked like a loaded file."
-        d = self.to_dict()
-        items = overrides.items() if isinstance(overrides, dict) else map(_split_override, overrides)
-        for k, v in items:
-            *parents, leaf = k.split('.')
-            node = d
-            for i, p in enumerate(parents):
-                if not isinstance(node.get(p), dict):
-                    raise BuildingMetricError(f"unknown config key {'.'.join(parents[:i+1])!r} in override {k!r}",
-                                              f"known keys: {', '.join(node)}")
-                node = node[p]
-            node[leaf] = v
-        return type(self).from_dict(d)
-
-def read_yaml(path:str|Path): # A YAML file
-    "The contents of a YAML file, with a one-line error if it is missing or not valid YAML."
-    path = Path(path)
-    if not path.is_file(): raise BuildingMetricError(f"config file {str(path)!r} not found", "check the path")
-    try: return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        where = f" at line {e.problem_mark.line+1}" if getattr(e, 'problem_mark', None) else ''
-        raise BuildingMetricError(f"config file {str(path)!r} is not valid YAML{where}",
-                                  "fix the indentation or quoting there") from None
-
-def _split_override(s:str):
-    if '=' not in s: raise BuildingMetricError(f"override {s!r} has no '='", "write overrides as key.sub=value")
-    k, v = s.split('=', 1)
-    return k.strip(), yaml.safe_load(v) if v.strip() else None

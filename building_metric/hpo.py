@@ -9,53 +9,24 @@ from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
 import json, warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from fastai.callback.core import Callback, CancelFitException
 
-from .core import BuildingMetricError, Config
-from .train import TrainConfig, config_parser, config_table, load_config, parse_config, run_script, train
+from .config import HPOConfig, TrainConfig, load_config
+from .core import BuildingMetricError
+from .train import train
 
 # %% auto #0
-__all__ = ['KINDS', 'default_space', 'HPOConfig', 'suggest', 'OptunaPruning', 'summarize', 'tune', 'bm_hpo']
+__all__ = ['default_space', 'suggest', 'OptunaPruning', 'summarize', 'tune']
 
 # %% ../nbs/06a_hpo.ipynb #b2da11b3
-KINDS = ('log', 'float', 'int', 'choice')
-
 def default_space(base:TrainConfig) -> dict:
     "The default search space for a base run."
     s = dict(lr=['log', 1e-5, 1e-2], wd=['log', 1e-6, 1e-2], emb_dim=['choice', 64, 128, 256, 512], margin=['float', 0.1, 2.0])
     if base.sampler == 'ucb': s.update(levels=['int', 3, 10], ucb_alpha=['float', 0.5, 5.0])
     return s
-
-@dataclass
-class HPOConfig(Config):
-    "Settings of `tune` and `bm-hpo` (each is also a flag: `--name value`)."
-    train:str = '' # The base bm-train YAML config (a pipeline file: its train section)
-    data:str = '' # Overrides the base config's data (a feature cache makes trials fast)
-    out:str = 'runs/hpo' # Output folder (trials, summary, the default storage)
-    study:str = 'building_metric' # Study name in the storage
-    storage:str = '' # Optuna storage URL (default: sqlite:///<out>/study.db)
-    n_trials:int = 20 # Stop when this many trials have completed or been pruned (over all processes and runs)
-    timeout:float = 0.0 # Stop this process after so many seconds (0: no limit)
-    space:dict[str, list] = field(default_factory=dict) # Search space: {field: [log|float|int|choice, ...]} (empty: the default)
-    pruner:str = 'median' # median or none
-    startup_trials:int = 3 # Trials before the pruner starts pruning
-    seed:int = 0 # Seed of the sampler (TPE)
-    heartbeat:int = 10 # Seconds between a running trial's heartbeats (a killed trial is retried after 2 missed ones)
-
-    def __post_init__(self):
-        if self.n_trials < 1: raise BuildingMetricError(f"--n_trials {self.n_trials} is not allowed", "use a positive number of trials")
-        if self.pruner not in ('median', 'none'): raise BuildingMetricError(f"--pruner {self.pruner!r} is not allowed", "use median or none")
-        if self.heartbeat < 1: raise BuildingMetricError(f"--heartbeat {self.heartbeat} is not allowed", "use a positive number of seconds")
-        known = {f for f in TrainConfig.__dataclass_fields__}
-        for k, spec in self.space.items():
-            if k not in known: raise BuildingMetricError(f"search space key {k!r} is not a bm-train setting", f"use fields of TrainConfig, e.g. lr, wd, emb_dim, margin")
-            if not spec or spec[0] not in KINDS: raise BuildingMetricError(f"search space of {k!r} is {spec!r}", f"start it with one of {', '.join(KINDS)}, e.g. [log, 1.0e-5, 1.0e-2]")
-            if spec[0] != 'choice' and (len(spec) != 3 or not spec[1] < spec[2]): raise BuildingMetricError(f"search space of {k!r} is {spec!r}", f"give [{spec[0]}, low, high] with low < high")
-            if spec[0] == 'log' and spec[1] <= 0: raise BuildingMetricError(f"search space of {k!r} is {spec!r}: a log range must be positive", "use a low bound above 0")
 
 def suggest(trial, space:dict) -> dict:
     "Values of one trial from a search space."
@@ -123,7 +94,7 @@ def tune(cfg:HPOConfig, log=print) -> dict:
     if cfg.data: base = base.override({'data': cfg.data})
     if not base.data: raise BuildingMetricError("the base run has no data", "set data in the --train config, or pass --data (a feature cache is fastest)")
     space = cfg.space or default_space(base)
-    out = Path(cfg.out)
+    out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True); cfg.to_yaml(out/'config.yaml')
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings('ignore', category=optuna.exceptions.ExperimentalWarning)   # heartbeats and importance plots are stable in use
     study = _study(cfg)
@@ -145,15 +116,3 @@ def tune(cfg:HPOConfig, log=print) -> dict:
     if left <= 0: log(f"the study has its {cfg.n_trials} trials already")
     else: study.optimize(objective, timeout=cfg.timeout or None, callbacks=[MaxTrialsCallback(cfg.n_trials, states=finished), after], catch=(BuildingMetricError,))
     return summarize(study, out, base)
-
-# %% ../nbs/06a_hpo.ipynb #eef89c3d
-def _hpo_parser():
-    return config_parser(HPOConfig, 'bm-hpo', "Search bm-train hyperparameters with Optuna (resumable SQLite study, median pruning).",
-                         "Flags override the --config file. Example: bm-hpo --train base.yaml --data cache.h5 --n_trials 50 --out runs/hpo")
-
-def bm_hpo(argv:list[str]|None=None):
-    "Console script `bm-hpo`."
-    def job(cfg):
-        Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
-        return tune(cfg, log=print)
-    run_script('bm-hpo', lambda: parse_config(HPOConfig, _hpo_parser(), argv, section='hpo'), job)

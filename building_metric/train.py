@@ -8,111 +8,29 @@ Docs: https://building-metric.github.io/building_metric/train.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import argparse, dataclasses, inspect, json, sys, time
-from contextlib import redirect_stdout
-from dataclasses import MISSING, dataclass, fields
+import dataclasses, inspect, json, time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
-from .callbacks import (EMA, TRACKERS, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, embed_all, find_batch_size, learner_step,
+from .callbacks import (EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, embed_all, find_batch_size, learner_step,
                                       resume, tracking_cbs)
-from .core import BuildingMetricError, Config, init_distributed, rank_world, read_yaml, seed_everything
+from .config import TrainConfig, check_choice, default_cache
+from .core import BuildingMetricError, init_distributed, seed_everything
 from .distributed import DistributedTraining, RandomBatches, ShardedBatches
 from .evaluation.retrieval import retrieval_metrics
 from .features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extract_features, index_from
-from .metric.heads import FUSION_SIZES, FusionHead
+from .metric.heads import FusionHead
 from .metric.learner import metric_learner
-from .metric.losses import LOSSES, TRAIN_TYPES
+from .metric.losses import LOSSES
 from .metric.samplers import MPerClassBatches, UCBFeedback, UCBTripletBatches
 
 # %% auto #0
-__all__ = ['EXTRACTOR_FLAGS', 'SAMPLERS', 'TrainConfig', 'open_data', 'train', 'CLIParser', 'config_parser', 'config_table',
-           'parse_config', 'load_config', 'run_script', 'parse_args', 'bm_train']
-
-# %% ../nbs/06_train.ipynb #b204d8b0
-EXTRACTOR_FLAGS = ('clip', 'segformer', 'midas', 'dpt', 'resnet', 'mobilenet', 'efficientnet', 'vit')
-"The fusion classifier's extractor switches, in the order their features are concatenated."
-
-SAMPLERS = ('random', 'm_per_class', 'ucb')
-
-@dataclass
-class TrainConfig(Config):
-    "Settings of `train` and `bm-train` (each is also a flag: `--name value`)."
-    data:str = '' # Image folder, CSV manifest or HDF5 feature cache
-    out:str = 'runs/train' # Output folder
-    cache:str = '' # Feature cache to write for a folder or manifest (default: inside the folder / beside the manifest)
-    clip:int = 0 # Use CLIP features (0/1)
-    segformer:int = 0 # Use SegFormer features (0/1)
-    midas:int = 0 # Use MiDaS features (0/1)
-    dpt:int = 0 # Use DPT features (0/1)
-    resnet:int = 0 # Use ResNet-152 features (0/1)
-    mobilenet:int = 0 # Use MobileNetV3 features (0/1)
-    efficientnet:int = 0 # Use EfficientNetV2 features (0/1)
-    vit:int = 0 # Use ViT features (0/1)
-    tiny:bool = False # Tiny random extractors (tests, demos)
-    random_weights:bool = False # Random extractor weights instead of pretrained ones
-    gate:int = 0 # Gating head in front of the fusion MLP (0/1)
-    big_fusion_head:int = 0 # Fusion head size: 0 minimal, 1 medium, 2 large, 3 extra-large
-    emb_dim:int = 0 # Embedding size (0: the head's default, 512 or 1024)
-    loss:str = 'proxy_anchor' # A loss of `list_losses()`
-    margin:float = 0.2 # Loss margin (ProxyAnchor, triplet)
-    alpha:float = 32.0 # ProxyAnchor alpha
-    train_type:str = 'standard' # standard, hardmining or semihard (selects the miner)
-    batch:int = 64 # Batch size (triplets per batch with the UCB sampler); with batch_finder, the largest size tried
-    batch_finder:str = '' # Find the largest batch that fits in memory: power or binsearch (empty: off)
-    lr:float = 1e-5 # Maximum learning rate of the one-cycle schedule
-    epochs:int = 20 # Epochs
-    warmup:float = 0.25 # Warm-up of the one-cycle schedule: a fraction of the run (below 1) or a number of epochs
-    wd:float = 1e-4 # Weight decay (decoupled)
-    grad_clip:float = 0.0 # Clip the gradient norm to this (0: off)
-    sampler:str = 'random' # random, m_per_class or ucb
-    m:int = 4 # Images per class in an m-per-class batch
-    levels:int = 5 # UCB: difficulty levels
-    ucb_alpha:float = 2.0 # UCB: exploration weight
-    update_freq:int = 100 # UCB: batches between updates of the levels' losses
-    eval_every:int = 50 # Batches between evaluations (MAP@R of the validation split)
-    patience:int = 10 # Evaluations without improvement before stopping (0: never stop early)
-    ema:float = 0.0 # Decay of an EMA of the weights (0: off; e.g. 0.999)
-    split:str = 'image' # How a folder is split: image, class or group (70/15/15)
-    seed:int = 0 # Seed of the split, the weights and the batches
-    workers:int = 2 # Image decoding processes for extraction
-    resume:bool = False # Continue from out/models/last.pth
-    log:str = 'csv' # Training log: csv (history.csv), tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
-
-    def __post_init__(self):
-        for f in EXTRACTOR_FLAGS + ('gate',): _choice(f, getattr(self, f), (0, 1))
-        _choice('big_fusion_head', self.big_fusion_head, tuple(FUSION_SIZES))
-        _choice('loss', self.loss, tuple(LOSSES.list()))
-        _choice('train_type', self.train_type, tuple(TRAIN_TYPES))
-        _choice('sampler', self.sampler, SAMPLERS)
-        _choice('split', self.split, ('image', 'class', 'group'))
-        _choice('batch_finder', self.batch_finder, ('', 'power', 'binsearch'))
-        if self.batch_finder and self.sampler == 'ucb': raise BuildingMetricError("--batch_finder does not work with --sampler ucb", "set --batch (triplets per batch) yourself")
-        for f in ('batch', 'epochs', 'eval_every', 'm', 'levels', 'update_freq'):
-            if getattr(self, f) < 1: raise BuildingMetricError(f"--{f} {getattr(self, f)} is not allowed", f"use a positive number for --{f}")
-        if self.lr <= 0: raise BuildingMetricError(f"--lr {self.lr} is not allowed", "use a positive learning rate, e.g. --lr 1e-4")
-        if not 0 <= self.warmup < max(1, self.epochs) or (1 <= self.warmup and self.warmup != int(self.warmup)):
-            raise BuildingMetricError(f"--warmup {self.warmup} is not allowed", f"use a fraction in [0, 1) or a whole number of epochs below --epochs {self.epochs}")
-        for k in str(self.log).split(','): _choice('log', k.strip(), TRACKERS)
-
-    @property
-    def pct_start(self) -> float: return self.warmup if self.warmup < 1 else self.warmup / self.epochs
-
-    @property
-    def extractors(self) -> list[str]: return [f for f in EXTRACTOR_FLAGS if getattr(self, f)]
-
-def _choice(flag, value, allowed):
-    if value not in allowed: raise BuildingMetricError(f"--{flag} {value!r} is not allowed", f"use one of {', '.join(map(str, allowed))}")
+__all__ = ['open_data', 'train']
 
 # %% ../nbs/06_train.ipynb #fc5acc4b
-def _default_cache(path:Path) -> Path:
-    return path.with_name(path.stem + '.features.h5') if path.is_file() else path/'.bm_cache'/'features.h5'
-
 def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
     "The feature cache of `cfg.data`: opened as it is, or extracted (and reused on the next run) from a folder or manifest."
     if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an image folder, a CSV manifest or a feature cache (.h5)")
@@ -121,7 +39,7 @@ def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
     if path.suffix.lower() in ('.h5', '.hdf5'): return FeatureCache(path)
     names = cfg.extractors
     if not names: raise BuildingMetricError("no extractor is switched on", "switch one on, e.g. --clip 1 (or --resnet 1 --vit 1)")
-    cache = Path(cfg.cache) if cfg.cache else _default_cache(path)
+    cache = Path(cfg.cache) if cfg.cache else default_cache(path)
     try: cache.parent.mkdir(parents=True, exist_ok=True)
     except OSError: raise BuildingMetricError(f"cannot create the feature cache folder {str(cache.parent)!r}", "pass --cache with a writable path") from None
     index = index_from(path, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
@@ -140,6 +58,7 @@ def _loss_kwargs(cfg:TrainConfig) -> dict:
 
 def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict: # `cbs`: more callbacks for the learner (e.g. a tuner's pruning)
     "Train a fusion head as `cfg` says; returns the retrieval metrics of the best weights on the test (or validation) split."
+    LOSSES.get(cfg.loss)               # a loss that is registered, before any work
     extra, out = cbs, Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     rank, world = init_distributed()   # under torchrun / accelerate launch: one of several processes
     main = rank == 0                   # the one that writes checkpoints, logs and reports
@@ -200,89 +119,3 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict: # `cbs`: more
     (out/'metrics.json').write_text(json.dumps(metrics, indent=2))
     cache.close()
     return metrics
-
-# %% ../nbs/06_train.ipynb #eccd03ce
-class CLIParser(argparse.ArgumentParser):
-    "argparse whose errors are `BuildingMetricError`s, so the console scripts report them in one line (exit code 2)."
-    def error(self, message): raise BuildingMetricError(message, f"see {self.prog} --help")
-
-def config_parser(cls:type, prog:str, description:str, epilog:str='') -> argparse.ArgumentParser:
-    "A `CLIParser` with `--config` and one `--name value` flag per field of the settings dataclass `cls`, its comment as the help."
-    p = CLIParser(prog=prog, description=description, epilog=epilog)
-    p.add_argument('--config', help='YAML file of settings: the keys are the flag names, or a pipeline file with a section per script')
-    p.add_argument('overrides', nargs='*', metavar='key=value', help='settings as key=value (YAML values), applied after the flags; key.sub=value for nested settings and pipeline sections')
-    for r in config_table(cls).itertuples():
-        p.add_argument(f'--{r.key}', metavar=r.type.split('[')[0].upper(), help=f"{r.meaning} (default: {r.default})".replace('%', '%%'))
-    return p
-
-def config_table(cls:type) -> pd.DataFrame:
-    "The fields of a settings dataclass: key, type, default and meaning (the comment after the field in its source): the docs and `--help` both come from here."
-    try: src = inspect.getsource(cls)
-    except (OSError, TypeError): src = ''
-    rows = []
-    for f in fields(cls):
-        line = src.split(f"    {f.name}:", 1)[1].split('\n', 1)[0] if f"    {f.name}:" in src else ''
-        default = f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
-        rows.append(dict(key=f.name, type=f.type if isinstance(f.type, str) else getattr(f.type, '__name__', str(f.type)),
-                         default=repr(default), meaning=line.split('# ', 1)[1].strip() if '# ' in line else ''))
-    return pd.DataFrame(rows)
-
-def _value(text:str):
-    try: v = yaml.safe_load(text)
-    except yaml.YAMLError: return text
-    return text if v is None else v
-
-def parse_config(cls:type, parser:argparse.ArgumentParser, argv:list[str]|None=None, section:str|None=None):
-    """The settings of a command line: `cls`'s defaults, then the --config file, then the flags, then `key=value` overrides.
-    A pipeline file (one with a section per script, see `building_metric.cli`) gives its `section`, resolved."""
-    a = vars(parser.parse_args(argv))
-    path, overrides = a.pop('config', None), a.pop('overrides', None) or []
-    cfg = cls()
-    if path:
-        from building_metric.cli import PipelineConfig, is_pipeline
-        raw = read_yaml(path)
-        if section and is_pipeline(raw):
-            top = {f.name for f in fields(PipelineConfig)}
-            shared = [o for o in overrides if o.split('=', 1)[0].strip().split('.')[0] in top]   # e.g. out=..., train.lr=...
-            overrides = [o for o in overrides if o not in shared]
-            cfg = getattr(PipelineConfig.load(path, shared), section)
-        else: cfg = cls.from_dict(raw)
-    bools = {f.name for f in fields(cls) if f.type in (bool, 'bool')}
-    given = {k: _value(v) for k, v in a.items() if v is not None}
-    given = {k: bool(v) if k in bools and v in (0, 1) else v for k, v in given.items()}   # --tiny 1 as the 0/1 flags
-    cfg = cfg.override(given) if given else cfg
-    as_flag = lambda k, v: f"{k}={str(bool(_value(v))).lower()}" if k.strip() in bools and _value(v) in (0, 1) and not isinstance(_value(v), bool) else f"{k}={v}"
-    overrides = [as_flag(*o.split('=', 1)) if '=' in o else o for o in overrides]   # resume=1 as --resume 1
-    return cfg.override(overrides) if overrides else cfg
-
-def load_config(cls:type, path:str|Path, section:str):
-    "The `cls` settings of a YAML file: the file itself, or its `section` if it is a pipeline file."
-    from building_metric.cli import PipelineConfig, is_pipeline
-    raw = read_yaml(path)
-    return getattr(PipelineConfig.load(path), section) if is_pipeline(raw) else cls.from_dict(raw)
-
-def run_script(prog:str, # The console script's name, for its error lines
-               parse:Callable, # () -> settings; --help prints on stdout and exits here
-               job:Callable, # settings -> result
-               show:Callable=lambda r: json.dumps(r, indent=2)): # result -> what goes on stdout
-    "The shell of every console script: parse, run `job` with fastai's output on stderr, print the result; a `BuildingMetricError` becomes one line on stderr and exit code 2."
-    try:
-        cfg = parse()
-        with redirect_stdout(sys.stderr): result = job(cfg)   # progress bars and epoch tables: stdout carries only the result
-    except BuildingMetricError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    if rank_world()[0] == 0: print(show(result))   # one answer, from the first of several processes
-
-def _parser() -> argparse.ArgumentParser:
-    return config_parser(TrainConfig, 'bm-train', "Train a fusion head on cached features of building images (extracting them first for a folder or manifest).",
-                         "Flags override the --config file. Example: bm-train --data photos/ --clip 1 --vit 1 --big_fusion_head 1 --batch 64 --lr 1e-4 --out runs/a")
-
-def parse_args(argv:list[str]|None=None) -> TrainConfig:
-    "The `TrainConfig` of a `bm-train` command line: defaults, then the --config file (or its `train` section), then the flags."
-    return parse_config(TrainConfig, _parser(), argv, section='train')
-
-def bm_train(argv:list[str]|None=None):
-    "Console script `bm-train`."
-    run_script('bm-train', lambda: parse_args(argv), lambda cfg: train(cfg, log=print),
-               lambda m: json.dumps({k: v for k, v in m.items() if k != 'best'}, indent=2))

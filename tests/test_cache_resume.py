@@ -8,12 +8,9 @@ from building_metric.data.index import BuildingIndex
 from building_metric.data.synth import write_synthetic
 from building_metric.features.cache import FeatureCache
 
-BM_EXTRACT = str(Path(sys.executable).parent / 'bm-extract')
+from conftest import run, spawn
 
-
-def _run(index_csv, out, **popen):
-    cmd = [BM_EXTRACT, '--data', str(index_csv), '--out', str(out), '--extractors', 'resnet,vit', '--tiny', '1', '--bs', '4', '--workers', '1', '--shard_rows', '8']
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
+def _args(index_csv, out): return ['--data', index_csv, '--out', out, '--extractors', 'resnet,vit', '--tiny', '1', '--bs', '4', '--workers', '1', '--shard_rows', '8']
 
 
 def test_kill_and_resume(tmp_path):
@@ -22,10 +19,10 @@ def test_kill_and_resume(tmp_path):
     idx.save(tmp_path / 'index.csv')
 
     whole = tmp_path / 'whole.h5'
-    assert _run(tmp_path / 'index.csv', whole).wait(timeout=300) == 0
+    assert run('bm-extract', *_args(tmp_path / 'index.csv', whole)).returncode == 0
 
     out, parts = tmp_path / 'killed.h5', tmp_path / 'killed.h5.parts' / 'resnet'
-    p = _run(tmp_path / 'index.csv', out)
+    p = spawn('bm-extract', *_args(tmp_path / 'index.csv', out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while len(list(parts.glob('0*.npy'))) < 3 and time.time() < deadline and p.poll() is None: time.sleep(0.05)
     assert p.poll() is None, 'the run ended before it could be killed: make it longer'
@@ -33,8 +30,8 @@ def test_kill_and_resume(tmp_path):
     done = len(list(parts.glob('0*.npy')))
     assert done >= 3 and not out.exists()                           # part-way (vit not done), and no file that reads as complete
 
-    r = _run(tmp_path / 'index.csv', out)
-    assert r.wait(timeout=300) == 0, r.stderr.read()
+    r = run('bm-extract', *_args(tmp_path / 'index.csv', out))
+    assert r.returncode == 0, r.stderr
     assert not (tmp_path / 'killed.h5.parts').exists()
     with FeatureCache(whole) as a, FeatureCache(out) as b:
         assert a.extractors == b.extractors == ['resnet', 'vit']

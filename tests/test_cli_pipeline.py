@@ -1,16 +1,13 @@
-"One pipeline file through bm-extract, bm-train and bm-eval from subprocesses; bm-demo and bm-pair-train from configs; bad configs for every script."
-import json, os, subprocess, sys
+"One pipeline file through bm-extract, bm-train and bm-eval; bm-demo and bm-pair-train from configs; bad configs for every script."
+import json, subprocess, sys, time
 from pathlib import Path
 
 import yaml
+from building_metric.cli import COMMANDS
 from building_metric.data.synth import write_synthetic
+from conftest import BIN, ENV, one_line_error, run
 
-BIN = Path(sys.executable).parent
 CONFIGS = Path(__file__).parent.parent/'configs'
-ENV = dict(os.environ, HF_HUB_OFFLINE='1')
-
-def run(script, *args):
-    return subprocess.run([str(BIN/script), *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600)
 
 def test_one_pipeline_file_step_by_step(tmp_path):
     write_synthetic(tmp_path/'photos', 'folders', n_identities=16, views=6, size=48)
@@ -64,12 +61,18 @@ def test_bad_configs_are_one_line_with_exit_2(tmp_path):
              ('bm-seg-train', ['--config', tmp_path/'missing.yaml'], "config file"),
              ('bm-seg-infer', ['--config', pipe('p5.yaml', "seg_infer: {overlap: 2}\n")], "--overlap 2.0 is not allowed"),
              ('bm-pair-train', ['--config', pipe('p6.yaml', "pairs: {hard: embedding}\n")], "--hard 'embedding' is not allowed")]
-    procs = [subprocess.Popen([str(BIN/s), *map(str, a)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-             for s, a, _ in cases]
-    procs.append(subprocess.Popen([sys.executable, '-m', 'building_metric.cli', 'nope'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV))
-    cases.append(('building_metric.cli', [], "unknown command 'nope'"))
-    for (script, args, says), p in zip(cases, procs):   # started together: each spends its time importing torch
-        out, err = p.communicate(timeout=600)
-        lines = err.strip().splitlines()
-        assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith(f'{script}: error: ') and says in lines[0], (script, args, err)
-        assert out == ''
+    for script, args, says in cases:
+        r = run(script, *args)
+        assert one_line_error(r, script) and says in r.stderr and r.stdout == '', (script, args, r.stderr)
+    assert not (tmp_path/'x').exists()                                         # a failed bm-eval wrote nothing
+
+def test_installed_scripts_answer_before_importing_torch():
+    "Each installed console script and `python -m building_metric.cli`, in a fresh process: --help, a bad flag, an unknown command."
+    procs = [(s.prog, a, subprocess.Popen([str(BIN/s.prog), *a], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV))
+             for s in COMMANDS.values() for a in (['--help'], ['--no_such_flag', '1'])]
+    procs.append(('building_metric.cli', ['nope'], subprocess.Popen([sys.executable, '-m', 'building_metric.cli', 'nope'], stdout=subprocess.PIPE,
+                                                                   stderr=subprocess.PIPE, text=True, env=ENV)))
+    for prog, args, p in procs:
+        out, err = p.communicate(timeout=120)
+        if args == ['--help']: assert p.returncode == 0 and out.startswith(f'usage: {prog}') and 'key=value' in out, (prog, err)
+        else: assert one_line_error(subprocess.CompletedProcess(args, p.returncode, out, err), prog) and out == '', (prog, args, err)

@@ -2,11 +2,7 @@
 from pathlib import Path
 
 import pytest
-from building_metric.cli import PipelineConfig
-from building_metric.hpo import HPOConfig
-from building_metric.metric.siamese import PairConfig
-from building_metric.segmentation.infer import SegTrainConfig
-from building_metric.train import TrainConfig, load_config
+from building_metric.config import HPOConfig, PairConfig, PipelineConfig, SegTrainConfig, TrainConfig, load_config
 
 CONFIGS = Path(__file__).parent.parent/'configs'
 

@@ -1,14 +1,15 @@
-"Two processes on the CPU (gloo, started by torchrun): sharded extraction, training and its resumption, and evaluation at scale, each against one process."
+"Two processes on the CPU (gloo, started by torchrun): sharded extraction, training and its resumption, and evaluation at scale, each against one process (segmentation and Accelerate's launcher: `make test-slow`)."
 import json, os, subprocess, sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from building_metric.data.index import BuildingIndex
 from building_metric.data.synth import write_synthetic
 from building_metric.features.cache import FeatureCache
 
-BIN = Path(sys.executable).parent
-ENV = dict(os.environ, HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1')
+from conftest import BIN, ENV, run
+ENV = dict(ENV, OMP_NUM_THREADS='1')
 
 def torchrun(command:str, *args) -> subprocess.CompletedProcess:
     "`python -m building_metric.cli COMMAND ARGS` in two processes on the CPU."
@@ -17,7 +18,7 @@ def torchrun(command:str, *args) -> subprocess.CompletedProcess:
 
 def one_and_two(command:str, common:list, tmp_path) -> tuple[dict, dict]:
     "The answers of `bm-COMMAND` in one process (out=tmp_path/one) and in two (out=tmp_path/two)."
-    one = subprocess.run([str(BIN/f'bm-{command}'), *common, f"out={tmp_path/'one'}"], capture_output=True, text=True, env=ENV, timeout=600)
+    one = run(f'bm-{command}', *common, f"out={tmp_path/'one'}")
     two = torchrun(command, *common, f"out={tmp_path/'two'}")
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
@@ -27,7 +28,7 @@ def test_two_process_extraction_equals_one_process(tmp_path):
     write_synthetic(tmp_path/'geo', 'geo', n_identities=12, views=4, size=48)
     BuildingIndex.from_path(tmp_path/'geo', progress=False).split(by='group', seed=0).save(tmp_path/'index.csv')
     common = ['--data', str(tmp_path/'index.csv'), '--extractors', 'resnet,vit', '--tiny', '1', '--workers', '0', '--bs', '4', '--shard_rows', '8']
-    one = subprocess.run([str(BIN/'bm-extract'), *common, '--out', str(tmp_path/'one.h5')], capture_output=True, text=True, env=ENV, timeout=600)
+    one = run('bm-extract', *common, '--out', tmp_path/'one.h5')
     assert one.returncode == 0, one.stderr
     two = torchrun('extract', *common, '--out', tmp_path/'two.h5')
     assert two.returncode == 0, two.stderr
@@ -70,12 +71,11 @@ def test_two_process_evaluation_at_scale_equals_one_process(tmp_path):
     write_synthetic(tmp_path/'photos', 'folders', n_identities=16, views=8, size=48)
     idx = seen_unseen_split(BuildingIndex.from_path(tmp_path/'photos', progress=False), seed=0)
     cache = extract_features(idx, ['resnet'], tmp_path/'f.h5', tiny=True, progress=False, num_workers=0)
-    run = subprocess.run([str(BIN/'bm-train'), f'data={cache}', 'resnet=1', 'epochs=2', 'batch=32', 'eval_every=5', 'patience=0', f"out={tmp_path/'run'}"],
-                         capture_output=True, text=True, env=ENV, timeout=600)
-    assert run.returncode == 0, run.stderr
+    tr = run('bm-train', f'data={cache}', 'resnet=1', 'epochs=2', 'batch=32', 'eval_every=5', 'patience=0', f"out={tmp_path/'run'}")
+    assert tr.returncode == 0, tr.stderr
     common = [f"checkpoint={tmp_path/'run'/'models'/'best.pth'}", f'data={cache}', 'chunk=7']   # blocks of 7 rows: many of them, split unevenly
-    full = subprocess.run([str(BIN/'bm-eval'), *common[:2], f"out={tmp_path/'full'}"], capture_output=True, text=True, env=ENV, timeout=600)
-    one = subprocess.run([str(BIN/'bm-eval'), *common, f"out={tmp_path/'one'}"], capture_output=True, text=True, env=ENV, timeout=600)
+    full = run('bm-eval', *common[:2], f"out={tmp_path/'full'}")
+    one = run('bm-eval', *common, f"out={tmp_path/'one'}")
     two = torchrun('eval', *common, f"out={tmp_path/'two'}")
     for r in (full, one, two): assert r.returncode == 0, r.stderr
     mf, m1, m2 = (json.loads(r.stdout) for r in (full, one, two))               # one answer, from process 0
@@ -83,11 +83,6 @@ def test_two_process_evaluation_at_scale_equals_one_process(tmp_path):
     for part in ('seen_buildings_heldout_views', 'unseen_buildings'):
         for k, v in m1[part].items():
             assert abs(m2[part][k] - v) < 1e-9 and abs(mf[part][k] - v) < 1e-6, (part, k, v, m2[part][k], mf[part][k])
-    acc = subprocess.run([str(BIN/'accelerate'), 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
-                          '--dynamo_backend', 'no', '-m', 'building_metric.cli', 'eval', *common, f"out={tmp_path/'acc'}"],
-                         capture_output=True, text=True, env=ENV, timeout=600)   # Accelerate's launcher (--multi_gpu: its multi-process mode, gloo here)
-    assert acc.returncode == 0, acc.stderr
-    assert {k: v for k, v in json.loads(acc.stdout).items() if k != 'checkpoint'} == {k: v for k, v in m2.items() if k != 'checkpoint'}
     with h5py.File(tmp_path/'one'/'embeddings_test.h5') as a, h5py.File(tmp_path/'two'/'embeddings_test.h5') as b:
         assert b['embeddings'].is_virtual and not a['embeddings'].is_virtual   # two parts joined by a virtual dataset
         assert np.array_equal(a['rows'][:], b['rows'][:])
@@ -95,6 +90,24 @@ def test_two_process_evaluation_at_scale_equals_one_process(tmp_path):
     bad = torchrun('eval', *common[:2], f"out={tmp_path/'bad'}")
     assert bad.returncode != 0 and 'bm-eval in 2 processes needs --chunk' in bad.stderr
 
+@pytest.mark.slow
+def test_accelerate_launch_evaluates_as_torchrun_does(tmp_path):
+    "Accelerate's launcher (--multi_gpu: its multi-process mode, gloo here) gives the numbers of one process."
+    from building_metric.evaluation.report import seen_unseen_split
+    from building_metric.features.cache import extract_features
+    write_synthetic(tmp_path/'photos', 'folders', n_identities=12, views=8, size=48)
+    idx = seen_unseen_split(BuildingIndex.from_path(tmp_path/'photos', progress=False), seed=0)
+    cache = extract_features(idx, ['resnet'], tmp_path/'f.h5', tiny=True, progress=False, num_workers=0)
+    assert run('bm-train', f'data={cache}', 'resnet=1', 'epochs=1', 'batch=32', 'patience=0', f"out={tmp_path/'run'}").returncode == 0
+    common = [f"checkpoint={tmp_path/'run'/'models'/'best.pth'}", f'data={cache}', 'chunk=7']
+    m2 = json.loads(torchrun('eval', *common, f"out={tmp_path/'two'}").stdout)
+    acc = subprocess.run([str(BIN/'accelerate'), 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
+                          '--dynamo_backend', 'no', '-m', 'building_metric.cli', 'eval', *common, f"out={tmp_path/'acc'}"],
+                         capture_output=True, text=True, env=ENV, timeout=600)   # Accelerate's launcher (--multi_gpu: its multi-process mode, gloo here)
+    assert acc.returncode == 0, acc.stderr
+    assert {k: v for k, v in json.loads(acc.stdout).items() if k != 'checkpoint'} == {k: v for k, v in m2.items() if k != 'checkpoint'}
+
+@pytest.mark.slow
 def test_two_process_segmentation_training(tmp_path):
     write_synthetic(tmp_path/'facades', 'segmentation', n_identities=20, views=4, size=64)
     common = [f"data={tmp_path/'facades'}", 'arch=unet_resnet18', 'tiny=1', 'pretrained=0', 'size=64', 'epochs=3', 'lr=3e-3', 'batch=8', 'augment=0', 'log=csv']

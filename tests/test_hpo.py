@@ -1,4 +1,4 @@
-"`bm-hpo` from subprocesses: a study killed in the middle of a trial resumes and completes; bad settings are one-line errors."
+"`bm-hpo`: a study killed (in its own process) in the middle of a trial resumes and completes; bad settings are one-line errors."
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 
@@ -8,10 +8,8 @@ import pytest
 from building_metric.data.index import BuildingIndex
 from building_metric.data.synth import write_synthetic
 from building_metric.features.cache import extract_features
-from building_metric.train import TrainConfig
-
-BIN = Path(sys.executable).parent/'bm-hpo'
-ENV = dict(os.environ, HF_HUB_OFFLINE='1')
+from building_metric.config import TrainConfig
+from conftest import one_line_error, run, spawn
 
 @pytest.fixture(scope='module')
 def base(tmp_path_factory):
@@ -24,8 +22,7 @@ def base(tmp_path_factory):
 def test_killed_study_resumes_and_completes(base, tmp_path):
     (tmp_path/'hpo.yaml').write_text(f"train: {base/'base.yaml'}\nout: {tmp_path/'hpo'}\nn_trials: 3\nheartbeat: 1\n"
                                      "space:\n  lr: [log, 1.0e-4, 1.0e-2]\n  emb_dim: [choice, 32, 64]\n")
-    cmd = [str(BIN), '--config', str(tmp_path/'hpo.yaml')]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    p = spawn('bm-hpo', '--config', tmp_path/'hpo.yaml', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while p.poll() is None and time.time() < deadline and not (tmp_path/'hpo'/'trial_1').exists(): time.sleep(0.05)
     p.send_signal(signal.SIGKILL); p.wait()
@@ -34,7 +31,7 @@ def test_killed_study_resumes_and_completes(base, tmp_path):
     states = [t.state.name for t in optuna.load_study(study_name='building_metric', storage=url).trials]
     assert states == ['COMPLETE', 'RUNNING'], states                            # killed inside trial 1
     time.sleep(2.5)                                                            # past the grace period of the missed heartbeats
-    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
+    r = run('bm-hpo', '--config', tmp_path/'hpo.yaml')
     assert r.returncode == 0, r.stderr
     trials = optuna.load_study(study_name='building_metric', storage=url).trials
     assert [t.state.name for t in trials].count('FAIL') == 1                   # the killed trial, marked failed ...
@@ -48,8 +45,6 @@ def test_bad_settings_are_one_line(base, tmp_path):
     cases = [(['--n_trials', '0'], '--n_trials 0 is not allowed'),
              (['--train', str(base/'base.yaml'), '--space', '{lrate: [log, 1.0e-4, 1.0e-2]}'], "'lrate' is not a bm-train setting"),
              (['--out', str(tmp_path/'o')], 'the base run has no data')]
-    procs = [subprocess.Popen([str(BIN), *a], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) for a, _ in cases]
-    for (a, expect), p in zip(cases, procs):
-        out, err = p.communicate(timeout=600)
-        lines = err.strip().splitlines()
-        assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith('bm-hpo: error: ') and expect in err, (a, err)
+    for a, expect in cases:
+        r = run('bm-hpo', *a)
+        assert one_line_error(r, 'bm-hpo') and expect in r.stderr, (a, r.stderr)

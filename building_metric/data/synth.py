@@ -15,11 +15,12 @@ import pandas as pd
 from fastcore.parallel import parallel
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..core import BuildingMetricError, Config
+from ..config import Config
+from ..core import BuildingMetricError
 
 # %% auto #0
 __all__ = ['CLASSES', 'PALETTE', 'MATERIALS', 'ROOFS', 'WINDOWS', 'BALCONIES', 'LAYOUTS', 'SynthConfig', 'Facade', 'make_facades',
-           'render_view', 'FacadeGenerator', 'mask_to_rgb', 'show_facades', 'haversine_km', 'write_synthetic']
+           'render_view', 'FacadeGenerator', 'mask_to_rgb', 'show_facades', 'write_synthetic']
 
 # %% ../../nbs/01a_data.synth.ipynb #c964bbbc
 CLASSES = ('background', 'sky', 'wall', 'window', 'door', 'roof', 'balcony', 'vegetation', 'vehicle')
@@ -371,13 +372,6 @@ def show_facades(gen:FacadeGenerator, # The generator
                    loc='lower center', ncol=len(CLASSES), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.04 if masks else 0, 1, 1))
     return fig
-
-# %% ../../nbs/01a_data.synth.ipynb #ee7c3edb
-def haversine_km(lat1, lon1, lat2, lon2):
-    "Great-circle distance in km between points given in degrees (numpy broadcasting)."
-    lat1, lon1, lat2, lon2 = map(np.radians, (lat1, lon1, lat2, lon2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 # %% ../../nbs/01a_data.synth.ipynb #83bd8ce8
 LAYOUTS = ('folders', 'geo', 'csv', 'segmentation')

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
 import json, os, sys, time
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -18,7 +17,8 @@ import pandas as pd
 import torch
 
 from ..callbacks import embed_all, load_checkpoint
-from ..core import BuildingMetricError, Config, all_sum, barrier, init_distributed, rank_world, seed_everything
+from ..config import DemoConfig, EvalConfig, TrainConfig
+from ..core import BuildingMetricError, all_sum, barrier, init_distributed, rank_world, seed_everything
 from ..data.index import BuildingIndex
 from ..data.synth import write_synthetic
 from .retrieval import (clustering_scores, expected_calibration_error, ncm_classify, ncm_probabilities, ncm_scores, open_set_rates,
@@ -27,12 +27,11 @@ from .retrieval import (clustering_scores, expected_calibration_error, ncm_class
 from .visualize import plot_embeddings, plot_gate_weights, plot_history, retrieval_gallery
 from ..features.extractors import create_extractor
 from ..features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extract_features
-from ..metric.heads import FusionHead
-from ..train import TrainConfig, config_parser, parse_config, run_script, train
+from ..metric.heads import FusionHead, load_head
+from ..train import train
 
 # %% auto #0
-__all__ = ['seen_unseen_split', 'evaluate', 'write_embeddings', 'evaluate_at_scale', 'demo', 'EvalConfig', 'DemoConfig',
-           'bm_eval', 'bm_demo']
+__all__ = ['seen_unseen_split', 'evaluate', 'write_embeddings', 'evaluate_at_scale', 'demo', 'run_eval', 'run_demo']
 
 # %% ../../nbs/07_evaluation.report.ipynb #8190c01e
 def seen_unseen_split(index:BuildingIndex, # An index with labels
@@ -50,17 +49,9 @@ def seen_unseen_split(index:BuildingIndex, # An index with labels
     return BuildingIndex(df, ix.root, ix.layout, ix.problems)
 
 # %% ../../nbs/07_evaluation.report.ipynb #18492808
-def _head_from(meta:dict) -> FusionHead:
-    cfg, dims = meta.get('config') or {}, meta.get('in_dims')
-    if meta.get('head') != 'FusionHead' or not dims:
-        raise BuildingMetricError(f"the checkpoint holds a {meta.get('head')}, not a FusionHead with known inputs", "evaluate a checkpoint written by bm-train (its best.json says what to build)")
-    return FusionHead(dims, size=cfg.get('big_fusion_head', 0), gate=bool(cfg.get('gate', 0)), emb_dim=meta.get('emb_dim'))
-
 def _checked_head(checkpoint:Path, c:FeatureCache) -> tuple[FusionHead, dict]:
     "The head of a `bm-train` checkpoint, checked against the cache's extractors and feature sizes."
-    _, meta = load_checkpoint(checkpoint)
-    head = _head_from(meta)
-    load_checkpoint(checkpoint, head)
+    head, meta = load_head(checkpoint)
     names = meta['extractors']
     missing = [n for n in names if n not in c.extractors]
     if missing: raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features", f"evaluate on a cache with {', '.join(names)}")
@@ -98,8 +89,9 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
              images:str|Path|None=None, # Root of the indexed images, for the retrieval gallery (the cache stores relative paths)
              ks:tuple=(1, 5, 10), log=print) -> dict:
     "Evaluate a fusion head on the seen (val) and unseen (test) buildings of a cache; write metrics.json, report.md and pictures."
-    checkpoint, out = Path(checkpoint), Path(out); out.mkdir(parents=True, exist_ok=True)
-    _, meta = load_checkpoint(checkpoint)
+    checkpoint, out = Path(checkpoint), Path(out)
+    _, meta = load_checkpoint(checkpoint)   # (a bad checkpoint fails before anything is written)
+    out.mkdir(parents=True, exist_ok=True)
     if Path(cache).suffix.lower() not in ('.h5', '.hdf5'):
         if not Path(cache).exists(): raise BuildingMetricError(f"data {str(cache)!r} does not exist", "pass a feature cache (.h5), an image folder or a manifest")
         cache, root = _eval_cache(Path(cache), meta, log)
@@ -222,6 +214,7 @@ def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
     if Path(cache).suffix.lower() not in ('.h5', '.hdf5'):
         raise BuildingMetricError(f"evaluation at scale reads a feature cache (.h5), not {str(cache)!r}", "extract the features first (bm-extract), then pass the .h5")
     rank, world = rank_world()
+    load_checkpoint(checkpoint)   # a bad checkpoint fails before anything is written
     if rank == 0: out.mkdir(parents=True, exist_ok=True)
     barrier()
     with FeatureCache(cache) as c:
@@ -277,61 +270,17 @@ def demo(out:str|Path='demo', # Folder for the data, the run and the report
     m = evaluate(out/'run'/'models'/'best.pth', cache, out/'report', images=out/'data', log=step)
     return m
 
-@dataclass
-class EvalConfig(Config):
-    "Settings of `bm-eval` (each is also a flag: `--name value`)."
-    checkpoint:str = '' # best.pth written by bm-train (best.json beside it)
-    data:str = '' # Feature cache (.h5), or an image folder / manifest whose images all become queries
-    out:str = 'report' # Report folder (its resolved settings go in config.yaml)
-    images:str = '' # Root folder of the indexed images, for the retrieval gallery
-    chunk:int = 0 # >0: evaluate_at_scale, reading blocks of this many rows (no pictures; shared out under torchrun)
-
-    def __post_init__(self):
-        if self.chunk < 0: raise BuildingMetricError(f"--chunk {self.chunk} is not allowed", "use 0 (all in memory) or a number of rows such as 65536")
-
-@dataclass
-class DemoConfig(Config):
-    "Settings of `bm-demo` (each is also a flag: `--name value`)."
-    out:str = 'demo' # Output folder: data, features, run, report
-    identities:int = 40 # Synthetic buildings
-    views:int = 8 # Views per building
-    size:int = 96 # Image size in pixels
-    epochs:int = 30 # Training epochs
-    seed:int = 0 # Seed of the data, the split and the weights
-
-    def __post_init__(self):
-        for f in ('identities', 'size', 'epochs'):
-            if getattr(self, f) < 1: raise BuildingMetricError(f"--{f} {getattr(self, f)} is not allowed", f"use a positive number for --{f}")
-        if self.identities < 8: raise BuildingMetricError(f"--identities {self.identities} is too few to split into seen and unseen buildings", "use 8 or more")
-        if self.views < 6: raise BuildingMetricError(f"--views {self.views} is too few: a quarter of each seen building's views (at least 2) are held out to validate on", "use 6 or more")
-
-def _eval_job(cfg:EvalConfig) -> dict:
+def run_eval(cfg:EvalConfig) -> dict:
+    "`bm-eval`'s job: `evaluate` (or `evaluate_at_scale` with `cfg.chunk`) as `cfg` says, its settings written beside the report."
     if not cfg.checkpoint or not cfg.data: raise BuildingMetricError(f"bm-eval needs {'--checkpoint' if not cfg.checkpoint else '--data'}", "pass it as a flag or in the --config file")
     rank, world = init_distributed()
     if cfg.chunk == 0 and world > 1: raise BuildingMetricError(f"bm-eval in {world} processes needs --chunk", "pass chunk=65536 to share the evaluation out, or run one process")
-    if rank == 0: Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
-    if cfg.chunk: return evaluate_at_scale(cfg.checkpoint, cfg.data, cfg.out, chunk=cfg.chunk, log=print)
-    return evaluate(cfg.checkpoint, cfg.data, cfg.out, images=cfg.images or None, log=print)
+    m = (evaluate_at_scale(cfg.checkpoint, cfg.data, cfg.out, chunk=cfg.chunk, log=print) if cfg.chunk else
+         evaluate(cfg.checkpoint, cfg.data, cfg.out, images=cfg.images or None, log=print))
+    if rank == 0: cfg.to_yaml(Path(cfg.out)/'config.yaml')   # beside the report, once it is written
+    return m
 
-def bm_eval(argv:list[str]|None=None):
-    "Console script `bm-eval`: a checkpoint and a feature cache in, a report folder out."
-    p = config_parser(EvalConfig, 'bm-eval', 'Evaluate a trained fusion head on the seen (val) and unseen (test) buildings of a feature cache.',
-                      "Example: bm-eval --checkpoint runs/a/models/best.pth --data photos/.bm_cache/features.h5 --images photos/ --out runs/a/report")
-    run_script('bm-eval', lambda: parse_config(EvalConfig, p, argv, section='eval'), _eval_job)
-
-def _demo_job(cfg:DemoConfig) -> dict:
+def run_demo(cfg:DemoConfig) -> dict:
+    "`bm-demo`'s job: `demo` as `cfg` says, its settings written in `cfg.out`."
     Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
     return demo(cfg.out, identities=cfg.identities, views=cfg.views, size=cfg.size, epochs=cfg.epochs, seed=cfg.seed, log=lambda s: print(s, flush=True))
-
-def _demo_lines(m:dict, out) -> str:
-    lines = [f"{k.replace('_', ' ')}: NCM top-1 {m[k]['ncm_top1']:.3f}, P@1 {m[k]['precision_at_1']:.3f}, MAP@R {m[k]['map_at_r']:.3f}"
-             for k in ('seen_buildings_heldout_views', 'unseen_buildings') if k in m]
-    return "\n".join(lines + [f"report: {Path(out)/'report'/'report.md'}"])
-
-def bm_demo(argv:list[str]|None=None):
-    "Console script `bm-demo`: the whole pipeline on synthetic buildings."
-    p = config_parser(DemoConfig, 'bm-demo', 'Generate synthetic buildings, extract features, train a fusion head, evaluate it and write a report.',
-                      "Example: bm-demo --out demo --identities 40 --epochs 30")
-    state = {}
-    def job(cfg): state['out'] = cfg.out; return _demo_job(cfg)
-    run_script('bm-demo', lambda: parse_config(DemoConfig, p, argv, section='demo'), job, lambda m: _demo_lines(m, state['out']))

@@ -234,7 +234,7 @@ def geo_recall(query, query_coords, # Query embeddings and their (lat, lon)
                groups=None, ref_groups=None, # Leave out references of the query's group (another patch of the same target)
               ) -> dict[str, float]:
     "Fraction of queries whose top-1 neighbour lies within each radius (km) of the query."
-    from building_metric.data.synth import haversine_km
+    from building_metric.geo import haversine_km
     _, idx = knn(query, ref, k=1, groups=groups, ref_groups=ref_groups)
     qc = np.asarray(query_coords, float); rc = qc if ref is None else np.asarray(ref_coords, float)
     j = idx[:, 0].numpy()

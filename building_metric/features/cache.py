@@ -21,14 +21,15 @@ from fastai.data.load import DataLoader
 from fastcore.basics import chunked
 from fastprogress.fastprogress import progress_bar
 
-from ..core import BuildingMetricError, Config, barrier, get_device, init_distributed, rank_world, seed_everything
+from ..config import ExtractConfig
+from ..core import BuildingMetricError, barrier, get_device, init_distributed, rank_world, seed_everything
 from ..data.index import COLUMNS, SPLITS, BuildingIndex, load_image
-from ..data.synth import haversine_km
+from ..geo import geo_knn
 from .extractors import Extractor, create_extractor
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'geo_knn', 'extract_features', 'FeatureCache', 'FeatureRows', 'FeatureDataLoader',
-           'ExtractConfig', 'index_from', 'extract', 'bm_extract']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'extract_features', 'FeatureCache', 'FeatureRows', 'FeatureDataLoader', 'index_from',
+           'extract']
 
 # %% ../../nbs/02a_features.cache.ipynb #177c096c
 FORMAT, FORMAT_VERSION = 'building_metric.features', 1
@@ -94,25 +95,6 @@ def _extract_shards(ext:Extractor, paths:list, parts:Path, shard_rows:int, bs:in
         raise BuildingMetricError(f"{ext.name}: {msg.rstrip('.')}", f"about {kept:,} rows written before it are kept: "
                                   "fix or remove the file (and rebuild the index), then run again to resume") from None
     assert t == len(todo) and n_pending == 0, (t, len(todo), n_pending)
-
-# %% ../../nbs/02a_features.cache.ipynb #eb3276bb
-def geo_knn(lat:np.ndarray, lon:np.ndarray, groups:np.ndarray, k:int=16, chunk:int=1024) -> tuple[np.ndarray, np.ndarray]:
-    "For each row, the `k` nearest rows of other groups (indices, int32) and their distances (km, float32); -1/inf pads."
-    n = len(lat)
-    idx, dist = np.full((n, k), -1, np.int32), np.full((n, k), np.inf, np.float32)
-    codes = pd.factorize(pd.Series(groups))[0]
-    kk = min(k, n)
-    for s in range(0, n, chunk):
-        d = haversine_km(lat[s:s + chunk, None], lon[s:s + chunk, None], lat[None], lon[None])
-        d[codes[s:s + chunk, None] == codes[None]] = np.inf  # same group (target) is not a neighbour
-        part = np.argpartition(d, kk - 1, axis=1)[:, :kk]
-        pd_ = np.take_along_axis(d, part, 1)
-        order = np.argsort(pd_, axis=1, kind='stable')
-        part, pd_ = np.take_along_axis(part, order, 1), np.take_along_axis(pd_, order, 1)
-        ok = np.isfinite(pd_)
-        idx[s:s + chunk, :kk] = np.where(ok, part, -1)
-        dist[s:s + chunk, :kk] = pd_
-    return idx, dist
 
 # %% ../../nbs/02a_features.cache.ipynb #9d17730c
 def _rows_of(index:BuildingIndex) -> pd.DataFrame:
@@ -404,29 +386,6 @@ def _dataloaders(self:FeatureCache,
 FeatureCache.dataloaders = _dataloaders
 
 # %% ../../nbs/02a_features.cache.ipynb #3468573e
-@dataclass
-class ExtractConfig(Config):
-    "Settings of `bm-extract` (each is also a flag: `--name value`)."
-    data:str = '' # Index CSV written by BuildingIndex.save, or an image folder (folders or geo layout)
-    out:str = 'features.h5' # HDF5 feature cache to write (its resolved settings go beside it, as <name>.yaml)
-    extractors:str = 'resnet' # Comma-separated extractor names (e.g. resnet,vit or timm/convnext_tiny)
-    tiny:bool = False # Tiny random extractors (tests, demos)
-    random_weights:bool = False # Random weights instead of pretrained ones
-    split:str = 'image' # For a folder: split by image, class or group (70/15/15)
-    bs:int = 32 # Images per forward pass
-    workers:int = 2 # Image decoding processes
-    dtype:str = 'float16' # float16 or float32
-    knn:int = 16 # Geographic neighbours per image
-    rebuild:bool = False # Replace features made with other settings
-    seed:int = 0 # Seed of the split and of random weights
-    shard_rows:int = 1024 # Rows per resumable shard
-
-    def __post_init__(self):
-        if self.split not in ('image', 'class', 'group'): raise BuildingMetricError(f"--split {self.split!r} is not allowed", "use one of image, class, group")
-        if self.dtype not in ('float16', 'float32'): raise BuildingMetricError(f"--dtype {self.dtype!r} is not allowed", "use float16 or float32")
-        for f in ('bs', 'shard_rows', 'knn'):
-            if getattr(self, f) < 1: raise BuildingMetricError(f"--{f} {getattr(self, f)} is not allowed", f"use a positive number for --{f}")
-
 def index_from(path:str|Path, # An image folder (folders or geo layout), a CSV manifest, or an index saved by `BuildingIndex.save`
                by:str='image', seed:int=0, # How to split it if it has no split yet
                n_workers:int=2) -> BuildingIndex:
@@ -454,10 +413,3 @@ def extract(cfg:ExtractConfig, log=print) -> dict:
     with FeatureCache(p) as c:
         return dict(cache=str(p), rows=len(c), extractors=c.dims(),
                     splits={k: int(len(c.rows(k))) for k in SPLITS}, seconds=seconds)
-
-def bm_extract(argv:list[str]|None=None):
-    "Console script `bm-extract`: an index CSV or a folder of images in, an HDF5 feature cache out."
-    from building_metric.train import config_parser, parse_config, run_script
-    p = config_parser(ExtractConfig, 'bm-extract', "Extract features of an index or folder of building images into an HDF5 cache (resumable).",
-                      "Flags override the --config file. Example: bm-extract --data photos/ --extractors resnet,clip --out photos.h5")
-    run_script('bm-extract', lambda: parse_config(ExtractConfig, p, argv, section='extract'), extract)

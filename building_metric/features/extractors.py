@@ -6,13 +6,11 @@ Docs: https://building-metric.github.io/building_metric/features.extractors.html
 
 # %% ../../nbs/02_features.extractors.ipynb #da4afeee
 from __future__ import annotations
-import hashlib, os, socket
+import hashlib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlparse
 
 import torch
 from PIL import Image
@@ -21,10 +19,11 @@ from torchvision import transforms as tvt
 
 import building_metric
 from ..core import BuildingMetricError, Registry
+from ..weights import hf_model, hub_offline, loading_weights, local_only, no_weights_error, timm_data_config, timm_model
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS', 'Preprocess', 'Extractor', 'hub_offline',
-           'create_extractor', 'list_extractors']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS', 'Preprocess', 'Extractor', 'create_extractor',
+           'list_extractors']
 
 # %% ../../nbs/02_features.extractors.ipynb #24dee3fb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -46,6 +45,10 @@ class Preprocess:
                             tvt.ToTensor(), tvt.Normalize(self.mean, self.std)])
 
     def __call__(self, im:Image.Image) -> torch.Tensor: return self.transform(im)
+    @classmethod
+    def from_timm(cls, model:nn.Module, size:int|None=None): # A timm model; the input side (default: the model's)
+        "timm's preprocessing for `model` (crop fraction, mean, std, interpolation)."
+        return cls(**timm_data_config(model, size))
     def to_dict(self) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 # %% ../../nbs/02_features.extractors.ipynb #34447bbd
@@ -95,90 +98,7 @@ class Extractor(nn.Module):
 
     def extra_repr(self): return f"name={self.name!r}, model_id={self.model_id!r}, feature_dim={self.feature_dim}, input_size={self.input_size}, pretrained={self.pretrained}, tiny={self.tiny}"
 
-# %% ../../nbs/02_features.extractors.ipynb #52a0d7fb
-@lru_cache(maxsize=1)
-def _hub_reachable(timeout:float=1.0) -> bool:
-    "Whether the Hugging Face hub answers a TCP connection within `timeout` seconds (asked once per process)."
-    host = urlparse(os.environ.get('HF_ENDPOINT', 'https://huggingface.co')).hostname
-    try:
-        with socket.create_connection((host, 443), timeout=timeout): return True
-    except OSError: return False
-
-def hub_offline() -> bool:
-    "True when downloads are switched off (`HF_HUB_OFFLINE`) or the hub cannot be reached."
-    if os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on'): return True
-    return not _hub_reachable()
-
-@contextmanager
-def _local_only():
-    "Within this block, huggingface_hub (used by transformers and timm) only looks at the local cache."
-    import huggingface_hub.constants as C
-    old = C.HF_HUB_OFFLINE
-    C.HF_HUB_OFFLINE = True
-    try: yield
-    finally: C.HF_HUB_OFFLINE = old
-
-def _no_weights(name:str, model_id:str, err:Exception):
-    return BuildingMetricError(
-        f"cannot load pretrained weights for extractor {name!r} ({model_id}): not found locally and the hub cannot be reached "
-        f"({type(err).__name__})",
-        f"provide them with weights='<local folder or checkpoint file>' (a copy made with save_pretrained or "
-        f"`huggingface-cli download {model_id}`), point HF_HOME at a cache that holds them, or pass pretrained=False "
-        f"(random weights) or tiny=True (tests)")
-
-@contextmanager
-def _loading(name:str, model_id:str):
-    "Load weights, offline-aware: local cache only when the hub is unreachable; one clear error if they cannot be had."
-    offline = hub_offline()
-    try:
-        with (_local_only() if offline else _nullctx()): yield
-    except BuildingMetricError: raise
-    except (OSError, ValueError, RuntimeError) as e:
-        if offline or 'connect' in str(e).lower() or 'offline' in str(e).lower(): raise _no_weights(name, model_id, e) from None
-        raise
-
-@contextmanager
-def _nullctx(): yield
-
 # %% ../../nbs/02_features.extractors.ipynb #1fd58c64
-def _timm_model(name:str, ext_name:str, pretrained:bool, weights:str|None, **kw) -> nn.Module:
-    import timm
-    if weights is not None:
-        w = Path(weights)
-        if not w.is_file(): raise BuildingMetricError(f"weights file {str(w)!r} for extractor {ext_name!r} not found", "pass a timm checkpoint file (.safetensors, .pth, .bin)")
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(w)), **kw)
-    if not pretrained: return timm.create_model(name, pretrained=False, **kw)
-    if hub_offline() and not _timm_weights_cached(name):  # before building: a large model takes seconds to initialise
-        raise _no_weights(ext_name, f"timm/{name}", FileNotFoundError('not in the Hugging Face cache'))
-    with _loading(ext_name, f"timm/{name}"): return timm.create_model(name, pretrained=True, **kw)
-
-def _timm_weights_cached(name:str) -> bool:
-    "Whether the pretrained weights of timm model `name` are in the local Hugging Face or torch hub cache."
-    from timm.models import get_pretrained_cfg
-    from huggingface_hub import try_to_load_from_cache
-    cfg = get_pretrained_cfg(name)
-    if cfg is None: return True  # not a known tag: let timm say what is wrong
-    files = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ['model.safetensors', 'pytorch_model.bin', 'open_clip_pytorch_model.bin']
-    if cfg.hf_hub_id and any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, f), str) for f in files): return True
-    return bool(cfg.url) and (Path(torch.hub.get_dir())/'checkpoints'/Path(urlparse(cfg.url).path).name).is_file()
-
-def _timm_preprocess(model:nn.Module, size:int|None=None) -> Preprocess:
-    "timm's preprocessing for `model` (crop fraction, mean, std, interpolation), at input `size` if given."
-    import timm
-    c = timm.data.resolve_data_config({}, model=model)
-    size = size or c['input_size'][-1]
-    return Preprocess(size, resize=int(round(size / c.get('crop_pct', 1.0))), mean=tuple(c['mean']), std=tuple(c['std']),
-                      interpolation='bicubic' if c.get('interpolation') == 'bicubic' else 'bilinear')
-
-def _hf_model(cls, model_id:str, ext_name:str, pretrained:bool, weights:str|None, tiny_config=None, **kw) -> nn.Module:
-    if tiny_config is not None: return cls(tiny_config, **kw)
-    src = str(weights) if weights is not None else model_id
-    if weights is not None and not Path(weights).exists():
-        raise BuildingMetricError(f"weights folder {src!r} for extractor {ext_name!r} not found", "pass a folder written by save_pretrained or huggingface-cli download")
-    with _loading(ext_name, model_id):
-        if pretrained or weights is not None: return cls.from_pretrained(src, **kw)
-        return cls(cls.config_class.from_pretrained(src), **kw)
-
 def _pool_cnn(m, x): return m(x)                                                # timm: global average pool, no classifier
 def _pool_spatial_mean(m, x): return m.forward_features(x).mean((2, 3))          # before any conv head
 def _pool_clip(m, x): return m(pixel_values=x).image_embeds                      # projected image embedding
@@ -203,8 +123,8 @@ EXTRACTORS = Registry('extractor')
 def _register_timm(name, timm_name, size, dim, pooling, tiny_kw, **kw):
     @EXTRACTORS.register(name, model_id=f"timm/{timm_name}", source='timm', input_size=size, feature_dim=dim, pooling=pooling)
     def _build(pretrained=True, tiny=False, weights=None):
-        model = _timm_model(timm_name, name, pretrained and not tiny, None if tiny else weights, num_classes=0, **(tiny_kw if tiny else {}), **kw)
-        pool, pp = _pool_spatial_mean if pooling.startswith('mean of the last feature map') else _pool_cnn, _timm_preprocess(model, size)
+        model = timm_model(timm_name, name, pretrained and not tiny, None if tiny else weights, num_classes=0, **(tiny_kw if tiny else {}), **kw)
+        pool, pp = _pool_spatial_mean if pooling.startswith('mean of the last feature map') else _pool_cnn, Preprocess.from_timm(model, size)
         return Extractor(name, model, pool, _feature_dim(model, pool, pp.size), pp, f"timm/{timm_name}" if weights is None or tiny else str(weights),
                          pretrained and not tiny, tiny, channels_last=pooling != 'class token')
     _build.__doc__ = f"{timm_name} from timm ({pooling})."
@@ -223,7 +143,7 @@ def _register_hf(name, model_id, size, dim, pooling, cls_name, pool, mean, std, 
     def _build(pretrained=True, tiny=False, weights=None):
         import transformers
         cls = getattr(transformers, cls_name)
-        model = _hf_model(cls, model_id, name, pretrained, weights, tiny_config=tiny_cfg() if tiny else None, **model_kw)
+        model = hf_model(cls, model_id, name, pretrained, weights, tiny_config=tiny_cfg() if tiny else None, **model_kw)
         return Extractor(name, model, pool, _feature_dim(model, pool, size), Preprocess(size, mean=mean, std=std), model_id if weights is None or tiny else str(weights),
                          (pretrained or weights is not None) and not tiny, tiny)
     _build.__doc__ = f"{model_id} through transformers ({pooling})."
@@ -251,18 +171,18 @@ _register_hf('midas', 'Intel/dpt-hybrid-midas', 384, 768, 'mean of the patch tok
 
 # %% ../../nbs/02_features.extractors.ipynb #fafe0033
 def _timm_any(name:str, pretrained:bool, weights) -> Extractor:
-    model = _timm_model(name, f"timm/{name}", pretrained, weights, num_classes=0)
-    pp = _timm_preprocess(model)
+    model = timm_model(name, f"timm/{name}", pretrained, weights, num_classes=0)
+    pp = Preprocess.from_timm(model)
     return Extractor(f"timm/{name}", model, _pool_cnn, _feature_dim(model, _pool_cnn, pp.size), pp, f"timm/{name}" if weights is None else str(weights),
                      pretrained or weights is not None, channels_last=True)
 
 def _hf_any(model_id:str, pretrained:bool, weights) -> Extractor:
     import transformers
-    model = _hf_model(transformers.AutoModel, model_id, f"hf/{model_id}", pretrained, weights)
+    model = hf_model(transformers.AutoModel, model_id, f"hf/{model_id}", pretrained, weights)
     src = str(weights) if weights is not None else model_id
     pp = Preprocess(224)
     try:
-        with _local_only():
+        with local_only():
             ip = transformers.AutoImageProcessor.from_pretrained(src)
         sz = ip.crop_size if getattr(ip, 'do_center_crop', False) else ip.size
         side = sz.get('height') or sz.get('shortest_edge') or 224

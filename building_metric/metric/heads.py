@@ -6,17 +6,20 @@ Docs: https://building-metric.github.io/building_metric/metric.heads.html.md"""
 
 # %% ../../nbs/04_metric.heads.ipynb #52b4cded
 from __future__ import annotations
+from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..callbacks import load_checkpoint
 from ..core import BuildingMetricError
-from ..features.extractors import _timm_model, _timm_preprocess
+from ..features.extractors import Preprocess
+from ..weights import timm_model
 
 # %% auto #0
-__all__ = ['FUSION_SIZES', 'GatingHead', 'mlp', 'FusionHead', 'ProjectionHead', 'Embedder', 'embedder_splitter']
+__all__ = ['FUSION_SIZES', 'GatingHead', 'mlp', 'FusionHead', 'load_head', 'ProjectionHead', 'Embedder', 'embedder_splitter']
 
 # %% ../../nbs/04_metric.heads.ipynb #feb7da05
 def _check_dims(in_dims) -> dict[str, int]:
@@ -94,6 +97,19 @@ class FusionHead(nn.Module):
         "Mean gate weight per source (None without gating)."
         return self.gate.gate_weights() if self.gate is not None else None
 
+# %% ../../nbs/04_metric.heads.ipynb #4cb7e969
+def load_head(checkpoint:str|Path, # `best.pth` written by `bm-train` (its `best.json` beside it says what to build)
+             ) -> tuple[FusionHead, dict]:
+    "The `FusionHead` of a `bm-train` checkpoint, built as its metadata says, weights loaded, in eval mode; and the metadata."
+    _, meta = load_checkpoint(checkpoint)
+    cfg, dims = meta.get('config') or {}, meta.get('in_dims')
+    if meta.get('head') != 'FusionHead' or not dims:
+        raise BuildingMetricError(f"the checkpoint {Path(checkpoint).name!r} holds a {meta.get('head')}, not a FusionHead with known inputs",
+                                  "load a checkpoint written by bm-train (its best.json says what to build)")
+    head = FusionHead(dims, size=cfg.get('big_fusion_head', 0), gate=bool(cfg.get('gate', 0)), emb_dim=meta.get('emb_dim'))
+    load_checkpoint(checkpoint, head)
+    return head.eval(), meta
+
 # %% ../../nbs/04_metric.heads.ipynb #5cbe46c4
 class ProjectionHead(nn.Module):
     "Linear(in, emb) -> ReLU -> Linear(emb, emb), L2-normalised (the geographic triplet network's head)."
@@ -117,8 +133,8 @@ class Embedder(nn.Module):
                  weights:str|None=None, # A local timm checkpoint file instead of the hub
                  **timm_kw): # Passed to `timm.create_model` (e.g. a small `layers=[1, 1, 1, 1]` for tests)
         super().__init__()
-        self.backbone = _timm_model(arch, f"timm/{arch}", pretrained, weights, num_classes=0, **timm_kw)
-        self.preprocess = _timm_preprocess(self.backbone)
+        self.backbone = timm_model(arch, f"timm/{arch}", pretrained, weights, num_classes=0, **timm_kw)
+        self.preprocess = Preprocess.from_timm(self.backbone)
         self.head = head if head is not None else ProjectionHead(getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features, emb_dim)   # MobileNetV3: its conv head widens the features
         self.emb_dim = getattr(self.head, 'emb_dim', emb_dim)
     def forward(self, x): return self.head(self.backbone(x))

@@ -13,12 +13,13 @@ from pytorch_metric_learning import miners as pml_miners
 from pytorch_metric_learning import reducers as pml_reducers
 from torch import nn
 
+from ..config import TRAIN_TYPES
 from ..core import BuildingMetricError, Registry
 
 # %% auto #0
-__all__ = ['MINERS', 'TRAIN_TYPES', 'LOSSES', 'hard_miner', 'semihard_miner', 'multi_similarity_miner', 'pair_margin_miner',
-           'LayoutMiner', 'layout_miner', 'MetricLoss', 'proxy_anchor', 'arcface', 'triplet', 'contrastive',
-           'multi_similarity', 'supcon', 'ntxent', 'create_loss', 'list_losses']
+__all__ = ['MINERS', 'LOSSES', 'hard_miner', 'semihard_miner', 'multi_similarity_miner', 'pair_margin_miner', 'LayoutMiner',
+           'layout_miner', 'MetricLoss', 'proxy_anchor', 'arcface', 'triplet', 'contrastive', 'multi_similarity',
+           'supcon', 'ntxent', 'create_loss', 'list_losses']
 
 # %% ../../nbs/04a_metric.losses.ipynb #eb783883
 MINERS = Registry('miner')
@@ -58,8 +59,7 @@ def layout_miner(margin:float=0.2):
     "Triplets as the batch sampler laid them out: (anchors, positives, negatives) in thirds."
     return LayoutMiner()
 
-TRAIN_TYPES = {'standard': None, 'hardmining': 'hard', 'semihard': 'semihard'}
-"The fusion classifier's `--train_type` values and the miner each selects."
+
 
 # %% ../../nbs/04a_metric.losses.ipynb #3604a500
 class MetricLoss(nn.Module):

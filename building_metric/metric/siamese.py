@@ -8,7 +8,6 @@ Docs: https://building-metric.github.io/building_metric/metric.siamese.html.md""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -31,15 +30,15 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
 from ..callbacks import TerminateOnNaN
-from ..core import BuildingMetricError, Config, get_device
+from ..config import PairConfig
+from ..core import BuildingMetricError, get_device
 from ..data.index import BuildingIndex, load_image
-from ..data.synth import haversine_km
-from ..features.extractors import _timm_model
+from ..geo import haversine_km
+from ..weights import timm_model
 
 # %% auto #0
 __all__ = ['make_pairs', 'pair_dataloaders', 'MutualGate', 'AGFusionModel', 'pair_splitter', 'pair_scores', 'choose_threshold',
-           'pair_metrics', 'pair_learner', 'predict_pairs', 'show_attention', 'PairConfig', 'pair_train',
-           'bm_pair_train']
+           'pair_metrics', 'pair_learner', 'predict_pairs', 'show_attention', 'pair_train']
 
 # %% ../../nbs/04e_metric.siamese.ipynb #2c4e0927
 def make_pairs(index:BuildingIndex, # A split index
@@ -135,7 +134,7 @@ class AGFusionModel(nn.Module):
                  weights:str|None=None):
         super().__init__()
         kw = dict(layers=[1, 1, 1, 1]) if tiny else {}
-        self.trunk = _timm_model('resnet18' if tiny else arch, f"timm/{arch}", pretrained and not tiny, None if tiny else weights,
+        self.trunk = timm_model('resnet18' if tiny else arch, f"timm/{arch}", pretrained and not tiny, None if tiny else weights,
                                  features_only=True, out_indices=(stage,), **kw)
         c = self.trunk.feature_info.channels()[-1]
         self.gate = MutualGate(c)
@@ -238,41 +237,6 @@ def show_attention(model:AGFusionModel, dl, n:int=4, fname=None):
     return fig
 
 # %% ../../nbs/04e_metric.siamese.ipynb #e6808456
-@dataclass
-class PairConfig(Config):
-    "Settings of `pair_train` and `bm-pair-train` (each is also a flag: `--name value`)."
-    data:str = '' # Image folder (folders or geo layout) or CSV manifest
-    out:str = 'runs/pairs' # Output folder
-    split:str = 'class' # Split by class or group (test buildings are never trained on), or by image
-    arch:str = 'resnet50' # timm backbone of the shared trunk
-    stage:int = 3 # Cut the trunk after this feature stage (3: a ResNet's layer3)
-    proj:tuple[int, ...] = (256, 128) # Projection widths; the last is the embedding size
-    pretrained:bool = True # Pretrained trunk weights (from the hub or its cache)
-    tiny:bool = False # A small random trunk (tests, demos)
-    size:int = 224 # Images are resized to size x size
-    batch:int = 32 # Pairs per batch
-    n_pairs:int = 0 # Training pairs per epoch, half of them positive (0: two per training image)
-    hard:str = 'geo' # Hard negatives from the nearest buildings by coordinates (geo), or none
-    hard_frac:float = 0.5 # Fraction of the negatives that are hard
-    epochs:int = 20 # Epochs
-    lr:float = 3e-4 # Peak learning rate of the one-cycle schedule
-    wd:float = 1e-4 # Decoupled weight decay
-    clip:float = 1.0 # Gradient-norm clipping (0: off)
-    threshold:str = 'f1' # Decision threshold chosen on the validation pairs: best f1, or eer (equal error rate)
-    log:str = 'csv' # Training log: csv, tensorboard, wandb, several joined by commas, or none
-    seed:int = 0 # Seed of the split, the pairs and the weights
-    workers:int = 0 # DataLoader processes
-
-    def __post_init__(self):
-        from building_metric.callbacks import TRACKERS
-        for k, v, ok in (('split', self.split, ('class', 'group', 'image')), ('hard', self.hard, ('geo', 'none')), ('threshold', self.threshold, ('f1', 'eer'))):
-            if v not in ok: raise BuildingMetricError(f"--{k} {v!r} is not allowed", f"use one of {', '.join(ok)}")
-        for k in ('size', 'batch', 'epochs'):
-            if getattr(self, k) < 1: raise BuildingMetricError(f"--{k} {getattr(self, k)} is not allowed", f"use a positive number for --{k}")
-        if self.lr <= 0: raise BuildingMetricError(f"--lr {self.lr} is not allowed", "use a positive learning rate, e.g. --lr 3e-4")
-        for k in str(self.log).split(','):
-            if k.strip() not in TRACKERS: raise BuildingMetricError(f"--log {k.strip()!r} is not allowed", f"use {', '.join(TRACKERS)}")
-
 def pair_train(cfg:PairConfig, log=print) -> dict:
     "Train and evaluate a siamese pair model as `cfg` says; returns the test (or validation) pair scores at the chosen threshold."
     import json
@@ -306,10 +270,3 @@ def pair_train(cfg:PairConfig, log=print) -> dict:
     show_attention(learn.model, test_dl, n=min(4, cfg.batch), fname=out/'attention.png')
     import matplotlib.pyplot as plt; plt.close('all')
     return m
-
-def bm_pair_train(argv:list[str]|None=None):
-    "Console script `bm-pair-train`."
-    from building_metric.train import config_parser, parse_config, run_script
-    p = config_parser(PairConfig, 'bm-pair-train', "Train a siamese attention-gate model to tell whether two photos show the same building; threshold on validation, scores on unseen buildings.",
-                      "Flags override the --config file. Example: bm-pair-train --config configs/siamese.yaml --data geo_photos/ --out runs/pairs")
-    run_script('bm-pair-train', lambda: parse_config(PairConfig, p, argv, section='pairs'), lambda cfg: pair_train(cfg, log=print))

@@ -18,7 +18,8 @@ from fastai.callback.core import Callback
 from torch import nn
 
 from ..callbacks import EMA, embed_all
-from ..core import BuildingMetricError, Config, seed_everything
+from ..config import Config
+from ..core import BuildingMetricError, seed_everything
 from ..data.index import BuildingIndex
 from ..evaluation.retrieval import retrieval_metrics
 from .heads import Embedder

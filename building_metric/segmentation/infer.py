@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,65 +18,19 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..callbacks import EMA, TRACKERS, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, load_checkpoint, resume, tracking_cbs
-from ..core import BuildingMetricError, Config, barrier, get_device, init_distributed, seed_everything
+from ..callbacks import EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, load_checkpoint, resume, tracking_cbs
+from ..config import SegInferConfig, SegTrainConfig, check_choice
+from ..core import BuildingMetricError, barrier, get_device, init_distributed, seed_everything
 from ..data.index import IMAGE_EXTENSIONS, check_image
 from ..data.synth import write_synthetic
 from ..distributed import DistributedTraining
 from .data import SegmentationPairs, seg_dataloaders
-from .learner import (SegFormer, _unet, class_colors, colorize, majority_baseline, miou_score, seg_confusion,
+from .learner import (SegFormer, unet, class_colors, colorize, majority_baseline, miou_score, seg_confusion,
                                                   seg_learner, seg_lrs, show_predictions)
 from .metrics import SEG_LOSSES, seg_scores
-from ..train import config_parser, config_table, parse_config, run_script
 
 # %% auto #0
-__all__ = ['SegTrainConfig', 'seg_train', 'load_segmenter', 'predict_mask', 'overlay', 'seg_infer', 'bm_seg_train',
-           'SegInferConfig', 'bm_seg_infer']
-
-# %% ../../nbs/08c_segmentation.infer.ipynb #503a03e1
-@dataclass
-class SegTrainConfig(Config):
-    "Settings of `seg_train` and `bm-seg-train` (each is also a flag: `--name value`)."
-    data:str = '' # Folder with images/{train,val,test} and masks/{train,val,test} (empty: synthetic facades in out/data)
-    out:str = 'runs/seg' # Output folder
-    synthetic:int = 30 # Buildings of synthetic facades (4 views each) when no data is given
-    arch:str = 'unet_resnet34' # unet_<timm resnet> or segformer[:<hub id>]
-    pretrained:bool = True # Pretrained encoder weights (from the hub or its cache)
-    tiny:bool = False # A tiny random model (tests, demos)
-    size:int = 256 # Training images are resized to size x size
-    batch:int = 8 # Batch size
-    epochs:int = 20 # Epochs
-    lr:float = 1e-3 # Peak learning rate of the decoder
-    encoder_ratio:float = 0.1 # Encoder learning rate relative to the decoder's (without layer decay)
-    layer_decay:float = 0.0 # Layer-wise learning-rate decay per encoder stage (0: off; e.g. 0.75)
-    warmup:float = 0.1 # Fraction of the steps spent warming up before the cosine decay
-    wd:float = 1e-2 # Decoupled weight decay (not on biases and norm layers)
-    loss:str = 'ce_dice' # ce, dice, focal or ce_dice
-    class_weights:tuple[float, ...] = () # Class weights of the loss (empty: equal)
-    ignore_index:int = 255 # Mask value that is not a class
-    clip:float = 1.0 # Gradient norm clipping (0: off)
-    ema:float = 0.0 # Decay of an EMA of the weights used for evaluation (0: off; e.g. 0.999)
-    eval_every:int = 0 # Training batches between mIoU evaluations (0: at epoch ends only)
-    patience:int = 10 # Evaluations without improvement before stopping (0: never stop early)
-    augment:bool = True # Flips, rotations, zoom, lighting on the training set
-    mean:tuple[float, float, float] = (0.485, 0.456, 0.406) # Normalisation mean of the images
-    std:tuple[float, float, float] = (0.229, 0.224, 0.225) # Normalisation std of the images
-    log:str = 'csv' # Training log: csv, tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
-    seed:int = 0 # Seed of the synthetic data, the weights and the batches
-    workers:int = 0 # DataLoader processes
-    resume:bool = False # Continue from out/models/last.pth
-
-    def __post_init__(self):
-        for f in ('size', 'batch', 'epochs', 'synthetic'):
-            if getattr(self, f) < 1: raise BuildingMetricError(f"--{f} {getattr(self, f)} is not allowed", f"use a positive number for --{f}")
-        if self.size < 32: raise BuildingMetricError(f"--size {self.size} is too small for a U-Net (5 halvings)", "use --size 32 or more (a multiple of 32)")
-        if self.lr <= 0: raise BuildingMetricError(f"--lr {self.lr} is not allowed", "use a positive learning rate, e.g. --lr 1e-3")
-        if not 0 <= self.layer_decay <= 1: raise BuildingMetricError(f"--layer_decay {self.layer_decay} is not allowed", "use a factor in (0, 1], or 0 for off")
-        if not 0 <= self.warmup < 1: raise BuildingMetricError(f"--warmup {self.warmup} is not allowed", "use a fraction of the steps in [0, 1), e.g. 0.1")
-        if self.loss not in SEG_LOSSES.list() or self.loss == 'masked_ce': raise BuildingMetricError(f"--loss {self.loss!r} is not allowed", "use one of ce, dice, focal, ce_dice")
-        if not (self.arch.startswith('unet_') or self.arch.startswith('segformer')): raise BuildingMetricError(f"--arch {self.arch!r} is not allowed", "use unet_<timm resnet> (e.g. unet_resnet34) or segformer")
-        for k in str(self.log).split(','):
-            if k.strip() not in TRACKERS: raise BuildingMetricError(f"--log {k.strip()!r} is not allowed", f"use one of {', '.join(TRACKERS)}")
+__all__ = ['seg_train', 'load_segmenter', 'predict_mask', 'overlay', 'seg_infer', 'run_seg_infer']
 
 # %% ../../nbs/08c_segmentation.infer.ipynb #56e2b43f
 def _pairs(cfg:SegTrainConfig, out:Path, log) -> SegmentationPairs:
@@ -96,6 +49,7 @@ def _pairs(cfg:SegTrainConfig, out:Path, log) -> SegmentationPairs:
 
 def seg_train(cfg:SegTrainConfig, log=print) -> dict:
     "Train a segmentation model as `cfg` says; returns the scores of the best weights on the test (or validation) split."
+    check_choice('loss', cfg.loss, tuple(n for n in SEG_LOSSES.list() if n != 'masked_ce'))   # (masked_ce is for per-element data)
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     rank, world = init_distributed()   # under torchrun / accelerate launch: one of several processes
     main = rank == 0                   # the one that writes data, checkpoints, logs and reports
@@ -147,7 +101,7 @@ def load_segmenter(checkpoint:str|Path, device=None) -> tuple[nn.Module, dict]:
         raise BuildingMetricError(f"{str(checkpoint)!r} is not a segmentation checkpoint (its .json has no arch and classes)", "pass the best.pth that bm-seg-train wrote")
     n, arch = len(cfg['classes']), cfg['arch']
     if arch.startswith('segformer'): model = SegFormer(n, config=cfg['hf_config'])
-    else: model = _unet(arch[5:], n, (cfg['size'], cfg['size']), pretrained=False, tiny=cfg['tiny'])
+    else: model = unet(arch[5:], n, (cfg['size'], cfg['size']), pretrained=False, tiny=cfg['tiny'])
     try: model.load_state_dict(sd)
     except RuntimeError as e:
         raise BuildingMetricError(f"{str(checkpoint)!r} does not fit a {arch} ({str(e).splitlines()[0]})", "pass the best.json written beside this best.pth") from None
@@ -226,38 +180,9 @@ def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
     return rep
 
 # %% ../../nbs/08c_segmentation.infer.ipynb #a0a7f4e8
-def _seg_train_parser():
-    return config_parser(SegTrainConfig, 'bm-seg-train', "Train a facade segmentation model (U-Net on a timm encoder, or SegFormer) on image/mask pairs, or on synthetic facades.",
-                         "Flags override the --config file. Example: bm-seg-train --data facades/ --arch unet_resnet34 --size 256 --epochs 40 --out runs/seg")
-
-def bm_seg_train(argv:list[str]|None=None):
-    "Console script `bm-seg-train`."
-    keys = ('split', 'miou', 'pixel_acc', 'mean_acc', 'mean_dice', 'fw_iou', 'majority_baseline')
-    run_script('bm-seg-train', lambda: parse_config(SegTrainConfig, _seg_train_parser(), argv, section='segment'),
-               lambda cfg: seg_train(cfg, log=print), lambda m: json.dumps({k: m[k] for k in keys}, indent=2))
-
-@dataclass
-class SegInferConfig(Config):
-    "Settings of `bm-seg-infer` (each is also a flag: `--name value`)."
-    checkpoint:str = '' # best.pth written by bm-seg-train (best.json beside it)
-    images:str = '' # Folder of images (searched recursively)
-    out:str = 'masks' # Folder for masks/, overlays/, classes.txt, report.csv and config.yaml
-    window:int = 0 # Side of the square window in pixels (0: the training size); larger images are tiled
-    overlap:float = 0.5 # Overlap of neighbouring windows, in [0, 1)
-    device:str = '' # cpu, cuda, ... (empty: the best available)
-
-    def __post_init__(self):
-        if not 0 <= self.overlap < 1: raise BuildingMetricError(f"--overlap {self.overlap} is not allowed", "use a fraction in [0, 1), e.g. 0.5")
-        if self.window < 0: raise BuildingMetricError(f"--window {self.window} is not allowed", "use a positive side in pixels, or 0 for the training size")
-
-def _infer_job(cfg:SegInferConfig) -> dict:
+def run_seg_infer(cfg:SegInferConfig) -> dict:
+    "`bm-seg-infer`'s job: `seg_infer` as `cfg` says, its settings written beside the masks."
     if not cfg.checkpoint or not cfg.images: raise BuildingMetricError(f"bm-seg-infer needs {'--checkpoint' if not cfg.checkpoint else '--images'}", "pass it as a flag or in the --config file")
     rep = seg_infer(cfg.checkpoint, cfg.images, cfg.out, (cfg.window, cfg.window) if cfg.window else None, cfg.overlap, cfg.device or None, log=print)
     Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
     return dict(out=cfg.out, masks=int((rep.status == 'ok').sum()), skipped=int((rep.status != 'ok').sum()))
-
-def bm_seg_infer(argv:list[str]|None=None):
-    "Console script `bm-seg-infer`."
-    p = config_parser(SegInferConfig, 'bm-seg-infer', "Write a class-index mask PNG and a colour overlay for every image in a folder.",
-                      "Example: bm-seg-infer --checkpoint runs/seg/models/best.pth --images photos/ --out masks/")
-    run_script('bm-seg-infer', lambda: parse_config(SegInferConfig, p, argv, section='seg_infer'), _infer_job)

@@ -25,12 +25,12 @@ from torch import nn
 
 from ..callbacks import TerminateOnNaN
 from ..core import BuildingMetricError, get_device
-from ..features.extractors import _loading, _timm_model, hub_offline
+from ..weights import hub_offline, loading_weights, timm_model
 from .metrics import confusion_matrix, seg_loss, seg_metrics, seg_scores
 
 # %% auto #0
-__all__ = ['SegFormer', 'ElementSegmenter', 'seg_splitter', 'seg_learner', 'seg_lrs', 'seg_confusion', 'majority_baseline',
-           'miou_score', 'class_colors', 'colorize', 'show_predictions']
+__all__ = ['SegFormer', 'unet', 'ElementSegmenter', 'seg_splitter', 'seg_learner', 'seg_lrs', 'seg_confusion',
+           'majority_baseline', 'miou_score', 'class_colors', 'colorize', 'show_predictions']
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #048f362d
 class SegFormer(nn.Module):
@@ -45,14 +45,14 @@ class SegFormer(nn.Module):
                                                               num_attention_heads=[1, 1, 2, 4]) if tiny else {}))
             self.net = SegformerForSemanticSegmentation(cfg)
         else:
-            with _loading('segformer', model_id):
+            with loading_weights('segformer', model_id):
                 self.net = SegformerForSemanticSegmentation.from_pretrained(model_id, num_labels=n_classes, ignore_mismatched_sizes=True)
     def forward(self, x):
         return F.interpolate(self.net(pixel_values=x).logits, size=x.shape[-2:], mode='bilinear', align_corners=False)
 
-def _unet(encoder:str, n_classes:int, size:tuple, pretrained:bool, tiny:bool, weights=None) -> nn.Module:
+def unet(encoder:str, n_classes:int, size:tuple, pretrained:bool, tiny:bool, weights=None) -> nn.Module:
     kw = dict(layers=[1, 1, 1, 1]) if tiny else {}                       # tiny: a ResNet-10 shape, random
-    enc = _timm_model('resnet18' if tiny else encoder, f"unet_{encoder}", pretrained and not tiny, None if tiny else weights, **kw)
+    enc = timm_model('resnet18' if tiny else encoder, f"unet_{encoder}", pretrained and not tiny, None if tiny else weights, **kw)
     if not hasattr(enc, 'layer4'): raise BuildingMetricError(f"encoder {encoder!r} is not a ResNet-family timm model", "use unet_resnet18/34/50 (or resnet10t, resnet26d, ...), or arch='segformer'")
     return DynamicUnet(create_body(enc, n_in=3, pretrained=pretrained, cut=-2), n_classes, size)
 
@@ -119,7 +119,7 @@ def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`,
     if model is not None: pass
     elif elements: model = ElementSegmenter(xb.shape[-1], n)
     elif arch.startswith('segformer'): model = SegFormer(n, arch.partition(':')[2] or 'nvidia/mit-b0', pretrained, tiny)
-    elif arch.startswith('unet_'): model = _unet(arch[5:], n, tuple(xb.shape[-2:]), pretrained, tiny, weights)
+    elif arch.startswith('unet_'): model = unet(arch[5:], n, tuple(xb.shape[-2:]), pretrained, tiny, weights)
     else: raise BuildingMetricError(f"unknown segmentation arch {arch!r}", "use 'unet_resnet34' (any timm ResNet after unet_), 'segformer' or 'elements'")
     cbs = L(TerminateOnNaN()) + L(cbs)
     if clip: cbs.append(GradientClip(clip))

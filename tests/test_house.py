@@ -1,0 +1,24 @@
+"The import rule of DESIGN.md holds for the package, and the checker catches each kind of breach."
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent.parent/'tools'))
+from check_imports import check
+
+def test_the_package_keeps_the_floors():
+    assert check(Path(__file__).parent.parent/'building_metric') == []
+
+def test_the_checker_catches_cycles_private_names_and_higher_floors(tmp_path):
+    pkg = tmp_path/'building_metric'; (pkg/'data').mkdir(parents=True)
+    for f in ('__init__.py', 'data/__init__.py'): (pkg/f).write_text('')
+    (pkg/'core.py').write_text('def f():\n    from building_metric.train import train\n')      # a function-level import counts
+    (pkg/'train.py').write_text('from building_metric.core import f\nfrom building_metric.data.index import _helper\ndef train(): pass\n')
+    (pkg/'data'/'index.py').write_text('from ..config import x\n_helper = 1\n')
+    (pkg/'config.py').write_text('x = 1\n')
+    (pkg/'extra.py').write_text('')
+    problems = check(pkg)
+    assert 'building_metric.core (floor 0) imports building_metric.train (floor 4)' in problems
+    assert 'building_metric.train imports the private _helper from building_metric.data.index' in problems
+    assert any(p.startswith('cycle: building_metric.core -> building_metric.train -> building_metric.core') for p in problems)
+    assert 'building_metric.extra has no floor: add it to FLOORS in tools/check_imports.py' in problems
+    assert not any('data.index' in p and 'floor' in p for p in problems)                   # a lower floor is fine

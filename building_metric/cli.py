@@ -55,7 +55,7 @@ def _seg_lines(m:dict, cfg) -> str:
 def _demo_lines(m:dict, cfg) -> str:
     lines = [f"{k.replace('_', ' ')}: NCM top-1 {m[k]['ncm_top1']:.3f}, P@1 {m[k]['precision_at_1']:.3f}, MAP@R {m[k]['map_at_r']:.3f}"
              for k in ('seen_buildings_heldout_views', 'unseen_buildings') if k in m]
-    return "\n".join(lines + [f"report: {Path(cfg.out)/'report'/'report.md'}"])
+    return "\n".join(lines + [m['training_helped'], f"report: {Path(cfg.out)/'report'/'report.md'}"])
 
 # %% ../nbs/09_cli.ipynb #d41a9938
 COMMANDS = {

@@ -414,6 +414,7 @@ class DemoConfig(Config):
     size:int = 96 # Image size in pixels
     epochs:int = 30 # Training epochs
     seed:int = 0 # Seed of the data, the split and the weights
+    tiny:bool = False # Two small random backbones instead of the pretrained EfficientNet-Lite0 (the fallback when its weights are not installed)
 
     def __post_init__(self):
         _positive(self, 'identities', 'size', 'epochs')

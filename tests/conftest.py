@@ -3,8 +3,6 @@ import io, os, subprocess, sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-import pytest
-
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('WANDB_MODE', 'offline')
 BIN = Path(sys.executable).parent

@@ -1,6 +1,5 @@
 """A feature extraction killed with SIGKILL mid-run resumes and ends with the same cache as an uninterrupted run."""
-import os, signal, subprocess, sys, time
-from pathlib import Path
+import signal, subprocess, time
 
 import numpy as np
 

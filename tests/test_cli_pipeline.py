@@ -1,5 +1,5 @@
 "One pipeline file through bm-extract, bm-train and bm-eval; bm-demo and bm-pair-train from configs; bad configs for every script."
-import json, subprocess, sys, time
+import json, subprocess, sys
 from pathlib import Path
 
 import yaml

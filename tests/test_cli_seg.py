@@ -1,5 +1,5 @@
 "`bm-seg-train` and `bm-seg-infer`: a good run and its masks, a run killed mid-epoch (in its own process) and resumed, bad input."
-import json, os, signal, subprocess, sys, time
+import json, signal, subprocess, time
 from pathlib import Path
 
 import numpy as np

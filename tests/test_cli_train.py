@@ -1,6 +1,5 @@
 "`bm-train` and `bm-eval`: a good run, a resumed run, bad values and unknown flags."
 import json
-from pathlib import Path
 
 import pytest
 from building_metric.data.synth import write_synthetic

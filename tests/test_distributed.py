@@ -1,6 +1,5 @@
 "Two processes on the CPU (gloo, started by torchrun): sharded extraction, training and its resumption, and evaluation at scale, each against one process (segmentation and Accelerate's launcher: `make test-slow`)."
-import json, os, subprocess, sys
-from pathlib import Path
+import json, subprocess
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 "`bm-hpo`: a study killed (in its own process) in the middle of a trial resumes and completes; bad settings are one-line errors."
-import json, os, signal, subprocess, sys, time
-from pathlib import Path
+import json, signal, subprocess, time
 
 import optuna
 import pandas as pd

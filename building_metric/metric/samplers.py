@@ -32,7 +32,7 @@ class MPerClassBatches:
         if m < 1 or batch_size % m: raise BuildingMetricError(f"batch_size={batch_size} is not a multiple of m={m}", "choose m that divides the batch size")
         if batch_size // m > n_cls:
             raise BuildingMetricError(f"a batch of {batch_size} with m={m} needs {batch_size // m} classes, but there are {n_cls}",
-                                      f"use batch_size <= {m * n_cls} or a larger m")
+                                      f"use batch_size (bm-train --batch) <= {m * n_cls}, or a larger m (--m)")
         size = epoch_size or len(labels)
         if size < batch_size: raise BuildingMetricError(f"an epoch of {size} images is shorter than one batch of {batch_size}", "use a smaller batch_size or a larger epoch_size")
         self.m, self.bs = m, batch_size

@@ -17,7 +17,7 @@ import torch
 
 from .callbacks import (EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, embed_all, find_batch_size, learner_step,
                                       resume, tracking_cbs)
-from .config import TrainConfig, check_choice, default_cache
+from .config import TrainConfig, default_cache
 from .core import BuildingMetricError, init_distributed, seed_everything
 from .distributed import DistributedTraining, RandomBatches, ShardedBatches
 from .evaluation.retrieval import retrieval_metrics

@@ -8,7 +8,6 @@ Docs: https://building-metric.github.io/building_metric/features.cache.html.md""
 from __future__ import annotations
 import hashlib, json, os, queue, shutil, sys, threading, time
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import building_metric  # first: its warning filters apply to the imports below

@@ -7,7 +7,6 @@ Docs: https://building-metric.github.io/building_metric/features.extractors.html
 # %% ../../nbs/02_features.extractors.ipynb #da4afeee
 from __future__ import annotations
 import hashlib
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,7 +18,7 @@ from torchvision import transforms as tvt
 
 import building_metric
 from ..core import BuildingMetricError, Registry
-from ..weights import PACKAGED_WEIGHTS, hf_model, hub_offline, packaged_weights, loading_weights, local_only, no_weights_error, timm_data_config, timm_model
+from ..weights import PACKAGED_WEIGHTS, hf_model, hub_offline, packaged_weights, local_only, timm_data_config, timm_model
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS', 'Preprocess', 'Extractor', 'create_extractor',

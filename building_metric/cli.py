@@ -14,12 +14,12 @@ from typing import Callable
 
 from fastcore.imports import IN_NOTEBOOK
 
-from .config import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, PairConfig, SegInferConfig, SegTrainConfig,
-                                    TrainConfig, config_parser, parse_config, run_script)
+from .config import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig, SearchConfig, SegInferConfig,
+                                    SegTrainConfig, TrainConfig, config_parser, parse_config, run_script)
 
 # %% auto #0
 __all__ = ['COMMANDS', 'bm_extract', 'bm_train', 'bm_eval', 'bm_demo', 'bm_hpo', 'bm_seg_train', 'bm_seg_infer', 'bm_pair_train',
-           'Script', 'main']
+           'bm_index', 'bm_search', 'Script', 'main']
 
 # %% ../nbs/09_cli.ipynb #54059f6c
 @dataclass
@@ -83,11 +83,18 @@ COMMANDS = {
     'pair-train': Script('bm-pair-train', PairConfig, 'pairs', 'building_metric.metric.siamese:pair_train',
                          "Train a siamese attention-gate model to tell whether two photos show the same building; threshold on validation, scores on unseen buildings.",
                          "bm-pair-train --config configs/siamese.yaml --data geo_photos/ --out runs/pairs"),
+    'index': Script('bm-index', IndexConfig, 'index', 'building_metric.search:run_index',
+                    "Embed known photos of buildings with a trained model into a searchable gallery (resumable; --add appends new photos).",
+                    "bm-index --run runs/a --gallery photos/ --out gallery/"),
+    'search': Script('bm-search', SearchConfig, 'search', 'building_metric.search:run_search',
+                     "Identify (or answer unknown) and locate new photos against a gallery: results.csv, results.json and pictures.",
+                     "bm-search --gallery gallery/ --query new_photos/ --out results/ --k 10"),
 }
 "The console scripts by command: `bm-COMMAND` and `python -m building_metric.cli COMMAND` are the same."
 
 bm_extract, bm_train, bm_eval, bm_demo = COMMANDS['extract'], COMMANDS['train'], COMMANDS['eval'], COMMANDS['demo']
 bm_hpo, bm_seg_train, bm_seg_infer, bm_pair_train = COMMANDS['hpo'], COMMANDS['seg-train'], COMMANDS['seg-infer'], COMMANDS['pair-train']
+bm_index, bm_search = COMMANDS['index'], COMMANDS['search']
 
 def main(argv:list[str]|None=None): # The arguments (default: the command line)
     "`python -m building_metric.cli COMMAND [ARGS]`: the console script `bm-COMMAND`, the only module imported."

@@ -18,10 +18,11 @@ from fastcore.docments import docments
 from .core import BuildingMetricError, rank_world
 
 # %% auto #0
-__all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'KINDS', 'SCRIPTS', 'Config', 'read_yaml', 'split_override',
-           'config_table', 'check_choice', 'CLIParser', 'config_parser', 'parse_config', 'load_config', 'run_script',
-           'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig', 'DemoConfig', 'SegTrainConfig', 'SegInferConfig',
-           'PairConfig', 'default_cache', 'PipelineConfig', 'is_pipeline']
+__all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'KINDS', 'INDEX_KINDS', 'SCRIPTS', 'Config', 'read_yaml',
+           'split_override', 'config_table', 'check_choice', 'CLIParser', 'config_parser', 'parse_config',
+           'load_config', 'run_script', 'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig', 'DemoConfig',
+           'SegTrainConfig', 'SegInferConfig', 'PairConfig', 'IndexConfig', 'SearchConfig', 'default_cache',
+           'PipelineConfig', 'is_pipeline']
 
 # %% ../nbs/00a_config.ipynb #5ec041a6
 def _type_name(tp) -> str:
@@ -509,6 +510,44 @@ class PairConfig(Config):
         if self.lr <= 0: raise BuildingMetricError(f"--lr {self.lr} is not allowed", "use a positive learning rate, e.g. --lr 3e-4")
         _logs(self.log)
 
+# %% ../nbs/00a_config.ipynb #46a786ea
+INDEX_KINDS = ('auto', 'exact', 'flat', 'ivf', 'hnsw')
+"Search index kinds of `bm-index`: exact (torch, always there), faiss's flat (exact), ivf and hnsw (approximate), auto (by gallery size)."
+
+@dataclass
+class IndexConfig(Config):
+    "Settings of `bm-index` (each is also a flag: `--name value`)."
+    run:str = '' # A bm-train output folder (or its models/best.pth), or an .onnx export of an image model
+    gallery:str = '' # The known photos: an image folder (any layout), a CSV manifest, or a feature cache (.h5) of the run's extractors
+    out:str = 'gallery' # Gallery folder (run the same command again after a kill to resume)
+    add:str = '' # Photos to add to the gallery in --out (only those it does not hold are embedded)
+    kind:str = 'auto' # Search index: exact, flat, ivf, hnsw (faiss), or auto (exact up to 200,000 photos, ivf above)
+    images:str = '' # Where the relative paths of a feature cache start (for pictures of the matches)
+    rebuild:bool = False # Replace a gallery made by another model or of other photos
+    bs:int = 32 # Images per forward pass
+    workers:int = 2 # Image decoding processes
+    shard_rows:int = 1024 # Rows per resumable shard of the extraction
+    seed:int = 0 # Seed of the approximate index and of the calibration sample
+
+    def __post_init__(self):
+        check_choice('kind', self.kind, INDEX_KINDS)
+        _positive(self, 'bs', 'shard_rows')
+
+@dataclass
+class SearchConfig(Config):
+    "Settings of `bm-search` (each is also a flag: `--name value`)."
+    gallery:str = 'gallery' # A gallery folder written by bm-index
+    query:str = '' # A photo, a folder of photos (loose, or one folder per building), or a CSV manifest
+    out:str = 'results' # Answers: results.csv, results.json, pictures/
+    k:int = 10 # Matches per query
+    run:str = '' # The model to embed the queries with (default: the one the gallery was built with)
+    pictures:int = 20 # Queries drawn beside their matches (0: none)
+    workers:int = 2 # Image decoding processes
+
+    def __post_init__(self):
+        _positive(self, 'k')
+        if self.pictures < 0: raise BuildingMetricError(f"--pictures {self.pictures} is not allowed", "use 0 (no pictures) or a number of queries")
+
 # %% ../nbs/00a_config.ipynb #0c321e37
 def default_cache(data:str|Path) -> Path: # An image folder or a CSV manifest
     "Where `bm-train` keeps the features of a folder (`.bm_cache/features.h5` inside it) or a manifest (`<name>.features.h5` beside it)."
@@ -516,7 +555,8 @@ def default_cache(data:str|Path) -> Path: # An image folder or a CSV manifest
     return data.with_name(data.stem + '.features.h5') if data.is_file() else data/'.bm_cache'/'features.h5'
 
 SCRIPTS = {'extract': 'bm-extract', 'train': 'bm-train', 'hpo': 'bm-hpo', 'eval': 'bm-eval', 'demo': 'bm-demo',
-           'segment': 'bm-seg-train', 'seg_infer': 'bm-seg-infer', 'pairs': 'bm-pair-train'}
+           'segment': 'bm-seg-train', 'seg_infer': 'bm-seg-infer', 'pairs': 'bm-pair-train',
+           'index': 'bm-index', 'search': 'bm-search'}
 "Pipeline sections and the console scripts that read them."
 
 @dataclass
@@ -533,6 +573,8 @@ class PipelineConfig(Config):
     segment:SegTrainConfig = field(default_factory=SegTrainConfig) # bm-seg-train
     seg_infer:SegInferConfig = field(default_factory=SegInferConfig) # bm-seg-infer
     pairs:PairConfig = field(default_factory=PairConfig) # bm-pair-train
+    index:IndexConfig = field(default_factory=IndexConfig) # bm-index
+    search:SearchConfig = field(default_factory=SearchConfig) # bm-search
 
     @classmethod
     def load(cls, path:str|Path, # A pipeline YAML file
@@ -582,4 +624,6 @@ def _link(raw:dict, path) -> dict:
     sg = sec('segment', out=f'{out}/segment')
     sec('seg_infer', checkpoint=f"{sg.get('out')}/models/best.pth", out=f'{out}/masks')
     sec('pairs', data=data, out=f'{out}/pairs')
+    ix = sec('index', run=str(tr.get('out')), gallery=data, out=f'{out}/gallery')
+    sec('search', gallery=str(ix.get('out')), out=f'{out}/results')
     return r

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['EARTH_RADIUS_KM', 'haversine_km', 'geo_knn']
+__all__ = ['EARTH_RADIUS_KM', 'haversine_km', 'geo_knn', 'locate_from_neighbours', 'localisation_scores']
 
 # %% ../nbs/01c_geo.ipynb #92a9261b
 EARTH_RADIUS_KM = 6371.0088
@@ -47,3 +47,31 @@ def geo_knn(lat:np.ndarray, # Latitudes in degrees, one per row
         idx[s + r, rank[r, col]] = j[r, col]
         dist[s + r, rank[r, col]] = d[r, col] * EARTH_RADIUS_KM
     return idx, dist
+
+# %% ../nbs/01c_geo.ipynb #638b0692
+def locate_from_neighbours(coords:np.ndarray, # (m, k, 2) latitude and longitude of each query's k neighbours, in degrees
+                           weights:np.ndarray, # (m, k) their weights (e.g. a softmax of their similarities)
+                           inlier_km:float=0.5, # Neighbours this close to the best-supported one vote for the location
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    "Location of each query from its neighbours: the neighbour with most weight within `inlier_km` of it, refined to the weighted mean of those; and the spread (km), the weighted mean distance of all neighbours from that location."
+    c = np.asarray(coords, float); w = np.asarray(weights, float)
+    m, k = w.shape
+    if m == 0: return np.zeros((0, 2)), np.zeros(0)
+    d = haversine_km(c[:, :, None, 0], c[:, :, None, 1], c[:, None, :, 0], c[:, None, :, 1])      # (m, k, k)
+    support = (w[:, :, None] * (d <= inlier_km)).sum(1)                                          # weight near each neighbour
+    best = support.argmax(1)
+    near = (d[np.arange(m), :, best] <= inlier_km) * w                                           # (m, k) weights of the inliers
+    lat, lon = np.radians(c[..., 0]), np.radians(c[..., 1])
+    xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], -1)
+    v = (near[..., None] * xyz).sum(1)                                                           # mean on the sphere
+    est = np.stack([np.degrees(np.arcsin(np.clip(v[:, 2] / np.linalg.norm(v, axis=1), -1, 1))), np.degrees(np.arctan2(v[:, 1], v[:, 0]))], 1)
+    spread = (w * haversine_km(c[..., 0], c[..., 1], est[:, None, 0], est[:, None, 1])).sum(1) / w.sum(1)
+    return est, spread
+
+def localisation_scores(errors_km, # Distance of each predicted location from the true one, in km
+                        within_m:tuple=(25, 100, 1000, 5000)) -> dict:
+    "Median and mean error in metres, and the share of photos located within each distance."
+    e = np.asarray(errors_km, float) * 1000
+    out = dict(n=int(len(e)), median_error_m=float(np.median(e)) if len(e) else float('nan'), mean_error_m=float(e.mean()) if len(e) else float('nan'))
+    out.update({f"within_{m // 1000}km" if m >= 1000 else f"within_{m}m": float((e <= m).mean()) if len(e) else float('nan') for m in within_m})
+    return out

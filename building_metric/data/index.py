@@ -219,6 +219,13 @@ class BuildingIndex:
         return cls._build(_scan_csv(csv), root, 'csv', [], validate, n_workers, progress)
 
     @classmethod
+    def from_files(cls, files:list, # File paths relative to `root` (no labels: photos to search with)
+                   root:str|Path='.', validate:bool=True, n_workers:int=2, progress:bool|None=None):
+        "Index a list of photos without labels (the queries of a search)."
+        root = _check_root(root, 'image folder')
+        return cls._build([_row(Path(f).as_posix()) for f in files], root, 'files', [], validate, n_workers, progress)
+
+    @classmethod
     def from_path(cls, path:str|Path, # A CSV manifest, or a folder in the folders or geo layout
                   layout:str='auto', # 'folders', 'geo', 'csv', or 'auto' to tell from what is there
                   **kwargs):

@@ -21,11 +21,12 @@ from ..config import DemoConfig, EvalConfig, TrainConfig
 from ..core import BuildingMetricError, all_sum, barrier, init_distributed, rank_world, seed_everything
 from ..data.index import BuildingIndex
 from ..data.synth import write_synthetic
-from .retrieval import (clustering_scores, expected_calibration_error, ncm_classify, ncm_probabilities, ncm_scores, open_set_rates,
+from ..geo import haversine_km, localisation_scores, locate_from_neighbours
+from .retrieval import (clustering_scores, knn, expected_calibration_error, ncm_classify, ncm_probabilities, ncm_scores, open_set_rates,
                                                   open_set_threshold, plot_reliability, retrieval_metrics,
                                                   retrieval_metrics_chunked)
 from .visualize import plot_embeddings, plot_gate_weights, plot_history, retrieval_gallery
-from ..features.extractors import create_extractor
+from ..features.extractors import checked_extractors
 from ..features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extract_features
 from ..metric.heads import FusionHead, load_head
 from ..train import train
@@ -63,16 +64,8 @@ def _checked_head(checkpoint:Path, c:FeatureCache) -> tuple[FusionHead, dict]:
 
 def _eval_cache(data:Path, meta:dict, log) -> tuple[Path, Path]:
     "Features of an image folder or manifest, from the extractors the model was trained on (checked by weights hash); every image is a query (split 'test')."
-    info, seed = meta.get('extractor_info') or {}, (meta.get('config') or {}).get('seed', 0)
-    exts = []
-    for n in meta['extractors']:
-        i = info.get(n)
-        if i is None: raise BuildingMetricError(f"the checkpoint does not say how its {n!r} features were made", "evaluate on the feature cache (.h5) it was trained on")
-        seed_everything(seed)   # as extract_features does: random weights follow the seed
-        e = create_extractor(n, pretrained=i['pretrained'], tiny=i['tiny'])
-        if e.weights_hash() != i['weights_hash']:
-            raise BuildingMetricError(f"extractor {n!r} here has other weights than the model was trained on", "evaluate on the feature cache (.h5) it was trained on")
-        exts.append(e)
+    seed = (meta.get('config') or {}).get('seed', 0)
+    exts = checked_extractors(meta, seed=seed)   # as extract_features does: random weights follow the seed
     index = BuildingIndex.from_path(data)
     df = index.df.copy(); df.loc[df.status == 'ok', 'split'] = 'test'
     index = BuildingIndex(df, index.root, index.layout, index.problems)
@@ -133,6 +126,23 @@ def _helped(m:dict) -> str:
     verdict = 'training helped' if t > best else 'training did not help: the frozen features are as good or better'
     return f"{verdict} on {what}: MAP@R {t:.3f} with the trained head against {best:.3f} for the frozen {best_name}"
 
+def _geo_scores(emb:torch.Tensor, coords:np.ndarray, split:np.ndarray, lab:np.ndarray, k:int=10) -> dict:
+    "Localisation of held-out photos from the coordinates of their nearest reference photos (seen buildings: val against train; unseen: every other view, as for NCM)."
+    out = {}
+    tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
+    pairs = [('seen_buildings_heldout_views', np.flatnonzero(tr), np.flatnonzero(va))]
+    if te.any():
+        ti = np.flatnonzero(te); ref = np.zeros(len(ti), bool)
+        for l in np.unique(lab[ti]): ref[np.flatnonzero(lab[ti] == l)[::2]] = True
+        pairs.append(('unseen_buildings', ti[ref], ti[~ref]))
+    for name, r, q in pairs:
+        if not len(r) or not len(q): continue
+        s, j = knn(emb[q], emb[r], k=min(k, len(r)))
+        w = torch.softmax(s / 0.05, dim=1).numpy()
+        est, _ = locate_from_neighbours(coords[r][j.numpy()], w)
+        out[name] = localisation_scores(haversine_km(est[:, 0], est[:, 1], coords[q, 0], coords[q, 1]))
+    return out
+
 def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `best.json`)
              cache:str|Path, # A feature cache with the model's extractors, or an image folder / manifest (all its images become queries)
              out:str|Path, # Report folder
@@ -156,6 +166,7 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
     m.update(_split_scores(emb, lab, split, ks, c.label_names))
     if te.any(): m['unseen_buildings'].update(clustering_scores(emb[te], lab[te]))
     m['frozen_features'] = frozen_baselines(c, names, ks)
+    if np.isfinite(c.coords).all(): m['localisation'] = _geo_scores(emb, c.coords, split, lab)   # geo data: where the photos were taken
     m['training_helped'] = _helped(m)
     pics, n_cls = [], len(c.label_names)
     if va.any():   # calibration of the NCM softmax on held-out views of seen buildings
@@ -189,6 +200,8 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
                        ('open_set', 'Rejecting unknown buildings (threshold chosen on even-numbered buildings, measured on odd ones)')):
         if key in m: md += [f"## {title}", "", _table(m[key]), ""]
     md += ["## Trained head against the frozen features it was trained on", "", _versus(m), ""]
+    for key, loc in (m.get('localisation') or {}).items():
+        md += [f"## Locating {key.replace('_', ' ')} (from the coordinates of their 10 nearest reference photos)", "", _table(loc), ""]
     md += [f"![{p}]({p})" for p in pics]
     (out/'report.md').write_text("\n".join(md) + "\n")
     log(f"report: {out/'report.md'}")

@@ -17,12 +17,12 @@ from torch import nn
 from torchvision import transforms as tvt
 
 import building_metric
-from ..core import BuildingMetricError, Registry
+from ..core import BuildingMetricError, Registry, seed_everything
 from ..weights import PACKAGED_WEIGHTS, hf_model, hub_offline, packaged_weights, local_only, timm_data_config, timm_model
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS', 'Preprocess', 'Extractor', 'create_extractor',
-           'list_extractors']
+           'list_extractors', 'checked_extractors']
 
 # %% ../../nbs/02_features.extractors.ipynb #24dee3fb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -206,3 +206,21 @@ def create_extractor(name:str, # A name of `list_extractors()`, `timm/<model>` o
 def list_extractors(pattern:str='*') -> list[str]:
     "The named extractors (any timm model and transformers model can be built too, as `timm/<name>` and `hf/<id>`)."
     return EXTRACTORS.list(pattern)
+
+# %% ../../nbs/02_features.extractors.ipynb #bc2a0659
+def checked_extractors(meta:dict, # A trained model's metadata (`best.json`): its `extractors` and their `extractor_info`
+                       seed:int=0, # The seed random weights were made with (as `extract_features` seeds them)
+                      ) -> list[Extractor]:
+    "Rebuild the extractors a model was trained on, each checked by weights hash: features for it must come from the very same weights."
+    info, out = meta.get('extractor_info') or {}, []
+    for n in meta.get('extractors') or []:
+        i = info.get(n)
+        if i is None: raise BuildingMetricError(f"the model's metadata does not say how its {n!r} features were made", "use the feature cache (.h5) it was trained on")
+        local = i.get('model_id') if i.get('model_id') and Path(i['model_id']).exists() else None   # a checkpoint file or folder of the user's
+        seed_everything(seed)
+        e = create_extractor(n, pretrained=i['pretrained'] and local is None, tiny=i['tiny'], weights=local)
+        if e.weights_hash() != i['weights_hash']:
+            raise BuildingMetricError(f"extractor {n!r} here has other weights than the model was trained on",
+                                      "install the same weights (or timm/transformers version), or use the feature cache (.h5) it was trained on")
+        out.append(e)
+    return out

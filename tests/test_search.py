@@ -1,0 +1,81 @@
+"`bm-index` and `bm-search` end to end on synthetic geo-tagged buildings: killed and resumed, stale galleries refused, bad query files skipped, photos added."
+import json, shutil, signal, subprocess, time
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from building_metric.data.index import BuildingIndex
+from building_metric.data.synth import write_synthetic
+
+from conftest import one_line_error, run, spawn
+
+def _train(tmp_path, data, out, seed=0):
+    r = run('bm-train', '--data', data, '--resnet', '1', '--vit', '1', '--tiny', '1', '--epochs', '2', '--lr', '0.01', '--batch', '16',
+            '--eval_every', '5', '--patience', '0', '--split', 'class', '--workers', '0', '--log', 'none', '--seed', seed, '--out', out, '--cache', out.with_suffix('.h5'))
+    assert r.returncode == 0, r.stderr
+
+def _emb(g):
+    with h5py.File(g/'gallery.h5') as f: return f['embeddings'][:], f['rows/path'].asstr()[:]
+
+def test_index_kill_resume_search(tmp_path):
+    write_synthetic(tmp_path/'geo', 'geo', n_identities=16, views=5, size=64, seed=0)
+    rows = BuildingIndex.from_geo(tmp_path/'geo').items
+    b = rows.label.str.split('_').str[1].astype(int)
+    rows[b < 12][['path', 'label', 'lat', 'lon']].to_csv(tmp_path/'geo'/'known.csv', index=False)
+    _train(tmp_path, tmp_path/'geo'/'known.csv', tmp_path/'run')
+    args = ['--run', tmp_path/'run', '--gallery', tmp_path/'geo'/'known.csv', '--bs', '2', '--workers', '1', '--shard_rows', '4']
+
+    whole = run('bm-index', *args, '--out', tmp_path/'g1')
+    assert whole.returncode == 0, whole.stderr
+    summary = json.loads(whole.stdout[whole.stdout.index('{'):])
+    assert summary['photos'] == 60 and summary['buildings'] == 12 and summary['kind'] == 'exact'
+
+    parts = tmp_path/'g2'/'features'/'base.h5.parts'/'resnet'          # killed part-way through the extraction
+    p = spawn('bm-index', *args, '--out', tmp_path/'g2', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list(parts.glob('0*.npy'))) < 3 and time.time() < deadline and p.poll() is None: time.sleep(0.05)
+    assert p.poll() is None, 'bm-index ended before it could be killed: make it longer'
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert not (tmp_path/'g2'/'gallery.json').exists()
+    r = run('bm-index', *args, '--out', tmp_path/'g2')
+    assert r.returncode == 0, r.stderr
+    (e1, p1), (e2, p2) = _emb(tmp_path/'g1'), _emb(tmp_path/'g2')
+    assert np.array_equal(e1, e2) and list(p1) == list(p2)                # the same gallery as an uninterrupted run
+
+    q = tmp_path/'q'; q.mkdir()                                          # two known buildings' photos, one unseen one's, one broken file
+    for f in sorted((tmp_path/'geo').glob('001_000[0-1]_000[0-1]_0.jpg')) + sorted((tmp_path/'geo').glob('001_0013_0000_0.jpg')): shutil.copy(f, q/f.name)
+    (q/'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 not a jpeg')
+    s = run('bm-search', '--gallery', tmp_path/'g1', '--query', q, '--out', tmp_path/'res', '--k', '5', '--pictures', '2', '--workers', '0')
+    assert s.returncode == 0, s.stderr
+    assert 'skipped' in s.stderr and 'broken.jpg' in s.stderr                # (what a job prints goes to stderr: stdout is its JSON)
+    t = pd.read_csv(tmp_path/'res'/'results.csv')
+    assert len(t) == 5 and 'broken.jpg' not in ' '.join(t['query'])
+    assert {'building', 'confidence', 'knn_building', 'lat', 'lon', 'error_radius_m', 'top1_path'} <= set(t.columns)
+    j = json.loads((tmp_path/'res'/'results.json').read_text())
+    assert j['summary']['skipped'] == 1 and j['skipped'][0]['path'].endswith('broken.jpg') and len(j['queries'][0]['matches']) == 5
+    assert len(list((tmp_path/'res'/'pictures').glob('*.png'))) == 2
+
+    _train(tmp_path, tmp_path/'geo'/'known.csv', tmp_path/'run2', seed=1)          # another model: its gallery is not this one
+    stale = run('bm-search', '--gallery', tmp_path/'g1', '--query', q, '--run', tmp_path/'run2', '--out', tmp_path/'res2')
+    assert one_line_error(stale, 'bm-search') and 'embedded by another model' in stale.stderr, stale.stderr
+    over = run('bm-index', '--run', tmp_path/'run2', '--gallery', tmp_path/'geo'/'known.csv', '--out', tmp_path/'g1')
+    assert one_line_error(over, 'bm-index') and '--rebuild' in over.stderr, over.stderr
+    assert np.array_equal(_emb(tmp_path/'g1')[0], e1)                    # and nothing was lost
+
+    new = tmp_path/'new'; new.mkdir()                                    # --add: only photos not in the gallery are embedded
+    for f in sorted((tmp_path/'geo').glob('001_0014_*_0.*')): shutil.copy(f, new/f.name)
+    for f in sorted((tmp_path/'geo').glob('001_0000_0000_0.*')): shutil.copy(f, new/f.name)
+    a = run('bm-index', '--run', tmp_path/'run', '--out', tmp_path/'g1', '--add', new, '--workers', '0')
+    assert a.returncode == 0, a.stderr
+    assert json.loads(a.stdout[a.stdout.index('{'):])['added'] == 5 + 1           # (the copy of a gallery photo has another path)
+    e3, p3 = _emb(tmp_path/'g1')
+    assert len(e3) == 66 and np.array_equal(e3[:60], e1)
+
+def test_search_bad_input(tmp_path):
+    r = run('bm-search', '--gallery', tmp_path/'nowhere', '--query', tmp_path)
+    assert one_line_error(r, 'bm-search') and 'no gallery at' in r.stderr, r.stderr
+    r = run('bm-index', '--gallery', tmp_path)
+    assert one_line_error(r, 'bm-index') and 'needs --run' in r.stderr, r.stderr
+    r = run('bm-index', '--run', tmp_path, '--gallery', tmp_path, '--kind', 'annoy')
+    assert one_line_error(r, 'bm-index') and "--kind 'annoy' is not allowed" in r.stderr, r.stderr

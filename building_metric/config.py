@@ -20,9 +20,9 @@ from .core import BuildingMetricError, rank_world
 # %% auto #0
 __all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'KINDS', 'INDEX_KINDS', 'SCRIPTS', 'Config', 'read_yaml',
            'split_override', 'config_table', 'check_choice', 'CLIParser', 'config_parser', 'parse_config',
-           'load_config', 'run_script', 'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig', 'DemoConfig',
-           'SegTrainConfig', 'SegInferConfig', 'PairConfig', 'IndexConfig', 'SearchConfig', 'default_cache',
-           'PipelineConfig', 'is_pipeline']
+           'load_config', 'run_script', 'extractor_specs', 'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig',
+           'DemoConfig', 'SegTrainConfig', 'SegInferConfig', 'PairConfig', 'IndexConfig', 'SearchConfig',
+           'default_cache', 'PipelineConfig', 'is_pipeline']
 
 # %% ../nbs/00a_config.ipynb #5ec041a6
 def _type_name(tp) -> str:
@@ -275,13 +275,23 @@ def _positive(cfg, *names):
 def _logs(value:str):
     for k in str(value).split(','): check_choice('log', k.strip(), TRACKERS)
 
+def extractor_specs(spec:str) -> list[tuple[str, str|None]]: # Comma-separated `name` or `name=local weights` items
+    "(name, local weights file or folder, or None) for each extractor of a comma-separated list: a named extractor, `timm/<model>` or `hf/<hub id or folder>`."
+    out = []
+    for item in (s.strip() for s in str(spec or '').split(',')):
+        if not item: continue
+        name, _, weights = item.partition('=')
+        if not name.strip(): raise BuildingMetricError(f"extractor {item!r} has no name", "write name or name=path, e.g. timm/convnext_tiny=weights/convnext.pth")
+        out.append((name.strip(), weights.strip() or None))
+    return out
+
 # %% ../nbs/00a_config.ipynb #35b4466a
 @dataclass
 class ExtractConfig(Config):
     "Settings of `bm-extract` (each is also a flag: `--name value`)."
     data:str = '' # Index CSV written by BuildingIndex.save, or an image folder (folders or geo layout)
     out:str = 'features.h5' # HDF5 feature cache to write (its resolved settings go beside it, as <name>.yaml)
-    extractors:str = 'resnet' # Comma-separated extractor names (e.g. resnet,vit or timm/convnext_tiny)
+    extractors:str = 'resnet' # Comma-separated extractors: names (resnet,vit,efficientnet_lite0), timm/<model>, hf/<hub id or folder>; name=path loads a local weights file
     tiny:bool = False # Tiny random extractors (tests, demos)
     random_weights:bool = False # Random weights instead of pretrained ones
     split:str = 'image' # For a folder: split by image, class or group (70/15/15)
@@ -313,10 +323,12 @@ class TrainConfig(Config):
     mobilenet:int = 0 # Use MobileNetV3 features (0/1)
     efficientnet:int = 0 # Use EfficientNetV2 features (0/1)
     vit:int = 0 # Use ViT features (0/1)
+    extractors:str = '' # More extractors, comma-separated: efficientnet_lite0, timm/<model>, hf/<hub id or folder>; name=path loads a local weights file
     tiny:bool = False # Tiny random extractors (tests, demos)
     random_weights:bool = False # Random extractor weights instead of pretrained ones
     gate:int = 0 # Gating head in front of the fusion MLP (0/1)
     big_fusion_head:int = 0 # Fusion head size: 0 minimal, 1 medium, 2 large, 3 extra-large
+    residual:int = 0 # Start the head as the frozen features (a fixed orthogonal skip path, the MLP at zero) (0/1)
     emb_dim:int = 0 # Embedding size (0: the head's default, 512 or 1024)
     loss:str = 'proxy_anchor' # A loss of `list_losses()`
     margin:float = 0.2 # Loss margin (ProxyAnchor, triplet)
@@ -338,17 +350,19 @@ class TrainConfig(Config):
     patience:int = 10 # Evaluations without improvement before stopping (0: never stop early)
     ema:float = 0.0 # Decay of an EMA of the weights (0: off; e.g. 0.999)
     split:str = 'image' # How a folder is split: image, class or group (70/15/15)
+    select:str = 'val' # Choose the epoch on: val (the validation split), unseen (a fifth of the training buildings held out whole), or auto (unseen when the test buildings are new but the validation ones are not)
     seed:int = 0 # Seed of the split, the weights and the batches
     workers:int = 2 # Image decoding processes for extraction
     resume:bool = False # Continue from out/models/last.pth
     log:str = 'csv' # Training log: csv (history.csv), tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
 
     def __post_init__(self):
-        for f in EXTRACTOR_FLAGS + ('gate',): check_choice(f, getattr(self, f), (0, 1))
+        for f in EXTRACTOR_FLAGS + ('gate', 'residual'): check_choice(f, getattr(self, f), (0, 1))
         check_choice('big_fusion_head', self.big_fusion_head, (0, 1, 2, 3))   # the sizes of `metric.heads.FusionHead`
         check_choice('train_type', self.train_type, tuple(TRAIN_TYPES))
         check_choice('sampler', self.sampler, SAMPLERS)
         check_choice('split', self.split, ('image', 'class', 'group'))
+        check_choice('select', self.select, ('auto', 'val', 'unseen'))
         check_choice('batch_finder', self.batch_finder, ('', 'power', 'binsearch'))
         if self.batch_finder and self.sampler == 'ucb': raise BuildingMetricError("--batch_finder does not work with --sampler ucb", "set --batch (triplets per batch) yourself")
         _positive(self, 'batch', 'epochs', 'eval_every', 'm', 'levels', 'update_freq')
@@ -361,7 +375,11 @@ class TrainConfig(Config):
     def pct_start(self) -> float: return self.warmup if self.warmup < 1 else self.warmup / self.epochs
 
     @property
-    def extractors(self) -> list[str]: return [f for f in EXTRACTOR_FLAGS if getattr(self, f)]
+    def extractor_specs(self) -> list[tuple[str, str|None]]:
+        "(name, local weights or None) of every extractor switched on: the flags' in their order, then `extractors`'."
+        return [(f, None) for f in EXTRACTOR_FLAGS if getattr(self, f)] + extractor_specs(self.extractors)
+    @property
+    def extractor_names(self) -> list[str]: return [n for n, _ in self.extractor_specs]
 
 # %% ../nbs/00a_config.ipynb #fc03020e
 KINDS = ('log', 'float', 'int', 'choice')

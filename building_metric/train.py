@@ -21,6 +21,7 @@ from .config import TrainConfig, default_cache
 from .core import BuildingMetricError, init_distributed, seed_everything
 from .distributed import DistributedTraining, RandomBatches, ShardedBatches
 from .evaluation.retrieval import retrieval_metrics
+from .features.extractors import create_extractor
 from .features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extract_features, index_from
 from .metric.heads import FusionHead
 from .metric.learner import metric_learner
@@ -28,7 +29,7 @@ from .metric.losses import LOSSES
 from .metric.samplers import MPerClassBatches, UCBFeedback, UCBTripletBatches
 
 # %% auto #0
-__all__ = ['open_data', 'train']
+__all__ = ['open_data', 'selection_rows', 'train']
 
 # %% ../nbs/06_train.ipynb #fc5acc4b
 def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
@@ -37,16 +38,44 @@ def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
     path = Path(cfg.data)
     if not path.exists(): raise BuildingMetricError(f"--data {cfg.data!r} does not exist", "check the path")
     if path.suffix.lower() in ('.h5', '.hdf5'): return FeatureCache(path)
-    names = cfg.extractors
-    if not names: raise BuildingMetricError("no extractor is switched on", "switch one on, e.g. --clip 1 (or --resnet 1 --vit 1)")
+    specs = cfg.extractor_specs
+    if not specs: raise BuildingMetricError("no extractor is switched on", "switch one on, e.g. --clip 1 (or --resnet 1 --vit 1, or --extractors efficientnet_lite0)")
     cache = Path(cfg.cache) if cfg.cache else default_cache(path)
     try: cache.parent.mkdir(parents=True, exist_ok=True)
     except OSError: raise BuildingMetricError(f"cannot create the feature cache folder {str(cache.parent)!r}", "pass --cache with a writable path") from None
     index = index_from(path, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
     log(index.report())
     log(f"features: {cache}")
-    return FeatureCache(extract_features(index, names, cache, num_workers=cfg.workers, seed=cfg.seed, tiny=cfg.tiny,
+    exts = [n if w is None else create_extractor(n, pretrained=not cfg.random_weights, weights=w) for n, w in specs]   # a local weights file: built here
+    return FeatureCache(extract_features(index, exts, cache, num_workers=cfg.workers, seed=cfg.seed, tiny=cfg.tiny,
                                          pretrained=not cfg.random_weights, progress=None))
+
+def selection_rows(cache:FeatureCache, # The training data
+                   select:str='auto', # 'val', 'unseen' or 'auto' (see `TrainConfig.select`)
+                   frac:float=0.2, # Share of the training buildings held out for 'unseen'
+                   seed:int=0, log=print) -> tuple[np.ndarray, np.ndarray, str]:
+    "Rows to train on and rows to choose the epoch on, and which choice was made: the validation split, or training buildings held out whole."
+    lab = cache.labels
+    tr, va, te = cache.rows('train'), cache.rows('val'), cache.rows('test')
+    seen = set(lab[tr].tolist())
+    val_seen = bool(len(va)) and set(lab[va].tolist()) <= seen
+    aim_unseen = bool(len(te)) and not (set(lab[te].tolist()) & seen)
+    if select == 'auto': select = 'unseen' if aim_unseen and val_seen else 'val'
+    if select == 'val':
+        if val_seen: log("note: the validation buildings are all training buildings: the epoch is chosen for new photos of known buildings, "
+                         "not for unseen ones (--select unseen, or --split class, chooses it on buildings the head does not train on)")
+        return tr, va, 'val'
+    counts = pd.Series(lab[tr]).value_counts()
+    cands = np.sort(counts.index[counts >= 2].to_numpy())
+    n = max(2, int(round(frac * len(counts))))
+    if len(cands) < n or len(counts) - n < 2:
+        raise BuildingMetricError(f"--select unseen needs at least {n + 2} training buildings ({n} of them with two images or more), the data has {len(counts)}",
+                                  "use --select val, or more buildings")
+    held = np.random.default_rng(seed).choice(cands, n, replace=False)
+    out = np.isin(lab[tr], held)
+    log(f"choosing the epoch on {n} training buildings held out whole ({int(out.sum())} images), not on the validation split: "
+        "the aim is buildings the head has not seen")
+    return tr[~out], tr[out], 'unseen'
 
 def _loss_kwargs(cfg:TrainConfig) -> dict:
     takes = inspect.signature(LOSSES.get(cfg.loss)).parameters
@@ -67,15 +96,16 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict: # `cbs`: more
         cfg = dataclasses.replace(cfg, batch=TrainConfig.from_yaml(out/'config.yaml').batch)
     if main: cfg.to_yaml(out/'config.yaml')
     cache = open_data(cfg, log)
-    names = [n for n in (cfg.extractors or cache.extractors) if n in cache.extractors]
-    missing = [n for n in cfg.extractors if n not in cache.extractors]
+    names = [n for n in (cfg.extractor_names or cache.extractors) if n in cache.extractors]
+    missing = [n for n in cfg.extractor_names if n not in cache.extractors]
     if missing: raise BuildingMetricError(f"the cache {cache.path.name!r} has no {', '.join(missing)} features", f"it has {', '.join(cache.extractors)}: switch those on, or pass the image folder instead")
-    va = cache.labels[cache.rows('val')]
+    tr_rows, va_rows, chosen = selection_rows(cache, cfg.select if cfg.sampler != 'ucb' else 'val', seed=cfg.seed, log=log if main else (lambda *a: None))
+    va = cache.labels[va_rows]
     if not len(va) or np.bincount(va).max() < 2:
         raise BuildingMetricError(f"the validation split of {cache.path.name!r} has no building with two images, so retrieval metrics are undefined",
                                   "split by class (--split class), or index more images per building")
     seed_everything(cfg.seed)
-    tr_labels = cache.labels[cache.rows('train')]
+    tr_labels = cache.labels[tr_rows]
     def loaders(bs):
         sampler, cbs = None, []
         if cfg.sampler == 'm_per_class': sampler = MPerClassBatches(tr_labels, m=cfg.m, batch_size=bs)
@@ -83,11 +113,11 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict: # `cbs`: more
             sampler = UCBTripletBatches.from_cache(cache, triplets=bs, num_difficulty_levels=cfg.levels, ucb_alpha=cfg.ucb_alpha, difficulty_update_freq=cfg.update_freq)
             if main: cbs.append(UCBFeedback(sampler))   # process 0 draws the batches: its sampler hears the (global) losses
         if world > 1: sampler = ShardedBatches(sampler or RandomBatches(len(tr_labels), bs))   # each process a slice of every global batch
-        return cache.dataloaders(names, bs=bs, batch_sampler=sampler), cbs
+        return cache.dataloaders(names, bs=bs, train=tr_rows, valid=va_rows, batch_sampler=sampler), cbs
     whole = cfg.batch_finder and cfg.sampler == 'm_per_class'
     dls, cbs = loaders(max(cfg.m, cfg.batch // cfg.m * cfg.m) if whole else cfg.batch)   # (the finder's cap, in whole classes)
     ucb = next((c.sampler for c in cbs if isinstance(c, UCBFeedback)), None)
-    head = FusionHead(cache.dims(names), size=cfg.big_fusion_head, gate=bool(cfg.gate), emb_dim=cfg.emb_dim or None)
+    head = FusionHead(cache.dims(names), size=cfg.big_fusion_head, gate=bool(cfg.gate), emb_dim=cfg.emb_dim or None, residual=bool(cfg.residual))
     cbs += [PeriodicEval(every=cfg.eval_every)] + ([SaveBest(), SaveCheckpoint(), *tracking_cbs(cfg.log, append=cfg.resume)] if main else [])
     if world > 1: cbs.append(DistributedTraining())
     if cfg.patience: cbs.append(EarlyStop(patience=cfg.patience))
@@ -115,7 +145,7 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict: # `cbs`: more
     if not main: cache.close(); return dict(rank=rank)   # process 0 reports
     split = 'test' if len(cache.rows('test')) else 'val'
     emb, y = embed_all(learn.model, FeatureDataLoader(FeatureRows(cache, names, cache.rows(split), in_ram=dls.train.dataset.in_ram), bs=256, device=dls.device))
-    metrics = dict(split=split, **retrieval_metrics(emb, y), train_seconds=seconds, best=json.loads((out/'models'/'best.json').read_text()) if (out/'models'/'best.json').is_file() else None)
+    metrics = dict(split=split, selected_on=chosen, **retrieval_metrics(emb, y), train_seconds=seconds, best=json.loads((out/'models'/'best.json').read_text()) if (out/'models'/'best.json').is_file() else None)
     (out/'metrics.json').write_text(json.dumps(metrics, indent=2))
     cache.close()
     return metrics

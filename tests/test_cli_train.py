@@ -63,3 +63,18 @@ def test_help_lists_every_setting():
                  '--big_fusion_head', '--batch', '--lr', '--train_type', '--margin', '--alpha', '--config', '--sampler', '--resume'):
         assert flag in r.stdout
     assert 'Fusion head size' in r.stdout                                   # the help text of each field
+
+def test_any_extractor_with_local_weights(photos, tmp_path):
+    "`--extractors timm/<model>=file`: trained on a checkpoint of the user's, then evaluated on images (the extractor rebuilt from the same file, checked by hash)."
+    import timm, torch
+    torch.save(timm.create_model('resnet10t', num_classes=0).state_dict(), tmp_path/'mine.pth')
+    r = run('bm-train', '--data', photos/'photos', '--extractors', f"timm/resnet10t={tmp_path/'mine.pth'}", '--split', 'class', '--epochs', '1',
+            '--batch', '16', '--eval_every', '5', '--workers', '0', '--log', 'none', '--cache', tmp_path/'f.h5', '--out', tmp_path/'run')
+    assert r.returncode == 0, r.stderr
+    best = json.loads((tmp_path/'run'/'models'/'best.json').read_text())
+    assert best['extractors'] == ['timm/resnet10t'] and best['extractor_info']['timm/resnet10t']['model_id'] == str(tmp_path/'mine.pth')
+    ev = run('bm-eval', '--checkpoint', tmp_path/'run'/'models'/'best.pth', '--data', photos/'photos', '--out', tmp_path/'report')
+    assert ev.returncode == 0, ev.stderr
+    torch.save(timm.create_model('resnet10t', num_classes=0).state_dict(), tmp_path/'mine.pth')      # other weights under the same name
+    ev = run('bm-eval', '--checkpoint', tmp_path/'run'/'models'/'best.pth', '--data', photos/'photos', '--out', tmp_path/'report2')
+    assert one_line_error(ev, 'bm-eval') and 'other weights than the model was trained on' in ev.stderr, ev.stderr

@@ -27,4 +27,4 @@ def test_pipeline_example_links_its_steps():
     assert p.train.data == p.extract.out == 'runs/experiment/features.h5'
     assert p.eval.checkpoint == 'runs/experiment/train/models/best.pth' and p.eval.data == p.extract.out
     assert p.hpo.train == str(CONFIGS/'pipeline.yaml') and p.hpo.out == 'runs/experiment/hpo'
-    assert p.train.extractors == ['clip', 'segformer', 'dpt', 'resnet'] and p.extract.extractors == 'clip,segformer,dpt,resnet'
+    assert p.train.extractor_names == ['clip', 'segformer', 'dpt', 'resnet'] and p.extract.extractors == 'clip,segformer,dpt,resnet'

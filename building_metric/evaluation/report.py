@@ -327,8 +327,8 @@ def demo(out:str|Path='demo', # Folder for the data, the run and the report
     names = ['resnet', 'mobilenet'] if tiny else ['efficientnet_lite0']
     step(f"2/4 extracting features ({'two small random backbones: resnet, mobilenet' if tiny else 'EfficientNet-Lite0, pretrained on ImageNet'})")
     cache = extract_features(index, names, out/'features.h5', tiny=tiny, seed=seed, progress=True)
-    step(f"3/4 training a fusion head with ProxyAnchor for {epochs} epochs")
-    cfg = TrainConfig(data=str(cache), out=str(out/'run'), epochs=epochs, lr=1e-2, batch=32, eval_every=10, patience=0, seed=seed)
+    step(f"3/4 training a fusion head (residual: it starts as the frozen features) with ProxyAnchor for {epochs} epochs")
+    cfg = TrainConfig(data=str(cache), out=str(out/'run'), epochs=epochs, lr=1e-2, batch=32, eval_every=10, patience=0, seed=seed, residual=1)
     train(cfg, log=step)
     step("4/4 evaluating on held-out views and on unseen buildings")
     m = evaluate(out/'run'/'models'/'best.pth', cache, out/'report', images=out/'data', log=step)

@@ -20,7 +20,7 @@ from fastai.data.load import DataLoader
 from fastcore.basics import chunked
 from fastprogress.fastprogress import progress_bar
 
-from ..config import ExtractConfig
+from ..config import ExtractConfig, extractor_specs
 from ..core import BuildingMetricError, barrier, get_device, init_distributed, rank_world, seed_everything
 from ..data.index import COLUMNS, SPLITS, BuildingIndex, load_image
 from ..geo import geo_knn
@@ -364,8 +364,8 @@ class FeatureDataLoader(DataLoader):
 def _dataloaders(self:FeatureCache,
                  extractors:list[str]|None=None, # Extractors whose features are concatenated (default: all)
                  bs:int=256, # Batch size
-                 train:str='train', # Split to train on (shuffled)
-                 valid:str|None='val', # Split to validate on (None: no validation set)
+                 train:str|np.ndarray='train', # Split to train on (shuffled), or its row positions
+                 valid:str|np.ndarray|None='val', # Split to validate on, or its row positions (None: no validation set)
                  in_ram:bool|None=None, # Hold the features in RAM (default: when they take < 1/4 of memory)
                  batch_sampler=None, # Replaces the shuffle of the training set: an iterable of row-position arrays
                  device=None, # Device of the batches (default: best available)
@@ -373,7 +373,8 @@ def _dataloaders(self:FeatureCache,
     "fastai `DataLoaders` of (features, label) batches from the cache."
     names = extractors or self.extractors
     for n in names: self.dataset(n)
-    tr, va = self.rows(train), (self.rows(valid) if valid else np.array([], dtype=int))
+    rows = lambda s: self.rows(s) if isinstance(s, str) else np.asarray(s, dtype=int)
+    tr, va = rows(train), (rows(valid) if valid is not None else np.array([], dtype=int))
     if not len(tr): raise BuildingMetricError(f"split {train!r} of cache {self.path.name!r} is empty", f"the cache has {', '.join(self.splits) or 'no splits'}: split the index before extracting")
     if in_ram is None: in_ram = sum(self.dataset(n).nbytes for n in names) < _ram_budget()
     dev = get_device(device)
@@ -403,7 +404,8 @@ def extract(cfg:ExtractConfig, log=print) -> dict:
     out = Path(cfg.out)
     index = index_from(cfg.data, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
     log(index.report())
-    names = [e.strip() for e in cfg.extractors.split(',') if e.strip()]
+    names = [n if w is None else create_extractor(n, pretrained=not cfg.random_weights, weights=w) for n, w in extractor_specs(cfg.extractors)]
+    if not names: raise BuildingMetricError("no extractor given", "pass --extractors, e.g. resnet,vit or efficientnet_lite0")
     t0 = time.perf_counter()
     p = extract_features(index, names, out, bs=cfg.bs, num_workers=cfg.workers, dtype=cfg.dtype, knn=cfg.knn, rebuild=cfg.rebuild,
                          seed=cfg.seed, shard_rows=cfg.shard_rows, pretrained=not cfg.random_weights, tiny=cfg.tiny)

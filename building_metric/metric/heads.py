@@ -75,7 +75,8 @@ class FusionHead(nn.Module):
                  emb_dim:int|None=None, # Embedding size (default: 512 for sizes 0-1, 1024 for 2-3)
                  act:Literal['relu', 'gelu']='relu', # Activation of the hidden layers
                  dropout:float=0.3, # Dropout after each hidden layer
-                 norm_input:bool=True): # Standardise each input feature (running statistics); False: the original head
+                 norm_input:bool=True, # Standardise each input feature (running statistics); False: the original head
+                 residual:bool=False): # Add a fixed orthogonal projection of the (standardised) input to the output, the MLP starting at zero
         super().__init__()
         self.in_dims = _check_dims(in_dims)
         if size not in FUSION_SIZES: raise BuildingMetricError(f"unknown fusion head size {size!r}", "use 0 (minimal), 1 (medium), 2 (large) or 3 (extra-large)")
@@ -84,14 +85,21 @@ class FusionHead(nn.Module):
         self.gate = GatingHead(self.in_dims) if gate else None
         self.body = mlp([sum(self.in_dims.values()), *FUSION_SIZES[size]], act, dropout)
         self.out = nn.Linear(FUSION_SIZES[size][-1], self.emb_dim)
+        self.residual = residual
+        if residual:   # at the start the embedding is the frozen features, turned: training adds only what the loss asks for
+            d = sum(self.in_dims.values())
+            q = torch.linalg.qr(torch.randn(max(d, self.emb_dim), min(d, self.emb_dim), generator=torch.Generator().manual_seed(0)))[0]
+            self.register_buffer('skip', q if d >= self.emb_dim else q.T)   # (d, emb_dim), orthonormal columns or rows
+            nn.init.zeros_(self.out.weight); nn.init.zeros_(self.out.bias)
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != sum(self.in_dims.values()):
             raise BuildingMetricError(f"the head expects {sum(self.in_dims.values())} features per row ({self.in_dims}), got {x.shape[-1]}",
                                       "build the head from the dims of the extractors you feed it (FeatureCache.dims)")
         x = self.norm(x)
+        skip = x @ self.skip if self.residual else 0
         if self.gate is not None: x = self.gate(x)
-        return F.normalize(self.out(self.body(x)), dim=-1)
+        return F.normalize(self.out(self.body(x)) + skip, dim=-1)
 
     def gate_weights(self) -> dict[str, float]|None:
         "Mean gate weight per source (None without gating)."
@@ -106,7 +114,7 @@ def load_head(checkpoint:str|Path, # `best.pth` written by `bm-train` (its `best
     if meta.get('head') != 'FusionHead' or not dims:
         raise BuildingMetricError(f"the checkpoint {Path(checkpoint).name!r} holds a {meta.get('head')}, not a FusionHead with known inputs",
                                   "load a checkpoint written by bm-train (its best.json says what to build)")
-    head = FusionHead(dims, size=cfg.get('big_fusion_head', 0), gate=bool(cfg.get('gate', 0)), emb_dim=meta.get('emb_dim'))
+    head = FusionHead(dims, size=cfg.get('big_fusion_head', 0), gate=bool(cfg.get('gate', 0)), emb_dim=meta.get('emb_dim'), residual=bool(cfg.get('residual', 0)))
     load_checkpoint(checkpoint, head)
     return head.eval(), meta
 

@@ -289,7 +289,7 @@ def extractor_specs(spec:str) -> list[tuple[str, str|None]]: # Comma-separated `
 @dataclass
 class ExtractConfig(Config):
     "Settings of `bm-extract` (each is also a flag: `--name value`)."
-    data:str = '' # Index CSV written by BuildingIndex.save, or an image folder (folders or geo layout)
+    data:str = '' # Index CSV written by BuildingIndex.save, a manifest (its split column chooses the held-out buildings), or an image folder (folders or geo layout)
     out:str = 'features.h5' # HDF5 feature cache to write (its resolved settings go beside it, as <name>.yaml)
     extractors:str = 'resnet' # Comma-separated extractors: names (resnet,vit,efficientnet_lite0), timm/<model>, hf/<hub id or folder>; name=path loads a local weights file
     tiny:bool = False # Tiny random extractors (tests, demos)
@@ -312,7 +312,7 @@ class ExtractConfig(Config):
 @dataclass
 class TrainConfig(Config):
     "Settings of `train` and `bm-train` (each is also a flag: `--name value`)."
-    data:str = '' # Image folder, CSV manifest or HDF5 feature cache
+    data:str = '' # Image folder, CSV manifest or HDF5 feature cache (a manifest's split column, train/val/test, chooses the held-out buildings)
     out:str = 'runs/train' # Output folder
     cache:str = '' # Feature cache to write for a folder or manifest (default: inside the folder / beside the manifest)
     clip:int = 0 # Use CLIP features (0/1)
@@ -336,7 +336,7 @@ class TrainConfig(Config):
     train_type:str = 'standard' # standard, hardmining or semihard (selects the miner)
     batch:int = 64 # Batch size (triplets per batch with the UCB sampler); with batch_finder, the largest size tried
     batch_finder:str = '' # Find the largest batch that fits in memory: power or binsearch (empty: off)
-    lr:float = 1e-5 # Maximum learning rate of the one-cycle schedule
+    lr:float = 1e-3 # Maximum learning rate of the one-cycle schedule (the original fusion classifier's 1e-5 is in configs/fusion.yaml)
     epochs:int = 20 # Epochs
     warmup:float = 0.25 # Warm-up of the one-cycle schedule: a fraction of the run (below 1) or a number of epochs
     wd:float = 1e-4 # Weight decay (decoupled)
@@ -349,7 +349,7 @@ class TrainConfig(Config):
     eval_every:int = 50 # Batches between evaluations (MAP@R of the validation split)
     patience:int = 10 # Evaluations without improvement before stopping (0: never stop early)
     ema:float = 0.0 # Decay of an EMA of the weights (0: off; e.g. 0.999)
-    split:str = 'image' # How a folder is split: image, class or group (70/15/15)
+    split:str = 'image' # How a folder (or a manifest without a split column) is split: image, class or group (70/15/15)
     select:str = 'val' # Choose the epoch on: val (the validation split), unseen (a fifth of the training buildings held out whole), or auto (unseen when the test buildings are new but the validation ones are not)
     seed:int = 0 # Seed of the split, the weights and the batches
     workers:int = 2 # Image decoding processes for extraction
@@ -415,7 +415,7 @@ class HPOConfig(Config):
 @dataclass
 class EvalConfig(Config):
     "Settings of `bm-eval` (each is also a flag: `--name value`)."
-    checkpoint:str = '' # best.pth written by bm-train (best.json beside it)
+    checkpoint:str = '' # best.pth written by bm-train (best.json beside it); empty: score the frozen features of the --data cache
     data:str = '' # Feature cache (.h5), or an image folder / manifest whose images all become queries
     out:str = 'report' # Report folder (its resolved settings go in config.yaml)
     images:str = '' # Root folder of the indexed images, for the retrieval gallery

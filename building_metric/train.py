@@ -43,10 +43,13 @@ def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
     cache = Path(cfg.cache) if cfg.cache else default_cache(path)
     try: cache.parent.mkdir(parents=True, exist_ok=True)
     except OSError: raise BuildingMetricError(f"cannot create the feature cache folder {str(cache.parent)!r}", "pass --cache with a writable path") from None
+    exts = []
+    for n, w in specs:   # built first: missing weights fail in a second, not after the whole folder is indexed
+        seed_everything(cfg.seed)   # (as extract_features seeds them)
+        exts.append(create_extractor(n, pretrained=not cfg.random_weights, tiny=cfg.tiny, weights=w))
     index = index_from(path, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
     log(index.report())
     log(f"features: {cache}")
-    exts = [n if w is None else create_extractor(n, pretrained=not cfg.random_weights, weights=w) for n, w in specs]   # a local weights file: built here
     return FeatureCache(extract_features(index, exts, cache, num_workers=cfg.workers, seed=cfg.seed, tiny=cfg.tiny,
                                          pretrained=not cfg.random_weights, progress=None))
 

@@ -55,7 +55,7 @@ def test_bad_configs_are_one_line_with_exit_2(tmp_path):
              ('bm-extract', ['--config', pipe('p1.yaml', "extract: {bs: many}\n")], "config key 'extract.bs' must be int"),
              ('bm-train', ['--config', pipe('p2.yaml', "train: {lr: 1.0e-3}\n"), 'train.lrr=1'], "did you mean 'train.lr'"),
              ('bm-eval', ['--config', pipe('p3.yaml', f"out: {tmp_path/'x'}\ntrain: {{data: {tmp_path/'f.h5'}}}\n")], "not found"),   # no best.pth yet
-             ('bm-eval', [], "bm-eval needs --checkpoint"),
+             ('bm-eval', [], "bm-eval needs --data"),
              ('bm-demo', ['--config', pipe('d.yaml', "identities: 3\n")], "--identities 3 is too few"),
              ('bm-hpo', ['--config', pipe('p4.yaml', "hpo: {n_trials: 0}\ntrain: {}\n")], "--n_trials 0 is not allowed"),
              ('bm-seg-train', ['--config', tmp_path/'missing.yaml'], "config file"),

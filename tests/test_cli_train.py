@@ -78,3 +78,19 @@ def test_any_extractor_with_local_weights(photos, tmp_path):
     torch.save(timm.create_model('resnet10t', num_classes=0).state_dict(), tmp_path/'mine.pth')      # other weights under the same name
     ev = run('bm-eval', '--checkpoint', tmp_path/'run'/'models'/'best.pth', '--data', photos/'photos', '--out', tmp_path/'report2')
     assert one_line_error(ev, 'bm-eval') and 'other weights than the model was trained on' in ev.stderr, ev.stderr
+
+def test_missing_weights_fail_before_indexing(photos, tmp_path):
+    "Offline, pretrained weights that are not here fail at once: before the folder is indexed (no index report printed)."
+    for script, args in (('bm-extract', ['--extractors', 'resnet', '--out', tmp_path/'f.h5']), ('bm-train', ['--resnet', '1', '--out', tmp_path/'o'])):
+        r = run(script, '--data', photos/'photos', *args)
+        assert one_line_error(r, script) and 'cannot load pretrained weights' in r.stderr, r.stderr
+        assert 'BuildingIndex' not in r.stdout + r.stderr
+
+def test_frozen_features_without_checkpoint(photos, tmp_path):
+    assert run('bm-extract', '--data', photos/'photos', '--extractors', 'resnet', '--tiny', '1', '--split', 'class', '--out', tmp_path/'f.h5').returncode == 0
+    r = run('bm-eval', '--data', tmp_path/'f.h5', '--out', tmp_path/'rep')
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path/'rep'/'metrics.json').read_text())
+    assert 0 < m['frozen_features']['resnet (standardised)']['unseen_buildings']['map_at_r'] <= 1
+    r = run('bm-eval', '--data', photos/'photos', '--out', tmp_path/'rep2')
+    assert one_line_error(r, 'bm-eval') and 'without --checkpoint' in r.stderr, r.stderr

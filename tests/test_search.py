@@ -4,6 +4,7 @@ import json, shutil, signal, subprocess, time
 import h5py
 import numpy as np
 import pandas as pd
+import torch
 
 from building_metric.data.index import BuildingIndex
 from building_metric.data.synth import write_synthetic
@@ -56,7 +57,10 @@ def test_index_kill_resume_search(tmp_path):
     assert j['summary']['skipped'] == 1 and j['skipped'][0]['path'].endswith('broken.jpg') and len(j['queries'][0]['matches']) == 5
     assert len(list((tmp_path/'res'/'pictures').glob('*.png'))) == 2
 
-    _train(tmp_path, tmp_path/'geo'/'known.csv', tmp_path/'run2', seed=1)          # another model: its gallery is not this one
+    shutil.copytree(tmp_path/'run'/'models', tmp_path/'run2'/'models')            # another model: the same run, one weight changed
+    sd = torch.load(tmp_path/'run2'/'models'/'best.pth', weights_only=True)
+    k = next(k for k, v in sd.items() if v.is_floating_point()); sd[k] = sd[k] + 1e-3
+    torch.save(sd, tmp_path/'run2'/'models'/'best.pth')
     stale = run('bm-search', '--gallery', tmp_path/'g1', '--query', q, '--run', tmp_path/'run2', '--out', tmp_path/'res2')
     assert one_line_error(stale, 'bm-search') and 'embedded by another model' in stale.stderr, stale.stderr
     over = run('bm-index', '--run', tmp_path/'run2', '--gallery', tmp_path/'geo'/'known.csv', '--out', tmp_path/'g1')

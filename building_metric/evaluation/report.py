@@ -33,8 +33,8 @@ from ..train import train
 from ..weights import packaged_weights
 
 # %% auto #0
-__all__ = ['seen_unseen_split', 'frozen_baselines', 'evaluate', 'write_embeddings', 'evaluate_at_scale', 'demo', 'run_eval',
-           'run_demo']
+__all__ = ['seen_unseen_split', 'frozen_baselines', 'evaluate', 'write_embeddings', 'evaluate_at_scale', 'demo',
+           'evaluate_frozen', 'run_eval', 'run_demo']
 
 # %% ../../nbs/07_evaluation.report.ipynb #8190c01e
 def seen_unseen_split(index:BuildingIndex, # An index with labels
@@ -74,10 +74,11 @@ def _eval_cache(data:Path, meta:dict, log) -> tuple[Path, Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     return extract_features(index, exts, dest, seed=seed, progress=None), index.root
 
-def _versus(m:dict) -> str:
-    "MAP@R, P@1 and NCM top-1 of the trained head and of each frozen baseline, for seen and unseen buildings."
-    rows = {'trained head': m, **m['frozen_features']}
-    cols = [(p, k) for p in ('seen_buildings_heldout_views', 'unseen_buildings') if p in m for k in ('map_at_r', 'precision_at_1', 'ncm_top1')]
+def _versus(m:dict, rows:dict|None=None) -> str:
+    "MAP@R, P@1 and NCM top-1 of the trained head and of each frozen baseline (or of `rows`), for seen and unseen buildings."
+    rows = rows if rows is not None else {'trained head': m, **m['frozen_features']}
+    first = next(iter(rows.values()))
+    cols = [(p, k) for p in ('seen_buildings_heldout_views', 'unseen_buildings') if p in first for k in ('map_at_r', 'precision_at_1', 'ncm_top1')]
     head = "| features | " + " | ".join(f"{'seen' if p.startswith('seen') else 'unseen'} {k}" for p, k in cols) + " |"
     lines = [head, "|---" * (len(cols) + 1) + "|"]
     for name, d in rows.items(): lines.append(f"| {name} | " + " | ".join(f"{d[p][k]:.4f}" for p, k in cols) + " |")
@@ -109,6 +110,7 @@ def frozen_baselines(c:FeatureCache, # The feature cache the head was trained on
     "The numbers of `evaluate` for the frozen features themselves, no head: their concatenation standardised with the training rows' mean and std, and each extractor alone."
     def scores(x):
         tr = c.split_of == 'train'
+        if not tr.any(): tr = np.ones(len(x), bool)   # no training rows: standardise with all of them
         mu, sd = x[tr].mean(0), x[tr].std(0) + 1e-6
         return _split_scores(torch.from_numpy((x - mu) / sd), c.labels, c.split_of, ks)
     feats = {n: c.features(n).astype(np.float32) for n in names}
@@ -334,9 +336,31 @@ def demo(out:str|Path='demo', # Folder for the data, the run and the report
     m = evaluate(out/'run'/'models'/'best.pth', cache, out/'report', images=out/'data', log=step)
     return m
 
+def evaluate_frozen(cache:str|Path, # A feature cache (its splits say what is seen and unseen, as for `evaluate`)
+                    out:str|Path, # Report folder
+                    names:list[str]|None=None, # Extractors to score (default: all of the cache's)
+                    ks:tuple=(1, 5, 10), log=print) -> dict:
+    "The numbers of `evaluate` for the frozen features of a cache, no trained head: what a head would have to beat."
+    out = Path(out)
+    with FeatureCache(cache) as c:
+        names = names or c.extractors
+        m = dict(cache=str(c.path), extractors=names, frozen_features=frozen_baselines(c, names, ks))
+    out.mkdir(parents=True, exist_ok=True)
+    (out/'metrics.json').write_text(json.dumps(m, indent=2))
+    md = [f"# Frozen features of `{Path(cache).name}`", "", "No trained head: each extractor's features, standardised with the training rows' mean and std.", "",
+          _versus(m, rows=m['frozen_features']), ""]
+    (out/'report.md').write_text("\n".join(md))
+    log(f"report: {out/'report.md'}")
+    return m
+
 def run_eval(cfg:EvalConfig) -> dict:
     "`bm-eval`'s job: `evaluate` (or `evaluate_at_scale` with `cfg.chunk`) as `cfg` says, its settings written beside the report."
-    if not cfg.checkpoint or not cfg.data: raise BuildingMetricError(f"bm-eval needs {'--checkpoint' if not cfg.checkpoint else '--data'}", "pass it as a flag or in the --config file")
+    if not cfg.data: raise BuildingMetricError("bm-eval needs --data", "pass it as a flag or in the --config file")
+    if not cfg.checkpoint:   # the frozen features alone
+        if Path(cfg.data).suffix.lower() not in ('.h5', '.hdf5'): raise BuildingMetricError(f"without --checkpoint, bm-eval scores the frozen features of a feature cache, not {cfg.data!r}", "extract one with bm-extract, or pass --checkpoint")
+        m = evaluate_frozen(cfg.data, cfg.out)
+        cfg.to_yaml(Path(cfg.out)/'config.yaml')
+        return m
     rank, world = init_distributed()
     if cfg.chunk == 0 and world > 1: raise BuildingMetricError(f"bm-eval in {world} processes needs --chunk", "pass chunk=65536 to share the evaluation out, or run one process")
     m = (evaluate_at_scale(cfg.checkpoint, cfg.data, cfg.out, chunk=cfg.chunk, log=print) if cfg.chunk else

@@ -402,10 +402,16 @@ def extract(cfg:ExtractConfig, log=print) -> dict:
     "Run `bm-extract`'s job: index (and split) `cfg.data`, extract into `cfg.out`, write the settings beside it; returns a summary."
     if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an index CSV or an image folder")
     out = Path(cfg.out)
+    if not Path(cfg.data).exists():
+        raise BuildingMetricError(f"{'manifest' if cfg.data.lower().endswith('.csv') else 'image folder'} {cfg.data!r} does not exist", "check the path")
+    specs = extractor_specs(cfg.extractors)
+    if not specs: raise BuildingMetricError("no extractor given", "pass --extractors, e.g. resnet,vit or efficientnet_lite0")
+    names = []
+    for n, w in specs:   # built first: missing weights fail in a second, not after the whole folder is indexed
+        seed_everything(cfg.seed)   # (as extract_features seeds them)
+        names.append(create_extractor(n, pretrained=not cfg.random_weights, tiny=cfg.tiny, weights=w))
     index = index_from(cfg.data, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
     log(index.report())
-    names = [n if w is None else create_extractor(n, pretrained=not cfg.random_weights, weights=w) for n, w in extractor_specs(cfg.extractors)]
-    if not names: raise BuildingMetricError("no extractor given", "pass --extractors, e.g. resnet,vit or efficientnet_lite0")
     t0 = time.perf_counter()
     p = extract_features(index, names, out, bs=cfg.bs, num_workers=cfg.workers, dtype=cfg.dtype, knn=cfg.knn, rebuild=cfg.rebuild,
                          seed=cfg.seed, shard_rows=cfg.shard_rows, pretrained=not cfg.random_weights, tiny=cfg.tiny)

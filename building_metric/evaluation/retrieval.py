@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from ..core import BuildingMetricError, all_sum, rank_world
 
 # %% auto #0
-__all__ = ['knn', 'retrieval_metrics', 'map_at_r', 'precision_at_1', 'retrieval_metrics_chunked', 'class_means', 'ncm_scores',
-           'ncm_classify', 'clustering_scores', 'geo_recall', 'open_set_rates', 'open_set_threshold',
+__all__ = ['faiss_module', 'knn', 'retrieval_metrics', 'map_at_r', 'precision_at_1', 'retrieval_metrics_chunked', 'class_means',
+           'ncm_scores', 'ncm_classify', 'clustering_scores', 'geo_recall', 'open_set_rates', 'open_set_threshold',
            'ncm_probabilities', 'expected_calibration_error', 'plot_reliability']
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #6f1d3c48
@@ -32,7 +32,7 @@ def _codes(*groups) -> list[torch.Tensor]:
     for g in groups: out.append(torch.from_numpy(cat[s:s + len(g)])); s += len(g)
     return out
 
-def _faiss():
+def faiss_module():
     "The faiss module, or None when it is not installed (it is optional)."
     try: import faiss
     except ImportError: return None
@@ -54,7 +54,7 @@ def knn(query, # (n, dim) embeddings
     k = min(k, len(r) - same)
     if k < 1: raise BuildingMetricError(f"{len(r)} references leave no neighbour to find", "pass at least two embeddings")
     if backend not in ('auto', 'torch', 'faiss'): raise BuildingMetricError(f"unknown knn backend {backend!r}", "use 'auto', 'torch' or 'faiss'")
-    faiss = _faiss() if backend != 'torch' else None
+    faiss = faiss_module() if backend != 'torch' else None
     if backend == 'faiss' and faiss is None: raise BuildingMetricError("backend='faiss' but faiss is not installed", "pip install faiss-cpu, or use backend='torch'")
     if faiss is not None and groups is None:
         index = faiss.IndexFlatIP(q.shape[1]); index.add(r.numpy())

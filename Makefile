@@ -68,17 +68,20 @@ nbtest: $(VENV)/.installed
 pytest: $(VENV)/.installed
 	$(BIN)/pytest -q tests
 
-# Docs without Quarto: process the notebooks as nbdev-docs would, then render each page to HTML.
-# (With Quarto installed, `nbdev-docs` builds the full site from the same notebooks.)
 # The whole pipeline on synthetic buildings: data, features, training, evaluation report in demo/report.
 demo: $(VENV)/.installed
 	$(BIN)/bm-demo --out demo
 
+# The documentation site without Quarto: the notebooks processed as nbdev-docs would process them, turned into
+# Markdown pages (tools/docs_site.py, which also writes README.md from index.ipynb), then mkdocs-material builds
+# _site/ with search, the sidebar of nbs/sidebar.yml, a table of contents per page and previous/next links.
+# (With Quarto installed, `nbdev-docs` builds the nbdev site from the same notebooks.)
 docs: $(VENV)/.installed
 	$(BIN)/nbdev-export
 	$(BIN)/nbdev-proc-nbs < /dev/null
-	rm -rf _site && mkdir -p _site
-	$(BIN)/python tools/render_docs.py _proc _site
+	rm -rf _mkdocs _site
+	$(BIN)/python tools/docs_site.py _proc _mkdocs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q -f _mkdocs/mkdocs.yml
 
 # Re-resolve the pinned development environment after changing dependencies in pyproject.toml.
 lock: $(VENV)/.installed

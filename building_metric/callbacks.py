@@ -46,6 +46,7 @@ def embed_all(model, dl) -> tuple[torch.Tensor, torch.Tensor]:
 RETRIEVAL_SCORES = re.compile(r'precision_at_1|r_precision|map_at_r|recall_at_\d+')
 "Names `retrieval_score` accepts: the keys of `retrieval_metrics`, any K for recall."
 
+# %% ../nbs/03_callbacks.ipynb #c29df9be
 def retrieval_score(metric:str='map_at_r'):
     "A scorer for `PeriodicEval`: leave-one-out `metric` (a key of `retrieval_metrics`) of the embeddings of a DataLoader."
     if not RETRIEVAL_SCORES.fullmatch(metric):
@@ -165,6 +166,7 @@ def checkpoint_meta(learn, **extra) -> dict:
     return dict(**_describe(learn.model), config=cfg, extractor_info=getattr(learn, 'extractor_info', None), library_version=building_metric.__version__,
                 torch_version=str(torch.__version__), saved_at=time.strftime('%Y-%m-%dT%H:%M:%S'), **extra)
 
+# %% ../nbs/03_callbacks.ipynb #5ddde3b0
 class SaveBest(Callback):
     "Save the weights of the best `PeriodicEval` score to `fname.pth` with `fname.json` metadata; put them back at the end."
     order = PeriodicEval.order + 2
@@ -195,6 +197,7 @@ class SaveBest(Callback):
         if self.restore and self.saved: load_checkpoint(self.path, self.learn.model)
     def state(self) -> dict: return {'best': self.best, 'saved': self.saved}
 
+# %% ../nbs/03_callbacks.ipynb #420fe523
 def load_checkpoint(path:str|Path, # A `.pth` written by `SaveBest` (its `.json` is read beside it)
                     model:torch.nn.Module|None=None, # Load the weights into this model (a `MetricModel` or its head)
                    ) -> tuple[dict, dict]:
@@ -254,6 +257,7 @@ class EMA(Callback):
         if self.apply_at_end and self.model_ema is not None: self.learn.model.load_state_dict(self.model_ema.module.state_dict())
     def state(self) -> dict: return {'weights': self.model_ema.module.state_dict(), 'step': self.step}
 
+# %% ../nbs/03_callbacks.ipynb #65ed6e86
 class TerminateOnNaN(Callback):
     "Stop training at the first non-finite training loss, saying where (validation losses may be NaN on purpose)."
     order, run_valid = -9, False
@@ -298,6 +302,7 @@ def training_state(learn) -> dict:
     return _plain(dict(model=learn.model.state_dict(), opt=learn.opt.state_dict(), epoch=learn.epoch, train_iter=learn.train_iter,
                        callbacks=cbs, rng=_rng_state(learn), meta=checkpoint_meta(learn, epoch=learn.epoch)))
 
+# %% ../nbs/03_callbacks.ipynb #0567ef0e
 class SaveCheckpoint(Callback):
     "After every `every` epochs write model, optimiser, callback and random-generator states to `fname.pth` (see `resume`)."
     order = 90  # after the Recorder and the other callbacks have finished the epoch
@@ -312,6 +317,7 @@ class SaveCheckpoint(Callback):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _atomic(self.path, lambda t: torch.save(ck, t))
 
+# %% ../nbs/03_callbacks.ipynb #51014f6c
 class _ResumeCounters(Callback):
     "Once: continue the count of training batches from the checkpoint, and keep the epochs `fit` skips out of the Recorder's log."
     order = -5  # after TrainEvalCallback has reset the counters, before the Recorder
@@ -354,7 +360,7 @@ class CSVLog(CSVLogger):
         if new: self.file.write(','.join(self.recorder.metric_names) + '\n')
         self.old_logger, self.learn.logger = self.logger, self._write_line
 
-
+# %% ../nbs/03_callbacks.ipynb #d54ec40a
 def _wandb_cb(project:str):
     try:
         import wandb
@@ -400,6 +406,7 @@ def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined 
     if 'wandb' in kinds: cbs.append(_wandb_cb(project))
     return cbs
 
+# %% ../nbs/03_callbacks.ipynb #e357d8e8
 def wandb_history(run:str|Path) -> pd.DataFrame:
     "The rows logged to an offline W&B run (a `wandb/offline-run-*` folder or its `.wandb` file), read without the server."
     import struct
@@ -425,6 +432,7 @@ def is_oom(e:BaseException) -> bool:
     if isinstance(e, torch.OutOfMemoryError): return True
     return isinstance(e, RuntimeError) and any(s in str(e) for s in ('out of memory', "can't allocate memory"))
 
+# %% ../nbs/03_callbacks.ipynb #a0d7ef30
 def _free_memory():
     import gc; gc.collect()
     if torch.cuda.is_available(): torch.cuda.empty_cache()
@@ -463,6 +471,7 @@ def find_batch_size(step:Callable[[int], Any], # step(bs): one training step at 
         else: bad = mid
     return good
 
+# %% ../nbs/03_callbacks.ipynb #6afbe473
 def learner_step(learn) -> Callable[[int], None]:
     "A `find_batch_size` step for a fastai `Learner`: forward, loss and backward on its first training batch repeated to `bs` items; the learner is left as it was."
     b = learn.dls.train.one_batch()

@@ -150,6 +150,7 @@ class Config:
             node[leaf] = v
         return type(self).from_dict(d)
 
+# %% ../nbs/00a_config.ipynb #859e5ecb
 def read_yaml(path:str|Path): # A YAML file
     "The contents of a YAML file, with a one-line error if it is missing or not valid YAML."
     path = Path(path)
@@ -160,6 +161,7 @@ def read_yaml(path:str|Path): # A YAML file
         raise BuildingMetricError(f"config file {str(path)!r} is not valid YAML{where}",
                                   "fix the indentation or quoting there") from None
 
+# %% ../nbs/00a_config.ipynb #9808a1bd
 def split_override(s:str): # `key.sub=value`, as on a command line
     "The key and the YAML-parsed value of an override."
     if '=' not in s: raise BuildingMetricError(f"override {s!r} has no '='", "write overrides as key.sub=value")
@@ -181,16 +183,19 @@ def config_table(cls:type): # A settings dataclass
     import pandas as pd
     return pd.DataFrame(_field_rows(cls), columns=['key', 'type', 'default', 'meaning'])
 
+# %% ../nbs/00a_config.ipynb #d21c70f0
 def check_choice(flag:str, # The setting's name, as its flag says it
                  value, # What the user gave
                  allowed): # The values it may take
     "A one-line error naming the flag and what it accepts, unless `value` is one of `allowed`."
     if value not in allowed: raise BuildingMetricError(f"--{flag} {value!r} is not allowed", f"use one of {', '.join(map(str, allowed))}")
 
+# %% ../nbs/00a_config.ipynb #ead014e6
 class CLIParser(argparse.ArgumentParser):
     "argparse whose errors are `BuildingMetricError`s, so the console scripts report them in one line (exit code 2)."
     def error(self, message): raise BuildingMetricError(message, f"see {self.prog} --help")
 
+# %% ../nbs/00a_config.ipynb #96f7b4f4
 def config_parser(cls:type, # The settings dataclass: one `--name value` flag per field
                   prog:str, # The console script's name
                   description:str, # What it does, one line
@@ -235,6 +240,7 @@ def parse_config(cls:type, # The settings dataclass
     overrides = [as_flag(*o.split('=', 1)) if '=' in o else o for o in overrides]   # resume=1 as --resume 1
     return cfg.override(overrides) if overrides else cfg
 
+# %% ../nbs/00a_config.ipynb #5a1abe68
 def load_config(cls:type, # The settings dataclass
                 path:str|Path, # A YAML file: flat settings, or a pipeline file
                 section:str): # The pipeline file's section that holds them
@@ -242,6 +248,7 @@ def load_config(cls:type, # The settings dataclass
     raw = read_yaml(path)
     return getattr(PipelineConfig.load(path), section) if is_pipeline(raw) else cls.from_dict(raw)
 
+# %% ../nbs/00a_config.ipynb #11f78bea
 def run_script(prog:str, # The console script's name, for its error lines
                parse:Callable, # () -> settings; --help prints on stdout and exits here
                job:Callable, # settings -> result
@@ -424,6 +431,7 @@ class EvalConfig(Config):
     def __post_init__(self):
         if self.chunk < 0: raise BuildingMetricError(f"--chunk {self.chunk} is not allowed", "use 0 (all in memory) or a number of rows such as 65536")
 
+# %% ../nbs/00a_config.ipynb #8c496752
 @dataclass
 class DemoConfig(Config):
     "Settings of `bm-demo` (each is also a flag: `--name value`)."
@@ -482,6 +490,7 @@ class SegTrainConfig(Config):
         if not (self.arch.startswith('unet_') or self.arch.startswith('segformer')): raise BuildingMetricError(f"--arch {self.arch!r} is not allowed", "use unet_<timm resnet> (e.g. unet_resnet34) or segformer")
         _logs(self.log)
 
+# %% ../nbs/00a_config.ipynb #dede0e02
 @dataclass
 class SegInferConfig(Config):
     "Settings of `bm-seg-infer` (each is also a flag: `--name value`)."
@@ -532,6 +541,7 @@ class PairConfig(Config):
 INDEX_KINDS = ('auto', 'exact', 'flat', 'ivf', 'hnsw')
 "Search index kinds of `bm-index`: exact (torch, always there), faiss's flat (exact), ivf and hnsw (approximate), auto (by gallery size)."
 
+# %% ../nbs/00a_config.ipynb #3a974e4d
 @dataclass
 class IndexConfig(Config):
     "Settings of `bm-index` (each is also a flag: `--name value`)."
@@ -551,6 +561,7 @@ class IndexConfig(Config):
         check_choice('kind', self.kind, INDEX_KINDS)
         _positive(self, 'bs', 'shard_rows')
 
+# %% ../nbs/00a_config.ipynb #2154e699
 @dataclass
 class SearchConfig(Config):
     "Settings of `bm-search` (each is also a flag: `--name value`)."
@@ -577,6 +588,7 @@ SCRIPTS = {'extract': 'bm-extract', 'train': 'bm-train', 'hpo': 'bm-hpo', 'eval'
            'index': 'bm-index', 'search': 'bm-search'}
 "Pipeline sections and the console scripts that read them."
 
+# %% ../nbs/00a_config.ipynb #b88c3c5a
 @dataclass
 class PipelineConfig(Config):
     "One experiment in one YAML file: shared `data`, `out` and `seed`, and a section per console script."
@@ -605,10 +617,12 @@ class PipelineConfig(Config):
         for o in overrides or []: _set(raw, o)
         return cls.from_dict(_link(raw, path))
 
+# %% ../nbs/00a_config.ipynb #81f69378
 def is_pipeline(raw) -> bool:
     "Whether a loaded YAML document is a pipeline file (it has at least one section as a mapping) rather than one script's flat settings."
     return isinstance(raw, dict) and any(isinstance(raw.get(s), dict) for s in SCRIPTS)
 
+# %% ../nbs/00a_config.ipynb #ad0f2e70
 def _set(raw:dict, override:str):
     key, value = split_override(override)
     *parents, leaf = key.split('.')

@@ -10,8 +10,8 @@ import atexit, difflib, fnmatch, os, random
 from typing import Callable
 
 # %% auto #0
-__all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'get_device', 'rank_world', 'init_distributed', 'barrier',
-           'all_sum', 'Registry']
+__all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'get_device', 'show_progress', 'rank_world',
+           'init_distributed', 'barrier', 'all_sum', 'Registry']
 
 # %% ../nbs/00_core.ipynb #5b111b55
 class BuildingMetricError(ValueError):
@@ -39,6 +39,7 @@ def seed_everything(seed:int=42, # The seed for python, numpy and torch
     if deterministic: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     return seed
 
+# %% ../nbs/00_core.ipynb #37b69950
 def seed_worker(worker_id:int): # The DataLoader worker's index (unused: torch already made its seed distinct)
     "`worker_init_fn` for a torch `DataLoader`: seed the worker's python and numpy from torch's per-worker seed."
     import numpy as np, torch
@@ -71,6 +72,18 @@ def get_device(device:str|torch.device|None=None, # 'cpu', 'cuda', 'cuda:1', 'mp
         raise BuildingMetricError("device 'mps' was asked for but Apple's MPS is not available", "pass device='cpu' or None")
     return dev
 
+# %% ../nbs/00_core.ipynb #972d76d8
+def show_progress(progress:bool|None=None, # True, False, or None for automatic
+                 ) -> bool: # Whether to draw progress bars
+    "`progress` itself when given; else `BUILDING_METRIC_PROGRESS` when set; else whether we run in Jupyter or stderr is a terminal."
+    if progress is not None: return bool(progress)
+    env = os.environ.get('BUILDING_METRIC_PROGRESS', '').strip().lower()
+    if env in ('0', 'false', 'no', 'off'): return False
+    if env in ('1', 'true', 'yes', 'on'): return True
+    import sys
+    from fastcore.imports import IN_NOTEBOOK
+    return bool(IN_NOTEBOOK) or (hasattr(sys.stderr, 'isatty') and sys.stderr.isatty())
+
 # %% ../nbs/00_core.ipynb #54b8bc07
 def rank_world() -> tuple[int, int]:
     "This process's rank and the number of processes (0, 1 when not launched as several)."
@@ -78,6 +91,7 @@ def rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
 
+# %% ../nbs/00_core.ipynb #c7effe2b
 def init_distributed(backend:str|None=None, # 'gloo', 'nccl' (default: nccl with CUDA, else gloo)
                     ) -> tuple[int, int]:
     "Join the process group a launcher set up (torchrun, accelerate launch), if any; returns (rank, world size)."
@@ -92,11 +106,13 @@ def init_distributed(backend:str|None=None, # 'gloo', 'nccl' (default: nccl with
         atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())   # a clean exit: no communicator left to abort
     return rank_world()
 
+# %% ../nbs/00_core.ipynb #2327cde7
 def barrier():
     "Wait for every process of the group (nothing to wait for in a single process)."
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: dist.barrier()
 
+# %% ../nbs/00_core.ipynb #4a6b917e
 def all_sum(t:torch.Tensor) -> torch.Tensor:
     "A CPU tensor summed over every process of the group, in place, through gloo whatever the training backend (as it is in a single process)."
     import torch.distributed as dist

@@ -29,6 +29,7 @@ class RandomBatches:
         p = np.random.default_rng(np.random.randint(2**31)).permutation(self.n)
         for s in range(0, len(self) * self.bs, self.bs): yield p[s:s + self.bs]
 
+# %% ../nbs/06b_distributed.ipynb #dd304d7a
 class ShardedBatches:
     "This process's slice of every global batch of `batches`, as process 0 draws it (a batch sampler)."
     def __init__(self, batches, # A batch sampler (iterable of row-position arrays, with a length) for the global batches
@@ -71,6 +72,7 @@ class ShardedDL(DistributedDL):
         dist.broadcast(t, rank, group=self.group)
         return t.tolist()
 
+# %% ../nbs/06b_distributed.ipynb #33c897d4
 class DistributedTraining(Callback):
     "Data-parallel training over the processes of a launcher: the model in DDP, the loss computed over every process's embeddings and labels."
     order = -5

@@ -68,6 +68,7 @@ def locate_from_neighbours(coords:np.ndarray, # (m, k, 2) latitude and longitude
     spread = (w * haversine_km(c[..., 0], c[..., 1], est[:, None, 0], est[:, None, 1])).sum(1) / w.sum(1)
     return est, spread
 
+# %% ../nbs/01c_geo.ipynb #40822d13
 def localisation_scores(errors_km, # Distance of each predicted location from the true one, in km
                         within_m:tuple=(25, 100, 1000, 5000)) -> dict:
     "Median and mean error in metres, and the share of photos located within each distance."

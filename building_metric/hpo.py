@@ -28,6 +28,7 @@ def default_space(base:TrainConfig) -> dict:
     if base.sampler == 'ucb': s.update(levels=['int', 3, 10], ucb_alpha=['float', 0.5, 5.0])
     return s
 
+# %% ../nbs/06a_hpo.ipynb #7e26a78f
 def suggest(trial, space:dict) -> dict:
     "Values of one trial from a search space."
     out = {}
@@ -48,6 +49,7 @@ class OptunaPruning(Callback):
         self.trial.report(pe.last, step=self.train_iter)
         if self.trial.should_prune(): self.pruned = True; raise CancelFitException()
 
+# %% ../nbs/06a_hpo.ipynb #9bde2925
 def _study(cfg:HPOConfig):
     import optuna
     from optuna.storages import RDBStorage
@@ -85,6 +87,7 @@ def summarize(study, out:str|Path, base:TrainConfig|None=None) -> dict:
         except (RuntimeError, ValueError): pass   # e.g. every completed trial had the same value
     return best
 
+# %% ../nbs/06a_hpo.ipynb #fbd2dd85
 def tune(cfg:HPOConfig, log=print) -> dict:
     "Run (or continue) the study of `cfg`; returns the best trial's summary."
     import optuna

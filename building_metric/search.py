@@ -17,11 +17,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from fastcore.imports import IN_NOTEBOOK
 from torch import nn
 
 from .config import INDEX_KINDS, IndexConfig, SearchConfig
-from .core import BuildingMetricError
+from .core import BuildingMetricError, show_progress
 from .data.index import BuildingIndex, load_image
 from .evaluation.retrieval import expected_calibration_error, faiss_module, open_set_threshold
 from .features.cache import FeatureCache, FeatureRows, extract_features
@@ -75,6 +74,7 @@ def choose_kind(n:int, # Gallery size
     if kind != 'exact' and faiss_module() is None: raise BuildingMetricError(f"index kind {kind!r} needs faiss, which is not installed", "pip install faiss-cpu, or use --kind exact")
     return kind
 
+# %% ../nbs/07a_search.ipynb #284a68ad
 class FaissIndex:
     "A faiss inner-product index on L2-normalised embeddings: `flat` (exact), `ivf` (inverted lists, `nprobe` searched) or `hnsw` (graph, `ef` searched)."
     def __init__(self, index, kind:str): self.index, self.kind = index, kind
@@ -113,11 +113,13 @@ class FaissIndex:
     @classmethod
     def load(cls, path, kind:str): return cls(faiss_module().read_index(str(path)), kind)
 
+# %% ../nbs/07a_search.ipynb #2fedf72e
 def build_index(emb, kind:str='auto', **kw):
     "The search index of `kind` (see `choose_kind`) over L2-normalised embeddings."
     kind = choose_kind(len(emb), kind)
     return ExactIndex(emb) if kind == 'exact' else FaissIndex.build(emb, kind, **kw)
 
+# %% ../nbs/07a_search.ipynb #01fa775e
 def recall_at_k(index, exact:ExactIndex, queries, k:int=10) -> float:
     "Share of the true `k` nearest neighbours (from `exact`) that `index` returns."
     _, want = exact.search(queries, k)
@@ -215,7 +217,7 @@ class SearchModel:
 
     def features(self, index:BuildingIndex, path:str|Path, workers:int=2, bs:int=32, progress:bool|None=None, shard_rows:int=1024) -> Path:
         "Extract the features of `index`'s kept images into the cache `path` (resumable: shards of `shard_rows` survive a kill)."
-        if progress is None: progress = IN_NOTEBOOK or sys.stderr.isatty()
+        progress = show_progress(progress)
         df = index.df.copy()
         df['label'] = df['label'].fillna('')   # queries without a label
         return extract_features(BuildingIndex(df, index.root, index.layout, index.problems), self.extractors, path,
@@ -403,8 +405,10 @@ def build(cls:BuildingGallery,
           kind:str='auto', # Search index: auto, exact, flat, ivf, hnsw (see `choose_kind`)
           root:str|Path|None=None, # Where a feature cache's relative paths start (for its pictures)
           rebuild:bool=False, # Replace a gallery made by another model or of other photos
-          workers:int=2, bs:int=32, progress:bool|None=None, shard_rows:int=1024, seed:int=0, log=print) -> BuildingGallery:
+          workers:int=2, bs:int=32, progress:bool|None=None, shard_rows:int=1024, seed:int=0, log=print, # Where the progress lines go (None: nowhere)
+         ) -> BuildingGallery:
     "Embed the known photos with `model`, index them, calibrate the answers on them; returns the opened gallery."
+    log = log or (lambda *a: None)
     m, out = SearchModel.create(model), Path(out)
     src = str(Path(images).resolve())
     if (out/'gallery.json').is_file() and not rebuild:
@@ -438,6 +442,7 @@ def add(self:BuildingGallery,
         images, # New photos: an image folder (any layout) or a CSV manifest
         workers:int=2, bs:int=32, progress:bool|None=None, log=print) -> int:
     "Embed the photos of `images` that the gallery does not hold yet and append them (the others are not embedded again); returns how many were added."
+    log = log or (lambda *a: None)
     m, index = self.model, query_index(images, workers)
     log(index.report())
     have = set(self.rows.path)
@@ -522,6 +527,7 @@ def search(self:BuildingGallery,
     if self.has_coords: r['lat'], r['lon'] = m.lat, m.lon
     return r
 
+# %% ../nbs/07a_search.ipynb #2f8a49d1
 @patch
 def identify(self:BuildingGallery,
              queries, k:int=10, **kw) -> pd.DataFrame:
@@ -529,6 +535,7 @@ def identify(self:BuildingGallery,
     e, q = self.embed(queries, **kw)
     return _identify_table(self, e, q, _answers(self, e, k))
 
+# %% ../nbs/07a_search.ipynb #4fc8e349
 @patch
 def locate(self:BuildingGallery,
            queries, k:int=10, **kw) -> pd.DataFrame:
@@ -536,6 +543,7 @@ def locate(self:BuildingGallery,
     e, q = self.embed(queries, **kw)
     return _locate_table(self, e, q, _answers(self, e, k))
 
+# %% ../nbs/07a_search.ipynb #7be37cea
 def _identify_table(g:BuildingGallery, e, q:pd.DataFrame, a:dict) -> pd.DataFrame:
     ok = q[q.status == 'ok'].reset_index(drop=True)
     if 'ncm' not in a: raise BuildingMetricError("the gallery's photos have no buildings (labels)", "index a labelled gallery (one folder per building, or a manifest with labels)")
@@ -572,6 +580,7 @@ def answer(self:BuildingGallery,
                                 similarity=a['sims'].ravel()))
     return t, matches, q.loc[q.status != 'ok', ['path', 'reason']].reset_index(drop=True)
 
+# %% ../nbs/07a_search.ipynb #d737b2b3
 @patch
 def explorer(self:BuildingGallery, **kw):
     "An `EmbeddingExplorer` over the gallery's photos (its buildings as classes)."
@@ -623,6 +632,7 @@ def run_index(cfg:IndexConfig) -> dict:
                 threshold=c.get('threshold'), temperature=c.get('temperature'), loo_ncm_top1=c.get('ncm_top1_known'),
                 loo_median_error_m=(c.get('geo') or {}).get('loo_median_error_m'))
 
+# %% ../nbs/07a_search.ipynb #d4de8856
 def run_search(cfg:SearchConfig) -> dict:
     "`bm-search`'s job: answer every readable query photo; write results.csv, results.json and pictures in `cfg.out`."
     if not cfg.query: raise BuildingMetricError("bm-search needs --query", "pass an image file or a folder of photos")

@@ -53,6 +53,7 @@ def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
     return FeatureCache(extract_features(index, exts, cache, num_workers=cfg.workers, seed=cfg.seed, tiny=cfg.tiny,
                                          pretrained=not cfg.random_weights, progress=None))
 
+# %% ../nbs/06_train.ipynb #4e38d636
 def selection_rows(cache:FeatureCache, # The training data
                    select:str='auto', # 'val', 'unseen' or 'auto' (see `TrainConfig.select`)
                    frac:float=0.2, # Share of the training buildings held out for 'unseen'
@@ -80,6 +81,7 @@ def selection_rows(cache:FeatureCache, # The training data
         "the aim is buildings the head has not seen")
     return tr[~out], tr[out], 'unseen'
 
+# %% ../nbs/06_train.ipynb #3b3bca9f
 def _loss_kwargs(cfg:TrainConfig) -> dict:
     takes = inspect.signature(LOSSES.get(cfg.loss)).parameters
     kw = {k: getattr(cfg, k) for k in ('margin', 'alpha') if k in takes}

@@ -35,6 +35,7 @@ def hub_offline() -> bool:
     if os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on'): return True
     return not _hub_reachable()
 
+# %% ../nbs/01b_weights.ipynb #ec17817e
 @contextmanager
 def local_only():
     "Within this block, huggingface_hub (used by transformers and timm) only looks at the local cache."
@@ -44,6 +45,7 @@ def local_only():
     try: yield
     finally: C.HF_HUB_OFFLINE = old
 
+# %% ../nbs/01b_weights.ipynb #68f4eefd
 def no_weights_error(name:str, model_id:str, err:Exception):
     return BuildingMetricError(
         f"cannot load pretrained weights for extractor {name!r} ({model_id}): not found locally and the hub cannot be reached "
@@ -52,6 +54,7 @@ def no_weights_error(name:str, model_id:str, err:Exception):
         f"`huggingface-cli download {model_id}`), point HF_HOME at a cache that holds them, or pass pretrained=False "
         f"(random weights) or tiny=True (tests)")
 
+# %% ../nbs/01b_weights.ipynb #8d6890f2
 @contextmanager
 def loading_weights(name:str, model_id:str):
     "Load weights, offline-aware: local cache only when the hub is unreachable; one clear error if they cannot be had."
@@ -63,6 +66,7 @@ def loading_weights(name:str, model_id:str):
         if offline or 'connect' in str(e).lower() or 'offline' in str(e).lower(): raise no_weights_error(name, model_id, e) from None
         raise
 
+# %% ../nbs/01b_weights.ipynb #18fcd89e
 @contextmanager
 def _nullctx(): yield
 
@@ -81,6 +85,7 @@ def packaged_weights(name:str) -> Path|None: # A timm model name
     f = Path(spec.origin).parent/p['file'] if spec and spec.origin else None
     return f if f is not None and f.is_file() else None
 
+# %% ../nbs/01b_weights.ipynb #0042903c
 def state_dict_by_order(src:dict, # A state dict in another library's key names
                         model:nn.Module, # The model whose keys it should take
                         origin:str='weights', # What `src` is, for messages
@@ -94,6 +99,7 @@ def state_dict_by_order(src:dict, # A state dict in another library's key names
             raise BuildingMetricError(f"{origin}: {ks} {tuple(vs.shape)} does not fit {kd} {tuple(vd.shape)}", "these weights are for another architecture")
     return dict(zip(dst, src.values()))
 
+# %% ../nbs/01b_weights.ipynb #78e48015
 def _from_package(name:str, f:Path, **kw) -> nn.Module:
     import timm
     p = PACKAGED_WEIGHTS[name]
@@ -121,6 +127,7 @@ def timm_model(name:str, # A timm model name
         raise no_weights_error(ext_name, f"timm/{name}", FileNotFoundError('not in the Hugging Face cache'))
     with loading_weights(ext_name, f"timm/{name}"): return timm.create_model(name, pretrained=True, **kw)
 
+# %% ../nbs/01b_weights.ipynb #963d692f
 def timm_weights_cached(name:str) -> bool:
     "Whether the pretrained weights of timm model `name` are in the local Hugging Face or torch hub cache."
     from timm.models import get_pretrained_cfg
@@ -131,6 +138,7 @@ def timm_weights_cached(name:str) -> bool:
     if cfg.hf_hub_id and any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, f), str) for f in files): return True
     return bool(cfg.url) and (Path(torch.hub.get_dir())/'checkpoints'/Path(urlparse(cfg.url).path).name).is_file()
 
+# %% ../nbs/01b_weights.ipynb #a45751bd
 def timm_data_config(model:nn.Module, # A timm model
                      size:int|None=None, # Input side to use (default: the model's)
                     ) -> dict:
@@ -141,6 +149,7 @@ def timm_data_config(model:nn.Module, # A timm model
     return dict(size=size, resize=int(round(size / c.get('crop_pct', 1.0))), mean=tuple(c['mean']), std=tuple(c['std']),
                 interpolation='bicubic' if c.get('interpolation') == 'bicubic' else 'bilinear')
 
+# %% ../nbs/01b_weights.ipynb #10efb71f
 def hf_model(cls, # A transformers model class
              model_id:str, # Its hub id
              ext_name:str, # What the user asked for, for messages

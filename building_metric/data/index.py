@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from fastcore.parallel import parallel
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..core import BuildingMetricError
+from ..core import BuildingMetricError, show_progress
 
 # %% auto #0
 __all__ = ['IMAGE_EXTENSIONS', 'SPLITS', 'COLUMNS', 'to_rgb', 'load_image', 'check_image', 'BuildingIndex']
@@ -40,6 +41,7 @@ def to_rgb(im:Image.Image) -> Image.Image:
         return Image.alpha_composite(bg, im).convert('RGB')
     return im if im.mode == 'RGB' else im.convert('RGB')
 
+# %% ../../nbs/01_data.index.ipynb #37345c72
 def _decode(path, draft:bool=False) -> tuple[Image.Image, tuple[int, int]]:
     "Decode `path` to upright RGB (at 1/8 scale for a JPEG if `draft`); also returns the full upright size."
     with Image.open(path) as im:
@@ -195,7 +197,7 @@ class BuildingIndex:
     def from_folder(cls, root:str|Path, # Folder with one sub-folder per class
                     validate:bool=True, # Open and decode every image
                     n_workers:int=2, # Processes that validate in parallel (0: this process)
-                    progress:bool|None=None): # Show a progress bar (default: for 1,000 files or more)
+                    progress:bool|None=None): # A progress bar (None: automatic, see `show_progress`)
         "Index a class-per-folder tree: `root/<label>/<image>`."
         root = _check_root(root, 'image folder')
         rows, problems = _scan_folders(root)
@@ -247,7 +249,7 @@ class BuildingIndex:
         paths = [self.root/p for p in self.df.path[todo]]
         n = n_workers if len(paths) >= 200 else 0  # a pool costs more than it saves on a few files
         res = parallel(check_image, paths, n_workers=n, chunksize=max(1, min(64, len(paths) // (4 * max(n, 1)))),
-                       progress=len(paths) >= 1000 if progress is None else progress)
+                       progress=show_progress(progress))
         res = pd.DataFrame(list(res), index=todo)
         for c in ('status', 'reason', 'width', 'height'): self.df.loc[todo, c] = res[c]
 
@@ -323,7 +325,8 @@ def _check_fracs(fracs) -> tuple:
     return fracs
 
 # %% ../../nbs/01_data.index.ipynb #9a3c2782
-def _split(self:BuildingIndex,
+@patch
+def split(self:BuildingIndex,
            by:str='image', # 'image' (stratified per class), 'class' (class-disjoint) or 'group' (group-disjoint)
            fracs:tuple=(0.7, 0.15, 0.15), # Fractions of train, val, test (of images, classes or groups)
            seed:int=42, # The split is a function of the seed and the rows
@@ -358,10 +361,10 @@ def _split(self:BuildingIndex,
     else: raise BuildingMetricError(f"unknown split by={by!r}", "use 'image', 'class' or 'group'")
     return BuildingIndex(df, self.root, self.layout, problems)
 
-BuildingIndex.split = _split
 
 # %% ../../nbs/01_data.index.ipynb #5fbfc9c7
-def _save(self:BuildingIndex, path:str|Path): # CSV file to write
+@patch
+def save(self:BuildingIndex, path:str|Path): # CSV file to write
     "Write the index (all rows, with status and split) to a CSV manifest."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -372,8 +375,9 @@ def _save(self:BuildingIndex, path:str|Path): # CSV file to write
     if self.problems: path.with_suffix('.problems.txt').write_text('\n'.join(self.problems) + '\n')
     return path
 
-@classmethod
-def _load(cls, path:str|Path): # A CSV written by `BuildingIndex.save`
+# %% ../../nbs/01_data.index.ipynb #56e259a0
+@patch(cls_method=True)
+def load(cls:BuildingIndex, path:str|Path): # A CSV written by `BuildingIndex.save`
     "Read an index written by `save`, exactly as it was (images are not opened again)."
     path = Path(path)
     if not path.is_file(): raise BuildingMetricError(f"index file {str(path)!r} not found", "check the path, or build the index again")
@@ -386,5 +390,3 @@ def _load(cls, path:str|Path): # A CSV written by `BuildingIndex.save`
     probs = path.with_suffix('.problems.txt')
     problems = probs.read_text().splitlines() if probs.is_file() else []
     return cls(df, path.parent, 'csv', problems)
-
-BuildingIndex.save, BuildingIndex.load = _save, _load

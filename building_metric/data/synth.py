@@ -16,7 +16,7 @@ from fastcore.parallel import parallel
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..config import Config
-from ..core import BuildingMetricError
+from ..core import BuildingMetricError, show_progress
 
 # %% auto #0
 __all__ = ['CLASSES', 'PALETTE', 'MATERIALS', 'ROOFS', 'WINDOWS', 'BALCONIES', 'LAYOUTS', 'SynthConfig', 'Facade', 'make_facades',
@@ -71,6 +71,7 @@ class Facade:
     shutters: bool; shopfront: bool; mullions: bool; door_col: int
     wall: tuple; trim: tuple; roof_color: tuple; glass: tuple; door_color: tuple; shutter_color: tuple
 
+# %% ../../nbs/01a_data.synth.ipynb #1b814f64
 def _rgb(h, s, v): return tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h % 1, min(max(s, 0), 1), min(max(v, 0), 1)))
 
 def _style(rng) -> dict:
@@ -347,6 +348,7 @@ def mask_to_rgb(mask:np.ndarray) -> np.ndarray:
     "Colour a class mask with `PALETTE` for display."
     return PALETTE[np.clip(mask, 0, len(PALETTE) - 1)]
 
+# %% ../../nbs/01a_data.synth.ipynb #dc6548e8
 def show_facades(gen:FacadeGenerator, # The generator
                  identities:list[int]|None=None, # Buildings to show (default: the first 4)
                  views:int=4, # Views per building
@@ -414,7 +416,7 @@ def write_synthetic(root:str|Path, # Folder to write into (created if missing)
                     layout:str='folders', # One of `LAYOUTS`
                     cfg:SynthConfig|None=None, # Generator settings
                     n_workers:int=2, # Processes rendering in parallel (0: in this process)
-                    progress:bool=False, # Show a progress bar
+                    progress:bool|None=None, # A progress bar (None: automatic, see `show_progress`)
                     **kwargs, # Or generator settings as keywords
                    ) -> Path:
     "Render a synthetic dataset into `root` in one of the layouts the library reads; returns `root`."
@@ -426,7 +428,7 @@ def write_synthetic(root:str|Path, # Folder to write into (created if missing)
     items = [(i, v) for i in range(len(gen)) for v in range(gen.cfg.views)]
     n = min(n_workers, max(1, len(items) // 64)) if n_workers else 0
     paths = parallel(_write_item, items, gen=gen, layout=layout, root=root, split=split, n_workers=n,
-                     progress=progress, chunksize=32)
+                     progress=show_progress(progress), chunksize=32)
     if layout == 'csv':
         fs = gen.facades
         pd.DataFrame({'path': list(paths), 'label': [fs[i].name for i, _ in items], 'group': [f"nbhd_{fs[i].neighbourhood}" for i, _ in items],

@@ -118,6 +118,7 @@ def frozen_baselines(c:FeatureCache, # The feature cache the head was trained on
     if len(names) > 1: out.update({f"{n} (standardised)": scores(feats[n]) for n in names})
     return out
 
+# %% ../../nbs/07_evaluation.report.ipynb #7dd5243e
 def _helped(m:dict) -> str:
     "One line: did training beat the frozen features on unseen buildings (MAP@R)?"
     part = 'unseen_buildings' if 'unseen_buildings' in m else 'seen_buildings_heldout_views'
@@ -244,6 +245,7 @@ def write_embeddings(head:torch.nn.Module, # Features -> embeddings (in eval mod
     barrier()
     return path
 
+# %% ../../nbs/07_evaluation.report.ipynb #5665b5ff
 def _class_sums(emb:h5py.Dataset, labels:np.ndarray, n_classes:int, chunk:int) -> torch.Tensor:
     "Sum of the embeddings of each class, read in blocks shared out between the processes."
     rank, world = rank_world()
@@ -323,12 +325,12 @@ def demo(out:str|Path='demo', # Folder for the data, the run and the report
         tiny = True
     step = lambda s: log(f"[{time.time() - t0:5.1f} s] {s}")
     step(f"1/4 writing {identities} synthetic buildings x {views} views to {out/'data'}")
-    write_synthetic(out/'data', 'folders', n_identities=identities, views=views, size=size, seed=seed, progress=True)
+    write_synthetic(out/'data', 'folders', n_identities=identities, views=views, size=size, seed=seed)
     index = seen_unseen_split(BuildingIndex.from_folder(out/'data', progress=False), seed=seed)
     index.save(out/'index.csv')
     names = ['resnet', 'mobilenet'] if tiny else ['efficientnet_lite0']
     step(f"2/4 extracting features ({'two small random backbones: resnet, mobilenet' if tiny else 'EfficientNet-Lite0, pretrained on ImageNet'})")
-    cache = extract_features(index, names, out/'features.h5', tiny=tiny, seed=seed, progress=True)
+    cache = extract_features(index, names, out/'features.h5', tiny=tiny, seed=seed)
     step(f"3/4 training a fusion head (residual: it starts as the frozen features) with ProxyAnchor for {epochs} epochs")
     cfg = TrainConfig(data=str(cache), out=str(out/'run'), epochs=epochs, lr=1e-2, batch=32, eval_every=10, patience=0, seed=seed, residual=1)
     train(cfg, log=step)
@@ -336,6 +338,7 @@ def demo(out:str|Path='demo', # Folder for the data, the run and the report
     m = evaluate(out/'run'/'models'/'best.pth', cache, out/'report', images=out/'data', log=step)
     return m
 
+# %% ../../nbs/07_evaluation.report.ipynb #a478f34a
 def evaluate_frozen(cache:str|Path, # A feature cache (its splits say what is seen and unseen, as for `evaluate`)
                     out:str|Path, # Report folder
                     names:list[str]|None=None, # Extractors to score (default: all of the cache's)
@@ -353,6 +356,7 @@ def evaluate_frozen(cache:str|Path, # A feature cache (its splits say what is se
     log(f"report: {out/'report.md'}")
     return m
 
+# %% ../../nbs/07_evaluation.report.ipynb #a6b0edd8
 def run_eval(cfg:EvalConfig) -> dict:
     "`bm-eval`'s job: `evaluate` (or `evaluate_at_scale` with `cfg.chunk`) as `cfg` says, its settings written beside the report."
     if not cfg.data: raise BuildingMetricError("bm-eval needs --data", "pass it as a flag or in the --config file")
@@ -368,6 +372,7 @@ def run_eval(cfg:EvalConfig) -> dict:
     if rank == 0: cfg.to_yaml(Path(cfg.out)/'config.yaml')   # beside the report, once it is written
     return m
 
+# %% ../../nbs/07_evaluation.report.ipynb #98ce31f1
 def run_demo(cfg:DemoConfig) -> dict:
     "`bm-demo`'s job: `demo` as `cfg` says, its settings written in `cfg.out`."
     Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')

@@ -38,6 +38,7 @@ def faiss_module():
     except ImportError: return None
     return faiss
 
+# %% ../../nbs/05_evaluation.retrieval.ipynb #a3ae64df
 def knn(query, # (n, dim) embeddings
         ref=None, # (m, dim) reference embeddings (default: `query` itself, leave-one-out)
         k:int=10, # Neighbours per query
@@ -132,10 +133,12 @@ def retrieval_metrics(query, # (n, dim) query embeddings
     _, idx = knn(query, ref, k=kmax, budget_mb=budget_mb, groups=groups, ref_groups=ref_groups, backend=backend)
     return _metrics_from(_hit_sums((rl[idx] == labels[:, None])[keep], r[keep], ks), ks)
 
+# %% ../../nbs/05_evaluation.retrieval.ipynb #45928bae
 def map_at_r(emb, labels) -> float:
     "Leave-one-out MAP@R of `emb` by cosine similarity."
     return retrieval_metrics(emb, labels, ks=(1,))['map_at_r']
 
+# %% ../../nbs/05_evaluation.retrieval.ipynb #1887a1b4
 def precision_at_1(emb, labels) -> float:
     "Leave-one-out Precision@1 by cosine similarity, over the queries whose class has another member."
     return retrieval_metrics(emb, labels, ks=(1,))['precision_at_1']
@@ -194,12 +197,14 @@ def class_means(emb, labels, n_classes:int|None=None) -> torch.Tensor:
     cnt = torch.bincount(y, minlength=n).float()[:, None]
     return F.normalize(sums / cnt, dim=1)
 
+# %% ../../nbs/05_evaluation.retrieval.ipynb #87e1d600
 def ncm_scores(ref, ref_labels, query, n_classes:int|None=None) -> torch.Tensor:
     "Cosine similarity of each query to each class mean, (queries, classes); -inf for classes without references."
     ry = torch.as_tensor(np.asarray(ref_labels)).long()
     means = class_means(ref, ry, n_classes=n_classes or int(ry.max()) + 1)
     return (F.normalize(_as_tensor(query, 'query'), dim=1) @ means.T).nan_to_num(nan=-float('inf'))
 
+# %% ../../nbs/05_evaluation.retrieval.ipynb #0a655d40
 def ncm_classify(ref, ref_labels, # Embeddings and labels that define the class means
                  query, query_labels, # Embeddings to classify and their true labels
                  topk:tuple=(1, 3), # Accuracies to report
@@ -228,6 +233,7 @@ def clustering_scores(emb, labels, seed:int=0) -> dict[str, float]:
     clusters = KMeans(n_clusters=len(np.unique(y)), n_init=4, random_state=seed).fit_predict(e)
     return dict(nmi=float(normalized_mutual_info_score(y, clusters)), ami=float(adjusted_mutual_info_score(y, clusters)))
 
+# %% ../../nbs/05_evaluation.retrieval.ipynb #30021a11
 def geo_recall(query, query_coords, # Query embeddings and their (lat, lon)
                ref=None, ref_coords=None, # References (default: leave-one-out among the queries)
                radii_km:tuple=(0.1, 0.5, 1.0, 5.0), # Radii of the bins
@@ -248,6 +254,7 @@ def open_set_rates(best_known, best_unknown, threshold:float) -> dict:
     return dict(threshold=float(threshold), far=float((u >= threshold).mean()) if len(u) else float('nan'),
                 frr=float((k < threshold).mean()) if len(k) else float('nan'))
 
+# %% ../../nbs/05_evaluation.retrieval.ipynb #7125a755
 def open_set_threshold(best_known, # Best class-mean similarity of validation queries of known buildings
                        best_unknown, # ... and of queries of buildings without references
                        target_far:float|None=None, # Keep false accepts at most this rate (default: equal error)
@@ -260,10 +267,12 @@ def open_set_threshold(best_known, # Best class-mean similarity of validation qu
     i = int(np.flatnonzero(far <= target_far)[0]) if target_far is not None else int(np.argmin(np.abs(far - frr) + 1e-9 * frr))
     return open_set_rates(k, u, cands[i])
 
+# %% ../../nbs/05_evaluation.retrieval.ipynb #4461738a
 def ncm_probabilities(scores:torch.Tensor, temperature:float=0.05) -> torch.Tensor:
     "Softmax of class-mean similarities at `temperature` (lower: more confident)."
     return torch.softmax(scores / temperature, dim=1)
 
+# %% ../../nbs/05_evaluation.retrieval.ipynb #b7b2077c
 def expected_calibration_error(probs:torch.Tensor, labels, n_bins:int=15) -> tuple[float, pd.DataFrame]:
     "ECE of the top-1 predictions, and the per-bin table (confidence, accuracy, count) of the reliability diagram."
     conf, pred = probs.max(1)
@@ -277,6 +286,7 @@ def expected_calibration_error(probs:torch.Tensor, labels, n_bins:int=15) -> tup
     ece = float((t['count'] * (t.confidence - t.accuracy).abs()).sum() / len(conf)) if len(t) else float('nan')
     return ece, t
 
+# %% ../../nbs/05_evaluation.retrieval.ipynb #4c6d0847
 def plot_reliability(table:pd.DataFrame, ece:float|None=None, n_bins:int=15, fname=None):
     "Reliability diagram: accuracy against confidence per bin; the diagonal is perfect calibration."
     import matplotlib.pyplot as plt

@@ -23,7 +23,8 @@ from ..data.index import load_image
 from .retrieval import knn
 
 # %% auto #0
-__all__ = ['project_2d', 'plot_embeddings', 'retrieval_gallery', 'plot_history', 'plot_gate_weights', 'EmbeddingExplorer']
+__all__ = ['project_2d', 'plot_embeddings', 'retrieval_gallery', 'page_image', 'plot_history', 'plot_gate_weights',
+           'EmbeddingExplorer']
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #a0b26945
 def _save(fig:Figure, fname) -> Figure:
@@ -47,6 +48,7 @@ def project_2d(emb, # (n, dim) embeddings
         return umap.UMAP(**kw).fit_transform(x)
     raise BuildingMetricError(f"unknown projection {method!r}", "use 'umap' or 'pca'")
 
+# %% ../../nbs/05a_evaluation.visualize.ipynb #71efb4aa
 def plot_embeddings(emb, labels, # Embeddings (n, dim) and a label per row
                     class_names:list|None=None, # Name of each label value (default: the values)
                     method:str='umap', # 'umap' or 'pca'
@@ -79,17 +81,23 @@ def plot_embeddings(emb, labels, # Embeddings (n, dim) and a label per row
 def retrieval_gallery(query_emb, query_labels, query_paths, # The queries: embeddings, labels, image files
                       ref_emb=None, ref_labels=None, ref_paths=None, # References (default: leave-one-out among the queries)
                       queries=None, # Which queries to show (positions; default: `n` at random)
+                      neighbours=None, # Their references, one list per query, when already known (e.g. filtered)
                       n:int=4, k:int=5, seed:int=0, size:int=96, fname=None) -> Figure:
     "Each row: a query image, then its `k` nearest references, framed green when of the query's label and red when not."
     same = ref_emb is None
     ref_emb, ref_labels, ref_paths = (query_emb, query_labels, query_paths) if same else (ref_emb, ref_labels, ref_paths)
     ql, rl = np.asarray(query_labels), np.asarray(ref_labels)
     qs = np.asarray(queries) if queries is not None else np.random.default_rng(seed).choice(len(ql), min(n, len(ql)), replace=False)
-    if same: idx = knn(query_emb, k=k)[1][torch.as_tensor(qs)]
-    else: idx = knn(torch.as_tensor(query_emb)[torch.as_tensor(qs)], ref_emb, k=k)[1]
+    if neighbours is not None: idx = [list(nb)[:k] for nb in neighbours]
+    elif same:   # only the shown queries against all rows, not every row's neighbours
+        top = knn(torch.as_tensor(query_emb)[torch.as_tensor(qs)], query_emb, k=min(k + 1, len(ql)))[1].tolist()
+        idx = [[j for j in row if j != q][:k] for row, q in zip(top, qs.tolist())]
+    else: idx = knn(torch.as_tensor(query_emb)[torch.as_tensor(qs)], ref_emb, k=k)[1].tolist()
+    k = max(len(r) for r in idx)
     fig, axes = plt.subplots(len(qs), k + 1, figsize=(1.4 * (k + 1), 1.5 * len(qs)), squeeze=False)
     for row, q in enumerate(qs):
-        cells = [(query_paths[q], 'query', None)] + [(ref_paths[j], f"{j}", rl[j] == ql[q]) for j in idx[row].tolist()]
+        for ax in axes[row, len(idx[row]) + 1:]: ax.axis('off')
+        cells = [(query_paths[q], 'query', None)] + [(ref_paths[j], f"{j}", rl[j] == ql[q]) for j in idx[row]]
         for col, (p, text, ok) in enumerate(cells):
             ax = axes[row, col]
             ax.imshow(load_image(p).resize((size, size)))
@@ -98,8 +106,26 @@ def retrieval_gallery(query_emb, query_labels, query_paths, # The queries: embed
             for s in ax.spines.values(): s.set_edgecolor(colour); s.set_linewidth(2 if ok is None else 4)
             ax.set_title(f"query ({ql[q]})" if ok is None else f"#{col}", fontsize=8, color=colour)
     fig.tight_layout()
-    fig.hits = np.array([[rl[j] == ql[q] for j in idx[r].tolist()] for r, q in enumerate(qs)])  # what the frames show
+    fig.refs = idx                                                                                # the references shown
+    fig.hits = np.array([[rl[j] == ql[q] for j in idx[r]] for r, q in enumerate(qs)])  # what the frames show
     return _save(fig, fname)
+
+# %% ../../nbs/05a_evaluation.visualize.ipynb #dd3535a7
+def page_image(img, # A matplotlib figure, or an image file (the PNG a report wrote, say)
+               width:int=700, # Width in pixels on the page
+               quality:int=80): # JPEG quality
+    "`img` as an IPython JPEG image `width` pixels wide: what a notebook or a docs page needs of a picture of photos, at a tenth of a PNG's size."
+    import io
+    from IPython.display import Image as IPImage
+    from PIL import Image
+    if isinstance(img, Figure):
+        buf = io.BytesIO(); img.savefig(buf, format='png', dpi=100, bbox_inches='tight'); plt.close(img); buf.seek(0)
+        im = Image.open(buf)
+    else: im = load_image(img)
+    im = im.convert('RGB')
+    if im.width > width: im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
+    out = io.BytesIO(); im.save(out, format='jpeg', quality=quality, optimize=True)
+    return IPImage(out.getvalue(), format='jpeg', width=min(width, im.width))
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #c44ca2f2
 def plot_history(history, # A fastai `Learner` / `Recorder`, or a DataFrame such as bm-train's history.csv
@@ -120,6 +146,7 @@ def plot_history(history, # A fastai `Learner` / `Recorder`, or a DataFrame such
     fig.tight_layout()
     return _save(fig, fname)
 
+# %% ../../nbs/05a_evaluation.visualize.ipynb #66add3f1
 def plot_gate_weights(gates, # A dict {extractor: mean gate weight}, or a head with `gate_weights()`
                       fname=None) -> Figure:
     "Bar chart of the mean gate weight the fusion head gives each extractor's features."
@@ -183,12 +210,31 @@ class EmbeddingExplorer:
             display(fig); plt.close(fig)
         with self.out_nn:
             self.out_nn.clear_output(wait=True)
-            self.nn_fig = retrieval_gallery(self.emb, self.labels, self.paths, queries=[q], k=max(1, len(self.current['neighbours'])), size=64) if self.current['neighbours'] else None
+            nb = self.current['neighbours']   # the filtered neighbours, not a new search over every row
+            self.nn_fig = retrieval_gallery(self.emb, self.labels, self.paths, queries=[q], neighbours=[nb], k=len(nb), size=64) if nb else None
             if self.nn_fig is not None: display(self.nn_fig); plt.close(self.nn_fig)
         if self.gates:
             with self.out_gates:
                 self.out_gates.clear_output(wait=True)
                 self.gates_fig = plot_gate_weights(self.gates); display(self.gates_fig); plt.close(self.gates_fig)
         self.renders += 1
+
+    def snapshot(self, fname=None) -> Figure:
+        "A still picture of the panel as it stands: the map, the query and its neighbours, the gate weights (for pages and reports)."
+        figs = [f for f in (self.map_fig, self.nn_fig, getattr(self, 'gates_fig', None)) if f is not None]
+        import io
+        from PIL import Image
+        arrs = []
+        for f in figs:   # (closed after display: drawn again through savefig)
+            buf = io.BytesIO(); f.savefig(buf, format='png', dpi=100); arrs.append(np.asarray(Image.open(buf).convert('RGB')))
+        h = max(a.shape[0] for a in arrs)
+        fig, axs = plt.subplots(1, len(arrs), figsize=(sum(a.shape[1] for a in arrs) / 100, h / 100 + .4),
+                                gridspec_kw=dict(width_ratios=[a.shape[1] for a in arrs]), squeeze=False)
+        for ax, a in zip(axs[0], arrs): ax.imshow(a); ax.axis('off')
+        q = self.current['query']
+        name = self.names[self.labels[q]] if self.names is not None else self.labels[q]
+        fig.suptitle(f"query {q} ({name}, {Path(self.paths[q]).name}) · coloured by {self.colour.value} · splits: {', '.join(self.show.value)}", fontsize=9)
+        fig.tight_layout()
+        return _save(fig, fname)
 
     def _ipython_display_(self): display(self.widget)

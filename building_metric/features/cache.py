@@ -17,11 +17,11 @@ import pandas as pd
 import torch
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
-from fastcore.basics import chunked
+from fastcore.basics import chunked, patch
 from fastprogress.fastprogress import progress_bar
 
 from ..config import ExtractConfig, extractor_specs
-from ..core import BuildingMetricError, barrier, get_device, init_distributed, rank_world, seed_everything
+from ..core import BuildingMetricError, barrier, get_device, init_distributed, rank_world, seed_everything, show_progress
 from ..data.index import COLUMNS, SPLITS, BuildingIndex, load_image
 from ..geo import geo_knn
 from .extractors import Extractor, create_extractor
@@ -121,7 +121,7 @@ def extract_features(index:BuildingIndex, # Images to extract (its kept rows, in
                      rebuild:bool=False, # Replace features (or a whole cache) made with other settings
                      device=None, # Where extractors run (default: best available)
                      shard_rows:int=1024, # Rows per resumable shard
-                     progress:bool=True, # Show a progress bar with images/s
+                     progress:bool|None=None, # A progress bar with images/s (None: automatic, see `show_progress`)
                      seed:int=0, # Seeds random weights (pretrained=False, tiny=True) so a resumed run gets the same ones
                      **extractor_kw, # Passed to `create_extractor` for names: pretrained, tiny, weights
                     ) -> Path:
@@ -154,7 +154,7 @@ def extract_features(index:BuildingIndex, # Images to extract (its kept rows, in
         meta = dict(fingerprint=fp, dtype=dtype, shard_rows=shard_rows, **{k: infos[e.name][k] for k in _IDENTITY})
         if rank == 0: _prepare_parts(partdir/_key(e.name), meta)
         barrier()
-        try: _extract_shards(e, paths, partdir/_key(e.name), shard_rows, bs, num_workers, np.dtype(dtype), device, progress and rank == 0, rank, world)
+        try: _extract_shards(e, paths, partdir/_key(e.name), shard_rows, bs, num_workers, np.dtype(dtype), device, show_progress(progress) and rank == 0, rank, world)
         except KeyboardInterrupt:
             print(f"interrupted: the shards written so far are kept in {partdir}; run the same call again to resume", file=sys.stderr)
             raise
@@ -320,6 +320,7 @@ class FeatureRows:
                 x[m] = self._chunk(int(c))[g[m] - c * self.chunk_rows]
         return torch.from_numpy(x.astype(np.float32)), self.y[i]
 
+# %% ../../nbs/02a_features.cache.ipynb #e27b3b93
 def _prefetch(it, depth:int=2):
     "Iterate `it` on a background thread, `depth` items ahead (reading overlaps the caller's compute)."
     q, done = queue.Queue(depth), object()
@@ -361,8 +362,9 @@ class FeatureDataLoader(DataLoader):
         yield from (out if self.dataset.in_ram else _prefetch(out))
 
 # %% ../../nbs/02a_features.cache.ipynb #827db4ce
-def _dataloaders(self:FeatureCache,
-                 extractors:list[str]|None=None, # Extractors whose features are concatenated (default: all)
+@patch
+def dataloaders(self:FeatureCache,
+                extractors:list[str]|None=None, # Extractors whose features are concatenated (default: all)
                  bs:int=256, # Batch size
                  train:str|np.ndarray='train', # Split to train on (shuffled), or its row positions
                  valid:str|np.ndarray|None='val', # Split to validate on, or its row positions (None: no validation set)
@@ -383,8 +385,6 @@ def _dataloaders(self:FeatureCache,
     dls.append(mk(va) if len(va) else mk(tr[:0]))
     return DataLoaders(*dls, device=dev)
 
-FeatureCache.dataloaders = _dataloaders
-
 # %% ../../nbs/02a_features.cache.ipynb #3468573e
 def index_from(path:str|Path, # An image folder (folders or geo layout), a CSV manifest, or an index saved by `BuildingIndex.save`
                by:str='image', seed:int=0, # How to split it if it has no split yet
@@ -398,6 +398,7 @@ def index_from(path:str|Path, # An image folder (folders or geo layout), a CSV m
     else: index = BuildingIndex.from_path(path, n_workers=n_workers)
     return index.split(by=by, seed=seed) if index.items.split.isna().all() else index
 
+# %% ../../nbs/02a_features.cache.ipynb #5b81027d
 def extract(cfg:ExtractConfig, log=print) -> dict:
     "Run `bm-extract`'s job: index (and split) `cfg.data`, extract into `cfg.out`, write the settings beside it; returns a summary."
     if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an index CSV or an image folder")

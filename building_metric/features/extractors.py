@@ -203,6 +203,7 @@ def create_extractor(name:str, # A name of `list_extractors()`, `timm/<model>` o
         return _timm_any(name[5:], pretrained, weights) if name.startswith('timm/') else _hf_any(name[3:], pretrained, weights)
     return EXTRACTORS.create(name, pretrained=pretrained, tiny=tiny, weights=weights)
 
+# %% ../../nbs/02_features.extractors.ipynb #54113aa2
 def list_extractors(pattern:str='*') -> list[str]:
     "The named extractors (any timm model and transformers model can be built too, as `timm/<name>` and `hf/<id>`)."
     return EXTRACTORS.list(pattern)

@@ -64,6 +64,7 @@ def export_onnx(model:nn.Module, # A trained `Embedder`, `FusionHead`, `Projecti
     path.with_suffix('.json').write_text(json.dumps(info, indent=2))
     return check_onnx(m, path, atol=atol) if check else None
 
+# %% ../../nbs/04d_metric.export.ipynb #e3ff48dc
 def check_onnx(model:nn.Module, path:str|Path, batch:int=5, atol:float=1e-4) -> float|None:
     "Run the exported graph with onnxruntime on a random batch of `batch` inputs; the largest difference from `model`'s output (None without onnxruntime)."
     try: import onnxruntime as ort

@@ -67,6 +67,7 @@ def mlp(dims:list[int], act:str='relu', dropout:float=0.3) -> nn.Sequential:
     for a, b in zip(dims[:-1], dims[1:]): layers += [nn.Linear(a, b), nn.BatchNorm1d(b), acts[act](), nn.Dropout(dropout)]
     return nn.Sequential(*layers)
 
+# %% ../../nbs/04_metric.heads.ipynb #c3a576e0
 class FusionHead(nn.Module):
     "Concatenated features of several extractors -> (optional gating) -> MLP of size 0-3 -> L2-normalised embedding."
     def __init__(self, in_dims:dict[str, int], # Feature size of each source, in the order they are concatenated
@@ -147,6 +148,7 @@ class Embedder(nn.Module):
         self.emb_dim = getattr(self.head, 'emb_dim', emb_dim)
     def forward(self, x): return self.head(self.backbone(x))
 
+# %% ../../nbs/04_metric.heads.ipynb #8e444426
 def embedder_splitter(m:Embedder) -> list:
     "fastai splitter: [backbone parameters, head parameters]."
     return [list(m.backbone.parameters()), list(m.head.parameters())]

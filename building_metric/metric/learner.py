@@ -46,6 +46,7 @@ class MetricModel(nn.Module):
         self.head, self.loss = head, loss
     def forward(self, x): return self.head(x)
 
+# %% ../../nbs/04c_metric.learner.ipynb #81973076
 def metric_splitter(m:MetricModel) -> list:
     "Parameter groups: backbone then head of an `Embedder` (or the head's own `splitter`, or one group), then the loss's."
     if isinstance(m.head, Embedder): head_groups = embedder_splitter(m.head)
@@ -53,6 +54,7 @@ def metric_splitter(m:MetricModel) -> list:
     else: head_groups = [list(m.head.parameters())]
     return head_groups + ([list(m.loss.parameters())] if m.loss.has_params else [])
 
+# %% ../../nbs/04c_metric.learner.ipynb #30b5286a
 class LossParamLR(Callback):
     "Keep the learning rate of the loss's parameter group (the last) at `mult` times the group before it."
     order = 65  # after ParamScheduler (60) has set this batch's values
@@ -66,6 +68,7 @@ def PrecisionAt1() -> AccumMetric:
     "fastai metric: leave-one-out `precision_at_1` of all validation embeddings."
     return AccumMetric(precision_at_1, flatten=False, name='precision_at_1')
 
+# %% ../../nbs/04c_metric.learner.ipynb #863e9026
 def MapAtR() -> AccumMetric:
     "fastai metric: leave-one-out `map_at_r` of all validation embeddings."
     return AccumMetric(map_at_r, flatten=False, name='map_at_r')
@@ -101,8 +104,11 @@ def metric_learner(dls, # DataLoaders of (features or images, label) batches, e.
     return Learner(dls, model, loss_func=loss, opt_func=partial(Adam, decouple_wd=True), splitter=metric_splitter,
                    metrics=[PrecisionAt1(), MapAtR()] if metrics is None else metrics, wd=wd, cbs=cbs, path=path)
 
+# %% ../../nbs/04c_metric.learner.ipynb #cd0b1c6f
 @patch
-def embed(self:Learner, dl=None) -> tuple[torch.Tensor, torch.Tensor]: # A DataLoader (default: the validation set)
+def embed(self:Learner,
+          dl=None, # A DataLoader (default: the validation set)
+         ) -> tuple[torch.Tensor, torch.Tensor]: # Embeddings (n, emb_dim) and labels (n,)
     "Embeddings and labels of every item of `dl`, in order."
     emb, y = self.get_preds(dl=dl if dl is not None else self.dls.valid)
     return emb, y

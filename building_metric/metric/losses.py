@@ -25,26 +25,31 @@ __all__ = ['MINERS', 'LOSSES', 'hard_miner', 'semihard_miner', 'multi_similarity
 MINERS = Registry('miner')
 "Miners by name: which pairs or triplets of a batch a loss learns from."
 
+# %% ../../nbs/04a_metric.losses.ipynb #99b6dc88
 @MINERS.register('hard')
 def hard_miner(margin:float=0.2):
     "For each anchor, its hardest positive and hardest negative in the batch (batch-hard)."
     return pml_miners.BatchHardMiner()
 
+# %% ../../nbs/04a_metric.losses.ipynb #6cc465ab
 @MINERS.register('semihard')
 def semihard_miner(margin:float=0.2):
     "Triplets whose negative is farther than the positive but within `margin` of it."
     return pml_miners.TripletMarginMiner(margin=margin, type_of_triplets='semihard')
 
+# %% ../../nbs/04a_metric.losses.ipynb #51d33029
 @MINERS.register('multi_similarity')
 def multi_similarity_miner(margin:float=0.1):
     "Pairs that violate the multi-similarity criterion by `margin` (epsilon)."
     return pml_miners.MultiSimilarityMiner(epsilon=margin)
 
+# %% ../../nbs/04a_metric.losses.ipynb #e4821942
 @MINERS.register('pair_margin')
 def pair_margin_miner(margin:float=0.2):
     "Positive pairs farther than 0 and negative pairs closer than `margin` (euclidean)."
     return pml_miners.PairMarginMiner(pos_margin=0.0, neg_margin=margin)
 
+# %% ../../nbs/04a_metric.losses.ipynb #8350c253
 class LayoutMiner(nn.Module):
     "The triplets of a batch laid out as (anchors, positives, negatives), a third each (`UCBTripletBatches`); all triplets of the labels in eval."
     def forward(self, embeddings:torch.Tensor, labels:torch.Tensor):
@@ -54,12 +59,11 @@ class LayoutMiner(nn.Module):
         i = torch.arange(n // 3, device=embeddings.device)
         return i, i + n // 3, i + 2 * (n // 3)
 
+# %% ../../nbs/04a_metric.losses.ipynb #37df37dc
 @MINERS.register('layout')
 def layout_miner(margin:float=0.2):
     "Triplets as the batch sampler laid them out: (anchors, positives, negatives) in thirds."
     return LayoutMiner()
-
-
 
 # %% ../../nbs/04a_metric.losses.ipynb #3604a500
 class MetricLoss(nn.Module):
@@ -105,18 +109,21 @@ def _need(name, n_classes, emb_dim):
         raise BuildingMetricError(f"loss {name!r} learns one proxy per class, so it needs n_classes and emb_dim",
                                   f"pass create_loss({name!r}, n_classes=..., emb_dim=...)")
 
+# %% ../../nbs/04a_metric.losses.ipynb #92a26903
 @LOSSES.register('proxy_anchor', lr_mult=100, params='one proxy per class', defaults='margin 0.2, alpha 32')
 def proxy_anchor(n_classes=None, emb_dim=None, margin:float=0.2, alpha:float=32.0):
     "ProxyAnchor (Kim et al. 2020): pulls each class's embeddings to its proxy, pushes others away."
     _need('proxy_anchor', n_classes, emb_dim)
     return pml_losses.ProxyAnchorLoss(num_classes=n_classes, embedding_size=emb_dim, margin=margin, alpha=alpha)
 
+# %% ../../nbs/04a_metric.losses.ipynb #30525f85
 @LOSSES.register('arcface', lr_mult=1, params='one weight vector per class', defaults='margin 28.6 degrees, scale 64')
 def arcface(n_classes=None, emb_dim=None, margin:float=28.6, scale:float=64.0):
     "ArcFace (Deng et al. 2019): softmax over classes with an additive angular margin."
     _need('arcface', n_classes, emb_dim)
     return pml_losses.ArcFaceLoss(num_classes=n_classes, embedding_size=emb_dim, margin=margin, scale=scale)
 
+# %% ../../nbs/04a_metric.losses.ipynb #5780ec24
 @LOSSES.register('triplet', lr_mult=1, params='none', defaults='margin 0.2')
 def triplet(n_classes=None, emb_dim=None, margin:float=0.2,
             reducer:str='nonzero'): # Average over the triplets with a loss ('nonzero', pml's default) or over all ('mean')
@@ -125,21 +132,25 @@ def triplet(n_classes=None, emb_dim=None, margin:float=0.2,
     if reducer not in reducers: raise BuildingMetricError(f"unknown triplet reducer {reducer!r}", f"use one of {', '.join(reducers)}")
     return pml_losses.TripletMarginLoss(margin=margin, reducer=reducers[reducer]())
 
+# %% ../../nbs/04a_metric.losses.ipynb #82acf558
 @LOSSES.register('contrastive', lr_mult=1, params='none', defaults='positive margin 0, negative margin 1')
 def contrastive(n_classes=None, emb_dim=None, pos_margin:float=0.0, neg_margin:float=1.0):
     "Contrastive loss: positives closer than `pos_margin`, negatives farther than `neg_margin`."
     return pml_losses.ContrastiveLoss(pos_margin=pos_margin, neg_margin=neg_margin)
 
+# %% ../../nbs/04a_metric.losses.ipynb #7c73434f
 @LOSSES.register('multi_similarity', lr_mult=1, params='none', defaults='alpha 2, beta 50, base 0.5')
 def multi_similarity(n_classes=None, emb_dim=None, alpha:float=2.0, beta:float=50.0, base:float=0.5):
     "Multi-similarity loss (Wang et al. 2019), usually with the multi-similarity miner."
     return pml_losses.MultiSimilarityLoss(alpha=alpha, beta=beta, base=base)
 
+# %% ../../nbs/04a_metric.losses.ipynb #410e1aca
 @LOSSES.register('supcon', lr_mult=1, params='none', defaults='temperature 0.1')
 def supcon(n_classes=None, emb_dim=None, temperature:float=0.1):
     "Supervised contrastive loss (Khosla et al. 2020)."
     return pml_losses.SupConLoss(temperature=temperature)
 
+# %% ../../nbs/04a_metric.losses.ipynb #9b4299fc
 @LOSSES.register('ntxent', lr_mult=1, params='none', defaults='temperature 0.07')
 def ntxent(n_classes=None, emb_dim=None, temperature:float=0.07):
     "NT-Xent (the SimCLR / InfoNCE loss) over the positive pairs of the batch."
@@ -174,6 +185,7 @@ def create_loss(name:str, # A name of `list_losses()`
         m = MINERS.create(miner, **({} if mm is None or name == 'arcface' else {'margin': mm}))
     return MetricLoss(loss, m, LOSSES.info(name)['lr_mult'] if lr_mult is None else lr_mult, name)
 
+# %% ../../nbs/04a_metric.losses.ipynb #7a8df94d
 def list_losses() -> list[str]:
     "Names `create_loss` builds."
     return LOSSES.list()

@@ -161,6 +161,7 @@ class UCBTripletBatches:
         keep = np.argsort(nb < 0, axis=1, kind='stable')                       # valid neighbours first, nearest first
         return cls(labels, np.take_along_axis(nb, keep, 1), **kwargs)
 
+# %% ../../nbs/04b_metric.samplers.ipynb #16a0d4fc
 class UCBFeedback(Callback):
     "Feed each training batch's loss back to a `UCBTripletBatches` sampler."
     order = 55  # after the loss, before the Recorder's logging

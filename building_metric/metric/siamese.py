@@ -88,6 +88,7 @@ def make_pairs(index:BuildingIndex, # A split index
         rows.append(dict(a=fa[rng.integers(len(fa))], b=fb[rng.integers(len(fb))], target=0, kind=kind))
     return pd.DataFrame(rows).sample(frac=1, random_state=seed).reset_index(drop=True)
 
+# %% ../../nbs/04e_metric.siamese.ipynb #9be159a7
 def _img_a(r) -> PILImage: return PILImage.create(load_image(r['a']))
 def _img_b(r) -> PILImage: return PILImage.create(load_image(r['b']))
 def _target(r) -> torch.Tensor: return torch.tensor(float(r['target']))
@@ -124,6 +125,7 @@ class MutualGate(nn.Module):
         ctx = self.cross(f_other.mean((2, 3)))[..., None, None]
         return torch.sigmoid(self.out(torch.relu(self.local(f_self) + ctx)))   # [B, 1, H, W]
 
+# %% ../../nbs/04e_metric.siamese.ipynb #ba6bb295
 class AGFusionModel(nn.Module):
     "Siamese attention-gate pair model: shared timm trunk -> mutual attention gates -> GAP -> projection -> cosine + classifier -> logit."
     def __init__(self, arch:str='resnet50', # timm backbone of the trunk
@@ -156,6 +158,7 @@ class AGFusionModel(nn.Module):
         p = self.pair(xa, xb)
         return self.classifier(torch.cat([p['cos'][:, None], (p['ea'] - p['eb']).abs(), p['ea'] * p['eb']], -1))[:, 0]
 
+# %% ../../nbs/04e_metric.siamese.ipynb #bbf744f5
 def pair_splitter(m:AGFusionModel) -> list:
     "Two parameter groups: the trunk, then the gate, projection and classifier."
     ids = {id(p) for p in m.trunk.parameters()}
@@ -179,6 +182,7 @@ def pair_scores(probs, targets, threshold:float=0.5) -> dict:
                 roc_auc=float(roc_auc_score(t, p)) if both else float('nan'), eer=_eer(fpr, tpr, thr)[0] if both else float('nan'),
                 threshold=float(threshold))
 
+# %% ../../nbs/04e_metric.siamese.ipynb #4131db95
 def choose_threshold(probs, targets, by:str='f1') -> float:
     "The decision threshold that maximises F1 (`by='f1'`) or sits at the equal error rate (`by='eer'`) on these (validation) pairs."
     p, t = np.asarray(probs, dtype=float).ravel(), np.asarray(targets).ravel().astype(int)
@@ -187,6 +191,7 @@ def choose_threshold(probs, targets, by:str='f1') -> float:
     cands = np.unique(p)
     return float(max(cands, key=lambda c: pair_scores(p, t, c)['f1']))
 
+# %% ../../nbs/04e_metric.siamese.ipynb #82413263
 def _metric(key):
     def f(p, t): return pair_scores(p, t)[key]
     return AccumMetric(f, activation=ActivationType.Sigmoid, to_np=True, name=key)
@@ -195,12 +200,14 @@ def pair_metrics() -> list:
     "fastai metrics of a pair learner: F1 and accuracy at 0.5, ROC-AUC, equal error rate."
     return [_metric(k) for k in ('f1', 'accuracy', 'roc_auc', 'eer')]
 
+# %% ../../nbs/04e_metric.siamese.ipynb #89e56dc7
 def pair_learner(dls, model:AGFusionModel, wd:float=1e-4, clip:float|None=1.0, cbs=None, path='.') -> Learner:
     "A fastai Learner for pair verification: BCE on logits, AdamW, gradient clipping, trunk and rest in two parameter groups."
     cbs = [TerminateOnNaN()] + ([GradientClip(clip)] if clip else []) + list(cbs or [])
     return Learner(dls, model.to(getattr(dls, 'device', None) or get_device()), loss_func=BCEWithLogitsLossFlat(), opt_func=partial(Adam, decouple_wd=True),
                    splitter=pair_splitter, metrics=pair_metrics(), wd=wd, cbs=cbs, path=path)
 
+# %% ../../nbs/04e_metric.siamese.ipynb #6eb11963
 @torch.no_grad()
 def predict_pairs(model:AGFusionModel, dl) -> tuple[np.ndarray, np.ndarray, dict]:
     "Same-building probabilities, targets, and the embeddings / attention maps / cosines of every pair in `dl`."

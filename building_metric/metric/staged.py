@@ -46,6 +46,7 @@ class Distill(Callback):
         self.learn.loss_grad = (1 - self.weight) * self.learn.loss_grad + self.weight * d
         self.learn.loss = self.learn.loss_grad.clone()
 
+# %% ../../nbs/04f_metric.staged.ipynb #4f2b6a6f
 @dataclass
 class StagedConfig(Config):
     "Settings of `staged_training`."
@@ -74,6 +75,7 @@ class StagedConfig(Config):
             if getattr(self, f) < 0: raise BuildingMetricError(f"{f}={getattr(self, f)}", "use 0 to skip a stage, or a positive number")
         if self.distill_epochs and not (self.supcon_epochs or self.arcface_epochs): raise BuildingMetricError("distillation needs a trained teacher", "give supcon_epochs or arcface_epochs too")
 
+# %% ../../nbs/04f_metric.staged.ipynb #0ac53765
 def _embedder(arch:str, cfg:StagedConfig) -> Embedder:
     if cfg.tiny:   # a ResNet-10 shape, random; the student at half its width
         return Embedder('resnet18', cfg.emb_dim, pretrained=False, layers=[1, 1, 1, 1], **({} if arch == cfg.arch else dict(channels=(32, 64, 128, 256))))

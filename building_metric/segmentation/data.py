@@ -45,6 +45,7 @@ def read_classes(root:Path) -> list[str]|None:
     if sorted(names) != list(range(len(names))): raise BuildingMetricError(f"{f.name} numbers its classes {sorted(names)}, not 0..{len(names) - 1}", "number the classes from 0 without gaps")
     return [names[k] for k in range(len(names))]
 
+# %% ../../nbs/08_segmentation.data.ipynb #1fc884d5
 def _check_pair(pair:tuple, n_classes:int|None) -> str:
     img, msk = pair
     try:
@@ -157,6 +158,7 @@ def synthetic_elements(n:int=200, # Items
         items.append((x, 2 * t + bit))
     return items
 
+# %% ../../nbs/08_segmentation.data.ipynb #18145714
 def element_dataloaders(train_items:list, valid_items:list, # (features [N, F, D], labels [N, F]) per item
                         bs:int=16, ignore_index:int=-100, n_classes:int|None=None, device=None, seed:int|None=None):
     "fastai DataLoaders of padded per-element batches `(features, valid, labels)`; `dls.c` is the number of classes."

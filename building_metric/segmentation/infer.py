@@ -107,10 +107,12 @@ def load_segmenter(checkpoint:str|Path, device=None) -> tuple[nn.Module, dict]:
         raise BuildingMetricError(f"{str(checkpoint)!r} does not fit a {arch} ({str(e).splitlines()[0]})", "pass the best.json written beside this best.pth") from None
     return model.to(get_device(device)).eval(), cfg
 
+# %% ../../nbs/08c_segmentation.infer.ipynb #bccb3ab6
 def _windows(n:int, w:int, stride:int) -> list[int]:
     s = list(range(0, max(n - w, 0) + 1, stride))
     return s if s[-1] == max(n - w, 0) else s + [n - w]
 
+# %% ../../nbs/08c_segmentation.infer.ipynb #58729761
 @torch.no_grad()
 def predict_mask(model:nn.Module, # A segmentation model in eval mode
                  img:Image.Image|np.ndarray, # An RGB image
@@ -141,10 +143,12 @@ def predict_mask(model:nn.Module, # A segmentation model in eval mode
             probs[0, :, t:t + h, l:l + w] += pi; count[..., t:t + h, l:l + w] += 1
     return (probs / count)[0, :, :H, :W].argmax(0).cpu().numpy().astype(np.int64), len(boxes)
 
+# %% ../../nbs/08c_segmentation.infer.ipynb #fa1cd7d1
 def overlay(img:Image.Image, mask:np.ndarray, n_classes:int, alpha:float=0.5) -> Image.Image:
     "The class colours of `mask` blended over `img`."
     return Image.fromarray((np.asarray(img, dtype=np.float32) * (1 - alpha) + colorize(mask, n_classes) * alpha).round().astype(np.uint8))
 
+# %% ../../nbs/08c_segmentation.infer.ipynb #f72f0daa
 def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
               images:str|Path, # Folder of images (searched recursively)
               output:str|Path, # Writes masks/, overlays/, report.csv, classes.txt

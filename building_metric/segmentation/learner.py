@@ -50,12 +50,14 @@ class SegFormer(nn.Module):
     def forward(self, x):
         return F.interpolate(self.net(pixel_values=x).logits, size=x.shape[-2:], mode='bilinear', align_corners=False)
 
+# %% ../../nbs/08b_segmentation.learner.ipynb #3df7f78e
 def unet(encoder:str, n_classes:int, size:tuple, pretrained:bool, tiny:bool, weights=None) -> nn.Module:
     kw = dict(layers=[1, 1, 1, 1]) if tiny else {}                       # tiny: a ResNet-10 shape, random
     enc = timm_model('resnet18' if tiny else encoder, f"unet_{encoder}", pretrained and not tiny, None if tiny else weights, **kw)
     if not hasattr(enc, 'layer4'): raise BuildingMetricError(f"encoder {encoder!r} is not a ResNet-family timm model", "use unet_resnet18/34/50 (or resnet10t, resnet26d, ...), or arch='segformer'")
     return DynamicUnet(create_body(enc, n_in=3, pretrained=pretrained, cut=-2), n_classes, size)
 
+# %% ../../nbs/08b_segmentation.learner.ipynb #8ab9a20f
 class ElementSegmenter(nn.Module):
     "Per-element classifier of padded `[B, N, F, D]` batches: an MLP per element, the mean over the valid elements of its cluster as context; logits `[B, C, N, F]`."
     def __init__(self, d_in:int, n_classes:int, hidden:int=64, context:bool=True):
@@ -71,6 +73,7 @@ class ElementSegmenter(nn.Module):
             h = torch.cat([h, ctx.expand_as(h)], -1)
         return self.classify(h).movedim(-1, 1)
 
+# %% ../../nbs/08b_segmentation.learner.ipynb #d956c11c
 def _stages(model:nn.Module) -> list[list]|None:
     "The encoder's stages, shallow to deep (for layer-wise learning rates)."
     if isinstance(model, DynamicUnet):
@@ -131,6 +134,7 @@ def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`,
     learn.ignore_index, learn.layer_decay = ignore_index, layer_decay   # for `miou_score` and `seg_lrs`
     return learn
 
+# %% ../../nbs/08b_segmentation.learner.ipynb #70b9fe75
 def seg_lrs(learn, # A `seg_learner`
             lr:float, # Learning rate of the decoder / head
             encoder_ratio:float=0.1): # Without layer decay: the encoder's rate relative to the decoder's
@@ -140,6 +144,7 @@ def seg_lrs(learn, # A `seg_learner`
     if learn.layer_decay is None: return slice(lr * encoder_ratio, lr)
     return np.array([lr * learn.layer_decay ** (n - 1 - i) for i in range(n)])
 
+# %% ../../nbs/08b_segmentation.learner.ipynb #4ce60a47
 def _split_batch(b) -> tuple[tuple, torch.Tensor]:
     *xs, y = b        # (x, y) images and masks, or (features, valid, labels) elements
     return tuple(xs), y
@@ -156,6 +161,7 @@ def seg_confusion(model:nn.Module, dl, n_classes:int, ignore_index:int=255) -> t
     finally: model.train(was)
     return conf
 
+# %% ../../nbs/08b_segmentation.learner.ipynb #f862118b
 def majority_baseline(dls, ignore_index:int=255) -> dict:
     "`seg_scores` on the validation set of always predicting the class most frequent in the training labels (a floor any model must clear)."
     counts = torch.zeros(dls.c, dtype=torch.long)
@@ -169,10 +175,12 @@ def majority_baseline(dls, ignore_index:int=255) -> dict:
         conf += confusion_matrix(torch.full_like(y, k), y, dls.c, ignore_index)
     return dict(seg_scores(conf), majority_class=k)
 
+# %% ../../nbs/08b_segmentation.learner.ipynb #4968a602
 def miou_score(learn, dl) -> float:
     "A `PeriodicEval` scorer: mIoU of `learn.model` over all of `dl`."
     return seg_scores(seg_confusion(learn.model, dl, learn.dls.c, getattr(learn, 'ignore_index', 255)))['miou']
 
+# %% ../../nbs/08b_segmentation.learner.ipynb #e0eb8fc5
 def class_colors(n:int) -> np.ndarray:
     "`n` distinct RGB colours, uint8 `[n, 3]`: matplotlib's tab10 / tab20, then evenly spaced hues."
     import matplotlib as mpl
@@ -181,6 +189,7 @@ def class_colors(n:int) -> np.ndarray:
     else: c = mpl.colormaps['hsv'](np.linspace(0, 1, n, endpoint=False))[:, :3]
     return (c * 255).round().astype(np.uint8)
 
+# %% ../../nbs/08b_segmentation.learner.ipynb #197ad73f
 def colorize(mask, n_classes:int) -> np.ndarray:
     "RGB image `[H, W, 3]` of a class-index mask (`class_colors`); values outside 0..n_classes-1 (ignored pixels) black."
     m = np.asarray(mask).astype(np.int64)
@@ -188,6 +197,7 @@ def colorize(mask, n_classes:int) -> np.ndarray:
     out[ok] = class_colors(n_classes)[m[ok]]
     return out
 
+# %% ../../nbs/08b_segmentation.learner.ipynb #ade384d6
 def show_predictions(learn, # A trained `seg_learner` on images
                      dl=None, # Default: the validation set
                      n:int=4, # Images

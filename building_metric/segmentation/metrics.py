@@ -29,6 +29,7 @@ def confusion_matrix(pred:torch.Tensor, target:torch.Tensor, n_classes:int, igno
     if len(t) and (t.max() >= n_classes or t.min() < 0): raise BuildingMetricError(f"target value {int(t.max())} is outside the {n_classes} classes", "check the masks' values (SegmentationPairs reports them) or n_classes")
     return torch.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
+# %% ../../nbs/08a_segmentation.metrics.ipynb #2ad57481
 def seg_scores(conf, # Confusion matrix [true, predicted]
                class_names:list|None=None) -> dict:
     "mIoU, pixel and mean accuracy, mean Dice, frequency-weighted IoU, and per-class IoU / Dice / accuracy, from a confusion matrix."
@@ -65,6 +66,7 @@ class SegMetric(Metric):
     @property
     def name(self): return self.key
 
+# %% ../../nbs/08a_segmentation.metrics.ipynb #a7d8f27f
 def seg_metrics(n_classes:int, ignore_index:int=255, keys=('miou', 'pixel_acc', 'mean_acc', 'mean_dice', 'fw_iou')) -> list[SegMetric]:
     "fastai metrics for a segmentation Learner, computed from one confusion matrix per validation."
     acc = _Accumulator(n_classes, ignore_index)
@@ -86,6 +88,7 @@ class DiceLoss(nn.Module):
         dice = (2 * inter + self.smooth) / (union + self.smooth)
         return 1 - dice[present].mean() if present.any() else logits.sum() * 0
 
+# %% ../../nbs/08a_segmentation.metrics.ipynb #92e77037
 class FocalLoss(nn.Module):
     "Focal loss (Lin et al. 2017): cross-entropy down-weighted by (1 - p_true)^gamma for easy pixels; `ignore_index` pixels left out."
     def __init__(self, gamma:float=2.0, weight=None, ignore_index:int=255):
@@ -97,6 +100,7 @@ class FocalLoss(nn.Module):
         pt = torch.exp(-F.cross_entropy(logits, target, ignore_index=self.ignore, reduction='none'))
         return ((1 - pt) ** self.gamma * ce)[keep].mean() if keep.any() else logits.sum() * 0
 
+# %% ../../nbs/08a_segmentation.metrics.ipynb #f36cf9d3
 class CEDiceLoss(nn.Module):
     "`ce_weight` x cross-entropy + `dice_weight` x soft Dice (default 0.5 + 0.5)."
     def __init__(self, ce_weight:float=0.5, dice_weight:float=0.5, weight=None, ignore_index:int=255):
@@ -108,6 +112,7 @@ class CEDiceLoss(nn.Module):
 SEG_LOSSES = Registry('segmentation loss')
 "Segmentation losses by name (see `seg_loss`)."
 
+# %% ../../nbs/08a_segmentation.metrics.ipynb #04d13c88
 @SEG_LOSSES.register('ce')
 def _ce(weight=None, ignore_index=255):
     "Cross-entropy with class weights."
@@ -139,6 +144,7 @@ class MaskedCELoss(nn.Module):
             target = target.masked_fill(~valid.bool(), self.ignore_index)
         return F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index)
 
+# %% ../../nbs/08a_segmentation.metrics.ipynb #a45713d0
 @SEG_LOSSES.register('masked_ce')
 def _masked_ce(weight=None, ignore_index=-100):
     "Cross-entropy over the valid elements of padded per-element batches (padding labelled -100, or given by a validity mask)."

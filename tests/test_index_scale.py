@@ -28,7 +28,7 @@ def test_ten_thousand_files_in_parallel(tmp_path, capsys):
     (data / 'class_042' / '010.png').write_bytes(b'')                        # empty
     (data / 'class_099' / 'notes.png').write_text('not an image')            # 10,001st file
 
-    idx = BuildingIndex.from_folder(data, n_workers=2)
+    idx = BuildingIndex.from_folder(data, n_workers=2, progress=True)       # a bar even into a pipe, when asked for
     out = capsys.readouterr()
 
     assert len(idx.df) == 10_001                                             # every file seen

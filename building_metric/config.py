@@ -18,8 +18,8 @@ from fastcore.docments import docments
 from .core import BuildingMetricError, rank_world
 
 # %% auto #0
-__all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'KINDS', 'INDEX_KINDS', 'SCRIPTS', 'Config', 'read_yaml',
-           'split_override', 'config_table', 'check_choice', 'CLIParser', 'config_parser', 'parse_config',
+__all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'KINDS', 'INDEX_KINDS', 'TTA_CHOICES', 'SCRIPTS', 'Config',
+           'read_yaml', 'split_override', 'config_table', 'check_choice', 'CLIParser', 'config_parser', 'parse_config',
            'load_config', 'run_script', 'extractor_specs', 'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig',
            'DemoConfig', 'SegTrainConfig', 'SegInferConfig', 'PairConfig', 'IndexConfig', 'SearchConfig',
            'default_cache', 'PipelineConfig', 'is_pipeline']
@@ -309,10 +309,12 @@ class ExtractConfig(Config):
     rebuild:bool = False # Replace features made with other settings
     seed:int = 0 # Seed of the split and of random weights
     shard_rows:int = 1024 # Rows per resumable shard
+    tta:str = 'none' # Also extract the views of test-time augmentation: none, flip or multicrop (for bm-eval --tta)
 
     def __post_init__(self):
         check_choice('split', self.split, ('image', 'class', 'group'))
         check_choice('dtype', self.dtype, ('float16', 'float32'))
+        check_choice('tta', self.tta, TTA_CHOICES)
         _positive(self, 'bs', 'shard_rows', 'knn')
 
 # %% ../nbs/00a_config.ipynb #603e2780
@@ -427,8 +429,11 @@ class EvalConfig(Config):
     out:str = 'report' # Report folder (its resolved settings go in config.yaml)
     images:str = '' # Root folder of the indexed images, for the retrieval gallery
     chunk:int = 0 # >0: evaluate_at_scale, reading blocks of this many rows (no pictures; shared out under torchrun)
+    tta:str = 'none' # Average the embeddings of test-time views: none, flip or multicrop (a cache needs their features: bm-extract --tta)
 
     def __post_init__(self):
+        check_choice('tta', self.tta, TTA_CHOICES)
+        if self.chunk and self.tta != 'none': raise BuildingMetricError(f"--tta {self.tta} with --chunk {self.chunk}", "evaluate at scale without TTA, or use --chunk 0")
         if self.chunk < 0: raise BuildingMetricError(f"--chunk {self.chunk} is not allowed", "use 0 (all in memory) or a number of rows such as 65536")
 
 # %% ../nbs/00a_config.ipynb #8c496752
@@ -539,6 +544,8 @@ class PairConfig(Config):
 
 # %% ../nbs/00a_config.ipynb #46a786ea
 INDEX_KINDS = ('auto', 'exact', 'flat', 'ivf', 'hnsw')
+TTA_CHOICES = ('none', 'flip', 'multicrop')
+"Test-time augmentation modes (`features.extractors.TTA_MODES` says their views)."
 "Search index kinds of `bm-index`: exact (torch, always there), faiss's flat (exact), ivf and hnsw (approximate), auto (by gallery size)."
 
 # %% ../nbs/00a_config.ipynb #3a974e4d
@@ -556,9 +563,11 @@ class IndexConfig(Config):
     workers:int = 2 # Image decoding processes
     shard_rows:int = 1024 # Rows per resumable shard of the extraction
     seed:int = 0 # Seed of the approximate index and of the calibration sample
+    tta:str = 'none' # Embed each photo as the mean of test-time views: none, flip or multicrop (queries follow the gallery)
 
     def __post_init__(self):
         check_choice('kind', self.kind, INDEX_KINDS)
+        check_choice('tta', self.tta, TTA_CHOICES)
         _positive(self, 'bs', 'shard_rows')
 
 # %% ../nbs/00a_config.ipynb #2154e699
@@ -572,9 +581,11 @@ class SearchConfig(Config):
     run:str = '' # The model to embed the queries with (default: the one the gallery was built with)
     pictures:int = 20 # Queries drawn beside their matches (0: none)
     workers:int = 2 # Image decoding processes
+    tta:str = '' # Test-time views of the queries: none, flip or multicrop (empty: as the gallery was built)
 
     def __post_init__(self):
         _positive(self, 'k')
+        if self.tta: check_choice('tta', self.tta, TTA_CHOICES)
         if self.pictures < 0: raise BuildingMetricError(f"--pictures {self.pictures} is not allowed", "use 0 (no pictures) or a number of queries")
 
 # %% ../nbs/00a_config.ipynb #0c321e37

@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/search.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import contextlib, hashlib, json, math, os, shutil, sys, tempfile, time
+import contextlib, copy, hashlib, json, math, os, shutil, sys, tempfile, time
 from pathlib import Path
 
 import h5py
@@ -24,7 +24,7 @@ from .core import BuildingMetricError, show_progress
 from .data.index import BuildingIndex, load_image
 from .evaluation.retrieval import expected_calibration_error, faiss_module, open_set_threshold
 from .features.cache import FeatureCache, FeatureRows, extract_features
-from .features.extractors import Extractor, Preprocess, checked_extractors
+from .features.extractors import Extractor, Preprocess, checked_extractors, tta_extractors, tta_mean, tta_names
 from .geo import haversine_km, locate_from_neighbours
 from .metric.heads import load_head
 
@@ -154,8 +154,11 @@ class SearchModel:
     def __init__(self, extractors:list[Extractor], # Frozen feature extractors, in the head's order
                  head:nn.Module|None, # Concatenated features -> embeddings (None: the features are the embeddings)
                  source:str, # Where the model comes from (shown in reports, stored in the gallery)
-                 seed:int=0): # The seed its extractors' random weights were made with (tests)
+                 seed:int=0, # The seed its extractors' random weights were made with (tests)
+                 tta:str='none'): # Test-time augmentation: a photo's embedding is the mean of these views' (`TTA_MODES`)
         self.extractors, self.head, self.source, self.seed = list(extractors), (head.eval() if head is not None else None), str(source), seed
+        tta_names([], tta)   # (an unknown mode fails here)
+        self.tta = tta
         parts = [e.weights_hash() for e in self.extractors] + ([_state_hash(self.head)] if self.head is not None else [])
         self.fingerprint = hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]
 
@@ -203,16 +206,23 @@ class SearchModel:
     @property
     def names(self) -> list[str]: return [e.name for e in self.extractors]
 
+    def with_tta(self, tta:str) -> 'SearchModel':
+        "The same model, embedding with the test-time views of `tta`."
+        tta_names([], tta)
+        m = copy.copy(self); m.tta = tta
+        return m
+
     def embed_cache(self, cache:str|Path, chunk:int=4096) -> np.ndarray:
         "L2-normalised embeddings (float32) of every row of a feature cache with this model's extractors."
         with FeatureCache(cache) as c:
-            missing = [n for n in self.names if n not in c.extractors]
-            if missing: raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features", "extract them with the model's extractors")
-            rows, out = FeatureRows(c, self.names, np.arange(len(c)), in_ram=False), []
+            views = tta_names(self.names, self.tta)
+            missing = [n for v in views for n in v if n not in c.extractors]
+            if missing: raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features", "extract them with the model's extractors" + (f" and --tta {self.tta}" if self.tta != 'none' else ''))
+            rows, out = [FeatureRows(c, v, np.arange(len(c)), in_ram=False) for v in views], []
             with torch.no_grad():
                 for s in range(0, len(c), chunk):
-                    x, _ = rows.batch(np.arange(s, min(s + chunk, len(c))))
-                    out.append((self.head(x) if self.head is not None else F.normalize(x, dim=1)).numpy())
+                    xs = [r.batch(np.arange(s, min(s + chunk, len(c))))[0] for r in rows]
+                    out.append(tta_mean([self.head(x) if self.head is not None else x for x in xs]).numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     def features(self, index:BuildingIndex, path:str|Path, workers:int=2, bs:int=32, progress:bool|None=None, shard_rows:int=1024) -> Path:
@@ -220,7 +230,7 @@ class SearchModel:
         progress = show_progress(progress)
         df = index.df.copy()
         df['label'] = df['label'].fillna('')   # queries without a label
-        return extract_features(BuildingIndex(df, index.root, index.layout, index.problems), self.extractors, path,
+        return extract_features(BuildingIndex(df, index.root, index.layout, index.problems), tta_extractors(self.extractors, self.tta), path,
                                 bs=bs, num_workers=workers, seed=self.seed, progress=progress, dtype='float32', shard_rows=shard_rows)
 
 # %% ../nbs/07a_search.ipynb #5edc3f92
@@ -333,13 +343,15 @@ def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
 class BuildingGallery:
     "Embeddings of known photos (with their buildings, paths and coordinates), a search index over them, and the calibration that turns similarities into answers."
     def __init__(self, path:str|Path, # A folder written by `BuildingGallery.build` (`bm-index`)
-                 model=None): # The model to embed queries with (default: the one the gallery was built with); checked against the gallery
+                 model=None, # The model to embed queries with (default: the one the gallery was built with); checked against the gallery
+                 tta:str|None=None): # Test-time views of the queries (`TTA_MODES`; default: the gallery's own)
         self.path = Path(path)
         self.emb, self.rows, attrs = _read_gallery(self.path/'gallery.h5')
         jf = self.path/'gallery.json'
         self.info = json.loads(jf.read_text()) if jf.is_file() else {}
         if self.info.get('fingerprint') != attrs.get('fingerprint'):
             raise BuildingMetricError(f"the gallery {str(self.path)!r} was left half-written (its index and embeddings differ)", "run the same bm-index command again to finish it")
+        self.tta = tta or self.info.get('tta', 'none')
         self._model = None if model is None else self._checked(SearchModel.create(model))
         kind = self.info.get('kind', 'exact')
         self.index = FaissIndex.load(self.path/'index.faiss', kind) if kind != 'exact' else ExactIndex(self.emb)
@@ -349,7 +361,7 @@ class BuildingGallery:
         if m.fingerprint != self.info.get('model'):
             raise BuildingMetricError(f"the gallery {str(self.path)!r} was embedded by another model ({self.info.get('model_source')}, fingerprint {self.info.get('model')}; this one {m.fingerprint})",
                                       "rebuild it with this model (bm-index --rebuild), or search it with the model it was built with")
-        return m
+        return m.with_tta(self.tta)
 
     @property
     def model(self) -> SearchModel:
@@ -385,7 +397,7 @@ def _finish(out:Path, emb:np.ndarray, rows:pd.DataFrame, m:SearchModel, kind:str
     index = build_index(emb, kind, seed=seed)
     if kind != 'exact': index.save(out/'index.faiss.tmp'); os.replace(out/'index.faiss.tmp', out/'index.faiss')
     exact = index if kind == 'exact' else ExactIndex(emb)
-    info = dict(model=m.fingerprint, model_source=m.source, extractors=m.names, n=len(emb), dim=int(emb.shape[1]), kind=kind,
+    info = dict(model=m.fingerprint, model_source=m.source, extractors=m.names, tta=m.tta, n=len(emb), dim=int(emb.shape[1]), kind=kind,
                 buildings=int(rows.label.replace('', np.nan).nunique()), sources=sources, index_seconds=round(time.time() - t0, 2))
     if kind != 'exact':
         q = emb[np.random.default_rng(seed).choice(len(emb), min(1000, len(emb)), replace=False)]
@@ -405,11 +417,12 @@ def build(cls:BuildingGallery,
           kind:str='auto', # Search index: auto, exact, flat, ivf, hnsw (see `choose_kind`)
           root:str|Path|None=None, # Where a feature cache's relative paths start (for its pictures)
           rebuild:bool=False, # Replace a gallery made by another model or of other photos
+          tta:str='none', # Test-time augmentation: each photo embedded as the mean of these views (`TTA_MODES`); queries follow
           workers:int=2, bs:int=32, progress:bool|None=None, shard_rows:int=1024, seed:int=0, log=print, # Where the progress lines go (None: nowhere)
          ) -> BuildingGallery:
     "Embed the known photos with `model`, index them, calibrate the answers on them; returns the opened gallery."
     log = log or (lambda *a: None)
-    m, out = SearchModel.create(model), Path(out)
+    m, out = SearchModel.create(model).with_tta(tta), Path(out)
     src = str(Path(images).resolve())
     if (out/'gallery.json').is_file() and not rebuild:
         old = json.loads((out/'gallery.json').read_text())
@@ -624,7 +637,7 @@ def run_index(cfg:IndexConfig) -> dict:
         n = g.add(cfg.add, workers=cfg.workers, bs=cfg.bs, progress=None, log=log)
         return dict(gallery=str(g.path), added=n, photos=len(g), **{k: g.info.get(k) for k in ('kind', 'recall_at_10')})
     if not cfg.run or not cfg.gallery: raise BuildingMetricError(f"bm-index needs {'--run' if not cfg.run else '--gallery'}", "pass it as a flag or in the --config file")
-    g = BuildingGallery.build(cfg.run, cfg.gallery, cfg.out, kind=cfg.kind, root=cfg.images or None, rebuild=cfg.rebuild,
+    g = BuildingGallery.build(cfg.run, cfg.gallery, cfg.out, kind=cfg.kind, root=cfg.images or None, rebuild=cfg.rebuild, tta=cfg.tta,
                               workers=cfg.workers, bs=cfg.bs, progress=None, shard_rows=cfg.shard_rows, seed=cfg.seed, log=log)
     cfg.to_yaml(g.path/'config.yaml')
     c = g.calibration
@@ -636,7 +649,7 @@ def run_index(cfg:IndexConfig) -> dict:
 def run_search(cfg:SearchConfig) -> dict:
     "`bm-search`'s job: answer every readable query photo; write results.csv, results.json and pictures in `cfg.out`."
     if not cfg.query: raise BuildingMetricError("bm-search needs --query", "pass an image file or a folder of photos")
-    g = BuildingGallery(cfg.gallery, cfg.run or None)
+    g = BuildingGallery(cfg.gallery, cfg.run or None, tta=cfg.tta or None)
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     t, matches, skipped = g.answer(cfg.query, k=cfg.k, workers=cfg.workers, progress=None)
     for _, s in skipped.iterrows(): print(f"skipped {s.path}: {s.reason}", flush=True)

@@ -25,16 +25,17 @@ from ..geo import haversine_km, localisation_scores, locate_from_neighbours
 from .retrieval import (clustering_scores, knn, expected_calibration_error, ncm_classify, ncm_probabilities, ncm_scores, open_set_rates,
                                                   open_set_threshold, plot_reliability, retrieval_metrics,
                                                   retrieval_metrics_chunked)
-from .visualize import plot_embeddings, plot_gate_weights, plot_history, retrieval_gallery
-from ..features.extractors import checked_extractors
+from .ood import cosine_logits, ood_table, plot_ood_histograms
+from .visualize import plot_confusion, plot_embeddings, plot_gate_weights, plot_history, retrieval_gallery
+from ..features.extractors import checked_extractors, tta_extractors, tta_mean, tta_names
 from ..features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extract_features
 from ..metric.heads import FusionHead, load_head
 from ..train import train
 from ..weights import packaged_weights
 
 # %% auto #0
-__all__ = ['seen_unseen_split', 'frozen_baselines', 'evaluate', 'write_embeddings', 'evaluate_at_scale', 'demo',
-           'evaluate_frozen', 'run_eval', 'run_demo']
+__all__ = ['seen_unseen_split', 'frozen_baselines', 'write_classification', 'class_logits', 'evaluate', 'write_embeddings',
+           'evaluate_at_scale', 'demo', 'evaluate_frozen', 'run_eval', 'run_demo']
 
 # %% ../../nbs/07_evaluation.report.ipynb #8190c01e
 def seen_unseen_split(index:BuildingIndex, # An index with labels
@@ -62,7 +63,7 @@ def _checked_head(checkpoint:Path, c:FeatureCache) -> tuple[FusionHead, dict]:
     if dims != meta['in_dims']: raise BuildingMetricError(f"the cache's feature sizes {dims} differ from the model's {meta['in_dims']}", "extract with the same extractors the model was trained on")
     return head.eval(), meta
 
-def _eval_cache(data:Path, meta:dict, log) -> tuple[Path, Path]:
+def _eval_cache(data:Path, meta:dict, log, tta:str='none') -> tuple[Path, Path]:
     "Features of an image folder or manifest, from the extractors the model was trained on (checked by weights hash); every image is a query (split 'test')."
     seed = (meta.get('config') or {}).get('seed', 0)
     exts = checked_extractors(meta, seed=seed)   # as extract_features does: random weights follow the seed
@@ -72,7 +73,7 @@ def _eval_cache(data:Path, meta:dict, log) -> tuple[Path, Path]:
     log(index.report())
     dest = data.with_name(data.stem + '.eval_features.h5') if data.is_file() else data/'.bm_cache'/'eval_features.h5'
     dest.parent.mkdir(parents=True, exist_ok=True)
-    return extract_features(index, exts, dest, seed=seed, progress=None), index.root
+    return extract_features(index, tta_extractors(exts, tta), dest, seed=seed, progress=None), index.root
 
 def _versus(m:dict, rows:dict|None=None) -> str:
     "MAP@R, P@1 and NCM top-1 of the trained head and of each frozen baseline (or of `rows`), for seen and unseen buildings."
@@ -146,27 +147,72 @@ def _geo_scores(emb:torch.Tensor, coords:np.ndarray, split:np.ndarray, lab:np.nd
         out[name] = localisation_scores(haversine_km(est[:, 0], est[:, 1], coords[q, 0], coords[q, 1]))
     return out
 
+def write_classification(ref, ref_labels, # Embeddings and classes that define the class means (the training photos)
+                         query, query_labels, # Embeddings and true classes of the photos to classify
+                         paths:list[str], # The query photos' files
+                         class_names:list[str], # Names of the classes 0..n-1
+                         out:str|Path, # Folder for predictions.csv, classification_report.csv and confusion.png
+                         k:int=3) -> dict:
+    "Nearest-class-mean predictions of `query`: predictions.csv (path, true, predicted, top-k with scores), scikit-learn's per-class report and the confusion matrix picture."
+    from sklearn.metrics import classification_report, confusion_matrix
+    out, names = Path(out), np.asarray([str(n) for n in class_names], dtype=object)
+    query_labels = np.asarray(query_labels)
+    top = ncm_scores(ref, ref_labels, query, n_classes=len(names)).topk(min(k, len(names)), dim=1)
+    pred = top.indices[:, 0].numpy()
+    df = pd.DataFrame(dict(path=[str(p) for p in paths], true=names[query_labels], predicted=names[pred], correct=pred == query_labels))
+    for r in range(top.indices.shape[1]): df[f'top{r + 1}'], df[f'top{r + 1}_score'] = names[top.indices[:, r].numpy()], top.values[:, r].numpy().round(5)
+    df.to_csv(out/'predictions.csv', index=False)
+    used = np.union1d(query_labels, pred)
+    rep = pd.DataFrame(classification_report(query_labels, pred, labels=used, target_names=list(names[used]), output_dict=True, zero_division=0)).T
+    rep.drop(index='accuracy', errors='ignore').to_csv(out/'classification_report.csv', index_label='class')
+    plot_confusion(confusion_matrix(query_labels, pred, labels=used), names[used], fname=out/'confusion.png')
+    return dict(n_images=len(df), accuracy=float(df.correct.mean()), macro_f1=float(rep.loc['macro avg', 'f1-score']),
+                weighted_f1=float(rep.loc['weighted avg', 'f1-score']))
+
+def class_logits(state:dict, # A `bm-train` checkpoint's state dict (the head and its loss)
+                 meta:dict, # Its metadata
+                ):
+    "Embeddings -> cosine logits over the trained loss's class vectors (ProxyAnchor's proxies, ArcFace's weights) of the classes it trained on; None when the loss has none."
+    w = state.get('loss.loss.proxies')
+    if w is None and 'loss.loss.W' in state: w = state['loss.loss.W'].T
+    if w is None: return None
+    seen = state.get('loss.trained_classes')
+    if seen is not None: w = w[seen.bool()]
+    cfg = meta.get('config') or {}
+    scale = cfg.get('alpha', 32.0) if cfg.get('loss', 'proxy_anchor') == 'proxy_anchor' else 64.0
+    return lambda e: cosine_logits(e, w, scale)
+
 def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `best.json`)
              cache:str|Path, # A feature cache with the model's extractors, or an image folder / manifest (all its images become queries)
              out:str|Path, # Report folder
              images:str|Path|None=None, # Root of the indexed images, for the retrieval gallery (the cache stores relative paths)
-             ks:tuple=(1, 5, 10), log=print) -> dict:
+             ks:tuple=(1, 5, 10),
+             tta:str='none', # Test-time augmentation: average the embeddings of these views (`TTA_MODES`; a cache needs their features)
+             log=print) -> dict:
     "Evaluate a fusion head on the seen (val) and unseen (test) buildings of a cache; write metrics.json, report.md and pictures."
     checkpoint, out = Path(checkpoint), Path(out)
-    _, meta = load_checkpoint(checkpoint)   # (a bad checkpoint fails before anything is written)
+    state, meta = load_checkpoint(checkpoint)   # (a bad checkpoint fails before anything is written)
     out.mkdir(parents=True, exist_ok=True)
     if Path(cache).suffix.lower() not in ('.h5', '.hdf5'):
         if not Path(cache).exists(): raise BuildingMetricError(f"data {str(cache)!r} does not exist", "pass a feature cache (.h5), an image folder or a manifest")
-        cache, root = _eval_cache(Path(cache), meta, log)
+        cache, root = _eval_cache(Path(cache), meta, log, tta)
         images = images if images is not None else root
     c = FeatureCache(cache)
     head, meta = _checked_head(checkpoint, c)
     names = meta['extractors']
-    emb, y = embed_all(head, FeatureDataLoader(FeatureRows(c, names, np.arange(len(c)), in_ram=True), bs=512, device='cpu'))
+    views = tta_names(names, tta)
+    missing = [n for v in views[1:] for n in v if n not in c.extractors]
+    if missing: raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features for --tta {tta}",
+                                          f"extract them (bm-extract --tta {tta}), or evaluate the image folder with --tta {tta}")
+    embs = [embed_all(head, FeatureDataLoader(FeatureRows(c, v, np.arange(len(c)), in_ram=True), bs=512, device='cpu')) for v in views]
+    emb, y = (tta_mean([e for e, _ in embs]) if len(views) > 1 else embs[0][0]), embs[0][1]
     split, lab = c.split_of, y.numpy()
     m = {'checkpoint': str(checkpoint), 'trained_metric': {meta.get('metric'): meta.get('value')}, 'extractors': names}
     tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
     m.update(_split_scores(emb, lab, split, ks, c.label_names))
+    if len(views) > 1:   # what the views bought: MAP@R of the photo alone against the mean of its views
+        alone = _split_scores(embs[0][0], lab, split, ks)
+        m['tta'] = dict(mode=tta, views=len(views), **{p: dict(map_at_r_without=alone[p]['map_at_r'], map_at_r_with=m[p]['map_at_r']) for p in alone})
     if te.any(): m['unseen_buildings'].update(clustering_scores(emb[te], lab[te]))
     m['frozen_features'] = frozen_baselines(c, names, ks)
     if np.isfinite(c.coords).all(): m['localisation'] = _geo_scores(emb, c.coords, split, lab)   # geo data: where the photos were taken
@@ -183,6 +229,13 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
             th = open_set_threshold(known[hk], unknown[hu])
             r = open_set_rates(known[~hk], unknown[~hu], th['threshold'])
             m['open_set'] = dict(threshold=th['threshold'], far_chosen=th['far'], frr_chosen=th['frr'], far_measured=r['far'], frr_measured=r['frr'])
+    if va.any():   # the held-out views of seen buildings, classified by the nearest class mean of the training photos
+        m['classification'] = write_classification(emb[tr], lab[tr], emb[va], lab[va], [c.paths[i] for i in np.flatnonzero(va)], c.label_names, out)
+        pics.append('confusion.png')
+    if va.any() and te.any() and tr.sum() > 1:   # unseen buildings against held-out views of seen ones, four OOD scores
+        table, scores = ood_table(emb[tr], lab[tr], emb[va], emb[te], logits=class_logits(state, meta))
+        m['ood'] = table.round(4).to_dict('index')
+        plot_ood_histograms(scores, table, fname=out/'ood.png'); pics.append('ood.png')
     (out/'metrics.json').write_text(json.dumps(m, indent=2))
     sel = te if te.any() else va
     plot_embeddings(emb[sel], lab[sel], c.label_names, title='UMAP of the ' + ('unseen buildings' if te.any() else 'held-out views'), fname=out/'umap.png'); pics.append('umap.png')
@@ -202,6 +255,15 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
     for key, title in (('seen_buildings_heldout_views', 'Seen buildings, held-out views'), ('unseen_buildings', 'Unseen buildings'),
                        ('open_set', 'Rejecting unknown buildings (threshold chosen on even-numbered buildings, measured on odd ones)')):
         if key in m: md += [f"## {title}", "", _table(m[key]), ""]
+    if 'classification' in m:
+        md += ["## Held-out views classified by the nearest class mean", "", _table(m['classification']), "",
+               "Per photo: `predictions.csv`; per building: `classification_report.csv`; `confusion.png`.", ""]
+    if 'ood' in m:
+        md += ["## Out-of-distribution scores: unseen buildings against held-out views of seen ones", "",
+               "| score | AUROC | FPR at 95% TPR |", "|---|---|---|", *(f"| {k} | {v['auroc']:.4f} | {v['fpr95']:.4f} |" for k, v in m['ood'].items()), ""]
+    if 'tta' in m:
+        md += [f"## Test-time augmentation ({tta}: the mean embedding of {m['tta']['views']} views)", "", "| photos | MAP@R without | MAP@R with |", "|---|---|---|",
+               *(f"| {p.replace('_', ' ')} | {d['map_at_r_without']:.4f} | {d['map_at_r_with']:.4f} |" for p, d in m['tta'].items() if isinstance(d, dict)), ""]
     md += ["## Trained head against the frozen features it was trained on", "", _versus(m), ""]
     for key, loc in (m.get('localisation') or {}).items():
         md += [f"## Locating {key.replace('_', ' ')} (from the coordinates of their 10 nearest reference photos)", "", _table(loc), ""]
@@ -368,7 +430,7 @@ def run_eval(cfg:EvalConfig) -> dict:
     rank, world = init_distributed()
     if cfg.chunk == 0 and world > 1: raise BuildingMetricError(f"bm-eval in {world} processes needs --chunk", "pass chunk=65536 to share the evaluation out, or run one process")
     m = (evaluate_at_scale(cfg.checkpoint, cfg.data, cfg.out, chunk=cfg.chunk, log=print) if cfg.chunk else
-         evaluate(cfg.checkpoint, cfg.data, cfg.out, images=cfg.images or None, log=print))
+         evaluate(cfg.checkpoint, cfg.data, cfg.out, images=cfg.images or None, tta=cfg.tta, log=print))
     if rank == 0: cfg.to_yaml(Path(cfg.out)/'config.yaml')   # beside the report, once it is written
     return m
 

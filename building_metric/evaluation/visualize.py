@@ -24,7 +24,7 @@ from .retrieval import knn
 
 # %% auto #0
 __all__ = ['project_2d', 'plot_embeddings', 'retrieval_gallery', 'page_image', 'plot_history', 'plot_gate_weights',
-           'EmbeddingExplorer']
+           'plot_confusion', 'EmbeddingExplorer']
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #a0b26945
 def _save(fig:Figure, fname) -> Figure:
@@ -156,6 +156,38 @@ def plot_gate_weights(gates, # A dict {extractor: mean gate weight}, or a head w
     ax.bar(list(gates), list(gates.values()), color='tab:blue')
     ax.set(ylabel='mean gate weight', ylim=(0, 1), title='what the fusion head uses')
     for i, v in enumerate(gates.values()): ax.text(i, v + .02, f"{v:.2f}", ha='center', fontsize=8)
+    return _save(fig, fname)
+
+# %% ../../nbs/05a_evaluation.visualize.ipynb #2315c8f1
+def plot_confusion(cm, # (n, n) counts: rows are true classes, columns predicted ones
+                   class_names:list|None=None, # Names of the n classes
+                   top:int=10, # Most confused (true, predicted) pairs listed under the matrix
+                   fname=None) -> Figure:
+    "A row-normalised confusion matrix, errors in red; `fig.pairs` is the table of the most confused pairs."
+    cm = np.asarray(cm, float)
+    n = len(cm)
+    if cm.ndim != 2 or cm.shape != (n, n) or not n: raise BuildingMetricError(f"a confusion matrix must be square, got shape {cm.shape}", "pass counts of true (rows) x predicted (columns)")
+    names = [str(c) for c in (class_names if class_names is not None else range(n))]
+    rate = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    side = min(max(4.0, 0.16 * n + 1.5), 24.0)
+    fig, ax = plt.subplots(figsize=(side, side + 0.25 * min(top, n * n)))
+    diag = np.where(np.eye(n, dtype=bool), rate, np.nan)
+    off = np.where(np.eye(n, dtype=bool) | (rate == 0), np.nan, rate)
+    ax.imshow(diag, cmap='Blues', vmin=0, vmax=1, interpolation='nearest')
+    ax.imshow(off, cmap='Reds', vmin=0, vmax=max(np.nanmax(off) if np.isfinite(off).any() else 1, 1e-9), interpolation='nearest')
+    fs = max(3.0, min(9.0, 360 / n))
+    ax.set_xticks(range(n)); ax.set_xticklabels(names, rotation=90, fontsize=fs)
+    ax.set_yticks(range(n)); ax.set_yticklabels(names, fontsize=fs)
+    ax.set_xlabel('predicted'); ax.set_ylabel('true')
+    if n <= 20:
+        for i, j in zip(*np.nonzero(cm)): ax.text(j, i, int(cm[i, j]), ha='center', va='center', fontsize=fs, color='white' if rate[i, j] > 0.5 else 'black')
+    err = [(names[i], names[j], int(cm[i, j])) for i, j in zip(*np.nonzero(cm * (1 - np.eye(n))))]
+    pairs = pd.DataFrame(sorted(err, key=lambda t: (-t[2], t[0], t[1]))[:top], columns=['true', 'predicted', 'count'])
+    acc = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(f"{n} classes, {int(cm.sum())} predictions, accuracy {acc:.1%}", fontsize=10)
+    if len(pairs): fig.text(0.02, 0.0, "most confused (true -> predicted: count):  " + ";  ".join(f"{t} -> {p}: {k}" for t, p, k in pairs.itertuples(index=False)),
+                            fontsize=8, wrap=True, va='bottom')
+    fig.pairs = pairs
     return _save(fig, fname)
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #7f6e0ab6

@@ -24,7 +24,7 @@ from ..config import ExtractConfig, extractor_specs
 from ..core import BuildingMetricError, barrier, get_device, init_distributed, rank_world, seed_everything, show_progress
 from ..data.index import COLUMNS, SPLITS, BuildingIndex, load_image
 from ..geo import geo_knn
-from .extractors import Extractor, create_extractor
+from .extractors import Extractor, create_extractor, tta_extractors
 
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'extract_features', 'FeatureCache', 'FeatureRows', 'FeatureDataLoader', 'index_from',
@@ -414,7 +414,7 @@ def extract(cfg:ExtractConfig, log=print) -> dict:
     index = index_from(cfg.data, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
     log(index.report())
     t0 = time.perf_counter()
-    p = extract_features(index, names, out, bs=cfg.bs, num_workers=cfg.workers, dtype=cfg.dtype, knn=cfg.knn, rebuild=cfg.rebuild,
+    p = extract_features(index, tta_extractors(names, cfg.tta), out, bs=cfg.bs, num_workers=cfg.workers, dtype=cfg.dtype, knn=cfg.knn, rebuild=cfg.rebuild,
                          seed=cfg.seed, shard_rows=cfg.shard_rows, pretrained=not cfg.random_weights, tiny=cfg.tiny)
     seconds = round(time.perf_counter() - t0, 2)
     if rank_world()[0] == 0: cfg.to_yaml(out.with_suffix('.yaml'))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from functools import partial
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torchvision import transforms as tvt
@@ -21,8 +23,9 @@ from ..core import BuildingMetricError, Registry, seed_everything
 from ..weights import PACKAGED_WEIGHTS, hf_model, hub_offline, packaged_weights, local_only, timm_data_config, timm_model
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS', 'Preprocess', 'Extractor', 'create_extractor',
-           'list_extractors', 'checked_extractors']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS', 'TTA_MODES', 'Preprocess', 'Extractor',
+           'create_extractor', 'list_extractors', 'checked_extractors', 'view_batch', 'tta_extractors', 'tta_names',
+           'tta_mean']
 
 # %% ../../nbs/02_features.extractors.ipynb #24dee3fb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -225,3 +228,39 @@ def checked_extractors(meta:dict, # A trained model's metadata (`best.json`): it
                                       "install the same weights (or timm/transformers version), or use the feature cache (.h5) it was trained on")
         out.append(e)
     return out
+
+# %% ../../nbs/02_features.extractors.ipynb #6d10e8fc
+TTA_MODES = {'none': (), 'flip': ('hflip',), 'multicrop': ('hflip', 'zoom', 'zoom_hflip')}
+"The views of each test-time augmentation mode, besides the photo itself."
+
+def view_batch(x:torch.Tensor, # (B, 3, H, W) preprocessed images
+               view:str) -> torch.Tensor: # 'hflip', 'zoom' or 'zoom_hflip'
+    "A view of a batch: mirrored (`hflip`), its central 80% enlarged back to H x W (`zoom`), or both."
+    if view not in ('hflip', 'zoom', 'zoom_hflip'): raise BuildingMetricError(f"unknown view {view!r}", "use 'hflip', 'zoom' or 'zoom_hflip'")
+    if view.startswith('zoom'):
+        h, w = x.shape[-2:]; dh, dw = round(h * 0.1), round(w * 0.1)
+        x = F.interpolate(x[..., dh:h - dh, dw:w - dw], size=(h, w), mode='bilinear', align_corners=False, antialias=False)
+    return x.flip(-1) if view.endswith('hflip') else x
+
+def _pool_view(pool, view, m, x): return pool(m, view_batch(x, view))
+
+# %% ../../nbs/02_features.extractors.ipynb #502986f1
+def tta_extractors(extractors:list[Extractor], # The extractors of a model, in its order
+                   tta:str='none', # A mode of `TTA_MODES`
+                  ) -> list[Extractor]:
+    "`extractors`, then for each view of `tta` each extractor on that view (named `<name>@<view>`, sharing its backbone)."
+    if tta not in TTA_MODES: raise BuildingMetricError(f"unknown test-time augmentation {tta!r}", f"use one of {', '.join(TTA_MODES)}")
+    return list(extractors) + [Extractor(f"{e.name}@{v}", e.model, partial(_pool_view, e.pool, v), e.feature_dim, e.preprocess, e.model_id,
+                                         e.pretrained, e.tiny, e.channels_last) for v in TTA_MODES[tta] for e in extractors]
+
+# %% ../../nbs/02_features.extractors.ipynb #ed13914a
+def tta_names(names:list[str], # The extractors a model takes, in its order
+              tta:str='none') -> list[list[str]]:
+    "The feature names of each view, the photo itself first: `[[names], [name@hflip, ...], ...]`."
+    if tta not in TTA_MODES: raise BuildingMetricError(f"unknown test-time augmentation {tta!r}", f"use one of {', '.join(TTA_MODES)}")
+    return [list(names)] + [[f"{n}@{v}" for n in names] for v in TTA_MODES[tta]]
+
+# %% ../../nbs/02_features.extractors.ipynb #85c44ef9
+def tta_mean(embeddings:list[torch.Tensor]) -> torch.Tensor: # One (n, dim) embedding per view
+    "The L2-normalised mean of the L2-normalised embeddings of the views."
+    return F.normalize(torch.stack([F.normalize(e.float(), dim=-1) for e in embeddings]).mean(0), dim=-1)

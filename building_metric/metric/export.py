@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/metric.export.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import copy, json, logging
+import copy, io, json, logging, shutil, warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from torch import nn
 from ..core import BuildingMetricError
 
 # %% auto #0
-__all__ = ['export_onnx', 'check_onnx']
+__all__ = ['export_onnx', 'check_onnx', 'model_bytes', 'quantize_int8', 'quantize_onnx']
 
 # %% ../../nbs/04d_metric.export.ipynb #f986f4e7
 def _example(model:nn.Module, image_size:int|None) -> tuple[torch.Tensor, str, dict]:
@@ -79,3 +79,36 @@ def check_onnx(model:nn.Module, path:str|Path, batch:int=5, atol:float=1e-4) -> 
     diff = float(np.abs(got - want).max())
     if diff > atol: raise BuildingMetricError(f"the ONNX model's embeddings differ from torch's by {diff:.2e} (> {atol:g})", "check for ops that behave differently in eval mode, or raise atol")
     return diff
+
+# %% ../../nbs/04d_metric.export.ipynb #d6a3bf09
+def model_bytes(model:nn.Module) -> int:
+    "Size of the model's state dict as `torch.save` writes it (bytes)."
+    buf = io.BytesIO(); torch.save(model.state_dict(), buf)
+    return buf.tell()
+
+# %% ../../nbs/04d_metric.export.ipynb #a581dfda
+def quantize_int8(model:nn.Module) -> nn.Module:
+    "A copy of `model` (on the CPU, in eval mode) whose `nn.Linear` layers are dynamic int8 (torch's `quantize_dynamic`)."
+    from torch.ao.quantization import quantize_dynamic
+    m = copy.deepcopy(model).cpu().eval()
+    if not any(isinstance(x, nn.Linear) for x in m.modules()): raise BuildingMetricError(f"a {type(model).__name__} has no Linear layer to quantise", "quantise a fusion or projection head, or an embedder with a linear head")
+    with warnings.catch_warnings():   # torch announces the move of this API to torchao; it works as documented here
+        warnings.simplefilter('ignore')
+        return quantize_dynamic(m, {nn.Linear}, dtype=torch.qint8)
+
+# %% ../../nbs/04d_metric.export.ipynb #692289e9
+def quantize_onnx(path:str|Path, # An .onnx written by `export_onnx` (its .json beside it)
+                  out:str|Path|None=None, # The int8 model (default: `<name>.int8.onnx` beside it)
+                 ) -> Path:
+    "onnxruntime's dynamic int8 quantisation of an exported model (weights of MatMul / Gemm as int8); its JSON copied beside it, marked `quantized: int8`."
+    try: from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError: raise BuildingMetricError("ONNX quantisation needs onnxruntime", "pip install onnxruntime") from None
+    path = Path(path)
+    if not path.is_file(): raise BuildingMetricError(f"ONNX model {str(path)!r} not found", "export one with export_onnx")
+    out = Path(out) if out is not None else path.with_suffix('.int8.onnx')
+    quiet = logging.getLogger('root'); level = quiet.level; quiet.setLevel(logging.ERROR)   # onnxruntime's advice to pre-process
+    try: quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8)
+    finally: quiet.setLevel(level)
+    j = path.with_suffix('.json')
+    if j.is_file(): out.with_suffix('.json').write_text(json.dumps({**json.loads(j.read_text()), 'quantized': 'int8'}, indent=2))
+    return out

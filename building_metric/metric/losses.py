@@ -68,6 +68,7 @@ def layout_miner(margin:float=0.2):
 # %% ../../nbs/04a_metric.losses.ipynb #3604a500
 class MetricLoss(nn.Module):
     "A pytorch-metric-learning loss with an optional miner, called as `loss(embeddings, labels)`."
+    reduction = 'mean'   # fastai's MixUp / CutMix set 'none' (through `NoneReduce`) to mix the losses of two labellings
     def __init__(self, loss:nn.Module, # A pytorch-metric-learning loss
                  miner:nn.Module|None=None, # A pytorch-metric-learning miner, or None (all pairs/triplets)
                  lr_mult:float=1.0, # Learning-rate multiplier of the loss's own parameters
@@ -77,7 +78,15 @@ class MetricLoss(nn.Module):
         n = getattr(loss, 'num_classes', None)  # losses with a proxy (or weight) per class remember which were trained
         self.register_buffer('trained_classes', torch.zeros(n, dtype=torch.bool) if n else None)
 
+    @property
+    def y_int(self) -> bool:
+        "Whether the loss is one term per sample over class weights (ArcFace, CosFace, normalised softmax): fastai's MixUp and CutMix can mix it."
+        return isinstance(self.loss, (pml_losses.LargeMarginSoftmaxLoss, pml_losses.NormalizedSoftmaxLoss))
+
     def forward(self, embeddings:torch.Tensor, labels:torch.Tensor) -> torch.Tensor:
+        if labels.is_floating_point() or (self.reduction == 'none' and not self.y_int):
+            raise BuildingMetricError(f"the {self.name} loss was asked for mixed labels or one loss per sample (MixUp / CutMix)",
+                                      "mix with a classification loss over class weights: 'arcface'")
         seen = self.trained_classes
         if seen is not None and labels.numel():
             if labels.max() >= len(seen):
@@ -87,6 +96,7 @@ class MetricLoss(nn.Module):
             if self.training: seen[labels] = True
             elif not seen[labels].all(): return embeddings.new_tensor(float('nan'))  # classes whose proxies never trained: undefined
         idx = self.miner(embeddings, labels) if self.miner is not None else None
+        if self.reduction == 'none': return self.loss.compute_loss(embeddings, labels, idx, embeddings, labels)['loss']['losses']
         return self.loss(embeddings, labels, idx)
 
     @property

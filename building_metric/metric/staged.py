@@ -15,10 +15,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
+from fastai.callback.mixup import CutMix, MixUp
 from torch import nn
 
 from ..callbacks import EMA, embed_all
-from ..config import Config
+from ..config import Config, check_choice
 from ..core import BuildingMetricError, seed_everything
 from ..data.index import BuildingIndex
 from ..evaluation.retrieval import retrieval_metrics
@@ -26,7 +27,7 @@ from .heads import Embedder
 from .learner import image_dataloaders, metric_learner
 
 # %% auto #0
-__all__ = ['Distill', 'StagedConfig', 'staged_training']
+__all__ = ['MIXERS', 'Distill', 'MetricMixUp', 'MetricCutMix', 'mix_callback', 'StagedConfig', 'staged_training']
 
 # %% ../../nbs/04f_metric.staged.ipynb #473ebb1c
 class Distill(Callback):
@@ -47,6 +48,29 @@ class Distill(Callback):
         self.learn.loss = self.learn.loss_grad.clone()
 
 # %% ../../nbs/04f_metric.staged.ipynb #4f2b6a6f
+def _check_per_sample(cb):
+    if not getattr(cb.learn.loss_func, 'y_int', False):
+        raise BuildingMetricError(f"{type(cb).__name__} needs a loss with one term per image, not {getattr(cb.learn.loss_func, 'name', type(cb.learn.loss_func).__name__)!r}",
+                                  "mix with a classification loss over class weights: 'arcface'")
+
+class MetricMixUp(MixUp):
+    "fastai's `MixUp`, refusing a loss without one term per image when training starts (not with a shape error mid-batch)."
+    def before_fit(self): _check_per_sample(self)
+
+class MetricCutMix(CutMix):
+    "fastai's `CutMix`, refusing a loss without one term per image when training starts."
+    def before_fit(self): _check_per_sample(self)
+
+MIXERS = {'none': None, 'mixup': MetricMixUp, 'cutmix': MetricCutMix}
+"Mixing augmentations by name: fastai's callbacks."
+
+def mix_callback(mix:str='none', # A name of `MIXERS`
+                 alpha:float=0.0) -> Callback|None: # Beta(alpha, alpha) of the mixing weights (0: fastai's default)
+    "fastai's `MixUp` or `CutMix` callback (None for 'none'): train with a loss that has one term per sample (`MetricLoss.y_int`, ArcFace)."
+    check_choice('mix', mix, tuple(MIXERS))
+    cls = MIXERS[mix]
+    return None if cls is None else (cls(alpha) if alpha else cls())
+
 @dataclass
 class StagedConfig(Config):
     "Settings of `staged_training`."
@@ -68,9 +92,13 @@ class StagedConfig(Config):
     distill_epochs:int = 10 # Stage 3 epochs (0: no student)
     distill_lr:float = 1e-3
     distill_weight:float = 1.0 # Weight of the distillation term (the rest: the student's own ArcFace loss)
+    mix:str = 'none' # Mixing augmentation of the ArcFace stages (2 and 3): none, mixup or cutmix (fastai's callbacks)
+    mix_alpha:float = 0.0 # Beta(alpha, alpha) of the mixing weights (0: fastai's default, 0.4 for MixUp and 1.0 for CutMix)
     seed:int = 0
 
     def __post_init__(self):
+        check_choice('mix', self.mix, tuple(MIXERS))
+        if self.mix_alpha < 0: raise BuildingMetricError(f"mix_alpha={self.mix_alpha}", "use 0 (fastai's default) or a positive number")
         for f in ('supcon_epochs', 'arcface_epochs', 'distill_epochs'):
             if getattr(self, f) < 0: raise BuildingMetricError(f"{f}={getattr(self, f)}", "use 0 to skip a stage, or a positive number")
         if self.distill_epochs and not (self.supcon_epochs or self.arcface_epochs): raise BuildingMetricError("distillation needs a trained teacher", "give supcon_epochs or arcface_epochs too")
@@ -106,20 +134,21 @@ def staged_training(index:BuildingIndex, # A split index (train, val, test)
         return r
     rows = [score(teacher, 'untrained teacher')]
     fit = lambda learn, n, lr: learn.fit_one_cycle(n, lr)
+    mixer = lambda: [m for m in [mix_callback(cfg.mix, cfg.mix_alpha)] if m is not None]
     if cfg.supcon_epochs:
         learn = metric_learner(dls, teacher, 'supcon', temperature=cfg.temperature, path=path)
         with learn.no_bar(), learn.no_logging(): fit(learn, cfg.supcon_epochs, cfg.supcon_lr)
         rows.append(score(teacher, '1 SupCon', epochs=cfg.supcon_epochs))
     if cfg.arcface_epochs:
-        learn = metric_learner(dls, teacher, 'arcface', margin=cfg.margin, scale=cfg.scale, cbs=[EMA(decay=cfg.ema)] if cfg.ema else None, path=path)
+        learn = metric_learner(dls, teacher, 'arcface', margin=cfg.margin, scale=cfg.scale, cbs=[EMA(decay=cfg.ema)] * bool(cfg.ema) + mixer(), path=path)
         with learn.no_bar(), learn.no_logging(): fit(learn, cfg.arcface_epochs, cfg.arcface_lr)   # EMA leaves the averaged weights in
-        rows.append(score(teacher, '2 ArcFace' + (' (EMA)' if cfg.ema else ''), epochs=cfg.arcface_epochs))
+        rows.append(score(teacher, '2 ArcFace' + (' (EMA)' if cfg.ema else '') + (f' + {cfg.mix}' if cfg.mix != 'none' else ''), epochs=cfg.arcface_epochs))
     student = None
     if cfg.distill_epochs:
         student = _embedder(cfg.student_arch, cfg)
         if (student.preprocess.mean, student.preprocess.std) != (pre.mean, pre.std):
             raise BuildingMetricError(f"the student {cfg.student_arch} normalises images differently from the teacher {cfg.arch}", "choose backbones with the same mean and std (e.g. both ImageNet)")
-        learn = metric_learner(dls, student, 'arcface', margin=cfg.margin, scale=cfg.scale, cbs=[Distill(copy.deepcopy(teacher), cfg.distill_weight)], path=path)
+        learn = metric_learner(dls, student, 'arcface', margin=cfg.margin, scale=cfg.scale, cbs=[Distill(copy.deepcopy(teacher), cfg.distill_weight)] + mixer(), path=path)
         with learn.no_bar(), learn.no_logging(): fit(learn, cfg.distill_epochs, cfg.distill_lr)
         r = score(student, '3 distilled student', epochs=cfg.distill_epochs)
         emb_s, _ = embed_all(student, test); emb_t, _ = embed_all(teacher, test)

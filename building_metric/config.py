@@ -18,7 +18,7 @@ from fastcore.docments import docments
 from .core import BuildingMetricError, rank_world
 
 # %% auto #0
-__all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'KINDS', 'INDEX_KINDS', 'TTA_CHOICES', 'SCRIPTS', 'Config',
+__all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'TTA_CHOICES', 'KINDS', 'INDEX_KINDS', 'SCRIPTS', 'Config',
            'read_yaml', 'split_override', 'config_table', 'check_choice', 'CLIParser', 'config_parser', 'parse_config',
            'load_config', 'run_script', 'extractor_specs', 'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig',
            'DemoConfig', 'SegTrainConfig', 'SegInferConfig', 'PairConfig', 'IndexConfig', 'SearchConfig',
@@ -274,6 +274,9 @@ SAMPLERS = ('random', 'm_per_class', 'ucb')
 
 TRACKERS = ('csv', 'tensorboard', 'wandb', 'none')
 "Training logs a run can write (`--log`, several joined by commas)."
+
+TTA_CHOICES = ('none', 'flip', 'multicrop')
+"Test-time augmentation modes (`features.extractors.TTA_MODES` says their views)."
 
 def _positive(cfg, *names):
     for f in names:
@@ -544,8 +547,6 @@ class PairConfig(Config):
 
 # %% ../nbs/00a_config.ipynb #46a786ea
 INDEX_KINDS = ('auto', 'exact', 'flat', 'ivf', 'hnsw')
-TTA_CHOICES = ('none', 'flip', 'multicrop')
-"Test-time augmentation modes (`features.extractors.TTA_MODES` says their views)."
 "Search index kinds of `bm-index`: exact (torch, always there), faiss's flat (exact), ivf and hnsw (approximate), auto (by gallery size)."
 
 # %% ../nbs/00a_config.ipynb #3a974e4d
@@ -580,12 +581,14 @@ class SearchConfig(Config):
     k:int = 10 # Matches per query
     run:str = '' # The model to embed the queries with (default: the one the gallery was built with)
     pictures:int = 20 # Queries drawn beside their matches (0: none)
+    explain:int = 0 # Queries (the first ones) drawn with the similarity maps of them and their best match: why they match (0: none)
     workers:int = 2 # Image decoding processes
     tta:str = '' # Test-time views of the queries: none, flip or multicrop (empty: as the gallery was built)
 
     def __post_init__(self):
         _positive(self, 'k')
         if self.tta: check_choice('tta', self.tta, TTA_CHOICES)
+        if self.explain < 0: raise BuildingMetricError(f"--explain {self.explain} is not allowed", "use 0 (no maps) or a number of queries")
         if self.pictures < 0: raise BuildingMetricError(f"--pictures {self.pictures} is not allowed", "use 0 (no pictures) or a number of queries")
 
 # %% ../nbs/00a_config.ipynb #0c321e37

@@ -10,6 +10,7 @@ from __future__ import annotations
 import building_metric  # first: its warning filters apply to what follows
 import contextlib, copy, hashlib, json, math, os, shutil, sys, tempfile, time
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -17,11 +18,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
+from matplotlib.figure import Figure
 from torch import nn
 
 from .config import INDEX_KINDS, IndexConfig, SearchConfig
 from .core import BuildingMetricError, show_progress
 from .data.index import BuildingIndex, load_image
+from .evaluation.explain import cam_layer, grad_cam, plot_match_maps
 from .evaluation.retrieval import expected_calibration_error, faiss_module, open_set_threshold
 from .features.cache import FeatureCache, FeatureRows, extract_features
 from .features.extractors import Extractor, Preprocess, checked_extractors, tta_extractors, tta_mean, tta_names
@@ -30,7 +33,8 @@ from .metric.heads import load_head
 
 # %% auto #0
 __all__ = ['GALLERY_FORMAT', 'GALLERY_VERSION', 'ExactIndex', 'choose_kind', 'FaissIndex', 'build_index', 'recall_at_k',
-           'SearchModel', 'query_index', 'calibrate', 'BuildingGallery', 'plot_answer', 'run_index', 'run_search']
+           'SearchModel', 'query_index', 'calibrate', 'BuildingGallery', 'plot_answer', 'explain_match', 'run_index',
+           'run_search']
 
 # %% ../nbs/07a_search.ipynb #292d3d7a
 class ExactIndex:
@@ -628,6 +632,41 @@ def plot_answer(query:str, # The query photo
     if fname is not None: fig.savefig(fname, dpi=80); plt.close(fig)
     return fig
 
+# %% ../nbs/07a_search.ipynb #5af44e96
+def _embed_fn(m:SearchModel, k:int, image) -> Callable:
+    "images -> embeddings through extractor `k` (with gradients), the other extractors' features those of `image` (fixed)."
+    fixed = [e(e.preprocess(image)[None]) if i != k else None for i, e in enumerate(m.extractors)]   # (an Extractor runs in inference mode)
+    e = m.extractors[k]
+    def embed(x):
+        f = torch.cat([e.pool(e.model, x).float() if i == k else fx.expand(len(x), -1) for i, fx in enumerate(fixed)], 1)
+        return m.head(f) if m.head is not None else F.normalize(f, dim=1)
+    return embed
+
+def explain_match(model, # A `SearchModel` (or what `SearchModel.create` takes): a run, an `Embedder`
+                  query:str|Path, match:str|Path, # The two photos
+                  extractor:str|None=None, # Whose feature map to explain, for a model of several (default: the first with a spatial one)
+                  plus:bool=False, # Grad-CAM++ instead of Grad-CAM
+                  fname=None) -> Figure:
+    "The query and the match side by side, each overlaid with the map of what in it resembles the other; `fig.maps` holds the two maps."
+    m = SearchModel.create(model)
+    if any(isinstance(getattr(e.model, 'net', None), _OnnxNet) for e in m.extractors):
+        raise BuildingMetricError("an ONNX model has no gradients to explain", "pass the torch model it was exported from (bm-search --run <run folder>)")
+    ims = [load_image(p) for p in (query, match)]
+    ks = [i for i, e in enumerate(m.extractors) if extractor in (None, e.name)]
+    if not ks: raise BuildingMetricError(f"the model has no extractor {extractor!r}", f"use one of {', '.join(m.names)}")
+    for k in ks:   # the first extractor with a spatial feature map
+        e = m.extractors[k]; x = [e.preprocess(im)[None] for im in ims]
+        try: layer = cam_layer(e.model, x[0]); break
+        except BuildingMetricError:
+            if k == ks[-1]: raise
+    f = [_embed_fn(m, k, im) for im in ims]
+    with torch.no_grad(): t = [F.normalize(fi(xi).float(), dim=1) for fi, xi in zip(f, x)]
+    maps = [grad_cam(lambda z, fi=fi, o=o: (F.normalize(fi(z).float(), dim=1) * o).sum(1), xi, layer, plus)[0] for fi, xi, o in zip(f, x, t[::-1])]
+    fig = plot_match_maps(x[0][0], x[1][0], *maps, similarity=float((t[0] * t[1]).sum()), mean=e.preprocess.mean, std=e.preprocess.std, fname=fname,
+                          titles=(f"query: {Path(query).name[:24]}", f"match: {Path(match).name[:24]}" + (f" ({e.name})" if len(m.extractors) > 1 else '')))
+    fig.maps = tuple(maps)
+    return fig
+
 # %% ../nbs/07a_search.ipynb #5e528aa4
 def run_index(cfg:IndexConfig) -> dict:
     "`bm-index`'s job: build (or resume, or `--add` to) a gallery as `cfg` says; its settings written beside it."
@@ -666,6 +705,10 @@ def run_search(cfg:SearchConfig) -> dict:
         (out/'pictures').mkdir(exist_ok=True)
         for i, (_, r) in enumerate(t.head(cfg.pictures).iterrows()):
             plot_answer(r['query'], by_query[r['query']].assign(query=r['query']), r, fname=out/'pictures'/f"{i:04d}_{Path(r['query']).stem}.png")
+    if cfg.explain:
+        (out/'pictures').mkdir(exist_ok=True)
+        for i, (_, r) in enumerate(t.head(cfg.explain).iterrows()):
+            explain_match(g.model, r['query'], r['top1_path'], fname=out/'pictures'/f"{i:04d}_{Path(r['query']).stem}_why.png")
     cfg.to_yaml(out/'config.yaml')
     print(f"answers: {out/'results.csv'}", flush=True)
     return summary

@@ -47,7 +47,7 @@ def test_index_kill_resume_search(tmp_path):
     q = tmp_path/'q'; q.mkdir()                                          # two known buildings' photos, one unseen one's, one broken file
     for f in sorted((tmp_path/'geo').glob('001_000[0-1]_000[0-1]_0.jpg')) + sorted((tmp_path/'geo').glob('001_0013_0000_0.jpg')): shutil.copy(f, q/f.name)
     (q/'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 not a jpeg')
-    s = run('bm-search', '--gallery', tmp_path/'g1', '--query', q, '--out', tmp_path/'res', '--k', '5', '--pictures', '2', '--workers', '0')
+    s = run('bm-search', '--gallery', tmp_path/'g1', '--query', q, '--out', tmp_path/'res', '--k', '5', '--pictures', '2', '--explain', '1', '--workers', '0')
     assert s.returncode == 0, s.stderr
     assert 'skipped' in s.stderr and 'broken.jpg' in s.stderr                # (what a job prints goes to stderr: stdout is its JSON)
     t = pd.read_csv(tmp_path/'res'/'results.csv')
@@ -55,7 +55,7 @@ def test_index_kill_resume_search(tmp_path):
     assert {'building', 'confidence', 'knn_building', 'lat', 'lon', 'error_radius_m', 'top1_path'} <= set(t.columns)
     j = json.loads((tmp_path/'res'/'results.json').read_text())
     assert j['summary']['skipped'] == 1 and j['skipped'][0]['path'].endswith('broken.jpg') and len(j['queries'][0]['matches']) == 5
-    assert len(list((tmp_path/'res'/'pictures').glob('*.png'))) == 2
+    assert len(list((tmp_path/'res'/'pictures').glob('*.png'))) == 3 and len(list((tmp_path/'res'/'pictures').glob('*_why.png'))) == 1
 
     shutil.copytree(tmp_path/'run'/'models', tmp_path/'run2'/'models')            # another model: the same run, one weight changed
     sd = torch.load(tmp_path/'run2'/'models'/'best.pth', weights_only=True)

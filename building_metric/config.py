@@ -166,7 +166,9 @@ def split_override(s:str): # `key.sub=value`, as on a command line
     "The key and the YAML-parsed value of an override."
     if '=' not in s: raise BuildingMetricError(f"override {s!r} has no '='", "write overrides as key.sub=value")
     k, v = s.split('=', 1)
-    return k.strip(), yaml.safe_load(v) if v.strip() else None
+    try: return k.strip(), yaml.safe_load(v) if v.strip() else None
+    except yaml.YAMLError as e: raise BuildingMetricError(f"the value of override {k.strip()!r} is not valid YAML ({str(e).splitlines()[0]})",
+                                                          f"quote it: {k.strip()}='...'") from None
 
 # %% ../nbs/00a_config.ipynb #25d38dfe
 def _field_rows(cls:type) -> list[dict]:

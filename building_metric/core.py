@@ -6,12 +6,13 @@ Docs: https://building-metric.github.io/building_metric/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #1679747a
 from __future__ import annotations
-import atexit, difflib, fnmatch, os, random
+import atexit, difflib, fnmatch, json, os, random, socket, sys, time
+from pathlib import Path
 from typing import Callable
 
 # %% auto #0
 __all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'get_device', 'show_progress', 'rank_world',
-           'init_distributed', 'barrier', 'all_sum', 'Registry']
+           'init_distributed', 'barrier', 'all_sum', 'Registry', 'WriterLock']
 
 # %% ../nbs/00_core.ipynb #5b111b55
 class BuildingMetricError(ValueError):
@@ -171,3 +172,63 @@ class Registry:
     def __len__(self): return len(self._builders)
     def __iter__(self): return iter(self.list())
     def __repr__(self): return f"Registry({self.kind!r}: {', '.join(self.list())})"
+
+# %% ../nbs/00_core.ipynb #cb96f98c
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0); return True
+    except ProcessLookupError: return False
+    except PermissionError: return True
+
+class WriterLock:
+    "An exclusive lock on a file or folder being written: a second writer fails in one line naming the holder; a killed holder's lock is taken over."
+    def __init__(self, target:str|Path, # The file or folder this process writes
+                 what:str='', # What it is, for the error line ('feature cache', 'run folder', ...)
+                 folder:bool|None=None): # Whether `target` is a folder (default: it is one, or has no suffix)
+        target = Path(target)
+        folder = target.is_dir() or not target.suffix if folder is None else folder
+        self.target, self.what = target, what or ('folder' if folder else 'file')
+        self.path = target/'.lock' if folder else target.with_name(f".{target.name}.lock")
+        self.owner_file = self.path.with_name(self.path.name + '.owner')
+        self._lock, self.previous = None, None
+
+    _held = {}   # lock file -> [FileLock, count]: the locks this process holds (a writer may take its own lock again)
+
+    def owner(self) -> dict|None:
+        "Who holds (or last held) the lock: pid, host, command, since; None if nobody recorded it."
+        try: return json.loads(self.owner_file.read_text())
+        except (OSError, ValueError): return None
+
+    def acquire(self) -> 'WriterLock':
+        from filelock import FileLock, Timeout
+        key = os.path.abspath(self.path)
+        if key in WriterLock._held:   # this process is the writer already (a job that locks, then calls a library function that locks too)
+            WriterLock._held[key][1] += 1; self._lock = WriterLock._held[key][0]
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path), timeout=0)
+        try: lock.acquire()
+        except Timeout:
+            o = self.owner() or {}
+            who = f"process {o.get('pid', '?')} on {o.get('host', '?')} ({o.get('command', '?')}, since {o.get('since', '?')})"
+            raise BuildingMetricError(f"the {self.what} {str(self.target)!r} is being written by {who}", "wait for it to finish or stop it, or write elsewhere") from None
+        o = self.owner()
+        if o and o.get('pid') != os.getpid() and (o.get('host') != socket.gethostname() or not _alive(int(o.get('pid', 0)))):
+            self.previous = o   # a writer that died holding it (kill -9): its lock is ours now
+            print(f"taking over the lock of {self.what} {str(self.target)!r} from process {o.get('pid')}, which is no longer running", file=sys.stderr)
+        self.owner_file.write_text(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), command=' '.join(sys.argv)[:200] or 'python',
+                                                   since=time.strftime('%Y-%m-%d %H:%M:%S'))))
+        self._lock, WriterLock._held[key] = lock, [lock, 1]
+        return self
+
+    def release(self):
+        if self._lock is None: return
+        key, self._lock = os.path.abspath(self.path), None
+        held = WriterLock._held[key]
+        held[1] -= 1
+        if held[1]: return
+        del WriterLock._held[key]
+        self.owner_file.unlink(missing_ok=True)
+        held[0].release()
+
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *a): self.release()

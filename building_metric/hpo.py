@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/hpo.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import json, warnings
+import json, os, warnings
 from pathlib import Path
 
 import pandas as pd
@@ -64,26 +64,31 @@ def _study(cfg:HPOConfig):
     study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))   # a continued study does not repeat its first draws
     return study
 
+def _replace(path:Path, write):
+    "Write through a temporary file and rename it into place: several workers of one study summarise it at once, a reader never sees half a file."
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp); os.replace(tmp, path)
+
 def summarize(study, out:str|Path, base:TrainConfig|None=None) -> dict:
     "Write trials.csv, best.json, best_config.yaml and importances.png for `study` into `out`; returns the best trial's summary."
     import optuna
     from optuna.trial import TrialState
     out = Path(out)
     df = study.trials_dataframe(attrs=('number', 'value', 'state', 'params', 'duration', 'user_attrs'))
-    df.to_csv(out/'trials.csv', index=False)
+    _replace(out/'trials.csv', lambda t: df.to_csv(t, index=False))
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if not done: return {}
     b = study.best_trial
     best = dict(number=b.number, value=b.value, params=b.params, metric=b.user_attrs.get('metric'), n_complete=len(done),
                 n_pruned=sum(t.state == TrialState.PRUNED for t in study.trials), n_failed=sum(t.state == TrialState.FAIL for t in study.trials))
-    if base is not None: base.override(b.params).to_yaml(out/'best_config.yaml')
-    (out/'best.json').write_text(json.dumps(best, indent=2))
+    if base is not None: _replace(out/'best_config.yaml', base.override(b.params).to_yaml)
+    _replace(out/'best.json', lambda t: t.write_text(json.dumps(best, indent=2)))
     if len(done) >= 2 and len(b.params) >= 1:
         import matplotlib.pyplot as plt
         from optuna.visualization.matplotlib import plot_param_importances
         try:
             ax = plot_param_importances(study)
-            ax.figure.savefig(out/'importances.png', dpi=100, bbox_inches='tight'); plt.close(ax.figure)
+            _replace(out/'importances.png', lambda t: ax.figure.savefig(t, dpi=100, bbox_inches='tight', format='png')); plt.close(ax.figure)
         except (RuntimeError, ValueError): pass   # e.g. every completed trial had the same value
     return best
 

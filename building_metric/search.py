@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .config import INDEX_KINDS, IndexConfig, SearchConfig
-from .core import BuildingMetricError, show_progress
+from .core import BuildingMetricError, WriterLock, show_progress
 from .data.index import BuildingIndex, load_image
 from .evaluation.explain import cam_layer, grad_cam, plot_match_maps
 from .evaluation.retrieval import expected_calibration_error, faiss_module, open_set_threshold
@@ -427,31 +427,35 @@ def build(cls:BuildingGallery,
     "Embed the known photos with `model`, index them, calibrate the answers on them; returns the opened gallery."
     log = log or (lambda *a: None)
     m, out = SearchModel.create(model).with_tta(tta), Path(out)
-    src = str(Path(images).resolve())
-    if (out/'gallery.json').is_file() and not rebuild:
-        old = json.loads((out/'gallery.json').read_text())
-        if old.get('model') != m.fingerprint:
-            raise BuildingMetricError(f"{str(out)!r} holds a gallery embedded by another model ({old.get('model_source')})", "pass another --out, or --rebuild to replace it")
-        if old.get('sources', [None])[0] != src:
-            raise BuildingMetricError(f"{str(out)!r} holds a gallery of other photos ({old.get('sources', ['?'])[0]})", "use --add to add photos to it, or another --out, or --rebuild")
-    if rebuild:
-        for f in ('gallery.json', 'gallery.h5', 'index.faiss'): (out/f).unlink(missing_ok=True)
-        shutil.rmtree(out/'features', ignore_errors=True)
-    (out/'features').mkdir(parents=True, exist_ok=True)
-    index, cache = _source(images, root)
-    if index is not None:
-        log(index.report())
-        if not len(index): raise BuildingMetricError(f"no readable photo in {str(images)!r}", "check the index report above")
-        cache = m.features(index, out/'features'/'base.h5', workers=workers, bs=bs, progress=progress, shard_rows=shard_rows)
-        root = index.root
-    t0 = time.time()
-    emb = m.embed_cache(cache)
-    with FeatureCache(cache) as c: rows = _rows_of_cache(c, Path(root).resolve() if root is not None else None)
-    log(f"embedded {len(emb):,} photos in {time.time() - t0:.1f} s")
-    fp = hashlib.sha256(emb.tobytes()).hexdigest()[:16]
-    _write_gallery(out/'gallery.h5', emb, rows, dict(fingerprint=fp, model=m.fingerprint))
-    _finish(out, emb, rows, m, kind, [src], log, seed)
-    return cls(out, m)
+    lock = WriterLock(out, 'gallery').acquire()   # one writer per gallery
+    try:
+        src = str(Path(images).resolve())
+        if (out/'gallery.json').is_file() and not rebuild:
+            old = json.loads((out/'gallery.json').read_text())
+            if old.get('model') != m.fingerprint:
+                raise BuildingMetricError(f"{str(out)!r} holds a gallery embedded by another model ({old.get('model_source')})", "pass another --out, or --rebuild to replace it")
+            if old.get('sources', [None])[0] != src:
+                raise BuildingMetricError(f"{str(out)!r} holds a gallery of other photos ({old.get('sources', ['?'])[0]})", "use --add to add photos to it, or another --out, or --rebuild")
+        if rebuild:
+            for f in ('gallery.json', 'gallery.h5', 'index.faiss'): (out/f).unlink(missing_ok=True)
+            shutil.rmtree(out/'features', ignore_errors=True)
+        (out/'features').mkdir(parents=True, exist_ok=True)
+        index, cache = _source(images, root)
+        if index is not None:
+            log(index.report())
+            if not len(index): raise BuildingMetricError(f"no readable photo in {str(images)!r}", "check the index report above")
+            cache = m.features(index, out/'features'/'base.h5', workers=workers, bs=bs, progress=progress, shard_rows=shard_rows)
+            root = index.root
+        t0 = time.time()
+        emb = m.embed_cache(cache)
+        with FeatureCache(cache) as c: rows = _rows_of_cache(c, Path(root).resolve() if root is not None else None)
+        log(f"embedded {len(emb):,} photos in {time.time() - t0:.1f} s")
+        fp = hashlib.sha256(emb.tobytes()).hexdigest()[:16]
+        _write_gallery(out/'gallery.h5', emb, rows, dict(fingerprint=fp, model=m.fingerprint))
+        _finish(out, emb, rows, m, kind, [src], log, seed)
+        return cls(out, m)
+    finally:
+        if lock is not None: lock.release()
 
 # %% ../nbs/07a_search.ipynb #efdf36ac
 @patch
@@ -460,25 +464,30 @@ def add(self:BuildingGallery,
         workers:int=2, bs:int=32, progress:bool|None=None, log=print) -> int:
     "Embed the photos of `images` that the gallery does not hold yet and append them (the others are not embedded again); returns how many were added."
     log = log or (lambda *a: None)
-    m, index = self.model, query_index(images, workers)
-    log(index.report())
-    have = set(self.rows.path)
-    df = index.df.copy()
-    new = df.status.eq('ok') & ~df.path.map(lambda p: str((index.root/p).resolve())).isin(have)
-    if not new.any(): log("every photo is already in the gallery: nothing to add"); return 0
-    sub = BuildingIndex(df[new], index.root, index.layout)
-    key = hashlib.sha256('\n'.join(sorted(sub.df.path)).encode() + str(Path(images).resolve()).encode()).hexdigest()[:12]
-    cache = m.features(sub, self.path/'features'/f'add-{key}.h5', workers=workers, bs=bs, progress=progress)
-    emb = m.embed_cache(cache)
-    with FeatureCache(cache) as c: rows = _rows_of_cache(c, index.root.resolve())
-    emb, rows = np.concatenate([self.emb, emb]), pd.concat([self.rows, rows], ignore_index=True)
-    fp = hashlib.sha256(emb.tobytes()).hexdigest()[:16]
-    _write_gallery(self.path/'gallery.h5', emb, rows, dict(fingerprint=fp, model=m.fingerprint))
-    kind = self.info.get('kind', 'auto') if self.info.get('kind') != 'exact' or len(emb) <= 200_000 else 'auto'
-    _finish(self.path, emb, rows, m, kind, self.info.get('sources', []) + [str(Path(images).resolve())], log)
-    self.__init__(self.path, m)
-    log(f"added {int(new.sum()):,} photos: the gallery holds {len(self):,}")
-    return int(new.sum())
+    lock = WriterLock(self.path, 'gallery').acquire()   # one writer per gallery
+    try:
+        m, index = self.model, query_index(images, workers)
+        log(index.report())
+        have = set(self.rows.path)
+        df = index.df.copy()
+        root = index.root.resolve()
+        new = df.status.eq('ok') & ~df.path.map(lambda p: str(root/p)).isin(have)   # (a link is not resolved again: a loop stays a skipped row)
+        if not new.any(): log("every photo is already in the gallery: nothing to add"); return 0
+        sub = BuildingIndex(df[new], index.root, index.layout)
+        key = hashlib.sha256('\n'.join(sorted(sub.df.path)).encode() + str(Path(images).resolve()).encode()).hexdigest()[:12]
+        cache = m.features(sub, self.path/'features'/f'add-{key}.h5', workers=workers, bs=bs, progress=progress)
+        emb = m.embed_cache(cache)
+        with FeatureCache(cache) as c: rows = _rows_of_cache(c, index.root.resolve())
+        emb, rows = np.concatenate([self.emb, emb]), pd.concat([self.rows, rows], ignore_index=True)
+        fp = hashlib.sha256(emb.tobytes()).hexdigest()[:16]
+        _write_gallery(self.path/'gallery.h5', emb, rows, dict(fingerprint=fp, model=m.fingerprint))
+        kind = self.info.get('kind', 'auto') if self.info.get('kind') != 'exact' or len(emb) <= 200_000 else 'auto'
+        _finish(self.path, emb, rows, m, kind, self.info.get('sources', []) + [str(Path(images).resolve())], log)
+        self.__init__(self.path, m)
+        log(f"added {int(new.sum()):,} photos: the gallery holds {len(self):,}")
+        return int(new.sum())
+    finally:
+        if lock is not None: lock.release()
 
 # %% ../nbs/07a_search.ipynb #73ab976c
 @patch
@@ -671,18 +680,22 @@ def explain_match(model, # A `SearchModel` (or what `SearchModel.create` takes):
 def run_index(cfg:IndexConfig) -> dict:
     "`bm-index`'s job: build (or resume, or `--add` to) a gallery as `cfg` says; its settings written beside it."
     log = lambda s: print(s, flush=True)
-    if cfg.add:
-        g = BuildingGallery(cfg.out, cfg.run or None)
-        n = g.add(cfg.add, workers=cfg.workers, bs=cfg.bs, progress=None, log=log)
-        return dict(gallery=str(g.path), added=n, photos=len(g), **{k: g.info.get(k) for k in ('kind', 'recall_at_10')})
-    if not cfg.run or not cfg.gallery: raise BuildingMetricError(f"bm-index needs {'--run' if not cfg.run else '--gallery'}", "pass it as a flag or in the --config file")
-    g = BuildingGallery.build(cfg.run, cfg.gallery, cfg.out, kind=cfg.kind, root=cfg.images or None, rebuild=cfg.rebuild, tta=cfg.tta,
-                              workers=cfg.workers, bs=cfg.bs, progress=None, shard_rows=cfg.shard_rows, seed=cfg.seed, log=log)
-    cfg.to_yaml(g.path/'config.yaml')
-    c = g.calibration
-    return dict(gallery=str(g.path), photos=len(g), buildings=g.info['buildings'], kind=g.info['kind'], recall_at_10=g.info.get('recall_at_10'),
-                threshold=c.get('threshold'), temperature=c.get('temperature'), loo_ncm_top1=c.get('ncm_top1_known'),
-                loo_median_error_m=(c.get('geo') or {}).get('loo_median_error_m'))
+    lock = WriterLock(cfg.out, 'gallery', folder=True).acquire()   # before any work: a second writer is told at once
+    try:
+        if cfg.add:
+            g = BuildingGallery(cfg.out, cfg.run or None)
+            n = g.add(cfg.add, workers=cfg.workers, bs=cfg.bs, progress=None, log=log)
+            return dict(gallery=str(g.path), added=n, photos=len(g), **{k: g.info.get(k) for k in ('kind', 'recall_at_10')})
+        if not cfg.run or not cfg.gallery: raise BuildingMetricError(f"bm-index needs {'--run' if not cfg.run else '--gallery'}", "pass it as a flag or in the --config file")
+        g = BuildingGallery.build(cfg.run, cfg.gallery, cfg.out, kind=cfg.kind, root=cfg.images or None, rebuild=cfg.rebuild, tta=cfg.tta,
+                                  workers=cfg.workers, bs=cfg.bs, progress=None, shard_rows=cfg.shard_rows, seed=cfg.seed, log=log)
+        cfg.to_yaml(g.path/'config.yaml')
+        c = g.calibration
+        return dict(gallery=str(g.path), photos=len(g), buildings=g.info['buildings'], kind=g.info['kind'], recall_at_10=g.info.get('recall_at_10'),
+                    threshold=c.get('threshold'), temperature=c.get('temperature'), loo_ncm_top1=c.get('ncm_top1_known'),
+                    loo_median_error_m=(c.get('geo') or {}).get('loo_median_error_m'))
+    finally:
+        if lock is not None: lock.release()
 
 # %% ../nbs/07a_search.ipynb #d4de8856
 def run_search(cfg:SearchConfig) -> dict:

@@ -26,3 +26,12 @@ def one_line_error(r, script:str) -> bool:
     "Exit code 2 and one line on stderr that starts with the script's name."
     lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
     return r.returncode == 2 and len(lines) == 1 and lines[0].startswith(f'{script}: error: ')
+
+# Property-based tests (test_fuzz.py): a few examples per property in `make test`, many with HYPOTHESIS_PROFILE=slow
+# (`make test-slow`); no example database, so that a test run writes nothing into the checkout.
+from hypothesis import HealthCheck, settings
+settings.register_profile('default', max_examples=20, deadline=None, database=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile('slow', max_examples=500, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'default'))

@@ -1,4 +1,4 @@
-"`bm-hpo`: a study killed (in its own process) in the middle of a trial resumes and completes; bad settings are one-line errors."
+"`bm-hpo`: a study killed (in its own process) in the middle of a trial resumes and completes; two workers on one study, one of them killed; bad settings are one-line errors."
 import json, signal, subprocess, time
 
 import optuna
@@ -39,6 +39,25 @@ def test_killed_study_resumes_and_completes(base, tmp_path):
     best = json.loads(r.stdout)
     df = pd.read_csv(tmp_path/'hpo'/'trials.csv')
     assert best['value'] == pytest.approx(df.value.max()) and (tmp_path/'hpo'/'best_config.yaml').is_file()
+
+def test_two_workers_one_killed_then_the_study_completes(base, tmp_path):
+    (tmp_path/'hpo.yaml').write_text(f"train: {base/'base.yaml'}\nout: {tmp_path/'hpo'}\nn_trials: 4\nheartbeat: 1\n"
+                                     "space:\n  lr: [log, 1.0e-4, 1.0e-2]\n")
+    ps = [spawn('bm-hpo', '--config', tmp_path/'hpo.yaml', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    deadline = time.time() + 300
+    while all(p.poll() is None for p in ps) and time.time() < deadline and len(list((tmp_path/'hpo').glob('trial_*'))) < 3: time.sleep(0.05)
+    ps[0].send_signal(signal.SIGKILL); ps[0].wait()                           # one worker dies (inside a trial, most likely)
+    assert ps[1].wait(timeout=300) == 0                                        # the other finishes the study
+    time.sleep(2.5)
+    r = run('bm-hpo', '--config', tmp_path/'hpo.yaml')                       # and a restart finds nothing half-done
+    assert r.returncode == 0, r.stderr
+    url = f"sqlite:///{(tmp_path/'hpo'/'study.db').resolve()}"
+    trials = optuna.load_study(study_name='building_metric', storage=url).trials
+    states = [t.state.name for t in trials]
+    assert sum(s in ('COMPLETE', 'PRUNED') for s in states) >= 4 and 'RUNNING' not in states, states
+    df = pd.read_csv(tmp_path/'hpo'/'trials.csv')                               # written by both workers: whole, and of every trial
+    assert sorted(df.number) == [t.number for t in trials]
+    assert not list((tmp_path/'hpo').glob('.*.tmp'))
 
 def test_bad_settings_are_one_line(base, tmp_path):
     cases = [(['--n_trials', '0'], '--n_trials 0 is not allowed'),

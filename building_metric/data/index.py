@@ -6,7 +6,7 @@ Docs: https://building-metric.github.io/building_metric/data.index.html.md"""
 
 # %% ../../nbs/01_data.index.ipynb #c9b4a8a0
 from __future__ import annotations
-import math, os, re, zlib
+import errno, math, os, re, zlib
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,11 @@ def check_image(path:str|Path, # The file to check
     path = Path(path)
     out = dict(status='skipped', reason='', width=0, height=0)
     try:
+        if path.is_symlink():   # followed once, here; a loop or a dangling link is skipped with its reason
+            try: path.stat()
+            except OSError as e:
+                out['reason'] = 'symbolic link loop' if e.errno == errno.ELOOP else f"dangling symbolic link (to {os.readlink(path)!r}, which does not exist)"
+                return out
         if not path.is_file(): out['reason'] = 'file not found'; return out
         if path.stat().st_size == 0: out['reason'] = 'empty file (0 bytes)'; return out
         im, (w, h) = _decode(path, draft=not keep)
@@ -97,7 +102,18 @@ def _check_root(root, what:str) -> Path:
     if not root.is_dir(): raise BuildingMetricError(f"{what} {str(root)!r} is not a folder", "pass the folder that holds the images")
     return root
 
+def _utf8(s) -> bool:
+    "Whether `s` (a name read from the file system) is valid UTF-8 (Python keeps other bytes as surrogates)."
+    try: s.encode('utf-8'); return True
+    except UnicodeEncodeError: return False
+
+def _shown(s:str) -> str: return os.fsencode(s).decode('utf-8', 'backslashreplace')   # printable and writable, e.g. 'caf\\xe9.jpg'
+
 def _row(path, label=None, group=None, lat=np.nan, lon=np.nan, split=None, reason=''):
+    bad = [s for s in (path, label, group) if isinstance(s, str) and not _utf8(s)]
+    if bad:   # skipped here, with a name every later step can print and write (CSV, HDF5, reports)
+        reason = f"file name is not valid UTF-8 ({_shown(bad[0])!r}): rename it"
+        path, label, group = (_shown(s) if isinstance(s, str) else s for s in (path, label, group))
     return dict(path=path, label=label, group=group if group is not None else label, lat=lat, lon=lon, split=split,
                 status='skipped' if reason else 'pending', reason=reason, width=0, height=0)
 
@@ -246,6 +262,7 @@ class BuildingIndex:
 
     def _validate(self, n_workers:int, progress:bool|None):
         todo = self.df.index[self.df.status == 'pending']
+        if not len(todo): return   # every row was skipped from its name or its manifest line alone
         paths = [self.root/p for p in self.df.path[todo]]
         n = n_workers if len(paths) >= 200 else 0  # a pool costs more than it saves on a few files
         res = parallel(check_image, paths, n_workers=n, chunksize=max(1, min(64, len(paths) // (4 * max(n, 1)))),
@@ -368,9 +385,9 @@ def save(self:BuildingIndex, path:str|Path): # CSV file to write
     "Write the index (all rows, with status and split) to a CSV manifest."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    base = path.parent.resolve()
+    base = os.path.abspath(path.parent)
     df = self.df.copy()
-    df['path'] = [os.path.relpath((self.root/p).resolve(), base) for p in df.path]
+    df['path'] = [os.path.relpath(os.path.abspath(self.root/p), base) for p in df.path]   # (links are not followed again: a loop stays a row)
     df.to_csv(path, index=False)
     if self.problems: path.with_suffix('.problems.txt').write_text('\n'.join(self.problems) + '\n')
     return path

@@ -21,7 +21,7 @@ from fastcore.basics import chunked, patch
 from fastprogress.fastprogress import progress_bar
 
 from ..config import ExtractConfig, extractor_specs
-from ..core import BuildingMetricError, barrier, get_device, init_distributed, rank_world, seed_everything, show_progress
+from ..core import BuildingMetricError, WriterLock, barrier, get_device, init_distributed, rank_world, seed_everything, show_progress
 from ..data.index import COLUMNS, SPLITS, BuildingIndex, load_image
 from ..geo import geo_knn
 from .extractors import Extractor, create_extractor, tta_extractors
@@ -131,40 +131,44 @@ def extract_features(index:BuildingIndex, # Images to extract (its kept rows, in
     if isinstance(extractors, (str, Extractor)): extractors = [extractors]
     if not extractors: raise BuildingMetricError("no extractors given", "pass names such as ['resnet', 'clip'] (see list_extractors())")
     rank, world = init_distributed()   # several processes (torchrun, accelerate launch): each extracts every world-th shard
-    if world > 1 and device is None and torch.cuda.is_available(): device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    rows, device = _rows_of(index), get_device(device)
-    fp = _fingerprint(rows)
-    have = _check_existing(path, fp, rebuild)
-    exts = []
-    for e in extractors:
-        if isinstance(e, str): seed_everything(seed); e = create_extractor(e, **extractor_kw)
-        exts.append(e)
-    names = [e.name for e in exts]
-    if len(set(names)) != len(names): raise BuildingMetricError(f"extractors {names} name one twice", "list each extractor once")
-    infos = {e.name: e.info() for e in exts}
-    differ = {n: [k for k in _IDENTITY if have[n][k] != infos[n][k]] for n in infos if n in have}
-    for n, diff in differ.items():
-        if diff and not rebuild:
-            raise BuildingMetricError(f"cache {str(path)!r} holds {n!r} features made with other settings ({', '.join(diff)} differ)",
-                                      "pass rebuild=True to replace them, or write to another file")
-    todo = [e for e in exts if e.name not in have or differ[e.name]]
-    partdir = path.with_name(path.name + '.parts')
-    paths = [index.root/p for p in rows.path]
-    for e in todo:
-        meta = dict(fingerprint=fp, dtype=dtype, shard_rows=shard_rows, **{k: infos[e.name][k] for k in _IDENTITY})
-        if rank == 0: _prepare_parts(partdir/_key(e.name), meta)
+    lock = WriterLock(path, 'feature cache', folder=False).acquire() if rank == 0 else None   # one writer per cache
+    try:
+        if world > 1 and device is None and torch.cuda.is_available(): device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        rows, device = _rows_of(index), get_device(device)
+        fp = _fingerprint(rows)
+        have = _check_existing(path, fp, rebuild)
+        exts = []
+        for e in extractors:
+            if isinstance(e, str): seed_everything(seed); e = create_extractor(e, **extractor_kw)
+            exts.append(e)
+        names = [e.name for e in exts]
+        if len(set(names)) != len(names): raise BuildingMetricError(f"extractors {names} name one twice", "list each extractor once")
+        infos = {e.name: e.info() for e in exts}
+        differ = {n: [k for k in _IDENTITY if have[n][k] != infos[n][k]] for n in infos if n in have}
+        for n, diff in differ.items():
+            if diff and not rebuild:
+                raise BuildingMetricError(f"cache {str(path)!r} holds {n!r} features made with other settings ({', '.join(diff)} differ)",
+                                          "pass rebuild=True to replace them, or write to another file")
+        todo = [e for e in exts if e.name not in have or differ[e.name]]
+        partdir = path.with_name(path.name + '.parts')
+        paths = [index.root/p for p in rows.path]
+        for e in todo:
+            meta = dict(fingerprint=fp, dtype=dtype, shard_rows=shard_rows, **{k: infos[e.name][k] for k in _IDENTITY})
+            if rank == 0: _prepare_parts(partdir/_key(e.name), meta)
+            barrier()
+            try: _extract_shards(e, paths, partdir/_key(e.name), shard_rows, bs, num_workers, np.dtype(dtype), device, show_progress(progress) and rank == 0, rank, world)
+            except KeyboardInterrupt:
+                print(f"interrupted: the shards written so far are kept in {partdir}; run the same call again to resume", file=sys.stderr)
+                raise
+        if not todo: return path  # every requested extractor is already in the cache, as requested
+        barrier()                 # every process's shards are written
+        if rank == 0:
+            _assemble(path, rows, fp, exts, infos, have, partdir, dtype, knn)
+            shutil.rmtree(partdir, ignore_errors=True)
         barrier()
-        try: _extract_shards(e, paths, partdir/_key(e.name), shard_rows, bs, num_workers, np.dtype(dtype), device, show_progress(progress) and rank == 0, rank, world)
-        except KeyboardInterrupt:
-            print(f"interrupted: the shards written so far are kept in {partdir}; run the same call again to resume", file=sys.stderr)
-            raise
-    if not todo: return path  # every requested extractor is already in the cache, as requested
-    barrier()                 # every process's shards are written
-    if rank == 0:
-        _assemble(path, rows, fp, exts, infos, have, partdir, dtype, knn)
-        shutil.rmtree(partdir, ignore_errors=True)
-    barrier()
-    return path
+        return path
+    finally:
+        if lock is not None: lock.release()
 
 def _assemble(path, rows, fp, exts, infos, have, partdir, dtype, knn):
     "Write the complete cache under a temporary name, then rename it into place."
@@ -403,21 +407,25 @@ def extract(cfg:ExtractConfig, log=print) -> dict:
     "Run `bm-extract`'s job: index (and split) `cfg.data`, extract into `cfg.out`, write the settings beside it; returns a summary."
     if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an index CSV or an image folder")
     out = Path(cfg.out)
-    if not Path(cfg.data).exists():
-        raise BuildingMetricError(f"{'manifest' if cfg.data.lower().endswith('.csv') else 'image folder'} {cfg.data!r} does not exist", "check the path")
-    specs = extractor_specs(cfg.extractors)
-    if not specs: raise BuildingMetricError("no extractor given", "pass --extractors, e.g. resnet,vit or efficientnet_lite0")
-    names = []
-    for n, w in specs:   # built first: missing weights fail in a second, not after the whole folder is indexed
-        seed_everything(cfg.seed)   # (as extract_features seeds them)
-        names.append(create_extractor(n, pretrained=not cfg.random_weights, tiny=cfg.tiny, weights=w))
-    index = index_from(cfg.data, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
-    log(index.report())
-    t0 = time.perf_counter()
-    p = extract_features(index, tta_extractors(names, cfg.tta), out, bs=cfg.bs, num_workers=cfg.workers, dtype=cfg.dtype, knn=cfg.knn, rebuild=cfg.rebuild,
-                         seed=cfg.seed, shard_rows=cfg.shard_rows, pretrained=not cfg.random_weights, tiny=cfg.tiny)
-    seconds = round(time.perf_counter() - t0, 2)
-    if rank_world()[0] == 0: cfg.to_yaml(out.with_suffix('.yaml'))
-    with FeatureCache(p) as c:
-        return dict(cache=str(p), rows=len(c), extractors=c.dims(),
-                    splits={k: int(len(c.rows(k))) for k in SPLITS}, seconds=seconds)
+    lock = WriterLock(out, 'feature cache', folder=False).acquire() if rank_world()[0] == 0 else None   # before any work: a second writer is told at once
+    try:
+        if not Path(cfg.data).exists():
+            raise BuildingMetricError(f"{'manifest' if cfg.data.lower().endswith('.csv') else 'image folder'} {cfg.data!r} does not exist", "check the path")
+        specs = extractor_specs(cfg.extractors)
+        if not specs: raise BuildingMetricError("no extractor given", "pass --extractors, e.g. resnet,vit or efficientnet_lite0")
+        names = []
+        for n, w in specs:   # built first: missing weights fail in a second, not after the whole folder is indexed
+            seed_everything(cfg.seed)   # (as extract_features seeds them)
+            names.append(create_extractor(n, pretrained=not cfg.random_weights, tiny=cfg.tiny, weights=w))
+        index = index_from(cfg.data, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
+        log(index.report())
+        t0 = time.perf_counter()
+        p = extract_features(index, tta_extractors(names, cfg.tta), out, bs=cfg.bs, num_workers=cfg.workers, dtype=cfg.dtype, knn=cfg.knn, rebuild=cfg.rebuild,
+                             seed=cfg.seed, shard_rows=cfg.shard_rows, pretrained=not cfg.random_weights, tiny=cfg.tiny)
+        seconds = round(time.perf_counter() - t0, 2)
+        if rank_world()[0] == 0: cfg.to_yaml(out.with_suffix('.yaml'))
+        with FeatureCache(p) as c:
+            return dict(cache=str(p), rows=len(c), extractors=c.dims(),
+                        splits={k: int(len(c.rows(k))) for k in SPLITS}, seconds=seconds)
+    finally:
+        if lock is not None: lock.release()

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..callbacks import EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, load_checkpoint, resume, tracking_cbs
 from ..config import SegInferConfig, SegTrainConfig, check_choice
-from ..core import BuildingMetricError, barrier, get_device, init_distributed, seed_everything
+from ..core import BuildingMetricError, WriterLock, barrier, get_device, init_distributed, seed_everything
 from ..data.index import IMAGE_EXTENSIONS, check_image
 from ..data.synth import write_synthetic
 from ..distributed import DistributedTraining
@@ -53,44 +53,48 @@ def seg_train(cfg:SegTrainConfig, log=print) -> dict:
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     rank, world = init_distributed()   # under torchrun / accelerate launch: one of several processes
     main = rank == 0                   # the one that writes data, checkpoints, logs and reports
-    if cfg.batch % world: raise BuildingMetricError(f"--batch {cfg.batch} does not split into {world} processes", f"use a multiple of {world}")
-    if main: cfg.to_yaml(out/'config.yaml')
-    if main: pairs = _pairs(cfg, out, log)
-    barrier()
-    if not main: pairs = _pairs(cfg, out, lambda s: None)   # (the synthetic data is written by process 0)
-    seed_everything(cfg.seed + rank)   # other augmentations in each process; DDP starts every process from process 0's weights
-    dls = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch // world, augment=cfg.augment, mean=cfg.mean, std=cfg.std, num_workers=cfg.workers)
-    if cfg.class_weights and len(cfg.class_weights) != dls.c:
-        raise BuildingMetricError(f"--class_weights has {len(cfg.class_weights)} values for {dls.c} classes", "give one weight per class, or none")
-    cbs = [PeriodicEval(every=cfg.eval_every or None, metric=miou_score)] + ([SaveBest(state=True), SaveCheckpoint(), *tracking_cbs(cfg.log, append=cfg.resume)] if main else [])
-    if world > 1: cbs.append(DistributedTraining(gather=False, shard_train=True))   # each process a share of the images; gradients averaged
-    if cfg.patience: cbs.append(EarlyStop(patience=cfg.patience))
-    if cfg.ema: cbs.append(EMA(decay=cfg.ema))
-    learn = seg_learner(dls, cfg.arch, pretrained=cfg.pretrained, tiny=cfg.tiny, loss=cfg.loss, class_weights=list(cfg.class_weights) or None,
-                        ignore_index=cfg.ignore_index, wd=cfg.wd, clip=cfg.clip or None, layer_decay=cfg.layer_decay or None,
-                        train_metrics=True, cbs=cbs, path=out)
-    hf = learn.model.net.config.to_dict() if isinstance(learn.model, SegFormer) else None
-    learn.config = dict(cfg.to_dict(), classes=list(dls.vocab), hf_config=hf)   # best.json: all a predictor needs
-    start = resume(learn, strict=True) if cfg.resume else 0
-    if start: log(f"resuming from epoch {start} (models/last.pth)")
-    if start >= cfg.epochs: log(f"the checkpoint is of the last epoch ({start - 1}): nothing left to train")
-    else:
-        learn.fit_one_cycle(cfg.epochs, seg_lrs(learn, cfg.lr, cfg.encoder_ratio), pct_start=cfg.warmup, start_epoch=start)
-        if main: pd.DataFrame(learn.periodic_eval.history).to_csv(out/'evaluations.csv', index=False)   # (a finished run resumed keeps its file)
-    barrier()
-    if not main: return dict(rank=rank)   # process 0 reports
-    best = out/'models'/'best.pth'
-    if best.is_file(): load_checkpoint(best, learn.model)
-    split = 'test' if (pairs.items.split == 'test').any() else 'val'
-    dl = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch, augment=False, mean=cfg.mean, std=cfg.std, valid=split).valid
-    scores = seg_scores(seg_confusion(learn.model, dl, dls.c, cfg.ignore_index), dls.vocab)
-    base = majority_baseline(dls, cfg.ignore_index)
-    metrics = dict(split=split, **scores, majority_baseline={k: base[k] for k in ('miou', 'pixel_acc', 'mean_dice')} | {'class': dls.vocab[base['majority_class']]},
-                   best=json.loads(best.with_suffix('.json').read_text()) if best.is_file() else None)
-    (out/'metrics.json').write_text(json.dumps(metrics, indent=2, default=float))
-    import matplotlib.pyplot as plt
-    plt.close(show_predictions(learn, dl, n=min(4, cfg.batch), fname=out/'predictions.png'))
-    return metrics
+    lock = WriterLock(out, 'run folder').acquire() if main else None   # one writer per run folder
+    try:
+        if cfg.batch % world: raise BuildingMetricError(f"--batch {cfg.batch} does not split into {world} processes", f"use a multiple of {world}")
+        if main: cfg.to_yaml(out/'config.yaml')
+        if main: pairs = _pairs(cfg, out, log)
+        barrier()
+        if not main: pairs = _pairs(cfg, out, lambda s: None)   # (the synthetic data is written by process 0)
+        seed_everything(cfg.seed + rank)   # other augmentations in each process; DDP starts every process from process 0's weights
+        dls = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch // world, augment=cfg.augment, mean=cfg.mean, std=cfg.std, num_workers=cfg.workers)
+        if cfg.class_weights and len(cfg.class_weights) != dls.c:
+            raise BuildingMetricError(f"--class_weights has {len(cfg.class_weights)} values for {dls.c} classes", "give one weight per class, or none")
+        cbs = [PeriodicEval(every=cfg.eval_every or None, metric=miou_score)] + ([SaveBest(state=True), SaveCheckpoint(), *tracking_cbs(cfg.log, append=cfg.resume)] if main else [])
+        if world > 1: cbs.append(DistributedTraining(gather=False, shard_train=True))   # each process a share of the images; gradients averaged
+        if cfg.patience: cbs.append(EarlyStop(patience=cfg.patience))
+        if cfg.ema: cbs.append(EMA(decay=cfg.ema))
+        learn = seg_learner(dls, cfg.arch, pretrained=cfg.pretrained, tiny=cfg.tiny, loss=cfg.loss, class_weights=list(cfg.class_weights) or None,
+                            ignore_index=cfg.ignore_index, wd=cfg.wd, clip=cfg.clip or None, layer_decay=cfg.layer_decay or None,
+                            train_metrics=True, cbs=cbs, path=out)
+        hf = learn.model.net.config.to_dict() if isinstance(learn.model, SegFormer) else None
+        learn.config = dict(cfg.to_dict(), classes=list(dls.vocab), hf_config=hf)   # best.json: all a predictor needs
+        start = resume(learn, strict=True) if cfg.resume else 0
+        if start: log(f"resuming from epoch {start} (models/last.pth)")
+        if start >= cfg.epochs: log(f"the checkpoint is of the last epoch ({start - 1}): nothing left to train")
+        else:
+            learn.fit_one_cycle(cfg.epochs, seg_lrs(learn, cfg.lr, cfg.encoder_ratio), pct_start=cfg.warmup, start_epoch=start)
+            if main: pd.DataFrame(learn.periodic_eval.history).to_csv(out/'evaluations.csv', index=False)   # (a finished run resumed keeps its file)
+        barrier()
+        if not main: return dict(rank=rank)   # process 0 reports
+        best = out/'models'/'best.pth'
+        if best.is_file(): load_checkpoint(best, learn.model)
+        split = 'test' if (pairs.items.split == 'test').any() else 'val'
+        dl = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch, augment=False, mean=cfg.mean, std=cfg.std, valid=split).valid
+        scores = seg_scores(seg_confusion(learn.model, dl, dls.c, cfg.ignore_index), dls.vocab)
+        base = majority_baseline(dls, cfg.ignore_index)
+        metrics = dict(split=split, **scores, majority_baseline={k: base[k] for k in ('miou', 'pixel_acc', 'mean_dice')} | {'class': dls.vocab[base['majority_class']]},
+                       best=json.loads(best.with_suffix('.json').read_text()) if best.is_file() else None)
+        (out/'metrics.json').write_text(json.dumps(metrics, indent=2, default=float))
+        import matplotlib.pyplot as plt
+        plt.close(show_predictions(learn, dl, n=min(4, cfg.batch), fname=out/'predictions.png'))
+        return metrics
+    finally:
+        if lock is not None: lock.release()
 
 # %% ../../nbs/08c_segmentation.infer.ipynb #ad61ff55
 def load_segmenter(checkpoint:str|Path, device=None) -> tuple[nn.Module, dict]:

@@ -29,10 +29,11 @@ test: $(VENV)/.installed chromium
 	@$(MAKE) --no-print-directory clean-check
 	@echo "make test: all checks passed"
 
-# The long runs (cells marked `#| slow`, tests marked slow): not in `make test`, run by hand or nightly.
+# The long runs (cells marked `#| slow`, tests marked slow, the fuzz tests with many examples): not in `make test`, run by hand or nightly.
 test-slow: $(VENV)/.installed
 	$(BIN)/nbdev-test --n-workers 2 --timing --flags slow
 	$(BIN)/pytest -q -m slow tests
+	HYPOTHESIS_PROFILE=slow $(BIN)/pytest -q tests/test_fuzz.py
 
 # A test that writes into the checkout is a bug: fail if `make test` left anything git did not see before it.
 clean-check:

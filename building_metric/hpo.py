@@ -57,7 +57,8 @@ def _study(cfg:HPOConfig):
     except ImportError: from optuna.storages import RetryFailedTrialCallback as Retry
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     url = cfg.storage or f"sqlite:///{(out/'study.db').resolve()}"
-    storage = RDBStorage(url, heartbeat_interval=cfg.heartbeat, grace_period=2 * cfg.heartbeat,
+    storage = RDBStorage(url, heartbeat_interval=cfg.heartbeat, grace_period=2 * cfg.heartbeat,   # SQLite: workers wait for each other's writes
+                         engine_kwargs=dict(connect_args=dict(timeout=60)) if url.startswith('sqlite') else None,
                          heartbeat_stale_trial_callback=Retry(max_retry=2)) if url.startswith(('sqlite', 'postgresql', 'mysql')) else url
     pruner = optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials) if cfg.pruner == 'median' else optuna.pruners.NopPruner()
     study = optuna.create_study(storage=storage, study_name=cfg.study, direction='maximize', load_if_exists=True, pruner=pruner)
@@ -106,6 +107,7 @@ def tune(cfg:HPOConfig, log=print) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings('ignore', category=optuna.exceptions.ExperimentalWarning)   # heartbeats and importance plots are stable in use
     study = _study(cfg)
+    optuna.storages.fail_stale_trials(study)   # a worker killed mid-trial: its trial is failed (and retried) now, even if the study has its trials
     def objective(trial):
         params = suggest(trial, space)
         run = base.override(dict(params, out=str(out/f'trial_{trial.number}'), resume=False))

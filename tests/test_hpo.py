@@ -40,14 +40,15 @@ def test_killed_study_resumes_and_completes(base, tmp_path):
     df = pd.read_csv(tmp_path/'hpo'/'trials.csv')
     assert best['value'] == pytest.approx(df.value.max()) and (tmp_path/'hpo'/'best_config.yaml').is_file()
 
+@pytest.mark.slow   # (in `make test-slow`: one run in about twelve saw the surviving worker exit 1; its stderr is now in the message)
 def test_two_workers_one_killed_then_the_study_completes(base, tmp_path):
     (tmp_path/'hpo.yaml').write_text(f"train: {base/'base.yaml'}\nout: {tmp_path/'hpo'}\nn_trials: 4\nheartbeat: 1\n"
                                      "space:\n  lr: [log, 1.0e-4, 1.0e-2]\n")
-    ps = [spawn('bm-hpo', '--config', tmp_path/'hpo.yaml', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    ps = [spawn('bm-hpo', '--config', tmp_path/'hpo.yaml', stdout=subprocess.DEVNULL, stderr=open(tmp_path/f'w{i}.log', 'w')) for i in range(2)]
     deadline = time.time() + 300
     while all(p.poll() is None for p in ps) and time.time() < deadline and len(list((tmp_path/'hpo').glob('trial_*'))) < 3: time.sleep(0.05)
     ps[0].send_signal(signal.SIGKILL); ps[0].wait()                           # one worker dies (inside a trial, most likely)
-    assert ps[1].wait(timeout=300) == 0                                        # the other finishes the study
+    assert ps[1].wait(timeout=300) == 0, (tmp_path/'w1.log').read_text()[-3000:]   # the other finishes the study
     time.sleep(2.5)
     r = run('bm-hpo', '--config', tmp_path/'hpo.yaml')                       # and a restart finds nothing half-done
     assert r.returncode == 0, r.stderr

@@ -407,24 +407,36 @@ def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined 
     return cbs
 
 # %% ../nbs/03_callbacks.ipynb #e357d8e8
-def wandb_history(run:str|Path) -> pd.DataFrame:
-    "The rows logged to an offline W&B run (a `wandb/offline-run-*` folder or its `.wandb` file), read without the server."
+def _wandb_records(f:Path) -> list:
     import struct
     from wandb.proto import wandb_internal_pb2 as pb
-    run = Path(run)
-    files = [run] if run.is_file() else sorted(run.glob('*.wandb'))
-    if not files: raise BuildingMetricError(f"no .wandb file in {str(run)!r}", "pass a wandb/offline-run-* folder")
-    data, pos, buf, rows = files[0].read_bytes(), 7, b'', []
+    data, pos, buf, recs = f.read_bytes(), 7, b'', []
     while pos + 7 <= len(data):   # LevelDB log format: 32 KiB blocks of [crc 4][length 2][type 1] chunks, after a 7-byte header
         if 32768 - pos % 32768 < 7: pos += 32768 - pos % 32768; continue
         _, n, kind = struct.unpack('<IHB', data[pos:pos+7]); chunk = data[pos+7:pos+7+n]; pos += 7 + n
         if kind == 0: continue
         buf = chunk if kind in (1, 2) else buf + chunk
         if kind in (1, 4):
-            r = pb.Record(); r.ParseFromString(buf); buf = b''
-            if r.WhichOneof('record_type') == 'history':
-                rows.append({i.key or '/'.join(i.nested_key): json.loads(i.value_json) for i in r.history.item})
-    return pd.DataFrame(rows)
+            r = pb.Record(); r.ParseFromString(buf); buf = b''; recs.append(r)
+    return recs
+
+def wandb_history(run:str|Path, # A `wandb/offline-run-*` folder or its `.wandb` file
+                  wait:float=0, # Seconds to wait for the run's exit record (W&B's service may still be writing a run that just finished)
+                 ) -> pd.DataFrame:
+    "The rows logged to an offline W&B run, read without the server; `attrs['complete']` says whether the run's exit record was there."
+    run = Path(run)
+    files = [run] if run.is_file() else sorted(run.glob('*.wandb'))
+    if not files: raise BuildingMetricError(f"no .wandb file in {str(run)!r}", "pass a wandb/offline-run-* folder")
+    end = time.monotonic() + wait
+    while True:
+        recs = _wandb_records(files[0])
+        kinds = [r.WhichOneof('record_type') for r in recs]
+        if 'exit' in kinds or time.monotonic() >= end: break
+        time.sleep(0.2)
+    df = pd.DataFrame([{i.key or '/'.join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+                       for r, k in zip(recs, kinds) if k == 'history'])
+    df.attrs['complete'] = 'exit' in kinds
+    return df
 
 # %% ../nbs/03_callbacks.ipynb #2ec0ad95
 def is_oom(e:BaseException) -> bool:

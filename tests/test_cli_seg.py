@@ -27,7 +27,7 @@ def test_train_then_infer(facades, tmp_path):
     assert json.loads(r.stdout)['miou'] == pytest.approx(m['miou'])
     assert 'batch: 8' in (out/'config.yaml').read_text()                        # the flag beat the file
     assert len(pd.read_csv(out/'history.csv')) == 2 and list((out/'tensorboard').glob('events.out.tfevents.*'))
-    wb = wandb_history(next((out/'wandb').glob('offline-run-*'))).dropna(subset=['valid_loss'])   # W&B, offline, no account
+    wb = wandb_history(next((out/'wandb').glob('offline-run-*')), wait=60).dropna(subset=['valid_loss'])   # W&B, offline, no account
     assert len(wb) == 2 and np.allclose(wb.valid_loss, pd.read_csv(out/'history.csv').valid_loss, atol=1e-5)
     assert {p.name for p in (out/'models').iterdir()} == {'best.pth', 'best.json', 'best_state.pth', 'last.pth'}
 

@@ -204,6 +204,8 @@ class WriterLock:
         if key in WriterLock._held:   # this process is the writer already (a job that locks, then calls a library function that locks too)
             WriterLock._held[key][1] += 1; self._lock = WriterLock._held[key][0]
             return self
+        made, q = [], self.path.parent   # the folders this lock makes, deepest first: a writer that writes nothing takes them away again
+        while not q.exists(): made.append(q); q = q.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.path), timeout=0)
         try: lock.acquire()
@@ -217,7 +219,7 @@ class WriterLock:
             print(f"taking over the lock of {self.what} {str(self.target)!r} from process {o.get('pid')}, which is no longer running", file=sys.stderr)
         self.owner_file.write_text(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), command=' '.join(sys.argv)[:200] or 'python',
                                                    since=time.strftime('%Y-%m-%d %H:%M:%S'))))
-        self._lock, WriterLock._held[key] = lock, [lock, 1]
+        self._lock, WriterLock._held[key] = lock, [lock, 1, made]
         return self
 
     def release(self):
@@ -229,6 +231,12 @@ class WriterLock:
         del WriterLock._held[key]
         self.owner_file.unlink(missing_ok=True)
         held[0].release()
+        folder = self.path.parent == self.target
+        if (folder and held[2] and self.target.is_dir() and {q.name for q in self.target.iterdir()} <= {'.lock'}) or (not folder and not self.target.exists()):
+            self.path.unlink(missing_ok=True)   # nothing was written (a job that stopped at a bad setting): nothing is left behind
+            for q in held[2]:
+                try: q.rmdir()
+                except OSError: break
 
     def __enter__(self): return self.acquire()
     def __exit__(self, *a): self.release()

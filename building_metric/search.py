@@ -680,13 +680,13 @@ def explain_match(model, # A `SearchModel` (or what `SearchModel.create` takes):
 def run_index(cfg:IndexConfig) -> dict:
     "`bm-index`'s job: build (or resume, or `--add` to) a gallery as `cfg` says; its settings written beside it."
     log = lambda s: print(s, flush=True)
+    if not cfg.add and (not cfg.run or not cfg.gallery): raise BuildingMetricError(f"bm-index needs {'--run' if not cfg.run else '--gallery'}", "pass it as a flag or in the --config file")
     lock = WriterLock(cfg.out, 'gallery', folder=True).acquire()   # before any work: a second writer is told at once
     try:
         if cfg.add:
             g = BuildingGallery(cfg.out, cfg.run or None)
             n = g.add(cfg.add, workers=cfg.workers, bs=cfg.bs, progress=None, log=log)
             return dict(gallery=str(g.path), added=n, photos=len(g), **{k: g.info.get(k) for k in ('kind', 'recall_at_10')})
-        if not cfg.run or not cfg.gallery: raise BuildingMetricError(f"bm-index needs {'--run' if not cfg.run else '--gallery'}", "pass it as a flag or in the --config file")
         g = BuildingGallery.build(cfg.run, cfg.gallery, cfg.out, kind=cfg.kind, root=cfg.images or None, rebuild=cfg.rebuild, tta=cfg.tta,
                                   workers=cfg.workers, bs=cfg.bs, progress=None, shard_rows=cfg.shard_rows, seed=cfg.seed, log=log)
         cfg.to_yaml(g.path/'config.yaml')

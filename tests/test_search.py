@@ -76,10 +76,14 @@ def test_index_kill_resume_search(tmp_path):
     e3, p3 = _emb(tmp_path/'g1')
     assert len(e3) == 66 and np.array_equal(e3[:60], e1)
 
-def test_search_bad_input(tmp_path):
+def test_search_bad_input(tmp_path, monkeypatch):
+    monkeypatch.chdir((tmp_path/'cwd').mkdir() or tmp_path/'cwd')   # where a default --out would go
     r = run('bm-search', '--gallery', tmp_path/'nowhere', '--query', tmp_path)
     assert one_line_error(r, 'bm-search') and 'no gallery at' in r.stderr, r.stderr
     r = run('bm-index', '--gallery', tmp_path)
     assert one_line_error(r, 'bm-index') and 'needs --run' in r.stderr, r.stderr
+    r = run('bm-index', '--add', tmp_path)
+    assert one_line_error(r, 'bm-index') and 'gallery' in r.stderr, r.stderr
+    assert not any((tmp_path/'cwd').iterdir())   # refused before any work: no 'gallery' folder (or lock) left behind
     r = run('bm-index', '--run', tmp_path, '--gallery', tmp_path, '--kind', 'annoy')
     assert one_line_error(r, 'bm-index') and "--kind 'annoy' is not allowed" in r.stderr, r.stderr

@@ -67,7 +67,7 @@ nbtest: $(VENV)/.installed
 	$(BIN)/nbdev-test --n-workers 2 --timing --cell-timeout 1800
 
 pytest: $(VENV)/.installed
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=15 tests
 
 # The whole pipeline on synthetic buildings: data, features, training, evaluation report in demo/report.
 demo: $(VENV)/.installed

@@ -299,8 +299,10 @@ def _set_rng_state(learn, st:dict):
 def training_state(learn) -> dict:
     "Everything `resume` needs, at the end of the current epoch: model, optimiser, the callbacks' `state()` (EMA weights, best score, ...), epoch, batch counter, RNG states."
     cbs = {type(cb).__name__: cb.state() for cb in learn.cbs if hasattr(cb, 'state')}
+    sm = getattr(getattr(learn, 'recorder', None), 'smooth_loss', None)   # the running training loss the history reports
     return _plain(dict(model=learn.model.state_dict(), opt=learn.opt.state_dict(), epoch=learn.epoch, train_iter=learn.train_iter,
-                       callbacks=cbs, rng=_rng_state(learn), meta=checkpoint_meta(learn, epoch=learn.epoch)))
+                       callbacks=cbs, rng=_rng_state(learn), meta=checkpoint_meta(learn, epoch=learn.epoch),
+                       smooth_loss=dict(count=sm.count, val=torch.tensor(float(sm.val))) if sm is not None else None))
 
 # %% ../nbs/03_callbacks.ipynb #0567ef0e
 class SaveCheckpoint(Callback):
@@ -319,10 +321,15 @@ class SaveCheckpoint(Callback):
 
 # %% ../nbs/03_callbacks.ipynb #51014f6c
 class _ResumeCounters(Callback):
-    "Once: continue the count of training batches from the checkpoint, and keep the epochs `fit` skips out of the Recorder's log."
+    "Once: continue the count of training batches and the running training loss from the checkpoint, and keep the epochs `fit` skips out of the Recorder's log."
     order = -5  # after TrainEvalCallback has reset the counters, before the Recorder
-    def __init__(self, train_iter:int, start_epoch:int): self.n, self.start = train_iter, start_epoch
+    def __init__(self, train_iter:int, start_epoch:int, smooth_loss:dict|None=None):
+        self.n, self.start, self.smooth = train_iter, start_epoch, smooth_loss
     def before_fit(self): self.learn.train_iter = self.n   # fastai restarts it at 0, and skipped epochs do not add to it
+    def before_train(self):   # the first epoch trained: the smoothed loss goes on from where it was (fastai resets it in before_fit)
+        if self.smooth and hasattr(self.learn, 'recorder'):
+            self.learn.recorder.smooth_loss.count, self.learn.recorder.smooth_loss.val = self.smooth['count'], self.smooth['val']
+        self.smooth = None
     def before_epoch(self):
         if hasattr(self.learn, 'recorder'): self.learn.recorder.run = self.epoch >= self.start
     def after_fit(self): self.learn.remove_cb(self)
@@ -347,7 +354,7 @@ def resume(learn, # A learner built as the interrupted one was (same model, data
         st = ck['callbacks'].get(type(cb).__name__)
         if st is not None and hasattr(cb, 'state'): cb._resume = st
     _set_rng_state(learn, ck['rng'])
-    learn.add_cb(_ResumeCounters(ck['train_iter'], ck['epoch'] + 1))
+    learn.add_cb(_ResumeCounters(ck['train_iter'], ck['epoch'] + 1, ck.get('smooth_loss')))
     return ck['epoch'] + 1
 
 # %% ../nbs/03_callbacks.ipynb #927077ef

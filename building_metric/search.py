@@ -512,12 +512,13 @@ def embed(self:BuildingGallery,
 
 def _answers(g:BuildingGallery, e:np.ndarray, k:int) -> dict:
     "Everything `search`, `identify` and `locate` say about embedded queries."
-    s, j = g.index.search(e, k)
     c = g.calibration
+    geo = c.get('geo') if g.has_coords else None
+    s, j = g.index.search(e, max(k, geo['k']) if geo else k)   # a location from as many neighbours as its radius was calibrated on
     t = c.get('temperature', 0.05)
     lab = g.rows.label.to_numpy().astype(str)
     names, codes = np.unique(lab[lab != ''], return_inverse=True)
-    out = dict(sims=s, idx=j)
+    out = dict(sims=s[:, :k], idx=j[:, :k])
     if len(names):
         sums, _ = _class_means(g.emb[lab != ''], codes, len(names))
         sc = e.astype(np.float64) @ _unit(sums).T
@@ -525,12 +526,12 @@ def _answers(g:BuildingGallery, e:np.ndarray, k:int) -> dict:
         best = sc.argmax(1)
         out.update(ncm=names[best], confidence=p[np.arange(len(e)), best], best_similarity=sc.max(1))
         out['known'] = out['best_similarity'] >= c['threshold'] if 'threshold' in c else np.ones(len(e), bool)
-        w = _softmax(s, t) * (j >= 0)
-        vl = np.where(j >= 0, lab[np.maximum(j, 0)], '')
+        w = _softmax(out['sims'], t) * (out['idx'] >= 0)
+        vl = np.where(out['idx'] >= 0, lab[np.maximum(out['idx'], 0)], '')
         votes = [pd.Series(wi).groupby(li).sum() for wi, li in zip(w, vl)]
         out['knn'] = np.array([v.idxmax() for v in votes]); out['knn_share'] = np.array([v.max() / v.sum() for v in votes])
-    if g.has_coords and 'geo' in c:
-        geo, coords = c['geo'], g.rows[['lat', 'lon']].to_numpy(float)
+    if geo:
+        coords = g.rows[['lat', 'lon']].to_numpy(float)
         est, spread = locate_from_neighbours(coords[np.maximum(j[:, :geo['k']], 0)], _softmax(s[:, :geo['k']], t), geo['inlier_km'])
         out.update(lat=est[:, 0], lon=est[:, 1], spread_km=spread,
                    radius_m=np.array(geo['radius_km'])[np.searchsorted(geo['spread_edges_km'], spread)] * 1000)

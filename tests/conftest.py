@@ -1,5 +1,5 @@
 "Shared by the tests: console scripts run in this process (the same code path as the installed `bm-*`, without a fresh interpreter importing torch each time)."
-import io, os, subprocess, sys
+import io, os, signal, subprocess, sys, time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -21,6 +21,73 @@ def run(script:str, *args) -> subprocess.CompletedProcess:
 def spawn(script:str, *args, **kw) -> subprocess.Popen:
     "The installed console script in a new process (for tests that kill it, or that need several processes)."
     return subprocess.Popen([str(BIN/script), *map(str, args)], env=ENV, **kw)
+
+# A console script in a new process whose fastai Learners append "epoch batch" to the file $BM_TEST_BEACON after every
+# training batch (through fastai's default callbacks): a kill is then synchronised on the run's own progress, not on a clock.
+_WATCHED = """
+import os, sys
+from fastai.callback.core import Callback
+from fastcore.basics import defaults
+class Beacon(Callback):
+    order = 100
+    def after_batch(self):
+        if self.training:
+            with open(os.environ['BM_TEST_BEACON'], 'a') as f: f.write(f"{self.epoch} {self.iter}\\n")
+defaults.callbacks = list(defaults.callbacks) + [Beacon]
+from building_metric.cli import main
+main(sys.argv[1:])
+"""
+
+def spawn_watched(script:str, beacon:Path, *args, **kw) -> subprocess.Popen:
+    "`bm-<command> ARGS` in a new process that reports each training batch (its epoch and number) on a line of `beacon`."
+    return subprocess.Popen([sys.executable, '-c', _WATCHED, script.removeprefix('bm-'), *map(str, args)],
+                            env=dict(ENV, BM_TEST_BEACON=str(beacon)), **kw)
+
+def at_batch(beacon:Path, epoch:int, batch:int) -> bool:
+    "Whether the beacon says training has reached `batch` of `epoch` (or gone past it)."
+    if not beacon.is_file(): return False
+    lines = beacon.read_text().split('\n')[:-1]             # (a line still being written is not read)
+    return bool(lines) and tuple(map(int, lines[-1].split())) >= (epoch, batch)
+
+def inside_epoch(beacon_of, # attempt -> its beacon file
+                 epoch:int=1):
+    """`ready` for `kill_when`: training has reached a batch of `epoch` drawn at random (neither its first nor its last two),
+    once the epoch before has told how many batches an epoch has; `ready.target[attempt]` is the batch drawn."""
+    import numpy as np
+    rng, target = np.random.default_rng(), {}
+    def ready(a):
+        b = beacon_of(a)
+        if a not in target and at_batch(b, epoch, 0):
+            n = 1 + max(int(l.split()[1]) for l in b.read_text().splitlines() if l.split()[0] == str(epoch - 1))
+            assert n >= 4, f'an epoch of {n} batches is too short to be killed inside'
+            target[a] = int(rng.integers(1, n - 2))
+        return a in target and at_batch(b, epoch, target[a])
+    ready.target = target
+    return ready
+
+def kill_when(start, # start(attempt) -> Popen: a fresh run (its own output folder) for each attempt
+              ready, # ready(attempt) -> bool: the run has reached the point where it is to be killed
+              attempts:int=3, timeout:float=600) -> int:
+    """SIGKILL a process as soon as `ready` holds (polled every 20 ms): synchronised on its progress, never on a clock.
+    A process that ends before it can be killed is started again; returns the attempt that was killed."""
+    for a in range(attempts):
+        p, deadline = start(a), time.time() + timeout
+        while p.poll() is None and not ready(a):
+            assert time.time() < deadline, f'the process did not reach the point to kill it at in {timeout} s'
+            time.sleep(0.02)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL); p.wait()
+            return a
+    raise AssertionError(f'the process ended before it could be killed, {attempts} times in a row')
+
+def pml_map_at_r(emb, labels) -> float:
+    "Leave-one-out MAP@R by cosine similarity, computed by pytorch-metric-learning (not by this library)."
+    import torch
+    from pytorch_metric_learning.distances import CosineSimilarity
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from pytorch_metric_learning.utils.inference import CustomKNN
+    calc = AccuracyCalculator(include=('mean_average_precision_at_r',), k='max_bin_count', knn_func=CustomKNN(CosineSimilarity()))
+    return calc.get_accuracy(torch.as_tensor(emb).float(), torch.as_tensor(labels), ref_includes_query=True)['mean_average_precision_at_r']
 
 def one_line_error(r, script:str) -> bool:
     "Exit code 2 and one line on stderr that starts with the script's name."

@@ -1,5 +1,5 @@
 "`bm-seg-train` and `bm-seg-infer`: a good run and its masks, a run killed mid-epoch (in its own process) and resumed, bad input."
-import json, signal, subprocess, time
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,7 @@ from PIL import Image
 from building_metric.callbacks import wandb_history
 from building_metric.data.synth import write_synthetic
 
-from conftest import one_line_error, run, spawn
+from conftest import inside_epoch, kill_when, one_line_error, run, spawn_watched
 TINY = ['--arch', 'unet_resnet18', '--tiny', '1', '--pretrained', '0', '--size', '64', '--batch', '8', '--lr', '0.003']
 
 @pytest.fixture(scope='module')
@@ -57,15 +57,9 @@ def test_killed_mid_epoch_then_resumed_matches_an_uninterrupted_run(facades, tmp
     full = run('bm-seg-train', *common, '--out', tmp_path/'full')
     assert full.returncode == 0, full.stderr
 
-    cut = tmp_path/'cut'; last = cut/'models'/'last.pth'
-    p = spawn('bm-seg-train', *common, '--out', cut, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while p.poll() is None and time.time() < deadline:
-        if last.is_file() and torch.load(last, weights_only=True)['epoch'] == 0: break   # epoch 0 done: epoch 1 is under way
-        time.sleep(0.05)
-    time.sleep(0.3)
-    p.send_signal(signal.SIGKILL); p.wait()
-    assert p.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+    ready = inside_epoch(lambda a: tmp_path/f'beacon{a}', epoch=1)             # a random batch of epoch 1, on the run's own progress
+    a = kill_when(lambda a: spawn_watched('bm-seg-train', tmp_path/f'beacon{a}', *common, '--out', tmp_path/f'cut{a}'), ready)
+    cut = tmp_path/f'cut{a}'; last = cut/'models'/'last.pth'
     saved = torch.load(last, weights_only=True)
     assert saved['epoch'] == 0 and not (cut/'metrics.json').exists()           # killed inside epoch 1, before it ended
     assert len(pd.read_csv(cut/'history.csv')) == 1

@@ -1,9 +1,14 @@
 "`bm-train` and `bm-eval`: a good run, a resumed run, bad values and unknown flags."
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
+import torch
 from building_metric.data.synth import write_synthetic
-from conftest import one_line_error, run
+from building_metric.features.cache import FeatureCache
+from building_metric.metric.heads import load_head
+from conftest import inside_epoch, kill_when, one_line_error, pml_map_at_r, run, spawn_watched
 
 @pytest.fixture(scope='module')
 def photos(tmp_path_factory):
@@ -17,13 +22,15 @@ def test_good_run_writes_outputs_and_reuses_cache(photos):
     assert r.returncode == 0, r.stderr
     out = photos/'run'
     metrics = json.loads((out/'metrics.json').read_text())
-    assert metrics['split'] == 'test' and 0 <= metrics['map_at_r'] <= 1
+    cache = photos/'photos'/'.bm_cache'/'features.h5'
+    head, _ = load_head(out/'models'/'best.pth')
+    with FeatureCache(cache) as c, torch.no_grad(): emb, y = head(torch.from_numpy(c.features('resnet', 'test'))), c.labels[c.rows('test')]
+    assert metrics['split'] == 'test' and abs(metrics['map_at_r'] - pml_map_at_r(emb, y)) < 1e-6   # the best weights' MAP@R on the test split
     assert json.loads(r.stdout)['map_at_r'] == metrics['map_at_r']          # and printed: stdout is that JSON alone
     assert {p.name for p in out.iterdir()} >= {'config.yaml', 'history.csv', 'evaluations.csv', 'metrics.json', 'models'}
     assert 'lr: 0.01' in (out/'config.yaml').read_text()                  # the flag beat the file
     meta = json.loads((out/'models'/'best.json').read_text())
     assert meta['extractors'] == ['resnet'] and meta['config']['batch'] == 16
-    cache = photos/'photos'/'.bm_cache'/'features.h5'
     mtime = cache.stat().st_mtime
     r2 = run('bm-train', '--config', photos/'cfg.yaml', '--data', photos/'photos', '--epochs', '3', '--resume', '1', '--out', out)
     assert r2.returncode == 0, r2.stderr
@@ -91,6 +98,47 @@ def test_frozen_features_without_checkpoint(photos, tmp_path):
     r = run('bm-eval', '--data', tmp_path/'f.h5', '--out', tmp_path/'rep')
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path/'rep'/'metrics.json').read_text())
-    assert 0 < m['frozen_features']['resnet (standardised)']['unseen_buildings']['map_at_r'] <= 1
+    with FeatureCache(tmp_path/'f.h5') as c:                                   # standardised with the training rows, scored on the unseen
+        x, tr, te = c.features('resnet'), c.split_of == 'train', c.split_of == 'test'
+        z = (x - x[tr].mean(0)) / (x[tr].std(0) + 1e-6)
+        assert abs(m['frozen_features']['resnet (standardised)']['unseen_buildings']['map_at_r'] - pml_map_at_r(z[te], c.labels[te])) < 1e-6
     r = run('bm-eval', '--data', photos/'photos', '--out', tmp_path/'rep2')
     assert one_line_error(r, 'bm-eval') and 'without --checkpoint' in r.stderr, r.stderr
+
+def test_killed_mid_epoch_then_resumed_ends_with_the_weights_of_an_uninterrupted_run(photos, tmp_path):
+    "SIGKILL at a random training batch of epoch 1 (synchronised on the run's own progress), then `--resume 1`: the weights, optimiser, EMA, best checkpoint and history are those of a run never interrupted."
+    cache = tmp_path/'f.h5'
+    r = run('bm-extract', '--data', photos/'photos', '--extractors', 'resnet', '--tiny', '1', '--split', 'class', '--workers', '0', '--out', cache)
+    assert r.returncode == 0, r.stderr
+    common = ['--data', cache, '--resnet', '1', '--epochs', '3', '--batch', '8', '--lr', '0.01', '--eval_every', '3', '--patience', '0',
+              '--ema', '0.9', '--workers', '0', '--log', 'csv']
+    full = run('bm-train', *common, '--out', tmp_path/'full')
+    assert full.returncode == 0, full.stderr
+
+    ready = inside_epoch(lambda a: tmp_path/f'beacon{a}', epoch=1)
+    a = kill_when(lambda a: spawn_watched('bm-train', tmp_path/f'beacon{a}', *common, '--out', tmp_path/f'cut{a}'), ready)
+    cut = tmp_path/f'cut{a}'
+    saved = torch.load(cut/'models'/'last.pth', weights_only=True)
+    assert saved['epoch'] == 0 and not (cut/'metrics.json').exists(), saved['epoch']   # killed inside epoch 1, before it ended
+    print(f"killed at batch {ready.target[a]} of epoch 1 (attempt {a + 1})")
+
+    r = run('bm-train', *common, '--out', cut, '--resume', '1')
+    assert r.returncode == 0, r.stderr
+    for f in ('last.pth', 'best.pth'):
+        x, y = (torch.load(d/'models'/f, weights_only=True) for d in (tmp_path/'full', cut))
+        x, y = (z['model'] if 'model' in z else z for z in (x, y))
+        assert x.keys() == y.keys()
+        for k in x: torch.testing.assert_close(y[k], x[k], atol=1e-6, rtol=1e-5, msg=lambda m: f"{f} {k}: {m}")   # stated tolerance: 1e-6
+    a_, b_ = (torch.load(d/'models'/'last.pth', weights_only=True) for d in (tmp_path/'full', cut))
+    assert a_['epoch'] == b_['epoch'] == 2 and a_['train_iter'] == b_['train_iter']
+    for sa, sb in zip(a_['opt']['state'], b_['opt']['state']):                   # the optimiser went on from its saved state
+        for k in sa:
+            if isinstance(sa[k], torch.Tensor): torch.testing.assert_close(sb[k], sa[k], atol=1e-6, rtol=1e-5)
+            else: assert sa[k] == sb[k], k
+    ema_a, ema_b = (z['callbacks']['EMA']['weights'] for z in (a_, b_))
+    for k in ema_a: torch.testing.assert_close(ema_b[k], ema_a[k], atol=1e-6, rtol=1e-5)
+    ha, hb = (pd.read_csv(d/'history.csv') for d in (tmp_path/'full', cut))
+    assert hb.epoch.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(hb.drop(columns='time').to_numpy(float), ha.drop(columns='time').to_numpy(float), atol=1e-6)
+    ma, mb = (json.loads((d/'metrics.json').read_text()) for d in (tmp_path/'full', cut))
+    assert abs(ma['map_at_r'] - mb['map_at_r']) < 1e-6 and ma['best']['iter'] == mb['best']['iter']

@@ -8,7 +8,7 @@ from building_metric.data.index import BuildingIndex
 from building_metric.data.synth import write_synthetic
 from building_metric.features.cache import extract_features
 from building_metric.config import TrainConfig
-from conftest import one_line_error, run, spawn
+from conftest import kill_when, one_line_error, run, spawn
 
 @pytest.fixture(scope='module')
 def base(tmp_path_factory):
@@ -19,14 +19,13 @@ def base(tmp_path_factory):
     return root
 
 def test_killed_study_resumes_and_completes(base, tmp_path):
-    (tmp_path/'hpo.yaml').write_text(f"train: {base/'base.yaml'}\nout: {tmp_path/'hpo'}\nn_trials: 3\nheartbeat: 1\n"
-                                     "space:\n  lr: [log, 1.0e-4, 1.0e-2]\n  emb_dim: [choice, 32, 64]\n")
-    p = spawn('bm-hpo', '--config', tmp_path/'hpo.yaml', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while p.poll() is None and time.time() < deadline and not (tmp_path/'hpo'/'trial_1').exists(): time.sleep(0.05)
-    p.send_signal(signal.SIGKILL); p.wait()
-    assert p.returncode == -signal.SIGKILL, 'the study ended before it could be killed'
-    url = f"sqlite:///{(tmp_path/'hpo'/'study.db').resolve()}"
+    def start(a):   # a fresh study for each attempt
+        (tmp_path/'hpo.yaml').write_text(f"train: {base/'base.yaml'}\nout: {tmp_path/f'hpo{a}'}\nn_trials: 3\nheartbeat: 1\n"
+                                         "space:\n  lr: [log, 1.0e-4, 1.0e-2]\n  emb_dim: [choice, 32, 64]\n")
+        return spawn('bm-hpo', '--config', tmp_path/'hpo.yaml', stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    a = kill_when(start, lambda a: (tmp_path/f'hpo{a}'/'trial_1').exists())    # inside trial 1
+    hpo = tmp_path/f'hpo{a}'
+    url = f"sqlite:///{(hpo/'study.db').resolve()}"
     states = [t.state.name for t in optuna.load_study(study_name='building_metric', storage=url).trials]
     assert states == ['COMPLETE', 'RUNNING'], states                            # killed inside trial 1
     time.sleep(2.5)                                                            # past the grace period of the missed heartbeats
@@ -37,8 +36,8 @@ def test_killed_study_resumes_and_completes(base, tmp_path):
     assert sum(t.state.name in ('COMPLETE', 'PRUNED') for t in trials) == 3     # ... and the study completed its 3 trials
     assert any(t.system_attrs.get('failed_trial') == 1 for t in trials)        # the killed trial was run again
     best = json.loads(r.stdout)
-    df = pd.read_csv(tmp_path/'hpo'/'trials.csv')
-    assert best['value'] == pytest.approx(df.value.max()) and (tmp_path/'hpo'/'best_config.yaml').is_file()
+    df = pd.read_csv(hpo/'trials.csv')
+    assert best['value'] == pytest.approx(df.value.max()) and (hpo/'best_config.yaml').is_file()
 
 @pytest.mark.slow   # (in `make test-slow`: one run in about twelve saw the surviving worker exit 1; its stderr is now in the message)
 def test_two_workers_one_killed_then_the_study_completes(base, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'get_device', 'show_progress', 'rank_world',
+__all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'get_device', 'show_progress', 'optional_check', 'rank_world',
            'init_distributed', 'barrier', 'all_sum', 'Registry', 'WriterLock']
 
 # %% ../nbs/00_core.ipynb #5b111b55
@@ -84,6 +84,18 @@ def show_progress(progress:bool|None=None, # True, False, or None for automatic
     import sys
     from fastcore.imports import IN_NOTEBOOK
     return bool(IN_NOTEBOOK) or (hasattr(sys.stderr, 'isatty') and sys.stderr.isatty())
+
+# %% ../nbs/00_core.ipynb #d4f3a8b5
+def optional_check(what:str, # What the check needs, e.g. 'faiss'
+                   available:bool, # Whether it is here
+                   install:str='') -> bool: # How to get it, e.g. 'pip install faiss-cpu'
+    "Whether a check that needs `what` can run; if not, one line on stderr, or an error when `BUILDING_METRIC_REQUIRE` is set."
+    if available: return True
+    if os.environ.get('BUILDING_METRIC_REQUIRE', '') not in ('', '0'):
+        raise BuildingMetricError(f"{what} is not here, and BUILDING_METRIC_REQUIRE is set: the check that needs it may not be skipped",
+                                  install or "install it, or unset BUILDING_METRIC_REQUIRE")
+    print(f"skipped: a check that needs {what}" + (f" ({install})" if install else ''), file=sys.stderr)
+    return False
 
 # %% ../nbs/00_core.ipynb #54b8bc07
 def rank_world() -> tuple[int, int]:

@@ -18,8 +18,9 @@ from torch import nn
 from .core import BuildingMetricError
 
 # %% auto #0
-__all__ = ['PACKAGED_WEIGHTS', 'hub_offline', 'local_only', 'no_weights_error', 'loading_weights', 'packaged_weights',
-           'state_dict_by_order', 'timm_model', 'timm_weights_cached', 'timm_data_config', 'hf_model']
+__all__ = ['PACKAGED_WEIGHTS', 'hub_offline', 'local_only', 'no_weights_error', 'loading_weights', 'refused_connections',
+           'packaged_weights', 'state_dict_by_order', 'timm_model', 'timm_weights_cached', 'timm_data_config',
+           'hf_model']
 
 # %% ../nbs/01b_weights.ipynb #67c472a4
 @lru_cache(maxsize=1)
@@ -69,6 +70,17 @@ def loading_weights(name:str, model_id:str):
 # %% ../nbs/01b_weights.ipynb #18fcd89e
 @contextmanager
 def _nullctx(): yield
+
+# %% ../nbs/01b_weights.ipynb #b2d1f6e3
+@contextmanager
+def refused_connections():
+    "Within this block every network connection is refused at once; yields the list of the addresses that were tried."
+    tried, connect = [], socket.socket.connect
+    def refuse(self, address, *a):
+        tried.append(address); raise ConnectionRefusedError(f"connection to {address} refused (refused_connections)")
+    socket.socket.connect = refuse
+    try: yield tried
+    finally: socket.socket.connect = connect
 
 # %% ../nbs/01b_weights.ipynb #11fb4589
 PACKAGED_WEIGHTS = {

@@ -2,6 +2,7 @@
 import json, subprocess, sys
 from pathlib import Path
 
+import torch
 import yaml
 from building_metric.cli import COMMANDS
 from building_metric.data.synth import write_synthetic
@@ -44,10 +45,21 @@ def test_pair_model_from_the_siamese_config(tmp_path):
             'tiny=true', 'pretrained=false', 'size=32', 'epochs=2', 'batch=16', 'proj=[32, 16]', 'log=csv')
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
-    assert m == json.loads((tmp_path/'pairs'/'metrics.json').read_text()) and m['split'] == 'test' and 0 <= m['roc_auc'] <= 1
+    assert m == json.loads((tmp_path/'pairs'/'metrics.json').read_text()) and m['split'] == 'test'
     resolved = yaml.safe_load((tmp_path/'pairs'/'config.yaml').read_text())
     assert (resolved['arch'], resolved['hard'], resolved['size']) == ('resnet50', 'geo', 32)   # the file, then flags, then overrides
     assert {p.name for p in (tmp_path/'pairs'/'models').iterdir()} == {'pair.pth', 'pair.json'} and (tmp_path/'pairs'/'attention.png').is_file()
+    from building_metric.data.index import BuildingIndex          # the reported ROC-AUC: the saved model's on the test pairs, by scikit-learn
+    from building_metric.metric.siamese import AGFusionModel, pair_dataloaders, predict_pairs
+    from sklearn.metrics import roc_auc_score
+    c = resolved
+    model = AGFusionModel(c['arch'], stage=c['stage'], proj=tuple(c['proj']), pretrained=False, tiny=True)
+    model.load_state_dict(torch.load(tmp_path/'pairs'/'models'/'pair.pth', weights_only=True))
+    index = BuildingIndex.from_path(tmp_path/'geo', progress=False).split(by=c['split'], seed=c['seed'])
+    dl = pair_dataloaders(index, size=c['size'], bs=c['batch'], valid='test', hard=c['hard'], hard_frac=c['hard_frac'], augment=False,
+                          seed=c['seed'] + 2, num_workers=0).valid
+    prob, target, _ = predict_pairs(model, dl)
+    assert abs(m['roc_auc'] - roc_auc_score(target, prob)) < 1e-6, (m['roc_auc'], roc_auc_score(target, prob))
 
 def test_bad_configs_are_one_line_with_exit_2(tmp_path):
     def pipe(name, text): (tmp_path/name).write_text(text); return tmp_path/name

@@ -23,7 +23,8 @@ def test_train_then_infer(facades, tmp_path):
     r = run('bm-seg-train', '--config', tmp_path/'seg.yaml', '--data', facades, '--batch', '8', '--out', out)
     assert r.returncode == 0, r.stderr
     m = json.loads((out/'metrics.json').read_text())
-    assert m['split'] == 'test' and 0 < m['miou'] <= 1 and set(m['iou']) >= {'wall', 'window', 'sky'}
+    print('test mIoU', m['miou'], 'majority class', m['majority_baseline']['miou'])
+    assert m['split'] == 'test' and m['miou'] > 2 * m['majority_baseline']['miou'] and set(m['iou']) >= {'wall', 'window', 'sky'}
     assert json.loads(r.stdout)['miou'] == pytest.approx(m['miou'])
     assert 'batch: 8' in (out/'config.yaml').read_text()                        # the flag beat the file
     assert len(pd.read_csv(out/'history.csv')) == 2 and list((out/'tensorboard').glob('events.out.tfevents.*'))
@@ -53,7 +54,7 @@ def test_train_then_infer(facades, tmp_path):
     assert r.returncode == 0 and 'nothing to do' in r.stderr, r.stderr
 
 def test_killed_mid_epoch_then_resumed_matches_an_uninterrupted_run(facades, tmp_path):
-    common = ['--data', facades, *TINY, '--epochs', '3', '--ema', '0.9', '--patience', '0']
+    common = ['--data', facades, *TINY, '--epochs', '2', '--ema', '0.9', '--patience', '0']   # killed inside the last epoch
     full = run('bm-seg-train', *common, '--out', tmp_path/'full')
     assert full.returncode == 0, full.stderr
 
@@ -68,7 +69,7 @@ def test_killed_mid_epoch_then_resumed_matches_an_uninterrupted_run(facades, tmp
     assert r.returncode == 0, r.stderr
     assert 'resuming from epoch 1' in r.stderr
     a, b = (torch.load(d/'models'/'last.pth', weights_only=True) for d in (tmp_path/'full', cut))
-    assert a['epoch'] == b['epoch'] == 2 and a['train_iter'] == b['train_iter']
+    assert a['epoch'] == b['epoch'] == 1 and a['train_iter'] == b['train_iter']
     # the optimiser went on from its saved state: Adam's step counts and moments equal the uninterrupted run's
     for sa, sb in zip(a['opt']['state'], b['opt']['state']):
         for k in sa:
@@ -76,7 +77,7 @@ def test_killed_mid_epoch_then_resumed_matches_an_uninterrupted_run(facades, tmp
             else: assert sa[k] == sb[k], k
     for k in a['model']: torch.testing.assert_close(b['model'][k].float(), a['model'][k].float(), atol=1e-4, rtol=1e-3)
     ha, hb = pd.read_csv(tmp_path/'full'/'history.csv'), pd.read_csv(cut/'history.csv')
-    assert hb.epoch.tolist() == [0, 1, 2]
+    assert hb.epoch.tolist() == [0, 1]
     np.testing.assert_allclose(hb.valid_miou, ha.valid_miou, atol=1e-3)       # stated tolerance: 1e-3 mIoU
     ma, mb = (json.loads((d/'metrics.json').read_text()) for d in (tmp_path/'full', cut))
     assert abs(ma['miou'] - mb['miou']) < 1e-3 and ma['best']['epoch'] == mb['best']['epoch']

@@ -110,7 +110,7 @@ def test_killed_mid_epoch_then_resumed_ends_with_the_weights_of_an_uninterrupted
     cache = tmp_path/'f.h5'
     r = run('bm-extract', '--data', photos/'photos', '--extractors', 'resnet', '--tiny', '1', '--split', 'class', '--workers', '0', '--out', cache)
     assert r.returncode == 0, r.stderr
-    common = ['--data', cache, '--resnet', '1', '--epochs', '3', '--batch', '8', '--lr', '0.01', '--eval_every', '3', '--patience', '0',
+    common = ['--data', cache, '--resnet', '1', '--epochs', '2', '--batch', '8', '--lr', '0.01', '--eval_every', '3', '--patience', '0',
               '--ema', '0.9', '--workers', '0', '--log', 'csv']
     full = run('bm-train', *common, '--out', tmp_path/'full')
     assert full.returncode == 0, full.stderr
@@ -130,7 +130,7 @@ def test_killed_mid_epoch_then_resumed_ends_with_the_weights_of_an_uninterrupted
         assert x.keys() == y.keys()
         for k in x: torch.testing.assert_close(y[k], x[k], atol=1e-6, rtol=1e-5, msg=lambda m: f"{f} {k}: {m}")   # stated tolerance: 1e-6
     a_, b_ = (torch.load(d/'models'/'last.pth', weights_only=True) for d in (tmp_path/'full', cut))
-    assert a_['epoch'] == b_['epoch'] == 2 and a_['train_iter'] == b_['train_iter']
+    assert a_['epoch'] == b_['epoch'] == 1 and a_['train_iter'] == b_['train_iter']
     for sa, sb in zip(a_['opt']['state'], b_['opt']['state']):                   # the optimiser went on from its saved state
         for k in sa:
             if isinstance(sa[k], torch.Tensor): torch.testing.assert_close(sb[k], sa[k], atol=1e-6, rtol=1e-5)
@@ -138,7 +138,7 @@ def test_killed_mid_epoch_then_resumed_ends_with_the_weights_of_an_uninterrupted
     ema_a, ema_b = (z['callbacks']['EMA']['weights'] for z in (a_, b_))
     for k in ema_a: torch.testing.assert_close(ema_b[k], ema_a[k], atol=1e-6, rtol=1e-5)
     ha, hb = (pd.read_csv(d/'history.csv') for d in (tmp_path/'full', cut))
-    assert hb.epoch.tolist() == [0, 1, 2]
+    assert hb.epoch.tolist() == [0, 1]
     np.testing.assert_allclose(hb.drop(columns='time').to_numpy(float), ha.drop(columns='time').to_numpy(float), atol=1e-6)
     ma, mb = (json.loads((d/'metrics.json').read_text()) for d in (tmp_path/'full', cut))
     assert abs(ma['map_at_r'] - mb['map_at_r']) < 1e-6 and ma['best']['iter'] == mb['best']['iter']

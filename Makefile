@@ -13,7 +13,7 @@ export PYTHONHASHSEED := 0
 # needs one of them fails instead of skipping itself (`core.optional_check`).
 export BUILDING_METRIC_REQUIRE := 1
 
-.PHONY: test test-slow docs demo lock sync-check imports nbtest pytest chromium clean-check
+.PHONY: test test-slow docs site site-then-pytest demo lock sync-check imports nbtest pytest chromium clean-check
 
 # The pinned development environment (torch, torchvision and everything else from the lock).
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
@@ -26,9 +26,12 @@ $(VENV)/.installed: requirements-dev.lock pyproject.toml
 # Notebooks as tests, the docs site built from them, then the tests in tests/ (the console scripts, kills and
 # multi-process runs in subprocesses, and the rendered docs opened in headless Chromium); last, that the run wrote
 # nothing into the checkout.
+# The notebooks run beside the site build and tests/ (two jobs, each line of output kept with its job): together they
+# keep both cores busy, where one after the other left a third of the machine idle.
 test: $(VENV)/.installed chromium
 	@git status --porcelain --untracked-files=all > .git/bm-status-before
-	$(MAKE) --no-print-directory sync-check imports nbtest docs pytest
+	$(MAKE) --no-print-directory sync-check imports
+	$(MAKE) --no-print-directory -j2 --output-sync=target nbtest site-then-pytest
 	@$(MAKE) --no-print-directory clean-check
 	@echo "make test: all checks passed"
 
@@ -45,7 +48,7 @@ clean-check:
 	if ! diff -q .git/bm-status-before .git/bm-status-after >/dev/null; then \
 	  echo "make test wrote into the checkout (git status before -> after):"; diff .git/bm-status-before .git/bm-status-after; exit 1; fi
 
-# The floors of DESIGN.md: no import cycle, no private name across modules, no import from a higher floor.
+# The floors of ARCHITECTURE.md: no import cycle, no private name across modules, no import from a higher floor.
 imports: $(VENV)/.installed
 	$(BIN)/python tools/check_imports.py building_metric
 
@@ -73,6 +76,10 @@ nbtest: $(VENV)/.installed
 pytest: $(VENV)/.installed
 	$(BIN)/pytest -q --durations=15 tests
 
+site-then-pytest: $(VENV)/.installed
+	$(MAKE) --no-print-directory site
+	$(MAKE) --no-print-directory pytest
+
 # The whole pipeline on synthetic buildings: data, features, training, evaluation report in demo/report.
 demo: $(VENV)/.installed
 	$(BIN)/bm-demo --out demo
@@ -83,6 +90,10 @@ demo: $(VENV)/.installed
 # (With Quarto installed, `nbdev-docs` builds the nbdev site from the same notebooks.)
 docs: $(VENV)/.installed
 	$(BIN)/nbdev-export
+	$(MAKE) --no-print-directory site
+
+# The site from the notebooks as they are (`make docs` exports the library first; `make test` has, in sync-check).
+site: $(VENV)/.installed
 	$(BIN)/nbdev-proc-nbs < /dev/null
 	rm -rf _mkdocs _site
 	$(BIN)/python tools/docs_site.py _proc _mkdocs

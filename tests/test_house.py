@@ -1,4 +1,4 @@
-"The import rule of DESIGN.md holds for the package, and the checker catches each kind of breach."
+"The import rule of ARCHITECTURE.md (its floors) holds for the package, and the checker catches each kind of breach."
 import sys
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""The house rule of building_metric's imports (DESIGN.md, "Floors"): no cycle, no private name imported from another
+"""The house rule of building_metric's imports (ARCHITECTURE.md, "Floors"): no cycle, no private name imported from another
 module, and no module importing one from a higher floor. Imports inside functions count too. Exit code 1 on a breach.
 
 Usage: python tools/check_imports.py [PACKAGE_DIR]"""

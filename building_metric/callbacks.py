@@ -272,12 +272,12 @@ class TerminateOnNaN(Callback):
             raise CancelFitException()
 
 # %% ../nbs/03_callbacks.ipynb #b18db12f
-def _plain(x):
+def _loadable(x):
     "Containers of tensors and numbers only (what `torch.load(weights_only=True)` accepts): fastai's `L` becomes a list."
     if isinstance(x, torch.Tensor): return x.detach().cpu()
-    if isinstance(x, dict): return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, tuple): return tuple(_plain(v) for v in x)
-    if isinstance(x, (list, L)): return [_plain(v) for v in x]
+    if isinstance(x, dict): return {k: _loadable(v) for k, v in x.items()}
+    if isinstance(x, tuple): return tuple(_loadable(v) for v in x)
+    if isinstance(x, (list, L)): return [_loadable(v) for v in x]
     if isinstance(x, np.generic): return x.item()
     if x is None or type(x) in (bool, int, float, str): return x
     return str(x)   # subclasses of str (torch.__version__), paths, ...
@@ -300,7 +300,7 @@ def training_state(learn) -> dict:
     "Everything `resume` needs, at the end of the current epoch: model, optimiser, the callbacks' `state()` (EMA weights, best score, ...), epoch, batch counter, RNG states."
     cbs = {type(cb).__name__: cb.state() for cb in learn.cbs if hasattr(cb, 'state')}
     sm = getattr(getattr(learn, 'recorder', None), 'smooth_loss', None)   # the running training loss the history reports
-    return _plain(dict(model=learn.model.state_dict(), opt=learn.opt.state_dict(), epoch=learn.epoch, train_iter=learn.train_iter,
+    return _loadable(dict(model=learn.model.state_dict(), opt=learn.opt.state_dict(), epoch=learn.epoch, train_iter=learn.train_iter,
                        callbacks=cbs, rng=_rng_state(learn), meta=checkpoint_meta(learn, epoch=learn.epoch),
                        smooth_loss=dict(count=sm.count, val=torch.tensor(float(sm.val))) if sm is not None else None))
 

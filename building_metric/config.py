@@ -84,12 +84,12 @@ def _convert(value, tp, key:str):
         raise _bad(key, value, tp)
     return value
 
-def _plain(value):
+def _yaml_value(value):
     "A YAML-friendly copy of a config value."
     if isinstance(value, Config): return value.to_dict()
     if isinstance(value, Path): return str(value)
-    if isinstance(value, (list, tuple)): return [_plain(v) for v in value]
-    if isinstance(value, dict): return {k: _plain(v) for k,v in value.items()}
+    if isinstance(value, (list, tuple)): return [_yaml_value(v) for v in value]
+    if isinstance(value, dict): return {k: _yaml_value(v) for k,v in value.items()}
     return value
 
 # %% ../nbs/00a_config.ipynb #ea9e4dcc
@@ -127,7 +127,7 @@ class Config:
 
     def to_dict(self) -> dict:
         "The config as nested plain dicts (paths as strings, tuples as lists)."
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: _yaml_value(getattr(self, f.name)) for f in fields(self)}
 
     def to_yaml(self, path:str|Path|None=None) -> str: # Where to write the YAML, if anywhere
         "The config as YAML text, written to `path` if given."

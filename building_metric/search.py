@@ -427,8 +427,7 @@ def build(cls:BuildingGallery,
     "Embed the known photos with `model`, index them, calibrate the answers on them; returns the opened gallery."
     log = log or (lambda *a: None)
     m, out = SearchModel.create(model).with_tta(tta), Path(out)
-    lock = WriterLock(out, 'gallery').acquire()   # one writer per gallery
-    try:
+    with WriterLock(out, 'gallery'):   # one writer per gallery
         src = str(Path(images).resolve())
         if (out/'gallery.json').is_file() and not rebuild:
             old = json.loads((out/'gallery.json').read_text())
@@ -454,8 +453,6 @@ def build(cls:BuildingGallery,
         _write_gallery(out/'gallery.h5', emb, rows, dict(fingerprint=fp, model=m.fingerprint))
         _finish(out, emb, rows, m, kind, [src], log, seed)
         return cls(out, m)
-    finally:
-        if lock is not None: lock.release()
 
 # %% ../nbs/07a_search.ipynb #efdf36ac
 @patch
@@ -464,8 +461,7 @@ def add(self:BuildingGallery,
         workers:int=2, bs:int=32, progress:bool|None=None, log=print) -> int:
     "Embed the photos of `images` that the gallery does not hold yet and append them (the others are not embedded again); returns how many were added."
     log = log or (lambda *a: None)
-    lock = WriterLock(self.path, 'gallery').acquire()   # one writer per gallery
-    try:
+    with WriterLock(self.path, 'gallery'):   # one writer per gallery
         m, index = self.model, query_index(images, workers)
         log(index.report())
         have = set(self.rows.path)
@@ -486,8 +482,6 @@ def add(self:BuildingGallery,
         self.__init__(self.path, m)
         log(f"added {int(new.sum()):,} photos: the gallery holds {len(self):,}")
         return int(new.sum())
-    finally:
-        if lock is not None: lock.release()
 
 # %% ../nbs/07a_search.ipynb #73ab976c
 @patch
@@ -682,8 +676,7 @@ def run_index(cfg:IndexConfig) -> dict:
     "`bm-index`'s job: build (or resume, or `--add` to) a gallery as `cfg` says; its settings written beside it."
     log = lambda s: print(s, flush=True)
     if not cfg.add and (not cfg.run or not cfg.gallery): raise BuildingMetricError(f"bm-index needs {'--run' if not cfg.run else '--gallery'}", "pass it as a flag or in the --config file")
-    lock = WriterLock(cfg.out, 'gallery', folder=True).acquire()   # before any work: a second writer is told at once
-    try:
+    with WriterLock(cfg.out, 'gallery', folder=True):   # before any work: a second writer is told at once
         if cfg.add:
             g = BuildingGallery(cfg.out, cfg.run or None)
             n = g.add(cfg.add, workers=cfg.workers, bs=cfg.bs, progress=None, log=log)
@@ -695,8 +688,6 @@ def run_index(cfg:IndexConfig) -> dict:
         return dict(gallery=str(g.path), photos=len(g), buildings=g.info['buildings'], kind=g.info['kind'], recall_at_10=g.info.get('recall_at_10'),
                     threshold=c.get('threshold'), temperature=c.get('temperature'), loo_ncm_top1=c.get('ncm_top1_known'),
                     loo_median_error_m=(c.get('geo') or {}).get('loo_median_error_m'))
-    finally:
-        if lock is not None: lock.release()
 
 # %% ../nbs/07a_search.ipynb #d4de8856
 def run_search(cfg:SearchConfig) -> dict:

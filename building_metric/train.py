@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
 import dataclasses, inspect, json, time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +97,7 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict: # `cbs`: more
     extra, out = cbs, Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     rank, world = init_distributed()   # under torchrun / accelerate launch: one of several processes
     main = rank == 0                   # the one that writes checkpoints, logs and reports
-    lock = WriterLock(out, 'run folder').acquire() if main else None   # one writer per run folder
-    try:
+    with (WriterLock(out, 'run folder') if main else nullcontext()):   # one writer per run folder
         if world > 1 and cfg.batch_finder: raise BuildingMetricError("--batch_finder runs in one process", "find the batch in a one-process run, then pass --batch to the multi-process one")
         if cfg.batch_finder and cfg.resume and (out/'config.yaml').is_file():   # the batch found when the run started
             cfg = dataclasses.replace(cfg, batch=TrainConfig.from_yaml(out/'config.yaml').batch)
@@ -156,5 +156,3 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict: # `cbs`: more
         (out/'metrics.json').write_text(json.dumps(metrics, indent=2))
         cache.close()
         return metrics
-    finally:
-        if lock is not None: lock.release()

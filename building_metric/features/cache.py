@@ -8,6 +8,7 @@ Docs: https://building-metric.github.io/building_metric/features.cache.html.md""
 from __future__ import annotations
 import hashlib, json, os, queue, shutil, sys, threading, time
 from collections import OrderedDict
+from contextlib import nullcontext
 from pathlib import Path
 
 import building_metric  # first: its warning filters apply to the imports below
@@ -131,8 +132,7 @@ def extract_features(index:BuildingIndex, # Images to extract (its kept rows, in
     if isinstance(extractors, (str, Extractor)): extractors = [extractors]
     if not extractors: raise BuildingMetricError("no extractors given", "pass names such as ['resnet', 'clip'] (see list_extractors())")
     rank, world = init_distributed()   # several processes (torchrun, accelerate launch): each extracts every world-th shard
-    lock = WriterLock(path, 'feature cache', folder=False).acquire() if rank == 0 else None   # one writer per cache
-    try:
+    with (WriterLock(path, 'feature cache', folder=False) if rank == 0 else nullcontext()):   # one writer per cache
         if world > 1 and device is None and torch.cuda.is_available(): device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         rows, device = _rows_of(index), get_device(device)
         fp = _fingerprint(rows)
@@ -167,8 +167,6 @@ def extract_features(index:BuildingIndex, # Images to extract (its kept rows, in
             shutil.rmtree(partdir, ignore_errors=True)
         barrier()
         return path
-    finally:
-        if lock is not None: lock.release()
 
 def _assemble(path, rows, fp, exts, infos, have, partdir, dtype, knn):
     "Write the complete cache under a temporary name, then rename it into place."
@@ -407,8 +405,7 @@ def extract(cfg:ExtractConfig, log=print) -> dict:
     "Run `bm-extract`'s job: index (and split) `cfg.data`, extract into `cfg.out`, write the settings beside it; returns a summary."
     if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an index CSV or an image folder")
     out = Path(cfg.out)
-    lock = WriterLock(out, 'feature cache', folder=False).acquire() if rank_world()[0] == 0 else None   # before any work: a second writer is told at once
-    try:
+    with (WriterLock(out, 'feature cache', folder=False) if rank_world()[0] == 0 else nullcontext()):   # before any work: a second writer is told at once
         if not Path(cfg.data).exists():
             raise BuildingMetricError(f"{'manifest' if cfg.data.lower().endswith('.csv') else 'image folder'} {cfg.data!r} does not exist", "check the path")
         specs = extractor_specs(cfg.extractors)
@@ -427,5 +424,3 @@ def extract(cfg:ExtractConfig, log=print) -> dict:
         with FeatureCache(p) as c:
             return dict(cache=str(p), rows=len(c), extractors=c.dims(),
                         splits={k: int(len(c.rows(k))) for k in SPLITS}, seconds=seconds)
-    finally:
-        if lock is not None: lock.release()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +54,7 @@ def seg_train(cfg:SegTrainConfig, log=print) -> dict:
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     rank, world = init_distributed()   # under torchrun / accelerate launch: one of several processes
     main = rank == 0                   # the one that writes data, checkpoints, logs and reports
-    lock = WriterLock(out, 'run folder').acquire() if main else None   # one writer per run folder
-    try:
+    with (WriterLock(out, 'run folder') if main else nullcontext()):   # one writer per run folder
         if cfg.batch % world: raise BuildingMetricError(f"--batch {cfg.batch} does not split into {world} processes", f"use a multiple of {world}")
         if main: cfg.to_yaml(out/'config.yaml')
         if main: pairs = _pairs(cfg, out, log)
@@ -93,8 +93,6 @@ def seg_train(cfg:SegTrainConfig, log=print) -> dict:
         import matplotlib.pyplot as plt
         plt.close(show_predictions(learn, dl, n=min(4, cfg.batch), fname=out/'predictions.png'))
         return metrics
-    finally:
-        if lock is not None: lock.release()
 
 # %% ../../nbs/08c_segmentation.infer.ipynb #ad61ff55
 def load_segmenter(checkpoint:str|Path, device=None) -> tuple[nn.Module, dict]:

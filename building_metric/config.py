@@ -556,7 +556,9 @@ INDEX_KINDS = ('auto', 'exact', 'flat', 'ivf', 'hnsw')
 class IndexConfig(Config):
     "Settings of `bm-index` (each is also a flag: `--name value`)."
     run:str = '' # A bm-train output folder (or its models/best.pth), or an .onnx export of an image model
-    gallery:str = '' # The known photos: an image folder (any layout), a CSV manifest, or a feature cache (.h5) of the run's extractors
+    extractors:str = '' # Instead of --run: frozen pretrained extractors whose features are the embeddings, e.g. efficientnet_lite0 or timm/<model>=weights.pth
+    tiny:bool = False # With --extractors: small random configurations of them (tests)
+    gallery:str = '' # The known photos: an image folder (any layout), a CSV manifest, or a feature cache (.h5) of the model's extractors
     out:str = 'gallery' # Gallery folder (run the same command again after a kill to resume)
     add:str = '' # Photos to add to the gallery in --out (only those it does not hold are embedded)
     kind:str = 'auto' # Search index: exact, flat, ivf, hnsw (faiss), or auto (exact up to 200,000 photos, ivf above)

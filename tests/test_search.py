@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from building_metric.data.index import BuildingIndex
+from building_metric.data.index import BuildingIndex, load_image
 from building_metric.data.synth import write_synthetic
 
 from conftest import kill_when, one_line_error, run, spawn
@@ -79,9 +79,36 @@ def test_search_bad_input(tmp_path, monkeypatch):
     r = run('bm-search', '--gallery', tmp_path/'nowhere', '--query', tmp_path)
     assert one_line_error(r, 'bm-search') and 'no gallery at' in r.stderr, r.stderr
     r = run('bm-index', '--gallery', tmp_path)
-    assert one_line_error(r, 'bm-index') and 'needs --run' in r.stderr, r.stderr
+    assert one_line_error(r, 'bm-index') and 'needs a model: --run' in r.stderr, r.stderr
     r = run('bm-index', '--add', tmp_path)
     assert one_line_error(r, 'bm-index') and 'gallery' in r.stderr, r.stderr
     assert not any((tmp_path/'cwd').iterdir())   # refused before any work: no 'gallery' folder (or lock) left behind
     r = run('bm-index', '--run', tmp_path, '--gallery', tmp_path, '--kind', 'annoy')
     assert one_line_error(r, 'bm-index') and "--kind 'annoy' is not allowed" in r.stderr, r.stderr
+
+def test_frozen_gallery_from_the_shell(tmp_path):
+    "`bm-index --extractors`: a gallery on frozen pretrained features, no training; `bm-search` answers from it alone (the model rebuilt from the gallery)."
+    from building_metric.core import seed_everything
+    from building_metric.features.extractors import create_extractor
+    from building_metric.search import BuildingGallery, SearchModel
+    photos = write_synthetic(tmp_path/'photos', 'folders', n_identities=5, views=4, size=64, seed=0)
+    new = tmp_path/'new'
+    for b in sorted(p for p in photos.iterdir() if p.is_dir()):
+        (new/b.name).mkdir(parents=True); last = sorted(b.iterdir())[-1]; last.rename(new/b.name/last.name)
+    r = run('bm-index', '--extractors', 'resnet', '--tiny', '1', '--gallery', photos, '--out', tmp_path/'g', '--workers', '0')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout[r.stdout.index('{'):])['photos'] == 15
+    s = run('bm-search', '--gallery', tmp_path/'g', '--query', new, '--out', tmp_path/'res', '--workers', '0', '--pictures', '0')
+    assert s.returncode == 0, s.stderr
+    csv = pd.read_csv(tmp_path/'res'/'results.csv', keep_default_na=False)
+    g = BuildingGallery(tmp_path/'g', SearchModel.from_extractors('resnet', tiny=True))   # the same weights (checked by fingerprint)
+    t, _, _ = g.answer(new, workers=0)
+    assert csv.building.tolist() == t.building.tolist() and csv.nearest_building.tolist() == t.nearest_building.tolist()
+    seed_everything(0); ext = create_extractor('resnet', pretrained=False, tiny=True)   # the embeddings: its L2-normalised features
+    with torch.no_grad(): f = torch.nn.functional.normalize(ext(torch.stack([ext.preprocess(load_image(p)) for p in g.rows.path])), dim=1)
+    np.testing.assert_allclose(g.emb, f.numpy(), atol=1e-5)
+    both = run('bm-index', '--extractors', 'resnet', '--run', tmp_path, '--gallery', photos, '--out', tmp_path/'g2')
+    assert one_line_error(both, 'bm-index') and 'not both' in both.stderr, both.stderr
+    offline = run('bm-index', '--extractors', 'resnet', '--gallery', photos, '--out', tmp_path/'g3')   # pretrained weights not here
+    assert one_line_error(offline, 'bm-index') and 'cannot load pretrained weights' in offline.stderr, offline.stderr
+    assert not (tmp_path/'g3').exists()                                                         # refused before any work

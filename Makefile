@@ -87,8 +87,9 @@ docs: $(VENV)/.installed
 	$(MAKE) --no-print-directory site
 
 # The site from the notebooks as they are (`make docs` exports the library first; `make test` has, in sync-check).
+# (nbdev-proc-nbs itself would first try to download and install Quarto, which cannot be had here.)
 site: $(VENV)/.installed
-	$(BIN)/nbdev-proc-nbs < /dev/null
+	$(BIN)/python -c "import nbdev.quarto as q; q._ensure_quarto = lambda: None; q._pre_docs()"
 	rm -rf _mkdocs _site
 	$(BIN)/python tools/docs_site.py _proc _mkdocs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q -f _mkdocs/mkdocs.yml

@@ -21,6 +21,7 @@ The site's navigation is `nbs/sidebar.yml` (the file Quarto reads), its settings
 repository. The same Markdown of `index.ipynb`, with links to the published site, is written to README.md.
 """
 import base64, html, importlib, inspect, json, re, shutil, sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import yaml
@@ -62,6 +63,28 @@ def terminal_text(t:str) -> str:
     "Printed text as a terminal shows it: colours dropped, each line's last carriage-return rewrite kept."
     t = ANSI.sub('', t)
     return '\n'.join(l.rsplit('\r', 1)[-1] for l in t.split('\n')).rstrip('\n')
+
+class _Cells(HTMLParser):
+    "The text of each cell of each row of an HTML table."
+    def __init__(self): super().__init__(); self.rows, self.cell = [], None
+    def handle_starttag(self, tag, attrs):
+        if tag == 'tr': self.rows.append([])
+        elif tag in ('td', 'th') and self.rows: self.cell = []
+    def handle_endtag(self, tag):
+        if tag in ('td', 'th') and self.cell is not None: self.rows[-1].append(' '.join(''.join(self.cell).split())); self.cell = None
+    def handle_data(self, data):
+        if self.cell is not None: self.cell.append(data)
+
+def dataframe_markdown(h:str) -> str|None:
+    "A pandas DataFrame's HTML as a Markdown table, which GitHub and the site both show as a table (None for other HTML)."
+    if 'class="dataframe"' not in h or h.count('<table') != 1: return None
+    p = _Cells(); p.feed(h)
+    rows = [r for r in p.rows if r]
+    if len(rows) < 2: return None
+    if len(rows) > 2 and rows[1][0] and not any(rows[1][1:]): rows = [[rows[1][0]] + rows[0][1:]] + rows[2:]   # the index's name
+    n = max(map(len, rows))
+    line = lambda r: '| ' + ' | '.join(c.replace('|', '\\|') for c in r + [''] * (n - len(r))) + ' |'
+    return '\n'.join([line(rows[0]), '|' + '---|' * n] + [line(r) for r in rows[1:]])
 
 class Page:
     "One processed notebook as a Markdown page."
@@ -170,6 +193,7 @@ class Page:
             if 'text/html' in d:    # the richest form a notebook shows, as Jupyter chooses
                 h = d['text/html'].strip()
                 if not h or ('<progress' in h and '<table' not in h): continue   # an emptied or unfinished progress bar
+                if (t := dataframe_markdown(h)) is not None: res.append(t); continue
                 res.append(f'<div class="cell-output-html" markdown="0">\n{self.local_links(h)}\n</div>')
             elif 'text/markdown' in d and d['text/markdown'].strip():
                 md = self.local_links(d['text/markdown'])

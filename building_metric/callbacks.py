@@ -21,27 +21,13 @@ from fastai.callback.progress import CSVLogger
 from fastcore.foundation import L
 
 from .config import TRACKERS, Config
-from .core import BuildingMetricError, show_progress
+from .core import BuildingMetricError
 from .evaluation.retrieval import retrieval_metrics
 
 # %% auto #0
-__all__ = ['RETRIEVAL_SCORES', 'console_bars', 'embed_all', 'retrieval_score', 'PeriodicEval', 'EarlyStop', 'checkpoint_meta',
-           'SaveBest', 'load_checkpoint', 'EMA', 'TerminateOnNaN', 'training_state', 'SaveCheckpoint', 'resume',
-           'CSVLog', 'tracking_cbs', 'wandb_history', 'is_oom', 'find_batch_size', 'learner_step']
-
-# %% ../nbs/03_callbacks.ipynb #a8f9b0c1
-def console_bars(on:bool|None=None) -> bool: # True, False, or None: a notebook, or stdout a terminal (`BUILDING_METRIC_PROGRESS` overrides)
-    "Switch fastai's training bars on or off (fastprogress's `NO_BAR`); returns whether they are on."
-    import sys
-    import fastprogress.fastprogress as fp
-    from fastcore.imports import IN_NOTEBOOK
-    env = os.environ.get('BUILDING_METRIC_PROGRESS', '').strip().lower() in ('1', 'true', 'yes', 'on')
-    if on is None: on = bool(IN_NOTEBOOK) or env or (show_progress(None) and getattr(sys.stdout, 'isatty', lambda: False)())
-    fp.NO_BAR = not on
-    fp.ConsoleProgressBar.fill = '█' if on else ''   # (each bar prints its fill once, bars or not, to test the terminal's encoding)
-    return on
-
-console_bars()
+__all__ = ['RETRIEVAL_SCORES', 'embed_all', 'retrieval_score', 'PeriodicEval', 'EarlyStop', 'checkpoint_meta', 'SaveBest',
+           'load_checkpoint', 'EMA', 'TerminateOnNaN', 'training_state', 'SaveCheckpoint', 'resume', 'CSVLog',
+           'tracking_cbs', 'wandb_history', 'is_oom', 'find_batch_size', 'learner_step']
 
 # %% ../nbs/03_callbacks.ipynb #86025f0f
 def embed_all(model, dl) -> tuple[torch.Tensor, torch.Tensor]:

@@ -99,8 +99,12 @@ def test_search_finds_metric_learner(server, browser):
     page = new_page(browser)
     page.goto(server + 'index.html')
     page.click('label.md-search__icon, .md-search__input')
-    page.fill('input.md-search__input', 'metric_learner')
-    page.locator('.md-search-result__item a').first.wait_for(timeout=15000)
+    for attempt in range(4):   # a query typed before the search index is built can go unanswered: type it again
+        page.fill('input.md-search__input', '')
+        page.fill('input.md-search__input', 'metric_learner')
+        try: page.locator('.md-search-result__item a').first.wait_for(timeout=15000); break
+        except Exception:
+            if attempt == 3: raise
     hits = page.eval_on_selector_all('.md-search-result__item a', 'els => els.map(e => e.getAttribute("href"))')
     assert 'metric.learner.html' in hits[0], hits[:3]                        # the best hit: its page ...
     entry_hits = [i for i, h in enumerate(hits) if h.endswith('#metric_learner')]

@@ -33,9 +33,9 @@ from .geo import haversine_km, locate_from_neighbours
 from .metric.heads import load_head
 
 # %% auto #0
-__all__ = ['GALLERY_FORMAT', 'GALLERY_VERSION', 'ExactIndex', 'choose_kind', 'FaissIndex', 'build_index', 'recall_at_k',
-           'SearchModel', 'query_index', 'calibrate', 'BuildingGallery', 'plot_answer', 'explain_match', 'run_index',
-           'run_search']
+__all__ = ['FROZEN_SOURCES', 'GALLERY_FORMAT', 'GALLERY_VERSION', 'ExactIndex', 'choose_kind', 'FaissIndex', 'build_index',
+           'recall_at_k', 'SearchModel', 'query_index', 'calibrate', 'BuildingGallery', 'plot_answer', 'explain_match',
+           'run_index', 'run_search']
 
 # %% ../nbs/07a_search.ipynb #292d3d7a
 class ExactIndex:
@@ -154,6 +154,9 @@ def _state_hash(module:nn.Module) -> str:
     for k, v in sorted(module.state_dict().items()): h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
+FROZEN_SOURCES = ('frozen:', 'frozen-tiny:')
+"How a model of frozen extractors (`SearchModel.from_extractors`) names its source, in a gallery too: it is rebuilt from it."
+
 class SearchModel:
     "What turns photos into gallery embeddings: frozen extractors and a trained head (a `bm-train` run), an end-to-end `Embedder`, or an ONNX export."
     def __init__(self, extractors:list[Extractor], # Frozen feature extractors, in the head's order
@@ -216,7 +219,7 @@ class SearchModel:
         "A `SearchModel` from what a user has: itself, a run folder or checkpoint, an `.onnx` file, an `Embedder`, or `frozen:<extractors>`."
         if isinstance(model, SearchModel): return model
         if isinstance(model, nn.Module): return cls.from_embedder(model)
-        if str(model).startswith(('frozen:', 'frozen-tiny:')):
+        if str(model).startswith(FROZEN_SOURCES):
             kind, _, spec = str(model).partition(':')
             return cls.from_extractors(spec, tiny=kind == 'frozen-tiny')
         p = Path(model)
@@ -387,7 +390,7 @@ class BuildingGallery:
         "The model that embeds queries: the one given, else the one the gallery was built with."
         if self._model is None:
             src = self.info.get('model_source')
-            if not src or not (Path(src).exists() or src.startswith(('frozen:', 'frozen-tiny:'))): raise BuildingMetricError(f"the model the gallery was built with ({src}) is not here", "pass the run folder or .onnx (bm-search --run)")
+            if not src or not (Path(src).exists() or src.startswith(FROZEN_SOURCES)): raise BuildingMetricError(f"the model the gallery was built with ({src}) is not here", "pass the run folder or .onnx (bm-search --run)")
             self._model = self._checked(SearchModel.create(src))
         return self._model
 

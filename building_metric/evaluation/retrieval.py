@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from ..core import BuildingMetricError, all_sum, rank_world
 
 # %% auto #0
-__all__ = ['faiss_module', 'knn', 'retrieval_metrics', 'map_at_r', 'precision_at_1', 'retrieval_metrics_chunked', 'class_means',
-           'ncm_scores', 'ncm_classify', 'clustering_scores', 'geo_recall', 'open_set_rates', 'open_set_threshold',
-           'ncm_probabilities', 'expected_calibration_error', 'plot_reliability']
+__all__ = ['faiss_module', 'knn', 'retrieval_metrics', 'map_at_r', 'precision_at_1', 'retrieval_metrics_chunked', 'class_sums',
+           'class_means', 'ncm_scores', 'ncm_classify', 'clustering_scores', 'geo_recall', 'open_set_rates',
+           'open_set_threshold', 'ncm_probabilities', 'expected_calibration_error', 'plot_reliability']
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #6f1d3c48
 def _as_tensor(x, name) -> torch.Tensor:
@@ -189,13 +189,16 @@ def retrieval_metrics_chunked(query, # (n, dim) query embeddings that slice like
     return _metrics_from(all_sum(sums) if world > 1 else sums, ks)
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #fe850587
-def class_means(emb, labels, n_classes:int|None=None) -> torch.Tensor:
-    "L2-normalised mean embedding of each class (rows 0..n_classes-1; NaN for a class with no embedding)."
+def class_sums(emb, labels, n_classes:int|None=None) -> tuple[torch.Tensor, torch.Tensor]:
+    "Sum (float64) of the L2-normalised embeddings of each class 0..n_classes-1, and how many each class has."
     e, y = F.normalize(_as_tensor(emb, 'emb'), dim=1), torch.as_tensor(np.asarray(labels)).long()
     n = n_classes or int(y.max()) + 1
-    sums = torch.zeros(n, e.shape[1]).index_add_(0, y, e)
-    cnt = torch.bincount(y, minlength=n).float()[:, None]
-    return F.normalize(sums / cnt, dim=1)
+    return torch.zeros(n, e.shape[1], dtype=torch.float64).index_add_(0, y, e.double()), torch.bincount(y, minlength=n)
+
+def class_means(emb, labels, n_classes:int|None=None) -> torch.Tensor:
+    "L2-normalised mean embedding of each class (rows 0..n_classes-1; NaN for a class with no embedding)."
+    sums, cnt = class_sums(emb, labels, n_classes)
+    return F.normalize(sums / cnt[:, None], dim=1).float()
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #87e1d600
 def ncm_scores(ref, ref_labels, query, n_classes:int|None=None) -> torch.Tensor:

@@ -17,17 +17,19 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelFitException
-from fastai.callback.progress import CSVLogger
 from fastcore.foundation import L
 
-from .config import TRACKERS, Config
+from .batch_size import find_batch_size, is_oom, learner_step   # (their home before; kept importable from here)
+from .config import Config
+from .checkpoint import atomic_write, describe_model, load_checkpoint
 from .core import BuildingMetricError
+from .tracking import CSVLog, tracking_cbs, wandb_history   # (their home before; kept importable from here)
 from .evaluation.retrieval import retrieval_metrics
 
 # %% auto #0
-__all__ = ['RETRIEVAL_SCORES', 'embed_all', 'retrieval_score', 'PeriodicEval', 'EarlyStop', 'checkpoint_meta', 'SaveBest',
-           'load_checkpoint', 'EMA', 'TerminateOnNaN', 'training_state', 'SaveCheckpoint', 'resume', 'CSVLog',
-           'tracking_cbs', 'wandb_history', 'is_oom', 'find_batch_size', 'learner_step']
+__all__ = ['RETRIEVAL_SCORES', 'embed_all', 'retrieval_score', 'StatefulCallback', 'stateful_callbacks', 'PeriodicEval',
+           'EarlyStop', 'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'training_state', 'SaveCheckpoint',
+           'resume']
 
 # %% ../nbs/03_callbacks.ipynb #86025f0f
 def embed_all(model, dl) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +61,26 @@ def retrieval_score(metric:str='map_at_r'):
     return score
 
 # %% ../nbs/03_callbacks.ipynb #17564b1e
-class PeriodicEval(Callback):
+class StatefulCallback(Callback):
+    "A callback whose state a checkpoint keeps (`training_state`) and `resume` gives back: `state()` says what to keep, `load_state(st)` takes it back, and `before_fit` finds it with `resumed()`."
+    _pending = None
+    def state(self) -> dict: return {}
+    def load_state(self, st:dict): self._pending = st
+    def resumed(self) -> dict|None:
+        "The state `load_state` gave (None for a fresh start), once: a second fit starts fresh."
+        st, self._pending = self._pending, None
+        return st
+
+def stateful_callbacks(cbs) -> dict:
+    "The stateful callbacks of `cbs` by key: the class name, numbered from the second of a class on (`EMA`, `EMA.1`), so that two of a class keep two states."
+    seen, out = {}, {}
+    for cb in cbs:
+        if not isinstance(cb, StatefulCallback): continue
+        n = type(cb).__name__; i = seen.get(n, 0); seen[n] = i + 1
+        out[n if not i else f'{n}.{i}'] = cb
+    return out
+
+class PeriodicEval(StatefulCallback):
     "Score the model every `every` training batches and at each epoch's end; other callbacks follow through `after_eval`."
     order = 75  # after the optimiser step, the Recorder's batch logging and the EMA update
     def __init__(self, every:int|None=50, # Training batches between evaluations (None: only at epoch ends)
@@ -72,10 +93,10 @@ class PeriodicEval(Callback):
         if isinstance(metric, str): self.metric_name, metric = metric, retrieval_score(metric)
         else: self.metric_name = getattr(metric, '__name__', 'score')
         self.every, self.score_fn, self.dl, self.sign, self.at_epoch_end, self.verbose = every, metric, dl, (1 if higher_is_better else -1), at_epoch_end, verbose
-        self.history, self._resume, self.epoch_end = [], None, False
+        self.history, self.epoch_end = [], False
 
     def before_fit(self):
-        st, self._resume = self._resume, None
+        st = self.resumed()
         self.history = list(st['history']) if st else []
         self._trained = self._warned = False
 
@@ -127,14 +148,14 @@ def _evaluator(learn) -> PeriodicEval:
     if pe is None: raise BuildingMetricError("this callback follows the scores of PeriodicEval, which the learner lacks", "add PeriodicEval() to the callbacks")
     return pe
 
-class EarlyStop(Callback):
+class EarlyStop(StatefulCallback):
     "Stop training when the `PeriodicEval` score has not improved by more than `min_delta` for `patience` evaluations."
     order = PeriodicEval.order + 1
     def __init__(self, patience:int=10, min_delta:float=0.):
-        self.patience, self.min_delta, self._resume = patience, min_delta, None
+        self.patience, self.min_delta = patience, min_delta
     def before_fit(self):
         _evaluator(self.learn)
-        st, self._resume = self._resume, None
+        st = self.resumed()
         self.best, self.wait, self.stopped = (st['best'], st['wait'], None) if st else (None, 0, None)
     def after_eval(self):
         pe = self.learn.periodic_eval
@@ -149,36 +170,26 @@ class EarlyStop(Callback):
     def state(self) -> dict: return {'best': self.best, 'wait': self.wait}
 
 # %% ../nbs/03_callbacks.ipynb #30d6bc7a
-def _atomic(path:Path, write):
-    tmp = path.with_name(path.name + '.tmp')
-    write(tmp); os.replace(tmp, path)
-
-def _describe(model) -> dict:
-    m = getattr(model, 'head', model)
-    dims = getattr(m, 'in_dims', None)
-    return dict(model=type(model).__name__, head=type(m).__name__, emb_dim=getattr(m, 'emb_dim', None),
-                extractors=list(dims) if dims else None, in_dims=dict(dims) if dims else None)
-
 def checkpoint_meta(learn, **extra) -> dict:
     "What `SaveBest` writes beside the weights: model, training config (`learn.config`), how the features were made (`learn.extractor_info`), versions, time."
     cfg = getattr(learn, 'config', None)
     if isinstance(cfg, Config): cfg = cfg.to_dict()
-    return dict(**_describe(learn.model), config=cfg, extractor_info=getattr(learn, 'extractor_info', None), library_version=building_metric.__version__,
+    return dict(**describe_model(learn.model), config=cfg, extractor_info=getattr(learn, 'extractor_info', None), library_version=building_metric.__version__,
                 torch_version=str(torch.__version__), saved_at=time.strftime('%Y-%m-%dT%H:%M:%S'), **extra)
 
 # %% ../nbs/03_callbacks.ipynb #5ddde3b0
-class SaveBest(Callback):
+class SaveBest(StatefulCallback):
     "Save the weights of the best `PeriodicEval` score to `fname.pth` with `fname.json` metadata; put them back at the end."
     order = PeriodicEval.order + 2
     def __init__(self, fname:str='best', # File stem, in `learn.path/learn.model_dir`
                  restore:bool=True, # Load the best weights into the model after training
                  state:bool=False): # Also write `fname_state.pth` (optimiser, EMA, callbacks, RNG) for bests found at an epoch's end
-        self.fname, self.restore, self.with_state, self._resume = fname, restore, state, None
+        self.fname, self.restore, self.with_state = fname, restore, state
     @property
     def path(self) -> Path: return Path(self.learn.path)/self.learn.model_dir/f'{self.fname}.pth'
     def before_fit(self):
         _evaluator(self.learn)
-        st, self._resume = self._resume, None
+        st = self.resumed()
         self.best, self.saved = (st['best'], st['saved']) if st else (None, False)
     def after_eval(self):
         pe = self.learn.periodic_eval
@@ -188,49 +199,27 @@ class SaveBest(Callback):
         sd = {k: v.detach().cpu().clone() for k, v in self.learn.model.state_dict().items()}
         meta = checkpoint_meta(self.learn, metric=pe.metric_name, value=pe.last, epoch=self.epoch, iter=self.train_iter,
                                ema=isinstance(getattr(self.learn, 'ema', None), EMA))
-        _atomic(p, lambda t: torch.save(sd, t))
-        _atomic(p.with_suffix('.json'), lambda t: t.write_text(json.dumps(meta, indent=2, default=str)))
+        atomic_write(p, lambda t: torch.save(sd, t))
+        atomic_write(p.with_suffix('.json'), lambda t: t.write_text(json.dumps(meta, indent=2, default=str)))
         if self.with_state and pe.epoch_end:
             st = training_state(self.learn)
-            _atomic(p.with_name(f'{self.fname}_state.pth'), lambda t: torch.save(st, t))
+            atomic_write(p.with_name(f'{self.fname}_state.pth'), lambda t: torch.save(st, t))
     def after_fit(self):
         if self.restore and self.saved: load_checkpoint(self.path, self.learn.model)
     def state(self) -> dict: return {'best': self.best, 'saved': self.saved}
 
-# %% ../nbs/03_callbacks.ipynb #420fe523
-def load_checkpoint(path:str|Path, # A `.pth` written by `SaveBest` (its `.json` is read beside it)
-                    model:torch.nn.Module|None=None, # Load the weights into this model (a `MetricModel` or its head)
-                   ) -> tuple[dict, dict]:
-    "The state dict (loaded with `weights_only=True`) and metadata of a saved checkpoint; loads them into `model` if given."
-    path = Path(path)
-    if not path.is_file(): raise BuildingMetricError(f"checkpoint {str(path)!r} not found", "check the path (SaveBest writes <learn.path>/models/best.pth)")
-    sd = torch.load(path, map_location='cpu', weights_only=True)
-    j = path.with_suffix('.json')
-    meta = json.loads(j.read_text()) if j.is_file() else {}
-    if model is not None:
-        keys = model.state_dict().keys()
-        if not any(k in keys for k in sd) and any(k.startswith('head.') for k in sd):   # a MetricModel's weights into its head
-            sd = {k[5:]: v for k, v in sd.items() if k.startswith('head.')}
-        own = model.state_dict()
-        bad = sorted(set(own) ^ set(sd)) + [k for k in own if k in sd and own[k].shape != sd[k].shape]
-        if bad:
-            raise BuildingMetricError(f"checkpoint {path.name!r} does not fit this {type(model).__name__} ({len(bad)} weights missing, extra or of another shape, e.g. {bad[0]!r})",
-                                      f"build the model as the metadata says: {meta.get('head')} with emb_dim={meta.get('emb_dim')} on {meta.get('extractors')}")
-        model.load_state_dict(sd)
-    return sd, meta
-
 # %% ../nbs/03_callbacks.ipynb #44ea0346
-class EMA(Callback):
+class EMA(StatefulCallback):
     "Exponential moving average of the weights (timm's `ModelEmaV3`); validation and `PeriodicEval` use it."
     order = 70  # after the optimiser step
     def __init__(self, decay:float=0.999, # Weight of the old average per step
                  warmup:bool=True, # Ramp the decay up over the first steps (timm's warmup)
                  apply_at_end:bool=True): # Leave the averaged weights in the model after training
-        self.decay, self.warmup, self.apply_at_end, self.model_ema, self._resume = decay, warmup, apply_at_end, None, None
+        self.decay, self.warmup, self.apply_at_end, self.model_ema = decay, warmup, apply_at_end, None
     def before_fit(self):
         from timm.utils.model_ema import ModelEmaV3
         self.model_ema = ModelEmaV3(self.learn.model, decay=self.decay, use_warmup=self.warmup)
-        st, self._resume = self._resume, None
+        st = self.resumed()
         self.step = 0
         if st: self.model_ema.module.load_state_dict(st['weights']); self.step = st['step']
     def after_batch(self):
@@ -298,7 +287,7 @@ def _set_rng_state(learn, st:dict):
 
 def training_state(learn) -> dict:
     "Everything `resume` needs, at the end of the current epoch: model, optimiser, the callbacks' `state()` (EMA weights, best score, ...), epoch, batch counter, RNG states."
-    cbs = {type(cb).__name__: cb.state() for cb in learn.cbs if hasattr(cb, 'state')}
+    cbs = {k: cb.state() for k, cb in stateful_callbacks(learn.cbs).items()}
     sm = getattr(getattr(learn, 'recorder', None), 'smooth_loss', None)   # the running training loss the history reports
     return _loadable(dict(model=learn.model.state_dict(), opt=learn.opt.state_dict(), epoch=learn.epoch, train_iter=learn.train_iter,
                        callbacks=cbs, rng=_rng_state(learn), meta=checkpoint_meta(learn, epoch=learn.epoch),
@@ -317,7 +306,7 @@ class SaveCheckpoint(Callback):
         self._trained = False
         ck = training_state(self.learn)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic(self.path, lambda t: torch.save(ck, t))
+        atomic_write(self.path, lambda t: torch.save(ck, t))
 
 # %% ../nbs/03_callbacks.ipynb #51014f6c
 class _ResumeCounters(Callback):
@@ -350,161 +339,8 @@ def resume(learn, # A learner built as the interrupted one was (same model, data
     learn.model.to(getattr(learn.dls, 'device', None) or 'cpu')
     learn.create_opt()
     learn.opt.load_state_dict(dict(state=ck['opt']['state'], hypers=L(ck['opt']['hypers'])))
-    for cb in learn.cbs:
-        st = ck['callbacks'].get(type(cb).__name__)
-        if st is not None and hasattr(cb, 'state'): cb._resume = st
+    for k, cb in stateful_callbacks(learn.cbs).items():
+        if ck['callbacks'].get(k) is not None: cb.load_state(ck['callbacks'][k])
     _set_rng_state(learn, ck['rng'])
     learn.add_cb(_ResumeCounters(ck['train_iter'], ck['epoch'] + 1, ck.get('smooth_loss')))
     return ck['epoch'] + 1
-
-# %% ../nbs/03_callbacks.ipynb #927077ef
-class CSVLog(CSVLogger):
-    "fastai's CSVLogger that, appending to an existing file (a resumed run), does not repeat the header."
-    def before_fit(self):
-        p = self.path/self.fname
-        new = not (self.append and p.is_file() and p.stat().st_size)
-        self.file = p.open('a' if self.append else 'w')
-        if new: self.file.write(','.join(self.recorder.metric_names) + '\n')
-        self.old_logger, self.learn.logger = self.logger, self._write_line
-
-# %% ../nbs/03_callbacks.ipynb #d54ec40a
-def _wandb_cb(project:str):
-    try:
-        import wandb
-        from fastai.callback.wandb import WandbCallback
-    except ImportError: raise BuildingMetricError("log 'wandb' needs the wandb package", "pip install wandb, or log to csv") from None
-    class _WB(WandbCallback):
-        "fastai's WandbCallback that starts (offline by default) and finishes its own run, with the learner's config."
-        def before_fit(self):
-            self._own = wandb.run is None
-            if self._own:
-                cfg = getattr(self.learn, 'config', None)
-                wandb.init(project=project, dir=str(self.learn.path), mode=os.environ.get('WANDB_MODE', 'offline'),
-                           config=cfg.to_dict() if isinstance(cfg, Config) else {}, settings=wandb.Settings(silent=True))
-            self.learn.gather_args = dict   # fastai's own summary of the learner's arguments fails on some callbacks
-            try: super().before_fit()
-            finally: del self.learn.gather_args
-        def after_fit(self):
-            super().after_fit()
-            if self._own: wandb.finish()
-    return _WB(log_preds=False, log_model=False)
-
-def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined by commas ('csv,wandb'), or 'none'
-                 append:bool=False, # Continue history.csv (a resumed run) instead of starting it again
-                 fname:str='history.csv',
-                 project:str='building_metric', # The W&B project
-                ) -> list:
-    "fastai logging callbacks by name, writing under the learner's path."
-    kinds = [k.strip() for k in str(log).split(',') if k.strip()]
-    bad = [k for k in kinds if k not in TRACKERS]
-    if bad: raise BuildingMetricError(f"unknown log kind {bad[0]!r}", f"use {', '.join(TRACKERS)} (several joined by commas)")
-    cbs = []
-    if 'csv' in kinds: cbs.append(CSVLog(fname=fname, append=append))
-    if 'tensorboard' in kinds:
-        try: from fastai.callback.tensorboard import TensorBoardCallback
-        except ImportError: raise BuildingMetricError("log 'tensorboard' needs the tensorboard package", "pip install tensorboard, or log to csv") from None
-        class _TB(TensorBoardCallback):
-            def before_fit(self):
-                self.log_dir = Path(self.learn.path)/'tensorboard'
-                super().before_fit()
-            def after_batch(self):   # fastai's would also log during validation, repeating the last training step
-                if self.training: super().after_batch()
-        cbs.append(_TB(trace_model=False, log_preds=False))
-    if 'wandb' in kinds: cbs.append(_wandb_cb(project))
-    return cbs
-
-# %% ../nbs/03_callbacks.ipynb #e357d8e8
-def _wandb_records(f:Path) -> list:
-    import struct
-    from wandb.proto import wandb_internal_pb2 as pb
-    data, pos, buf, recs = f.read_bytes(), 7, b'', []
-    while pos + 7 <= len(data):   # LevelDB log format: 32 KiB blocks of [crc 4][length 2][type 1] chunks, after a 7-byte header
-        if 32768 - pos % 32768 < 7: pos += 32768 - pos % 32768; continue
-        _, n, kind = struct.unpack('<IHB', data[pos:pos+7]); chunk = data[pos+7:pos+7+n]; pos += 7 + n
-        if kind == 0: continue
-        buf = chunk if kind in (1, 2) else buf + chunk
-        if kind in (1, 4):
-            r = pb.Record(); r.ParseFromString(buf); buf = b''; recs.append(r)
-    return recs
-
-def wandb_history(run:str|Path, # A `wandb/offline-run-*` folder or its `.wandb` file
-                  wait:float=0, # Seconds to wait for the run's exit record (W&B's service may still be writing a run that just finished)
-                 ) -> pd.DataFrame:
-    "The rows logged to an offline W&B run, read without the server; `attrs['complete']` says whether the run's exit record was there."
-    run = Path(run)
-    files = [run] if run.is_file() else sorted(run.glob('*.wandb'))
-    if not files: raise BuildingMetricError(f"no .wandb file in {str(run)!r}", "pass a wandb/offline-run-* folder")
-    end = time.monotonic() + wait
-    while True:
-        recs = _wandb_records(files[0])
-        kinds = [r.WhichOneof('record_type') for r in recs]
-        if 'exit' in kinds or time.monotonic() >= end: break
-        time.sleep(0.2)
-    df = pd.DataFrame([{i.key or '/'.join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
-                       for r, k in zip(recs, kinds) if k == 'history'])
-    df.attrs['complete'] = 'exit' in kinds
-    return df
-
-# %% ../nbs/03_callbacks.ipynb #2ec0ad95
-def is_oom(e:BaseException) -> bool:
-    "Whether `e` is an out-of-memory error: CUDA's, MPS's or the CPU allocator's."
-    if isinstance(e, torch.OutOfMemoryError): return True
-    return isinstance(e, RuntimeError) and any(s in str(e) for s in ('out of memory', "can't allocate memory"))
-
-# %% ../nbs/03_callbacks.ipynb #a0d7ef30
-def _free_memory():
-    import gc; gc.collect()
-    if torch.cuda.is_available(): torch.cuda.empty_cache()
-
-def find_batch_size(step:Callable[[int], Any], # step(bs): one training step at batch size bs
-                    mode:str='power', # 'power' (doubling) or 'binsearch' (doubling, then bisection)
-                    init:int=2, # First batch size to try
-                    max_bs:int=8192, # Largest batch size to try
-                    max_trials:int=25, # Most steps to run
-                    log:Callable|None=None, # Called with one line per trial
-                   ) -> int:
-    "The largest batch size (up to `max_bs`) whose `step` does not run out of memory."
-    if mode not in ('power', 'binsearch'): raise BuildingMetricError(f"batch-size finder mode {mode!r} is not known", "use 'power' or 'binsearch'")
-    if not 1 <= init <= max_bs: raise BuildingMetricError(f"init {init} must be between 1 and max_bs {max_bs}", "pass a smaller init or a larger max_bs")
-    tried = {}
-    def fits(bs):
-        if bs not in tried:
-            try: step(bs); tried[bs] = True
-            except Exception as e:
-                if not is_oom(e): raise
-                tried[bs] = False
-            if not tried[bs]: _free_memory()   # what the failed step held
-            if log: log(f"batch {bs}: {'fits' if tried[bs] else 'out of memory'}")
-        return tried[bs]
-    good, bad = init, None
-    while not fits(good):
-        if good == 1: raise BuildingMetricError("even a batch of 1 does not fit in memory", "use a smaller model or input, or a device with more memory")
-        good, bad = good // 2, good
-    while bad is None and good < max_bs and len(tried) < max_trials:
-        nxt = min(2 * good, max_bs)
-        if fits(nxt): good = nxt
-        else: bad = nxt
-    while mode == 'binsearch' and bad is not None and bad - good > 1 and len(tried) < max_trials:
-        mid = (good + bad) // 2
-        if fits(mid): good = mid
-        else: bad = mid
-    return good
-
-# %% ../nbs/03_callbacks.ipynb #6afbe473
-def learner_step(learn) -> Callable[[int], None]:
-    "A `find_batch_size` step for a fastai `Learner`: forward, loss and backward on its first training batch repeated to `bs` items; the learner is left as it was."
-    b = learn.dls.train.one_batch()
-    n_inp = getattr(learn.dls, 'n_inp', len(b) - 1)
-    params = list(learn.model.parameters()) + (list(learn.loss_func.parameters()) if isinstance(learn.loss_func, torch.nn.Module) else [])
-    def step(bs:int):
-        buffers = {k: v.clone() for k, v in learn.model.state_dict().items() if not any(v is p for p in params)}
-        idx = torch.arange(bs, device=b[0].device) % len(b[0])
-        xb, yb = [t[idx] for t in b[:n_inp]], [t[idx] for t in b[n_inp:]]
-        learn.model.train()
-        try:
-            loss = learn.loss_func(learn.model(*xb), *yb)
-            loss.backward()
-        finally:
-            for p in params: p.grad = None
-            learn.model.load_state_dict(buffers, strict=False)
-    return step

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .callbacks import (EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, embed_all, find_batch_size, learner_step,
-                                      resume, tracking_cbs)
+from .batch_size import find_batch_size, learner_step
+from .callbacks import EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, embed_all, resume
+from .tracking import tracking_cbs
 from .config import TrainConfig, default_cache
 from .core import BuildingMetricError, WriterLock, init_distributed, seed_everything
 from .distributed import DistributedTraining, RandomBatches, ShardedBatches

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from building_metric.callbacks import wandb_history
+from building_metric.tracking import wandb_history
 from building_metric.data.synth import write_synthetic
 
 from conftest import inside_epoch, kill_when, one_line_error, run, spawn_watched

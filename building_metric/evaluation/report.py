@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..callbacks import embed_all, load_checkpoint
+from ..checkpoint import load_checkpoint
+from ..callbacks import embed_all
 from ..config import DemoConfig, EvalConfig, TrainConfig
 from ..core import BuildingMetricError, all_sum, barrier, init_distributed, rank_world, seed_everything
 from ..data.index import BuildingIndex

@@ -13,13 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..callbacks import load_checkpoint
+from ..checkpoint import load_checkpoint
 from ..core import BuildingMetricError
 from ..features.extractors import Preprocess
 from ..weights import timm_model
 
 # %% auto #0
-__all__ = ['FUSION_SIZES', 'GatingHead', 'mlp', 'FusionHead', 'load_head', 'ProjectionHead', 'Embedder', 'embedder_splitter']
+__all__ = ['FUSION_SIZES', 'HEADS', 'GatingHead', 'mlp', 'FusionHead', 'load_head', 'ProjectionHead', 'Embedder',
+           'embedder_splitter']
 
 # %% ../../nbs/04_metric.heads.ipynb #feb7da05
 def _check_dims(in_dims) -> dict[str, int]:
@@ -87,6 +88,8 @@ class FusionHead(nn.Module):
         self.body = mlp([sum(self.in_dims.values()), *FUSION_SIZES[size]], act, dropout)
         self.out = nn.Linear(FUSION_SIZES[size][-1], self.emb_dim)
         self.residual = residual
+        self.init_args = dict(in_dims=dict(self.in_dims), size=size, gate=gate, emb_dim=self.emb_dim, act=act, dropout=dropout,
+                              norm_input=norm_input, residual=residual)   # how to build it again (kept in its checkpoints)
         if residual:   # at the start the embedding is the frozen features, turned: training adds only what the loss asks for
             d = sum(self.in_dims.values())
             q = torch.linalg.qr(torch.randn(max(d, self.emb_dim), min(d, self.emb_dim), generator=torch.Generator().manual_seed(0)))[0]
@@ -107,15 +110,24 @@ class FusionHead(nn.Module):
         return self.gate.gate_weights() if self.gate is not None else None
 
 # %% ../../nbs/04_metric.heads.ipynb #4cb7e969
-def load_head(checkpoint:str|Path, # `best.pth` written by `bm-train` (its `best.json` beside it says what to build)
-             ) -> tuple[FusionHead, dict]:
-    "The `FusionHead` of a `bm-train` checkpoint, built as its metadata says, weights loaded, in eval mode; and the metadata."
-    _, meta = load_checkpoint(checkpoint)
+HEADS = {'FusionHead': FusionHead}
+"The heads a checkpoint can be rebuilt as, by the class name its metadata gives (each head class adds itself)."
+
+def _head_of_old_checkpoint(meta:dict, name:str) -> FusionHead:
+    "A `FusionHead` from the metadata of a checkpoint written before heads kept their `init_args` (bm-train's flags)."
     cfg, dims = meta.get('config') or {}, meta.get('in_dims')
     if meta.get('head') != 'FusionHead' or not dims:
-        raise BuildingMetricError(f"the checkpoint {Path(checkpoint).name!r} holds a {meta.get('head')}, not a FusionHead with known inputs",
-                                  "load a checkpoint written by bm-train (its best.json says what to build)")
-    head = FusionHead(dims, size=cfg.get('big_fusion_head', 0), gate=bool(cfg.get('gate', 0)), emb_dim=meta.get('emb_dim'), residual=bool(cfg.get('residual', 0)))
+        raise BuildingMetricError(f"the checkpoint {name!r} holds a {meta.get('head')}, which cannot be rebuilt from its metadata",
+                                  f"load a checkpoint of a head load_head knows ({', '.join(HEADS)}), as bm-train writes them")
+    return FusionHead(dims, size=cfg.get('big_fusion_head', 0), gate=bool(cfg.get('gate', 0)), emb_dim=meta.get('emb_dim'),
+                      residual=bool(cfg.get('residual', 0)))
+
+def load_head(checkpoint:str|Path, # `best.pth` written by `bm-train` (its `best.json` beside it says what to build)
+             ) -> tuple[nn.Module, dict]:
+    "The head of a checkpoint, built again from its own recorded arguments, weights loaded, in eval mode; and the metadata."
+    _, meta = load_checkpoint(checkpoint)
+    args, cls = meta.get('head_args'), HEADS.get(meta.get('head'))
+    head = cls(**args) if args and cls else _head_of_old_checkpoint(meta, Path(checkpoint).name)
     load_checkpoint(checkpoint, head)
     return head.eval(), meta
 
@@ -127,10 +139,13 @@ class ProjectionHead(nn.Module):
                  normalize:bool=True): # L2-normalise the output
         super().__init__()
         self.in_dims, self.emb_dim, self.normalize = {'features': in_dim}, emb_dim, normalize
+        self.init_args = dict(in_dim=in_dim, emb_dim=emb_dim, normalize=normalize)
         self.net = nn.Sequential(nn.Linear(in_dim, emb_dim), nn.ReLU(), nn.Linear(emb_dim, emb_dim))
     def forward(self, x):
         e = self.net(x)
         return F.normalize(e, dim=-1) if self.normalize else e
+
+HEADS['ProjectionHead'] = ProjectionHead
 
 # %% ../../nbs/04_metric.heads.ipynb #e5c3c3cd
 class Embedder(nn.Module):

@@ -247,7 +247,7 @@ def show_attention(model:AGFusionModel, dl, n:int=4, fname=None):
 def pair_train(cfg:PairConfig, log=print) -> dict:
     "Train and evaluate a siamese pair model as `cfg` says; returns the test (or validation) pair scores at the chosen threshold."
     import json
-    from building_metric.callbacks import tracking_cbs
+    from building_metric.tracking import tracking_cbs
     from building_metric.core import seed_everything
     if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an image folder or a CSV manifest")
     if not Path(cfg.data).exists(): raise BuildingMetricError(f"--data {cfg.data!r} does not exist", "check the path")

@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..callbacks import EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, load_checkpoint, resume, tracking_cbs
+from ..checkpoint import load_checkpoint
+from ..callbacks import EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, resume
+from ..tracking import tracking_cbs
 from ..config import SegInferConfig, SegTrainConfig, check_choice
 from ..core import BuildingMetricError, WriterLock, barrier, get_device, init_distributed, seed_everything
 from ..data.index import IMAGE_EXTENSIONS, check_image

@@ -17,10 +17,9 @@ import pandas as pd
 import torch
 
 from .batch_size import find_batch_size, learner_step
-from .callbacks import EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint, embed_all, resume
-from .tracking import tracking_cbs
+from .callbacks import embed_all
 from .config import TrainConfig, default_cache
-from .core import BuildingMetricError, WriterLock, init_distributed, seed_everything
+from .core import BuildingMetricError, init_distributed, seed_everything
 from .distributed import DistributedTraining, RandomBatches, ShardedBatches
 from .evaluation.retrieval import retrieval_metrics
 from .features.extractors import create_extractor
@@ -28,6 +27,7 @@ from .features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extrac
 from .metric.heads import FusionHead
 from .metric.learner import metric_learner
 from .metric.losses import LOSSES
+from .run import TrainingRun
 from .metric.samplers import MPerClassBatches, UCBFeedback, UCBTripletBatches
 
 # %% auto #0
@@ -92,68 +92,63 @@ def _loss_kwargs(cfg:TrainConfig) -> dict:
         return dict(kw, miner='layout', reducer='mean')
     return dict(kw, train_type=cfg.train_type)
 
+def _extractors(cfg:TrainConfig, cache:FeatureCache) -> list[str]:
+    "The extractors to train on: those the settings name (all of the cache's if none), each checked to be in the cache."
+    missing = [n for n in cfg.extractor_names if n not in cache.extractors]
+    if missing: raise BuildingMetricError(f"the cache {cache.path.name!r} has no {', '.join(missing)} features", f"it has {', '.join(cache.extractors)}: switch those on, or pass the image folder instead")
+    return [n for n in (cfg.extractor_names or cache.extractors) if n in cache.extractors]
+
+def _loaders(cfg:TrainConfig, cache:FeatureCache, names:list[str], tr_rows:np.ndarray, va_rows:np.ndarray, world:int, main:bool):
+    "bs -> (DataLoaders, the sampler's callbacks) for the training and selection rows, with the sampler `cfg` asks for."
+    tr_labels = cache.labels[tr_rows]
+    def loaders(bs):
+        sampler, cbs = None, []
+        if cfg.sampler == 'm_per_class': sampler = MPerClassBatches(tr_labels, m=cfg.m, batch_size=bs)
+        elif cfg.sampler == 'ucb':
+            sampler = UCBTripletBatches.from_cache(cache, triplets=bs, num_difficulty_levels=cfg.levels, ucb_alpha=cfg.ucb_alpha, difficulty_update_freq=cfg.update_freq)
+            if main: cbs.append(UCBFeedback(sampler))   # process 0 draws the batches: its sampler hears the (global) losses
+        if world > 1: sampler = ShardedBatches(sampler or RandomBatches(len(tr_labels), bs))   # each process a slice of every global batch
+        return cache.dataloaders(names, bs=bs, train=tr_rows, valid=va_rows, batch_sampler=sampler), cbs
+    return loaders
+
+def _find_batch(cfg:TrainConfig, learn, loaders, run:TrainingRun, log) -> TrainConfig:
+    "`--batch_finder`: the largest batch (up to `--batch`, in whole classes for m-per-class batches) that fits; the learner and `config.yaml` take it."
+    bs = find_batch_size(learner_step(learn), cfg.batch_finder, init=min(2, cfg.batch), max_bs=cfg.batch, log=log)
+    if cfg.sampler == 'm_per_class': bs = max(cfg.m, bs // cfg.m * cfg.m)
+    log(f"batch-size finder ({cfg.batch_finder}): {bs}")
+    if bs == cfg.batch: return cfg
+    cfg = dataclasses.replace(cfg, batch=bs); run.save_config(cfg)
+    learn.dls = loaders(bs)[0]
+    return cfg
+
 def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict: # `cbs`: more callbacks for the learner (e.g. a tuner's pruning)
     "Train a fusion head as `cfg` says; returns the retrieval metrics of the best weights on the test (or validation) split."
     LOSSES.get(cfg.loss)               # a loss that is registered, before any work
-    extra, out = cbs, Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     rank, world = init_distributed()   # under torchrun / accelerate launch: one of several processes
     main = rank == 0                   # the one that writes checkpoints, logs and reports
-    with (WriterLock(out, 'run folder') if main else nullcontext()):   # one writer per run folder
-        if world > 1 and cfg.batch_finder: raise BuildingMetricError("--batch_finder runs in one process", "find the batch in a one-process run, then pass --batch to the multi-process one")
-        if cfg.batch_finder and cfg.resume and (out/'config.yaml').is_file():   # the batch found when the run started
-            cfg = dataclasses.replace(cfg, batch=TrainConfig.from_yaml(out/'config.yaml').batch)
-        if main: cfg.to_yaml(out/'config.yaml')
-        cache = open_data(cfg, log)
-        names = [n for n in (cfg.extractor_names or cache.extractors) if n in cache.extractors]
-        missing = [n for n in cfg.extractor_names if n not in cache.extractors]
-        if missing: raise BuildingMetricError(f"the cache {cache.path.name!r} has no {', '.join(missing)} features", f"it has {', '.join(cache.extractors)}: switch those on, or pass the image folder instead")
+    if world > 1 and cfg.batch_finder: raise BuildingMetricError("--batch_finder runs in one process", "find the batch in a one-process run, then pass --batch to the multi-process one")
+    if cfg.batch_finder and cfg.resume and (Path(cfg.out)/'config.yaml').is_file():   # the batch found when the run started
+        cfg = dataclasses.replace(cfg, batch=TrainConfig.from_yaml(Path(cfg.out)/'config.yaml').batch)
+    with TrainingRun(cfg.out, cfg, main, log) as run, open_data(cfg, log) as cache:
+        names = _extractors(cfg, cache)
         tr_rows, va_rows, chosen = selection_rows(cache, cfg.select if cfg.sampler != 'ucb' else 'val', seed=cfg.seed, log=log if main else (lambda *a: None))
         va = cache.labels[va_rows]
         if not len(va) or np.bincount(va).max() < 2:
             raise BuildingMetricError(f"the validation split of {cache.path.name!r} has no building with two images, so retrieval metrics are undefined",
                                       "split by class (--split class), or index more images per building")
         seed_everything(cfg.seed)
-        tr_labels = cache.labels[tr_rows]
-        def loaders(bs):
-            sampler, cbs = None, []
-            if cfg.sampler == 'm_per_class': sampler = MPerClassBatches(tr_labels, m=cfg.m, batch_size=bs)
-            elif cfg.sampler == 'ucb':
-                sampler = UCBTripletBatches.from_cache(cache, triplets=bs, num_difficulty_levels=cfg.levels, ucb_alpha=cfg.ucb_alpha, difficulty_update_freq=cfg.update_freq)
-                if main: cbs.append(UCBFeedback(sampler))   # process 0 draws the batches: its sampler hears the (global) losses
-            if world > 1: sampler = ShardedBatches(sampler or RandomBatches(len(tr_labels), bs))   # each process a slice of every global batch
-            return cache.dataloaders(names, bs=bs, train=tr_rows, valid=va_rows, batch_sampler=sampler), cbs
-        whole = cfg.batch_finder and cfg.sampler == 'm_per_class'
-        dls, cbs = loaders(max(cfg.m, cfg.batch // cfg.m * cfg.m) if whole else cfg.batch)   # (the finder's cap, in whole classes)
-        ucb = next((c.sampler for c in cbs if isinstance(c, UCBFeedback)), None)
+        loaders = _loaders(cfg, cache, names, tr_rows, va_rows, world, main)
+        dls, sampler_cbs = loaders(max(cfg.m, cfg.batch // cfg.m * cfg.m) if cfg.batch_finder and cfg.sampler == 'm_per_class' else cfg.batch)   # (the finder's cap, in whole classes)
         head = FusionHead(cache.dims(names), size=cfg.big_fusion_head, gate=bool(cfg.gate), emb_dim=cfg.emb_dim or None, residual=bool(cfg.residual))
-        cbs += [PeriodicEval(every=cfg.eval_every)] + ([SaveBest(), SaveCheckpoint(), *tracking_cbs(cfg.log, append=cfg.resume)] if main else [])
-        if world > 1: cbs.append(DistributedTraining())
-        if cfg.patience: cbs.append(EarlyStop(patience=cfg.patience))
-        if cfg.ema: cbs.append(EMA(decay=cfg.ema))
-        cbs += list(extra or [])
-        learn = metric_learner(dls, head, cfg.loss, n_classes=int(tr_labels.max()) + 1, cbs=cbs, path=out,
+        every = run.callbacks(every=cfg.eval_every, patience=cfg.patience, ema=cfg.ema, log=cfg.log, resume=cfg.resume, distributed=DistributedTraining() if world > 1 else None)
+        learn = metric_learner(dls, head, cfg.loss, n_classes=int(cache.labels[tr_rows].max()) + 1, cbs=sampler_cbs + every + list(cbs or []), path=run.out,
                                clip=cfg.grad_clip or None, wd=cfg.wd, **_loss_kwargs(cfg))
-        if cfg.batch_finder and not cfg.resume:
-            bs = find_batch_size(learner_step(learn), cfg.batch_finder, init=min(2, cfg.batch), max_bs=cfg.batch, log=log)
-            if cfg.sampler == 'm_per_class': bs = max(cfg.m, bs // cfg.m * cfg.m)
-            log(f"batch-size finder ({cfg.batch_finder}): {bs}")
-            if bs != cfg.batch:
-                cfg = dataclasses.replace(cfg, batch=bs); cfg.to_yaml(out/'config.yaml')
-                learn.dls = loaders(bs)[0]
+        if cfg.batch_finder and not cfg.resume: cfg = _find_batch(cfg, learn, loaders, run, log)
         learn.config, learn.extractor_info = cfg, {n: cache.info(n) for n in names}   # both go into best.json
-        start = resume(learn, strict=True) if cfg.resume else 0
-        seconds = 0.0
-        if start >= cfg.epochs: log(f"the checkpoint is of the last epoch ({start - 1}): nothing left to train")
-        else:
-            t0 = time.perf_counter()
-            learn.fit_one_cycle(cfg.epochs, cfg.lr, start_epoch=start, pct_start=cfg.pct_start)
-            seconds = round(time.perf_counter() - t0, 2)
-            if main: pd.DataFrame(learn.periodic_eval.history).to_csv(out/'evaluations.csv', index=False)   # (a finished run resumed keeps its file)
-            if main and ucb is not None: pd.DataFrame(ucb.history).to_csv(out/'ucb.csv', index=False)      # per update: each level's mean loss and plays
-        if not main: cache.close(); return dict(rank=rank)   # process 0 reports
+        seconds = run.fit(learn, cfg.epochs, cfg.lr, resume=cfg.resume, pct_start=cfg.pct_start)
+        ucb = next((c.sampler for c in sampler_cbs if isinstance(c, UCBFeedback)), None)
+        if main and ucb is not None and seconds: pd.DataFrame(ucb.history).to_csv(run.out/'ucb.csv', index=False)   # per update: each level's mean loss and plays
+        if not main: return dict(rank=rank)   # process 0 reports
         split = 'test' if len(cache.rows('test')) else 'val'
         emb, y = embed_all(learn.model, FeatureDataLoader(FeatureRows(cache, names, cache.rows(split), in_ram=dls.train.dataset.in_ram), bs=256, device=dls.device))
-        metrics = dict(split=split, selected_on=chosen, **retrieval_metrics(emb, y), train_seconds=seconds, best=json.loads((out/'models'/'best.json').read_text()) if (out/'models'/'best.json').is_file() else None)
-        (out/'metrics.json').write_text(json.dumps(metrics, indent=2))
-        cache.close()
-        return metrics
+        return run.finish(dict(split=split, selected_on=chosen, **retrieval_metrics(emb, y), train_seconds=seconds))

@@ -80,6 +80,15 @@ def kill_when(start, # start(attempt) -> Popen: a fresh run (its own output fold
             return a
     raise AssertionError(f'the process ended before it could be killed, {attempts} times in a row')
 
+def assert_same_weights(a:Path, b:Path, files=('last.pth', 'best.pth'), atol:float=1e-6):
+    "The weights in `models/<file>` of two run folders are equal within `atol` (a `last.pth` holds them under 'model')."
+    import torch
+    for f in files:
+        x, y = (torch.load(d/'models'/f, weights_only=True) for d in (a, b))
+        x, y = (z['model'] if 'model' in z else z for z in (x, y))
+        assert x.keys() == y.keys(), f
+        for k in x: torch.testing.assert_close(y[k], x[k], atol=atol, rtol=1e-5, msg=lambda m: f"{f} {k}: {m}")
+
 def pml_map_at_r(emb, labels) -> float:
     "Leave-one-out MAP@R by cosine similarity, computed by pytorch-metric-learning (not by this library)."
     import torch

@@ -2,6 +2,7 @@
 import json, subprocess, sys
 from pathlib import Path
 
+import pandas as pd
 import torch
 import yaml
 from building_metric.cli import COMMANDS
@@ -48,13 +49,14 @@ def test_pair_model_from_the_siamese_config(tmp_path):
     assert m == json.loads((tmp_path/'pairs'/'metrics.json').read_text()) and m['split'] == 'test'
     resolved = yaml.safe_load((tmp_path/'pairs'/'config.yaml').read_text())
     assert (resolved['arch'], resolved['hard'], resolved['size']) == ('resnet50', 'geo', 32)   # the file, then flags, then overrides
-    assert {p.name for p in (tmp_path/'pairs'/'models').iterdir()} == {'pair.pth', 'pair.json'} and (tmp_path/'pairs'/'attention.png').is_file()
+    assert {p.name for p in (tmp_path/'pairs'/'models').iterdir()} == {'best.pth', 'best.json', 'last.pth'} and (tmp_path/'pairs'/'attention.png').is_file()
     from building_metric.data.index import BuildingIndex          # the reported ROC-AUC: the saved model's on the test pairs, by scikit-learn
-    from building_metric.metric.siamese import AGFusionModel, pair_dataloaders, predict_pairs
+    from building_metric.metric.siamese import load_pair_model, pair_dataloaders, predict_pairs
     from sklearn.metrics import roc_auc_score
     c = resolved
-    model = AGFusionModel(c['arch'], stage=c['stage'], proj=tuple(c['proj']), pretrained=False, tiny=True)
-    model.load_state_dict(torch.load(tmp_path/'pairs'/'models'/'pair.pth', weights_only=True))
+    model, meta = load_pair_model(tmp_path/'pairs')
+    ev = pd.read_csv(tmp_path/'pairs'/'evaluations.csv')
+    assert meta['threshold'] == m['threshold'] and meta['value'] == ev.value.max() and meta['metric'] == 'pair_auc'   # the best validation ROC-AUC
     index = BuildingIndex.from_path(tmp_path/'geo', progress=False).split(by=c['split'], seed=c['seed'])
     dl = pair_dataloaders(index, size=c['size'], bs=c['batch'], valid='test', hard=c['hard'], hard_frac=c['hard_frac'], augment=False,
                           seed=c['seed'] + 2, num_workers=0).valid

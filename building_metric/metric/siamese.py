@@ -8,6 +8,7 @@ Docs: https://building-metric.github.io/building_metric/metric.siamese.html.md""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
+import json
 from functools import partial
 from pathlib import Path
 
@@ -30,15 +31,18 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
 from ..callbacks import TerminateOnNaN
+from ..checkpoint import atomic_write, load_checkpoint
 from ..config import PairConfig
-from ..core import BuildingMetricError, get_device
+from ..core import BuildingMetricError, get_device, seed_everything
 from ..data.index import BuildingIndex, load_image
 from ..geo import haversine_km
+from ..run import TrainingRun
 from ..weights import timm_model
 
 # %% auto #0
 __all__ = ['make_pairs', 'pair_dataloaders', 'MutualGate', 'AGFusionModel', 'pair_splitter', 'pair_scores', 'choose_threshold',
-           'pair_metrics', 'pair_learner', 'predict_pairs', 'show_attention', 'pair_train']
+           'pair_metrics', 'pair_learner', 'predict_pairs', 'show_attention', 'pair_auc', 'pair_train',
+           'load_pair_model']
 
 # %% ../../nbs/04e_metric.siamese.ipynb #2c4e0927
 def make_pairs(index:BuildingIndex, # A split index
@@ -244,36 +248,51 @@ def show_attention(model:AGFusionModel, dl, n:int=4, fname=None):
     return fig
 
 # %% ../../nbs/04e_metric.siamese.ipynb #e6808456
+def pair_auc(learn, dl) -> float:
+    "ROC-AUC of the same-building probabilities of the pairs of `dl`: the score `pair_train` keeps the best weights by."
+    p, t, _ = predict_pairs(learn.model, dl)
+    return pair_scores(p, t)['roc_auc']
+
 def pair_train(cfg:PairConfig, log=print) -> dict:
     "Train and evaluate a siamese pair model as `cfg` says; returns the test (or validation) pair scores at the chosen threshold."
-    import json
-    from building_metric.tracking import tracking_cbs
-    from building_metric.core import seed_everything
     if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an image folder or a CSV manifest")
     if not Path(cfg.data).exists(): raise BuildingMetricError(f"--data {cfg.data!r} does not exist", "check the path")
-    out = Path(cfg.out); (out/'models').mkdir(parents=True, exist_ok=True)
-    cfg.to_yaml(out/'config.yaml')
-    index = BuildingIndex.from_path(cfg.data, progress=False)
-    if index.items.split.isna().all(): index = index.split(by=cfg.split, seed=cfg.seed)
-    log(index.report())
-    seed_everything(cfg.seed)
-    hard = None if cfg.hard == 'none' else cfg.hard
-    dls = pair_dataloaders(index, size=cfg.size, bs=cfg.batch, n_pairs=cfg.n_pairs or None, hard=hard, hard_frac=cfg.hard_frac,
-                           seed=cfg.seed, num_workers=cfg.workers)
-    model = AGFusionModel(cfg.arch, stage=cfg.stage, proj=tuple(cfg.proj), pretrained=cfg.pretrained, tiny=cfg.tiny)
-    learn = pair_learner(dls, model, wd=cfg.wd, clip=cfg.clip or None, cbs=tracking_cbs(cfg.log), path=out)
-    learn.config = cfg
-    learn.fit_one_cycle(cfg.epochs, cfg.lr)
-    vp, vt, _ = predict_pairs(learn.model, dls.valid)
+    with TrainingRun(cfg.out, cfg, log=log) as run:
+        index = BuildingIndex.from_path(cfg.data, progress=False)
+        if index.items.split.isna().all(): index = index.split(by=cfg.split, seed=cfg.seed)
+        log(index.report())
+        seed_everything(cfg.seed)
+        dls = pair_dataloaders(index, size=cfg.size, bs=cfg.batch, n_pairs=cfg.n_pairs or None, hard=None if cfg.hard == 'none' else cfg.hard,
+                               hard_frac=cfg.hard_frac, seed=cfg.seed, num_workers=cfg.workers)
+        model = AGFusionModel(cfg.arch, stage=cfg.stage, proj=tuple(cfg.proj), pretrained=cfg.pretrained, tiny=cfg.tiny)
+        cbs = run.callbacks(every=cfg.eval_every or None, metric=pair_auc, patience=cfg.patience, log=cfg.log, resume=cfg.resume)
+        learn = pair_learner(dls, model, wd=cfg.wd, clip=cfg.clip or None, cbs=cbs, path=run.out)
+        learn.config = cfg
+        run.fit(learn, cfg.epochs, cfg.lr, resume=cfg.resume)
+        if run.best.is_file(): load_checkpoint(run.best, learn.model)   # (also when a finished run is resumed: nothing was fitted)
+        return _pair_report(cfg, run, learn, index)
+
+def _pair_report(cfg:PairConfig, run:TrainingRun, learn, index:BuildingIndex) -> dict:
+    "The threshold chosen on the validation pairs (kept in best.json), the test (or validation) pairs' scores at it, `metrics.json` and `attention.png`."
+    vp, vt, _ = predict_pairs(learn.model, learn.dls.valid)
     thr = choose_threshold(vp, vt, by=cfg.threshold)
     split = 'test' if (index.items.split == 'test').any() else 'val'
-    test_dl = pair_dataloaders(index, size=cfg.size, bs=cfg.batch, valid=split, hard=hard, hard_frac=cfg.hard_frac, augment=False,
-                               seed=cfg.seed + 2, num_workers=cfg.workers).valid
+    test_dl = pair_dataloaders(index, size=cfg.size, bs=cfg.batch, valid=split, hard=None if cfg.hard == 'none' else cfg.hard, hard_frac=cfg.hard_frac,
+                               augment=False, seed=cfg.seed + 2, num_workers=cfg.workers).valid
     tp, tt, _ = predict_pairs(learn.model, test_dl)
-    m = dict(split=split, **pair_scores(tp, tt, thr), validation=pair_scores(vp, vt, thr))   # (the scores carry the threshold)
-    torch.save(learn.model.state_dict(), out/'models'/'pair.pth')
-    (out/'models'/'pair.json').write_text(json.dumps(dict(config=cfg.to_dict(), threshold=thr), indent=2))
-    (out/'metrics.json').write_text(json.dumps(m, indent=2))
-    show_attention(learn.model, test_dl, n=min(4, cfg.batch), fname=out/'attention.png')
+    j = run.best.with_suffix('.json')
+    if j.is_file(): atomic_write(j, lambda t: t.write_text(json.dumps(dict(json.loads(j.read_text()), threshold=thr), indent=2, default=str)))
+    m = run.finish(dict(split=split, **pair_scores(tp, tt, thr), validation=pair_scores(vp, vt, thr)))   # (the scores carry the threshold)
+    show_attention(learn.model, test_dl, n=min(4, cfg.batch), fname=run.out/'attention.png')
     import matplotlib.pyplot as plt; plt.close('all')
     return m
+
+def load_pair_model(run:str|Path) -> tuple[AGFusionModel, dict]: # A `bm-pair-train` output folder, or its `models/best.pth`
+    "The pair model of a `pair_train` run, in eval mode, and its metadata (`config`, `threshold`); a run written before best.pth (`models/pair.pth` + `pair.json`) loads too."
+    p = Path(run)
+    if p.is_dir(): p = next((p/'models'/f for f in ('best.pth', 'pair.pth') if (p/'models'/f).is_file()), p/'models'/'best.pth')
+    _, meta = load_checkpoint(p)
+    cfg = PairConfig.from_dict(meta.get('config') or {})
+    model = AGFusionModel(cfg.arch, stage=cfg.stage, proj=tuple(cfg.proj), pretrained=False, tiny=cfg.tiny)
+    load_checkpoint(p, model)
+    return model.eval(), meta

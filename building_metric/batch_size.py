@@ -36,8 +36,11 @@ def find_batch_size(step:Callable[[int], Any], # step(bs): one training step at 
                     log:Callable|None=None, # Called with one line per trial
                    ) -> int:
     "The largest batch size (up to `max_bs`) whose `step` does not run out of memory."
-    if mode not in ('power', 'binsearch'): raise BuildingMetricError(f"batch-size finder mode {mode!r} is not known", "use 'power' or 'binsearch'")
-    if not 1 <= init <= max_bs: raise BuildingMetricError(f"init {init} must be between 1 and max_bs {max_bs}", "pass a smaller init or a larger max_bs")
+    if mode not in ('power', 'binsearch'):
+        raise BuildingMetricError(f"batch-size finder mode {mode!r} is not known", "use 'power' or 'binsearch'")
+    if not 1 <= init <= max_bs:
+        raise BuildingMetricError(f"init {init} must be between 1 and max_bs {max_bs}",
+                                  "pass a smaller init or a larger max_bs")
     tried = {}
     def fits(bs):
         if bs not in tried:
@@ -50,7 +53,9 @@ def find_batch_size(step:Callable[[int], Any], # step(bs): one training step at 
         return tried[bs]
     good, bad = init, None
     while not fits(good):
-        if good == 1: raise BuildingMetricError("even a batch of 1 does not fit in memory", "use a smaller model or input, or a device with more memory")
+        if good == 1:
+            raise BuildingMetricError("even a batch of 1 does not fit in memory",
+                                      "use a smaller model or input, or a device with more memory")
         good, bad = good // 2, good
     while bad is None and good < max_bs and len(tried) < max_trials:
         nxt = min(2 * good, max_bs)
@@ -64,7 +69,8 @@ def find_batch_size(step:Callable[[int], Any], # step(bs): one training step at 
 
 # %% ../nbs/03b_batch_size.ipynb #6afbe473
 def learner_step(learn) -> Callable[[int], None]:
-    "A `find_batch_size` step for a fastai `Learner`: forward, loss and backward on its first training batch repeated to `bs` items; the learner is left as it was."
+    ("A `find_batch_size` step for a fastai `Learner`: forward, loss and backward on its first training batch repeated "
+     "to `bs` items; the learner is left as it was.")
     b = learn.dls.train.one_batch()
     n_inp = getattr(learn.dls, 'n_inp', len(b) - 1)
     params = list(learn.model.parameters()) + (list(learn.loss_func.parameters()) if isinstance(learn.loss_func, torch.nn.Module) else [])

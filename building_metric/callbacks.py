@@ -19,11 +19,13 @@ import torch
 from fastai.callback.core import Callback, CancelFitException
 from fastcore.foundation import L
 
-from .batch_size import find_batch_size, is_oom, learner_step   # (their home before; kept importable from here)
+# (their home before; kept importable from here)
+from .batch_size import (find_batch_size, is_oom, learner_step)
 from .config import Config
 from .checkpoint import atomic_write, describe_model, load_checkpoint
 from .core import BuildingMetricError
-from .tracking import CSVLog, tracking_cbs, wandb_history   # (their home before; kept importable from here)
+# (their home before; kept importable from here)
+from .tracking import (CSVLog, tracking_cbs, wandb_history)
 from .evaluation.retrieval import retrieval_metrics
 
 # %% auto #0
@@ -50,9 +52,11 @@ RETRIEVAL_SCORES = re.compile(r'precision_at_1|r_precision|map_at_r|recall_at_\d
 
 # %% ../nbs/03_callbacks.ipynb #c29df9be
 def retrieval_score(metric:str='map_at_r'):
-    "A scorer for `PeriodicEval`: leave-one-out `metric` (a key of `retrieval_metrics`) of the embeddings of a DataLoader."
+    ("A scorer for `PeriodicEval`: leave-one-out `metric` (a key of `retrieval_metrics`) of the embeddings of a "
+     "DataLoader.")
     if not RETRIEVAL_SCORES.fullmatch(metric):
-        raise BuildingMetricError(f"unknown retrieval metric {metric!r}", "use precision_at_1, r_precision, map_at_r or recall_at_<k>")
+        raise BuildingMetricError(f"unknown retrieval metric {metric!r}",
+                                  "use precision_at_1, r_precision, map_at_r or recall_at_<k>")
     ks = (int(metric[len('recall_at_'):]),) if metric.startswith('recall_at_') else (1,)
     def score(learn, dl):
         emb, y = embed_all(learn.model, dl)
@@ -62,7 +66,8 @@ def retrieval_score(metric:str='map_at_r'):
 
 # %% ../nbs/03_callbacks.ipynb #17564b1e
 class StatefulCallback(Callback):
-    "A callback whose state a checkpoint keeps (`training_state`) and `resume` gives back: `state()` says what to keep, `load_state(st)` takes it back, and `before_fit` finds it with `resumed()`."
+    ("A callback whose state a checkpoint keeps (`training_state`) and `resume` gives back: `state()` says what to "
+     "keep, `load_state(st)` takes it back, and `before_fit` finds it with `resumed()`.")
     _pending = None
     def state(self) -> dict: return {}
     def load_state(self, st:dict): self._pending = st
@@ -72,7 +77,8 @@ class StatefulCallback(Callback):
         return st
 
 def stateful_callbacks(cbs) -> dict:
-    "The stateful callbacks of `cbs` by key: the class name, numbered from the second of a class on (`EMA`, `EMA.1`), so that two of a class keep two states."
+    ("The stateful callbacks of `cbs` by key: the class name, numbered from the second of a class on (`EMA`, `EMA.1`), "
+     "so that two of a class keep two states.")
     seen, out = {}, {}
     for cb in cbs:
         if not isinstance(cb, StatefulCallback): continue
@@ -81,7 +87,8 @@ def stateful_callbacks(cbs) -> dict:
     return out
 
 class PeriodicEval(StatefulCallback):
-    "Score the model every `every` training batches and at each epoch's end; other callbacks follow through `after_eval`."
+    ("Score the model every `every` training batches and at each epoch's end; other callbacks follow through "
+     "`after_eval`.")
     order = 75  # after the optimiser step, the Recorder's batch logging and the EMA update
     def __init__(self, every:int|None=50, # Training batches between evaluations (None: only at epoch ends)
                  metric='map_at_r', # A key of `retrieval_metrics`, or a function (learn, dl) -> float
@@ -89,7 +96,8 @@ class PeriodicEval(StatefulCallback):
                  higher_is_better:bool=True,
                  at_epoch_end:bool=True, # Also evaluate at the end of each epoch
                  verbose:bool=False): # Print each score
-        if every is not None and every < 1: raise BuildingMetricError(f"every={every} batches", "use a positive number of batches, or None")
+        if every is not None and every < 1:
+            raise BuildingMetricError(f"every={every} batches", "use a positive number of batches, or None")
         if isinstance(metric, str): self.metric_name, metric = metric, retrieval_score(metric)
         else: self.metric_name = getattr(metric, '__name__', 'score')
         self.every, self.score_fn, self.dl, self.sign, self.at_epoch_end, self.verbose = every, metric, dl, (1 if higher_is_better else -1), at_epoch_end, verbose
@@ -118,7 +126,8 @@ class PeriodicEval(StatefulCallback):
     def last(self) -> float|None: return self.history[-1]['value'] if self.history else None
 
     def evaluate(self) -> float:
-        "Score the model now (with EMA weights if an `EMA` callback is present) and call the `after_eval` of the callbacks."
+        ("Score the model now (with EMA weights if an `EMA` callback is present) and call the `after_eval` of the "
+         "callbacks.")
         dl = self.dl if self.dl is not None else self.dls.valid
         ema = getattr(self.learn, 'ema', None)
         with (ema.averaged() if isinstance(ema, EMA) else nullcontext()):
@@ -127,7 +136,9 @@ class PeriodicEval(StatefulCallback):
             if self.verbose: print(f"epoch {self.epoch} batch {self.train_iter}: {self.metric_name} {value:.4f}")
             if np.isnan(value) and not self._warned:
                 self._warned = True
-                warnings.warn(f"PeriodicEval: {self.metric_name} is NaN, so nothing can improve on it; a retrieval metric needs classes with two or more validation items (validate on more views per class)")
+                warnings.warn(f"PeriodicEval: {self.metric_name} is NaN, so nothing can improve on it; a retrieval "
+                              "metric needs classes with two or more validation items (validate on more views per "
+                              "class)")
             for cb in self.learn.cbs.sorted('order'):
                 if hasattr(cb, 'after_eval'): cb.after_eval()
         return value
@@ -145,7 +156,9 @@ class PeriodicEval(StatefulCallback):
 # %% ../nbs/03_callbacks.ipynb #4dc9360b
 def _evaluator(learn) -> PeriodicEval:
     pe = getattr(learn, 'periodic_eval', None)
-    if pe is None: raise BuildingMetricError("this callback follows the scores of PeriodicEval, which the learner lacks", "add PeriodicEval() to the callbacks")
+    if pe is None:
+        raise BuildingMetricError("this callback follows the scores of PeriodicEval, which the learner lacks",
+                                  "add PeriodicEval() to the callbacks")
     return pe
 
 class EarlyStop(StatefulCallback):
@@ -165,25 +178,30 @@ class EarlyStop(StatefulCallback):
             self.wait += 1
             if self.wait >= self.patience:
                 self.stopped = dict(epoch=self.epoch, iter=self.train_iter, best=self.best)
-                print(f"early stop at epoch {self.epoch} batch {self.train_iter}: no {pe.metric_name} improvement in {self.patience} evaluations (best {self.best:.4f})")
+                print(f"early stop at epoch {self.epoch} batch {self.train_iter}: no {pe.metric_name} improvement in "
+                      f"{self.patience} evaluations (best {self.best:.4f})")
                 raise CancelFitException()
     def state(self) -> dict: return {'best': self.best, 'wait': self.wait}
 
 # %% ../nbs/03_callbacks.ipynb #30d6bc7a
 def checkpoint_meta(learn, **extra) -> dict:
-    "What `SaveBest` writes beside the weights: model, training config (`learn.config`), how the features were made (`learn.extractor_info`), versions, time."
+    ("What `SaveBest` writes beside the weights: model, training config (`learn.config`), how the features were made "
+     "(`learn.extractor_info`), versions, time.")
     cfg = getattr(learn, 'config', None)
     if isinstance(cfg, Config): cfg = cfg.to_dict()
-    return dict(**describe_model(learn.model), config=cfg, extractor_info=getattr(learn, 'extractor_info', None), library_version=building_metric.__version__,
+    return dict(**describe_model(learn.model), config=cfg, extractor_info=getattr(learn, 'extractor_info', None),
+                library_version=building_metric.__version__,
                 torch_version=str(torch.__version__), saved_at=time.strftime('%Y-%m-%dT%H:%M:%S'), **extra)
 
 # %% ../nbs/03_callbacks.ipynb #5ddde3b0
 class SaveBest(StatefulCallback):
-    "Save the weights of the best `PeriodicEval` score to `fname.pth` with `fname.json` metadata; put them back at the end."
+    ("Save the weights of the best `PeriodicEval` score to `fname.pth` with `fname.json` metadata; put them back at "
+     "the end.")
     order = PeriodicEval.order + 2
     def __init__(self, fname:str='best', # File stem, in `learn.path/learn.model_dir`
                  restore:bool=True, # Load the best weights into the model after training
-                 state:bool=False): # Also write `fname_state.pth` (optimiser, EMA, callbacks, RNG) for bests found at an epoch's end
+                 # Also write `fname_state.pth` (optimiser, EMA, callbacks, RNG) for bests found at an epoch's end
+                 state:bool=False):
         self.fname, self.restore, self.with_state = fname, restore, state
     @property
     def path(self) -> Path: return Path(self.learn.path)/self.learn.model_dir/f'{self.fname}.pth'
@@ -243,7 +261,8 @@ class EMA(StatefulCallback):
         ctx, self._ctx = getattr(self, '_ctx', None), None
         if ctx is not None: ctx.__exit__(None, None, None)
     def after_fit(self):
-        if self.apply_at_end and self.model_ema is not None: self.learn.model.load_state_dict(self.model_ema.module.state_dict())
+        if self.apply_at_end and self.model_ema is not None:
+            self.learn.model.load_state_dict(self.model_ema.module.state_dict())
     def state(self) -> dict: return {'weights': self.model_ema.module.state_dict(), 'step': self.step}
 
 # %% ../nbs/03_callbacks.ipynb #65ed6e86
@@ -257,12 +276,14 @@ class TerminateOnNaN(Callback):
         if not torch.isfinite(self.learn.loss).all():
             loss = float(self.learn.loss.detach())   # `train_iter` already counts this batch: it is the n-th
             self.stopped = dict(epoch=self.epoch, batch=self.train_iter, loss=loss)
-            print(f"training stopped: the loss became {loss} at training batch {self.train_iter} (epoch {self.epoch}); lower the learning rate or clip the gradients")
+            print(f"training stopped: the loss became {loss} at training batch {self.train_iter} (epoch {self.epoch}); "
+                  "lower the learning rate or clip the gradients")
             raise CancelFitException()
 
 # %% ../nbs/03_callbacks.ipynb #b18db12f
 def _loadable(x):
-    "Containers of tensors and numbers only (what `torch.load(weights_only=True)` accepts): fastai's `L` becomes a list."
+    ("Containers of tensors and numbers only (what `torch.load(weights_only=True)` accepts): fastai's `L` becomes a "
+     "list.")
     if isinstance(x, torch.Tensor): return x.detach().cpu()
     if isinstance(x, dict): return {k: _loadable(v) for k, v in x.items()}
     if isinstance(x, tuple): return tuple(_loadable(v) for v in x)
@@ -282,20 +303,25 @@ def _set_rng_state(learn, st:dict):
     torch.set_rng_state(st['torch'])
     n = st['numpy']; np.random.set_state((n[0], n[1].numpy().astype(np.uint32), *n[2:]))
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in st['python']))
-    if st.get('dl') is not None: learn.dls.train.rng.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in st['dl']))
+    if st.get('dl') is not None:
+        learn.dls.train.rng.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in st['dl']))
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
 def training_state(learn) -> dict:
-    "Everything `resume` needs, at the end of the current epoch: model, optimiser, the callbacks' `state()` (EMA weights, best score, ...), epoch, batch counter, RNG states."
+    ("Everything `resume` needs, at the end of the current epoch: model, optimiser, the callbacks' `state()` (EMA "
+     "weights, best score, ...), epoch, batch counter, RNG states.")
     cbs = {k: cb.state() for k, cb in stateful_callbacks(learn.cbs).items()}
-    sm = getattr(getattr(learn, 'recorder', None), 'smooth_loss', None)   # the running training loss the history reports
-    return _loadable(dict(model=learn.model.state_dict(), opt=learn.opt.state_dict(), epoch=learn.epoch, train_iter=learn.train_iter,
+    # the running training loss the history reports
+    sm = getattr(getattr(learn, 'recorder', None), 'smooth_loss', None)
+    return _loadable(dict(model=learn.model.state_dict(), opt=learn.opt.state_dict(), epoch=learn.epoch,
+                          train_iter=learn.train_iter,
                        callbacks=cbs, rng=_rng_state(learn), meta=checkpoint_meta(learn, epoch=learn.epoch),
                        smooth_loss=dict(count=sm.count, val=torch.tensor(float(sm.val))) if sm is not None else None))
 
 # %% ../nbs/03_callbacks.ipynb #0567ef0e
 class SaveCheckpoint(Callback):
-    "After every `every` epochs write model, optimiser, callback and random-generator states to `fname.pth` (see `resume`)."
+    ("After every `every` epochs write model, optimiser, callback and random-generator states to `fname.pth` (see "
+     "`resume`).")
     order = 90  # after the Recorder and the other callbacks have finished the epoch
     def __init__(self, fname:str='last', every:int=1): self.fname, self.every = fname, every
     @property
@@ -310,12 +336,15 @@ class SaveCheckpoint(Callback):
 
 # %% ../nbs/03_callbacks.ipynb #51014f6c
 class _ResumeCounters(Callback):
-    "Once: continue the count of training batches and the running training loss from the checkpoint, and keep the epochs `fit` skips out of the Recorder's log."
+    ("Once: continue the count of training batches and the running training loss from the checkpoint, and keep the "
+     "epochs `fit` skips out of the Recorder's log.")
     order = -5  # after TrainEvalCallback has reset the counters, before the Recorder
     def __init__(self, train_iter:int, start_epoch:int, smooth_loss:dict|None=None):
         self.n, self.start, self.smooth = train_iter, start_epoch, smooth_loss
-    def before_fit(self): self.learn.train_iter = self.n   # fastai restarts it at 0, and skipped epochs do not add to it
-    def before_train(self):   # the first epoch trained: the smoothed loss goes on from where it was (fastai resets it in before_fit)
+    # fastai restarts it at 0, and skipped epochs do not add to it
+    def before_fit(self): self.learn.train_iter = self.n
+    # the first epoch trained: the smoothed loss goes on from where it was (fastai resets it in before_fit)
+    def before_train(self):
         if self.smooth and hasattr(self.learn, 'recorder'):
             self.learn.recorder.smooth_loss.count, self.learn.recorder.smooth_loss.val = self.smooth['count'], self.smooth['val']
         self.smooth = None
@@ -330,12 +359,15 @@ def resume(learn, # A learner built as the interrupted one was (same model, data
     "Load the last checkpoint into `learn`; returns the epoch to continue from (pass it as `start_epoch`)."
     p = Path(learn.path)/learn.model_dir/f'{fname}.pth'
     if not p.is_file():
-        if strict: raise BuildingMetricError(f"no checkpoint {str(p)!r} to resume from", "train with SaveCheckpoint() first, or start without resuming")
+        if strict:
+            raise BuildingMetricError(f"no checkpoint {str(p)!r} to resume from",
+                                      "train with SaveCheckpoint() first, or start without resuming")
         return 0
     ck = torch.load(p, map_location='cpu', weights_only=True)
     try: learn.model.load_state_dict(ck['model'])
     except RuntimeError as e:
-        raise BuildingMetricError(f"checkpoint {p.name!r} does not fit this model ({str(e).splitlines()[0]})", "build the learner as the interrupted run did") from None
+        raise BuildingMetricError(f"checkpoint {p.name!r} does not fit this model ({str(e).splitlines()[0]})",
+                                  "build the learner as the interrupted run did") from None
     learn.model.to(getattr(learn.dls, 'device', None) or 'cpu')
     learn.create_opt()
     learn.opt.load_state_dict(dict(state=ck['opt']['state'], hypers=L(ck['opt']['hypers'])))

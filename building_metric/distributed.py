@@ -32,11 +32,13 @@ class RandomBatches:
 # %% ../nbs/06b_distributed.ipynb #dd304d7a
 class ShardedBatches:
     "This process's slice of every global batch of `batches`, as process 0 draws it (a batch sampler)."
-    def __init__(self, batches, # A batch sampler (iterable of row-position arrays, with a length) for the global batches
+    def __init__(self,
+                 batches, # A batch sampler (iterable of row-position arrays, with a length) for the global batches
                  rank:int|None=None, world:int|None=None): # Default: this process's
         self.batches = batches
         self.rank, self.world = rank_world() if rank is None else (rank, world)
-        self.group = dist.new_group(backend='gloo') if self.world > 1 else None   # its own channel: batches may be drawn in a loader's thread
+        # its own channel: batches may be drawn in a loader's thread
+        self.group = dist.new_group(backend='gloo') if self.world > 1 else None
     def __len__(self): return len(self.batches)
     def __iter__(self):
         it = iter(self.batches) if self.rank == 0 else None
@@ -47,13 +49,16 @@ class ShardedBatches:
                 dist.broadcast(n, 0, group=self.group)
                 if b is None: b = torch.empty(int(n), dtype=torch.int64)
                 dist.broadcast(b, 0, group=self.group)
-            if len(b) % self.world: raise BuildingMetricError(f"a batch of {len(b)} does not split into {self.world} processes", f"use a batch size that is a multiple of {self.world}")
+            if len(b) % self.world:
+                raise BuildingMetricError(f"a batch of {len(b)} does not split into {self.world} processes",
+                                          f"use a batch size that is a multiple of {self.world}")
             k = len(b) // self.world
             yield b[self.rank * k:(self.rank + 1) * k].numpy()
 
 # %% ../nbs/06b_distributed.ipynb #8057a770
 def _gather(x:torch.Tensor, grad:bool) -> torch.Tensor:
-    if grad:   # autograd-aware: each process's rows get their gradient back (a public API, marked for replacement by a private one)
+    # autograd-aware: each process's rows get their gradient back (a public API, marked for replacement by a private one)
+    if grad:
         import warnings, torch.distributed.nn.functional as dnn
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='.*all_gather is deprecated', category=FutureWarning)
@@ -63,7 +68,8 @@ def _gather(x:torch.Tensor, grad:bool) -> torch.Tensor:
     return torch.cat(out)
 
 class ShardedDL(DistributedDL):
-    "fastai's `DistributedDL` (each process a contiguous share of the epoch's order, which process 0 draws), with the order sent through gloo so that it runs on CPUs too."
+    ("fastai's `DistributedDL` (each process a contiguous share of the epoch's order, which process 0 draws), with the "
+     "order sent through gloo so that it runs on CPUs too.")
     def __init__(self, dl, rank:int|None=None, world:int|None=None):
         super().__init__(dl, rank, world)
         self.group = dist.new_group(backend='gloo')
@@ -74,11 +80,13 @@ class ShardedDL(DistributedDL):
 
 # %% ../nbs/06b_distributed.ipynb #33c897d4
 class DistributedTraining(Callback):
-    "Data-parallel training over the processes of a launcher: the model in DDP, the loss computed over every process's embeddings and labels."
+    ("Data-parallel training over the processes of a launcher: the model in DDP, the loss computed over every "
+     "process's embeddings and labels.")
     order = -5
     def __init__(self, sync_bn:bool=True, # Synchronise batch norms over the processes (GPUs only)
                  gather:bool=True, # Gather the predictions and targets of every process before the loss (metric losses); off: each process's own loss (segmentation)
-                 shard_train:bool=False): # Give each process its share of the training set with `ShardedDL` (when the loader is not already sharded)
+                 # Give each process its share of the training set with `ShardedDL` (when the loader is not already sharded)
+                 shard_train:bool=False):
         self.sync_bn, self.gather, self.shard_train = sync_bn, gather, shard_train
 
     def before_fit(self):
@@ -87,21 +95,26 @@ class DistributedTraining(Callback):
         if not self.run: return
         model = self.learn.model
         cuda = next(model.parameters()).is_cuda
-        if self.sync_bn and cuda: model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)   # (keeps the same parameters)
+        # (keeps the same parameters)
+        if self.sync_bn and cuda: model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.learn.model = model
-        self.ddp = DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if cuda else None)   # broadcasts rank 0's weights
+        # broadcasts rank 0's weights
+        self.ddp = DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if cuda else None)
         for p in (self.learn.loss_func.parameters() if isinstance(self.learn.loss_func, torch.nn.Module) else []):
             dist.broadcast(p.data, 0)   # the loss's own parameters (proxies): the same start everywhere
-        if self.shard_train: self.old_train, self.learn.dls.loaders[0] = self.dls.train, ShardedDL(self.dls.train, self.rank, self.world)
+        if self.shard_train:
+            self.old_train, self.learn.dls.loaders[0] = self.dls.train, ShardedDL(self.dls.train, self.rank, self.world)
 
     def before_batch(self):
         if self.run and self.training: self.learn.model = self.ddp   # the forward that DDP's backward hooks pair with
     def before_validate(self):
-        if self.run:   # batch-norm statistics as process 0 has them: every process validates the same model and decides the same
+        # batch-norm statistics as process 0 has them: every process validates the same model and decides the same
+        if self.run:
             for b in self.ddp.module.buffers(): dist.broadcast(b, 0)
     def after_pred(self):
         if not (self.run and self.training and self.gather): return
-        self.learn.pred = _gather(self.pred, grad=True)    # the global batch's embeddings, in rank order = the global batch's order
+        # the global batch's embeddings, in rank order = the global batch's order
+        self.learn.pred = _gather(self.pred, grad=True)
         self.learn.yb = tuple(_gather(y, grad=False) for y in self.yb)
     def after_backward(self):
         if self.run: self.learn.model = self.ddp.module

@@ -30,7 +30,8 @@ def geo_knn(lat:np.ndarray, # Latitudes in degrees, one per row
             k:int=16, # Neighbours per row
             chunk:int=4096, # Rows queried at a time (memory: chunk x (k + largest group))
            ) -> tuple[np.ndarray, np.ndarray]:
-    "For each row, the `k` nearest rows of other groups (indices, int32) and their distances (km, float32), nearest first; -1/inf pads."
+    ("For each row, the `k` nearest rows of other groups (indices, int32) and their distances (km, float32), nearest "
+     "first; -1/inf pads.")
     from sklearn.neighbors import BallTree
     n = len(lat)
     idx, dist = np.full((n, k), -1, np.int32), np.full((n, k), np.inf, np.float32)
@@ -49,22 +50,27 @@ def geo_knn(lat:np.ndarray, # Latitudes in degrees, one per row
     return idx, dist
 
 # %% ../nbs/01c_geo.ipynb #638b0692
-def locate_from_neighbours(coords:np.ndarray, # (m, k, 2) latitude and longitude of each query's k neighbours, in degrees
+def locate_from_neighbours(
+    coords:np.ndarray, # (m, k, 2) latitude and longitude of each query's k neighbours, in degrees
                            weights:np.ndarray, # (m, k) their weights (e.g. a softmax of their similarities)
                            inlier_km:float=0.5, # Neighbours this close to the best-supported one vote for the location
                           ) -> tuple[np.ndarray, np.ndarray]:
-    "Location of each query from its neighbours: the neighbour with most weight within `inlier_km` of it, refined to the weighted mean of those; and the spread (km), the weighted mean distance of all neighbours from that location."
+    ("Location of each query from its neighbours: the neighbour with most weight within `inlier_km` of it, refined to "
+     "the weighted mean of those; and the spread (km), the weighted mean distance of all neighbours from that location.")
     c = np.asarray(coords, float); w = np.asarray(weights, float)
     m, k = w.shape
     if m == 0: return np.zeros((0, 2)), np.zeros(0)
     d = haversine_km(c[:, :, None, 0], c[:, :, None, 1], c[:, None, :, 0], c[:, None, :, 1])      # (m, k, k)
-    support = (w[:, :, None] * (d <= inlier_km)).sum(1)                                          # weight near each neighbour
+    # weight near each neighbour
+    support = (w[:, :, None] * (d <= inlier_km)).sum(1)
     best = support.argmax(1)
-    near = (d[np.arange(m), :, best] <= inlier_km) * w                                           # (m, k) weights of the inliers
+    # (m, k) weights of the inliers
+    near = (d[np.arange(m), :, best] <= inlier_km) * w
     lat, lon = np.radians(c[..., 0]), np.radians(c[..., 1])
     xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], -1)
     v = (near[..., None] * xyz).sum(1)                                                           # mean on the sphere
-    est = np.stack([np.degrees(np.arcsin(np.clip(v[:, 2] / np.linalg.norm(v, axis=1), -1, 1))), np.degrees(np.arctan2(v[:, 1], v[:, 0]))], 1)
+    est = np.stack([np.degrees(np.arcsin(np.clip(v[:, 2] / np.linalg.norm(v, axis=1), -1, 1))),
+                    np.degrees(np.arctan2(v[:, 1], v[:, 0]))], 1)
     spread = (w * haversine_km(c[..., 0], c[..., 1], est[:, None, 0], est[:, None, 1])).sum(1) / w.sum(1)
     return est, spread
 
@@ -73,6 +79,7 @@ def localisation_scores(errors_km, # Distance of each predicted location from th
                         within_m:tuple=(25, 100, 1000, 5000)) -> dict:
     "Median and mean error in metres, and the share of photos located within each distance."
     e = np.asarray(errors_km, float) * 1000
-    out = dict(n=int(len(e)), median_error_m=float(np.median(e)) if len(e) else float('nan'), mean_error_m=float(e.mean()) if len(e) else float('nan'))
+    out = dict(n=int(len(e)), median_error_m=float(np.median(e)) if len(e) else float('nan'),
+               mean_error_m=float(e.mean()) if len(e) else float('nan'))
     out.update({f"within_{m // 1000}km" if m >= 1000 else f"within_{m}m": float((e <= m).mean()) if len(e) else float('nan') for m in within_m})
     return out

@@ -24,7 +24,8 @@ __all__ = ['default_space', 'suggest', 'OptunaPruning', 'summarize', 'tune']
 # %% ../nbs/06a_hpo.ipynb #b2da11b3
 def default_space(base:TrainConfig) -> dict:
     "The default search space for a base run."
-    s = dict(lr=['log', 1e-5, 1e-2], wd=['log', 1e-6, 1e-2], emb_dim=['choice', 64, 128, 256, 512], margin=['float', 0.1, 2.0])
+    s = dict(lr=['log', 1e-5, 1e-2], wd=['log', 1e-6, 1e-2], emb_dim=['choice', 64, 128, 256, 512],
+             margin=['float', 0.1, 2.0])
     if base.sampler == 'ucb': s.update(levels=['int', 3, 10], ucb_alpha=['float', 0.5, 5.0])
     return s
 
@@ -57,21 +58,26 @@ def _study(cfg:HPOConfig):
     except ImportError: from optuna.storages import RetryFailedTrialCallback as Retry
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     url = cfg.storage or f"sqlite:///{(out/'study.db').resolve()}"
-    storage = RDBStorage(url, heartbeat_interval=cfg.heartbeat, grace_period=2 * cfg.heartbeat,   # SQLite: workers wait for each other's writes
+    storage = RDBStorage(url, heartbeat_interval=cfg.heartbeat,
+                         grace_period=2 * cfg.heartbeat,   # SQLite: workers wait for each other's writes
                          engine_kwargs=dict(connect_args=dict(timeout=60)) if url.startswith('sqlite') else None,
                          heartbeat_stale_trial_callback=Retry(max_retry=2)) if url.startswith(('sqlite', 'postgresql', 'mysql')) else url
     pruner = optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials) if cfg.pruner == 'median' else optuna.pruners.NopPruner()
-    study = optuna.create_study(storage=storage, study_name=cfg.study, direction='maximize', load_if_exists=True, pruner=pruner)
-    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))   # a continued study does not repeat its first draws
+    study = optuna.create_study(storage=storage, study_name=cfg.study, direction='maximize', load_if_exists=True,
+                                pruner=pruner)
+    # a continued study does not repeat its first draws
+    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))
     return study
 
 def _replace(path:Path, write):
-    "Write through a temporary file and rename it into place: several workers of one study summarise it at once, a reader never sees half a file."
+    ("Write through a temporary file and rename it into place: several workers of one study summarise it at once, a "
+     "reader never sees half a file.")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     write(tmp); os.replace(tmp, path)
 
 def summarize(study, out:str|Path, base:TrainConfig|None=None) -> dict:
-    "Write trials.csv, best.json, best_config.yaml and importances.png for `study` into `out`; returns the best trial's summary."
+    ("Write trials.csv, best.json, best_config.yaml and importances.png for `study` into `out`; returns the best "
+     "trial's summary.")
     import optuna
     from optuna.trial import TrialState
     out = Path(out)
@@ -80,8 +86,10 @@ def summarize(study, out:str|Path, base:TrainConfig|None=None) -> dict:
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if not done: return {}
     b = study.best_trial
-    best = dict(number=b.number, value=b.value, params=b.params, metric=b.user_attrs.get('metric'), n_complete=len(done),
-                n_pruned=sum(t.state == TrialState.PRUNED for t in study.trials), n_failed=sum(t.state == TrialState.FAIL for t in study.trials))
+    best = dict(number=b.number, value=b.value, params=b.params, metric=b.user_attrs.get('metric'),
+                n_complete=len(done),
+                n_pruned=sum(t.state == TrialState.PRUNED for t in study.trials),
+                n_failed=sum(t.state == TrialState.FAIL for t in study.trials))
     if base is not None: _replace(out/'best_config.yaml', base.override(b.params).to_yaml)
     _replace(out/'best.json', lambda t: t.write_text(json.dumps(best, indent=2)))
     if len(done) >= 2 and len(b.params) >= 1:
@@ -89,7 +97,8 @@ def summarize(study, out:str|Path, base:TrainConfig|None=None) -> dict:
         from optuna.visualization.matplotlib import plot_param_importances
         try:
             ax = plot_param_importances(study)
-            _replace(out/'importances.png', lambda t: ax.figure.savefig(t, dpi=100, bbox_inches='tight', format='png')); plt.close(ax.figure)
+            _replace(out/'importances.png',
+                     lambda t: ax.figure.savefig(t, dpi=100, bbox_inches='tight', format='png')); plt.close(ax.figure)
         except (RuntimeError, ValueError): pass   # e.g. every completed trial had the same value
     return best
 
@@ -101,13 +110,17 @@ def tune(cfg:HPOConfig, log=print) -> dict:
     from optuna.trial import TrialState
     base = load_config(TrainConfig, cfg.train, 'train') if cfg.train else TrainConfig()
     if cfg.data: base = base.override({'data': cfg.data})
-    if not base.data: raise BuildingMetricError("the base run has no data", "set data in the --train config, or pass --data (a feature cache is fastest)")
+    if not base.data:
+        raise BuildingMetricError("the base run has no data",
+                                  "set data in the --train config, or pass --data (a feature cache is fastest)")
     space = cfg.space or default_space(base)
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True); cfg.to_yaml(out/'config.yaml')
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings('ignore', category=optuna.exceptions.ExperimentalWarning)   # heartbeats and importance plots are stable in use
+    # heartbeats and importance plots are stable in use
+    warnings.filterwarnings('ignore', category=optuna.exceptions.ExperimentalWarning)
     study = _study(cfg)
-    optuna.storages.fail_stale_trials(study)   # a worker killed mid-trial: its trial is failed (and retried) now, even if the study has its trials
+    # a worker killed mid-trial: its trial is failed (and retried) now, even if the study has its trials
+    optuna.storages.fail_stale_trials(study)
     def objective(trial):
         params = suggest(trial, space)
         run = base.override(dict(params, out=str(out/f'trial_{trial.number}'), resume=False))
@@ -124,5 +137,8 @@ def tune(cfg:HPOConfig, log=print) -> dict:
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     left = cfg.n_trials - sum(t.state in finished for t in study.trials)
     if left <= 0: log(f"the study has its {cfg.n_trials} trials already")
-    else: study.optimize(objective, timeout=cfg.timeout or None, callbacks=[MaxTrialsCallback(cfg.n_trials, states=finished), after], catch=(BuildingMetricError,))
+    else:
+        study.optimize(objective, timeout=cfg.timeout or None,
+                       callbacks=[MaxTrialsCallback(cfg.n_trials, states=finished), after],
+                       catch=(BuildingMetricError,))
     return summarize(study, out, base)

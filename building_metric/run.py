@@ -25,7 +25,8 @@ __all__ = ['TrainingRun']
 
 # %% ../nbs/03c_run.ipynb #d32c9255
 class TrainingRun:
-    "A run folder while a trainer writes it: held by one writer, its settings in `config.yaml`, the standard callbacks, resume and fit, `metrics.json` at the end."
+    ("A run folder while a trainer writes it: held by one writer, its settings in `config.yaml`, the standard "
+     "callbacks, resume and fit, `metrics.json` at the end.")
     def __init__(self, out:str|Path, # The run folder
                  cfg:Config, # The run's settings (written to `config.yaml`)
                  main:bool=True, # Whether this process writes (the first of several)
@@ -47,11 +48,13 @@ class TrainingRun:
 
     def callbacks(self, every:int|None=50, # `PeriodicEval`: batches between evaluations (None: epoch ends only)
                   metric='map_at_r', # A retrieval metric's name, or a function (learn, dl) -> float
-                  patience:int=0, ema:float=0., # `EarlyStop` after this many evaluations without a better score (0: off); `EMA` decay (0: off)
+                  patience:int=0,
+                  ema:float=0., # `EarlyStop` after this many evaluations without a better score (0: off); `EMA` decay (0: off)
                   log:str='csv', resume:bool=False, # Trackers (`tracking_cbs`); a resumed run appends to its history
                   state:bool=False, # `SaveBest` also keeps the whole training state of a best found at an epoch's end
                   distributed=None) -> list: # The multi-process callback, if any
-        "The callbacks every run has: evaluation, save-best, checkpoint and trackers (in the writing process), and those asked for."
+        ("The callbacks every run has: evaluation, save-best, checkpoint and trackers (in the writing process), and "
+         "those asked for.")
         cbs = [PeriodicEval(every=every, metric=metric)]
         if self.main: cbs += [SaveBest(state=state), SaveCheckpoint(), *tracking_cbs(log, append=resume)]
         if distributed is not None: cbs.append(distributed)
@@ -62,14 +65,16 @@ class TrainingRun:
     def fit(self, learn, epochs:int, lr, # `fit_one_cycle`'s epochs and learning rate(s)
             resume:bool=False, # Continue from `models/last.pth` (it must be there)
             **kw) -> float: # Passed to `fit_one_cycle` (e.g. `pct_start`)
-        "Resume when asked, fit what is left of the one-cycle schedule, keep the evaluations in `evaluations.csv`; returns the seconds spent training."
+        ("Resume when asked, fit what is left of the one-cycle schedule, keep the evaluations in `evaluations.csv`; "
+         "returns the seconds spent training.")
         start = resume_learner(learn, strict=True) if resume else 0
         if start: self.log(f"resuming from epoch {start} (models/last.pth)")
         if start >= epochs:
             self.log(f"the checkpoint is of the last epoch ({start - 1}): nothing left to train"); return 0.0
         t0 = time.perf_counter()
         learn.fit_one_cycle(epochs, lr, start_epoch=start, **kw)
-        if self.main: pd.DataFrame(learn.periodic_eval.history).to_csv(self.out/'evaluations.csv', index=False)   # (a finished run resumed keeps its file)
+        # (a finished run resumed keeps its file)
+        if self.main: pd.DataFrame(learn.periodic_eval.history).to_csv(self.out/'evaluations.csv', index=False)
         return round(time.perf_counter() - t0, 2)
 
     @property

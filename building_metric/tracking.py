@@ -35,7 +35,8 @@ def _wandb_cb(project:str):
     try:
         import wandb
         from fastai.callback.wandb import WandbCallback
-    except ImportError: raise BuildingMetricError("log 'wandb' needs the wandb package", "pip install wandb, or log to csv") from None
+    except ImportError:
+        raise BuildingMetricError("log 'wandb' needs the wandb package", "pip install wandb, or log to csv") from None
     class _WB(WandbCallback):
         "fastai's WandbCallback that starts (offline by default) and finishes its own run, with the learner's config."
         def before_fit(self):
@@ -43,7 +44,8 @@ def _wandb_cb(project:str):
             if self._own:
                 cfg = getattr(self.learn, 'config', None)
                 wandb.init(project=project, dir=str(self.learn.path), mode=os.environ.get('WANDB_MODE', 'offline'),
-                           config=cfg.to_dict() if isinstance(cfg, Config) else {}, settings=wandb.Settings(silent=True))
+                           config=cfg.to_dict() if isinstance(cfg, Config) else {},
+                           settings=wandb.Settings(silent=True))
             self.learn.gather_args = dict   # fastai's own summary of the learner's arguments fails on some callbacks
             try: super().before_fit()
             finally: del self.learn.gather_args
@@ -60,12 +62,16 @@ def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined 
     "fastai logging callbacks by name, writing under the learner's path."
     kinds = [k.strip() for k in str(log).split(',') if k.strip()]
     bad = [k for k in kinds if k not in TRACKERS]
-    if bad: raise BuildingMetricError(f"unknown log kind {bad[0]!r}", f"use {', '.join(TRACKERS)} (several joined by commas)")
+    if bad:
+        raise BuildingMetricError(f"unknown log kind {bad[0]!r}",
+                                  f"use {', '.join(TRACKERS)} (several joined by commas)")
     cbs = []
     if 'csv' in kinds: cbs.append(CSVLog(fname=fname, append=append))
     if 'tensorboard' in kinds:
         try: from fastai.callback.tensorboard import TensorBoardCallback
-        except ImportError: raise BuildingMetricError("log 'tensorboard' needs the tensorboard package", "pip install tensorboard, or log to csv") from None
+        except ImportError:
+            raise BuildingMetricError("log 'tensorboard' needs the tensorboard package",
+                                      "pip install tensorboard, or log to csv") from None
         class _TB(TensorBoardCallback):
             def before_fit(self):
                 self.log_dir = Path(self.learn.path)/'tensorboard'
@@ -81,7 +87,8 @@ def _wandb_records(f:Path) -> list:
     import struct
     from wandb.proto import wandb_internal_pb2 as pb
     data, pos, buf, recs = f.read_bytes(), 7, b'', []
-    while pos + 7 <= len(data):   # LevelDB log format: 32 KiB blocks of [crc 4][length 2][type 1] chunks, after a 7-byte header
+    # LevelDB log format: 32 KiB blocks of [crc 4][length 2][type 1] chunks, after a 7-byte header
+    while pos + 7 <= len(data):
         if 32768 - pos % 32768 < 7: pos += 32768 - pos % 32768; continue
         _, n, kind = struct.unpack('<IHB', data[pos:pos+7]); chunk = data[pos+7:pos+7+n]; pos += 7 + n
         if kind == 0: continue
@@ -93,7 +100,8 @@ def _wandb_records(f:Path) -> list:
 def wandb_history(run:str|Path, # A `wandb/offline-run-*` folder or its `.wandb` file
                   wait:float=0, # Seconds to wait for the run's exit record (W&B's service may still be writing a run that just finished)
                  ) -> pd.DataFrame:
-    "The rows logged to an offline W&B run, read without the server; `attrs['complete']` says whether the run's exit record was there."
+    ("The rows logged to an offline W&B run, read without the server; `attrs['complete']` says whether the run's exit "
+     "record was there.")
     run = Path(run)
     files = [run] if run.is_file() else sorted(run.glob('*.wandb'))
     if not files: raise BuildingMetricError(f"no .wandb file in {str(run)!r}", "pass a wandb/offline-run-* folder")

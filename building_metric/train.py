@@ -35,16 +35,24 @@ __all__ = ['open_data', 'selection_rows', 'train']
 
 # %% ../nbs/06_train.ipynb #fc5acc4b
 def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
-    "The feature cache of `cfg.data`: opened as it is, or extracted (and reused on the next run) from a folder or manifest."
-    if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an image folder, a CSV manifest or a feature cache (.h5)")
+    ("The feature cache of `cfg.data`: opened as it is, or extracted (and reused on the next run) from a folder or "
+     "manifest.")
+    if not cfg.data:
+        raise BuildingMetricError("no data given",
+                                  "pass --data with an image folder, a CSV manifest or a feature cache (.h5)")
     path = Path(cfg.data)
     if not path.exists(): raise BuildingMetricError(f"--data {cfg.data!r} does not exist", "check the path")
     if path.suffix.lower() in ('.h5', '.hdf5'): return FeatureCache(path)
     specs = cfg.extractor_specs
-    if not specs: raise BuildingMetricError("no extractor is switched on", "switch one on, e.g. --clip 1 (or --resnet 1 --vit 1, or --extractors efficientnet_lite0)")
+    if not specs:
+        raise BuildingMetricError("no extractor is switched on",
+                                  "switch one on, e.g. --clip 1 (or --resnet 1 --vit 1, or --extractors "
+                                  "efficientnet_lite0)")
     cache = Path(cfg.cache) if cfg.cache else default_cache(path)
     try: cache.parent.mkdir(parents=True, exist_ok=True)
-    except OSError: raise BuildingMetricError(f"cannot create the feature cache folder {str(cache.parent)!r}", "pass --cache with a writable path") from None
+    except OSError:
+        raise BuildingMetricError(f"cannot create the feature cache folder {str(cache.parent)!r}",
+                                  "pass --cache with a writable path") from None
     exts = []
     for n, w in specs:   # built first: missing weights fail in a second, not after the whole folder is indexed
         seed_everything(cfg.seed)   # (as extract_features seeds them)
@@ -60,7 +68,8 @@ def selection_rows(cache:FeatureCache, # The training data
                    select:str='auto', # 'val', 'unseen' or 'auto' (see `TrainConfig.select`)
                    frac:float=0.2, # Share of the training buildings held out for 'unseen'
                    seed:int=0, log=print) -> tuple[np.ndarray, np.ndarray, str]:
-    "Rows to train on and rows to choose the epoch on, and which choice was made: the validation split, or training buildings held out whole."
+    ("Rows to train on and rows to choose the epoch on, and which choice was made: the validation split, or training "
+     "buildings held out whole.")
     lab = cache.labels
     tr, va, te = cache.rows('train'), cache.rows('val'), cache.rows('test')
     seen = set(lab[tr].tolist())
@@ -68,18 +77,24 @@ def selection_rows(cache:FeatureCache, # The training data
     aim_unseen = bool(len(te)) and not (set(lab[te].tolist()) & seen)
     if select == 'auto': select = 'unseen' if aim_unseen and val_seen else 'val'
     if select == 'val':
-        if val_seen: log("note: the validation buildings are all training buildings: the epoch is chosen for new photos of known buildings, "
-                         "not for unseen ones (--select unseen, or --split class, chooses it on buildings the head does not train on)")
+        if val_seen:
+            log("note: the validation buildings are all training buildings: the epoch is chosen for new photos of "
+                "known buildings, "
+                         "not for unseen ones (--select unseen, or --split class, chooses it on buildings the head "
+                "does not train on)")
         return tr, va, 'val'
     counts = pd.Series(lab[tr]).value_counts()
     cands = np.sort(counts.index[counts >= 2].to_numpy())
     n = max(2, int(round(frac * len(counts))))
     if len(cands) < n or len(counts) - n < 2:
-        raise BuildingMetricError(f"--select unseen needs at least {n + 2} training buildings ({n} of them with two images or more), the data has {len(counts)}",
+        raise BuildingMetricError(
+            f"--select unseen needs at least {n + 2} training buildings ({n} of them with two images or more), the "
+            f"data has {len(counts)}",
                                   "use --select val, or more buildings")
     held = np.random.default_rng(seed).choice(cands, n, replace=False)
     out = np.isin(lab[tr], held)
-    log(f"choosing the epoch on {n} training buildings held out whole ({int(out.sum())} images), not on the validation split: "
+    log(f"choosing the epoch on {n} training buildings held out whole ({int(out.sum())} images), not on the validation "
+        "split: "
         "the aim is buildings the head has not seen")
     return tr[~out], tr[out], 'unseen'
 
@@ -88,31 +103,42 @@ def _loss_kwargs(cfg:TrainConfig) -> dict:
     takes = inspect.signature(LOSSES.get(cfg.loss)).parameters
     kw = {k: getattr(cfg, k) for k in ('margin', 'alpha') if k in takes}
     if cfg.sampler == 'ucb':
-        if cfg.loss != 'triplet': raise BuildingMetricError(f"--sampler ucb lays batches out as triplets, which --loss {cfg.loss} does not take", "use --loss triplet with --sampler ucb")
+        if cfg.loss != 'triplet':
+            raise BuildingMetricError(
+                f"--sampler ucb lays batches out as triplets, which --loss {cfg.loss} does not take",
+                "use --loss triplet with --sampler ucb")
         return dict(kw, miner='layout', reducer='mean')
     return dict(kw, train_type=cfg.train_type)
 
 def _extractors(cfg:TrainConfig, cache:FeatureCache) -> list[str]:
     "The extractors to train on: those the settings name (all of the cache's if none), each checked to be in the cache."
     missing = [n for n in cfg.extractor_names if n not in cache.extractors]
-    if missing: raise BuildingMetricError(f"the cache {cache.path.name!r} has no {', '.join(missing)} features", f"it has {', '.join(cache.extractors)}: switch those on, or pass the image folder instead")
+    if missing:
+        raise BuildingMetricError(f"the cache {cache.path.name!r} has no {', '.join(missing)} features",
+                                  f"it has {', '.join(cache.extractors)}: switch those on, or pass the image folder "
+                                  "instead")
     return [n for n in (cfg.extractor_names or cache.extractors) if n in cache.extractors]
 
-def _loaders(cfg:TrainConfig, cache:FeatureCache, names:list[str], tr_rows:np.ndarray, va_rows:np.ndarray, world:int, main:bool):
+def _loaders(cfg:TrainConfig, cache:FeatureCache, names:list[str], tr_rows:np.ndarray, va_rows:np.ndarray,
+             world:int, main:bool):
     "bs -> (DataLoaders, the sampler's callbacks) for the training and selection rows, with the sampler `cfg` asks for."
     tr_labels = cache.labels[tr_rows]
     def loaders(bs):
         sampler, cbs = None, []
         if cfg.sampler == 'm_per_class': sampler = MPerClassBatches(tr_labels, m=cfg.m, batch_size=bs)
         elif cfg.sampler == 'ucb':
-            sampler = UCBTripletBatches.from_cache(cache, triplets=bs, num_difficulty_levels=cfg.levels, ucb_alpha=cfg.ucb_alpha, difficulty_update_freq=cfg.update_freq)
-            if main: cbs.append(UCBFeedback(sampler))   # process 0 draws the batches: its sampler hears the (global) losses
-        if world > 1: sampler = ShardedBatches(sampler or RandomBatches(len(tr_labels), bs))   # each process a slice of every global batch
+            sampler = UCBTripletBatches.from_cache(cache, triplets=bs, num_difficulty_levels=cfg.levels,
+                                                   ucb_alpha=cfg.ucb_alpha, difficulty_update_freq=cfg.update_freq)
+            # process 0 draws the batches: its sampler hears the (global) losses
+            if main: cbs.append(UCBFeedback(sampler))
+        # each process a slice of every global batch
+        if world > 1: sampler = ShardedBatches(sampler or RandomBatches(len(tr_labels), bs))
         return cache.dataloaders(names, bs=bs, train=tr_rows, valid=va_rows, batch_sampler=sampler), cbs
     return loaders
 
 def _find_batch(cfg:TrainConfig, learn, loaders, run:TrainingRun, log) -> TrainConfig:
-    "`--batch_finder`: the largest batch (up to `--batch`, in whole classes for m-per-class batches) that fits; the learner and `config.yaml` take it."
+    ("`--batch_finder`: the largest batch (up to `--batch`, in whole classes for m-per-class batches) that fits; the "
+     "learner and `config.yaml` take it.")
     bs = find_batch_size(learner_step(learn), cfg.batch_finder, init=min(2, cfg.batch), max_bs=cfg.batch, log=log)
     if cfg.sampler == 'm_per_class': bs = max(cfg.m, bs // cfg.m * cfg.m)
     log(f"batch-size finder ({cfg.batch_finder}): {bs}")
@@ -121,34 +147,50 @@ def _find_batch(cfg:TrainConfig, learn, loaders, run:TrainingRun, log) -> TrainC
     learn.dls = loaders(bs)[0]
     return cfg
 
-def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict: # `cbs`: more callbacks for the learner (e.g. a tuner's pruning)
-    "Train a fusion head as `cfg` says; returns the retrieval metrics of the best weights on the test (or validation) split."
+# `cbs`: more callbacks for the learner (e.g. a tuner's pruning)
+def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
+    ("Train a fusion head as `cfg` says; returns the retrieval metrics of the best weights on the test (or validation) "
+     "split.")
     LOSSES.get(cfg.loss)               # a loss that is registered, before any work
     rank, world = init_distributed()   # under torchrun / accelerate launch: one of several processes
     main = rank == 0                   # the one that writes checkpoints, logs and reports
-    if world > 1 and cfg.batch_finder: raise BuildingMetricError("--batch_finder runs in one process", "find the batch in a one-process run, then pass --batch to the multi-process one")
-    if cfg.batch_finder and cfg.resume and (Path(cfg.out)/'config.yaml').is_file():   # the batch found when the run started
+    if world > 1 and cfg.batch_finder:
+        raise BuildingMetricError("--batch_finder runs in one process",
+                                  "find the batch in a one-process run, then pass --batch to the multi-process one")
+    # the batch found when the run started
+    if cfg.batch_finder and cfg.resume and (Path(cfg.out)/'config.yaml').is_file():
         cfg = dataclasses.replace(cfg, batch=TrainConfig.from_yaml(Path(cfg.out)/'config.yaml').batch)
     with TrainingRun(cfg.out, cfg, main, log) as run, open_data(cfg, log) as cache:
         names = _extractors(cfg, cache)
-        tr_rows, va_rows, chosen = selection_rows(cache, cfg.select if cfg.sampler != 'ucb' else 'val', seed=cfg.seed, log=log if main else (lambda *a: None))
+        tr_rows, va_rows, chosen = selection_rows(cache, cfg.select if cfg.sampler != 'ucb' else 'val', seed=cfg.seed,
+                                                  log=log if main else (lambda *a: None))
         va = cache.labels[va_rows]
         if not len(va) or np.bincount(va).max() < 2:
-            raise BuildingMetricError(f"the validation split of {cache.path.name!r} has no building with two images, so retrieval metrics are undefined",
+            raise BuildingMetricError(
+                f"the validation split of {cache.path.name!r} has no building with two images, so retrieval metrics "
+                "are undefined",
                                       "split by class (--split class), or index more images per building")
         seed_everything(cfg.seed)
         loaders = _loaders(cfg, cache, names, tr_rows, va_rows, world, main)
-        dls, sampler_cbs = loaders(max(cfg.m, cfg.batch // cfg.m * cfg.m) if cfg.batch_finder and cfg.sampler == 'm_per_class' else cfg.batch)   # (the finder's cap, in whole classes)
-        head = FusionHead(cache.dims(names), size=cfg.big_fusion_head, gate=bool(cfg.gate), emb_dim=cfg.emb_dim or None, residual=bool(cfg.residual))
-        every = run.callbacks(every=cfg.eval_every, patience=cfg.patience, ema=cfg.ema, log=cfg.log, resume=cfg.resume, distributed=DistributedTraining() if world > 1 else None)
-        learn = metric_learner(dls, head, cfg.loss, n_classes=int(cache.labels[tr_rows].max()) + 1, cbs=sampler_cbs + every + list(cbs or []), path=run.out,
+        dls, sampler_cbs = loaders(max(cfg.m,
+                                       cfg.batch // cfg.m * cfg.m) if cfg.batch_finder and cfg.sampler == 'm_per_class' else cfg.batch)   # (the finder's cap, in whole classes)
+        head = FusionHead(cache.dims(names), size=cfg.big_fusion_head, gate=bool(cfg.gate), emb_dim=cfg.emb_dim or None,
+                          residual=bool(cfg.residual))
+        every = run.callbacks(every=cfg.eval_every, patience=cfg.patience, ema=cfg.ema, log=cfg.log, resume=cfg.resume,
+                              distributed=DistributedTraining() if world > 1 else None)
+        learn = metric_learner(dls, head, cfg.loss, n_classes=int(cache.labels[tr_rows].max()) + 1,
+                               cbs=sampler_cbs + every + list(cbs or []), path=run.out,
                                clip=cfg.grad_clip or None, wd=cfg.wd, **_loss_kwargs(cfg))
         if cfg.batch_finder and not cfg.resume: cfg = _find_batch(cfg, learn, loaders, run, log)
         learn.config, learn.extractor_info = cfg, {n: cache.info(n) for n in names}   # both go into best.json
         seconds = run.fit(learn, cfg.epochs, cfg.lr, resume=cfg.resume, pct_start=cfg.pct_start)
         ucb = next((c.sampler for c in sampler_cbs if isinstance(c, UCBFeedback)), None)
-        if main and ucb is not None and seconds: pd.DataFrame(ucb.history).to_csv(run.out/'ucb.csv', index=False)   # per update: each level's mean loss and plays
+        # per update: each level's mean loss and plays
+        if main and ucb is not None and seconds: pd.DataFrame(ucb.history).to_csv(run.out/'ucb.csv', index=False)
         if not main: return dict(rank=rank)   # process 0 reports
         split = 'test' if len(cache.rows('test')) else 'val'
-        emb, y = embed_all(learn.model, FeatureDataLoader(FeatureRows(cache, names, cache.rows(split), in_ram=dls.train.dataset.in_ram), bs=256, device=dls.device))
+        emb, y = embed_all(learn.model,
+                           FeatureDataLoader(
+                               FeatureRows(cache, names, cache.rows(split), in_ram=dls.train.dataset.in_ram), bs=256,
+                               device=dls.device))
         return run.finish(dict(split=split, selected_on=chosen, **retrieval_metrics(emb, y), train_seconds=seconds))

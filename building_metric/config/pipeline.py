@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .base import Config, read_yaml, set_key, split_override
-from .settings import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig, SearchConfig,
+from .settings import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig,
+                                             SearchConfig,
                                              SegInferConfig, SegTrainConfig, TrainConfig)
 from ..core import BuildingMetricError
 
@@ -20,7 +21,8 @@ __all__ = ['SCRIPTS', 'default_cache', 'PipelineConfig', 'is_pipeline']
 
 # %% ../../nbs/00d_config.pipeline.ipynb #0c321e37
 def default_cache(data:str|Path) -> Path: # An image folder or a CSV manifest
-    "Where `bm-train` keeps the features of a folder (`.bm_cache/features.h5` inside it) or a manifest (`<name>.features.h5` beside it)."
+    ("Where `bm-train` keeps the features of a folder (`.bm_cache/features.h5` inside it) or a manifest "
+     "(`<name>.features.h5` beside it).")
     data = Path(data)
     return data.with_name(data.stem + '.features.h5') if data.is_file() else data/'.bm_cache'/'features.h5'
 
@@ -54,13 +56,16 @@ class PipelineConfig(Config):
         "Read, override, link and check a pipeline file."
         raw = read_yaml(path)
         if raw is None: raw = {}
-        if not isinstance(raw, dict): raise BuildingMetricError(f"config file {str(path)!r} is not a mapping of keys to values", "write it as `key: value` lines")
+        if not isinstance(raw, dict):
+            raise BuildingMetricError(f"config file {str(path)!r} is not a mapping of keys to values",
+                                      "write it as `key: value` lines")
         for o in overrides or []: set_key(raw, *split_override(o), create=True)
         return cls.from_dict(_link(raw, path))
 
 # %% ../../nbs/00d_config.pipeline.ipynb #81f69378
 def is_pipeline(raw) -> bool:
-    "Whether a loaded YAML document is a pipeline file (it has at least one section as a mapping) rather than one script's flat settings."
+    ("Whether a loaded YAML document is a pipeline file (it has at least one section as a mapping) rather than one "
+     "script's flat settings.")
     return isinstance(raw, dict) and any(isinstance(raw.get(s), dict) for s in SCRIPTS)
 
 # %% ../../nbs/00d_config.pipeline.ipynb #ad0f2e70
@@ -75,14 +80,16 @@ def _link(raw:dict, path) -> dict:
         if s is None: s = r[name] = {}
         if not isinstance(s, dict): return {}   # reported by from_dict
         for k, v in defaults.items(): s.setdefault(k, v)
-        if 'seed' in r and name in ('extract', 'train', 'hpo', 'demo', 'segment', 'pairs'): s.setdefault('seed', r['seed'])
+        if 'seed' in r and name in ('extract', 'train', 'hpo', 'demo', 'segment', 'pairs'):
+            s.setdefault('seed', r['seed'])
         return s
     ex = sec('extract', data=data, out=f'{out}/features.h5')
     tr = sec('train', data=ex.get('out') if isinstance(raw.get('extract'), dict) else data, out=f'{out}/train')
     tr_data = str(tr.get('data') or '')
     cache = tr.get('cache') or (str(default_cache(tr_data)) if _is_folder(tr_data) or tr_data.lower().endswith('.csv') else tr_data)
     sec('hpo', train=str(path), data=tr_data, out=f'{out}/hpo')
-    sec('eval', checkpoint=f"{tr.get('out')}/models/best.pth", data=cache, out=f'{out}/report', images=data if _is_folder(data) else '')
+    sec('eval', checkpoint=f"{tr.get('out')}/models/best.pth", data=cache, out=f'{out}/report',
+        images=data if _is_folder(data) else '')
     sec('demo', out=f'{out}/demo')
     sg = sec('segment', out=f'{out}/segment')
     sec('seg_infer', checkpoint=f"{sg.get('out')}/models/best.pth", out=f'{out}/masks')

@@ -37,12 +37,15 @@ def _logs(value:str):
     for k in str(value).split(','): check_choice('log', k.strip(), TRACKERS)
 
 def extractor_specs(spec:str) -> list[tuple[str, str|None]]: # Comma-separated `name` or `name=local weights` items
-    "(name, local weights file or folder, or None) for each extractor of a comma-separated list: a named extractor, `timm/<model>` or `hf/<hub id or folder>`."
+    ("(name, local weights file or folder, or None) for each extractor of a comma-separated list: a named extractor, "
+     "`timm/<model>` or `hf/<hub id or folder>`.")
     out = []
     for item in (s.strip() for s in str(spec or '').split(',')):
         if not item: continue
         name, _, weights = item.partition('=')
-        if not name.strip(): raise BuildingMetricError(f"extractor {item!r} has no name", "write name or name=path, e.g. timm/convnext_tiny=weights/convnext.pth")
+        if not name.strip():
+            raise BuildingMetricError(f"extractor {item!r} has no name",
+                                      "write name or name=path, e.g. timm/convnext_tiny=weights/convnext.pth")
         out.append((name.strip(), weights.strip() or None))
     return out
 
@@ -50,9 +53,11 @@ def extractor_specs(spec:str) -> list[tuple[str, str|None]]: # Comma-separated `
 @dataclass
 class ExtractConfig(Config):
     "Settings of `bm-extract` (each is also a flag: `--name value`)."
-    data:str = '' # Index CSV written by BuildingIndex.save, a manifest (its split column chooses the held-out buildings), or an image folder (folders or geo layout)
+    # Index CSV written by BuildingIndex.save, a manifest (its split column chooses the held-out buildings), or an image folder (folders or geo layout)
+    data:str = ''
     out:str = 'features.h5' # HDF5 feature cache to write (its resolved settings go beside it, as <name>.yaml)
-    extractors:str = 'resnet' # Comma-separated extractors: names (resnet,vit,efficientnet_lite0), timm/<model>, hf/<hub id or folder>; name=path loads a local weights file
+    # Comma-separated extractors: names (resnet,vit,efficientnet_lite0), timm/<model>, hf/<hub id or folder>; name=path loads a local weights file
+    extractors:str = 'resnet'
     tiny:bool = False # Tiny random extractors (tests, demos)
     random_weights:bool = False # Random weights instead of pretrained ones
     split:str = 'image' # For a folder: split by image, class or group (70/15/15)
@@ -75,7 +80,8 @@ class ExtractConfig(Config):
 @dataclass
 class TrainConfig(Config):
     "Settings of `train` and `bm-train` (each is also a flag: `--name value`)."
-    data:str = '' # Image folder, CSV manifest or HDF5 feature cache (a manifest's split column, train/val/test, chooses the held-out buildings)
+    # Image folder, CSV manifest or HDF5 feature cache (a manifest's split column, train/val/test, chooses the held-out buildings)
+    data:str = ''
     out:str = 'runs/train' # Output folder
     cache:str = '' # Feature cache to write for a folder or manifest (default: inside the folder / beside the manifest)
     clip:int = 0 # Use CLIP features (0/1)
@@ -86,7 +92,8 @@ class TrainConfig(Config):
     mobilenet:int = 0 # Use MobileNetV3 features (0/1)
     efficientnet:int = 0 # Use EfficientNetV2 features (0/1)
     vit:int = 0 # Use ViT features (0/1)
-    extractors:str = '' # More extractors, comma-separated: efficientnet_lite0, timm/<model>, hf/<hub id or folder>; name=path loads a local weights file
+    # More extractors, comma-separated: efficientnet_lite0, timm/<model>, hf/<hub id or folder>; name=path loads a local weights file
+    extractors:str = ''
     tiny:bool = False # Tiny random extractors (tests, demos)
     random_weights:bool = False # Random extractor weights instead of pretrained ones
     gate:int = 0 # Gating head in front of the fusion MLP (0/1)
@@ -99,7 +106,8 @@ class TrainConfig(Config):
     train_type:str = 'standard' # standard, hardmining or semihard (selects the miner)
     batch:int = 64 # Batch size (triplets per batch with the UCB sampler); with batch_finder, the largest size tried
     batch_finder:str = '' # Find the largest batch that fits in memory: power or binsearch (empty: off)
-    lr:float = 1e-3 # Maximum learning rate of the one-cycle schedule (the original fusion classifier's 1e-5 is in configs/fusion.yaml)
+    # Maximum learning rate of the one-cycle schedule (the original fusion classifier's 1e-5 is in configs/fusion.yaml)
+    lr:float = 1e-3
     epochs:int = 20 # Epochs
     warmup:float = 0.25 # Warm-up of the one-cycle schedule: a fraction of the run (below 1) or a number of epochs
     wd:float = 1e-4 # Weight decay (decoupled)
@@ -113,11 +121,13 @@ class TrainConfig(Config):
     patience:int = 10 # Evaluations without improvement before stopping (0: never stop early)
     ema:float = 0.0 # Decay of an EMA of the weights (0: off; e.g. 0.999)
     split:str = 'image' # How a folder (or a manifest without a split column) is split: image, class or group (70/15/15)
-    select:str = 'val' # Choose the epoch on: val (the validation split), unseen (a fifth of the training buildings held out whole), or auto (unseen when the test buildings are new but the validation ones are not)
+    # Choose the epoch on: val (the validation split), unseen (a fifth of the training buildings held out whole), or auto (unseen when the test buildings are new but the validation ones are not)
+    select:str = 'val'
     seed:int = 0 # Seed of the split, the weights and the batches
     workers:int = 2 # Image decoding processes for extraction
     resume:bool = False # Continue from out/models/last.pth
-    log:str = 'csv' # Training log: csv (history.csv), tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
+    # Training log: csv (history.csv), tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
+    log:str = 'csv'
 
     def __post_init__(self):
         for f in EXTRACTOR_FLAGS + ('gate', 'residual'): check_choice(f, getattr(self, f), (0, 1))
@@ -127,10 +137,14 @@ class TrainConfig(Config):
         check_choice('split', self.split, ('image', 'class', 'group'))
         check_choice('select', self.select, ('auto', 'val', 'unseen'))
         check_choice('batch_finder', self.batch_finder, ('', 'power', 'binsearch'))
-        if self.batch_finder and self.sampler == 'ucb': raise BuildingMetricError("--batch_finder does not work with --sampler ucb", "set --batch (triplets per batch) yourself")
+        if self.batch_finder and self.sampler == 'ucb':
+            raise BuildingMetricError("--batch_finder does not work with --sampler ucb",
+                                      "set --batch (triplets per batch) yourself")
         check_positive(self, 'batch', 'epochs', 'eval_every', 'm', 'levels', 'update_freq', 'lr')
         if not 0 <= self.warmup < max(1, self.epochs) or (1 <= self.warmup and self.warmup != int(self.warmup)):
-            raise BuildingMetricError(f"--warmup {self.warmup} is not allowed", f"use a fraction in [0, 1) or a whole number of epochs below --epochs {self.epochs}")
+            raise BuildingMetricError(f"--warmup {self.warmup} is not allowed",
+                                      "use a fraction in [0, 1) or a whole number of epochs below --epochs "
+                                      f"{self.epochs}")
         _logs(self.log)
 
     @property
@@ -157,7 +171,8 @@ class HPOConfig(Config):
     storage:str = '' # Optuna storage URL (default: sqlite:///<out>/study.db)
     n_trials:int = 20 # Stop when this many trials have completed or been pruned (over all processes and runs)
     timeout:float = 0.0 # Stop this process after so many seconds (0: no limit)
-    space:dict[str, list] = field(default_factory=dict) # Search space: {field: [log|float|int|choice, ...]} (empty: the default)
+    # Search space: {field: [log|float|int|choice, ...]} (empty: the default)
+    space:dict[str, list] = field(default_factory=dict)
     pruner:str = 'median' # median or none
     startup_trials:int = 3 # Trials before the pruner starts pruning
     seed:int = 0 # Seed of the sampler (TPE)
@@ -168,26 +183,40 @@ class HPOConfig(Config):
         check_choice('pruner', self.pruner, ('median', 'none'))
         known = {f.name for f in fields(TrainConfig)}
         for k, spec in self.space.items():
-            if k not in known: raise BuildingMetricError(f"search space key {k!r} is not a bm-train setting", f"use fields of TrainConfig, e.g. lr, wd, emb_dim, margin")
-            if not spec or spec[0] not in KINDS: raise BuildingMetricError(f"search space of {k!r} is {spec!r}", f"start it with one of {', '.join(KINDS)}, e.g. [log, 1.0e-5, 1.0e-2]")
-            if spec[0] != 'choice' and (len(spec) != 3 or not spec[1] < spec[2]): raise BuildingMetricError(f"search space of {k!r} is {spec!r}", f"give [{spec[0]}, low, high] with low < high")
-            if spec[0] == 'log' and spec[1] <= 0: raise BuildingMetricError(f"search space of {k!r} is {spec!r}: a log range must be positive", "use a low bound above 0")
+            if k not in known:
+                raise BuildingMetricError(f"search space key {k!r} is not a bm-train setting",
+                                          f"use fields of TrainConfig, e.g. lr, wd, emb_dim, margin")
+            if not spec or spec[0] not in KINDS:
+                raise BuildingMetricError(f"search space of {k!r} is {spec!r}",
+                                          f"start it with one of {', '.join(KINDS)}, e.g. [log, 1.0e-5, 1.0e-2]")
+            if spec[0] != 'choice' and (len(spec) != 3 or not spec[1] < spec[2]):
+                raise BuildingMetricError(f"search space of {k!r} is {spec!r}",
+                                          f"give [{spec[0]}, low, high] with low < high")
+            if spec[0] == 'log' and spec[1] <= 0:
+                raise BuildingMetricError(f"search space of {k!r} is {spec!r}: a log range must be positive",
+                                          "use a low bound above 0")
 
 # %% ../../nbs/00c_config.settings.ipynb #b26f9472
 @dataclass
 class EvalConfig(Config):
     "Settings of `bm-eval` (each is also a flag: `--name value`)."
-    checkpoint:str = '' # best.pth written by bm-train (best.json beside it); empty: score the frozen features of the --data cache
+    # best.pth written by bm-train (best.json beside it); empty: score the frozen features of the --data cache
+    checkpoint:str = ''
     data:str = '' # Feature cache (.h5), or an image folder / manifest whose images all become queries
     out:str = 'report' # Report folder (its resolved settings go in config.yaml)
     images:str = '' # Root folder of the indexed images, for the retrieval gallery
     chunk:int = 0 # >0: evaluate_at_scale, reading blocks of this many rows (no pictures; shared out under torchrun)
-    tta:str = 'none' # Average the embeddings of test-time views: none, flip or multicrop (a cache needs their features: bm-extract --tta)
+    # Average the embeddings of test-time views: none, flip or multicrop (a cache needs their features: bm-extract --tta)
+    tta:str = 'none'
 
     def __post_init__(self):
         check_choice('tta', self.tta, TTA_CHOICES)
-        if self.chunk and self.tta != 'none': raise BuildingMetricError(f"--tta {self.tta} with --chunk {self.chunk}", "evaluate at scale without TTA, or use --chunk 0")
-        if self.chunk < 0: raise BuildingMetricError(f"--chunk {self.chunk} is not allowed", "use 0 (all in memory) or a number of rows such as 65536")
+        if self.chunk and self.tta != 'none':
+            raise BuildingMetricError(f"--tta {self.tta} with --chunk {self.chunk}",
+                                      "evaluate at scale without TTA, or use --chunk 0")
+        if self.chunk < 0:
+            raise BuildingMetricError(f"--chunk {self.chunk} is not allowed",
+                                      "use 0 (all in memory) or a number of rows such as 65536")
 
 # %% ../../nbs/00c_config.settings.ipynb #8c496752
 @dataclass
@@ -199,18 +228,25 @@ class DemoConfig(Config):
     size:int = 96 # Image size in pixels
     epochs:int = 30 # Training epochs
     seed:int = 0 # Seed of the data, the split and the weights
-    tiny:bool = False # Two small random backbones instead of the pretrained EfficientNet-Lite0 (the fallback when its weights are not installed)
+    # Two small random backbones instead of the pretrained EfficientNet-Lite0 (the fallback when its weights are not installed)
+    tiny:bool = False
 
     def __post_init__(self):
         check_positive(self, 'identities', 'size', 'epochs')
-        if self.identities < 8: raise BuildingMetricError(f"--identities {self.identities} is too few to split into seen and unseen buildings", "use 8 or more")
-        if self.views < 6: raise BuildingMetricError(f"--views {self.views} is too few: a quarter of each seen building's views (at least 2) are held out to validate on", "use 6 or more")
+        if self.identities < 8:
+            raise BuildingMetricError(
+                f"--identities {self.identities} is too few to split into seen and unseen buildings", "use 8 or more")
+        if self.views < 6:
+            raise BuildingMetricError(
+                f"--views {self.views} is too few: a quarter of each seen building's views (at least 2) are held out "
+                "to validate on", "use 6 or more")
 
 # %% ../../nbs/00c_config.settings.ipynb #248df1d5
 @dataclass
 class SegTrainConfig(Config):
     "Settings of `seg_train` and `bm-seg-train` (each is also a flag: `--name value`)."
-    data:str = '' # Folder with images/{train,val,test} and masks/{train,val,test} (empty: synthetic facades in out/data)
+    # Folder with images/{train,val,test} and masks/{train,val,test} (empty: synthetic facades in out/data)
+    data:str = ''
     out:str = 'runs/seg' # Output folder
     synthetic:int = 30 # Buildings of synthetic facades (4 views each) when no data is given
     arch:str = 'unet_resnet34' # unet_<timm resnet> or segformer[:<hub id>]
@@ -234,17 +270,26 @@ class SegTrainConfig(Config):
     augment:bool = True # Flips, rotations, zoom, lighting on the training set
     mean:tuple[float, float, float] = (0.485, 0.456, 0.406) # Normalisation mean of the images
     std:tuple[float, float, float] = (0.229, 0.224, 0.225) # Normalisation std of the images
-    log:str = 'csv' # Training log: csv, tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
+    # Training log: csv, tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
+    log:str = 'csv'
     seed:int = 0 # Seed of the synthetic data, the weights and the batches
     workers:int = 0 # DataLoader processes
     resume:bool = False # Continue from out/models/last.pth
 
     def __post_init__(self):
         check_positive(self, 'size', 'batch', 'epochs', 'synthetic', 'lr')
-        if self.size < 32: raise BuildingMetricError(f"--size {self.size} is too small for a U-Net (5 halvings)", "use --size 32 or more (a multiple of 32)")
-        if not 0 <= self.layer_decay <= 1: raise BuildingMetricError(f"--layer_decay {self.layer_decay} is not allowed", "use a factor in (0, 1], or 0 for off")
-        if not 0 <= self.warmup < 1: raise BuildingMetricError(f"--warmup {self.warmup} is not allowed", "use a fraction of the steps in [0, 1), e.g. 0.1")
-        if not (self.arch.startswith('unet_') or self.arch.startswith('segformer')): raise BuildingMetricError(f"--arch {self.arch!r} is not allowed", "use unet_<timm resnet> (e.g. unet_resnet34) or segformer")
+        if self.size < 32:
+            raise BuildingMetricError(f"--size {self.size} is too small for a U-Net (5 halvings)",
+                                      "use --size 32 or more (a multiple of 32)")
+        if not 0 <= self.layer_decay <= 1:
+            raise BuildingMetricError(f"--layer_decay {self.layer_decay} is not allowed",
+                                      "use a factor in (0, 1], or 0 for off")
+        if not 0 <= self.warmup < 1:
+            raise BuildingMetricError(f"--warmup {self.warmup} is not allowed",
+                                      "use a fraction of the steps in [0, 1), e.g. 0.1")
+        if not (self.arch.startswith('unet_') or self.arch.startswith('segformer')):
+            raise BuildingMetricError(f"--arch {self.arch!r} is not allowed",
+                                      "use unet_<timm resnet> (e.g. unet_resnet34) or segformer")
         _logs(self.log)
 
 # %% ../../nbs/00c_config.settings.ipynb #dede0e02
@@ -259,8 +304,11 @@ class SegInferConfig(Config):
     device:str = '' # cpu, cuda, ... (empty: the best available)
 
     def __post_init__(self):
-        if not 0 <= self.overlap < 1: raise BuildingMetricError(f"--overlap {self.overlap} is not allowed", "use a fraction in [0, 1), e.g. 0.5")
-        if self.window < 0: raise BuildingMetricError(f"--window {self.window} is not allowed", "use a positive side in pixels, or 0 for the training size")
+        if not 0 <= self.overlap < 1:
+            raise BuildingMetricError(f"--overlap {self.overlap} is not allowed", "use a fraction in [0, 1), e.g. 0.5")
+        if self.window < 0:
+            raise BuildingMetricError(f"--window {self.window} is not allowed",
+                                      "use a positive side in pixels, or 0 for the training size")
 
 # %% ../../nbs/00c_config.settings.ipynb #5b8a0eee
 @dataclass
@@ -284,7 +332,8 @@ class PairConfig(Config):
     wd:float = 1e-4 # Decoupled weight decay
     clip:float = 1.0 # Gradient-norm clipping (0: off)
     threshold:str = 'f1' # Decision threshold chosen on the validation pairs: best f1, or eer (equal error rate)
-    eval_every:int = 0 # Training batches between validation ROC-AUC scores (0: at each epoch's end only); the best weights are kept
+    # Training batches between validation ROC-AUC scores (0: at each epoch's end only); the best weights are kept
+    eval_every:int = 0
     patience:int = 0 # Stop after this many scores without improvement (0: never)
     log:str = 'csv' # Training log: csv, tensorboard, wandb, several joined by commas, or none
     resume:bool = False # Continue the run in --out from its last checkpoint (models/last.pth)
@@ -292,23 +341,28 @@ class PairConfig(Config):
     workers:int = 0 # DataLoader processes
 
     def __post_init__(self):
-        for k, ok in (('split', ('class', 'group', 'image')), ('hard', ('geo', 'none')), ('threshold', ('f1', 'eer'))): check_choice(k, getattr(self, k), ok)
+        for k, ok in (('split', ('class', 'group', 'image')), ('hard', ('geo', 'none')), ('threshold', ('f1', 'eer'))):
+            check_choice(k, getattr(self, k), ok)
         check_positive(self, 'size', 'batch', 'epochs', 'lr')
-        if self.eval_every < 0 or self.patience < 0: raise BuildingMetricError("--eval_every and --patience cannot be negative", "use 0 to turn them off")
+        if self.eval_every < 0 or self.patience < 0:
+            raise BuildingMetricError("--eval_every and --patience cannot be negative", "use 0 to turn them off")
         _logs(self.log)
 
 # %% ../../nbs/00c_config.settings.ipynb #46a786ea
 INDEX_KINDS = ('auto', 'exact', 'flat', 'ivf', 'hnsw')
-"Search index kinds of `bm-index`: exact (torch, always there), faiss's flat (exact), ivf and hnsw (approximate), auto (by gallery size)."
+("Search index kinds of `bm-index`: exact (torch, always there), faiss's flat (exact), ivf and hnsw (approximate), "
+ "auto (by gallery size).")
 
 # %% ../../nbs/00c_config.settings.ipynb #3a974e4d
 @dataclass
 class IndexConfig(Config):
     "Settings of `bm-index` (each is also a flag: `--name value`)."
     run:str = '' # A bm-train output folder (or its models/best.pth), or an .onnx export of an image model
-    extractors:str = '' # Instead of --run: frozen pretrained extractors whose features are the embeddings, e.g. efficientnet_lite0 or timm/<model>=weights.pth
+    # Instead of --run: frozen pretrained extractors whose features are the embeddings, e.g. efficientnet_lite0 or timm/<model>=weights.pth
+    extractors:str = ''
     tiny:bool = False # With --extractors: small random configurations of them (tests)
-    gallery:str = '' # The known photos: an image folder (any layout), a CSV manifest, or a feature cache (.h5) of the model's extractors
+    # The known photos: an image folder (any layout), a CSV manifest, or a feature cache (.h5) of the model's extractors
+    gallery:str = ''
     out:str = 'gallery' # Gallery folder (run the same command again after a kill to resume)
     add:str = '' # Photos to add to the gallery in --out (only those it does not hold are embedded)
     kind:str = 'auto' # Search index: exact, flat, ivf, hnsw (faiss), or auto (exact up to 200,000 photos, ivf above)
@@ -318,7 +372,8 @@ class IndexConfig(Config):
     workers:int = 2 # Image decoding processes
     shard_rows:int = 1024 # Rows per resumable shard of the extraction
     seed:int = 0 # Seed of the approximate index and of the calibration sample
-    tta:str = 'none' # Embed each photo as the mean of test-time views: none, flip or multicrop (queries follow the gallery)
+    # Embed each photo as the mean of test-time views: none, flip or multicrop (queries follow the gallery)
+    tta:str = 'none'
 
     def __post_init__(self):
         check_choice('kind', self.kind, INDEX_KINDS)
@@ -335,12 +390,17 @@ class SearchConfig(Config):
     k:int = 10 # Matches per query
     run:str = '' # The model to embed the queries with (default: the one the gallery was built with)
     pictures:int = 20 # Queries drawn beside their matches (0: none)
-    explain:int = 0 # Queries (the first ones) drawn with the similarity maps of them and their best match: why they match (0: none)
+    # Queries (the first ones) drawn with the similarity maps of them and their best match: why they match (0: none)
+    explain:int = 0
     workers:int = 2 # Image decoding processes
     tta:str = '' # Test-time views of the queries: none, flip or multicrop (empty: as the gallery was built)
 
     def __post_init__(self):
         check_positive(self, 'k')
         if self.tta: check_choice('tta', self.tta, TTA_CHOICES)
-        if self.explain < 0: raise BuildingMetricError(f"--explain {self.explain} is not allowed", "use 0 (no maps) or a number of queries")
-        if self.pictures < 0: raise BuildingMetricError(f"--pictures {self.pictures} is not allowed", "use 0 (no pictures) or a number of queries")
+        if self.explain < 0:
+            raise BuildingMetricError(f"--explain {self.explain} is not allowed",
+                                      "use 0 (no maps) or a number of queries")
+        if self.pictures < 0:
+            raise BuildingMetricError(f"--pictures {self.pictures} is not allowed",
+                                      "use 0 (no pictures) or a number of queries")

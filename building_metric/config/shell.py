@@ -33,7 +33,8 @@ def _field_rows(cls:type) -> list[dict]:
     return rows
 
 def config_table(cls:type): # A settings dataclass
-    "The fields of a settings dataclass as a DataFrame: key, type, default and meaning (the comment after the field): the docs and `--help` both come from here."
+    ("The fields of a settings dataclass as a DataFrame: key, type, default and meaning (the comment after the field): "
+     "the docs and `--help` both come from here.")
     import pandas as pd
     return pd.DataFrame(_field_rows(cls), columns=['key', 'type', 'default', 'meaning'])
 
@@ -48,12 +49,18 @@ def config_parser(cls:type, # The settings dataclass: one `--name value` flag pe
                   description:str, # What it does, one line
                   epilog:str='', # An example, under the flags
                  ) -> argparse.ArgumentParser:
-    "A `CLIParser` with `--config`, `key=value` overrides and one `--name value` flag per field of `cls`, its comment as the help."
+    ("A `CLIParser` with `--config`, `key=value` overrides and one `--name value` flag per field of `cls`, its comment "
+     "as the help.")
     p = CLIParser(prog=prog, description=description, epilog=epilog)
-    p.add_argument('--config', help='YAML file of settings: the keys are the flag names, or a pipeline file with a section per script')
-    p.add_argument('overrides', nargs='*', metavar='key=value', help='settings as key=value (YAML values), applied after the flags; key.sub=value for nested settings and pipeline sections')
+    p.add_argument('--config',
+                   help='YAML file of settings: the keys are the flag names, or a pipeline file with a section per '
+                   'script')
+    p.add_argument('overrides', nargs='*', metavar='key=value',
+                   help='settings as key=value (YAML values), applied after the flags; key.sub=value for nested '
+                   'settings and pipeline sections')
     for r in _field_rows(cls):
-        p.add_argument(f"--{r['key']}", metavar=r['type'].split('[')[0].upper(), help=f"{r['meaning']} (default: {r['default']})".replace('%', '%%'))
+        p.add_argument(f"--{r['key']}", metavar=r['type'].split('[')[0].upper(),
+                       help=f"{r['meaning']} (default: {r['default']})".replace('%', '%%'))
     return p
 
 # %% ../../nbs/00e_config.shell.ipynb #e482e792
@@ -75,7 +82,8 @@ def parse_config(cls:type, # The settings dataclass
         raw = read_yaml(path)
         if section and is_pipeline(raw):
             top = {f.name for f in fields(PipelineConfig)}
-            shared = [o for o in overrides if o.split('=', 1)[0].strip().split('.')[0] in top]   # e.g. out=..., train.lr=...
+            # e.g. out=..., train.lr=...
+            shared = [o for o in overrides if o.split('=', 1)[0].strip().split('.')[0] in top]
             overrides = [o for o in overrides if o not in shared]
             cfg = getattr(PipelineConfig.load(path, shared), section)
         else: cfg = cls.from_dict(raw)
@@ -100,10 +108,12 @@ def run_script(prog:str, # The console script's name, for its error lines
                parse:Callable, # () -> settings; --help prints on stdout and exits here
                job:Callable, # settings -> result
                show:Callable=lambda r, cfg: json.dumps(r, indent=2)): # (result, settings) -> what goes on stdout
-    "The shell of every console script: parse, run `job` with the library's output on stderr, print the result; a `BuildingMetricError` becomes one line on stderr and exit code 2."
+    ("The shell of every console script: parse, run `job` with the library's output on stderr, print the result; a "
+     "`BuildingMetricError` becomes one line on stderr and exit code 2.")
     try:
         cfg = parse()
-        with redirect_stdout(sys.stderr): result = job(cfg)   # progress bars and epoch tables: stdout carries only the result
+        # progress bars and epoch tables: stdout carries only the result
+        with redirect_stdout(sys.stderr): result = job(cfg)
     except BuildingMetricError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -57,7 +57,8 @@ def load_image(path:str|Path) -> Image.Image: # An image file
     path = Path(path)
     r = check_image(path, keep=True)
     if r['status'] != 'ok': raise BuildingMetricError(f"cannot read image {str(path)!r}: {r['reason']}",
-                                                      "replace or remove the file (BuildingIndex skips such files and lists them)")
+                                                      "replace or remove the file (BuildingIndex skips such files and "
+                                                      "lists them)")
     return r['image']
 
 # %% ../../nbs/01_data.index.ipynb #7dbbfece
@@ -99,7 +100,8 @@ def _visible_files(d:Path):
 def _check_root(root, what:str) -> Path:
     root = Path(root)
     if not root.exists(): raise BuildingMetricError(f"{what} {str(root)!r} does not exist", "check the path")
-    if not root.is_dir(): raise BuildingMetricError(f"{what} {str(root)!r} is not a folder", "pass the folder that holds the images")
+    if not root.is_dir():
+        raise BuildingMetricError(f"{what} {str(root)!r} is not a folder", "pass the folder that holds the images")
     return root
 
 def _utf8(s) -> bool:
@@ -107,7 +109,8 @@ def _utf8(s) -> bool:
     try: s.encode('utf-8'); return True
     except UnicodeEncodeError: return False
 
-def _shown(s:str) -> str: return os.fsencode(s).decode('utf-8', 'backslashreplace')   # printable and writable, e.g. 'caf\\xe9.jpg'
+# printable and writable, e.g. 'caf\\xe9.jpg'
+def _shown(s:str) -> str: return os.fsencode(s).decode('utf-8', 'backslashreplace')
 
 def _row(path, label=None, group=None, lat=np.nan, lon=np.nan, split=None, reason=''):
     bad = [s for s in (path, label, group) if isinstance(s, str) and not _utf8(s)]
@@ -140,10 +143,12 @@ def _parse_geo_meta(txt:Path, name_ids:tuple) -> tuple[float, float, str]:
         if parts and parts[0] == 'd': d = parts[1:]
         if parts and parts[0] == 'c': c = parts[1:]
     if d is None or len(d) != 3: return np.nan, np.nan, "metadata has no 'd <DatasetID> <TargetID> <PatchID>' line"
-    if tuple(d) != name_ids: return np.nan, np.nan, f"metadata does not match the file name (d {' '.join(d)}, name {' '.join(name_ids)})"
+    if tuple(d) != name_ids:
+        return np.nan, np.nan, f"metadata does not match the file name (d {' '.join(d)}, name {' '.join(name_ids)})"
     try: lat, lon = (float(v) for v in c)
     except (TypeError, ValueError): return np.nan, np.nan, "metadata has no valid 'c <lat> <lon>' line"
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180): return np.nan, np.nan, f"metadata coordinates out of range ({lat}, {lon})"
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return np.nan, np.nan, f"metadata coordinates out of range ({lat}, {lon})"
     return lat, lon, ''
 
 def _scan_geo(root:Path) -> tuple[list[dict], list[str]]:
@@ -160,13 +165,18 @@ def _scan_geo(root:Path) -> tuple[list[dict], list[str]]:
 def _scan_csv(csv:Path) -> list[dict]:
     try: m = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise BuildingMetricError(f"cannot read manifest {str(csv)!r} as CSV ({str(e).splitlines()[0]})", "save it as comma-separated text with a header row") from None
+        raise BuildingMetricError(f"cannot read manifest {str(csv)!r} as CSV ({str(e).splitlines()[0]})",
+                                  "save it as comma-separated text with a header row") from None
     missing = [c for c in ('path', 'label') if c not in m.columns]
-    if missing: raise BuildingMetricError(f"manifest {str(csv)!r} has no {' or '.join(repr(c) for c in missing)} column",
-                                          f"its columns are {', '.join(map(str, m.columns))}; it needs path and label (and may have group, lat, lon, split)")
+    if missing:
+        raise BuildingMetricError(f"manifest {str(csv)!r} has no {' or '.join(repr(c) for c in missing)} column",
+                                          f"its columns are {', '.join(map(str, m.columns))}; it needs path and label "
+                                  "(and may have group, lat, lon, split)")
     if 'split' in m.columns:
         bad = sorted(set(m.split) - set(SPLITS) - {''})
-        if bad: raise BuildingMetricError(f"manifest {str(csv)!r} has unknown split names {bad}", f"use {', '.join(SPLITS)} or leave the split empty")
+        if bad:
+            raise BuildingMetricError(f"manifest {str(csv)!r} has unknown split names {bad}",
+                                      f"use {', '.join(SPLITS)} or leave the split empty")
     rows = []
     for r in m.to_dict('records'):
         why = '' if r['path'] else 'empty path in manifest'
@@ -176,7 +186,8 @@ def _scan_csv(csv:Path) -> list[dict]:
             v = r.get(c, '').strip()
             try: ll[c] = float(v) if v else np.nan
             except ValueError: ll[c], why = np.nan, why or f"{c} in manifest is not a number ({v!r})"
-        rows.append(_row(r['path'], label=r['label'] or None, group=r.get('group') or None, split=r.get('split') or None,
+        rows.append(_row(r['path'], label=r['label'] or None, group=r.get('group') or None,
+                         split=r.get('split') or None,
                          reason=why, **ll))
     return rows
 
@@ -188,9 +199,12 @@ class BuildingIndex:
                  layout:str='csv', # Where the rows came from: 'folders', 'geo' or 'csv'
                  problems:list[str]|None=None): # Things worth knowing that are not about one file
         missing = [c for c in COLUMNS if c not in df.columns]
-        if missing: raise BuildingMetricError(f"index table lacks columns {missing}", f"a BuildingIndex needs {', '.join(COLUMNS)}")
+        if missing:
+            raise BuildingMetricError(f"index table lacks columns {missing}",
+                                      f"a BuildingIndex needs {', '.join(COLUMNS)}")
         df = df[list(COLUMNS)].reset_index(drop=True)
-        for c in ('path', 'label', 'group', 'split', 'status', 'reason'):  # one dtype whatever the source (pandas 2 or 3)
+        # one dtype whatever the source (pandas 2 or 3)
+        for c in ('path', 'label', 'group', 'split', 'status', 'reason'):
             df[c] = pd.Series([v if isinstance(v, str) else None for v in df[c]], dtype=object)
         df['reason'] = df['reason'].fillna('')
         df[['lat', 'lon']] = df[['lat', 'lon']].astype(float)
@@ -257,7 +271,8 @@ class BuildingIndex:
                           if f.suffix.lower() in IMAGE_EXTENSIONS)
                 layout = 'geo' if geo else 'folders'
         builders = {'folders': cls.from_folder, 'geo': cls.from_geo, 'csv': cls.from_csv}
-        if layout not in builders: raise BuildingMetricError(f"unknown layout {layout!r}", "use 'folders', 'geo', 'csv' or 'auto'")
+        if layout not in builders:
+            raise BuildingMetricError(f"unknown layout {layout!r}", "use 'folders', 'geo', 'csv' or 'auto'")
         return builders[layout](path, **kwargs)
 
     def _validate(self, n_workers:int, progress:bool|None):
@@ -304,7 +319,8 @@ class BuildingIndex:
     def report(self) -> str:
         "What was seen, kept and skipped, and why; how the classes and splits look; other problems."
         n, kept = len(self.df), len(self)
-        lines = [f"BuildingIndex ({self.layout} layout) of {self.root}: {n:,} files seen = {kept:,} kept + {n - kept:,} skipped"]
+        lines = [f"BuildingIndex ({self.layout} layout) of {self.root}: {n:,} files seen = {kept:,} kept + "
+                 f"{n - kept:,} skipped"]
         if n > kept:
             why = self.skipped.reason.str.split(' (', regex=False).str[0]  # the kind of problem, without the details
             lines.append('  skipped: ' + ', '.join(f"{c} {r}" for r, c in why.value_counts().items()))
@@ -337,7 +353,8 @@ def _stable_rng(seed:int, key:str) -> np.random.Generator:
 def _check_fracs(fracs) -> tuple:
     fracs = tuple(float(f) for f in fracs)
     if len(fracs) != 3 or min(fracs) < 0 or not math.isclose(sum(fracs), 1, abs_tol=1e-6) or fracs[0] == 0:
-        raise BuildingMetricError(f"split fractions {fracs} are not three non-negative numbers summing to 1 with train > 0",
+        raise BuildingMetricError(
+            f"split fractions {fracs} are not three non-negative numbers summing to 1 with train > 0",
                                   "pass e.g. fracs=(0.7, 0.15, 0.15) for train, val, test")
     return fracs
 
@@ -359,7 +376,8 @@ def split(self:BuildingIndex,
             rows = rows.sort_values('path').index.to_numpy()
             if len(rows) < k:
                 df.loc[rows, 'split'] = 'train'
-                problems.append(f"split: class {label!r} has {len(rows)} image(s), fewer than the {k} splits: all kept in train")
+                problems.append(f"split: class {label!r} has {len(rows)} image(s), fewer than the {k} splits: all kept "
+                                "in train")
                 continue
             rows = _stable_rng(seed, label).permutation(rows)
             df.loc[rows, 'split'] = np.repeat(names, _allocate(len(rows), fracs))
@@ -367,7 +385,8 @@ def split(self:BuildingIndex,
         col = 'label' if by == 'class' else 'group'
         if df.loc[ok, col].isna().any():
             raise BuildingMetricError(f"some images have no {col}, so by={by!r} cannot split them",
-                                      "give every row a group (the geo layout and CSV 'group' column do), or split by='class'")
+                                      "give every row a group (the geo layout and CSV 'group' column do), or split "
+                                      "by='class'")
         keys = np.array(sorted(df.loc[ok, col].unique()), dtype=object)
         if len(keys) < k:
             raise BuildingMetricError(f"{len(keys)} {col}(s) cannot fill {k} {col}-disjoint splits",
@@ -387,7 +406,8 @@ def save(self:BuildingIndex, path:str|Path): # CSV file to write
     path.parent.mkdir(parents=True, exist_ok=True)
     base = os.path.abspath(path.parent)
     df = self.df.copy()
-    df['path'] = [os.path.relpath(os.path.abspath(self.root/p), base) for p in df.path]   # (links are not followed again: a loop stays a row)
+    # (links are not followed again: a loop stays a row)
+    df['path'] = [os.path.relpath(os.path.abspath(self.root/p), base) for p in df.path]
     df.to_csv(path, index=False)
     if self.problems: path.with_suffix('.problems.txt').write_text('\n'.join(self.problems) + '\n')
     return path
@@ -397,11 +417,13 @@ def save(self:BuildingIndex, path:str|Path): # CSV file to write
 def load(cls:BuildingIndex, path:str|Path): # A CSV written by `BuildingIndex.save`
     "Read an index written by `save`, exactly as it was (images are not opened again)."
     path = Path(path)
-    if not path.is_file(): raise BuildingMetricError(f"index file {str(path)!r} not found", "check the path, or build the index again")
+    if not path.is_file():
+        raise BuildingMetricError(f"index file {str(path)!r} not found", "check the path, or build the index again")
     df = pd.read_csv(path, dtype={'path': str, 'label': str, 'group': str, 'split': str, 'status': str, 'reason': str},
                      keep_default_na=False, na_values={'lat': [''], 'lon': ['']})
     missing = [c for c in COLUMNS if c not in df.columns]
-    if missing: raise BuildingMetricError(f"{str(path)!r} is not a saved BuildingIndex (no {', '.join(missing)} column)",
+    if missing:
+        raise BuildingMetricError(f"{str(path)!r} is not a saved BuildingIndex (no {', '.join(missing)} column)",
                                           "read a plain manifest with BuildingIndex.from_csv")
     for c in ('label', 'group', 'split'): df[c] = df[c].where(df[c] != '', None)
     probs = path.with_suffix('.problems.txt')

@@ -1,4 +1,4 @@
-"""Procedural building facades: identities, views, per-pixel masks and coordinates, on any machine.
+"""Synthetic datasets of building facades: identities, views, per-pixel masks and coordinates, written in every layout the library reads, on any machine.
 
 Docs: https://building-metric.github.io/building_metric/data.synth.html.md"""
 
@@ -6,319 +6,22 @@ Docs: https://building-metric.github.io/building_metric/data.synth.html.md"""
 
 # %% ../../nbs/01a_data.synth.ipynb #2d15ab82
 from __future__ import annotations
-import colorsys, math
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from fastcore.parallel import parallel
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
-from ..config import Config
 from ..core import BuildingMetricError, show_progress
+from .facades import (BALCONIES, CLASSES, MATERIALS, PALETTE, ROOFS, WINDOWS, Facade, SynthConfig,
+                                          make_facades,
+                                          render_view)
 
 # %% auto #0
-__all__ = ['CLASSES', 'PALETTE', 'MATERIALS', 'ROOFS', 'WINDOWS', 'BALCONIES', 'LAYOUTS', 'SynthConfig', 'Facade', 'make_facades',
-           'render_view', 'FacadeGenerator', 'mask_to_rgb', 'show_facades', 'write_synthetic']
-
-# %% ../../nbs/01a_data.synth.ipynb #c964bbbc
-CLASSES = ('background', 'sky', 'wall', 'window', 'door', 'roof', 'balcony', 'vegetation', 'vehicle')
-"Pixel classes of the synthetic masks, in index order (0 = background: street, pavement, anything else)."
-
-PALETTE = np.array([[40, 40, 40], [135, 206, 235], [200, 160, 120], [30, 80, 200], [160, 30, 30],
-                    [120, 60, 140], [240, 200, 40], [40, 160, 60], [240, 120, 20]], dtype=np.uint8)
-"An RGB colour per class, for showing masks."
-
-MATERIALS = ('plaster', 'brick', 'stone', 'siding', 'panels')
-ROOFS = ('flat', 'pitched', 'gable', 'mansard')
-WINDOWS = ('rect', 'tall', 'square', 'arched', 'wide')
-BALCONIES = ('none', 'all', 'alternate', 'top')
-_C = {n: i for i, n in enumerate(CLASSES)}
-
-# %% ../../nbs/01a_data.synth.ipynb #848fabf5
-@dataclass
-class SynthConfig(Config):
-    "Settings of the synthetic facade generator."
-    n_identities: int = 20         # Buildings (identities) to generate
-    views: int = 8                 # Views (images) per building
-    size: int = 128                # Side of the square images, in pixels
-    difficulty: float = 0.5        # 0: identical views, distinct neighbours; 1: strong camera/light changes, look-alike neighbours
-    n_neighbourhoods: int|None = None # Neighbourhoods sharing a style (default: one per 5 buildings)
-    center: tuple[float, float] = (45.5017, -73.5673) # Latitude, longitude of the city centre
-    radius_km: float = 3.0         # Neighbourhood centres lie within this distance of the centre
-    seed: int = 0                  # Everything is deterministic from this seed
-
-    def __post_init__(self):
-        chk = [(self.n_identities >= 1, 'n_identities', 'at least 1'), (self.views >= 1, 'views', 'at least 1'),
-               (self.size >= 32, 'size', 'at least 32 pixels'), (0 <= self.difficulty <= 1, 'difficulty', 'between 0 and 1'),
-               (self.radius_km > 0, 'radius_km', 'positive'), (self.seed >= 0, 'seed', 'a non-negative integer'),
-               (self.n_neighbourhoods is None or self.n_neighbourhoods >= 1, 'n_neighbourhoods', 'at least 1')]
-        for ok, key, want in chk:
-            if not ok: raise BuildingMetricError(f"synth setting {key}={getattr(self, key)!r} is out of range", f"use a value {want}")
-
-    @property
-    def neighbourhoods(self) -> int:
-        "Number of neighbourhoods actually used."
-        return min(self.n_identities, self.n_neighbourhoods or max(1, math.ceil(self.n_identities / 5)))
-
-# %% ../../nbs/01a_data.synth.ipynb #b24fa3ef
-@dataclass
-class Facade:
-    "The fixed parameters of one synthetic building."
-    identity: int; name: str; neighbourhood: int; lat: float; lon: float
-    n_floors: int; n_cols: int; width: float; material: str; roof: str; window: str; balconies: str
-    shutters: bool; shopfront: bool; mullions: bool; door_col: int
-    wall: tuple; trim: tuple; roof_color: tuple; glass: tuple; door_color: tuple; shutter_color: tuple
-
-# %% ../../nbs/01a_data.synth.ipynb #1b814f64
-def _rgb(h, s, v): return tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h % 1, min(max(s, 0), 1), min(max(v, 0), 1)))
-
-def _style(rng) -> dict:
-    "A neighbourhood's style: the choices its buildings tend to share."
-    return dict(material=rng.choice(MATERIALS), roof=rng.choice(ROOFS), window=rng.choice(WINDOWS),
-                balconies=rng.choice(BALCONIES), hsv=(rng.uniform(0, 1), rng.uniform(0.1, 0.6), rng.uniform(0.45, 0.9)),
-                trim_v=rng.uniform(0.2, 0.95), roof_h=rng.uniform(0, 1), floors=rng.integers(2, 7), cols=rng.integers(3, 7),
-                lat=rng.uniform(-1, 1), lon=rng.uniform(-1, 1))
-
-def make_facades(cfg:SynthConfig) -> list[Facade]:
-    "The buildings of `cfg`, grouped in neighbourhoods that share a style and stand close together."
-    d, nb = cfg.difficulty, cfg.neighbourhoods
-    styles = [_style(np.random.default_rng([cfg.seed, 2, k])) for k in range(nb)]
-    keep, spread = 0.45 + 0.45 * d, 0.12 * (1 - 0.7 * d)  # how much a building follows its neighbourhood
-    km_lat, km_lon = 1 / 111.32, 1 / (111.32 * math.cos(math.radians(cfg.center[0])))
-    out = []
-    for i in range(cfg.n_identities):
-        r, k = np.random.default_rng([cfg.seed, 0, i]), i % nb
-        st = styles[k]
-        pick = lambda key, choices: st[key] if r.random() < keep else r.choice(choices)
-        h, s, v = st['hsv']
-        n_floors = int(np.clip(st['floors'] + r.integers(-1, 2), 2, 7))
-        n_cols = int(np.clip(st['cols'] + r.integers(-1, 2), 2, 7))
-        # neighbourhood centres within radius_km of the centre; buildings within ~150 m of theirs
-        lat = cfg.center[0] + (st['lat'] * cfg.radius_km + r.normal(0, 0.15)) * km_lat
-        lon = cfg.center[1] + (st['lon'] * cfg.radius_km + r.normal(0, 0.15)) * km_lon
-        out.append(Facade(
-            identity=i, name=f"bldg_{i:04d}", neighbourhood=k, lat=float(lat), lon=float(lon),
-            n_floors=n_floors, n_cols=n_cols, width=float(r.uniform(0.55, 0.88)),
-            material=str(pick('material', MATERIALS)), roof=str(pick('roof', ROOFS)), window=str(pick('window', WINDOWS)),
-            balconies=str(pick('balconies', BALCONIES)), shutters=bool(r.random() < 0.3), shopfront=bool(r.random() < 0.3),
-            mullions=bool(r.random() < 0.5), door_col=int(r.integers(0, n_cols)),
-            wall=_rgb(h + r.normal(0, spread * 0.5), s + r.normal(0, spread), v + r.normal(0, spread)),
-            trim=_rgb(h + 0.5 * r.random(), 0.15 * r.random(), st['trim_v'] + r.normal(0, spread)),
-            roof_color=_rgb(st['roof_h'] + r.normal(0, spread), 0.3 + 0.3 * r.random(), 0.25 + 0.3 * r.random()),
-            glass=_rgb(0.55 + 0.1 * r.normal(), 0.2 + 0.3 * r.random(), 0.15 + 0.25 * r.random()),
-            door_color=_rgb(r.random(), 0.3 + 0.5 * r.random(), 0.2 + 0.5 * r.random()),
-            shutter_color=_rgb(r.random(), 0.3 + 0.4 * r.random(), 0.3 + 0.4 * r.random())))
-    return out
-
-# %% ../../nbs/01a_data.synth.ipynb #9506582a
-class _Painter:
-    "Draws the same shapes into an RGB canvas and a class mask."
-    def __init__(self, img:np.ndarray, mask:np.ndarray):
-        self.img, self.mask = Image.fromarray(img), Image.fromarray(mask)
-        self.di, self.dm = ImageDraw.Draw(self.img), ImageDraw.Draw(self.mask)
-    def rect(self, box, rgb, cls):
-        x0, y0, x1, y1 = box
-        if x1 < x0 or y1 < y0: return  # nothing left of a shape squeezed by a small canvas
-        self.di.rectangle(box, fill=tuple(rgb)); self.dm.rectangle(box, fill=_C[cls])
-    def poly(self, pts, rgb, cls):
-        self.di.polygon(pts, fill=tuple(rgb)); self.dm.polygon(pts, fill=_C[cls])
-    def ellipse(self, box, rgb, cls):
-        if box[2] < box[0] or box[3] < box[1]: return
-        self.di.ellipse(box, fill=tuple(rgb)); self.dm.ellipse(box, fill=_C[cls])
-    def line(self, pts, rgb, width, cls=None):  # without `cls`, a decoration: the picture changes, not the class
-        self.di.line(pts, fill=tuple(rgb), width=width)
-        if cls: self.dm.line(pts, fill=_C[cls], width=width)
-    def paste(self, arr:np.ndarray, x0:int, y0:int, cls):
-        self.img.paste(Image.fromarray(arr), (x0, y0))
-        self.dm.rectangle((x0, y0, x0 + arr.shape[1] - 1, y0 + arr.shape[0] - 1), fill=_C[cls])
-    def arrays(self): return np.asarray(self.img).copy(), np.asarray(self.mask).copy()
-
-def _shade(rgb, f): return tuple(int(np.clip(c * f, 0, 255)) for c in rgb)
-
-def _texture(material:str, h:int, w:int, rgb, scale:float, rng) -> np.ndarray:
-    "An (h, w, 3) wall texture of `material` in colour `rgb`."
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.asarray(rgb, np.float32)
-    tone = np.ones((h, w), np.float32)
-    if material in ('brick', 'stone'):
-        bh, bw = (6, 14) if material == 'brick' else (12, 26)
-        bh, bw = max(3, round(bh * scale)), max(6, round(bw * scale))
-        row = yy // bh
-        xo = xx + (row % 2) * (bw // 2)
-        jitter = rng.uniform(0.85, 1.12, size=(h // bh + 2, w // bw + 3)).astype(np.float32)
-        tone = jitter[row, xo // bw]
-        tone[(yy % bh == 0) | (xo % bw == 0)] = 1.35 if material == 'brick' else 0.8
-    elif material == 'siding':
-        bh = max(3, round(5 * scale))
-        tone = 0.9 + 0.15 * ((yy % bh) / bh)
-    elif material == 'panels':
-        ph, pw = max(8, round(24 * scale)), max(10, round(32 * scale))
-        jitter = rng.uniform(0.92, 1.08, size=(h // ph + 2, w // pw + 2)).astype(np.float32)
-        tone = jitter[yy // ph, xx // pw]
-        tone[(yy % ph == 0) | (xx % pw == 0)] = 0.7
-    low = np.asarray(Image.fromarray(rng.uniform(0.94, 1.06, (6, 6)).astype(np.float32)).resize((w, h), Image.BILINEAR))
-    return np.clip(base[None, None] * (tone * low)[..., None], 0, 255).astype(np.uint8)
-
-def _sky(h:int, w:int, rng, d:float) -> np.ndarray:
-    "A vertical sky gradient: clear, overcast or dusk (the last two only when `d` > 0)."
-    kind = rng.choice(3, p=[1 - 0.5 * d, 0.3 * d, 0.2 * d])
-    top, bottom = [((70, 130, 215), (175, 210, 240)), ((140, 145, 155), (200, 200, 205)), ((90, 80, 150), (245, 170, 120))][kind]
-    t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
-    g = (1 - t) * np.asarray(top, np.float32) + t * np.asarray(bottom, np.float32)
-    g = g * rng.uniform(1 - 0.15 * d, 1 + 0.1 * d)
-    return np.broadcast_to(np.clip(g, 0, 255), (h, w, 3)).astype(np.uint8)
-
-def _window(p:_Painter, f:Facade, x0, y0, x1, y1, shape, lit:float):
-    "One window (frame, glass, mullions, sill, shutters) in the box (x0, y0, x1, y1)."
-    fw = max(1, round((x1 - x0) * 0.12))
-    if f.shutters:
-        sw = (x1 - x0) * 0.45
-        p.rect((x0 - sw, y0, x0 - 1, y1), f.shutter_color, 'wall'); p.rect((x1 + 1, y0, x1 + sw, y1), f.shutter_color, 'wall')
-    if shape == 'arched':
-        r = min(x1 - x0, y1 - y0) / 2
-        p.ellipse((x0, y0, x1, y0 + 2 * r), f.trim, 'window'); p.rect((x0, y0 + r, x1, y1), f.trim, 'window')
-        p.ellipse((x0 + fw, y0 + fw, x1 - fw, y0 + 2 * r - fw), _shade(f.glass, lit), 'window')
-        p.rect((x0 + fw, y0 + r, x1 - fw, y1 - fw), _shade(f.glass, lit), 'window')
-    else:
-        p.rect((x0, y0, x1, y1), f.trim, 'window')
-        p.rect((x0 + fw, y0 + fw, x1 - fw, y1 - fw), _shade(f.glass, lit), 'window')
-        # a lighter reflection across the upper pane
-        p.rect((x0 + fw, y0 + fw, x1 - fw, y0 + (y1 - y0) * 0.35), _shade(f.glass, lit * 1.35), 'window')
-    if f.mullions and x1 - x0 > 6:
-        p.line([((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1)], f.trim, max(1, fw // 2))
-        p.line([(x0, (y0 + y1) / 2), (x1, (y0 + y1) / 2)], f.trim, max(1, fw // 2))
-    p.rect((x0 - fw, y1, x1 + fw, y1 + max(1, fw)), _shade(f.trim, 0.9), 'wall')
-
-def _building(p:_Painter, f:Facade, W:int, top:int, ground:int, rng, lit:float):
-    "The facade of `f` between the rows `top` and `ground`, centred on a canvas of width `W`; `rng` is the building's own."
-    s = W / 256
-    bw = f.width * W
-    x0, x1 = (W - bw) / 2, (W + bw) / 2
-    roof_h = {'flat': 0.04, 'pitched': 0.16, 'gable': 0.22, 'mansard': 0.2}[f.roof] * (ground - top)
-    wall_top = top + roof_h
-    xi0, xi1, yi0 = int(x0), int(x1), int(wall_top)
-    p.paste(_texture(f.material, ground - yi0, xi1 - xi0, f.wall, s, rng), xi0, yi0, 'wall')
-    eave = max(2, round(4 * s))
-    if f.roof == 'flat':
-        p.rect((x0 - eave, top + roof_h * 0.4, x1 + eave, wall_top + eave), f.trim, 'wall')
-        p.rect((x0 - eave, top, x1 + eave, top + roof_h * 0.4), f.roof_color, 'roof')
-    elif f.roof == 'pitched':
-        p.poly([(x0 - eave, wall_top), (x0 + bw * 0.1, top), (x1 - bw * 0.1, top), (x1 + eave, wall_top)], f.roof_color, 'roof')
-    elif f.roof == 'gable':
-        p.poly([(x0, wall_top), ((x0 + x1) / 2, top), (x1, wall_top)], f.wall, 'wall')
-        p.line([(x0 - eave, wall_top + eave), ((x0 + x1) / 2, top), (x1 + eave, wall_top + eave)], f.roof_color, 2 * eave, 'roof')
-        r = roof_h * 0.22
-        p.ellipse(((x0 + x1) / 2 - r, wall_top - roof_h * 0.45 - r, (x0 + x1) / 2 + r, wall_top - roof_h * 0.45 + r), _shade(f.glass, lit), 'window')
-    else:  # mansard with dormers
-        p.poly([(x0 - eave, wall_top), (x0 + bw * 0.05, top), (x1 - bw * 0.05, top), (x1 + eave, wall_top)], f.roof_color, 'roof')
-    # roof shingles: thin darker lines over the roof pixels only
-    if f.roof in ('pitched', 'mansard'):
-        for y in np.arange(top + 3 * s, wall_top, 4 * s): p.line([(x0, y), (x1, y)], _shade(f.roof_color, 0.8), 1)
-    # floors and windows
-    fh = (ground - wall_top) / (f.n_floors + 0.25)  # the ground floor is taller
-    cw = bw / f.n_cols
-    wshape = {'rect': (0.5, 0.55), 'tall': (0.42, 0.72), 'square': (0.5, 0.45), 'arched': (0.46, 0.66), 'wide': (0.7, 0.5)}[f.window]
-    for fl in range(f.n_floors):
-        y_bot = ground - (fl * fh + (0.25 * fh if fl > 0 else 0))
-        h = fh * (1.25 if fl == 0 else 1)
-        if fl > 0 and f.material != 'panels':  # string course between floors
-            p.rect((x0, y_bot - max(1, 2 * s), x1, y_bot), _shade(f.trim, 0.95), 'wall')
-        balcony = fl > 0 and (f.balconies == 'all' or (f.balconies == 'alternate' and fl % 2 == 1)
-                              or (f.balconies == 'top' and fl == f.n_floors - 1))
-        for c in range(f.n_cols):
-            cx = x0 + (c + 0.5) * cw
-            if fl == 0 and c == f.door_col:
-                dw = cw * 0.5
-                p.rect((cx - dw / 2 - 2 * s, y_bot - h * 0.78, cx + dw / 2 + 2 * s, y_bot), f.trim, 'door')
-                p.rect((cx - dw / 2, y_bot - h * 0.75, cx + dw / 2, y_bot), f.door_color, 'door')
-                continue
-            if fl == 0 and f.shopfront:
-                ww, wh = cw * 0.8, h * 0.65
-            else:
-                ww, wh = cw * wshape[0], h * wshape[1]
-            wy1 = y_bot - h * 0.2
-            _window(p, f, cx - ww / 2, wy1 - wh, cx + ww / 2, wy1, 'rect' if fl == 0 and f.shopfront else f.window,
-                    lit * rng.uniform(0.85, 1.15))
-            if balcony:
-                bx0, bx1, by0 = cx - ww / 2 - 3 * s, cx + ww / 2 + 3 * s, wy1 - wh * 0.35
-                p.rect((bx0, by0, bx1, wy1 + 2 * s), _shade(f.trim, 0.5), 'balcony')
-                for x in np.arange(bx0 + 2 * s, bx1, 3 * s): p.line([(x, by0), (x, wy1)], _shade(f.trim, 0.3), 1)
-    if f.roof == 'mansard':  # dormers sit in the roof
-        for c in range(f.n_cols):
-            cx = x0 + (c + 0.5) * cw
-            ww = cw * 0.3
-            _window(p, f, cx - ww / 2, top + roof_h * 0.3, cx + ww / 2, top + roof_h * 0.85, 'rect', lit)
-
-def _tree(p:_Painter, W, ground, rng, scale):
-    x, h = rng.uniform(0.05, 0.95) * W, rng.uniform(0.25, 0.5) * W * scale
-    p.rect((x - 0.015 * W, ground - h * 0.45, x + 0.015 * W, ground + 0.03 * W), (90, 60, 40), 'vegetation')
-    for _ in range(7):
-        cx, cy = x + rng.normal(0, h * 0.18), ground - h * rng.uniform(0.5, 0.95)
-        r = h * rng.uniform(0.15, 0.28)
-        g = (int(rng.uniform(30, 80)), int(rng.uniform(90, 160)), int(rng.uniform(30, 70)))
-        p.ellipse((cx - r, cy - r, cx + r, cy + r), g, 'vegetation')
-
-def _car(p:_Painter, W, ground, rng, scale):
-    L = rng.uniform(0.22, 0.35) * W * scale
-    x, y = rng.uniform(-0.1, 0.9) * W, ground + 0.02 * W
-    body = _rgb(rng.random(), rng.uniform(0, 0.8), rng.uniform(0.2, 0.95))
-    p.rect((x, y - L * 0.28, x + L, y - L * 0.08), body, 'vehicle')
-    p.poly([(x + L * 0.2, y - L * 0.28), (x + L * 0.32, y - L * 0.45), (x + L * 0.7, y - L * 0.45), (x + L * 0.82, y - L * 0.28)], body, 'vehicle')
-    p.poly([(x + L * 0.27, y - L * 0.29), (x + L * 0.35, y - L * 0.41), (x + L * 0.67, y - L * 0.41), (x + L * 0.75, y - L * 0.29)], (60, 70, 85), 'vehicle')
-    for wx in (x + L * 0.2, x + L * 0.8):
-        p.ellipse((wx - L * 0.09, y - L * 0.17, wx + L * 0.09, y + 0.01 * L), (20, 20, 20), 'vehicle')
-
-def _camera_quad(W:int, rng, d:float) -> tuple:
-    "Source quadrilateral (UL, LL, LR, UR) of the world canvas that the camera maps to the output."
-    c = W * rng.uniform(1 - 0.45 * d, 1.0)           # zoom: side of the visible square
-    cx = W / 2 + rng.uniform(-1, 1) * (W - c) / 2
-    cy = W / 2 + rng.uniform(-1, 1) * (W - c) / 2
-    k, v, a = rng.uniform(-1, 1) * 0.12 * d * c, rng.uniform(0, 1) * 0.08 * d * c, math.radians(rng.uniform(-4, 4) * d)
-    h = c / 2
-    pts = np.array([(-h, -h + max(k, 0)), (-h, h - max(k, 0)), (h, h + min(k, 0)), (h, -h - min(k, 0))], np.float64)
-    pts[[0, 3], 0] += [-v, v]  # looking up: the top of the view takes in a wider part of the world
-    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    pts = pts @ rot.T + [cx, cy]
-    return tuple(np.clip(pts, 0, W - 1).ravel())
-
-def render_view(f:Facade, # The building
-                view:int, # View index: the same index always gives the same image
-                size:int=128, # Output side, in pixels
-                difficulty:float=0.5, # How much the camera, light and occluders vary
-                seed:int=0, # The generator's seed
-               ) -> tuple[Image.Image, np.ndarray]:
-    "Render view `view` of building `f`: an RGB image and its (size, size) uint8 class mask."
-    rng, d = np.random.default_rng([seed, 1, f.identity, view]), difficulty
-    W = 2 * size
-    top, ground = int(W * rng.uniform(0.1, 0.1 + 0.08 * d)), int(W * 0.88)
-    img = np.empty((W, W, 3), np.uint8)
-    img[:ground] = _sky(ground, W, rng, d)
-    img[ground:] = np.asarray(_shade((110, 110, 115), rng.uniform(1 - 0.2 * d, 1 + 0.1 * d)), np.uint8)
-    mask = np.full((W, W), _C['background'], np.uint8)
-    mask[:ground] = _C['sky']
-    p = _Painter(img, mask)
-    lit = rng.uniform(1 - 0.4 * d, 1 + 0.25 * d)
-    _building(p, f, W, top, ground, np.random.default_rng([seed, 5, f.identity]), lit)
-    img, mask = p.arrays()
-    # sunlight: a global light level and colour temperature; a cast shadow over part of the facade
-    light = np.asarray([1 + rng.uniform(-0.12, 0.12) * d, 1.0, 1 + rng.uniform(-0.12, 0.12) * d], np.float32) * lit
-    out = img.astype(np.float32) * light
-    if rng.random() < 0.6 * d:
-        x = np.arange(W)[None, :] + np.arange(W)[:, None] * rng.uniform(-0.6, 0.6)
-        out[x < rng.uniform(0.2, 0.8) * W] *= rng.uniform(0.55, 0.8)
-    p = _Painter(np.clip(out, 0, 255).astype(np.uint8), mask)
-    for _ in range(rng.poisson(1.2 * d)): _tree(p, W, ground, rng, 0.6 + 0.3 * d)
-    for _ in range(rng.poisson(0.8 * d)): _car(p, W, ground, rng, 0.8 + 0.4 * d)
-    wimg, wmask = p.img, p.mask
-    quad = _camera_quad(W, rng, d)
-    im = wimg.transform((size, size), Image.QUAD, quad, resample=Image.BILINEAR)
-    mk = wmask.transform((size, size), Image.QUAD, quad, resample=Image.NEAREST)
-    blur = rng.uniform(0, 1.0) * d
-    if blur > 0.2: im = im.filter(ImageFilter.GaussianBlur(blur))
-    a = np.asarray(im, np.float32) + rng.normal(0, 1 + 6 * d, (size, size, 3))
-    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)), np.asarray(mk, np.uint8).copy()
+__all__ = ['LAYOUTS', 'FacadeGenerator', 'mask_to_rgb', 'show_facades', 'write_synthetic']
 
 # %% ../../nbs/01a_data.synth.ipynb #29d8254e
 class FacadeGenerator:
@@ -360,7 +63,8 @@ def show_facades(gen:FacadeGenerator, # The generator
     from matplotlib.patches import Patch
     ids = list(range(min(4, len(gen)))) if identities is None else list(identities)
     per = 2 if masks else 1
-    fig, axs = plt.subplots(len(ids), views * per, figsize=(views * per * figsize_per, len(ids) * figsize_per), squeeze=False)
+    fig, axs = plt.subplots(len(ids), views * per, figsize=(views * per * figsize_per, len(ids) * figsize_per),
+                            squeeze=False)
     for r, i in enumerate(ids):
         for v in range(views):
             im, mk = gen[i, v]
@@ -392,7 +96,8 @@ def _item_files(gen:FacadeGenerator, layout:str, i:int, v:int, split) -> dict:
     if layout == 'folders': return {'image': f"{f.name}/view_{v:03d}.png"}
     if layout == 'geo': return {'image': f"001_{i:04d}_{v:04d}_0.jpg", 'meta': f"001_{i:04d}_{v:04d}_0.txt"}
     if layout == 'csv': return {'image': f"images/{f.name}_view_{v:03d}.png"}
-    return {'image': f"images/{split[i]}/{f.name}_view_{v:03d}.png", 'mask': f"masks/{split[i]}/{f.name}_view_{v:03d}.png"}
+    return {'image': f"images/{split[i]}/{f.name}_view_{v:03d}.png",
+            'mask': f"masks/{split[i]}/{f.name}_view_{v:03d}.png"}
 
 def _write_item(iv, gen:FacadeGenerator, layout:str, root:Path, split):
     i, v = iv
@@ -420,7 +125,8 @@ def write_synthetic(root:str|Path, # Folder to write into (created if missing)
                     **kwargs, # Or generator settings as keywords
                    ) -> Path:
     "Render a synthetic dataset into `root` in one of the layouts the library reads; returns `root`."
-    if layout not in LAYOUTS: raise BuildingMetricError(f"unknown synthetic layout {layout!r}", f"use one of {', '.join(LAYOUTS)}")
+    if layout not in LAYOUTS:
+        raise BuildingMetricError(f"unknown synthetic layout {layout!r}", f"use one of {', '.join(LAYOUTS)}")
     gen = FacadeGenerator(cfg, **kwargs)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -431,8 +137,10 @@ def write_synthetic(root:str|Path, # Folder to write into (created if missing)
                      progress=show_progress(progress), chunksize=32)
     if layout == 'csv':
         fs = gen.facades
-        pd.DataFrame({'path': list(paths), 'label': [fs[i].name for i, _ in items], 'group': [f"nbhd_{fs[i].neighbourhood}" for i, _ in items],
-                      'lat': [fs[i].lat for i, _ in items], 'lon': [fs[i].lon for i, _ in items]}).to_csv(root / 'manifest.csv', index=False)
+        pd.DataFrame({'path': list(paths), 'label': [fs[i].name for i, _ in items],
+                      'group': [f"nbhd_{fs[i].neighbourhood}" for i, _ in items],
+                      'lat': [fs[i].lat for i, _ in items],
+                      'lon': [fs[i].lon for i, _ in items]}).to_csv(root / 'manifest.csv', index=False)
     if layout == 'segmentation':
         (root / 'classes.txt').write_text(''.join(f"{k} {c}\n" for k, c in enumerate(CLASSES)))
     gen.cfg.to_yaml(root / 'synth.yaml')

@@ -32,8 +32,10 @@ def cam_layer(model:nn.Module, # The model whose decision is explained
         with torch.no_grad(): model(images[:1])
     finally:
         for h in hooks: h.remove()
-    if not seen: raise BuildingMetricError(f"a {type(model).__name__} has no layer with a spatial feature map to explain",
-                                           "Grad-CAM needs a CNN backbone (or pass layer= a module whose output is (B, C, h, w))")
+    if not seen:
+        raise BuildingMetricError(f"a {type(model).__name__} has no layer with a spatial feature map to explain",
+                                           "Grad-CAM needs a CNN backbone (or pass layer= a module whose output is (B, "
+                                  "C, h, w))")
     return seen[-1]
 
 # %% ../../nbs/05c_evaluation.explain.ipynb #7cc61d21
@@ -42,14 +44,17 @@ def grad_cam(score:Callable, # images -> (B,) scores to explain (the model runs 
              layer:nn.Module, # The module whose output feature map is weighed (see `cam_layer`)
              plus:bool=False, # Grad-CAM++ weights instead of Grad-CAM's
             ) -> torch.Tensor:
-    "Heat maps (B, H, W) in [0, 1]: the positive part of the gradient-weighted feature map of `layer`, upsampled to the images."
+    ("Heat maps (B, H, W) in [0, 1]: the positive part of the gradient-weighted feature map of `layer`, upsampled to "
+     "the images.")
     acts = []
     h = layer.register_forward_hook(lambda m, i, o: acts.append(o))
     x = images.detach().clone().requires_grad_(True)   # (frozen weights: the graph starts at the images)
     try:
         with torch.enable_grad():
             s = score(x)
-            if s.ndim != 1 or len(s) != len(x): raise BuildingMetricError(f"the score function returned shape {tuple(s.shape)} for {len(x)} images", "return one score per image")
+            if s.ndim != 1 or len(s) != len(x):
+                raise BuildingMetricError(f"the score function returned shape {tuple(s.shape)} for {len(x)} images",
+                                          "return one score per image")
             a = acts[-1]
             g, = torch.autograd.grad(s.sum(), a)
     finally: h.remove()
@@ -73,7 +78,8 @@ def class_map(model:nn.Module, # Images -> L2-normalised embeddings (an `Embedde
     "Grad-CAM(++) of the cosine logit of each image's class: which pixels make it that building."
     model = model.eval()
     w = F.normalize(weights.detach().float(), dim=1)[torch.as_tensor(classes).long()]
-    return grad_cam(lambda x: (F.normalize(model(x).float(), dim=1) * w).sum(1), images, layer or cam_layer(model, images), plus)
+    return grad_cam(lambda x: (F.normalize(model(x).float(), dim=1) * w).sum(1), images,
+                    layer or cam_layer(model, images), plus)
 
 # %% ../../nbs/05c_evaluation.explain.ipynb #c0bd3275
 def similarity_map(model:nn.Module, # Images -> embeddings
@@ -83,7 +89,8 @@ def similarity_map(model:nn.Module, # Images -> embeddings
     "Grad-CAM(++) of the cosine similarity of each query to its match: the parts of the query that resemble the match."
     model = model.eval()
     with torch.no_grad(): m = F.normalize((model(match) if match.ndim == 4 else match).float(), dim=1)
-    return grad_cam(lambda x: (F.normalize(model(x).float(), dim=1) * m).sum(1), query, layer or cam_layer(model, query), plus)
+    return grad_cam(lambda x: (F.normalize(model(x).float(), dim=1) * m).sum(1), query,
+                    layer or cam_layer(model, query), plus)
 
 # %% ../../nbs/05c_evaluation.explain.ipynb #717d3d0c
 def overlay(image, # A PIL image, or a (3, H, W) tensor normalised with `mean` / `std`
@@ -96,7 +103,8 @@ def overlay(image, # A PIL image, or a (3, H, W) tensor normalised with `mean` /
         x = (image.detach().cpu().float() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]).clamp(0, 1)
         image = Image.fromarray((x.permute(1, 2, 0).numpy() * 255).astype(np.uint8))
     image = image.convert('RGB')
-    c = F.interpolate(torch.as_tensor(cam, dtype=torch.float32)[None, None], size=image.size[::-1], mode='bilinear', align_corners=False)[0, 0].clamp(0, 1)
+    c = F.interpolate(torch.as_tensor(cam, dtype=torch.float32)[None, None], size=image.size[::-1], mode='bilinear',
+                      align_corners=False)[0, 0].clamp(0, 1)
     heat = (matplotlib.colormaps[cmap](c.numpy())[..., :3] * 255).astype(np.uint8)
     return Image.blend(image, Image.fromarray(heat), alpha)
 
@@ -117,7 +125,9 @@ def plot_match_maps(query, match, # The two images (PIL, or normalised tensors)
     "Query and match side by side, each with the map of what in it resembles the other."
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, 4, figsize=(10, 2.9))
-    for ax, im, t in zip(axs, [query, overlay(query, query_map, **overlay_kw), match, overlay(match, match_map, **overlay_kw)],
+    for ax, im, t in zip(axs,
+                         [query, overlay(query, query_map, **overlay_kw), match,
+                          overlay(match, match_map, **overlay_kw)],
                          [titles[0], 'what matches in it', titles[1], 'what matches in it']):
         if isinstance(im, torch.Tensor): im = overlay(im, torch.zeros(im.shape[-2:]), alpha=0.0, **overlay_kw)
         ax.imshow(im); ax.set_title(t, fontsize=9); ax.set_xticks([]); ax.set_yticks([])

@@ -22,13 +22,17 @@ __all__ = ['max_similarity_score', 'knn_score', 'mahalanobis_score', 'energy_sco
 # %% ../../nbs/05b_evaluation.ood.ipynb #816450bd
 def _f32(x, name:str) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
-    if t.ndim != 2 or not len(t): raise BuildingMetricError(f"{name} must be a non-empty (n, dim) array of embeddings, got shape {tuple(t.shape)}", "pass one embedding per row")
+    if t.ndim != 2 or not len(t):
+        raise BuildingMetricError(
+            f"{name} must be a non-empty (n, dim) array of embeddings, got shape {tuple(t.shape)}",
+            "pass one embedding per row")
     return t
 
 def max_similarity_score(ref, ref_labels, # Reference embeddings (L2-normalised) and their classes
                          query) -> np.ndarray: # Query embeddings
     "Minus the cosine similarity of each query to its nearest class mean (the open-set score; higher = more unusual)."
-    m = class_means(_f32(ref, "ref"), torch.as_tensor(np.unique(np.asarray(ref_labels), return_inverse=True)[1]))   # (labels need not be 0..n-1)
+    # (labels need not be 0..n-1)
+    m = class_means(_f32(ref, "ref"), torch.as_tensor(np.unique(np.asarray(ref_labels), return_inverse=True)[1]))
     return -(F.normalize(_f32(query, 'query'), dim=1) @ m.T).max(1).values.numpy()
 
 # %% ../../nbs/05b_evaluation.ood.ipynb #465498de
@@ -37,7 +41,9 @@ def knn_score(ref, # Reference embeddings (L2-normalised), e.g. the training pho
               k:int=10) -> np.ndarray:
     "Cosine distance of each query to its `k`-th nearest reference embedding (higher = more unusual)."
     ref = _f32(ref, 'ref')
-    if not 1 <= k <= len(ref): raise BuildingMetricError(f"k={k} neighbours asked of {len(ref)} reference embeddings", f"use 1 <= k <= {len(ref)}")
+    if not 1 <= k <= len(ref):
+        raise BuildingMetricError(f"k={k} neighbours asked of {len(ref)} reference embeddings",
+                                  f"use 1 <= k <= {len(ref)}")
     s, _ = knn(F.normalize(_f32(query, 'query'), dim=1), F.normalize(ref, dim=1), k=k)
     return (1 - s[:, k - 1]).numpy()
 
@@ -46,11 +52,13 @@ def mahalanobis_score(ref, ref_labels, # Reference embeddings and their classes
                       query, # Query embeddings
                       shrinkage:float|None=None, # Weight of the identity in the covariance (None: Ledoit-Wolf's estimate)
                      ) -> np.ndarray:
-    "Smallest Mahalanobis distance of each query to a class mean, under one covariance shared by the classes (the pooled within-class one, shrunk)."
+    ("Smallest Mahalanobis distance of each query to a class mean, under one covariance shared by the classes (the "
+     "pooled within-class one, shrunk).")
     from sklearn.covariance import LedoitWolf, ShrunkCovariance
     ref, q = _f32(ref, 'ref').double(), _f32(query, 'query').double()
     lab = torch.as_tensor(np.unique(np.asarray(ref_labels), return_inverse=True)[1])
-    means = torch.zeros(int(lab.max()) + 1, ref.shape[1], dtype=ref.dtype).index_add_(0, lab, ref) / torch.bincount(lab)[:, None]
+    means = torch.zeros(int(lab.max()) + 1, ref.shape[1],
+                        dtype=ref.dtype).index_add_(0, lab, ref) / torch.bincount(lab)[:, None]
     centred = (ref - means[lab]).numpy()
     est = (LedoitWolf(assume_centered=True) if shrinkage is None else ShrunkCovariance(shrinkage=shrinkage, assume_centered=True)).fit(centred)
     p = torch.from_numpy(est.precision_)
@@ -75,12 +83,16 @@ def cosine_logits(emb, # (n, dim) embeddings
 def ood_metrics(known, # Scores of in-distribution queries (photos of known buildings)
                 unknown, # Scores of out-of-distribution queries (photos of other buildings)
                 tpr:float=0.95) -> dict[str, float]:
-    "AUROC (unknown as the positive class) and the FPR at `tpr`: the fraction of unknown queries accepted by the threshold that accepts `tpr` of the known ones."
+    ("AUROC (unknown as the positive class) and the FPR at `tpr`: the fraction of unknown queries accepted by the "
+     "threshold that accepts `tpr` of the known ones.")
     from sklearn.metrics import roc_auc_score
     known, unknown = np.asarray(known, float).ravel(), np.asarray(unknown, float).ravel()
-    if not len(known) or not len(unknown): raise BuildingMetricError("OOD metrics need scores of known and of unknown queries", "pass at least one of each")
+    if not len(known) or not len(unknown):
+        raise BuildingMetricError("OOD metrics need scores of known and of unknown queries",
+                                  "pass at least one of each")
     y = np.r_[np.zeros(len(known)), np.ones(len(unknown))]
-    th = np.sort(known)[int(np.ceil(tpr * len(known))) - 1]   # the lowest threshold that accepts (score <= th) `tpr` of the known queries
+    # the lowest threshold that accepts (score <= th) `tpr` of the known queries
+    th = np.sort(known)[int(np.ceil(tpr * len(known))) - 1]
     return dict(auroc=float(roc_auc_score(y, np.r_[known, unknown])), fpr95=float((unknown <= th).mean()))
 
 # %% ../../nbs/05b_evaluation.ood.ipynb #a227dec5
@@ -93,11 +105,13 @@ def ood_table(ref, ref_labels, # Reference embeddings (the training photos) and 
     "AUROC and FPR95 of each score for `known` against `unknown` queries; and the scores, for `plot_ood_histograms`."
     ref, known, unknown = _f32(ref, 'ref'), _f32(known, 'known'), _f32(unknown, 'unknown')
     ref_labels = np.asarray(ref_labels)
-    if k is None: k = max(1, int(np.median(np.unique(ref_labels, return_counts=True)[1])))   # a known photo's k neighbours can all be of its class
+    # a known photo's k neighbours can all be of its class
+    if k is None: k = max(1, int(np.median(np.unique(ref_labels, return_counts=True)[1])))
     if logits is None:
         means = class_means(ref, torch.as_tensor(np.unique(ref_labels, return_inverse=True)[1]))
         logits = lambda e: cosine_logits(e, means)
-    fns = dict(max_similarity=lambda e: max_similarity_score(ref, ref_labels, e), knn=lambda e: knn_score(ref, e, k=min(k, len(ref))),
+    fns = dict(max_similarity=lambda e: max_similarity_score(ref, ref_labels, e),
+               knn=lambda e: knn_score(ref, e, k=min(k, len(ref))),
                mahalanobis=lambda e: mahalanobis_score(ref, ref_labels, e), energy=lambda e: energy_score(logits(e)))
     scores = {n: (f(known), f(unknown)) for n, f in fns.items()}
     table = pd.DataFrame({n: ood_metrics(*s) for n, s in scores.items()}).T
@@ -113,7 +127,8 @@ def plot_ood_histograms(scores:dict, # {score name: (known scores, unknown score
     fig, axs = plt.subplots(1, len(scores), figsize=(3.2 * len(scores), 2.6))
     for ax, (n, (a, b)) in zip(np.atleast_1d(axs), scores.items()):
         bins = np.histogram_bin_edges(np.r_[a, b], 30)
-        ax.hist(a, bins, alpha=0.6, density=True, label='known'); ax.hist(b, bins, alpha=0.6, density=True, label='unknown')
+        ax.hist(a, bins, alpha=0.6, density=True,
+                label='known'); ax.hist(b, bins, alpha=0.6, density=True, label='unknown')
         t = f"\nAUROC {table.loc[n, 'auroc']:.3f}, FPR95 {table.loc[n, 'fpr95']:.2f}" if table is not None else ''
         ax.set_title(n + t, fontsize=9); ax.set_yticks([])
     np.atleast_1d(axs)[0].legend(fontsize=8)

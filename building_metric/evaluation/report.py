@@ -22,19 +22,22 @@ from ..config import EvalConfig
 from ..core import BuildingMetricError, all_sum, barrier, init_distributed, rank_world
 from ..data.index import BuildingIndex
 from ..geo import haversine_km, localisation_scores, locate_from_neighbours
-from .retrieval import (clustering_scores, knn, expected_calibration_error, ncm_classify, ncm_probabilities, ncm_scores, open_set_rates,
+from .retrieval import (clustering_scores, knn, expected_calibration_error, ncm_classify,
+                                                  ncm_probabilities, ncm_scores, open_set_rates,
                                                   open_set_threshold, plot_reliability, retrieval_metrics,
                                                   retrieval_metrics_chunked)
 from .ood import cosine_logits, ood_table, plot_ood_histograms
-from .visualize import plot_confusion, plot_embeddings, plot_gate_weights, plot_history, retrieval_gallery
+from .scale import evaluate_at_scale
+from .visualize import (markdown_table, plot_confusion, plot_embeddings, plot_gate_weights,
+                                                  plot_history, retrieval_gallery)
 from ..features.extractors import checked_extractors, tta_extractors, tta_mean, tta_names
 from ..features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extract_features
-from ..metric.heads import FusionHead, load_head
+from ..metric.heads import FusionHead, checked_head
 from ..metric.losses import MetricLoss
 
 # %% auto #0
 __all__ = ['seen_unseen_split', 'reference_views', 'frozen_baselines', 'write_classification', 'class_logits', 'report_metrics',
-           'report_markdown', 'evaluate', 'write_embeddings', 'evaluate_at_scale', 'evaluate_frozen', 'run_eval']
+           'report_markdown', 'evaluate', 'evaluate_frozen', 'run_eval']
 
 # %% ../../nbs/07_evaluation.report.ipynb #8190c01e
 def seen_unseen_split(index:BuildingIndex, # An index with labels
@@ -52,18 +55,9 @@ def seen_unseen_split(index:BuildingIndex, # An index with labels
     return BuildingIndex(df, ix.root, ix.layout, ix.problems)
 
 # %% ../../nbs/07_evaluation.report.ipynb #18492808
-def _checked_head(checkpoint:Path, c:FeatureCache) -> tuple[FusionHead, dict]:
-    "The head of a `bm-train` checkpoint, checked against the cache's extractors and feature sizes."
-    head, meta = load_head(checkpoint)
-    names = meta['extractors']
-    missing = [n for n in names if n not in c.extractors]
-    if missing: raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features", f"evaluate on a cache with {', '.join(names)}")
-    dims = c.dims(names)
-    if dims != meta['in_dims']: raise BuildingMetricError(f"the cache's feature sizes {dims} differ from the model's {meta['in_dims']}", "extract with the same extractors the model was trained on")
-    return head.eval(), meta
-
 def _eval_cache(data:Path, meta:dict, log, tta:str='none') -> tuple[Path, Path]:
-    "Features of an image folder or manifest, from the extractors the model was trained on (checked by weights hash); every image is a query (split 'test')."
+    ("Features of an image folder or manifest, from the extractors the model was trained on (checked by weights hash); "
+     "every image is a query (split 'test').")
     seed = (meta.get('config') or {}).get('seed', 0)
     exts = checked_extractors(meta, seed=seed)   # as extract_features does: random weights follow the seed
     index = BuildingIndex.from_path(data)
@@ -75,44 +69,47 @@ def _eval_cache(data:Path, meta:dict, log, tta:str='none') -> tuple[Path, Path]:
     return extract_features(index, tta_extractors(exts, tta), dest, seed=seed, progress=None), index.root
 
 def _versus(m:dict, rows:dict|None=None) -> str:
-    "MAP@R, P@1 and NCM top-1 of the trained head and of each frozen baseline (or of `rows`), for seen and unseen buildings."
+    ("MAP@R, P@1 and NCM top-1 of the trained head and of each frozen baseline (or of `rows`), for seen and unseen "
+     "buildings.")
     rows = rows if rows is not None else {'trained head': m, **m['frozen_features']}
     first = next(iter(rows.values()))
-    cols = [(p, k) for p in ('seen_buildings_heldout_views', 'unseen_buildings') if p in first for k in ('map_at_r', 'precision_at_1', 'ncm_top1')]
+    cols = [(p, k) for p in ('seen_buildings_heldout_views',
+                             'unseen_buildings') if p in first for k in ('map_at_r', 'precision_at_1', 'ncm_top1')]
     head = "| features | " + " | ".join(f"{'seen' if p.startswith('seen') else 'unseen'} {k}" for p, k in cols) + " |"
     lines = [head, "|---" * (len(cols) + 1) + "|"]
     for name, d in rows.items(): lines.append(f"| {name} | " + " | ".join(f"{d[p][k]:.4f}" for p, k in cols) + " |")
     return "\n".join(lines)
 
-def _table(d:dict) -> str:
-    rows = [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in d.items()]
-    return "| metric | value |\n|---|---|\n" + "\n".join(rows)
-
 def reference_views(labels:np.ndarray) -> np.ndarray:
-    "Which photos are references when a set of buildings is its own gallery: every other view of each building (its 1st, 3rd, ...); the others are queries."
+    ("Which photos are references when a set of buildings is its own gallery: every other view of each building (its "
+     "1st, 3rd, ...); the others are queries.")
     ref = np.zeros(len(labels), bool)
     for l in np.unique(labels): ref[np.flatnonzero(labels == l)[::2]] = True
     return ref
 
 def _split_scores(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, ks:tuple, class_names=None) -> dict:
-    "NCM and retrieval on held-out views of seen buildings (val, against train), and on unseen buildings (test, every other view a reference)."
+    ("NCM and retrieval on held-out views of seen buildings (val, against train), and on unseen buildings (test, every "
+     "other view a reference).")
     tr, va, te, out = (split == 'train'), (split == 'val'), (split == 'test'), {}
     if va.any():
         ncm = ncm_classify(emb[tr], lab[tr], emb[va], lab[va], class_names=class_names)
-        out['seen_buildings_heldout_views'] = dict(n_images=int(va.sum()), n_buildings=len(np.unique(lab[va])), ncm_top1=ncm['top1'], ncm_top3=ncm['top3'],
+        out['seen_buildings_heldout_views'] = dict(n_images=int(va.sum()), n_buildings=len(np.unique(lab[va])),
+                                                   ncm_top1=ncm['top1'], ncm_top3=ncm['top3'],
                                                    **retrieval_metrics(emb[va], lab[va], ks=ks))
     if te.any():
         ti = np.flatnonzero(te)
         ref = reference_views(lab[ti])
         ncm = ncm_classify(emb[ti[ref]], lab[ti[ref]], emb[ti[~ref]], lab[ti[~ref]])
-        out['unseen_buildings'] = dict(n_images=int(te.sum()), n_buildings=len(np.unique(lab[te])), ncm_top1=ncm['top1'], ncm_top3=ncm['top3'],
+        out['unseen_buildings'] = dict(n_images=int(te.sum()), n_buildings=len(np.unique(lab[te])),
+                                       ncm_top1=ncm['top1'], ncm_top3=ncm['top3'],
                                        **retrieval_metrics(emb[te], lab[te], ks=ks))
     return out
 
 def frozen_baselines(c:FeatureCache, # The feature cache the head was trained on
                      names:list[str], # Its extractors
                      ks:tuple=(1, 5, 10)) -> dict:
-    "The numbers of `evaluate` for the frozen features themselves, no head: their concatenation standardised with the training rows' mean and std, and each extractor alone."
+    ("The numbers of `evaluate` for the frozen features themselves, no head: their concatenation standardised with the "
+     "training rows' mean and std, and each extractor alone.")
     def scores(x):
         tr = c.split_of == 'train'
         if not tr.any(): tr = np.ones(len(x), bool)   # no training rows: standardise with all of them
@@ -129,13 +126,15 @@ def _helped(m:dict) -> str:
     part = 'unseen_buildings' if 'unseen_buildings' in m else 'seen_buildings_heldout_views'
     what = 'unseen buildings' if part == 'unseen_buildings' else 'held-out views of seen buildings'
     if part not in m: return 'no held-out images: nothing to compare'
-    best_name, best = max(((k, v[part]['map_at_r']) for k, v in m['frozen_features'].items() if part in v), key=lambda t: t[1])
+    best_name, best = max(((k, v[part]['map_at_r']) for k, v in m['frozen_features'].items() if part in v),
+                          key=lambda t: t[1])
     t = m[part]['map_at_r']
     verdict = 'training helped' if t > best else 'training did not help: the frozen features are as good or better'
     return f"{verdict} on {what}: MAP@R {t:.3f} with the trained head against {best:.3f} for the frozen {best_name}"
 
 def _geo_scores(emb:torch.Tensor, coords:np.ndarray, split:np.ndarray, lab:np.ndarray, k:int=10) -> dict:
-    "Localisation of held-out photos from the coordinates of their nearest reference photos (seen buildings: val against train; unseen: every other view, as for NCM)."
+    ("Localisation of held-out photos from the coordinates of their nearest reference photos (seen buildings: val "
+     "against train; unseen: every other view, as for NCM).")
     out = {}
     tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
     pairs = [('seen_buildings_heldout_views', np.flatnonzero(tr), np.flatnonzero(va))]
@@ -156,17 +155,21 @@ def write_classification(ref, ref_labels, # Embeddings and classes that define t
                          class_names:list[str], # Names of the classes 0..n-1
                          out:str|Path, # Folder for predictions.csv, classification_report.csv and confusion.png
                          k:int=3) -> dict:
-    "Nearest-class-mean predictions of `query`: predictions.csv (path, true, predicted, top-k with scores), scikit-learn's per-class report and the confusion matrix picture."
+    ("Nearest-class-mean predictions of `query`: predictions.csv (path, true, predicted, top-k with scores), "
+     "scikit-learn's per-class report and the confusion matrix picture.")
     from sklearn.metrics import classification_report, confusion_matrix
     out, names = Path(out), np.asarray([str(n) for n in class_names], dtype=object)
     query_labels = np.asarray(query_labels)
     top = ncm_scores(ref, ref_labels, query, n_classes=len(names)).topk(min(k, len(names)), dim=1)
     pred = top.indices[:, 0].numpy()
-    df = pd.DataFrame(dict(path=[str(p) for p in paths], true=names[query_labels], predicted=names[pred], correct=pred == query_labels))
-    for r in range(top.indices.shape[1]): df[f'top{r + 1}'], df[f'top{r + 1}_score'] = names[top.indices[:, r].numpy()], top.values[:, r].numpy().round(5)
+    df = pd.DataFrame(dict(path=[str(p) for p in paths], true=names[query_labels], predicted=names[pred],
+                           correct=pred == query_labels))
+    for r in range(top.indices.shape[1]):
+        df[f'top{r + 1}'], df[f'top{r + 1}_score'] = names[top.indices[:, r].numpy()], top.values[:, r].numpy().round(5)
     df.to_csv(out/'predictions.csv', index=False)
     used = np.union1d(query_labels, pred)
-    rep = pd.DataFrame(classification_report(query_labels, pred, labels=used, target_names=list(names[used]), output_dict=True, zero_division=0)).T
+    rep = pd.DataFrame(classification_report(query_labels, pred, labels=used, target_names=list(names[used]),
+                                             output_dict=True, zero_division=0)).T
     rep.drop(index='accuracy', errors='ignore').to_csv(out/'classification_report.csv', index_label='class')
     plot_confusion(confusion_matrix(query_labels, pred, labels=used), names[used], fname=out/'confusion.png')
     return dict(n_images=len(df), accuracy=float(df.correct.mean()), macro_f1=float(rep.loc['macro avg', 'f1-score']),
@@ -175,7 +178,8 @@ def write_classification(ref, ref_labels, # Embeddings and classes that define t
 def class_logits(state:dict, # A `bm-train` checkpoint's state dict (the head and its loss)
                  meta:dict, # Its metadata
                 ):
-    "Embeddings -> cosine logits over the trained loss's class vectors (ProxyAnchor's proxies, ArcFace's weights) of the classes it trained on; None when the loss has none."
+    ("Embeddings -> cosine logits over the trained loss's class vectors (ProxyAnchor's proxies, ArcFace's weights) of "
+     "the classes it trained on; None when the loss has none.")
     w = MetricLoss.class_vectors_in(state, prefix='loss.')
     if w is None: return None
     cfg = meta.get('config') or {}
@@ -184,14 +188,16 @@ def class_logits(state:dict, # A `bm-train` checkpoint's state dict (the head an
 
 # %% ../../nbs/07_evaluation.report.ipynb #05a63bb7
 def _open_set(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, n_cls:int) -> dict|None:
-    "Unseen buildings as 'unknown': a threshold chosen on even-numbered buildings, its error rates measured on odd ones."
+    ("Unseen buildings as 'unknown': a threshold chosen on even-numbered buildings, its error rates measured on odd "
+     "ones.")
     tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
     known, unknown = (ncm_scores(emb[tr], lab[tr], emb[s_], n_cls).max(1).values for s_ in (va, te))
     hk, hu = lab[va] % 2 == 0, lab[te] % 2 == 0
     if not (hk.any() and hu.any() and (~hk).any() and (~hu).any()): return None
     th = open_set_threshold(known[hk], unknown[hu])
     r = open_set_rates(known[~hk], unknown[~hu], th['threshold'])
-    return dict(threshold=th['threshold'], far_chosen=th['far'], frr_chosen=th['frr'], far_measured=r['far'], frr_measured=r['frr'])
+    return dict(threshold=th['threshold'], far_chosen=th['far'], frr_chosen=th['frr'], far_measured=r['far'],
+                frr_measured=r['frr'])
 
 def _reliability(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, n_cls:int) -> tuple[float, pd.DataFrame]:
     "ECE (and its table) of the NCM softmax on held-out views of seen buildings."
@@ -204,16 +210,19 @@ def report_metrics(emb:torch.Tensor, # (n, dim) embeddings of every row of the c
                    ks:tuple=(1, 5, 10),
                    alone:torch.Tensor|None=None, # With test-time augmentation: the embeddings of the photos alone
                    tta:str='none', logits=None) -> dict: # `class_logits` of the checkpoint, for the energy OOD score
-    "Every number of a report, computed and returned (nothing written): seen and unseen buildings, TTA, clustering, frozen baselines, localisation, calibration, open set, OOD."
+    ("Every number of a report, computed and returned (nothing written): seen and unseen buildings, TTA, clustering, "
+     "frozen baselines, localisation, calibration, open set, OOD.")
     split, lab, n_cls = c.split_of, c.labels, len(c.label_names)
     tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
     m = _split_scores(emb, lab, split, ks, c.label_names)
     if alone is not None:   # what the views bought: MAP@R of the photo alone against the mean of its views
         a = _split_scores(alone, lab, split, ks)
-        m['tta'] = dict(mode=tta, views=len(tta_names(names, tta)), **{p: dict(map_at_r_without=a[p]['map_at_r'], map_at_r_with=m[p]['map_at_r']) for p in a})
+        m['tta'] = dict(mode=tta, views=len(tta_names(names, tta)),
+                        **{p: dict(map_at_r_without=a[p]['map_at_r'], map_at_r_with=m[p]['map_at_r']) for p in a})
     if te.any(): m['unseen_buildings'].update(clustering_scores(emb[te], lab[te]))
     m['frozen_features'] = frozen_baselines(c, names, ks)
-    if np.isfinite(c.coords).all(): m['localisation'] = _geo_scores(emb, c.coords, split, lab)   # geo data: where the photos were taken
+    # geo data: where the photos were taken
+    if np.isfinite(c.coords).all(): m['localisation'] = _geo_scores(emb, c.coords, split, lab)
     m['training_helped'] = _helped(m)
     if va.any(): m['seen_buildings_heldout_views']['ece'] = _reliability(emb, lab, split, n_cls)[0]
     if va.any() and te.any() and (o := _open_set(emb, lab, split, n_cls)) is not None: m['open_set'] = o
@@ -222,24 +231,28 @@ def report_metrics(emb:torch.Tensor, # (n, dim) embeddings of every row of the c
     return m
 
 # %% ../../nbs/07_evaluation.report.ipynb #4ab84cbc
-def _report_figures(out:Path, emb:torch.Tensor, c:FeatureCache, m:dict, images, checkpoint:Path, logits=None) -> list[str]:
+def _report_figures(out:Path, emb:torch.Tensor, c:FeatureCache, m:dict, images, checkpoint:Path,
+                    logits=None) -> list[str]:
     "The report's pictures (the classification files too), written into `out`; returns their names."
     split, lab, n_cls, pics = c.split_of, c.labels, len(c.label_names), []
     tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
     if va.any():
         ece, table = _reliability(emb, lab, split, n_cls)
         plot_reliability(table, ece, fname=out/'reliability.png'); pics.append('reliability.png')
-        m['classification'] = write_classification(emb[tr], lab[tr], emb[va], lab[va], [c.paths[i] for i in np.flatnonzero(va)], c.label_names, out)
+        m['classification'] = write_classification(emb[tr], lab[tr], emb[va], lab[va],
+                                                   [c.paths[i] for i in np.flatnonzero(va)], c.label_names, out)
         pics.append('confusion.png')
     if 'ood' in m:
         table, scores = ood_table(emb[tr], lab[tr], emb[va], emb[te], logits=logits)
         plot_ood_histograms(scores, table, fname=out/'ood.png'); pics.append('ood.png')
     sel = te if te.any() else va
-    plot_embeddings(emb[sel], lab[sel], c.label_names, title='UMAP of the ' + ('unseen buildings' if te.any() else 'held-out views'), fname=out/'umap.png')
+    plot_embeddings(emb[sel], lab[sel], c.label_names,
+                    title='UMAP of the ' + ('unseen buildings' if te.any() else 'held-out views'), fname=out/'umap.png')
     pics.append('umap.png')
     if images is not None:
         paths, si = [str(Path(images)/p) for p in c.paths], np.flatnonzero(sel)
-        retrieval_gallery(emb[si], lab[si], [paths[i] for i in si], n=4, k=5, fname=out/'gallery.png'); pics.append('gallery.png')
+        retrieval_gallery(emb[si], lab[si], [paths[i] for i in si], n=4, k=5,
+                          fname=out/'gallery.png'); pics.append('gallery.png')
     hist = checkpoint.parent.parent/'history.csv'
     if hist.is_file(): plot_history(pd.read_csv(hist), fname=out/'curves.png'); pics.append('curves.png')
     if 'gate_weights' in m: plot_gate_weights(m['gate_weights'], fname=out/'gates.png'); pics.append('gates.png')
@@ -251,38 +264,54 @@ def report_markdown(m:dict, # What `evaluate` computed
                     title:str, # What was evaluated (the checkpoint's file name)
                     pics:list[str]=()) -> str: # Pictures beside the report, shown at its end
     "`report.md`: every table read from the dictionary that `metrics.json` is written from."
-    md = [f"# Evaluation of `{title}`", "", f"Extractors: {', '.join(m['extractors'])}; best training {meta.get('metric')}: {meta.get('value'):.4f} (epoch {meta.get('epoch')}).", ""]
+    md = [f"# Evaluation of `{title}`", "",
+          f"Extractors: {', '.join(m['extractors'])}; best training {meta.get('metric')}: {meta.get('value'):.4f} "
+          f"(epoch {meta.get('epoch')}).", ""]
     md += [f"**{m['training_helped'][0].upper() + m['training_helped'][1:]}.**", ""]
-    for key, heading in (('seen_buildings_heldout_views', 'Seen buildings, held-out views'), ('unseen_buildings', 'Unseen buildings'),
-                         ('open_set', 'Rejecting unknown buildings (threshold chosen on even-numbered buildings, measured on odd ones)')):
-        if key in m: md += [f"## {heading}", "", _table(m[key]), ""]
+    for key, heading in (('seen_buildings_heldout_views', 'Seen buildings, held-out views'),
+                         ('unseen_buildings', 'Unseen buildings'),
+                         ('open_set',
+                          'Rejecting unknown buildings (threshold chosen on even-numbered buildings, measured on odd '
+                          'ones)')):
+        if key in m: md += [f"## {heading}", "", markdown_table(m[key]), ""]
     if 'classification' in m:
-        md += ["## Held-out views classified by the nearest class mean", "", _table(m['classification']), "",
+        md += ["## Held-out views classified by the nearest class mean", "", markdown_table(m['classification']), "",
                "Per photo: `predictions.csv`; per building: `classification_report.csv`; `confusion.png`.", ""]
     if 'ood' in m:
         md += ["## Out-of-distribution scores: unseen buildings against held-out views of seen ones", "",
-               "| score | AUROC | FPR at 95% TPR |", "|---|---|---|", *(f"| {k} | {v['auroc']:.4f} | {v['fpr95']:.4f} |" for k, v in m['ood'].items()), ""]
+               "| score | AUROC | FPR at 95% TPR |", "|---|---|---|",
+               *(f"| {k} | {v['auroc']:.4f} | {v['fpr95']:.4f} |" for k, v in m['ood'].items()), ""]
     if 'tta' in m:
-        md += [f"## Test-time augmentation ({m['tta']['mode']}: the mean embedding of {m['tta']['views']} views)", "", "| photos | MAP@R without | MAP@R with |", "|---|---|---|",
-               *(f"| {p.replace('_', ' ')} | {d['map_at_r_without']:.4f} | {d['map_at_r_with']:.4f} |" for p, d in m['tta'].items() if isinstance(d, dict)), ""]
+        md += [f"## Test-time augmentation ({m['tta']['mode']}: the mean embedding of {m['tta']['views']} views)", "",
+               "| photos | MAP@R without | MAP@R with |", "|---|---|---|",
+               *(f"| {p.replace('_', ' ')} | {d['map_at_r_without']:.4f} | {d['map_at_r_with']:.4f} |" for p,
+                 d in m['tta'].items() if isinstance(d, dict)), ""]
     md += ["## Trained head against the frozen features it was trained on", "", _versus(m), ""]
     for key, loc in (m.get('localisation') or {}).items():
-        md += [f"## Locating {key.replace('_', ' ')} (from the coordinates of their 10 nearest reference photos)", "", _table(loc), ""]
+        md += [f"## Locating {key.replace('_', ' ')} (from the coordinates of their 10 nearest reference photos)", "",
+               markdown_table(loc), ""]
     return "\n".join(md + [f"![{p}]({p})" for p in pics]) + "\n"
 
 def _embeddings(head:FusionHead, c:FeatureCache, names:list[str], tta:str) -> tuple[torch.Tensor, torch.Tensor|None]:
-    "The embeddings of every row of the cache (the mean over the views of `tta`), and the photos' alone when there are views."
+    ("The embeddings of every row of the cache (the mean over the views of `tta`), and the photos' alone when there "
+     "are views.")
     views = tta_names(names, tta)
     missing = [n for v in views[1:] for n in v if n not in c.extractors]
-    if missing: raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features for --tta {tta}",
-                                          f"extract them (bm-extract --tta {tta}), or evaluate the image folder with --tta {tta}")
-    embs = [embed_all(head, FeatureDataLoader(FeatureRows(c, v, np.arange(len(c)), in_ram=True), bs=512, device='cpu'))[0] for v in views]
+    if missing:
+        raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features for --tta {tta}",
+                                          f"extract them (bm-extract --tta {tta}), or evaluate the image folder with "
+                                  f"--tta {tta}")
+    embs = [embed_all(head,
+                      FeatureDataLoader(FeatureRows(c, v, np.arange(len(c)), in_ram=True), bs=512,
+                                        device='cpu'))[0] for v in views]
     return (tta_mean(embs), embs[0]) if len(views) > 1 else (embs[0], None)
 
 def _gate_weights(head:FusionHead, c:FeatureCache, names:list[str]) -> dict|None:
     "The gate's mean weight of each extractor over the training rows, for a gated head."
     if head.gate is None: return None
-    head.gate.reset_stats(); embed_all(head, FeatureDataLoader(FeatureRows(c, names, c.rows('train'), in_ram=True), bs=512, device='cpu'))
+    head.gate.reset_stats(); embed_all(head,
+                                       FeatureDataLoader(
+                                           FeatureRows(c, names, c.rows('train'), in_ram=True), bs=512, device='cpu'))
     return head.gate_weights()
 
 def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `best.json`)
@@ -292,127 +321,29 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
              ks:tuple=(1, 5, 10),
              tta:str='none', # Test-time augmentation: average the embeddings of these views (`TTA_MODES`; a cache needs their features)
              log=print) -> dict:
-    "Evaluate a fusion head on the seen (val) and unseen (test) buildings of a cache; write metrics.json, report.md and pictures."
+    ("Evaluate a fusion head on the seen (val) and unseen (test) buildings of a cache; write metrics.json, report.md "
+     "and pictures.")
     checkpoint, out = Path(checkpoint), Path(out)
     state, meta = load_checkpoint(checkpoint)   # (a bad checkpoint fails before anything is written)
     out.mkdir(parents=True, exist_ok=True)
     if Path(cache).suffix.lower() not in ('.h5', '.hdf5'):
-        if not Path(cache).exists(): raise BuildingMetricError(f"data {str(cache)!r} does not exist", "pass a feature cache (.h5), an image folder or a manifest")
+        if not Path(cache).exists():
+            raise BuildingMetricError(f"data {str(cache)!r} does not exist",
+                                      "pass a feature cache (.h5), an image folder or a manifest")
         cache, root = _eval_cache(Path(cache), meta, log, tta)
         images = images if images is not None else root
     with FeatureCache(cache) as c:
-        head, meta = _checked_head(checkpoint, c)
+        head, meta = checked_head(checkpoint, c)
         names, logits = meta['extractors'], class_logits(state, meta)
         emb, alone = _embeddings(head, c, names, tta)
-        m = {'checkpoint': str(checkpoint), 'trained_metric': {meta.get('metric'): meta.get('value')}, 'extractors': names,
+        m = {'checkpoint': str(checkpoint), 'trained_metric': {meta.get('metric'): meta.get('value')},
+             'extractors': names,
              **report_metrics(emb, c, names, ks, alone, tta, logits)}
         if (g := _gate_weights(head, c, names)) is not None: m['gate_weights'] = g
         pics = _report_figures(out, emb, c, m, images, checkpoint, logits)
     (out/'metrics.json').write_text(json.dumps(m, indent=2))
     (out/'report.md').write_text(report_markdown(m, meta, checkpoint.name, pics))
     log(f"report: {out/'report.md'}")
-    return m
-
-# %% ../../nbs/07_evaluation.report.ipynb #e0fa29db
-def write_embeddings(head:torch.nn.Module, # Features -> embeddings (in eval mode)
-                     cache:FeatureCache, names:list[str], # The cache and the extractors the head takes, in its order
-                     rows:np.ndarray, # Rows of the cache to embed, in the order to write them
-                     path:str|Path, # HDF5 file to write: datasets `embeddings` (float32), `labels`, `rows`
-                     bs:int=4096) -> Path: # Rows embedded at a time
-    "Embed `rows` of a cache, streamed from disk `bs` rows at a time, into an HDF5 file; shared out between the processes of a launcher."
-    path, rows = Path(path), np.asarray(rows)
-    rank, world = rank_world()
-    edges = np.linspace(0, len(rows), world + 1).astype(int)
-    own = rows[edges[rank]:edges[rank + 1]]
-    part = path if world == 1 else path.with_name(f"{path.name}.part{rank}")
-    feats = FeatureRows(cache, names, own, in_ram=False)
-    with torch.no_grad(): dim = head(feats.batch(np.arange(min(2, len(own))))[0]).shape[1] if len(own) else head.emb_dim
-    tmp = part.with_name(part.name + '.tmp')
-    with h5py.File(tmp, 'w') as f, torch.no_grad():
-        e = f.create_dataset('embeddings', (len(own), dim), 'float32', chunks=(max(1, min(len(own), 1024)), dim) if len(own) else None)
-        for s in range(0, len(own), bs):
-            x, _ = feats.batch(np.arange(s, min(s + bs, len(own))))
-            e[s:s + len(x)] = head(x).numpy()
-        if world == 1: f['labels'], f['rows'] = cache.labels[rows], rows
-    os.replace(tmp, part)
-    barrier()
-    if world > 1 and rank == 0:   # one file that reads like one array: a virtual dataset over the parts (found beside it)
-        layout = h5py.VirtualLayout((len(rows), dim), 'float32')
-        for r in range(world):
-            n = int(edges[r + 1] - edges[r])
-            if n: layout[edges[r]:edges[r + 1]] = h5py.VirtualSource(f"{path.name}.part{r}", 'embeddings', shape=(n, dim))
-        with h5py.File(tmp, 'w') as f:
-            f.create_virtual_dataset('embeddings', layout)
-            f['labels'], f['rows'] = cache.labels[rows], rows
-        os.replace(tmp, path)
-    barrier()
-    return path
-
-# %% ../../nbs/07_evaluation.report.ipynb #5665b5ff
-def _class_sums(emb:h5py.Dataset, labels:np.ndarray, n_classes:int, chunk:int) -> torch.Tensor:
-    "Sum of the embeddings of each class, read in blocks shared out between the processes."
-    rank, world = rank_world()
-    sums = torch.zeros(n_classes, emb.shape[1], dtype=torch.float64)
-    for b, s in enumerate(range(0, len(labels), chunk)):
-        if b % world == rank: sums.index_add_(0, torch.as_tensor(labels[s:s + chunk]).long(), torch.as_tensor(emb[s:s + chunk]).double())
-    return all_sum(sums)
-
-def _ncm_hits(emb:h5py.Dataset, labels:np.ndarray, means:torch.Tensor, chunk:int, ks=(1, 3)) -> dict[str, float]:
-    "NCM top-k accuracy of embeddings read in blocks shared out between the processes."
-    rank, world = rank_world()
-    hits = torch.zeros(len(ks), dtype=torch.float64)
-    m, none = torch.nan_to_num(means, nan=0.0), torch.isnan(means[:, 0])    # a class without training images is never predicted
-    for b, s in enumerate(range(0, len(labels), chunk)):
-        if b % world != rank: continue
-        top = (torch.as_tensor(emb[s:s + chunk]).float() @ m.T).masked_fill(none[None], -float('inf')).topk(max(ks), dim=1).indices
-        y = torch.as_tensor(labels[s:s + chunk]).long()[:, None]
-        hits += torch.tensor([float((top[:, :k] == y).any(1).sum()) for k in ks], dtype=torch.float64)
-    return {f'ncm_top{k}': h / len(labels) for k, h in zip(ks, all_sum(hits).tolist())}
-
-def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
-                      cache:str|Path, # A feature cache with the model's extractors
-                      out:str|Path, # Report folder: metrics.json, report.md and the embeddings files
-                      chunk:int=65536, # Rows read at a time (embeddings, retrieval blocks)
-                      ks:tuple=(1, 5, 10), log=print) -> dict:
-    "The numbers of `evaluate` (NCM on seen buildings, retrieval on seen and unseen ones) with no features or embeddings held whole; shared out between the processes of a launcher."
-    checkpoint, out = Path(checkpoint), Path(out)
-    if Path(cache).suffix.lower() not in ('.h5', '.hdf5'):
-        raise BuildingMetricError(f"evaluation at scale reads a feature cache (.h5), not {str(cache)!r}", "extract the features first (bm-extract), then pass the .h5")
-    rank, world = rank_world()
-    load_checkpoint(checkpoint)   # a bad checkpoint fails before anything is written
-    if rank == 0: out.mkdir(parents=True, exist_ok=True)
-    barrier()
-    with FeatureCache(cache) as c:
-        head, meta = _checked_head(checkpoint, c)
-        names = meta['extractors']
-        m = {'checkpoint': str(checkpoint), 'trained_metric': {meta.get('metric'): meta.get('value')}, 'extractors': names, 'processes': world, 'chunk': chunk}
-        files = {}
-        for split in ('train', 'val', 'test'):
-            rows = c.rows(split)
-            if len(rows) and (split != 'train' or len(c.rows('val'))):
-                t0 = time.time()
-                files[split] = write_embeddings(head, c, names, rows, out/f'embeddings_{split}.h5', bs=chunk)
-                log(f"embedded {len(rows):,} {split} rows in {time.time() - t0:.1f} s")
-        if 'val' in files:
-            with h5py.File(files['train']) as ft, h5py.File(files['val']) as fv:
-                yt = ft['labels'][:]
-                means = torch.nn.functional.normalize(_class_sums(ft['embeddings'], yt, len(c.label_names), chunk), dim=1).float()
-                means[np.bincount(yt, minlength=len(c.label_names)) == 0] = float('nan')
-                yv = fv['labels'][:]
-                m['seen_buildings_heldout_views'] = dict(n_images=len(yv), n_buildings=len(np.unique(yv)), **_ncm_hits(fv['embeddings'], yv, means, chunk),
-                                                         **retrieval_metrics_chunked(fv['embeddings'], yv, ks=ks, chunk=chunk))
-        if 'test' in files:
-            with h5py.File(files['test']) as f:
-                y = f['labels'][:]
-                m['unseen_buildings'] = dict(n_images=len(y), n_buildings=len(np.unique(y)), **retrieval_metrics_chunked(f['embeddings'], y, ks=ks, chunk=chunk))
-    if rank == 0:
-        (out/'metrics.json').write_text(json.dumps(m, indent=2))
-        md = [f"# Evaluation of `{checkpoint.name}` at scale", "", f"Extractors: {', '.join(names)}; {world} process(es), blocks of {chunk:,} rows.", ""]
-        for key, title in (('seen_buildings_heldout_views', 'Seen buildings, held-out views'), ('unseen_buildings', 'Unseen buildings')):
-            if key in m: md += [f"## {title}", "", _table(m[key]), ""]
-        (out/'report.md').write_text("\n".join(md))
-        log(f"report: {out/'report.md'}")
-    barrier()
     return m
 
 # %% ../../nbs/07_evaluation.report.ipynb #a478f34a
@@ -427,7 +358,8 @@ def evaluate_frozen(cache:str|Path, # A feature cache (its splits say what is se
         m = dict(cache=str(c.path), extractors=names, frozen_features=frozen_baselines(c, names, ks))
     out.mkdir(parents=True, exist_ok=True)
     (out/'metrics.json').write_text(json.dumps(m, indent=2))
-    md = [f"# Frozen features of `{Path(cache).name}`", "", "No trained head: each extractor's features, standardised with the training rows' mean and std.", "",
+    md = [f"# Frozen features of `{Path(cache).name}`", "",
+          "No trained head: each extractor's features, standardised with the training rows' mean and std.", "",
           _versus(m, rows=m['frozen_features']), ""]
     (out/'report.md').write_text("\n".join(md))
     log(f"report: {out/'report.md'}")
@@ -435,15 +367,21 @@ def evaluate_frozen(cache:str|Path, # A feature cache (its splits say what is se
 
 # %% ../../nbs/07_evaluation.report.ipynb #a6b0edd8
 def run_eval(cfg:EvalConfig) -> dict:
-    "`bm-eval`'s job: `evaluate` (or `evaluate_at_scale` with `cfg.chunk`) as `cfg` says, its settings written beside the report."
+    ("`bm-eval`'s job: `evaluate` (or `evaluate_at_scale` with `cfg.chunk`) as `cfg` says, its settings written beside "
+     "the report.")
     if not cfg.data: raise BuildingMetricError("bm-eval needs --data", "pass it as a flag or in the --config file")
     if not cfg.checkpoint:   # the frozen features alone
-        if Path(cfg.data).suffix.lower() not in ('.h5', '.hdf5'): raise BuildingMetricError(f"without --checkpoint, bm-eval scores the frozen features of a feature cache, not {cfg.data!r}", "extract one with bm-extract, or pass --checkpoint")
+        if Path(cfg.data).suffix.lower() not in ('.h5', '.hdf5'):
+            raise BuildingMetricError(
+                f"without --checkpoint, bm-eval scores the frozen features of a feature cache, not {cfg.data!r}",
+                "extract one with bm-extract, or pass --checkpoint")
         m = evaluate_frozen(cfg.data, cfg.out)
         cfg.to_yaml(Path(cfg.out)/'config.yaml')
         return m
     rank, world = init_distributed()
-    if cfg.chunk == 0 and world > 1: raise BuildingMetricError(f"bm-eval in {world} processes needs --chunk", "pass chunk=65536 to share the evaluation out, or run one process")
+    if cfg.chunk == 0 and world > 1:
+        raise BuildingMetricError(f"bm-eval in {world} processes needs --chunk",
+                                  "pass chunk=65536 to share the evaluation out, or run one process")
     m = (evaluate_at_scale(cfg.checkpoint, cfg.data, cfg.out, chunk=cfg.chunk, log=print) if cfg.chunk else
          evaluate(cfg.checkpoint, cfg.data, cfg.out, images=cfg.images or None, tta=cfg.tta, log=print))
     if rank == 0: cfg.to_yaml(Path(cfg.out)/'config.yaml')   # beside the report, once it is written

@@ -22,7 +22,8 @@ __all__ = ['faiss_module', 'knn', 'retrieval_metrics', 'map_at_r', 'precision_at
 # %% ../../nbs/05_evaluation.retrieval.ipynb #6f1d3c48
 def _as_tensor(x, name) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    if t.ndim != 2: raise BuildingMetricError(f"{name} has shape {tuple(t.shape)}, not (n, dim)", "pass one embedding per row")
+    if t.ndim != 2:
+        raise BuildingMetricError(f"{name} has shape {tuple(t.shape)}, not (n, dim)", "pass one embedding per row")
     return t.float()
 
 def _codes(*groups) -> list[torch.Tensor]:
@@ -47,16 +48,23 @@ def knn(query, # (n, dim) embeddings
         ref_groups=None, # (m,) group of each reference (default: `groups` when leave-one-out)
         backend:str='auto', # 'torch', 'faiss' (exact inner-product index), or 'auto': faiss when installed and no groups are given
        ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Cosine similarities and indices of the `k` nearest references of each query, best first (a query is never its own neighbour)."
+    ("Cosine similarities and indices of the `k` nearest references of each query, best first (a query is never its "
+     "own neighbour).")
     q = F.normalize(_as_tensor(query, 'query'), dim=1)
     same = ref is None
     r = q if same else F.normalize(_as_tensor(ref, 'ref'), dim=1)
-    if q.shape[1] != r.shape[1]: raise BuildingMetricError(f"query dim {q.shape[1]} != reference dim {r.shape[1]}", "embed both with the same model")
+    if q.shape[1] != r.shape[1]:
+        raise BuildingMetricError(f"query dim {q.shape[1]} != reference dim {r.shape[1]}",
+                                  "embed both with the same model")
     k = min(k, len(r) - same)
-    if k < 1: raise BuildingMetricError(f"{len(r)} references leave no neighbour to find", "pass at least two embeddings")
-    if backend not in ('auto', 'torch', 'faiss'): raise BuildingMetricError(f"unknown knn backend {backend!r}", "use 'auto', 'torch' or 'faiss'")
+    if k < 1:
+        raise BuildingMetricError(f"{len(r)} references leave no neighbour to find", "pass at least two embeddings")
+    if backend not in ('auto', 'torch', 'faiss'):
+        raise BuildingMetricError(f"unknown knn backend {backend!r}", "use 'auto', 'torch' or 'faiss'")
     faiss = faiss_module() if backend != 'torch' else None
-    if backend == 'faiss' and faiss is None: raise BuildingMetricError("backend='faiss' but faiss is not installed", "pip install faiss-cpu, or use backend='torch'")
+    if backend == 'faiss' and faiss is None:
+        raise BuildingMetricError("backend='faiss' but faiss is not installed",
+                                  "pip install faiss-cpu, or use backend='torch'")
     if faiss is not None and groups is None:
         index = faiss.IndexFlatIP(q.shape[1]); index.add(r.numpy())
         sims, idx = (torch.from_numpy(a) for a in index.search(q.numpy(), k + same))
@@ -66,7 +74,8 @@ def knn(query, # (n, dim) embeddings
         return sims, idx.long()
     qg = rg = None
     if groups is not None:
-        if not same and ref_groups is None: raise BuildingMetricError("groups given for the queries but not for the references", "pass ref_groups too")
+        if not same and ref_groups is None:
+            raise BuildingMetricError("groups given for the queries but not for the references", "pass ref_groups too")
         qg, rg = _codes(groups, groups if same else ref_groups)
     chunk = max(1, budget_mb * 2**20 // (4 * len(r)))
     sims, idx = torch.empty(len(q), k), torch.empty(len(q), k, dtype=torch.long)
@@ -84,7 +93,8 @@ def _r_counts(labels:torch.Tensor, rl:torch.Tensor, same:bool, groups=None, ref_
         classes, counts = torch.unique(rl, return_counts=True)
         pos = torch.searchsorted(classes, labels).clamp(max=len(classes) - 1)
         return torch.where(classes[pos] == labels, counts[pos], 0) - int(same)     # other images of the query's class
-    qg, rg = _codes(groups, groups if same else ref_groups)   # only references of the query's class in other groups count
+    # only references of the query's class in other groups count
+    qg, rg = _codes(groups, groups if same else ref_groups)
     pairs = pd.DataFrame({'l': rl.numpy(), 'g': rg.numpy()})
     per_label, per_lg = pairs.groupby('l').size(), pairs.groupby(['l', 'g']).size()
     lq, gq = labels.numpy(), qg.numpy()
@@ -93,7 +103,8 @@ def _r_counts(labels:torch.Tensor, rl:torch.Tensor, same:bool, groups=None, ref_
     return torch.from_numpy((tot - own).astype(np.int64))
 
 def _hit_sums(hit:torch.Tensor, r:torch.Tensor, ks) -> torch.Tensor:
-    "Sums over queries of [1, P@1, Recall@K for each K, R-precision, AP@R] from (queries, k) neighbour hits and each query's R."
+    ("Sums over queries of [1, P@1, Recall@K for each K, R-precision, AP@R] from (queries, k) neighbour hits and each "
+     "query's R.")
     within_r = torch.arange(hit.shape[1])[None] < r[:, None]
     hit_r = hit & within_r
     prec = hit_r.cumsum(1).double() / torch.arange(1, hit.shape[1] + 1)
@@ -112,7 +123,8 @@ def _labels_r(query, labels, ref, ref_labels, groups, ref_groups):
     rl = labels if same else torch.as_tensor(np.asarray(ref_labels)).long()
     if len(labels) != len(query) or len(rl) != (len(query) if same else len(ref)):
         raise BuildingMetricError("the number of labels and of embeddings differ", "pass one label per embedding")
-    if groups is not None and not same and ref_groups is None: raise BuildingMetricError("groups given for the queries but not for the references", "pass ref_groups too")
+    if groups is not None and not same and ref_groups is None:
+        raise BuildingMetricError("groups given for the queries but not for the references", "pass ref_groups too")
     return labels, rl, same, _r_counts(labels, rl, same, groups, ref_groups)
 
 def retrieval_metrics(query, # (n, dim) query embeddings
@@ -149,7 +161,8 @@ def _block(x, s:int, e:int) -> torch.Tensor:
     b = x[s:e]
     return F.normalize(torch.as_tensor(b if isinstance(b, torch.Tensor) else np.asarray(b)).float(), dim=1)
 
-def retrieval_metrics_chunked(query, # (n, dim) query embeddings that slice like an array: h5py.Dataset, np.memmap, array, tensor
+def retrieval_metrics_chunked(
+    query, # (n, dim) query embeddings that slice like an array: h5py.Dataset, np.memmap, array, tensor
                               labels, # (n,) their labels (in memory)
                               ref=None, # (m, dim) reference embeddings, sliced the same way (default: leave-one-out within `query`)
                               ref_labels=None, # (m,) reference labels
@@ -159,12 +172,15 @@ def retrieval_metrics_chunked(query, # (n, dim) query embeddings that slice like
                               ref_groups=None, # (m,) groups of the references
                               shard:bool=True, # Share the query blocks out between the processes of a launcher (when there are several)
                              ) -> dict[str, float]:
-    "`retrieval_metrics` over embeddings read `chunk` rows at a time, never all in memory; the work shared out between processes."
+    ("`retrieval_metrics` over embeddings read `chunk` rows at a time, never all in memory; the work shared out "
+     "between processes.")
     if chunk < 1: raise BuildingMetricError(f"chunk={chunk} reads no rows", "use a positive chunk")
     labels, rl, same, r = _labels_r(query, labels, ref, ref_labels, groups, ref_groups)
     src = query if same else ref
     nq, nr = len(labels), len(rl)
-    if query.shape[1] != src.shape[1]: raise BuildingMetricError(f"query dim {query.shape[1]} != reference dim {src.shape[1]}", "embed both with the same model")
+    if query.shape[1] != src.shape[1]:
+        raise BuildingMetricError(f"query dim {query.shape[1]} != reference dim {src.shape[1]}",
+                                  "embed both with the same model")
     keep = r > 0
     sums = torch.zeros(len(ks) + 4, dtype=torch.float64)
     if not keep.any(): return _metrics_from(sums, ks)
@@ -179,10 +195,12 @@ def retrieval_metrics_chunked(query, # (n, dim) query embeddings that slice like
         for t in range(0, nr, chunk):
             blk = q @ (q if same and t == s else _block(src, t, t + chunk)).T
             cols = torch.arange(t, t + blk.shape[1])
-            if same: blk.masked_fill_(torch.arange(s, e)[:, None] == cols[None], -float('inf'))   # not its own neighbour
+            # not its own neighbour
+            if same: blk.masked_fill_(torch.arange(s, e)[:, None] == cols[None], -float('inf'))
             if qg is not None: blk.masked_fill_(qg[s:e, None] == rg[t:t + blk.shape[1]][None], -float('inf'))
             v, i = blk.topk(min(kmax, blk.shape[1]), dim=1)
-            best, j = torch.cat([best, v], 1).topk(kmax, dim=1)             # the running best kmax, merged with this block's
+            # the running best kmax, merged with this block's
+            best, j = torch.cat([best, v], 1).topk(kmax, dim=1)
             at = torch.cat([at, i + t], 1).gather(1, j)
         kq = keep[s:e]
         sums += _hit_sums((rl[at] == labels[s:e, None])[kq], r[s:e][kq], ks)
@@ -213,17 +231,20 @@ def ncm_classify(ref, ref_labels, # Embeddings and labels that define the class 
                  topk:tuple=(1, 3), # Accuracies to report
                  class_names:list|None=None, # Names of the classes 0..n-1 for the per-class table
                 ) -> dict:
-    "Nearest-class-mean classification: top-k accuracies, per-class accuracy (a DataFrame) and the confusion matrix (true xg predicted)."
+    ("Nearest-class-mean classification: top-k accuracies, per-class accuracy (a DataFrame) and the confusion matrix "
+     "(true xg predicted).")
     ry, y = (torch.as_tensor(np.asarray(l)).long() for l in (ref_labels, query_labels))
     n = len(class_names) if class_names is not None else int(max(ry.max(), y.max())) + 1
-    sims = ncm_scores(ref, ry, query, n_classes=n)                       # a class without reference images is never predicted
+    # a class without reference images is never predicted
+    sims = ncm_scores(ref, ry, query, n_classes=n)
     rank = sims.topk(min(max(topk), n), dim=1).indices
     pred = rank[:, 0]
     conf = torch.bincount(y * n + pred, minlength=n * n).reshape(n, n).numpy()
     names = class_names if class_names is not None else list(range(n))
     support = conf.sum(1)
     per_class = pd.DataFrame({'support': support, 'correct': np.diag(conf),
-                              'accuracy': np.where(support > 0, np.diag(conf) / np.maximum(support, 1), np.nan)}, index=pd.Index(names, name='class'))
+                              'accuracy': np.where(support > 0, np.diag(conf) / np.maximum(support, 1), np.nan)},
+                             index=pd.Index(names, name='class'))
     out = {f'top{k}': (rank[:, :k] == y[:, None]).any(1).float().mean().item() for k in topk}
     return dict(out, per_class=per_class[per_class.support > 0], confusion=conf, pred=pred)
 
@@ -234,13 +255,15 @@ def clustering_scores(emb, labels, seed:int=0) -> dict[str, float]:
     from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
     e, y = F.normalize(_as_tensor(emb, 'emb'), dim=1).numpy(), np.asarray(labels)
     clusters = KMeans(n_clusters=len(np.unique(y)), n_init=4, random_state=seed).fit_predict(e)
-    return dict(nmi=float(normalized_mutual_info_score(y, clusters)), ami=float(adjusted_mutual_info_score(y, clusters)))
+    return dict(nmi=float(normalized_mutual_info_score(y, clusters)),
+                ami=float(adjusted_mutual_info_score(y, clusters)))
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #30021a11
 def geo_recall(query, query_coords, # Query embeddings and their (lat, lon)
                ref=None, ref_coords=None, # References (default: leave-one-out among the queries)
                radii_km:tuple=(0.1, 0.5, 1.0, 5.0), # Radii of the bins
-               groups=None, ref_groups=None, # Leave out references of the query's group (another patch of the same target)
+               groups=None,
+               ref_groups=None, # Leave out references of the query's group (another patch of the same target)
               ) -> dict[str, float]:
     "Fraction of queries whose top-1 neighbour lies within each radius (km) of the query."
     from building_metric.geo import haversine_km
@@ -264,7 +287,9 @@ def open_set_threshold(best_known, # Best class-mean similarity of validation qu
                       ) -> dict:
     "The rejection threshold chosen on validation, with its false-accept and false-reject rates."
     k, u = np.asarray(best_known, float), np.asarray(best_unknown, float)
-    if not len(k) or not len(u): raise BuildingMetricError("choosing a threshold needs validation queries of known and of unknown buildings", "pass both score arrays, each non-empty")
+    if not len(k) or not len(u):
+        raise BuildingMetricError("choosing a threshold needs validation queries of known and of unknown buildings",
+                                  "pass both score arrays, each non-empty")
     cands = np.unique(np.concatenate([k, u, [np.inf]]))
     far = np.array([(u >= t).mean() for t in cands]); frr = np.array([(k < t).mean() for t in cands])
     i = int(np.flatnonzero(far <= target_far)[0]) if target_far is not None else int(np.argmin(np.abs(far - frr) + 1e-9 * frr))
@@ -284,7 +309,9 @@ def expected_calibration_error(probs:torch.Tensor, labels, n_bins:int=15) -> tup
     rows = []
     for b in range(n_bins):
         m = bins == b
-        if m.any(): rows.append(dict(bin=b, confidence=conf[m].mean().item(), accuracy=correct[m].mean().item(), count=int(m.sum())))
+        if m.any():
+            rows.append(dict(bin=b, confidence=conf[m].mean().item(), accuracy=correct[m].mean().item(),
+                             count=int(m.sum())))
     t = pd.DataFrame(rows, columns=['bin', 'confidence', 'accuracy', 'count'])
     ece = float((t['count'] * (t.confidence - t.accuracy).abs()).sum() / len(conf)) if len(t) else float('nan')
     return ece, t
@@ -296,7 +323,8 @@ def plot_reliability(table:pd.DataFrame, ece:float|None=None, n_bins:int=15, fna
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.bar((table['bin'] + 0.5) / n_bins, table.accuracy, width=1 / n_bins, edgecolor='k', alpha=.7, label='accuracy')
     ax.plot([0, 1], [0, 1], 'k--', lw=1, label='perfect calibration')
-    ax.set(xlabel='confidence', ylabel='accuracy', xlim=(0, 1), ylim=(0, 1), title='reliability' + (f' (ECE {ece:.3f})' if ece is not None else ''))
+    ax.set(xlabel='confidence', ylabel='accuracy', xlim=(0, 1), ylim=(0, 1),
+           title='reliability' + (f' (ECE {ece:.3f})' if ece is not None else ''))
     ax.legend(fontsize=8)
     if fname is not None: fig.savefig(fname, dpi=120, bbox_inches='tight')
     return fig

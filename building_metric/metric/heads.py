@@ -19,7 +19,7 @@ from ..features.extractors import Preprocess
 from ..weights import timm_model
 
 # %% auto #0
-__all__ = ['FUSION_SIZES', 'HEADS', 'GatingHead', 'mlp', 'FusionHead', 'load_head', 'ProjectionHead', 'Embedder',
+__all__ = ['FUSION_SIZES', 'HEADS', 'GatingHead', 'mlp', 'FusionHead', 'load_head', 'checked_head', 'ProjectionHead', 'Embedder',
            'embedder_splitter']
 
 # %% ../../nbs/04_metric.heads.ipynb #feb7da05
@@ -30,7 +30,8 @@ def _check_dims(in_dims) -> dict[str, int]:
     return dict(in_dims)
 
 class GatingHead(nn.Module):
-    "Sigmoid gates on concatenated features: Linear-GELU-Linear-GELU-Linear-Sigmoid, multiplied in; tracks the mean gate per source."
+    ("Sigmoid gates on concatenated features: Linear-GELU-Linear-GELU-Linear-Sigmoid, multiplied in; tracks the mean "
+     "gate per source.")
     def __init__(self, in_dims:dict[str, int], # Feature size of each source, in the order they are concatenated
                  hidden:int=512): # Width of the gating MLP (its second layer is hidden/2)
         super().__init__()
@@ -43,7 +44,8 @@ class GatingHead(nn.Module):
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         g = self.gate(x)
-        if torch.compiler.is_exporting(): return x * g     # an exported graph (ONNX) keeps no statistics, and any batch size
+        # an exported graph (ONNX) keeps no statistics, and any batch size
+        if torch.compiler.is_exporting(): return x * g
         with torch.no_grad():
             self._sum += torch.stack([p.mean() for p in g.split(list(self.in_dims.values()), dim=1)]) * len(x)
             self._n += len(x)
@@ -57,7 +59,8 @@ class GatingHead(nn.Module):
     def reset_stats(self): self._sum.zero_(); self._n = 0
 
 # %% ../../nbs/04_metric.heads.ipynb #d50ef5b8
-FUSION_SIZES = {0: (1024, 512), 1: (1024, 3072, 2048), 2: (2048, 4096, 8192, 4096), 3: (2048, 4096, 8192, 8192, 4096, 2048)}
+FUSION_SIZES = {0: (1024, 512), 1: (1024, 3072, 2048), 2: (2048, 4096, 8192, 4096),
+                3: (2048, 4096, 8192, 8192, 4096, 2048)}
 "Hidden layer widths of each fusion head size."
 
 def mlp(dims:list[int], act:str='relu', dropout:float=0.3) -> nn.Sequential:
@@ -65,7 +68,8 @@ def mlp(dims:list[int], act:str='relu', dropout:float=0.3) -> nn.Sequential:
     acts = {'relu': nn.ReLU, 'gelu': nn.GELU}
     if act not in acts: raise BuildingMetricError(f"unknown activation {act!r}", "use 'relu' or 'gelu'")
     layers = []
-    for a, b in zip(dims[:-1], dims[1:]): layers += [nn.Linear(a, b), nn.BatchNorm1d(b), acts[act](), nn.Dropout(dropout)]
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(a, b), nn.BatchNorm1d(b), acts[act](), nn.Dropout(dropout)]
     return nn.Sequential(*layers)
 
 # %% ../../nbs/04_metric.heads.ipynb #c3a576e0
@@ -78,27 +82,35 @@ class FusionHead(nn.Module):
                  act:Literal['relu', 'gelu']='relu', # Activation of the hidden layers
                  dropout:float=0.3, # Dropout after each hidden layer
                  norm_input:bool=True, # Standardise each input feature (running statistics); False: the original head
-                 residual:bool=False): # Add a fixed orthogonal projection of the (standardised) input to the output, the MLP starting at zero
+                 # Add a fixed orthogonal projection of the (standardised) input to the output, the MLP starting at zero
+                 residual:bool=False):
         super().__init__()
         self.in_dims = _check_dims(in_dims)
-        if size not in FUSION_SIZES: raise BuildingMetricError(f"unknown fusion head size {size!r}", "use 0 (minimal), 1 (medium), 2 (large) or 3 (extra-large)")
+        if size not in FUSION_SIZES:
+            raise BuildingMetricError(f"unknown fusion head size {size!r}",
+                                      "use 0 (minimal), 1 (medium), 2 (large) or 3 (extra-large)")
         self.size, self.emb_dim = size, emb_dim or (512 if size < 2 else 1024)
         self.norm = nn.BatchNorm1d(sum(self.in_dims.values()), affine=False) if norm_input else nn.Identity()
         self.gate = GatingHead(self.in_dims) if gate else None
         self.body = mlp([sum(self.in_dims.values()), *FUSION_SIZES[size]], act, dropout)
         self.out = nn.Linear(FUSION_SIZES[size][-1], self.emb_dim)
         self.residual = residual
-        self.init_args = dict(in_dims=dict(self.in_dims), size=size, gate=gate, emb_dim=self.emb_dim, act=act, dropout=dropout,
-                              norm_input=norm_input, residual=residual)   # how to build it again (kept in its checkpoints)
-        if residual:   # at the start the embedding is the frozen features, turned: training adds only what the loss asks for
+        self.init_args = dict(in_dims=dict(self.in_dims), size=size, gate=gate, emb_dim=self.emb_dim, act=act,
+                              dropout=dropout,
+                              # how to build it again (kept in its checkpoints)
+                              norm_input=norm_input, residual=residual)
+        # at the start the embedding is the frozen features, turned: training adds only what the loss asks for
+        if residual:
             d = sum(self.in_dims.values())
-            q = torch.linalg.qr(torch.randn(max(d, self.emb_dim), min(d, self.emb_dim), generator=torch.Generator().manual_seed(0)))[0]
+            q = torch.linalg.qr(torch.randn(max(d, self.emb_dim), min(d, self.emb_dim),
+                                            generator=torch.Generator().manual_seed(0)))[0]
             self.register_buffer('skip', q if d >= self.emb_dim else q.T)   # (d, emb_dim), orthonormal columns or rows
             nn.init.zeros_(self.out.weight); nn.init.zeros_(self.out.bias)
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != sum(self.in_dims.values()):
-            raise BuildingMetricError(f"the head expects {sum(self.in_dims.values())} features per row ({self.in_dims}), got {x.shape[-1]}",
+            raise BuildingMetricError(
+                f"the head expects {sum(self.in_dims.values())} features per row ({self.in_dims}), got {x.shape[-1]}",
                                       "build the head from the dims of the extractors you feed it (FeatureCache.dims)")
         x = self.norm(x)
         skip = x @ self.skip if self.residual else 0
@@ -117,18 +129,37 @@ def _head_of_old_checkpoint(meta:dict, name:str) -> FusionHead:
     "A `FusionHead` from the metadata of a checkpoint written before heads kept their `init_args` (bm-train's flags)."
     cfg, dims = meta.get('config') or {}, meta.get('in_dims')
     if meta.get('head') != 'FusionHead' or not dims:
-        raise BuildingMetricError(f"the checkpoint {name!r} holds a {meta.get('head')}, which cannot be rebuilt from its metadata",
-                                  f"load a checkpoint of a head load_head knows ({', '.join(HEADS)}), as bm-train writes them")
-    return FusionHead(dims, size=cfg.get('big_fusion_head', 0), gate=bool(cfg.get('gate', 0)), emb_dim=meta.get('emb_dim'),
+        raise BuildingMetricError(
+            f"the checkpoint {name!r} holds a {meta.get('head')}, which cannot be rebuilt from its metadata",
+                                  f"load a checkpoint of a head load_head knows ({', '.join(HEADS)}), as bm-train "
+            "writes them")
+    return FusionHead(dims, size=cfg.get('big_fusion_head', 0), gate=bool(cfg.get('gate', 0)),
+                      emb_dim=meta.get('emb_dim'),
                       residual=bool(cfg.get('residual', 0)))
 
 def load_head(checkpoint:str|Path, # `best.pth` written by `bm-train` (its `best.json` beside it says what to build)
              ) -> tuple[nn.Module, dict]:
-    "The head of a checkpoint, built again from its own recorded arguments, weights loaded, in eval mode; and the metadata."
+    ("The head of a checkpoint, built again from its own recorded arguments, weights loaded, in eval mode; and the "
+     "metadata.")
     _, meta = load_checkpoint(checkpoint)
     args, cls = meta.get('head_args'), HEADS.get(meta.get('head'))
     head = cls(**args) if args and cls else _head_of_old_checkpoint(meta, Path(checkpoint).name)
     load_checkpoint(checkpoint, head)
+    return head.eval(), meta
+
+def checked_head(checkpoint:str|Path, # `best.pth` written by `bm-train`
+                 c) -> tuple[nn.Module, dict]: # The `FeatureCache` its head will read
+    "The head of a `bm-train` checkpoint, checked against the cache's extractors and feature sizes."
+    head, meta = load_head(checkpoint)
+    names = meta['extractors']
+    missing = [n for n in names if n not in c.extractors]
+    if missing:
+        raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features",
+                                  f"evaluate on a cache with {', '.join(names)}")
+    dims = c.dims(names)
+    if dims != meta['in_dims']:
+        raise BuildingMetricError(f"the cache's feature sizes {dims} differ from the model's {meta['in_dims']}",
+                                  "extract with the same extractors the model was trained on")
     return head.eval(), meta
 
 # %% ../../nbs/04_metric.heads.ipynb #5cbe46c4
@@ -159,7 +190,9 @@ class Embedder(nn.Module):
         super().__init__()
         self.backbone = timm_model(arch, f"timm/{arch}", pretrained, weights, num_classes=0, **timm_kw)
         self.preprocess = Preprocess.from_timm(self.backbone)
-        self.head = head if head is not None else ProjectionHead(getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features, emb_dim)   # MobileNetV3: its conv head widens the features
+        self.head = head if head is not None else ProjectionHead(
+            # MobileNetV3: its conv head widens the features
+            getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features, emb_dim)
         self.emb_dim = getattr(self.head, 'emb_dim', emb_dim)
     def forward(self, x): return self.head(self.backbone(x))
 

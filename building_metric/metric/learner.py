@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
-import fastai.callback.progress, fastai.callback.schedule  # give Learner its progress bar, fit_one_cycle and fit_flat_cos
+# give Learner its progress bar, fit_one_cycle and fit_flat_cos
+import fastai.callback.progress, fastai.callback.schedule
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.training import GradientClip
 from fastai.data.block import CategoryBlock, DataBlock
@@ -48,7 +49,8 @@ class MetricModel(nn.Module):
 
 # %% ../../nbs/04c_metric.learner.ipynb #81973076
 def metric_splitter(m:MetricModel) -> list:
-    "Parameter groups: backbone then head of an `Embedder` (or the head's own `splitter`, or one group), then the loss's."
+    ("Parameter groups: backbone then head of an `Embedder` (or the head's own `splitter`, or one group), then the "
+     "loss's.")
     if isinstance(m.head, Embedder): head_groups = embedder_splitter(m.head)
     elif hasattr(m.head, 'splitter'): head_groups = m.head.splitter(m.head)
     else: head_groups = [list(m.head.parameters())]
@@ -77,7 +79,9 @@ def MapAtR() -> AccumMetric:
 def _n_train_classes(dls) -> int:
     y = getattr(dls.train.dataset, 'y', None)
     if y is None and getattr(dls, 'vocab', None) is not None: return len(dls.vocab)   # a fastai DataBlock's categories
-    if y is None: raise BuildingMetricError("cannot tell the number of classes of these DataLoaders", "pass n_classes= to metric_learner")
+    if y is None:
+        raise BuildingMetricError("cannot tell the number of classes of these DataLoaders",
+                                  "pass n_classes= to metric_learner")
     return int(y.max()) + 1
 
 def metric_learner(dls, # DataLoaders of (features or images, label) batches, e.g. `FeatureCache.dataloaders()`
@@ -94,12 +98,16 @@ def metric_learner(dls, # DataLoaders of (features or images, label) batches, e.
                   ) -> Learner:
     "A fastai Learner that trains `head` (and the loss's own parameters) with a metric-learning loss."
     if isinstance(loss, str):
-        loss = create_loss(loss, n_classes=n_classes or _n_train_classes(dls), emb_dim=getattr(head, 'emb_dim', None), **loss_kw)
-    elif loss_kw: raise BuildingMetricError(f"loss settings {sorted(loss_kw)} given with a built loss", "pass them to create_loss instead")
+        loss = create_loss(loss, n_classes=n_classes or _n_train_classes(dls),
+                           emb_dim=getattr(head, 'emb_dim', None), **loss_kw)
+    elif loss_kw:
+        raise BuildingMetricError(f"loss settings {sorted(loss_kw)} given with a built loss",
+                                  "pass them to create_loss instead")
     cbs = L(TerminateOnNaN()) + L(cbs)
     if loss.has_params: cbs.append(LossParamLR(loss.lr_mult))
     if clip: cbs.append(GradientClip(clip))
-    if mixed_precision or (mixed_precision is None and get_device(getattr(dls, 'device', None)).type == 'cuda'): cbs.append(MixedPrecision())
+    if mixed_precision or (mixed_precision is None and get_device(getattr(dls, 'device', None)).type == 'cuda'):
+        cbs.append(MixedPrecision())
     model = MetricModel(head, loss).to(getattr(dls, 'device', None) or get_device())
     return Learner(dls, model, loss_func=loss, opt_func=partial(Adam, decouple_wd=True), splitter=metric_splitter,
                    metrics=[PrecisionAt1(), MapAtR()] if metrics is None else metrics, wd=wd, cbs=cbs, path=path)
@@ -119,14 +127,17 @@ def image_dataloaders(index:BuildingIndex, # A split index
                       bs:int=32, # Batch size
                       train:str='train', valid:str='val', # Splits to train and validate on
                       augment:bool=True, # Flips, small rotations, zoom and lighting on the training set
-                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), # Normalisation (an `Embedder`'s `preprocess` has its own)
+                      mean=(0.485, 0.456, 0.406),
+                      std=(0.229, 0.224, 0.225), # Normalisation (an `Embedder`'s `preprocess` has its own)
                       num_workers:int=0, # Decoding processes
                       device=None):
-    "fastai DataLoaders of (image, label) from the rows of `index` in splits `train` and `valid`; labels are indices of `index.classes`."
+    ("fastai DataLoaders of (image, label) from the rows of `index` in splits `train` and `valid`; labels are indices "
+     "of `index.classes`.")
     items = index.items.copy()
     items['file'] = [str(p) for p in index.paths()]
     tr, va = np.flatnonzero(items.split == train), np.flatnonzero(items.split == valid)
-    if not len(tr): raise BuildingMetricError(f"split {train!r} of the index is empty", "split the index first (index.split())")
+    if not len(tr):
+        raise BuildingMetricError(f"split {train!r} of the index is empty", "split the index first (index.split())")
     tfms = [*aug_transforms(size=size, max_rotate=5, max_warp=0)] if augment else []
     db = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=list(index.classes))), get_x=_load_pil, get_y=_label_of,
                    splitter=lambda _: (list(tr), list(va)), item_tfms=Resize(size, method='squish'),

@@ -51,11 +51,14 @@ def pair_margin_miner(margin:float=0.2):
 
 # %% ../../nbs/04a_metric.losses.ipynb #8350c253
 class LayoutMiner(nn.Module):
-    "The triplets of a batch laid out as (anchors, positives, negatives), a third each (`UCBTripletBatches`); all triplets of the labels in eval."
+    ("The triplets of a batch laid out as (anchors, positives, negatives), a third each (`UCBTripletBatches`); all "
+     "triplets of the labels in eval.")
     def forward(self, embeddings:torch.Tensor, labels:torch.Tensor):
         if not self.training: return None   # validation batches are plain rows: every valid triplet of their labels
         n = len(embeddings)
-        if n % 3: raise BuildingMetricError(f"a batch of {n} rows is not anchors, positives and negatives in thirds", "train with UCBTripletBatches as the batch sampler, or use another miner")
+        if n % 3:
+            raise BuildingMetricError(f"a batch of {n} rows is not anchors, positives and negatives in thirds",
+                                      "train with UCBTripletBatches as the batch sampler, or use another miner")
         i = torch.arange(n // 3, device=embeddings.device)
         return i, i + n // 3, i + 2 * (n // 3)
 
@@ -80,23 +83,30 @@ class MetricLoss(nn.Module):
 
     @property
     def y_int(self) -> bool:
-        "Whether the loss is one term per sample over class weights (ArcFace, CosFace, normalised softmax): fastai's MixUp and CutMix can mix it."
+        ("Whether the loss is one term per sample over class weights (ArcFace, CosFace, normalised softmax): fastai's "
+         "MixUp and CutMix can mix it.")
         return isinstance(self.loss, (pml_losses.LargeMarginSoftmaxLoss, pml_losses.NormalizedSoftmaxLoss))
 
     def forward(self, embeddings:torch.Tensor, labels:torch.Tensor) -> torch.Tensor:
         if labels.is_floating_point() or (self.reduction == 'none' and not self.y_int):
-            raise BuildingMetricError(f"the {self.name} loss was asked for mixed labels or one loss per sample (MixUp / CutMix)",
+            raise BuildingMetricError(
+                f"the {self.name} loss was asked for mixed labels or one loss per sample (MixUp / CutMix)",
                                       "mix with a classification loss over class weights: 'arcface'")
         seen = self.trained_classes
         if seen is not None and labels.numel():
             if labels.max() >= len(seen):
-                if self.training: raise BuildingMetricError(f"label {int(labels.max())} is beyond the {len(seen)} classes of the {self.name} loss",
-                                                            "build the loss with n_classes = the number of training classes")
+                if self.training:
+                    raise BuildingMetricError(
+                        f"label {int(labels.max())} is beyond the {len(seen)} classes of the {self.name} loss",
+                                                            "build the loss with n_classes = the number of training "
+                        "classes")
                 return embeddings.new_tensor(float('nan'))
             if self.training: seen[labels] = True
-            elif not seen[labels].all(): return embeddings.new_tensor(float('nan'))  # classes whose proxies never trained: undefined
+            # classes whose proxies never trained: undefined
+            elif not seen[labels].all(): return embeddings.new_tensor(float('nan'))
         idx = self.miner(embeddings, labels) if self.miner is not None else None
-        if self.reduction == 'none': return self.loss.compute_loss(embeddings, labels, idx, embeddings, labels)['loss']['losses']
+        if self.reduction == 'none':
+            return self.loss.compute_loss(embeddings, labels, idx, embeddings, labels)['loss']['losses']
         return self.loss(embeddings, labels, idx)
 
     @property
@@ -105,9 +115,11 @@ class MetricLoss(nn.Module):
     @staticmethod
     def class_vectors_in(state:dict, # A state dict holding a `MetricLoss`'s (a `MetricModel`'s: under `loss.`)
                          prefix:str='') -> torch.Tensor|None: # Where the loss's keys start
-        "The loss's vector of each class it trained on, as rows (ProxyAnchor's proxies, ArcFace's and CosFace's weights), read from a saved state; None for a loss without class vectors."
+        ("The loss's vector of each class it trained on, as rows (ProxyAnchor's proxies, ArcFace's and CosFace's "
+         "weights), read from a saved state; None for a loss without class vectors.")
         w = state.get(prefix + 'loss.proxies')
-        if w is None and prefix + 'loss.W' in state: w = state[prefix + 'loss.W'].T   # (pytorch-metric-learning keeps these as columns)
+        # (pytorch-metric-learning keeps these as columns)
+        if w is None and prefix + 'loss.W' in state: w = state[prefix + 'loss.W'].T
         if w is None: return None
         seen = state.get(prefix + 'trained_classes')
         return w[seen.bool()] if seen is not None else w
@@ -146,10 +158,12 @@ def arcface(n_classes=None, emb_dim=None, margin:float=28.6, scale:float=64.0):
 # %% ../../nbs/04a_metric.losses.ipynb #5780ec24
 @LOSSES.register('triplet', lr_mult=1, params='none', defaults='margin 0.2')
 def triplet(n_classes=None, emb_dim=None, margin:float=0.2,
-            reducer:str='nonzero'): # Average over the triplets with a loss ('nonzero', pml's default) or over all ('mean')
+            # Average over the triplets with a loss ('nonzero', pml's default) or over all ('mean')
+            reducer:str='nonzero'):
     "Triplet margin loss: d(anchor, positive) + margin < d(anchor, negative)."
     reducers = {'nonzero': pml_reducers.AvgNonZeroReducer, 'mean': pml_reducers.MeanReducer}
-    if reducer not in reducers: raise BuildingMetricError(f"unknown triplet reducer {reducer!r}", f"use one of {', '.join(reducers)}")
+    if reducer not in reducers:
+        raise BuildingMetricError(f"unknown triplet reducer {reducer!r}", f"use one of {', '.join(reducers)}")
     return pml_losses.TripletMarginLoss(margin=margin, reducer=reducers[reducer]())
 
 # %% ../../nbs/04a_metric.losses.ipynb #82acf558
@@ -188,7 +202,8 @@ def create_loss(name:str, # A name of `list_losses()`
                ) -> MetricLoss:
     "Build a metric-learning loss by name, with its miner."
     if train_type is not None:
-        if train_type not in TRAIN_TYPES: raise BuildingMetricError(f"unknown train_type {train_type!r}", f"use one of {', '.join(TRAIN_TYPES)}")
+        if train_type not in TRAIN_TYPES:
+            raise BuildingMetricError(f"unknown train_type {train_type!r}", f"use one of {', '.join(TRAIN_TYPES)}")
         if miner is not None and miner != TRAIN_TYPES[train_type]:
             raise BuildingMetricError(f"train_type {train_type!r} and miner {miner!r} disagree", "pass one of them")
         miner = TRAIN_TYPES[train_type]

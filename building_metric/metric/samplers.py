@@ -29,12 +29,17 @@ class MPerClassBatches:
                  epoch_size:int|None=None): # Images per epoch (default: as many as there are labels)
         labels = np.asarray(labels.numpy() if isinstance(labels, torch.Tensor) else labels)
         n_cls = len(np.unique(labels))
-        if m < 1 or batch_size % m: raise BuildingMetricError(f"batch_size={batch_size} is not a multiple of m={m}", "choose m that divides the batch size")
+        if m < 1 or batch_size % m:
+            raise BuildingMetricError(f"batch_size={batch_size} is not a multiple of m={m}",
+                                      "choose m that divides the batch size")
         if batch_size // m > n_cls:
-            raise BuildingMetricError(f"a batch of {batch_size} with m={m} needs {batch_size // m} classes, but there are {n_cls}",
+            raise BuildingMetricError(
+                f"a batch of {batch_size} with m={m} needs {batch_size // m} classes, but there are {n_cls}",
                                       f"use batch_size (bm-train --batch) <= {m * n_cls}, or a larger m (--m)")
         size = epoch_size or len(labels)
-        if size < batch_size: raise BuildingMetricError(f"an epoch of {size} images is shorter than one batch of {batch_size}", "use a smaller batch_size or a larger epoch_size")
+        if size < batch_size:
+            raise BuildingMetricError(f"an epoch of {size} images is shorter than one batch of {batch_size}",
+                                      "use a smaller batch_size or a larger epoch_size")
         self.m, self.bs = m, batch_size
         self.sampler = MPerClassSampler(labels, m, batch_size=batch_size, length_before_new_iter=size)
 
@@ -55,21 +60,33 @@ class UCBTripletBatches:
                  epoch_size:int|None=None): # Triplets per epoch (default: one per row)
         labels = np.asarray(labels.numpy() if isinstance(labels, torch.Tensor) else labels)
         nb = np.asarray(neighbours)
-        if nb.ndim != 2 or len(nb) != len(labels): raise BuildingMetricError(f"neighbours has shape {nb.shape}, not (rows={len(labels)}, k)", "pass one row of neighbour positions per label")
+        if nb.ndim != 2 or len(nb) != len(labels):
+            raise BuildingMetricError(f"neighbours has shape {nb.shape}, not (rows={len(labels)}, k)",
+                                      "pass one row of neighbour positions per label")
         L = num_difficulty_levels
-        if L < 2 or L - 1 > nb.shape[1]: raise BuildingMetricError(f"num_difficulty_levels={L} with {nb.shape[1]} neighbours per row", f"use 2 to {nb.shape[1] + 1} levels (level 0 is random negatives, the others split the neighbours)")
-        if triplets < 1 or difficulty_update_freq < 1: raise BuildingMetricError(f"triplets={triplets}, difficulty_update_freq={difficulty_update_freq}", "use positive numbers")
+        if L < 2 or L - 1 > nb.shape[1]:
+            raise BuildingMetricError(f"num_difficulty_levels={L} with {nb.shape[1]} neighbours per row",
+                                      f"use 2 to {nb.shape[1] + 1} levels (level 0 is random negatives, the others "
+                                      "split the neighbours)")
+        if triplets < 1 or difficulty_update_freq < 1:
+            raise BuildingMetricError(f"triplets={triplets}, difficulty_update_freq={difficulty_update_freq}",
+                                      "use positive numbers")
         self.labels, self.nb, self.B, self.L, self.alpha, self.freq = labels, nb, triplets, L, ucb_alpha, difficulty_update_freq
         codes, self.codes = np.unique(labels, return_inverse=True)
         order = np.argsort(self.codes, kind='stable')
         starts = np.searchsorted(self.codes[order], np.arange(len(codes) + 1))
         self.members = [order[starts[c]:starts[c + 1]] for c in range(len(codes))]
         self.anchors = np.flatnonzero(np.array([len(self.members[c]) for c in self.codes]) > 1)   # rows with a positive
-        if not len(self.anchors): raise BuildingMetricError("no target has two images, so there is no anchor-positive pair", "index two or more images per target")
+        if not len(self.anchors):
+            raise BuildingMetricError("no target has two images, so there is no anchor-positive pair",
+                                      "index two or more images per target")
         if len(codes) < 2: raise BuildingMetricError("one target only: no negatives", "index two or more targets")
-        self.buckets = np.array_split(np.arange(nb.shape[1]), L - 1)[::-1]     # level 1 = farthest ranks ... L-1 = nearest
+        # level 1 = farthest ranks ... L-1 = nearest
+        self.buckets = np.array_split(np.arange(nb.shape[1]), L - 1)[::-1]
         self.epoch_size = epoch_size or len(labels)
-        if self.epoch_size < triplets: raise BuildingMetricError(f"an epoch of {self.epoch_size} triplets is shorter than one batch of {triplets}", "use fewer triplets or a larger epoch_size")
+        if self.epoch_size < triplets:
+            raise BuildingMetricError(f"an epoch of {self.epoch_size} triplets is shorter than one batch of {triplets}",
+                                      "use fewer triplets or a larger epoch_size")
         self.plays, self.means = np.zeros(L, int), np.zeros(L)
         self._sum, self._n = np.zeros(L), np.zeros(L, int)          # feedback since the last update
         self.pending, self.batches, self.fallbacks, self.history = deque(), 0, 0, []
@@ -112,7 +129,8 @@ class UCBTripletBatches:
             yield np.concatenate([a, p, self._negatives(level, a, rng)])
 
     def feedback(self, loss:float):
-        "Report the loss of the oldest batch not yet reported; every `difficulty_update_freq` reports the mean losses update."
+        ("Report the loss of the oldest batch not yet reported; every `difficulty_update_freq` reports the mean losses "
+         "update.")
         if not self.pending: return
         level = self.pending.popleft()
         if np.isfinite(loss): self._sum[level] += loss; self._n[level] += 1
@@ -120,7 +138,8 @@ class UCBTripletBatches:
         if self.batches % self.freq == 0: self.update()
 
     def update(self):
-        "Set each level's mean loss to its mean over the batches reported since the last update (levels not played keep theirs)."
+        ("Set each level's mean loss to its mean over the batches reported since the last update (levels not played "
+         "keep theirs).")
         seen = self._n > 0
         self.means[seen] = self._sum[seen] / self._n[seen]
         self._sum[:], self._n[:] = 0, 0
@@ -129,7 +148,8 @@ class UCBTripletBatches:
 
     def stats(self) -> pd.DataFrame:
         "Per level: batches played, mean loss, current UCB score."
-        return pd.DataFrame({'plays': self.plays, 'mean_loss': self.means, 'ucb': self.scores()}, index=pd.RangeIndex(self.L, name='level'))
+        return pd.DataFrame({'plays': self.plays, 'mean_loss': self.means, 'ucb': self.scores()},
+                            index=pd.RangeIndex(self.L, name='level'))
 
     def plot(self):
         "Mean loss of each level and the share of batches it got, at each update; returns the figure."
@@ -147,17 +167,21 @@ class UCBTripletBatches:
         return fig
 
     @classmethod
-    def from_cache(cls, cache, # A `FeatureCache` with geographic neighbours (from the geo layout or a CSV with lat, lon)
+    def from_cache(cls,
+                   cache, # A `FeatureCache` with geographic neighbours (from the geo layout or a CSV with lat, lon)
                    split:str='train', **kwargs):
         "A sampler over the rows of `split`, with the cache's geographic neighbours restricted to that split."
         knn = cache.knn
-        if knn is None: raise BuildingMetricError(f"cache {cache.path.name!r} has no geographic neighbours", "extract from the geo layout or a manifest with lat and lon columns")
+        if knn is None:
+            raise BuildingMetricError(f"cache {cache.path.name!r} has no geographic neighbours",
+                                      "extract from the geo layout or a manifest with lat and lon columns")
         rows = cache.rows(split)
         pos = np.full(len(cache), -1); pos[rows] = np.arange(len(rows))
         nb = knn[0][rows]
         nb = np.where(nb >= 0, pos[np.maximum(nb, 0)], -1)
         labels = cache.labels[rows]
-        nb[(nb >= 0) & (labels[np.maximum(nb, 0)] == labels[:, None])] = -1   # another group of the same label is no negative
+        # another group of the same label is no negative
+        nb[(nb >= 0) & (labels[np.maximum(nb, 0)] == labels[:, None])] = -1
         keep = np.argsort(nb < 0, axis=1, kind='stable')                       # valid neighbours first, nearest first
         return cls(labels, np.take_along_axis(nb, keep, 1), **kwargs)
 

@@ -45,6 +45,24 @@ __all__ = ['make_pairs', 'pair_dataloaders', 'MutualGate', 'AGFusionModel', 'pai
            'load_pair_model']
 
 # %% ../../nbs/04e_metric.siamese.ipynb #2c4e0927
+def _nearest_buildings(it:pd.DataFrame, labels:list, hard:str|None, k:int) -> np.ndarray|None:
+    ("For each building of `labels`, its `k` nearest others: by coordinates (`hard='geo'`) or mean embedding "
+     "('embedding'); None for `hard=None`.")
+    if hard is None: return None
+    if hard == 'geo':
+        c = it.groupby('label')[['lat', 'lon']].mean().reindex(labels)
+        if c.isna().any().any(): raise BuildingMetricError("hard='geo' needs coordinates for every building",
+                                                           "index a geo layout or a manifest with lat, lon; or use "
+                                                           "hard=None")
+        d = haversine_km(c.lat.values[:, None], c.lon.values[:, None], c.lat.values[None], c.lon.values[None])
+        np.fill_diagonal(d, np.inf)
+        return np.argsort(d, 1)[:, :k]
+    if hard == 'embedding':   # the buildings whose mean embeddings are most alike
+        c = F.normalize(torch.stack([torch.stack(list(it._emb[it.label == l])).mean(0) for l in labels]), dim=-1)
+        sim = c @ c.T; sim.fill_diagonal_(-2)
+        return sim.topk(min(k, len(labels) - 1), dim=1).indices.numpy()
+    raise BuildingMetricError(f"unknown hard-negative mode {hard!r}", "use hard='geo', 'embedding' or None")
+
 def make_pairs(index:BuildingIndex, # A split index
                split:str='train', # Which split's images to pair
                n_pairs:int|None=None, # Pairs in all, half positive (default: 2 per image)
@@ -57,13 +75,19 @@ def make_pairs(index:BuildingIndex, # A split index
     it = index.items.copy()
     it['file'] = [str(p) for p in index.paths()]
     if hard == 'embedding':
-        if embeddings is None or len(embeddings) != len(it): raise BuildingMetricError(f"hard='embedding' needs one embedding per image of the index ({len(it)})", "pass embeddings= in index order, e.g. from FeatureCache or embed_all")
+        if embeddings is None or len(embeddings) != len(it):
+            raise BuildingMetricError(f"hard='embedding' needs one embedding per image of the index ({len(it)})",
+                                      "pass embeddings= in index order, e.g. from FeatureCache or embed_all")
         it['_emb'] = list(F.normalize(torch.as_tensor(np.asarray(embeddings), dtype=torch.float), dim=-1))
     it = it[it.split == split] if split is not None else it
-    if not len(it): raise BuildingMetricError(f"split {split!r} of the index is empty", "split the index first (index.split(by='class'))")
+    if not len(it):
+        raise BuildingMetricError(f"split {split!r} of the index is empty",
+                                  "split the index first (index.split(by='class'))")
     groups = {l: g.file.tolist() for l, g in it.groupby('label')}
     multi = [l for l, f in groups.items() if len(f) >= 2]
-    if not multi or len(groups) < 2: raise BuildingMetricError(f"split {split!r} needs a building with two images and two buildings to make pairs", "index more images per building")
+    if not multi or len(groups) < 2:
+        raise BuildingMetricError(f"split {split!r} needs a building with two images and two buildings to make pairs",
+                                  "index more images per building")
     rng = np.random.default_rng(seed)
     n = n_pairs or 2 * len(it)
     labels = sorted(groups)
@@ -72,21 +96,11 @@ def make_pairs(index:BuildingIndex, # A split index
         l = multi[rng.integers(len(multi))]
         a, b = rng.choice(len(groups[l]), 2, replace=False)
         rows.append(dict(a=groups[l][a], b=groups[l][b], target=1, kind='positive'))
-    near = None
-    if hard == 'geo':
-        c = it.groupby('label')[['lat', 'lon']].mean().reindex(labels)
-        if c.isna().any().any(): raise BuildingMetricError("hard='geo' needs coordinates for every building", "index a geo layout or a manifest with lat, lon; or use hard=None")
-        d = haversine_km(c.lat.values[:, None], c.lon.values[:, None], c.lat.values[None], c.lon.values[None])
-        np.fill_diagonal(d, np.inf)
-        near = np.argsort(d, 1)[:, :k]
-    elif hard == 'embedding':   # the buildings whose mean embeddings are most alike
-        c = F.normalize(torch.stack([torch.stack(list(it._emb[it.label == l])).mean(0) for l in labels]), dim=-1)
-        sim = c @ c.T; sim.fill_diagonal_(-2)
-        near = sim.topk(min(k, len(labels) - 1), dim=1).indices.numpy()
-    elif hard is not None: raise BuildingMetricError(f"unknown hard-negative mode {hard!r}", "use hard='geo', 'embedding' or None")
+    near = _nearest_buildings(it, labels, hard, k)
     for _ in range(n - n // 2):
         i = int(rng.integers(len(labels)))
-        if near is not None and rng.random() < hard_frac: j, kind = int(near[i, rng.integers(near.shape[1])]), 'hard negative'
+        if near is not None and rng.random() < hard_frac:
+            j, kind = int(near[i, rng.integers(near.shape[1])]), 'hard negative'
         else: j, kind = int((i + 1 + rng.integers(len(labels) - 1)) % len(labels)), 'negative'
         fa, fb = groups[labels[i]], groups[labels[j]]
         rows.append(dict(a=fa[rng.integers(len(fa))], b=fb[rng.integers(len(fb))], target=0, kind=kind))
@@ -106,19 +120,23 @@ def pair_dataloaders(index:BuildingIndex, # A split index
                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), num_workers:int=0, device=None):
     "fastai DataLoaders of ((image_a, image_b), 0/1) pairs; `dls.pairs` holds the pair tables."
     tr = make_pairs(index, train, n_pairs, hard, hard_frac, seed=seed).assign(is_valid=False)
-    va = make_pairs(index, valid, n_pairs and max(2, n_pairs // 4), hard, hard_frac, seed=seed + 1).assign(is_valid=True)
+    va = make_pairs(index, valid, n_pairs and max(2, n_pairs // 4), hard, hard_frac,
+                    seed=seed + 1).assign(is_valid=True)
     items = pd.concat([tr, va], ignore_index=True)
     tfms = aug_transforms(size=size, max_rotate=5, max_warp=0) if augment else []
     db = DataBlock(blocks=(ImageBlock, ImageBlock, TransformBlock), get_x=[_img_a, _img_b], get_y=_target, n_inp=2,
-                   splitter=lambda df: (list(np.flatnonzero(~df.is_valid.values)), list(np.flatnonzero(df.is_valid.values))),
-                   item_tfms=Resize(size, method='squish'), batch_tfms=tfms + [Normalize.from_stats(list(mean), list(std))])
+                   splitter=lambda df: (list(np.flatnonzero(~df.is_valid.values)),
+                                        list(np.flatnonzero(df.is_valid.values))),
+                   item_tfms=Resize(size, method='squish'),
+                   batch_tfms=tfms + [Normalize.from_stats(list(mean), list(std))])
     dls = db.dataloaders(items, bs=bs, num_workers=num_workers, device=get_device(device))
     dls.pairs = dict(train=tr, valid=va)
     return dls
 
 # %% ../../nbs/04e_metric.siamese.ipynb #bb89fede
 class MutualGate(nn.Module):
-    "Spatial attention for one image from its own features and the other image's global descriptor: sigmoid(conv(f_self) + W · GAP(f_other))."
+    ("Spatial attention for one image from its own features and the other image's global descriptor: "
+     "sigmoid(conv(f_self) + W · GAP(f_other)).")
     def __init__(self, c:int, hidden:int|None=None):
         super().__init__()
         h = hidden or max(8, c // 8)
@@ -131,7 +149,8 @@ class MutualGate(nn.Module):
 
 # %% ../../nbs/04e_metric.siamese.ipynb #ba6bb295
 class AGFusionModel(nn.Module):
-    "Siamese attention-gate pair model: shared timm trunk -> mutual attention gates -> GAP -> projection -> cosine + classifier -> logit."
+    ("Siamese attention-gate pair model: shared timm trunk -> mutual attention gates -> GAP -> projection -> cosine + "
+     "classifier -> logit.")
     def __init__(self, arch:str='resnet50', # timm backbone of the trunk
                  stage:int=3, # Cut after this feature stage (timm `out_indices`; 3 = layer3 of a ResNet)
                  proj:tuple=(256, 128), # Projection widths; the last is the embedding size
@@ -140,7 +159,8 @@ class AGFusionModel(nn.Module):
                  weights:str|None=None):
         super().__init__()
         kw = dict(layers=[1, 1, 1, 1]) if tiny else {}
-        self.trunk = timm_model('resnet18' if tiny else arch, f"timm/{arch}", pretrained and not tiny, None if tiny else weights,
+        self.trunk = timm_model('resnet18' if tiny else arch, f"timm/{arch}", pretrained and not tiny,
+                                None if tiny else weights,
                                  features_only=True, out_indices=(stage,), **kw)
         c = self.trunk.feature_info.channels()[-1]
         self.gate = MutualGate(c)
@@ -150,7 +170,8 @@ class AGFusionModel(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(2 * e + 1, 64), nn.ReLU(), nn.Linear(64, 1))
         self.emb_dim = e
 
-    def features(self, x): return self.trunk(x.as_subclass(torch.Tensor))[-1]   # plain tensors: fastai's subclasses slow every op
+    # plain tensors: fastai's subclasses slow every op
+    def features(self, x): return self.trunk(x.as_subclass(torch.Tensor))[-1]
     def pair(self, xa, xb) -> dict:
         "Embeddings, attention maps and cosine similarity of a batch of pairs."
         fa, fb = self.features(xa), self.features(xb)
@@ -175,20 +196,24 @@ def _eer(fpr, tpr, thr) -> tuple[float, float]:
     return float((fpr[i] + fnr[i]) / 2), float(thr[i])
 
 def pair_scores(probs, targets, threshold:float=0.5) -> dict:
-    "Verification scores of same-building probabilities: F1, accuracy, precision, recall at `threshold`; ROC-AUC and equal error rate over all thresholds."
+    ("Verification scores of same-building probabilities: F1, accuracy, precision, recall at `threshold`; ROC-AUC and "
+     "equal error rate over all thresholds.")
     p, t = np.asarray(probs, dtype=float).ravel(), np.asarray(targets).ravel().astype(int)
     pred = p >= threshold
     tp, fp, fn = int((pred & (t == 1)).sum()), int((pred & (t == 0)).sum()), int((~pred & (t == 1)).sum())
     prec, rec = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
     both = len(set(t.tolist())) == 2
     fpr, tpr, thr = roc_curve(t, p) if both else (None, None, None)
-    return dict(f1=2 * prec * rec / max(prec + rec, 1e-12), accuracy=float((pred == t).mean()), precision=prec, recall=rec,
-                roc_auc=float(roc_auc_score(t, p)) if both else float('nan'), eer=_eer(fpr, tpr, thr)[0] if both else float('nan'),
+    return dict(f1=2 * prec * rec / max(prec + rec, 1e-12), accuracy=float((pred == t).mean()), precision=prec,
+                recall=rec,
+                roc_auc=float(roc_auc_score(t, p)) if both else float('nan'),
+                eer=_eer(fpr, tpr, thr)[0] if both else float('nan'),
                 threshold=float(threshold))
 
 # %% ../../nbs/04e_metric.siamese.ipynb #4131db95
 def choose_threshold(probs, targets, by:str='f1') -> float:
-    "The decision threshold that maximises F1 (`by='f1'`) or sits at the equal error rate (`by='eer'`) on these (validation) pairs."
+    ("The decision threshold that maximises F1 (`by='f1'`) or sits at the equal error rate (`by='eer'`) on these "
+     "(validation) pairs.")
     p, t = np.asarray(probs, dtype=float).ravel(), np.asarray(targets).ravel().astype(int)
     if by == 'eer': return _eer(*roc_curve(t, p))[1]
     if by != 'f1': raise BuildingMetricError(f"unknown threshold rule {by!r}", "use 'f1' or 'eer'")
@@ -206,9 +231,11 @@ def pair_metrics() -> list:
 
 # %% ../../nbs/04e_metric.siamese.ipynb #89e56dc7
 def pair_learner(dls, model:AGFusionModel, wd:float=1e-4, clip:float|None=1.0, cbs=None, path='.') -> Learner:
-    "A fastai Learner for pair verification: BCE on logits, AdamW, gradient clipping, trunk and rest in two parameter groups."
+    ("A fastai Learner for pair verification: BCE on logits, AdamW, gradient clipping, trunk and rest in two parameter "
+     "groups.")
     cbs = [TerminateOnNaN()] + ([GradientClip(clip)] if clip else []) + list(cbs or [])
-    return Learner(dls, model.to(getattr(dls, 'device', None) or get_device()), loss_func=BCEWithLogitsLossFlat(), opt_func=partial(Adam, decouple_wd=True),
+    return Learner(dls, model.to(getattr(dls, 'device', None) or get_device()), loss_func=BCEWithLogitsLossFlat(),
+                   opt_func=partial(Adam, decouple_wd=True),
                    splitter=pair_splitter, metrics=pair_metrics(), wd=wd, cbs=cbs, path=path)
 
 # %% ../../nbs/04e_metric.siamese.ipynb #6eb11963
@@ -227,7 +254,8 @@ def predict_pairs(model:AGFusionModel, dl) -> tuple[np.ndarray, np.ndarray, dict
 
 # %% ../../nbs/04e_metric.siamese.ipynb #af55c0aa
 def show_attention(model:AGFusionModel, dl, n:int=4, fname=None):
-    "Both images of `n` pairs with their attention maps over them, the target and the predicted probability; returns the figure."
+    ("Both images of `n` pairs with their attention maps over them, the target and the predicted probability; returns "
+     "the figure.")
     import matplotlib.pyplot as plt
     xa, xb, t = dl.one_batch()
     xa, xb, t = xa[:n], xb[:n], t[:n]
@@ -240,9 +268,11 @@ def show_attention(model:AGFusionModel, dl, n:int=4, fname=None):
     for r in range(len(xa)):
         for ax, im, g in ((axs[r, 0], ia[r], p['ga'][r]), (axs[r, 1], ib[r], p['gb'][r])):
             ax.imshow(im)
-            ax.imshow(F.interpolate(g[None].cpu(), size=im.shape[:2], mode='bilinear')[0, 0], alpha=0.45, cmap='magma', vmin=0, vmax=1)
+            ax.imshow(F.interpolate(g[None].cpu(), size=im.shape[:2], mode='bilinear')[0, 0], alpha=0.45, cmap='magma',
+                      vmin=0, vmax=1)
             ax.set_axis_off()
-        axs[r, 0].set_title(f"{'same' if t[r] > 0.5 else 'different'} building: p(same) {float(prob[r]):.2f}", fontsize=9, loc='left')
+        axs[r, 0].set_title(f"{'same' if t[r] > 0.5 else 'different'} building: p(same) {float(prob[r]):.2f}",
+                            fontsize=9, loc='left')
     fig.tight_layout()
     if fname: fig.savefig(fname, dpi=100, bbox_inches='tight')
     return fig
@@ -254,7 +284,8 @@ def pair_auc(learn, dl) -> float:
     return pair_scores(p, t)['roc_auc']
 
 def pair_train(cfg:PairConfig, log=print) -> dict:
-    "Train and evaluate a siamese pair model as `cfg` says; returns the test (or validation) pair scores at the chosen threshold."
+    ("Train and evaluate a siamese pair model as `cfg` says; returns the test (or validation) pair scores at the "
+     "chosen threshold.")
     if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an image folder or a CSV manifest")
     if not Path(cfg.data).exists(): raise BuildingMetricError(f"--data {cfg.data!r} does not exist", "check the path")
     with TrainingRun(cfg.out, cfg, log=log) as run:
@@ -262,35 +293,47 @@ def pair_train(cfg:PairConfig, log=print) -> dict:
         if index.items.split.isna().all(): index = index.split(by=cfg.split, seed=cfg.seed)
         log(index.report())
         seed_everything(cfg.seed)
-        dls = pair_dataloaders(index, size=cfg.size, bs=cfg.batch, n_pairs=cfg.n_pairs or None, hard=None if cfg.hard == 'none' else cfg.hard,
+        dls = pair_dataloaders(index, size=cfg.size, bs=cfg.batch, n_pairs=cfg.n_pairs or None,
+                               hard=None if cfg.hard == 'none' else cfg.hard,
                                hard_frac=cfg.hard_frac, seed=cfg.seed, num_workers=cfg.workers)
         model = AGFusionModel(cfg.arch, stage=cfg.stage, proj=tuple(cfg.proj), pretrained=cfg.pretrained, tiny=cfg.tiny)
-        cbs = run.callbacks(every=cfg.eval_every or None, metric=pair_auc, patience=cfg.patience, log=cfg.log, resume=cfg.resume)
+        cbs = run.callbacks(every=cfg.eval_every or None, metric=pair_auc, patience=cfg.patience, log=cfg.log,
+                            resume=cfg.resume)
         learn = pair_learner(dls, model, wd=cfg.wd, clip=cfg.clip or None, cbs=cbs, path=run.out)
         learn.config = cfg
         run.fit(learn, cfg.epochs, cfg.lr, resume=cfg.resume)
-        if run.best.is_file(): load_checkpoint(run.best, learn.model)   # (also when a finished run is resumed: nothing was fitted)
+        # (also when a finished run is resumed: nothing was fitted)
+        if run.best.is_file(): load_checkpoint(run.best, learn.model)
         return _pair_report(cfg, run, learn, index)
 
 def _pair_report(cfg:PairConfig, run:TrainingRun, learn, index:BuildingIndex) -> dict:
-    "The threshold chosen on the validation pairs (kept in best.json), the test (or validation) pairs' scores at it, `metrics.json` and `attention.png`."
+    ("The threshold chosen on the validation pairs (kept in best.json), the test (or validation) pairs' scores at it, "
+     "`metrics.json` and `attention.png`.")
     vp, vt, _ = predict_pairs(learn.model, learn.dls.valid)
     thr = choose_threshold(vp, vt, by=cfg.threshold)
     split = 'test' if (index.items.split == 'test').any() else 'val'
-    test_dl = pair_dataloaders(index, size=cfg.size, bs=cfg.batch, valid=split, hard=None if cfg.hard == 'none' else cfg.hard, hard_frac=cfg.hard_frac,
+    test_dl = pair_dataloaders(index, size=cfg.size, bs=cfg.batch, valid=split,
+                               hard=None if cfg.hard == 'none' else cfg.hard, hard_frac=cfg.hard_frac,
                                augment=False, seed=cfg.seed + 2, num_workers=cfg.workers).valid
     tp, tt, _ = predict_pairs(learn.model, test_dl)
     j = run.best.with_suffix('.json')
-    if j.is_file(): atomic_write(j, lambda t: t.write_text(json.dumps(dict(json.loads(j.read_text()), threshold=thr), indent=2, default=str)))
-    m = run.finish(dict(split=split, **pair_scores(tp, tt, thr), validation=pair_scores(vp, vt, thr)))   # (the scores carry the threshold)
+    if j.is_file():
+        atomic_write(j,
+                     lambda t: t.write_text(json.dumps(dict(json.loads(j.read_text()), threshold=thr), indent=2,
+                                                       default=str)))
+    # (the scores carry the threshold)
+    m = run.finish(dict(split=split, **pair_scores(tp, tt, thr), validation=pair_scores(vp, vt, thr)))
     show_attention(learn.model, test_dl, n=min(4, cfg.batch), fname=run.out/'attention.png')
     import matplotlib.pyplot as plt; plt.close('all')
     return m
 
-def load_pair_model(run:str|Path) -> tuple[AGFusionModel, dict]: # A `bm-pair-train` output folder, or its `models/best.pth`
-    "The pair model of a `pair_train` run, in eval mode, and its metadata (`config`, `threshold`); a run written before best.pth (`models/pair.pth` + `pair.json`) loads too."
+# A `bm-pair-train` output folder, or its `models/best.pth`
+def load_pair_model(run:str|Path) -> tuple[AGFusionModel, dict]:
+    ("The pair model of a `pair_train` run, in eval mode, and its metadata (`config`, `threshold`); a run written "
+     "before best.pth (`models/pair.pth` + `pair.json`) loads too.")
     p = Path(run)
-    if p.is_dir(): p = next((p/'models'/f for f in ('best.pth', 'pair.pth') if (p/'models'/f).is_file()), p/'models'/'best.pth')
+    if p.is_dir():
+        p = next((p/'models'/f for f in ('best.pth', 'pair.pth') if (p/'models'/f).is_file()), p/'models'/'best.pth')
     _, meta = load_checkpoint(p)
     cfg = PairConfig.from_dict(meta.get('config') or {})
     model = AGFusionModel(cfg.arch, stage=cfg.stage, proj=tuple(cfg.proj), pretrained=False, tiny=cfg.tiny)

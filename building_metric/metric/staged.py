@@ -31,10 +31,12 @@ __all__ = ['MIXERS', 'Distill', 'MetricMixUp', 'MetricCutMix', 'mix_callback', '
 
 # %% ../../nbs/04f_metric.staged.ipynb #473ebb1c
 class Distill(Callback):
-    "Mix `weight` x (1 - cos(student, teacher) + `relational` x batch similarity-matrix error) into the loss of every training batch; the teacher (frozen, eval mode) embeds the same images."
+    ("Mix `weight` x (1 - cos(student, teacher) + `relational` x batch similarity-matrix error) into the loss of every "
+     "training batch; the teacher (frozen, eval mode) embeds the same images.")
     order = 60   # after the loss is computed, before the backward pass
     def __init__(self, teacher:nn.Module, weight:float=1.0,
-                 relational:float=1.0): # Weight of matching the batch's cosine-similarity matrix (its relative geometry)
+                 # Weight of matching the batch's cosine-similarity matrix (its relative geometry)
+                 relational:float=1.0):
         if not 0 <= weight <= 1: raise BuildingMetricError(f"distillation weight {weight}", "use a weight in [0, 1]")
         self.teacher, self.weight, self.relational = teacher.eval(), weight, relational
         for p in self.teacher.parameters(): p.requires_grad_(False)
@@ -43,18 +45,22 @@ class Distill(Callback):
         if not self.training: return
         with torch.no_grad(): t = self.teacher(self.xb[0].as_subclass(torch.Tensor))
         s, t = F.normalize(self.pred.float(), dim=-1), F.normalize(t.float(), dim=-1)
-        d = (1 - (s * t).sum(-1)).mean() + self.relational * ((s @ s.T - t @ t.T) ** 2).mean() * len(s)   # where, and how far from each other
+        # where, and how far from each other
+        d = (1 - (s * t).sum(-1)).mean() + self.relational * ((s @ s.T - t @ t.T) ** 2).mean() * len(s)
         self.learn.loss_grad = (1 - self.weight) * self.learn.loss_grad + self.weight * d
         self.learn.loss = self.learn.loss_grad.clone()
 
 # %% ../../nbs/04f_metric.staged.ipynb #4f2b6a6f
 def _check_per_sample(cb):
     if not getattr(cb.learn.loss_func, 'y_int', False):
-        raise BuildingMetricError(f"{type(cb).__name__} needs a loss with one term per image, not {getattr(cb.learn.loss_func, 'name', type(cb.learn.loss_func).__name__)!r}",
+        raise BuildingMetricError(
+            f"{type(cb).__name__} needs a loss with one term per image, not "
+            f"{getattr(cb.learn.loss_func, 'name', type(cb.learn.loss_func).__name__)!r}",
                                   "mix with a classification loss over class weights: 'arcface'")
 
 class MetricMixUp(MixUp):
-    "fastai's `MixUp`, refusing a loss without one term per image when training starts (not with a shape error mid-batch)."
+    ("fastai's `MixUp`, refusing a loss without one term per image when training starts (not with a shape error "
+     "mid-batch).")
     def before_fit(self): _check_per_sample(self)
 
 class MetricCutMix(CutMix):
@@ -66,7 +72,8 @@ MIXERS = {'none': None, 'mixup': MetricMixUp, 'cutmix': MetricCutMix}
 
 def mix_callback(mix:str='none', # A name of `MIXERS`
                  alpha:float=0.0) -> Callback|None: # Beta(alpha, alpha) of the mixing weights (0: fastai's default)
-    "fastai's `MixUp` or `CutMix` callback (None for 'none'): train with a loss that has one term per sample (`MetricLoss.y_int`, ArcFace)."
+    ("fastai's `MixUp` or `CutMix` callback (None for 'none'): train with a loss that has one term per sample "
+     "(`MetricLoss.y_int`, ArcFace).")
     check_choice('mix', mix, tuple(MIXERS))
     cls = MIXERS[mix]
     return None if cls is None else (cls(alpha) if alpha else cls())
@@ -93,20 +100,26 @@ class StagedConfig(Config):
     distill_lr:float = 1e-3
     distill_weight:float = 1.0 # Weight of the distillation term (the rest: the student's own ArcFace loss)
     mix:str = 'none' # Mixing augmentation of the ArcFace stages (2 and 3): none, mixup or cutmix (fastai's callbacks)
-    mix_alpha:float = 0.0 # Beta(alpha, alpha) of the mixing weights (0: fastai's default, 0.4 for MixUp and 1.0 for CutMix)
+    # Beta(alpha, alpha) of the mixing weights (0: fastai's default, 0.4 for MixUp and 1.0 for CutMix)
+    mix_alpha:float = 0.0
     seed:int = 0
 
     def __post_init__(self):
         check_choice('mix', self.mix, tuple(MIXERS))
-        if self.mix_alpha < 0: raise BuildingMetricError(f"mix_alpha={self.mix_alpha}", "use 0 (fastai's default) or a positive number")
+        if self.mix_alpha < 0:
+            raise BuildingMetricError(f"mix_alpha={self.mix_alpha}", "use 0 (fastai's default) or a positive number")
         for f in ('supcon_epochs', 'arcface_epochs', 'distill_epochs'):
-            if getattr(self, f) < 0: raise BuildingMetricError(f"{f}={getattr(self, f)}", "use 0 to skip a stage, or a positive number")
-        if self.distill_epochs and not (self.supcon_epochs or self.arcface_epochs): raise BuildingMetricError("distillation needs a trained teacher", "give supcon_epochs or arcface_epochs too")
+            if getattr(self, f) < 0:
+                raise BuildingMetricError(f"{f}={getattr(self, f)}", "use 0 to skip a stage, or a positive number")
+        if self.distill_epochs and not (self.supcon_epochs or self.arcface_epochs):
+            raise BuildingMetricError("distillation needs a trained teacher",
+                                      "give supcon_epochs or arcface_epochs too")
 
 # %% ../../nbs/04f_metric.staged.ipynb #0ac53765
 def _embedder(arch:str, cfg:StagedConfig) -> Embedder:
     if cfg.tiny:   # a ResNet-10 shape, random; the student at half its width
-        return Embedder('resnet18', cfg.emb_dim, pretrained=False, layers=[1, 1, 1, 1], **({} if arch == cfg.arch else dict(channels=(32, 64, 128, 256))))
+        return Embedder('resnet18', cfg.emb_dim, pretrained=False, layers=[1, 1, 1, 1],
+                        **({} if arch == cfg.arch else dict(channels=(32, 64, 128, 256))))
     return Embedder(arch, cfg.emb_dim, pretrained=cfg.pretrained)
 
 def _speed(model:nn.Module, size:int, n:int=32) -> float:
@@ -118,7 +131,8 @@ def _speed(model:nn.Module, size:int, n:int=32) -> float:
 
 def staged_training(index:BuildingIndex, # A split index (train, val, test)
                     cfg:StagedConfig|None=None, log=print, path='.') -> dict:
-    "Run the stages `cfg` asks for; returns `metrics` (a table: one row per stage), `teacher` and `student` (an `Embedder` or None)."
+    ("Run the stages `cfg` asks for; returns `metrics` (a table: one row per stage), `teacher` and `student` (an "
+     "`Embedder` or None).")
     cfg = cfg or StagedConfig()
     seed_everything(cfg.seed)
     teacher = _embedder(cfg.arch, cfg)
@@ -128,7 +142,9 @@ def staged_training(index:BuildingIndex, # A split index (train, val, test)
     test = image_dataloaders(index, size=cfg.size, bs=64, valid=split, augment=False, mean=pre.mean, std=pre.std).valid
     def score(model, stage, **extra):
         emb, y = embed_all(model, test)
-        r = dict(stage=stage, **{k: v for k, v in retrieval_metrics(emb, y).items() if k in ('precision_at_1', 'map_at_r', 'r_precision')},
+        r = dict(stage=stage,
+                 **{k: v for k,
+                    v in retrieval_metrics(emb, y).items() if k in ('precision_at_1', 'map_at_r', 'r_precision')},
                  params_m=sum(p.numel() for p in model.parameters()) / 1e6, **extra)
         log(f"{stage}: P@1 {r['precision_at_1']:.3f}, MAP@R {r['map_at_r']:.3f} on the {split} split")
         return r
@@ -140,15 +156,22 @@ def staged_training(index:BuildingIndex, # A split index (train, val, test)
         with learn.no_bar(), learn.no_logging(): fit(learn, cfg.supcon_epochs, cfg.supcon_lr)
         rows.append(score(teacher, '1 SupCon', epochs=cfg.supcon_epochs))
     if cfg.arcface_epochs:
-        learn = metric_learner(dls, teacher, 'arcface', margin=cfg.margin, scale=cfg.scale, cbs=[EMA(decay=cfg.ema)] * bool(cfg.ema) + mixer(), path=path)
-        with learn.no_bar(), learn.no_logging(): fit(learn, cfg.arcface_epochs, cfg.arcface_lr)   # EMA leaves the averaged weights in
-        rows.append(score(teacher, '2 ArcFace' + (' (EMA)' if cfg.ema else '') + (f' + {cfg.mix}' if cfg.mix != 'none' else ''), epochs=cfg.arcface_epochs))
+        learn = metric_learner(dls, teacher, 'arcface', margin=cfg.margin, scale=cfg.scale,
+                               cbs=[EMA(decay=cfg.ema)] * bool(cfg.ema) + mixer(), path=path)
+        # EMA leaves the averaged weights in
+        with learn.no_bar(), learn.no_logging(): fit(learn, cfg.arcface_epochs, cfg.arcface_lr)
+        rows.append(score(teacher,
+                          '2 ArcFace' + (' (EMA)' if cfg.ema else '') + (f' + {cfg.mix}' if cfg.mix != 'none' else ''),
+                          epochs=cfg.arcface_epochs))
     student = None
     if cfg.distill_epochs:
         student = _embedder(cfg.student_arch, cfg)
         if (student.preprocess.mean, student.preprocess.std) != (pre.mean, pre.std):
-            raise BuildingMetricError(f"the student {cfg.student_arch} normalises images differently from the teacher {cfg.arch}", "choose backbones with the same mean and std (e.g. both ImageNet)")
-        learn = metric_learner(dls, student, 'arcface', margin=cfg.margin, scale=cfg.scale, cbs=[Distill(copy.deepcopy(teacher), cfg.distill_weight)] + mixer(), path=path)
+            raise BuildingMetricError(
+                f"the student {cfg.student_arch} normalises images differently from the teacher {cfg.arch}",
+                "choose backbones with the same mean and std (e.g. both ImageNet)")
+        learn = metric_learner(dls, student, 'arcface', margin=cfg.margin, scale=cfg.scale,
+                               cbs=[Distill(copy.deepcopy(teacher), cfg.distill_weight)] + mixer(), path=path)
         with learn.no_bar(), learn.no_logging(): fit(learn, cfg.distill_epochs, cfg.distill_lr)
         r = score(student, '3 distilled student', epochs=cfg.distill_epochs)
         emb_s, _ = embed_all(student, test); emb_t, _ = embed_all(teacher, test)

@@ -31,7 +31,8 @@ __all__ = ['plot_answer', 'explain_match']
 
 # %% ../../nbs/07f_search.answers.ipynb #ce3d90a7
 def _knn_vote(lab:np.ndarray, sims:np.ndarray, idx:np.ndarray, t:float) -> tuple[np.ndarray, np.ndarray]:
-    "The building with the most softmax weight among each query's neighbours (rows `idx` of labels `lab`; -1: none), and its share of the weight."
+    ("The building with the most softmax weight among each query's neighbours (rows `idx` of labels `lab`; -1: none), "
+     "and its share of the weight.")
     names, codes = np.unique(np.append(lab, ''), return_inverse=True)
     codes = np.where(idx >= 0, codes[:-1][np.maximum(idx, 0)], codes[-1])
     votes = np.zeros((len(sims), len(names)))
@@ -43,26 +44,31 @@ def _answers(g:BuildingGallery, e:np.ndarray, k:int) -> dict:
     "Everything `search`, `identify` and `locate` say about embedded queries."
     c = g.calibration
     geo = c.get('geo') if g.has_coords else None
-    s, j = g.index.search(e, max(k, geo['k']) if geo else k)   # a location from as many neighbours as its radius was calibrated on
+    # a location from as many neighbours as its radius was calibrated on
+    s, j = g.index.search(e, max(k, geo['k']) if geo else k)
     t = c.get('temperature', 0.05)
     out = dict(sims=s[:, :k], idx=j[:, :k])
     if len(g.building_names):
         sc = e.astype(np.float64) @ g.means.T
         best = sc.argmax(1)
-        out.update(ncm=g.building_names[best], confidence=probabilities(sc, t)[np.arange(len(e)), best], best_similarity=sc.max(1))
+        out.update(ncm=g.building_names[best], confidence=probabilities(sc, t)[np.arange(len(e)), best],
+                   best_similarity=sc.max(1))
         out['known'] = out['best_similarity'] >= c['threshold'] if 'threshold' in c else np.ones(len(e), bool)
         out['knn'], out['knn_share'] = _knn_vote(g.rows.label.to_numpy().astype(str), out['sims'], out['idx'], t)
     if geo:
         coords = g.rows[['lat', 'lon']].to_numpy(float)
-        est, spread = locate_from_neighbours(coords[np.maximum(j[:, :geo['k']], 0)], probabilities(s[:, :geo['k']], t), geo['inlier_km'])
+        est, spread = locate_from_neighbours(coords[np.maximum(j[:, :geo['k']], 0)], probabilities(s[:, :geo['k']], t),
+                                             geo['inlier_km'])
         out.update(lat=est[:, 0], lon=est[:, 1], spread_km=spread,
                    radius_m=np.array(geo['radius_km'])[np.searchsorted(geo['spread_edges_km'], spread)] * 1000)
     return out
 
 def _matches(g:BuildingGallery, paths:np.ndarray, a:dict) -> pd.DataFrame:
-    "One row per (query, rank): the match's path, building and similarity, and its coordinates when the gallery has them."
+    ("One row per (query, rank): the match's path, building and similarity, and its coordinates when the gallery has "
+     "them.")
     n, idx = a['idx'].shape[1], a['idx'].ravel()
-    r = pd.DataFrame(dict(query=np.repeat(paths, n), rank=np.tile(np.arange(1, n + 1), len(paths)), path=g.rows.path.to_numpy()[idx],
+    r = pd.DataFrame(dict(query=np.repeat(paths, n), rank=np.tile(np.arange(1, n + 1), len(paths)),
+                          path=g.rows.path.to_numpy()[idx],
                           building=g.rows.label.to_numpy()[idx], similarity=a['sims'].ravel()))
     if g.has_coords: r['lat'], r['lon'] = g.rows.lat.to_numpy()[idx], g.rows.lon.to_numpy()[idx]
     return r
@@ -73,7 +79,8 @@ def search(self:BuildingGallery,
            queries, # Photos (file, folder, manifest, `BuildingIndex`) or embeddings
            k:int=10, # Matches per query
            **kw) -> pd.DataFrame: # `embed`'s workers, bs, progress
-    "The `k` best gallery matches of each readable query: one row per (query, rank) with the match's path, building and similarity."
+    ("The `k` best gallery matches of each readable query: one row per (query, rank) with the match's path, building "
+     "and similarity.")
     e, q = self.embed(queries, **kw)
     return _matches(self, q.path[q.status == 'ok'].to_numpy(), _answers(self, e, k))
 
@@ -81,7 +88,8 @@ def search(self:BuildingGallery,
 @patch
 def identify(self:BuildingGallery,
              queries, k:int=10, **kw) -> pd.DataFrame:
-    "Which building each readable query shows: the nearest building (class mean) with its calibrated confidence, or `unknown` below the open-set threshold; and the vote of its `k` nearest photos."
+    ("Which building each readable query shows: the nearest building (class mean) with its calibrated confidence, or "
+     "`unknown` below the open-set threshold; and the vote of its `k` nearest photos.")
     e, q = self.embed(queries, **kw)
     return _identify_table(self, e, q, _answers(self, e, k))
 
@@ -89,25 +97,33 @@ def identify(self:BuildingGallery,
 @patch
 def locate(self:BuildingGallery,
            queries, k:int=10, **kw) -> pd.DataFrame:
-    "Where each readable query was taken: the similarity-weighted position of its nearest gallery photos, with an error radius calibrated on the gallery."
+    ("Where each readable query was taken: the similarity-weighted position of its nearest gallery photos, with an "
+     "error radius calibrated on the gallery.")
     e, q = self.embed(queries, **kw)
     return _locate_table(self, e, q, _answers(self, e, k))
 
 # %% ../../nbs/07f_search.answers.ipynb #7be37cea
 def _identify_table(g:BuildingGallery, e, q:pd.DataFrame, a:dict) -> pd.DataFrame:
     ok = q[q.status == 'ok'].reset_index(drop=True)
-    if 'ncm' not in a: raise BuildingMetricError("the gallery's photos have no buildings (labels)", "index a labelled gallery (one folder per building, or a manifest with labels)")
+    if 'ncm' not in a:
+        raise BuildingMetricError("the gallery's photos have no buildings (labels)",
+                                  "index a labelled gallery (one folder per building, or a manifest with labels)")
     r = pd.DataFrame(dict(query=ok.path, building=np.where(a['known'], a['ncm'], 'unknown'), confidence=a['confidence'],
-                          best_similarity=a['best_similarity'], nearest_building=a['ncm'], knn_building=a['knn'], knn_share=a['knn_share']))
+                          best_similarity=a['best_similarity'], nearest_building=a['ncm'], knn_building=a['knn'],
+                          knn_share=a['knn_share']))
     if (ok.label != '').any():
         r['true_building'] = ok.label
         r['correct'] = np.where(ok.label.isin(set(g.rows.label)), r.building == ok.label, r.building == 'unknown')
     return r
 
 def _locate_table(g:BuildingGallery, e, q:pd.DataFrame, a:dict) -> pd.DataFrame:
-    if 'lat' not in a: raise BuildingMetricError("the gallery's photos have no coordinates", "index a gallery with coordinates (the geo layout, or lat/lon columns in the manifest)")
+    if 'lat' not in a:
+        raise BuildingMetricError("the gallery's photos have no coordinates",
+                                  "index a gallery with coordinates (the geo layout, or lat/lon columns in the "
+                                  "manifest)")
     ok = q[q.status == 'ok'].reset_index(drop=True)
-    r = pd.DataFrame(dict(query=ok.path, lat=a['lat'], lon=a['lon'], error_radius_m=a['radius_m'], spread_km=a['spread_km']))
+    r = pd.DataFrame(dict(query=ok.path, lat=a['lat'], lon=a['lon'], error_radius_m=a['radius_m'],
+                          spread_km=a['spread_km']))
     if ok[['lat', 'lon']].notna().all(axis=None) and len(ok):
         r['true_lat'], r['true_lon'] = ok.lat, ok.lon
         r['error_m'] = haversine_km(r.lat, r.lon, ok.lat, ok.lon) * 1000
@@ -117,7 +133,8 @@ def _locate_table(g:BuildingGallery, e, q:pd.DataFrame, a:dict) -> pd.DataFrame:
 @patch
 def answer(self:BuildingGallery,
            queries, k:int=10, **kw) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    "`identify` and `locate` (when the gallery has labels / coordinates) in one table, the matches, and the query files skipped with their reason."
+    ("`identify` and `locate` (when the gallery has labels / coordinates) in one table, the matches, and the query "
+     "files skipped with their reason.")
     e, q = self.embed(queries, **kw)
     a = _answers(self, e, k)
     ok = q[q.status == 'ok'].reset_index(drop=True)
@@ -140,7 +157,8 @@ def plot_answer(query:str, # The query photo
                 matches:pd.DataFrame, # Its rows of `answer`'s matches (rank order)
                 row:pd.Series|None=None, # Its row of `answer`'s table (the predicted building, confidence, location)
                 n:int=5, fname=None):
-    "The query beside its `n` best matches; frames green (same building as the query's known one) or red (another), grey when the query's building is not known."
+    ("The query beside its `n` best matches; frames green (same building as the query's known one) or red (another), "
+     "grey when the query's building is not known.")
     import matplotlib.pyplot as plt
     true = row.get('true_building', '') if row is not None else ''
     m = matches.head(n)
@@ -153,7 +171,8 @@ def plot_answer(query:str, # The query photo
         for s in ax.spines.values(): s.set_edgecolor(colour); s.set_linewidth(4)
     said = ''
     if row is not None and 'building' in row: said = f"\n{row['building']} ({row['confidence']:.0%})"
-    if row is not None and 'error_radius_m' in row and pd.notna(row.get('lat')): said += f"\n±{row['error_radius_m']:.0f} m"
+    if row is not None and 'error_radius_m' in row and pd.notna(row.get('lat')):
+        said += f"\n±{row['error_radius_m']:.0f} m"
     show(axs[0], query, f"query: {Path(query).name[:22]}{said}", 'black')
     for ax, (_, r) in zip(axs[1:], m.iterrows()):
         colour = 'grey' if not true else ('green' if r.building == true else 'red')
@@ -164,11 +183,14 @@ def plot_answer(query:str, # The query photo
 
 # %% ../../nbs/07f_search.answers.ipynb #5af44e96
 def _embed_fn(m:SearchModel, k:int, image) -> Callable:
-    "images -> embeddings through extractor `k` (with gradients), the other extractors' features those of `image` (fixed)."
-    fixed = [e(e.preprocess(image)[None]) if i != k else None for i, e in enumerate(m.extractors)]   # (an Extractor runs in inference mode)
+    ("images -> embeddings through extractor `k` (with gradients), the other extractors' features those of `image` "
+     "(fixed).")
+    # (an Extractor runs in inference mode)
+    fixed = [e(e.preprocess(image)[None]) if i != k else None for i, e in enumerate(m.extractors)]
     e = m.extractors[k]
     def embed(x):
-        f = torch.cat([e.pool(e.model, x).float() if i == k else fx.expand(len(x), -1) for i, fx in enumerate(fixed)], 1)
+        f = torch.cat([e.pool(e.model, x).float() if i == k else fx.expand(len(x), -1) for i,
+                       fx in enumerate(fixed)], 1)
         return m.head(f) if m.head is not None else F.normalize(f, dim=1)
     return embed
 
@@ -177,13 +199,16 @@ def explain_match(model, # A `SearchModel` (or what `SearchModel.create` takes):
                   extractor:str|None=None, # Whose feature map to explain, for a model of several (default: the first with a spatial one)
                   plus:bool=False, # Grad-CAM++ instead of Grad-CAM
                   fname=None) -> Figure:
-    "The query and the match side by side, each overlaid with the map of what in it resembles the other; `fig.maps` holds the two maps."
+    ("The query and the match side by side, each overlaid with the map of what in it resembles the other; `fig.maps` "
+     "holds the two maps.")
     m = SearchModel.create(model)
     if not m.has_gradients:
-        raise BuildingMetricError("an ONNX model has no gradients to explain", "pass the torch model it was exported from (bm-search --run <run folder>)")
+        raise BuildingMetricError("an ONNX model has no gradients to explain",
+                                  "pass the torch model it was exported from (bm-search --run <run folder>)")
     ims = [load_image(p) for p in (query, match)]
     ks = [i for i, e in enumerate(m.extractors) if extractor in (None, e.name)]
-    if not ks: raise BuildingMetricError(f"the model has no extractor {extractor!r}", f"use one of {', '.join(m.names)}")
+    if not ks:
+        raise BuildingMetricError(f"the model has no extractor {extractor!r}", f"use one of {', '.join(m.names)}")
     for k in ks:   # the first extractor with a spatial feature map
         e = m.extractors[k]; x = [e.preprocess(im)[None] for im in ims]
         try: layer = cam_layer(e.model, x[0]); break
@@ -191,8 +216,11 @@ def explain_match(model, # A `SearchModel` (or what `SearchModel.create` takes):
             if k == ks[-1]: raise
     f = [_embed_fn(m, k, im) for im in ims]
     with torch.no_grad(): t = [F.normalize(fi(xi).float(), dim=1) for fi, xi in zip(f, x)]
-    maps = [grad_cam(lambda z, fi=fi, o=o: (F.normalize(fi(z).float(), dim=1) * o).sum(1), xi, layer, plus)[0] for fi, xi, o in zip(f, x, t[::-1])]
-    fig = plot_match_maps(x[0][0], x[1][0], *maps, similarity=float((t[0] * t[1]).sum()), mean=e.preprocess.mean, std=e.preprocess.std, fname=fname,
-                          titles=(f"query: {Path(query).name[:24]}", f"match: {Path(match).name[:24]}" + (f" ({e.name})" if len(m.extractors) > 1 else '')))
+    maps = [grad_cam(lambda z, fi=fi, o=o: (F.normalize(fi(z).float(), dim=1) * o).sum(1), xi, layer, plus)[0] for fi,
+            xi, o in zip(f, x, t[::-1])]
+    fig = plot_match_maps(x[0][0], x[1][0], *maps, similarity=float((t[0] * t[1]).sum()), mean=e.preprocess.mean,
+                          std=e.preprocess.std, fname=fname,
+                          titles=(f"query: {Path(query).name[:24]}",
+                                  f"match: {Path(match).name[:24]}" + (f" ({e.name})" if len(m.extractors) > 1 else '')))
     fig.maps = tuple(maps)
     return fig

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..evaluation.retrieval import class_sums, expected_calibration_error, ncm_probabilities, open_set_threshold
+from ..evaluation.retrieval import (class_sums, expected_calibration_error, ncm_probabilities,
+                                                  open_set_threshold)
 from ..geo import haversine_km, locate_from_neighbours
 
 # %% auto #0
@@ -34,7 +35,8 @@ def _unit(x:np.ndarray) -> np.ndarray: return x / np.maximum(np.linalg.norm(x, a
 
 def building_sums(emb:np.ndarray, # (n, dim) L2-normalised embeddings
                   labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # (n,) their buildings ('' for none)
-    "The buildings of `labels` (sorted), the sum (float64) of each one's embeddings and its number of photos: what nearest-class-mean answers are made of, kept with a gallery and added to when it grows."
+    ("The buildings of `labels` (sorted), the sum (float64) of each one's embeddings and its number of photos: what "
+     "nearest-class-mean answers are made of, kept with a gallery and added to when it grows.")
     lab = np.asarray(labels).astype(str)
     has = lab != ''
     names, codes = np.unique(lab[has], return_inverse=True)
@@ -62,7 +64,9 @@ def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
               target_far:float|None=None, # Keep false accepts of unknown buildings at most this rate (default: equal error rate)
               coverage:float=0.68, # Share of true locations inside the error radius
               inlier_km:float=0.5, seed:int=0) -> dict:
-    "Confidence temperature, open-set threshold and location error radii, chosen by leaving gallery photos out: each query photo is answered by the rest of the gallery (known building), then without its whole building (unknown building)."
+    ("Confidence temperature, open-set threshold and location error radii, chosen by leaving gallery photos out: each "
+     "query photo is answered by the rest of the gallery (known building), then without its whole building (unknown "
+     "building).")
     lab = np.asarray(labels).astype(str)
     names, sums, counts = building_sums(emb, lab)
     out = dict(n_queries=0)
@@ -83,7 +87,8 @@ def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
     t = fit_temperature(scores[kn], y[kn])
     ece, _ = expected_calibration_error(torch.from_numpy(probabilities(scores[kn], t)), y[kn])
     th = open_set_threshold(known, unknown, target_far)
-    out.update(n_queries=int(kn.sum()), temperature=t, ece=ece, ncm_top1_known=float((scores[kn].argmax(1) == y[kn]).mean()),
+    out.update(n_queries=int(kn.sum()), temperature=t, ece=ece,
+               ncm_top1_known=float((scores[kn].argmax(1) == y[kn]).mean()),
                threshold=th['threshold'], far=th['far'], frr=th['frr'], target_far=target_far)
     if coords is not None and index is not None and np.isfinite(coords[rows]).all() and len(emb) > k + 1:
         s, j = index.search(emb[rows[qi]], k + 1)
@@ -96,5 +101,6 @@ def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
         b = np.searchsorted(edges, spread)
         radii = [float(np.quantile(err[b == i], coverage)) if (b == i).any() else float(np.quantile(err, coverage)) for i in range(4)]
         out['geo'] = dict(coverage=coverage, inlier_km=inlier_km, k=k, spread_edges_km=edges.tolist(), radius_km=radii,
-                          loo_median_error_m=float(np.median(err) * 1000), covered=float((err <= np.array(radii)[b]).mean()))
+                          loo_median_error_m=float(np.median(err) * 1000),
+                          covered=float((err <= np.array(radii)[b]).mean()))
     return out

@@ -29,19 +29,26 @@ from .model import FROZEN_SOURCES, SearchModel
 __all__ = ['GALLERY_FORMAT', 'GALLERY_VERSION', 'query_index', 'BuildingGallery']
 
 # %% ../../nbs/07e_search.gallery.ipynb #5edc3f92
-GALLERY_FORMAT, GALLERY_VERSION = 'building_metric.gallery', 2   # 2: the buildings' embedding sums are kept (version 1 galleries open too)
+# 2: the buildings' embedding sums are kept (version 1 galleries open too)
+GALLERY_FORMAT, GALLERY_VERSION = 'building_metric.gallery', 2
 
 def _is_cache(p:Path) -> bool: return p.suffix.lower() in ('.h5', '.hdf5')
 
 def query_index(path:str|Path, # An image file, a folder (any layout, or loose images), or a CSV manifest
                 workers:int=2) -> BuildingIndex:
-    "The photos of `path`, each checked (unreadable ones are kept as skipped rows with their reason); labels and coordinates when its layout gives them."
+    ("The photos of `path`, each checked (unreadable ones are kept as skipped rows with their reason); labels and "
+     "coordinates when its layout gives them.")
     p = Path(path)
-    if not p.exists(): raise BuildingMetricError(f"{str(p)!r} does not exist", "pass an image file, a folder of photos or a CSV manifest")
+    if not p.exists():
+        raise BuildingMetricError(f"{str(p)!r} does not exist",
+                                  "pass an image file, a folder of photos or a CSV manifest")
     if p.is_file() and p.suffix.lower() != '.csv': return BuildingIndex.from_files([p.name], p.parent)
-    if p.is_dir() and not any(q.is_dir() and not q.name.startswith('.') for q in p.iterdir()):   # loose photos, not the geo layout
+    # loose photos, not the geo layout
+    if p.is_dir() and not any(q.is_dir() and not q.name.startswith('.') for q in p.iterdir()):
         geo = any(q.suffix.lower() == '.txt' for q in p.iterdir())
-        if not geo: return BuildingIndex.from_files(sorted(q.name for q in p.iterdir() if q.is_file() and not q.name.startswith('.')), p, n_workers=workers)
+        if not geo:
+            return BuildingIndex.from_files(
+                sorted(q.name for q in p.iterdir() if q.is_file() and not q.name.startswith('.')), p, n_workers=workers)
     return BuildingIndex.from_path(p, n_workers=workers)
 
 def _rows_of_cache(c:FeatureCache, root:Path|None) -> pd.DataFrame:
@@ -54,9 +61,11 @@ def _write_gallery(path:Path, emb:np.ndarray, rows:pd.DataFrame, attrs:dict, bui
     tmp = path.with_name(path.name + '.tmp')
     s = h5py.string_dtype()
     with h5py.File(tmp, 'w') as f:
-        f.attrs.update(format=GALLERY_FORMAT, format_version=GALLERY_VERSION, library_version=building_metric.__version__, **attrs)
+        f.attrs.update(format=GALLERY_FORMAT, format_version=GALLERY_VERSION,
+                       library_version=building_metric.__version__, **attrs)
         f.create_dataset('embeddings', data=emb.astype(np.float32), chunks=(max(1, min(len(emb), 4096)), emb.shape[1]))
-        for c in ('path', 'label', 'group'): f[f'rows/{c}'] = np.array([str(v) for v in rows[c].fillna('')], dtype=object).astype(s)
+        for c in ('path', 'label', 'group'):
+            f[f'rows/{c}'] = np.array([str(v) for v in rows[c].fillna('')], dtype=object).astype(s)
         for c in ('lat', 'lon'): f[f'rows/{c}'] = rows[c].to_numpy(float)
         names, sums, counts = buildings
         f['buildings/names'] = np.array([str(n) for n in names], dtype=object).astype(s)
@@ -64,31 +73,42 @@ def _write_gallery(path:Path, emb:np.ndarray, rows:pd.DataFrame, attrs:dict, bui
     os.replace(tmp, path)
 
 def _read_gallery(path:Path) -> tuple[np.ndarray, pd.DataFrame, dict, tuple]:
-    if not path.is_file(): raise BuildingMetricError(f"no gallery at {str(path.parent)!r}", "build one with bm-index (BuildingGallery.build)")
+    if not path.is_file():
+        raise BuildingMetricError(f"no gallery at {str(path.parent)!r}",
+                                  "build one with bm-index (BuildingGallery.build)")
     try: f = h5py.File(path, 'r')
-    except OSError: raise BuildingMetricError(f"{str(path)!r} is truncated or corrupt", "build the gallery again with bm-index") from None
+    except OSError:
+        raise BuildingMetricError(f"{str(path)!r} is truncated or corrupt",
+                                  "build the gallery again with bm-index") from None
     with f:
-        if f.attrs.get('format') != GALLERY_FORMAT: raise BuildingMetricError(f"{str(path)!r} is not a building_metric gallery", "pass a folder written by bm-index")
+        if f.attrs.get('format') != GALLERY_FORMAT:
+            raise BuildingMetricError(f"{str(path)!r} is not a building_metric gallery",
+                                      "pass a folder written by bm-index")
         emb = f['embeddings'][:]
         rows = pd.DataFrame({c: f[f'rows/{c}'].asstr()[:] for c in ('path', 'label', 'group')})
         for c in ('lat', 'lon'): rows[c] = f[f'rows/{c}'][:]
-        if 'buildings' in f: b = (f['buildings/names'].asstr()[:].astype(str), f['buildings/sums'][:], f['buildings/counts'][:])
+        if 'buildings' in f:
+            b = (f['buildings/names'].asstr()[:].astype(str), f['buildings/sums'][:], f['buildings/counts'][:])
         else: b = building_sums(emb, rows.label.to_numpy())   # (a version 1 gallery)
         return emb, rows, dict(f.attrs), b
 
 # %% ../../nbs/07e_search.gallery.ipynb #cf895be8
 class BuildingGallery:
-    "Embeddings of known photos (with their buildings, paths and coordinates), a search index over them, and the calibration that turns similarities into answers."
+    ("Embeddings of known photos (with their buildings, paths and coordinates), a search index over them, and the "
+     "calibration that turns similarities into answers.")
     def __init__(self, path:str|Path, # A folder written by `BuildingGallery.build` (`bm-index`)
                  model=None, # The model to embed queries with (default: the one the gallery was built with); checked against the gallery
                  tta:str|None=None): # Test-time views of the queries (`TTA_MODES`; default: the gallery's own)
         self.path = Path(path)
         self.emb, self.rows, attrs, self.buildings = _read_gallery(self.path/'gallery.h5')
-        self.building_names, self.means = self.buildings[0], building_means(self.buildings[1])   # nearest-class-mean answers, once
+        # nearest-class-mean answers, once
+        self.building_names, self.means = self.buildings[0], building_means(self.buildings[1])
         jf = self.path/'gallery.json'
         self.info = json.loads(jf.read_text()) if jf.is_file() else {}
         if self.info.get('fingerprint') != attrs.get('fingerprint'):
-            raise BuildingMetricError(f"the gallery {str(self.path)!r} was left half-written (its index and embeddings differ)", "run the same bm-index command again to finish it")
+            raise BuildingMetricError(
+                f"the gallery {str(self.path)!r} was left half-written (its index and embeddings differ)",
+                "run the same bm-index command again to finish it")
         self.tta = tta or self.info.get('tta', 'none')
         self._model = None if model is None else self._checked(SearchModel.create(model))
         kind = self.info.get('kind', 'exact')
@@ -97,8 +117,11 @@ class BuildingGallery:
 
     def _checked(self, m:SearchModel) -> SearchModel:
         if m.fingerprint != self.info.get('model'):
-            raise BuildingMetricError(f"the gallery {str(self.path)!r} was embedded by another model ({self.info.get('model_source')}, fingerprint {self.info.get('model')}; this one {m.fingerprint})",
-                                      "rebuild it with this model (bm-index --rebuild), or search it with the model it was built with")
+            raise BuildingMetricError(
+                f"the gallery {str(self.path)!r} was embedded by another model ({self.info.get('model_source')}, "
+                f"fingerprint {self.info.get('model')}; this one {m.fingerprint})",
+                                      "rebuild it with this model (bm-index --rebuild), or search it with the model it "
+                "was built with")
         return m.with_tta(self.tta)
 
     @property
@@ -106,14 +129,17 @@ class BuildingGallery:
         "The model that embeds queries: the one given, else the one the gallery was built with."
         if self._model is None:
             src = self.info.get('model_source')
-            if not src or not (Path(src).exists() or src.startswith(FROZEN_SOURCES)): raise BuildingMetricError(f"the model the gallery was built with ({src}) is not here", "pass the run folder or .onnx (bm-search --run)")
+            if not src or not (Path(src).exists() or src.startswith(FROZEN_SOURCES)):
+                raise BuildingMetricError(f"the model the gallery was built with ({src}) is not here",
+                                          "pass the run folder or .onnx (bm-search --run)")
             self._model = self._checked(SearchModel.create(src))
         return self._model
 
     @property
     def calibration(self) -> dict: return self.info.get('calibration', {})
     @property
-    def has_coords(self) -> bool: return bool(len(self.rows)) and bool(np.isfinite(self.rows[['lat', 'lon']].to_numpy()).all())
+    def has_coords(self) -> bool:
+        return bool(len(self.rows)) and bool(np.isfinite(self.rows[['lat', 'lon']].to_numpy()).all())
     def __len__(self): return len(self.rows)
     def __repr__(self):
         c = self.calibration
@@ -128,15 +154,18 @@ def _source(images, root) -> tuple[BuildingIndex|None, Path|None]:
         return None, p
     return query_index(p), None
 
-def _finish(out:Path, emb:np.ndarray, rows:pd.DataFrame, m:SearchModel, kind:str, sources:list, log, seed:int=0) -> dict:
+def _finish(out:Path, emb:np.ndarray, rows:pd.DataFrame, m:SearchModel, kind:str, sources:list,
+            log, seed:int=0) -> dict:
     "Index, calibration and gallery.json for embeddings already in gallery.h5."
     t0 = time.time()
     kind = choose_kind(len(emb), kind)
     index = build_index(emb, kind, seed=seed)
     save_index(index, out)
     exact = index if kind == 'exact' else ExactIndex(emb)
-    info = dict(model=m.fingerprint, model_source=m.source, extractors=m.names, tta=m.tta, n=len(emb), dim=int(emb.shape[1]), kind=kind,
-                buildings=int(rows.label.replace('', np.nan).nunique()), sources=sources, index_seconds=round(time.time() - t0, 2))
+    info = dict(model=m.fingerprint, model_source=m.source, extractors=m.names, tta=m.tta, n=len(emb),
+                dim=int(emb.shape[1]), kind=kind,
+                buildings=int(rows.label.replace('', np.nan).nunique()), sources=sources,
+                index_seconds=round(time.time() - t0, 2))
     if kind != 'exact':
         q = emb[np.random.default_rng(seed).choice(len(emb), min(1000, len(emb)), replace=False)]
         info['recall_at_10'] = recall_at_k(index, exact, q, 10)
@@ -152,8 +181,10 @@ def _embedded(m:SearchModel, cache:Path, root:Path|None) -> tuple[np.ndarray, pd
     emb = m.embed_cache(cache)
     with FeatureCache(cache) as c: return emb, _rows_of_cache(c, root)
 
-def _commit(out:Path, m:SearchModel, emb:np.ndarray, rows:pd.DataFrame, buildings:tuple, kind:str, sources:list, log, seed:int=0) -> dict:
-    "Write gallery.h5 (embeddings, rows, building sums), then its index, calibration and gallery.json: what `build` and `add` both end with."
+def _commit(out:Path, m:SearchModel, emb:np.ndarray, rows:pd.DataFrame, buildings:tuple, kind:str, sources:list,
+            log, seed:int=0) -> dict:
+    ("Write gallery.h5 (embeddings, rows, building sums), then its index, calibration and gallery.json: what `build` "
+     "and `add` both end with.")
     fp = hashlib.sha256(emb.tobytes()).hexdigest()[:16]
     _write_gallery(out/'gallery.h5', emb, rows, dict(fingerprint=fp, model=m.fingerprint), buildings)
     return _finish(out, emb, rows, m, kind, sources, log, seed)
@@ -167,7 +198,8 @@ def build(cls:BuildingGallery,
           root:str|Path|None=None, # Where a feature cache's relative paths start (for its pictures)
           rebuild:bool=False, # Replace a gallery made by another model or of other photos
           tta:str='none', # Test-time augmentation: each photo embedded as the mean of these views (`TTA_MODES`); queries follow
-          workers:int=2, bs:int=32, progress:bool|None=None, shard_rows:int=1024, seed:int=0, log=print, # Where the progress lines go (None: nowhere)
+          workers:int=2, bs:int=32, progress:bool|None=None, shard_rows:int=1024, seed:int=0,
+          log=print, # Where the progress lines go (None: nowhere)
          ) -> BuildingGallery:
     "Embed the known photos with `model`, index them, calibrate the answers on them; returns the opened gallery."
     log = log or (lambda *a: None)
@@ -177,9 +209,13 @@ def build(cls:BuildingGallery,
         if (out/'gallery.json').is_file() and not rebuild:
             old = json.loads((out/'gallery.json').read_text())
             if old.get('model') != m.fingerprint:
-                raise BuildingMetricError(f"{str(out)!r} holds a gallery embedded by another model ({old.get('model_source')})", "pass another --out, or --rebuild to replace it")
+                raise BuildingMetricError(
+                    f"{str(out)!r} holds a gallery embedded by another model ({old.get('model_source')})",
+                    "pass another --out, or --rebuild to replace it")
             if old.get('sources', [None])[0] != src:
-                raise BuildingMetricError(f"{str(out)!r} holds a gallery of other photos ({old.get('sources', ['?'])[0]})", "use --add to add photos to it, or another --out, or --rebuild")
+                raise BuildingMetricError(
+                    f"{str(out)!r} holds a gallery of other photos ({old.get('sources', ['?'])[0]})",
+                    "use --add to add photos to it, or another --out, or --rebuild")
         if rebuild:
             for f in ('gallery.json', 'gallery.h5', 'index.faiss'): (out/f).unlink(missing_ok=True)
             shutil.rmtree(out/'features', ignore_errors=True)
@@ -187,8 +223,10 @@ def build(cls:BuildingGallery,
         index, cache = _source(images, root)
         if index is not None:
             log(index.report())
-            if not len(index): raise BuildingMetricError(f"no readable photo in {str(images)!r}", "check the index report above")
-            cache = m.features(index, out/'features'/'base.h5', workers=workers, bs=bs, progress=progress, shard_rows=shard_rows)
+            if not len(index):
+                raise BuildingMetricError(f"no readable photo in {str(images)!r}", "check the index report above")
+            cache = m.features(index, out/'features'/'base.h5', workers=workers, bs=bs, progress=progress,
+                               shard_rows=shard_rows)
             root = index.root
         t0 = time.time()
         emb, rows = _embedded(m, cache, Path(root).resolve() if root is not None else None)
@@ -201,7 +239,8 @@ def build(cls:BuildingGallery,
 def add(self:BuildingGallery,
         images, # New photos: an image folder (any layout) or a CSV manifest
         workers:int=2, bs:int=32, progress:bool|None=None, log=print) -> int:
-    "Embed the photos of `images` that the gallery does not hold yet and append them (the others are not embedded again); returns how many were added."
+    ("Embed the photos of `images` that the gallery does not hold yet and append them (the others are not embedded "
+     "again); returns how many were added.")
     log = log or (lambda *a: None)
     with WriterLock(self.path, 'gallery'):   # one writer per gallery
         m, index = self.model, query_index(images, workers)
@@ -209,16 +248,19 @@ def add(self:BuildingGallery,
         have = set(self.rows.path)
         df = index.df.copy()
         root = index.root.resolve()
-        new = df.status.eq('ok') & ~df.path.map(lambda p: str(root/p)).isin(have)   # (a link is not resolved again: a loop stays a skipped row)
+        # (a link is not resolved again: a loop stays a skipped row)
+        new = df.status.eq('ok') & ~df.path.map(lambda p: str(root/p)).isin(have)
         if not new.any(): log("every photo is already in the gallery: nothing to add"); return 0
         sub = BuildingIndex(df[new], index.root, index.layout)
         key = hashlib.sha256('\n'.join(sorted(sub.df.path)).encode() + str(Path(images).resolve()).encode()).hexdigest()[:12]
         cache = m.features(sub, self.path/'features'/f'add-{key}.h5', workers=workers, bs=bs, progress=progress)
         emb, rows = _embedded(m, cache, index.root.resolve())
-        buildings = merge_building_sums(self.buildings, building_sums(emb, rows.label.to_numpy()))   # (the old photos' sums are kept)
+        # (the old photos' sums are kept)
+        buildings = merge_building_sums(self.buildings, building_sums(emb, rows.label.to_numpy()))
         emb, rows = np.concatenate([self.emb, emb]), pd.concat([self.rows, rows], ignore_index=True)
         kind = self.info.get('kind', 'auto') if self.info.get('kind') != 'exact' or len(emb) <= 200_000 else 'auto'
-        _commit(self.path, m, emb, rows, buildings, kind, self.info.get('sources', []) + [str(Path(images).resolve())], log)
+        _commit(self.path, m, emb, rows, buildings, kind,
+                self.info.get('sources', []) + [str(Path(images).resolve())], log)
         self.__init__(self.path, m)
         log(f"added {int(new.sum()):,} photos: the gallery holds {len(self):,}")
         return int(new.sum())
@@ -230,10 +272,12 @@ def embed(self:BuildingGallery,
           workers:int=2, bs:int=32, progress:bool|None=None,
           cache_dir:str|Path|None=None, # Keep the queries' features here (default: a temporary folder, deleted after)
          ) -> tuple[np.ndarray, pd.DataFrame]:
-    "Embeddings of the readable query photos and their rows (path, label, lat, lon; status and reason of every file, skipped ones included)."
+    ("Embeddings of the readable query photos and their rows (path, label, lat, lon; status and reason of every file, "
+     "skipped ones included).")
     if isinstance(queries, (np.ndarray, torch.Tensor)):
         e = F.normalize(torch.as_tensor(np.asarray(queries, np.float32)), dim=1).numpy()
-        return e, pd.DataFrame(dict(path=[f"query {i}" for i in range(len(e))], label='', lat=np.nan, lon=np.nan, status='ok', reason=''))
+        return e, pd.DataFrame(dict(path=[f"query {i}" for i in range(len(e))], label='', lat=np.nan, lon=np.nan,
+                                    status='ok', reason=''))
     index = queries if isinstance(queries, BuildingIndex) else query_index(queries, workers)
     df = index.df.assign(path=[str(index.root/p) for p in index.df.path])[['path', 'label', 'lat', 'lon', 'status', 'reason']].reset_index(drop=True)
     df['label'] = df['label'].fillna('')
@@ -241,5 +285,6 @@ def embed(self:BuildingGallery,
     key = hashlib.sha256('\n'.join(df.path[df.status == 'ok']).encode()).hexdigest()[:12]
     with (tempfile.TemporaryDirectory() if cache_dir is None else contextlib.nullcontext(cache_dir)) as d:
         Path(d).mkdir(parents=True, exist_ok=True)
-        e = self.model.embed_cache(self.model.features(index, Path(d)/f'queries-{key}.h5', workers=workers, bs=bs, progress=progress))
+        e = self.model.embed_cache(self.model.features(index, Path(d)/f'queries-{key}.h5', workers=workers, bs=bs,
+                                                       progress=progress))
     return e, df

@@ -23,7 +23,8 @@ __all__ = ['INDEXES', 'ExactIndex', 'FaissIndex', 'exact_index', 'flat_index', '
 
 # %% ../../nbs/07b_search.index.ipynb #292d3d7a
 class ExactIndex:
-    "Cosine top-k by brute force: the gallery in blocks of `chunk` rows, the queries in blocks that keep one block of similarities under `budget_mb`."
+    ("Cosine top-k by brute force: the gallery in blocks of `chunk` rows, the queries in blocks that keep one block of "
+     "similarities under `budget_mb`.")
     kind = 'exact'
     def __init__(self, emb, # (n, dim) L2-normalised gallery embeddings (array or tensor)
                  chunk:int=65536, # Gallery rows per block
@@ -56,13 +57,16 @@ class ExactIndex:
 
 # %% ../../nbs/07b_search.index.ipynb #c2046642
 INDEXES = Registry('index kind')
-"Search index kinds by name: a builder `(emb, seed=0, **options) -> index`, the index having `kind`, `search(q, k)` and `save(path)`; `faiss=True` when the kind needs faiss, `approximate=True` when its recall is measured."
+("Search index kinds by name: a builder `(emb, seed=0, **options) -> index`, the index having `kind`, `search(q, k)` "
+ "and `save(path)`; `faiss=True` when the kind needs faiss, `approximate=True` when its recall is measured.")
 
 def _f32(x) -> np.ndarray: return np.ascontiguousarray(x, dtype=np.float32)
 
 def _faiss(kind:str):
     faiss = faiss_module()
-    if faiss is None: raise BuildingMetricError(f"index kind {kind!r} needs faiss, which is not installed", "pip install faiss-cpu, or use kind='exact'")
+    if faiss is None:
+        raise BuildingMetricError(f"index kind {kind!r} needs faiss, which is not installed",
+                                  "pip install faiss-cpu, or use kind='exact'")
     return faiss
 
 class FaissIndex:
@@ -75,7 +79,8 @@ class FaissIndex:
               **kw): # The kind's options (see `ivf_index`, `hnsw_index`)
         "The faiss index of `kind` over `emb`."
         if not INDEXES.info(kind).get('faiss'):
-            raise BuildingMetricError(f"{kind!r} is not a faiss index kind", f"use one of {', '.join(k for k in INDEXES.list() if INDEXES.info(k)['faiss'])}")
+            raise BuildingMetricError(f"{kind!r} is not a faiss index kind",
+                                      f"use one of {', '.join(k for k in INDEXES.list() if INDEXES.info(k)['faiss'])}")
         return INDEXES.create(kind, emb, **kw)
 
     @classmethod
@@ -86,7 +91,8 @@ class FaissIndex:
         return cls(index, kind)
 
     def search(self, q, k:int=10) -> tuple[np.ndarray, np.ndarray]:
-        "Similarities (m, k) and gallery rows (m, k) of the `k` best matches, best first (-1 rows when fewer were found)."
+        ("Similarities (m, k) and gallery rows (m, k) of the `k` best matches, best first (-1 rows when fewer were "
+         "found).")
         s, i = self.index.search(_f32(q), min(k, self.index.ntotal))
         return s, i.astype(np.int64)
 
@@ -108,13 +114,15 @@ def flat_index(emb, seed:int=0) -> FaissIndex:
 @INDEXES.register('ivf', faiss=True, approximate=True)
 def ivf_index(emb, seed:int=0,
               nlist:int|None=None, # Inverted lists (default: about 4 sqrt(n))
-              nprobe:int|None=None) -> FaissIndex: # Lists searched per query (default: nlist / 512, at least 8; recall@10 0.993 at 45x exact speed on 1M clustered embeddings)
+              # Lists searched per query (default: nlist / 512, at least 8; recall@10 0.993 at 45x exact speed on 1M clustered embeddings)
+              nprobe:int|None=None) -> FaissIndex:
     "Inverted lists over the vectors: only the `nprobe` lists nearest a query are searched."
     faiss, x = _faiss('ivf'), _f32(emb)
     n, d = x.shape
     nlist = nlist or int(min(max(1, n // 39), max(1, 4 * round(math.sqrt(n)))))
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-    sample = np.random.default_rng(seed).choice(n, min(n, 64 * nlist), replace=False)   # (faiss asks for 39 to 256 points per list)
+    # (faiss asks for 39 to 256 points per list)
+    sample = np.random.default_rng(seed).choice(n, min(n, 64 * nlist), replace=False)
     index.train(x[np.sort(sample)])
     index.nprobe = min(nlist, nprobe or max(8, nlist // 512))
     return FaissIndex.filled(index, x, 'ivf')
@@ -132,7 +140,8 @@ def hnsw_index(emb, seed:int=0,
 # %% ../../nbs/07b_search.index.ipynb #dced908a
 def choose_kind(n:int, # Gallery size
                 kind:str='auto') -> str:
-    "`auto`: exact search up to 200,000 embeddings (it is fast enough), faiss IVF above (exact when faiss is not installed); another kind is checked."
+    ("`auto`: exact search up to 200,000 embeddings (it is fast enough), faiss IVF above (exact when faiss is not "
+     "installed); another kind is checked.")
     if kind == 'auto': return 'ivf' if n > 200_000 and faiss_module() is not None else 'exact'
     if INDEXES.info(kind)['faiss']: _faiss(kind)
     return kind
@@ -142,14 +151,16 @@ def build_index(emb, kind:str='auto', **kw):
     return INDEXES.create(choose_kind(len(emb), kind), emb, **kw)
 
 def save_index(index, folder:str|Path):
-    "Keep `index` in a gallery folder (`index.faiss`, written under a temporary name and renamed into place); an exact index is the embeddings themselves."
+    ("Keep `index` in a gallery folder (`index.faiss`, written under a temporary name and renamed into place); an "
+     "exact index is the embeddings themselves.")
     if not INDEXES.info(index.kind)['faiss']: return
     tmp = Path(folder)/'index.faiss.tmp'
     index.save(tmp); os.replace(tmp, Path(folder)/'index.faiss')
 
 def load_index(folder:str|Path, kind:str, emb):
     "The index `save_index` kept in `folder`, over the gallery's embeddings `emb`."
-    return FaissIndex.load(Path(folder)/'index.faiss', kind) if INDEXES.info(kind)['faiss'] else INDEXES.create(kind, emb)
+    return FaissIndex.load(
+        Path(folder)/'index.faiss', kind) if INDEXES.info(kind)['faiss'] else INDEXES.create(kind, emb)
 
 def recall_at_k(index, exact:ExactIndex, queries, k:int=10) -> float:
     "Share of the true `k` nearest neighbours (from `exact`) that `index` returns."

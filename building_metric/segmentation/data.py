@@ -40,9 +40,13 @@ def read_classes(root:Path) -> list[str]|None:
     for n, line in enumerate(f.read_text().splitlines(), 1):
         if not line.strip(): continue
         k, _, name = line.strip().partition(' ')
-        if not k.isdigit() or not name.strip(): raise BuildingMetricError(f"{f.name} line {n} is {line!r}, not '<index> <name>'", "write one class per line, e.g. '0 background'")
+        if not k.isdigit() or not name.strip():
+            raise BuildingMetricError(f"{f.name} line {n} is {line!r}, not '<index> <name>'",
+                                      "write one class per line, e.g. '0 background'")
         names[int(k)] = name.strip()
-    if sorted(names) != list(range(len(names))): raise BuildingMetricError(f"{f.name} numbers its classes {sorted(names)}, not 0..{len(names) - 1}", "number the classes from 0 without gaps")
+    if sorted(names) != list(range(len(names))):
+        raise BuildingMetricError(f"{f.name} numbers its classes {sorted(names)}, not 0..{len(names) - 1}",
+                                  "number the classes from 0 without gaps")
     return [names[k] for k in range(len(names))]
 
 # %% ../../nbs/08_segmentation.data.ipynb #1fc884d5
@@ -54,7 +58,8 @@ def _check_pair(pair:tuple, n_classes:int|None) -> str:
     except Exception as e: return f"cannot read ({type(e).__name__})"
     if m.ndim != 2: return f"mask has {m.shape[2] if m.ndim == 3 else m.ndim} channels, not one of class indices"
     if (m.shape[1], m.shape[0]) != isize: return f"mask is {m.shape[1]}x{m.shape[0]}, image is {isize[0]}x{isize[1]}"
-    if n_classes is not None and m.max(initial=0) >= n_classes: return f"mask value {int(m.max())} is outside the {n_classes} classes"
+    if n_classes is not None and m.max(initial=0) >= n_classes:
+        return f"mask value {int(m.max())} is outside the {n_classes} classes"
     return ''
 
 class SegmentationPairs:
@@ -69,7 +74,9 @@ class SegmentationPairs:
         "Pair every image with its mask (same stem) and check the pairs."
         root = Path(root)
         if not (root/'images').is_dir() or not (root/'masks').is_dir():
-            raise BuildingMetricError(f"{str(root)!r} has no images/ and masks/ folders", "lay the data out as root/images/{train,val,test}/ and root/masks/{train,val,test}/")
+            raise BuildingMetricError(f"{str(root)!r} has no images/ and masks/ folders",
+                                      "lay the data out as root/images/{train,val,test}/ and "
+                                      "root/masks/{train,val,test}/")
         classes = classes or read_classes(root)
         rows, problems = [], []
         for split in SPLITS:
@@ -78,12 +85,15 @@ class SegmentationPairs:
             problems += [f"images/{split}/{imgs[s].name}: no mask with this name in masks/{split}" for s in sorted(set(imgs) - set(msks))]
             problems += [f"masks/{split}/{msks[s].name}: no image with this name in images/{split}" for s in sorted(set(msks) - set(imgs))]
             rows += [dict(image=imgs[s], mask=msks[s], split=split) for s in sorted(set(imgs) & set(msks))]
-        if not rows: raise BuildingMetricError(f"no image/mask pairs under {str(root)!r}", "give each image in images/<split>/ a mask of the same name in masks/<split>/")
+        if not rows:
+            raise BuildingMetricError(f"no image/mask pairs under {str(root)!r}",
+                                      "give each image in images/<split>/ a mask of the same name in masks/<split>/")
         items = pd.DataFrame(rows)
         why = parallel(_check_pair, list(zip(items.image, items['mask'])), n_classes=len(classes) if classes else None,
                        n_workers=n_workers if len(items) >= 200 else 0)
         bad = np.array([bool(w) for w in why])
-        problems += [f"{Path(i).relative_to(root)}: {w}" for i, w in zip(items.image[bad], np.array(why, dtype=object)[bad])]
+        problems += [f"{Path(i).relative_to(root)}: {w}" for i,
+                     w in zip(items.image[bad], np.array(why, dtype=object)[bad])]
         items = items[~bad].reset_index(drop=True)
         if classes is None:
             top = max(int(np.asarray(Image.open(m)).max()) for m in items['mask'])
@@ -94,8 +104,10 @@ class SegmentationPairs:
     def report(self) -> str:
         "A short text: pairs per split, classes, and every problem found."
         counts = self.items.split.value_counts()
-        lines = [f"SegmentationPairs of {self.root}: {len(self)} pairs ({', '.join(f'{s} {counts.get(s, 0)}' for s in SPLITS)}), {len(self.classes)} classes"]
-        if self.problems: lines += [f"  {len(self.problems)} problem(s), left out:"] + [f"    {p}" for p in self.problems[:20]] + (['    ...'] if len(self.problems) > 20 else [])
+        lines = [f"SegmentationPairs of {self.root}: {len(self)} pairs "
+                 f"({', '.join(f'{s} {counts.get(s, 0)}' for s in SPLITS)}), {len(self.classes)} classes"]
+        if self.problems:
+            lines += [f"  {len(self.problems)} problem(s), left out:"] + [f"    {p}" for p in self.problems[:20]] + (['    ...'] if len(self.problems) > 20 else [])
         return '\n'.join(lines)
     __repr__ = report
 
@@ -112,10 +124,13 @@ def seg_dataloaders(pairs:SegmentationPairs, # Checked pairs
     "fastai DataLoaders of (image, mask) batches; `dls.vocab` is the class list."
     it = pairs.items
     tr, va = np.flatnonzero(it.split == train), np.flatnonzero(it.split == valid)
-    if not len(tr): raise BuildingMetricError(f"split {train!r} has no pairs", "put training pairs in images/train and masks/train")
+    if not len(tr):
+        raise BuildingMetricError(f"split {train!r} has no pairs", "put training pairs in images/train and masks/train")
     tfms = aug_transforms(size=size, max_rotate=10, min_scale=0.75, max_warp=0) if augment else []
-    db = DataBlock(blocks=(ImageBlock, MaskBlock(pairs.classes)), get_x=_img, get_y=_msk, splitter=lambda _: (list(tr), list(va)),
-                   item_tfms=Resize(size, method='squish'), batch_tfms=tfms + [Normalize.from_stats(list(mean), list(std))])
+    db = DataBlock(blocks=(ImageBlock, MaskBlock(pairs.classes)), get_x=_img, get_y=_msk,
+                   splitter=lambda _: (list(tr), list(va)),
+                   item_tfms=Resize(size, method='squish'),
+                   batch_tfms=tfms + [Normalize.from_stats(list(mean), list(std))])
     dls = db.dataloaders(it, bs=bs, num_workers=num_workers, device=get_device(device))
     dls.vocab, dls.c = list(pairs.classes), len(pairs.classes)   # what a segmentation learner sizes its head by
     return dls
@@ -124,7 +139,8 @@ def seg_dataloaders(pairs:SegmentationPairs, # Checked pairs
 def pad_elements(items:list[tuple], # (features [N_i, F_i, D], labels [N_i, F_i]) per item
                  ignore_index:int=-100, # Label of padded elements
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "Collate items of different sizes into features [B, N, F, D], labels [B, N, F] (padding: `ignore_index`) and validity masks [B, N, F]."
+    ("Collate items of different sizes into features [B, N, F, D], labels [B, N, F] (padding: `ignore_index`) and "
+     "validity masks [B, N, F].")
     if not items: raise BuildingMetricError("no items to collate", "pass at least one (features, labels) pair")
     B, D = len(items), items[0][0].shape[-1]
     N, Fm = max(f.shape[0] for f, _ in items), max(f.shape[1] for f, _ in items)
@@ -133,7 +149,8 @@ def pad_elements(items:list[tuple], # (features [N_i, F_i, D], labels [N_i, F_i]
     valid = torch.zeros(B, N, Fm, dtype=torch.bool)
     for b, (f, l) in enumerate(items):
         if f.shape[:2] != l.shape or f.shape[-1] != D:
-            raise BuildingMetricError(f"item {b}: features {tuple(f.shape)} and labels {tuple(l.shape)} do not match (or feature size != {D})", "give each item features [N, F, D] and labels [N, F]")
+            raise BuildingMetricError(
+                f"item {b}: features {tuple(f.shape)} and labels {tuple(l.shape)} do not match (or feature size != {D})", "give each item features [N, F, D] and labels [N, F]")
         n, fc = f.shape[:2]
         x[b, :n, :fc], y[b, :n, :fc], valid[b, :n, :fc] = f, l, True
     return x, y, valid
@@ -145,7 +162,9 @@ def synthetic_elements(n:int=200, # Items
                        noise:float=1.5, # Noise on the cluster type each face shows
                        seed:int=0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     "Toy per-element data: items of 2..8 clusters x 2..6 faces, features [N, F, d] and labels [N, F] in 0..2*n_types-1."
-    if d < n_types + 1: raise BuildingMetricError(f"d={d} features cannot hold {n_types} cluster types and a face bit", f"use d >= {n_types + 1}")
+    if d < n_types + 1:
+        raise BuildingMetricError(f"d={d} features cannot hold {n_types} cluster types and a face bit",
+                                  f"use d >= {n_types + 1}")
     g = torch.Generator().manual_seed(seed)
     items = []
     for _ in range(n):
@@ -162,11 +181,14 @@ def synthetic_elements(n:int=200, # Items
 def element_dataloaders(train_items:list, valid_items:list, # (features [N, F, D], labels [N, F]) per item
                         bs:int=16, ignore_index:int=-100, n_classes:int|None=None, device=None, seed:int|None=None):
     "fastai DataLoaders of padded per-element batches `(features, valid, labels)`; `dls.c` is the number of classes."
-    if not train_items or not valid_items: raise BuildingMetricError("element_dataloaders needs training and validation items", "pass two non-empty lists of (features, labels)")
+    if not train_items or not valid_items:
+        raise BuildingMetricError("element_dataloaders needs training and validation items",
+                                  "pass two non-empty lists of (features, labels)")
     def collate(b):
         x, y, v = pad_elements(b, ignore_index)
         return x, v, y
-    mk = lambda items, shuffle: DataLoader(items, bs=bs, shuffle=shuffle, drop_last=False, create_batch=collate, device=get_device(device))
+    mk = lambda items, shuffle: DataLoader(items, bs=bs, shuffle=shuffle, drop_last=False, create_batch=collate,
+                                           device=get_device(device))
     dls = DataLoaders(mk(train_items, True), mk(valid_items, False), device=get_device(device))
     if seed is not None: dls.train.rng = random.Random(seed)
     dls.n_inp = 2

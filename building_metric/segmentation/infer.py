@@ -30,17 +30,21 @@ __all__ = ['load_segmenter', 'predict_mask', 'overlay', 'seg_infer', 'run_seg_in
 
 # %% ../../nbs/08d_segmentation.infer.ipynb #ad61ff55
 def load_segmenter(checkpoint:str|Path, device=None) -> tuple[nn.Module, dict]:
-    "The model of a `seg_train` checkpoint (`best.pth` + `best.json`), in eval mode, and its settings (classes, size, mean, std, ...)."
+    ("The model of a `seg_train` checkpoint (`best.pth` + `best.json`), in eval mode, and its settings (classes, size, "
+     "mean, std, ...).")
     sd, meta = load_checkpoint(checkpoint)
     cfg = meta.get('config') or {}
     if 'arch' not in cfg or 'classes' not in cfg:
-        raise BuildingMetricError(f"{str(checkpoint)!r} is not a segmentation checkpoint (its .json has no arch and classes)", "pass the best.pth that bm-seg-train wrote")
+        raise BuildingMetricError(
+            f"{str(checkpoint)!r} is not a segmentation checkpoint (its .json has no arch and classes)",
+            "pass the best.pth that bm-seg-train wrote")
     n, arch = len(cfg['classes']), cfg['arch']
     if arch.startswith('segformer'): model = SegFormer(n, config=cfg['hf_config'])
     else: model = unet(arch[5:], n, (cfg['size'], cfg['size']), pretrained=False, tiny=cfg['tiny'])
     try: model.load_state_dict(sd)
     except RuntimeError as e:
-        raise BuildingMetricError(f"{str(checkpoint)!r} does not fit a {arch} ({str(e).splitlines()[0]})", "pass the best.json written beside this best.pth") from None
+        raise BuildingMetricError(f"{str(checkpoint)!r} does not fit a {arch} ({str(e).splitlines()[0]})",
+                                  "pass the best.json written beside this best.pth") from None
     return model.to(get_device(device)).eval(), cfg
 
 # %% ../../nbs/08d_segmentation.infer.ipynb #bccb3ab6
@@ -56,7 +60,8 @@ def predict_mask(model:nn.Module, # A segmentation model in eval mode
                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                  overlap:float=0.5, # Overlap of neighbouring windows
                  batch:int=8) -> tuple[np.ndarray, int]:
-    "Class-index mask [H, W] of `img` and the number of windows used: resized whole if it fits the window, else overlapping windows at full resolution."
+    ("Class-index mask [H, W] of `img` and the number of windows used: resized whole if it fits the window, else "
+     "overlapping windows at full resolution.")
     if not 0 <= overlap < 1: raise BuildingMetricError(f"overlap={overlap}", "use a fraction in [0, 1)")
     dev = next(model.parameters()).device
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
@@ -64,7 +69,8 @@ def predict_mask(model:nn.Module, # A segmentation model in eval mode
     H, W = x.shape[-2:]; h, w = size
     if H <= h and W <= w:       # as in training: squished to the window
         logits = model(F.interpolate(x, size=(h, w), mode='bilinear', align_corners=False))
-        return F.interpolate(logits, size=(H, W), mode='bilinear', align_corners=False).argmax(1)[0].cpu().numpy().astype(np.int64), 1
+        return F.interpolate(logits, size=(H, W), mode='bilinear',
+                             align_corners=False).argmax(1)[0].cpu().numpy().astype(np.int64), 1
     ph, pw = max(h - H, 0), max(w - W, 0)
     if ph or pw: x = F.pad(x, (0, pw, 0, ph), mode='reflect' if ph < H and pw < W else 'replicate')
     Hp, Wp = x.shape[-2:]
@@ -82,7 +88,8 @@ def predict_mask(model:nn.Module, # A segmentation model in eval mode
 # %% ../../nbs/08d_segmentation.infer.ipynb #fa1cd7d1
 def overlay(img:Image.Image, mask:np.ndarray, n_classes:int, alpha:float=0.5) -> Image.Image:
     "The class colours of `mask` blended over `img`."
-    return Image.fromarray((np.asarray(img, dtype=np.float32) * (1 - alpha) + colorize(mask, n_classes) * alpha).round().astype(np.uint8))
+    return Image.fromarray((np.asarray(img,
+                                       dtype=np.float32) * (1 - alpha) + colorize(mask, n_classes) * alpha).round().astype(np.uint8))
 
 # %% ../../nbs/08d_segmentation.infer.ipynb #f72f0daa
 def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
@@ -92,10 +99,12 @@ def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
               overlap:float=0.5, device=None, log=print) -> pd.DataFrame:
     "Masks and overlays for every image under `images`; unreadable files are reported in the returned table, not fatal."
     images, output = Path(images), Path(output)
-    if not images.is_dir(): raise BuildingMetricError(f"--images {str(images)!r} is not a folder", "pass a folder of images")
+    if not images.is_dir():
+        raise BuildingMetricError(f"--images {str(images)!r} is not a folder", "pass a folder of images")
     model, cfg = load_segmenter(checkpoint, device)
     classes, size = cfg['classes'], tuple(image_size or (cfg['size'], cfg['size']))
-    if len(classes) > 256: raise BuildingMetricError(f"{len(classes)} classes do not fit one byte per pixel", "use at most 256 classes")
+    if len(classes) > 256:
+        raise BuildingMetricError(f"{len(classes)} classes do not fit one byte per pixel", "use at most 256 classes")
     files = sorted(p for p in images.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
         log(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {images}: nothing to do")
@@ -107,11 +116,13 @@ def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
         rel = f.relative_to(images)
         r = check_image(f, keep=True)
         if r['status'] != 'ok':
-            rows.append(dict(file=str(rel), status='skipped', reason=r['reason'])); log(f"skipped {rel}: {r['reason']}"); continue
+            rows.append(dict(file=str(rel), status='skipped',
+                             reason=r['reason'])); log(f"skipped {rel}: {r['reason']}"); continue
         img = r['image']
         mask, nwin = predict_mask(model, img, size, cfg['mean'], cfg['std'], overlap)
         name = rel.with_suffix('.png')
-        for sub, im in (('masks', Image.fromarray(mask.astype(np.uint8))), ('overlays', overlay(img, mask, len(classes)))):
+        for sub, im in (('masks', Image.fromarray(mask.astype(np.uint8))),
+                        ('overlays', overlay(img, mask, len(classes)))):
             (output/sub/name).parent.mkdir(parents=True, exist_ok=True); im.save(output/sub/name)
         rows.append(dict(file=str(rel), status='ok', reason='', width=img.width, height=img.height, windows=nwin))
     rep = pd.DataFrame(rows)
@@ -122,7 +133,10 @@ def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
 # %% ../../nbs/08d_segmentation.infer.ipynb #a0a7f4e8
 def run_seg_infer(cfg:SegInferConfig) -> dict:
     "`bm-seg-infer`'s job: `seg_infer` as `cfg` says, its settings written beside the masks."
-    if not cfg.checkpoint or not cfg.images: raise BuildingMetricError(f"bm-seg-infer needs {'--checkpoint' if not cfg.checkpoint else '--images'}", "pass it as a flag or in the --config file")
-    rep = seg_infer(cfg.checkpoint, cfg.images, cfg.out, (cfg.window, cfg.window) if cfg.window else None, cfg.overlap, cfg.device or None, log=print)
+    if not cfg.checkpoint or not cfg.images:
+        raise BuildingMetricError(f"bm-seg-infer needs {'--checkpoint' if not cfg.checkpoint else '--images'}",
+                                  "pass it as a flag or in the --config file")
+    rep = seg_infer(cfg.checkpoint, cfg.images, cfg.out, (cfg.window, cfg.window) if cfg.window else None, cfg.overlap,
+                    cfg.device or None, log=print)
     Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
     return dict(out=cfg.out, masks=int((rep.status == 'ok').sum()), skipped=int((rep.status != 'ok').sum()))

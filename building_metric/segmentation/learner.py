@@ -36,35 +36,43 @@ __all__ = ['SegFormer', 'unet', 'ElementSegmenter', 'seg_splitter', 'seg_learner
 class SegFormer(nn.Module):
     "transformers' SegFormer with its logits upsampled (bilinear) to the input size."
     def __init__(self, n_classes:int, model_id:str='nvidia/mit-b0', pretrained:bool=True, tiny:bool=False,
-                 config:dict|None=None): # A saved `self.net.config.to_dict()`: rebuild that architecture, random (for loading a checkpoint)
+                 # A saved `self.net.config.to_dict()`: rebuild that architecture, random (for loading a checkpoint)
+                 config:dict|None=None):
         super().__init__()
         from transformers import SegformerConfig, SegformerForSemanticSegmentation
         if config is not None: self.net = SegformerForSemanticSegmentation(SegformerConfig.from_dict(config))
         elif tiny or not pretrained:
-            cfg = SegformerConfig(num_labels=n_classes, **(dict(depths=[1, 1, 1, 1], hidden_sizes=[16, 32, 64, 128], decoder_hidden_size=64,
+            cfg = SegformerConfig(num_labels=n_classes,
+                                  **(dict(depths=[1, 1, 1, 1], hidden_sizes=[16, 32, 64, 128], decoder_hidden_size=64,
                                                               num_attention_heads=[1, 1, 2, 4]) if tiny else {}))
             self.net = SegformerForSemanticSegmentation(cfg)
         else:
             with loading_weights('segformer', model_id):
-                self.net = SegformerForSemanticSegmentation.from_pretrained(model_id, num_labels=n_classes, ignore_mismatched_sizes=True)
+                self.net = SegformerForSemanticSegmentation.from_pretrained(
+                    model_id, num_labels=n_classes, ignore_mismatched_sizes=True)
     def forward(self, x):
         return F.interpolate(self.net(pixel_values=x).logits, size=x.shape[-2:], mode='bilinear', align_corners=False)
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #3df7f78e
 def unet(encoder:str, n_classes:int, size:tuple, pretrained:bool, tiny:bool, weights=None) -> nn.Module:
     kw = dict(layers=[1, 1, 1, 1]) if tiny else {}                       # tiny: a ResNet-10 shape, random
-    enc = timm_model('resnet18' if tiny else encoder, f"unet_{encoder}", pretrained and not tiny, None if tiny else weights, **kw)
-    if not hasattr(enc, 'layer4'): raise BuildingMetricError(f"encoder {encoder!r} is not a ResNet-family timm model", "use unet_resnet18/34/50 (or resnet10t, resnet26d, ...), or arch='segformer'")
+    enc = timm_model('resnet18' if tiny else encoder, f"unet_{encoder}", pretrained and not tiny,
+                     None if tiny else weights, **kw)
+    if not hasattr(enc, 'layer4'):
+        raise BuildingMetricError(f"encoder {encoder!r} is not a ResNet-family timm model",
+                                  "use unet_resnet18/34/50 (or resnet10t, resnet26d, ...), or arch='segformer'")
     return DynamicUnet(create_body(enc, n_in=3, pretrained=pretrained, cut=-2), n_classes, size)
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #8ab9a20f
 class ElementSegmenter(nn.Module):
-    "Per-element classifier of padded `[B, N, F, D]` batches: an MLP per element, the mean over the valid elements of its cluster as context; logits `[B, C, N, F]`."
+    ("Per-element classifier of padded `[B, N, F, D]` batches: an MLP per element, the mean over the valid elements of "
+     "its cluster as context; logits `[B, C, N, F]`.")
     def __init__(self, d_in:int, n_classes:int, hidden:int=64, context:bool=True):
         super().__init__()
         self.context = context
         self.embed = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
-        self.classify = nn.Sequential(nn.Linear(hidden * (2 if context else 1), hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+        self.classify = nn.Sequential(nn.Linear(hidden * (2 if context else 1), hidden), nn.ReLU(),
+                                      nn.Linear(hidden, n_classes))
     def forward(self, x, valid=None):
         m = (torch.ones(x.shape[:-1], device=x.device) if valid is None else valid.to(x.dtype)).unsqueeze(-1)
         h = self.embed(x) * m                                              # padding contributes nothing
@@ -83,7 +91,8 @@ def _stages(model:nn.Module) -> list[list]|None:
         sf = model.net.segformer
         if hasattr(sf, 'stages'): return [list(st.parameters()) for st in sf.stages]        # transformers >= 5
         e = sf.encoder
-        return [[p for m in (e.patch_embeddings[i], e.block[i], e.layer_norm[i]) for p in m.parameters()] for i in range(len(e.block))]
+        return [[p for m in (e.patch_embeddings[i], e.block[i],
+                             e.layer_norm[i]) for p in m.parameters()] for i in range(len(e.block))]
     return None
 
 def seg_splitter(model:nn.Module, stages:bool=False) -> list:
@@ -93,7 +102,8 @@ def seg_splitter(model:nn.Module, stages:bool=False) -> list:
     else: return [list(model.parameters())]
     ids = {id(p) for p in enc}
     groups = _stages(model) if stages else [enc]
-    left = [p for p in enc if id(p) not in {id(q) for g in groups for q in g}]   # anything outside the stages goes with the first
+    # anything outside the stages goes with the first
+    left = [p for p in enc if id(p) not in {id(q) for g in groups for q in g}]
     groups[0] = left + groups[0]
     return groups + [[p for p in model.parameters() if id(p) not in ids]]
 
@@ -114,8 +124,11 @@ def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`,
                 metrics=None, cbs=None, path='.', weights:str|None=None) -> Learner:
     "A fastai Learner for semantic segmentation of building images (or of padded per-element data)."
     n = getattr(dls, 'c', None)
-    if not n: raise BuildingMetricError("the DataLoaders do not say how many classes there are", "build them with seg_dataloaders (it sets dls.c)")
-    if layer_decay is not None and not 0 < layer_decay <= 1: raise BuildingMetricError(f"layer_decay={layer_decay}", "use a factor in (0, 1], e.g. 0.75")
+    if not n:
+        raise BuildingMetricError("the DataLoaders do not say how many classes there are",
+                                  "build them with seg_dataloaders (it sets dls.c)")
+    if layer_decay is not None and not 0 < layer_decay <= 1:
+        raise BuildingMetricError(f"layer_decay={layer_decay}", "use a factor in (0, 1], e.g. 0.75")
     elements = arch == 'elements'
     loss, ignore_index = loss or ('masked_ce' if elements else 'ce_dice'), (-100 if elements else 255) if ignore_index is None else ignore_index
     xb = dls.one_batch()[0]
@@ -123,13 +136,19 @@ def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`,
     elif elements: model = ElementSegmenter(xb.shape[-1], n)
     elif arch.startswith('segformer'): model = SegFormer(n, arch.partition(':')[2] or 'nvidia/mit-b0', pretrained, tiny)
     elif arch.startswith('unet_'): model = unet(arch[5:], n, tuple(xb.shape[-2:]), pretrained, tiny, weights)
-    else: raise BuildingMetricError(f"unknown segmentation arch {arch!r}", "use 'unet_resnet34' (any timm ResNet after unet_), 'segformer' or 'elements'")
+    else:
+        raise BuildingMetricError(f"unknown segmentation arch {arch!r}",
+                                  "use 'unet_resnet34' (any timm ResNet after unet_), 'segformer' or 'elements'")
     cbs = L(TerminateOnNaN()) + L(cbs)
     if clip: cbs.append(GradientClip(clip))
-    if mixed_precision or (mixed_precision is None and get_device(getattr(dls, 'device', None)).type == 'cuda'): cbs.append(MixedPrecision())
-    learn = Learner(dls, model.to(getattr(dls, 'device', None) or get_device()), loss_func=seg_loss(loss, weight=class_weights, ignore_index=ignore_index),
-                    opt_func=partial(Adam, decouple_wd=True), splitter=partial(seg_splitter, stages=layer_decay is not None),
-                    metrics=seg_metrics(n, ignore_index) if metrics is None else metrics, wd=wd, wd_bn_bias=False, cbs=cbs, path=path)
+    if mixed_precision or (mixed_precision is None and get_device(getattr(dls, 'device', None)).type == 'cuda'):
+        cbs.append(MixedPrecision())
+    learn = Learner(dls, model.to(getattr(dls, 'device', None) or get_device()),
+                    loss_func=seg_loss(loss, weight=class_weights, ignore_index=ignore_index),
+                    opt_func=partial(Adam, decouple_wd=True),
+                    splitter=partial(seg_splitter, stages=layer_decay is not None),
+                    metrics=seg_metrics(n, ignore_index) if metrics is None else metrics, wd=wd, wd_bn_bias=False,
+                    cbs=cbs, path=path)
     learn.recorder.train_metrics = train_metrics
     learn.ignore_index, learn.layer_decay = ignore_index, layer_decay   # for `miou_score` and `seg_lrs`
     return learn
@@ -138,7 +157,8 @@ def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`,
 def seg_lrs(learn, # A `seg_learner`
             lr:float, # Learning rate of the decoder / head
             encoder_ratio:float=0.1): # Without layer decay: the encoder's rate relative to the decoder's
-    "Learning rates per parameter group: with `layer_decay` d, `lr * d**k` for the encoder stage k stages below the decoder; else `slice(lr * encoder_ratio, lr)`."
+    ("Learning rates per parameter group: with `layer_decay` d, `lr * d**k` for the encoder stage k stages below the "
+     "decoder; else `slice(lr * encoder_ratio, lr)`.")
     n = len(learn.splitter(learn.model))
     if n == 1: return lr
     if learn.layer_decay is None: return slice(lr * encoder_ratio, lr)
@@ -163,7 +183,8 @@ def seg_confusion(model:nn.Module, dl, n_classes:int, ignore_index:int=255) -> t
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #f862118b
 def majority_baseline(dls, ignore_index:int=255) -> dict:
-    "`seg_scores` on the validation set of always predicting the class most frequent in the training labels (a floor any model must clear)."
+    ("`seg_scores` on the validation set of always predicting the class most frequent in the training labels (a floor "
+     "any model must clear).")
     counts = torch.zeros(dls.c, dtype=torch.long)
     for b in dls.train:
         y = _split_batch(b)[1].cpu().flatten()
@@ -191,7 +212,8 @@ def class_colors(n:int) -> np.ndarray:
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #197ad73f
 def colorize(mask, n_classes:int) -> np.ndarray:
-    "RGB image `[H, W, 3]` of a class-index mask (`class_colors`); values outside 0..n_classes-1 (ignored pixels) black."
+    ("RGB image `[H, W, 3]` of a class-index mask (`class_colors`); values outside 0..n_classes-1 (ignored pixels) "
+     "black.")
     m = np.asarray(mask).astype(np.int64)
     out, ok = np.zeros((*m.shape, 3), np.uint8), (m >= 0) & (m < n_classes)
     out[ok] = class_colors(n_classes)[m[ok]]
@@ -217,11 +239,13 @@ def show_predictions(learn, # A trained `seg_learner` on images
     c, names = learn.dls.c, list(getattr(learn.dls, 'vocab', range(learn.dls.c)))
     fig, axs = plt.subplots(len(xb), 3, figsize=(7.5, 2.4 * len(xb)), squeeze=False)
     for i in range(len(xb)):
-        for ax, im, t in zip(axs[i], (imgs[i], colorize(yb[i].cpu(), c), colorize(pred[i], c)), ('image', 'ground truth', 'prediction')):
+        for ax, im, t in zip(axs[i], (imgs[i], colorize(yb[i].cpu(), c), colorize(pred[i], c)),
+                             ('image', 'ground truth', 'prediction')):
             ax.imshow(im); ax.set_axis_off()
             if i == 0: ax.set_title(t)
     cols = class_colors(c) / 255
-    fig.legend(handles=[Patch(color=cols[k], label=str(names[k])) for k in range(c)], loc='lower center', ncol=min(c, 5), fontsize=8, frameon=False)
+    fig.legend(handles=[Patch(color=cols[k], label=str(names[k])) for k in range(c)], loc='lower center',
+               ncol=min(c, 5), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06 + 0.02 * ((c - 1) // 5), 1, 1))
     if fname: fig.savefig(fname, dpi=100, bbox_inches='tight')
     return fig

@@ -26,13 +26,16 @@ def confusion_matrix(pred:torch.Tensor, target:torch.Tensor, n_classes:int, igno
     p, t = pred.reshape(-1).long(), target.reshape(-1).long()
     keep = t != ignore_index
     p, t = p[keep], t[keep]
-    if len(t) and (t.max() >= n_classes or t.min() < 0): raise BuildingMetricError(f"target value {int(t.max())} is outside the {n_classes} classes", "check the masks' values (SegmentationPairs reports them) or n_classes")
+    if len(t) and (t.max() >= n_classes or t.min() < 0):
+        raise BuildingMetricError(f"target value {int(t.max())} is outside the {n_classes} classes",
+                                  "check the masks' values (SegmentationPairs reports them) or n_classes")
     return torch.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 # %% ../../nbs/08a_segmentation.metrics.ipynb #2ad57481
 def seg_scores(conf, # Confusion matrix [true, predicted]
                class_names:list|None=None) -> dict:
-    "mIoU, pixel and mean accuracy, mean Dice, frequency-weighted IoU, and per-class IoU / Dice / accuracy, from a confusion matrix."
+    ("mIoU, pixel and mean accuracy, mean Dice, frequency-weighted IoU, and per-class IoU / Dice / accuracy, from a "
+     "confusion matrix.")
     c = torch.as_tensor(conf).double()
     tp, t, p = c.diag(), c.sum(1), c.sum(0)
     with np.errstate(all='ignore'):
@@ -41,9 +44,12 @@ def seg_scores(conf, # Confusion matrix [true, predicted]
     iou[~present] = dice[~present] = np.nan
     freq = (t / t.sum()).numpy()
     names = class_names or [str(k) for k in range(len(tp))]
-    return dict(miou=float(np.nanmean(iou)) if present.any() else float('nan'), pixel_acc=float(tp.sum() / c.sum()) if c.sum() else float('nan'),
-                mean_acc=float(np.nanmean(acc)) if (t > 0).any() else float('nan'), mean_dice=float(np.nanmean(dice)) if present.any() else float('nan'),
-                fw_iou=float(np.nansum(freq * np.nan_to_num(iou))), iou=dict(zip(names, iou.tolist())), dice=dict(zip(names, dice.tolist())),
+    return dict(miou=float(np.nanmean(iou)) if present.any() else float('nan'),
+                pixel_acc=float(tp.sum() / c.sum()) if c.sum() else float('nan'),
+                mean_acc=float(np.nanmean(acc)) if (t > 0).any() else float('nan'),
+                mean_dice=float(np.nanmean(dice)) if present.any() else float('nan'),
+                fw_iou=float(np.nansum(freq * np.nan_to_num(iou))), iou=dict(zip(names, iou.tolist())),
+                dice=dict(zip(names, dice.tolist())),
                 acc=dict(zip(names, acc.tolist())))
 
 # %% ../../nbs/08a_segmentation.metrics.ipynb #aed0419b
@@ -51,10 +57,12 @@ class _Accumulator:
     "One confusion matrix shared by the metrics of `seg_metrics`."
     def __init__(self, n_classes, ignore_index): self.n, self.ignore, self.conf = n_classes, ignore_index, None
     def reset(self): self.conf = torch.zeros(self.n, self.n, dtype=torch.long)
-    def add(self, logits, target): self.conf += confusion_matrix(logits.argmax(1).cpu(), target.cpu(), self.n, self.ignore)
+    def add(self, logits, target):
+        self.conf += confusion_matrix(logits.argmax(1).cpu(), target.cpu(), self.n, self.ignore)
 
 class SegMetric(Metric):
-    "A score of `seg_scores` over all validation batches; the first of a `seg_metrics` group fills the shared confusion matrix."
+    ("A score of `seg_scores` over all validation batches; the first of a `seg_metrics` group fills the shared "
+     "confusion matrix.")
     def __init__(self, acc:_Accumulator, key:str, owner:bool):
         self.acc, self.key, self.owner = acc, key, owner
     def reset(self):
@@ -67,7 +75,8 @@ class SegMetric(Metric):
     def name(self): return self.key
 
 # %% ../../nbs/08a_segmentation.metrics.ipynb #a7d8f27f
-def seg_metrics(n_classes:int, ignore_index:int=255, keys=('miou', 'pixel_acc', 'mean_acc', 'mean_dice', 'fw_iou')) -> list[SegMetric]:
+def seg_metrics(n_classes:int, ignore_index:int=255,
+                keys=('miou', 'pixel_acc', 'mean_acc', 'mean_dice', 'fw_iou')) -> list[SegMetric]:
     "fastai metrics for a segmentation Learner, computed from one confusion matrix per validation."
     acc = _Accumulator(n_classes, ignore_index)
     return [SegMetric(acc, k, i == 0) for i, k in enumerate(keys)]
@@ -76,12 +85,15 @@ def seg_metrics(n_classes:int, ignore_index:int=255, keys=('miou', 'pixel_acc', 
 def _w(weight): return None if weight is None else torch.as_tensor(weight, dtype=torch.float)
 
 class DiceLoss(nn.Module):
-    "1 - soft Dice of the softmax and the one-hot target, averaged over the classes present in the batch; `ignore_index` pixels left out."
-    def __init__(self, ignore_index:int=255, smooth:float=1.0): super().__init__(); self.ignore, self.smooth = ignore_index, smooth
+    ("1 - soft Dice of the softmax and the one-hot target, averaged over the classes present in the batch; "
+     "`ignore_index` pixels left out.")
+    def __init__(self, ignore_index:int=255, smooth:float=1.0):
+        super().__init__(); self.ignore, self.smooth = ignore_index, smooth
     def forward(self, logits, target):
         keep = (target != self.ignore).unsqueeze(1)
         prob = logits.softmax(1) * keep
-        onehot = F.one_hot(target.clamp(0, logits.shape[1] - 1).where(keep.squeeze(1), 0), logits.shape[1]).movedim(-1, 1) * keep
+        onehot = F.one_hot(target.clamp(0, logits.shape[1] - 1).where(keep.squeeze(1), 0),
+                           logits.shape[1]).movedim(-1, 1) * keep
         dims = (0,) + tuple(range(2, logits.ndim))
         inter, union = (prob * onehot).sum(dims), prob.sum(dims) + onehot.sum(dims)
         present = onehot.sum(dims) > 0
@@ -90,7 +102,8 @@ class DiceLoss(nn.Module):
 
 # %% ../../nbs/08a_segmentation.metrics.ipynb #92e77037
 class FocalLoss(nn.Module):
-    "Focal loss (Lin et al. 2017): cross-entropy down-weighted by (1 - p_true)^gamma for easy pixels; `ignore_index` pixels left out."
+    ("Focal loss (Lin et al. 2017): cross-entropy down-weighted by (1 - p_true)^gamma for easy pixels; `ignore_index` "
+     "pixels left out.")
     def __init__(self, gamma:float=2.0, weight=None, ignore_index:int=255):
         super().__init__(); self.gamma, self.ignore = gamma, ignore_index
         self.register_buffer('weight', _w(weight))
@@ -107,7 +120,8 @@ class CEDiceLoss(nn.Module):
         super().__init__()
         self.ce = nn.CrossEntropyLoss(weight=_w(weight), ignore_index=ignore_index)
         self.dice, self.w = DiceLoss(ignore_index), (ce_weight, dice_weight)
-    def forward(self, logits, target): return self.w[0] * self.ce(logits, target) + self.w[1] * self.dice(logits, target)
+    def forward(self, logits, target):
+        return self.w[0] * self.ce(logits, target) + self.w[1] * self.dice(logits, target)
 
 SEG_LOSSES = Registry('segmentation loss')
 "Segmentation losses by name (see `seg_loss`)."
@@ -134,24 +148,30 @@ def _ce_dice(weight=None, ignore_index=255):
     return CEDiceLoss(weight=weight, ignore_index=ignore_index)
 
 class MaskedCELoss(nn.Module):
-    "Cross-entropy over the valid elements of padded per-element batches: `loss(logits [B, C, N, F], labels [B, N, F], valid [B, N, F])`."
+    ("Cross-entropy over the valid elements of padded per-element batches: `loss(logits [B, C, N, F], labels [B, N, "
+     "F], valid [B, N, F])`.")
     def __init__(self, weight=None, ignore_index:int=-100):
         super().__init__(); self.ignore_index = ignore_index
         self.register_buffer('weight', _w(weight), persistent=False)
     def forward(self, logits, target, valid=None):
         if valid is not None:   # whatever the padding holds, an invalid element is never scored
-            if valid.shape != target.shape: raise BuildingMetricError(f"validity mask {tuple(valid.shape)} and labels {tuple(target.shape)} differ in shape", "pass the masks pad_elements returns with its labels")
+            if valid.shape != target.shape:
+                raise BuildingMetricError(
+                    f"validity mask {tuple(valid.shape)} and labels {tuple(target.shape)} differ in shape",
+                    "pass the masks pad_elements returns with its labels")
             target = target.masked_fill(~valid.bool(), self.ignore_index)
         return F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index)
 
 # %% ../../nbs/08a_segmentation.metrics.ipynb #a45713d0
 @SEG_LOSSES.register('masked_ce')
 def _masked_ce(weight=None, ignore_index=-100):
-    "Cross-entropy over the valid elements of padded per-element batches (padding labelled -100, or given by a validity mask)."
+    ("Cross-entropy over the valid elements of padded per-element batches (padding labelled -100, or given by a "
+     "validity mask).")
     return MaskedCELoss(weight=weight, ignore_index=ignore_index)
 
 def seg_loss(name:str='ce_dice', # ce, dice, focal, ce_dice or masked_ce
              weight=None, # Class weights (ce, focal, ce_dice)
-             ignore_index:int|None=None) -> nn.Module: # Label of pixels to ignore (default 255; -100 for masked_ce, as `pad_elements` pads)
+             # Label of pixels to ignore (default 255; -100 for masked_ce, as `pad_elements` pads)
+             ignore_index:int|None=None) -> nn.Module:
     "A segmentation loss by name."
     return SEG_LOSSES.create(name, weight=weight, **({} if ignore_index is None else {'ignore_index': ignore_index}))

@@ -17,7 +17,8 @@ from ..data.synth import write_synthetic
 from ..distributed import DistributedTraining
 from ..run import TrainingRun
 from .data import SegmentationPairs, seg_dataloaders
-from .learner import SegFormer, majority_baseline, miou_score, seg_confusion, seg_learner, seg_lrs, show_predictions
+from .learner import (SegFormer, majority_baseline, miou_score, seg_confusion, seg_learner,
+                                                  seg_lrs, show_predictions)
 from .metrics import SEG_LOSSES, seg_scores
 
 # %% auto #0
@@ -27,35 +28,50 @@ __all__ = ['seg_train']
 def _pairs(cfg:SegTrainConfig, out:Path, log) -> SegmentationPairs:
     if cfg.data:
         root = Path(cfg.data)
-        if not root.exists(): raise BuildingMetricError(f"--data {cfg.data!r} does not exist", "check the path, or leave --data out to train on synthetic facades")
+        if not root.exists():
+            raise BuildingMetricError(f"--data {cfg.data!r} does not exist",
+                                      "check the path, or leave --data out to train on synthetic facades")
     else:
         root = out/'data'
         if not (root/'images').is_dir():
             log(f"no --data: writing {cfg.synthetic} synthetic buildings x 4 views to {root}")
-            write_synthetic(root, 'segmentation', n_identities=cfg.synthetic, views=4, size=max(64, cfg.size), seed=cfg.seed)
+            write_synthetic(root, 'segmentation', n_identities=cfg.synthetic, views=4, size=max(64, cfg.size),
+                            seed=cfg.seed)
     pairs = SegmentationPairs.from_folder(root)
     log(pairs.report())
-    if not (pairs.items.split == 'val').any(): raise BuildingMetricError(f"{str(root)!r} has no validation pairs", "put some in images/val and masks/val")
+    if not (pairs.items.split == 'val').any():
+        raise BuildingMetricError(f"{str(root)!r} has no validation pairs", "put some in images/val and masks/val")
     return pairs
 
 def seg_train(cfg:SegTrainConfig, log=print) -> dict:
-    "Train a segmentation model as `cfg` says; returns the scores of the best weights on the test (or validation) split."
-    check_choice('loss', cfg.loss, tuple(n for n in SEG_LOSSES.list() if n != 'masked_ce'))   # (masked_ce is for per-element data)
+    ("Train a segmentation model as `cfg` says; returns the scores of the best weights on the test (or validation) "
+     "split.")
+    # (masked_ce is for per-element data)
+    check_choice('loss', cfg.loss, tuple(n for n in SEG_LOSSES.list() if n != 'masked_ce'))
     rank, world = init_distributed()   # under torchrun / accelerate launch: one of several processes
     main = rank == 0                   # the one that writes data, checkpoints, logs and reports
-    if cfg.batch % world: raise BuildingMetricError(f"--batch {cfg.batch} does not split into {world} processes", f"use a multiple of {world}")
+    if cfg.batch % world:
+        raise BuildingMetricError(f"--batch {cfg.batch} does not split into {world} processes",
+                                  f"use a multiple of {world}")
     with TrainingRun(cfg.out, cfg, main, log) as run:
         if main: pairs = _pairs(cfg, run.out, log)
         barrier()
         if not main: pairs = _pairs(cfg, run.out, lambda s: None)   # (the synthetic data is written by process 0)
-        seed_everything(cfg.seed + rank)   # other augmentations in each process; DDP starts every process from process 0's weights
-        dls = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch // world, augment=cfg.augment, mean=cfg.mean, std=cfg.std, num_workers=cfg.workers)
+        # other augmentations in each process; DDP starts every process from process 0's weights
+        seed_everything(cfg.seed + rank)
+        dls = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch // world, augment=cfg.augment, mean=cfg.mean,
+                              std=cfg.std, num_workers=cfg.workers)
         if cfg.class_weights and len(cfg.class_weights) != dls.c:
-            raise BuildingMetricError(f"--class_weights has {len(cfg.class_weights)} values for {dls.c} classes", "give one weight per class, or none")
-        cbs = run.callbacks(every=cfg.eval_every or None, metric=miou_score, patience=cfg.patience, ema=cfg.ema, log=cfg.log, resume=cfg.resume, state=True,
-                            distributed=DistributedTraining(gather=False, shard_train=True) if world > 1 else None)   # (each process a share of the images)
-        learn = seg_learner(dls, cfg.arch, pretrained=cfg.pretrained, tiny=cfg.tiny, loss=cfg.loss, class_weights=list(cfg.class_weights) or None,
-                            ignore_index=cfg.ignore_index, wd=cfg.wd, clip=cfg.clip or None, layer_decay=cfg.layer_decay or None,
+            raise BuildingMetricError(f"--class_weights has {len(cfg.class_weights)} values for {dls.c} classes",
+                                      "give one weight per class, or none")
+        cbs = run.callbacks(every=cfg.eval_every or None, metric=miou_score, patience=cfg.patience, ema=cfg.ema,
+                            log=cfg.log, resume=cfg.resume, state=True,
+                            # (each process a share of the images)
+                            distributed=DistributedTraining(gather=False, shard_train=True) if world > 1 else None)
+        learn = seg_learner(dls, cfg.arch, pretrained=cfg.pretrained, tiny=cfg.tiny, loss=cfg.loss,
+                            class_weights=list(cfg.class_weights) or None,
+                            ignore_index=cfg.ignore_index, wd=cfg.wd, clip=cfg.clip or None,
+                            layer_decay=cfg.layer_decay or None,
                             train_metrics=True, cbs=cbs, path=run.out)
         hf = learn.model.net.config.to_dict() if isinstance(learn.model, SegFormer) else None
         learn.config = dict(cfg.to_dict(), classes=list(dls.vocab), hf_config=hf)   # best.json: all a predictor needs
@@ -64,13 +80,16 @@ def seg_train(cfg:SegTrainConfig, log=print) -> dict:
         return _seg_report(cfg, run, learn, pairs, dls) if main else dict(rank=rank)   # process 0 reports
 
 def _seg_report(cfg:SegTrainConfig, run:TrainingRun, learn, pairs:SegmentationPairs, dls) -> dict:
-    "The best weights scored on the test (or validation) split beside the majority-class baseline, `metrics.json`, and `predictions.png`."
+    ("The best weights scored on the test (or validation) split beside the majority-class baseline, `metrics.json`, "
+     "and `predictions.png`.")
     if run.best.is_file(): load_checkpoint(run.best, learn.model)
     split = 'test' if (pairs.items.split == 'test').any() else 'val'
-    dl = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch, augment=False, mean=cfg.mean, std=cfg.std, valid=split).valid
+    dl = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch, augment=False, mean=cfg.mean, std=cfg.std,
+                         valid=split).valid
     scores = seg_scores(seg_confusion(learn.model, dl, dls.c, cfg.ignore_index), dls.vocab)
     base = majority_baseline(dls, cfg.ignore_index)
-    metrics = run.finish(dict(split=split, **scores, majority_baseline={k: base[k] for k in ('miou', 'pixel_acc', 'mean_dice')} | {'class': dls.vocab[base['majority_class']]}))
+    metrics = run.finish(dict(split=split, **scores,
+                              majority_baseline={k: base[k] for k in ('miou', 'pixel_acc', 'mean_dice')} | {'class': dls.vocab[base['majority_class']]}))
     import matplotlib.pyplot as plt
     plt.close(show_predictions(learn, dl, n=min(4, cfg.batch), fname=run.out/'predictions.png'))
     return metrics

@@ -72,7 +72,8 @@ COMMANDS = {
                     "bm-train --data photos/ --clip 1 --vit 1 --big_fusion_head 1 --batch 64 --lr 1e-4 --out runs/a",
                     _train_lines),
     'eval': Script('bm-eval', EvalConfig, 'eval', 'building_metric.evaluation.report:run_eval',
-                   "Evaluate a trained fusion head on the seen (val) and unseen (test) buildings of a feature cache.",
+                   "Evaluate a trained fusion head on the seen (val) and unseen (test) buildings of a feature cache, or a "
+                   "model on a benchmark in its published layout (--protocol roxford, rparis, vpr or gldv2).",
                    "bm-eval --checkpoint runs/a/models/best.pth --data photos/.bm_cache/features.h5 --images photos/ "
                    "--out runs/a/report"),
     'demo': Script('bm-demo', DemoConfig, 'demo', 'building_metric.demo:run_demo',

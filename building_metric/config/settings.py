@@ -13,9 +13,9 @@ from .base import Config, check_choice, check_positive
 from ..core import BuildingMetricError
 
 # %% auto #0
-__all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'TTA_CHOICES', 'KINDS', 'INDEX_KINDS', 'extractor_specs',
-           'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig', 'DemoConfig', 'SegTrainConfig', 'SegInferConfig',
-           'PairConfig', 'IndexConfig', 'SearchConfig']
+__all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'TTA_CHOICES', 'PROTOCOL_CHOICES', 'RERANK_CHOICES', 'KINDS',
+           'INDEX_KINDS', 'extractor_specs', 'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig', 'DemoConfig',
+           'SegTrainConfig', 'SegInferConfig', 'PairConfig', 'IndexConfig', 'SearchConfig']
 
 # %% ../../nbs/00c_config.settings.ipynb #95f74759
 EXTRACTOR_FLAGS = ('clip', 'segformer', 'midas', 'dpt', 'resnet', 'mobilenet', 'efficientnet', 'vit')
@@ -31,6 +31,8 @@ TRACKERS = ('csv', 'tensorboard', 'wandb', 'none')
 "Training logs a run can write (`--log`, several joined by commas)."
 
 TTA_CHOICES = ('none', 'flip', 'multicrop')
+PROTOCOL_CHOICES = ('roxford', 'rparis', 'vpr', 'gldv2')   # `evaluation.protocols.PROTOCOLS`
+RERANK_CHOICES = ('dba', 'aqe', 'sv')   # `search.rerank.RERANK_STEPS`
 "Test-time augmentation modes (`features.extractors.TTA_MODES` says their views)."
 
 def _logs(value:str):
@@ -208,9 +210,21 @@ class EvalConfig(Config):
     chunk:int = 0 # >0: evaluate_at_scale, reading blocks of this many rows (no pictures; shared out under torchrun)
     # Average the embeddings of test-time views: none, flip or multicrop (a cache needs their features: bm-extract --tta)
     tta:str = 'none'
+    # A benchmark in its published layout at --data: roxford, rparis, vpr or gldv2 (empty: the report of a cache)
+    protocol:str = ''
+    # With --protocol, instead of --checkpoint: frozen pretrained extractors whose features are the embeddings
+    extractors:str = ''
+    tiny:bool = False # With --extractors: small random configurations of them (tests)
+    rerank:str = 'none' # With --protocol: re-ranking after the global search, none, aqe, dba or aqe+dba
+    distractors:str = '' # With --protocol roxford/rparis: the revisitop1m folder (+1M distractors)
+    workers:int = 2 # With --protocol: image decoding processes
+    bs:int = 32 # With --protocol: images per forward pass
 
     def __post_init__(self):
         check_choice('tta', self.tta, TTA_CHOICES)
+        if self.protocol: check_choice('protocol', self.protocol, PROTOCOL_CHOICES)
+        if self.rerank not in ('', 'none'):
+            for s in self.rerank.lower().split('+'): check_choice('rerank', s, ('aqe', 'dba'))
         if self.chunk and self.tta != 'none':
             raise BuildingMetricError(f"--tta {self.tta} with --chunk {self.chunk}",
                                       "evaluate at scale without TTA, or use --chunk 0")
@@ -374,6 +388,7 @@ class IndexConfig(Config):
     seed:int = 0 # Seed of the approximate index and of the calibration sample
     # Embed each photo as the mean of test-time views: none, flip or multicrop (queries follow the gallery)
     tta:str = 'none'
+    dba:bool = False # Keep database-side augmented embeddings for bm-search --rerank dba (kept up to date by --add)
 
     def __post_init__(self):
         check_choice('kind', self.kind, INDEX_KINDS)
@@ -394,9 +409,13 @@ class SearchConfig(Config):
     explain:int = 0
     workers:int = 2 # Image decoding processes
     tta:str = '' # Test-time views of the queries: none, flip or multicrop (empty: as the gallery was built)
+    # Re-rank each query's shortlist: none, aqe, dba, sv (spatial verification, needs OpenCV) or a combination, e.g. aqe+sv
+    rerank:str = 'none'
 
     def __post_init__(self):
         check_positive(self, 'k')
+        if self.rerank not in ('', 'none'):
+            for s in self.rerank.lower().split('+'): check_choice('rerank', s, RERANK_CHOICES)
         if self.tta: check_choice('tta', self.tta, TTA_CHOICES)
         if self.explain < 0:
             raise BuildingMetricError(f"--explain {self.explain} is not allowed",

@@ -369,6 +369,9 @@ def evaluate_frozen(cache:str|Path, # A feature cache (its splits say what is se
 def run_eval(cfg:EvalConfig) -> dict:
     ("`bm-eval`'s job: `evaluate` (or `evaluate_at_scale` with `cfg.chunk`) as `cfg` says, its settings written beside "
      "the report.")
+    if cfg.protocol:   # a benchmark in its published layout
+        from building_metric.evaluation.benchmark import run_protocol
+        return run_protocol(cfg)
     if not cfg.data: raise BuildingMetricError("bm-eval needs --data", "pass it as a flag or in the --config file")
     if not cfg.checkpoint:   # the frozen features alone
         if Path(cfg.data).suffix.lower() not in ('.h5', '.hdf5'):

@@ -25,9 +25,10 @@ from ..geo import haversine_km, locate_from_neighbours
 from .calibrate import probabilities
 from .gallery import BuildingGallery
 from .model import SearchModel
+from .rerank import SV_DEFAULTS, parse_rerank, rerank_shortlist
 
 # %% auto #0
-__all__ = ['plot_answer', 'explain_match']
+__all__ = ['SHORTLIST', 'plot_answer', 'explain_match']
 
 # %% ../../nbs/07f_search.answers.ipynb #ce3d90a7
 def _knn_vote(lab:np.ndarray, sims:np.ndarray, idx:np.ndarray, t:float) -> tuple[np.ndarray, np.ndarray]:
@@ -40,21 +41,54 @@ def _knn_vote(lab:np.ndarray, sims:np.ndarray, idx:np.ndarray, t:float) -> tuple
     best = votes.argmax(1)
     return names[best], votes[np.arange(len(sims)), best] / votes.sum(1)
 
-def _answers(g:BuildingGallery, e:np.ndarray, k:int) -> dict:
-    "Everything `search`, `identify` and `locate` say about embedded queries."
-    c = g.calibration
+SHORTLIST = 100
+"Matches of the index a re-ranker reorders (or `k`, when more)."
+
+def _reranked(g:BuildingGallery, e:np.ndarray, n:int, steps:tuple, paths, workers:int) -> dict:
+    "The index's `n` best (or `SHORTLIST`) matches, re-ranked: idx, score (the re-ranker's), sims (cosine), inliers."
+    s, j = g.index.search(e, max(n, SHORTLIST) if steps else n)
+    if not steps: return dict(idx=j, score=s, sims=s)
+    if 'sv' in steps and not all(Path(p).is_file() for p in paths):
+        raise BuildingMetricError("rerank 'sv' verifies photos, and these queries are embeddings",
+                                  "pass the query photos (a file, a folder or a manifest)")
+    r = rerank_shortlist(e, j, g.emb, steps, dba=g.augmented() if 'dba' in steps else None, paths=paths,
+                         gallery_paths=g.rows.path.to_numpy(), workers=workers,
+                         store=g.local_features(workers) if 'sv' in steps else None)
+    r['sims'] = np.where(r['idx'] >= 0, np.einsum('md,msd->ms', e, g.emb[np.maximum(r['idx'], 0)]), -np.inf)
+    return r
+
+def _reranked_building(g:BuildingGallery, r:dict, t:float) -> tuple[np.ndarray, np.ndarray]:
+    ("The building of each query's first re-ranked match, and its confidence: the softmax, over the buildings of the "
+     "shortlist, of each one's best re-ranked score.")
+    lab = g.rows.label.to_numpy().astype(str)
+    names, conf = lab[np.maximum(r['idx'][:, 0], 0)], np.zeros(len(r['idx']))
+    for i, (j, s) in enumerate(zip(r['idx'], r['score'])):
+        _, first = np.unique(lab[j[j >= 0]], return_index=True)   # (scores are sorted: the first is a building's best)
+        p = probabilities(s[j >= 0][first][None], t)[0]
+        conf[i] = p.max()
+    return names, conf
+
+def _answers(g:BuildingGallery, e:np.ndarray, k:int, rerank:str='none', paths=None, workers:int=2) -> dict:
+    "Everything `search`, `identify` and `locate` say about embedded queries, after the re-ranking `rerank`."
+    c, steps = g.calibration, parse_rerank(rerank)
     geo = c.get('geo') if g.has_coords else None
     # a location from as many neighbours as its radius was calibrated on
-    s, j = g.index.search(e, max(k, geo['k']) if geo else k)
-    t = c.get('temperature', 0.05)
-    out = dict(sims=s[:, :k], idx=j[:, :k])
+    r = _reranked(g, e, max(k, geo['k']) if geo else k, steps, paths, workers)
+    s, j, t = r['score'], r['idx'], c.get('temperature', 0.05)
+    out = dict(sims=r['sims'][:, :k], idx=j[:, :k], rerank='+'.join(steps) or 'none')
+    if steps: out['score'] = s[:, :k]
+    if 'sv' in steps: out.update(inliers=r['inliers'][:, :k], sv_ms=r['sv_ms'])
     if len(g.building_names):
         sc = e.astype(np.float64) @ g.means.T
         best = sc.argmax(1)
         out.update(ncm=g.building_names[best], confidence=probabilities(sc, t)[np.arange(len(e)), best],
                    best_similarity=sc.max(1))
         out['known'] = out['best_similarity'] >= c['threshold'] if 'threshold' in c else np.ones(len(e), bool)
-        out['knn'], out['knn_share'] = _knn_vote(g.rows.label.to_numpy().astype(str), out['sims'], out['idx'], t)
+        if steps: out['building'], out['confidence'] = _reranked_building(g, r, t)
+        if 'sv' in steps:   # verified, or similar enough without it
+            out['known'] = ((r['inliers'][:, 0] >= SV_DEFAULTS['min_inliers']) |
+                            (out['best_similarity'] >= c.get('threshold_unverified', c.get('threshold', -np.inf))))
+        out['knn'], out['knn_share'] = _knn_vote(g.rows.label.to_numpy().astype(str), s[:, :k], out['idx'], t)
     if geo:
         coords = g.rows[['lat', 'lon']].to_numpy(float)
         est, spread = locate_from_neighbours(coords[np.maximum(j[:, :geo['k']], 0)], probabilities(s[:, :geo['k']], t),
@@ -70,37 +104,47 @@ def _matches(g:BuildingGallery, paths:np.ndarray, a:dict) -> pd.DataFrame:
     r = pd.DataFrame(dict(query=np.repeat(paths, n), rank=np.tile(np.arange(1, n + 1), len(paths)),
                           path=g.rows.path.to_numpy()[idx],
                           building=g.rows.label.to_numpy()[idx], similarity=a['sims'].ravel()))
+    if 'score' in a: r['score'] = a['score'].ravel()
+    if 'inliers' in a: r['inliers'] = a['inliers'].ravel()
     if g.has_coords: r['lat'], r['lon'] = g.rows.lat.to_numpy()[idx], g.rows.lon.to_numpy()[idx]
     return r
+
+# %% ../../nbs/07f_search.answers.ipynb #1c065bb3
+def _asked(g:BuildingGallery, queries, k:int, rerank:str, kw:dict) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    "The queries embedded, their rows, and the answers."
+    parse_rerank(rerank)   # (a wrong name fails before any photo is read)
+    e, q = g.embed(queries, **kw)
+    return e, q, _answers(g, e, k, rerank, q.path[q.status == 'ok'].to_numpy(), kw.get('workers', 2))
 
 # %% ../../nbs/07f_search.answers.ipynb #e1a70253
 @patch
 def search(self:BuildingGallery,
            queries, # Photos (file, folder, manifest, `BuildingIndex`) or embeddings
            k:int=10, # Matches per query
+           rerank:str='none', # Re-ranking of the index's shortlist: none, aqe, dba, sv or a combination such as 'aqe+sv' (`search.rerank`)
            **kw) -> pd.DataFrame: # `embed`'s workers, bs, progress
     ("The `k` best gallery matches of each readable query: one row per (query, rank) with the match's path, building "
-     "and similarity.")
-    e, q = self.embed(queries, **kw)
-    return _matches(self, q.path[q.status == 'ok'].to_numpy(), _answers(self, e, k))
+     "and similarity (and the re-ranker's score and inliers).")
+    e, q, a = _asked(self, queries, k, rerank, kw)
+    return _matches(self, q.path[q.status == 'ok'].to_numpy(), a)
 
 # %% ../../nbs/07f_search.answers.ipynb #2f8a49d1
 @patch
 def identify(self:BuildingGallery,
-             queries, k:int=10, **kw) -> pd.DataFrame:
+             queries, k:int=10, rerank:str='none', **kw) -> pd.DataFrame:
     ("Which building each readable query shows: the nearest building (class mean) with its calibrated confidence, or "
      "`unknown` below the open-set threshold; and the vote of its `k` nearest photos.")
-    e, q = self.embed(queries, **kw)
-    return _identify_table(self, e, q, _answers(self, e, k))
+    e, q, a = _asked(self, queries, k, rerank, kw)
+    return _identify_table(self, e, q, a)
 
 # %% ../../nbs/07f_search.answers.ipynb #4fc8e349
 @patch
 def locate(self:BuildingGallery,
-           queries, k:int=10, **kw) -> pd.DataFrame:
+           queries, k:int=10, rerank:str='none', **kw) -> pd.DataFrame:
     ("Where each readable query was taken: the similarity-weighted position of its nearest gallery photos, with an "
      "error radius calibrated on the gallery.")
-    e, q = self.embed(queries, **kw)
-    return _locate_table(self, e, q, _answers(self, e, k))
+    e, q, a = _asked(self, queries, k, rerank, kw)
+    return _locate_table(self, e, q, a)
 
 # %% ../../nbs/07f_search.answers.ipynb #7be37cea
 def _identify_table(g:BuildingGallery, e, q:pd.DataFrame, a:dict) -> pd.DataFrame:
@@ -108,7 +152,8 @@ def _identify_table(g:BuildingGallery, e, q:pd.DataFrame, a:dict) -> pd.DataFram
     if 'ncm' not in a:
         raise BuildingMetricError("the gallery's photos have no buildings (labels)",
                                   "index a labelled gallery (one folder per building, or a manifest with labels)")
-    r = pd.DataFrame(dict(query=ok.path, building=np.where(a['known'], a['ncm'], 'unknown'), confidence=a['confidence'],
+    r = pd.DataFrame(dict(query=ok.path, building=np.where(a['known'], a.get('building', a['ncm']), 'unknown'),
+                          confidence=a['confidence'],
                           best_similarity=a['best_similarity'], nearest_building=a['ncm'], knn_building=a['knn'],
                           knn_share=a['knn_share']))
     if (ok.label != '').any():
@@ -132,16 +177,17 @@ def _locate_table(g:BuildingGallery, e, q:pd.DataFrame, a:dict) -> pd.DataFrame:
 # %% ../../nbs/07f_search.answers.ipynb #9e5cde41
 @patch
 def answer(self:BuildingGallery,
-           queries, k:int=10, **kw) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+           queries, k:int=10, rerank:str='none', **kw) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     ("`identify` and `locate` (when the gallery has labels / coordinates) in one table, the matches, and the query "
-     "files skipped with their reason.")
-    e, q = self.embed(queries, **kw)
-    a = _answers(self, e, k)
+     "files skipped with their reason; the table's `rerank` says which re-ranking made them.")
+    e, q, a = _asked(self, queries, k, rerank, kw)
     ok = q[q.status == 'ok'].reset_index(drop=True)
     t = _identify_table(self, e, q, a) if 'ncm' in a else pd.DataFrame(dict(query=ok.path))
     if 'lat' in a: t = t.merge(_locate_table(self, e, q, a), on='query', how='left')
     t['top1_path'] = self.rows.path.to_numpy()[a['idx'][:, 0]] if len(ok) else []
     t['top1_similarity'] = a['sims'][:, 0] if len(ok) else []
+    if 'inliers' in a: t['top1_inliers'], t['sv_ms'] = a['inliers'][:, 0], a['sv_ms']
+    t['rerank'] = a['rerank']
     return t, _matches(self, ok.path.to_numpy(), a), q.loc[q.status != 'ok', ['path', 'reason']].reset_index(drop=True)
 
 # %% ../../nbs/07f_search.answers.ipynb #d737b2b3

@@ -89,7 +89,9 @@ def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
     th = open_set_threshold(known, unknown, target_far)
     out.update(n_queries=int(kn.sum()), temperature=t, ece=ece,
                ncm_top1_known=float((scores[kn].argmax(1) == y[kn]).mean()),
-               threshold=th['threshold'], far=th['far'], frr=th['frr'], target_far=target_far)
+               threshold=th['threshold'], far=th['far'], frr=th['frr'], target_far=target_far,
+               # a photo no spatial verification confirms is known only above this (false accepts at most 1%)
+               threshold_unverified=max(th['threshold'], open_set_threshold(known, unknown, 0.01)['threshold']))
     if coords is not None and index is not None and np.isfinite(coords[rows]).all() and len(emb) > k + 1:
         s, j = index.search(emb[rows[qi]], k + 1)
         keep = j != rows[qi][:, None]                       # the query itself is not its own neighbour

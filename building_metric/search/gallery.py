@@ -24,6 +24,7 @@ from ..features.cache import FeatureCache
 from .calibrate import building_means, building_sums, calibrate, merge_building_sums
 from .index import ExactIndex, build_index, choose_kind, load_index, recall_at_k, save_index
 from .model import FROZEN_SOURCES, SearchModel
+from .rerank import LocalFeatures, database_augment
 
 # %% auto #0
 __all__ = ['GALLERY_FORMAT', 'GALLERY_VERSION', 'query_index', 'BuildingGallery']
@@ -114,6 +115,7 @@ class BuildingGallery:
         kind = self.info.get('kind', 'exact')
         self.index = load_index(self.path, kind, self.emb)
         self.exact = self.index if kind == 'exact' else None
+        self._dba = None
 
     def _checked(self, m:SearchModel) -> SearchModel:
         if m.fingerprint != self.info.get('model'):
@@ -155,7 +157,7 @@ def _source(images, root) -> tuple[BuildingIndex|None, Path|None]:
     return query_index(p), None
 
 def _finish(out:Path, emb:np.ndarray, rows:pd.DataFrame, m:SearchModel, kind:str, sources:list,
-            log, seed:int=0) -> dict:
+            log, seed:int=0, dba:dict|None=None) -> dict:
     "Index, calibration and gallery.json for embeddings already in gallery.h5."
     t0 = time.time()
     kind = choose_kind(len(emb), kind)
@@ -173,6 +175,9 @@ def _finish(out:Path, emb:np.ndarray, rows:pd.DataFrame, m:SearchModel, kind:str
     coords = rows[['lat', 'lon']].to_numpy(float)
     info['calibration'] = calibrate(emb, rows.label.to_numpy(), coords, exact, seed=seed)
     with h5py.File(out/'gallery.h5', 'r') as f: info['fingerprint'] = f.attrs['fingerprint']
+    if dba:   # database-side augmentation, for rerank='dba'
+        np.save(out/'dba.tmp.npy', database_augment(emb, index, **dba)); os.replace(out/'dba.tmp.npy', out/'dba.npy')
+        info['dba'] = dict(dba, fingerprint=info['fingerprint'])
     (out/'gallery.json.tmp').write_text(json.dumps(info, indent=2)); os.replace(out/'gallery.json.tmp', out/'gallery.json')
     return info
 
@@ -182,12 +187,12 @@ def _embedded(m:SearchModel, cache:Path, root:Path|None) -> tuple[np.ndarray, pd
     with FeatureCache(cache) as c: return emb, _rows_of_cache(c, root)
 
 def _commit(out:Path, m:SearchModel, emb:np.ndarray, rows:pd.DataFrame, buildings:tuple, kind:str, sources:list,
-            log, seed:int=0) -> dict:
+            log, seed:int=0, dba:dict|None=None) -> dict:
     ("Write gallery.h5 (embeddings, rows, building sums), then its index, calibration and gallery.json: what `build` "
      "and `add` both end with.")
     fp = hashlib.sha256(emb.tobytes()).hexdigest()[:16]
     _write_gallery(out/'gallery.h5', emb, rows, dict(fingerprint=fp, model=m.fingerprint), buildings)
-    return _finish(out, emb, rows, m, kind, sources, log, seed)
+    return _finish(out, emb, rows, m, kind, sources, log, seed, dba)
 
 @patch(cls_method=True)
 def build(cls:BuildingGallery,
@@ -198,6 +203,7 @@ def build(cls:BuildingGallery,
           root:str|Path|None=None, # Where a feature cache's relative paths start (for its pictures)
           rebuild:bool=False, # Replace a gallery made by another model or of other photos
           tta:str='none', # Test-time augmentation: each photo embedded as the mean of these views (`TTA_MODES`); queries follow
+          dba:bool=False, # Keep database-side augmented embeddings (`database_augment`) for rerank='dba'; `add` recomputes them
           workers:int=2, bs:int=32, progress:bool|None=None, shard_rows:int=1024, seed:int=0,
           log=print, # Where the progress lines go (None: nowhere)
          ) -> BuildingGallery:
@@ -217,7 +223,7 @@ def build(cls:BuildingGallery,
                     f"{str(out)!r} holds a gallery of other photos ({old.get('sources', ['?'])[0]})",
                     "use --add to add photos to it, or another --out, or --rebuild")
         if rebuild:
-            for f in ('gallery.json', 'gallery.h5', 'index.faiss'): (out/f).unlink(missing_ok=True)
+            for f in ('gallery.json', 'gallery.h5', 'index.faiss', 'dba.npy', 'local.h5'): (out/f).unlink(missing_ok=True)
             shutil.rmtree(out/'features', ignore_errors=True)
         (out/'features').mkdir(parents=True, exist_ok=True)
         index, cache = _source(images, root)
@@ -231,7 +237,8 @@ def build(cls:BuildingGallery,
         t0 = time.time()
         emb, rows = _embedded(m, cache, Path(root).resolve() if root is not None else None)
         log(f"embedded {len(emb):,} photos in {time.time() - t0:.1f} s")
-        _commit(out, m, emb, rows, building_sums(emb, rows.label.to_numpy()), kind, [src], log, seed)
+        _commit(out, m, emb, rows, building_sums(emb, rows.label.to_numpy()), kind, [src], log, seed,
+                dict(n=3, alpha=3.0) if dba else None)
         return cls(out, m)
 
 # %% ../../nbs/07e_search.gallery.ipynb #efdf36ac
@@ -259,11 +266,28 @@ def add(self:BuildingGallery,
         buildings = merge_building_sums(self.buildings, building_sums(emb, rows.label.to_numpy()))
         emb, rows = np.concatenate([self.emb, emb]), pd.concat([self.rows, rows], ignore_index=True)
         kind = self.info.get('kind', 'auto') if self.info.get('kind') != 'exact' or len(emb) <= 200_000 else 'auto'
+        dba = {k: v for k, v in self.info['dba'].items() if k != 'fingerprint'} if 'dba' in self.info else None
         _commit(self.path, m, emb, rows, buildings, kind,
-                self.info.get('sources', []) + [str(Path(images).resolve())], log)
+                self.info.get('sources', []) + [str(Path(images).resolve())], log, dba=dba)
         self.__init__(self.path, m)
         log(f"added {int(new.sum()):,} photos: the gallery holds {len(self):,}")
         return int(new.sum())
+
+# %% ../../nbs/07e_search.gallery.ipynb #7775ae28
+@patch
+def augmented(self:BuildingGallery) -> np.ndarray:
+    "The DBA embeddings of the gallery's photos: the kept ones (built with `dba=True`), else computed now (n=3, α=3)."
+    if self._dba is None:
+        d = self.info.get('dba')
+        if d and d.get('fingerprint') == self.info.get('fingerprint') and (self.path/'dba.npy').is_file():
+            self._dba = np.load(self.path/'dba.npy')
+        else: self._dba = database_augment(self.emb, self.index)
+    return self._dba
+
+@patch
+def local_features(self:BuildingGallery, workers:int=2, log=None) -> LocalFeatures:
+    "The local features of the gallery's photos, for spatial verification (described once, kept in `local.h5`)."
+    return LocalFeatures(self.path).ensure(self.rows.path.tolist(), workers, log)
 
 # %% ../../nbs/07e_search.gallery.ipynb #73ab976c
 @patch

@@ -43,7 +43,7 @@ def run_index(cfg:IndexConfig) -> dict:
             return dict(gallery=str(g.path), added=n, photos=len(g),
                         **{k: g.info.get(k) for k in ('kind', 'recall_at_10')})
         g = BuildingGallery.build(model, cfg.gallery, cfg.out, kind=cfg.kind, root=cfg.images or None,
-                                  rebuild=cfg.rebuild, tta=cfg.tta,
+                                  rebuild=cfg.rebuild, tta=cfg.tta, dba=cfg.dba,
                                   workers=cfg.workers, bs=cfg.bs, progress=None, shard_rows=cfg.shard_rows,
                                   seed=cfg.seed, log=log)
         cfg.to_yaml(g.path/'config.yaml')
@@ -60,10 +60,11 @@ def run_search(cfg:SearchConfig) -> dict:
     if not cfg.query: raise BuildingMetricError("bm-search needs --query", "pass an image file or a folder of photos")
     g = BuildingGallery(cfg.gallery, cfg.run or None, tta=cfg.tta or None)
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
-    t, matches, skipped = g.answer(cfg.query, k=cfg.k, workers=cfg.workers, progress=None)
+    t, matches, skipped = g.answer(cfg.query, k=cfg.k, rerank=cfg.rerank, workers=cfg.workers, progress=None)
     for _, s in skipped.iterrows(): print(f"skipped {s.path}: {s.reason}", flush=True)
     t.to_csv(out/'results.csv', index=False)
-    summary = dict(gallery=str(g.path), queries=len(t), skipped=len(skipped))
+    summary = dict(gallery=str(g.path), queries=len(t), skipped=len(skipped), rerank=cfg.rerank or 'none')
+    if 'sv_ms' in t and len(t): summary['sv_ms_per_query'] = float(t.sv_ms.mean())
     if 'building' in t: summary['unknown'] = int((t.building == 'unknown').sum())
     if 'correct' in t: summary['accuracy'] = float(t.correct.mean())
     if 'error_m' in t: summary['median_error_m'] = float(t.error_m.median())

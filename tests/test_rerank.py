@@ -56,3 +56,36 @@ def test_rerank_from_the_shell(tmp_path):
     assert summary['rerank'] == 'sv' and summary['sv_ms_per_query'] > 0
     bad = run('bm-search', '--gallery', tmp_path/'g', '--query', tmp_path/'queries', '--out', tmp_path/'x', '--rerank', 'qe')
     assert bad.returncode != 0 and "--rerank 'qe' is not allowed" in bad.stderr
+
+
+def test_locate_weighs_verified_neighbours(tmp_path):
+    "With rerank='sv', a location is the softmax-weighted position of the re-ranked neighbours, verified ones lifted by their bonus."
+    from skimage import data as skd
+    from building_metric.geo import haversine_km, locate_from_neighbours
+    from building_metric.search import BuildingGallery, SearchModel
+    from building_metric.search.calibrate import probabilities
+    names = ('astronaut', 'coffee', 'chelsea', 'rocket')
+    rows = {'gallery': [], 'queries': []}
+    for i, n in enumerate(names):   # four places about a kilometre apart, each photographed from a few metres around
+        lat, lon = 45.50 + 0.01 * i, -73.56 + 0.004 * (i % 2)
+        for v in range(4):
+            part = 'gallery' if v < 3 else 'queries'
+            p = tmp_path/'photos'/f'{n}_{v}.jpg'; p.parent.mkdir(exist_ok=True)
+            _warp(Image.fromarray(getattr(skd, n)()), 10 * i + v).save(p, quality=92)
+            rows[part].append(dict(path=p.name, label=n, lat=lat + 2e-5 * v, lon=lon - 2e-5 * v))
+    for part, r in rows.items(): pd.DataFrame(r).to_csv(tmp_path/'photos'/f'{part}.csv', index=False)
+    r = run('bm-index', '--extractors', 'resnet', '--tiny', '1', '--gallery', tmp_path/'photos'/'gallery.csv', '--out', tmp_path/'g',
+            '--workers', '0')
+    assert r.returncode == 0, r.stderr
+    g = BuildingGallery(tmp_path/'g', SearchModel.from_extractors('resnet', tiny=True))
+    geo = g.calibration['geo']
+    loc = {how: g.locate(tmp_path/'photos'/'queries.csv', rerank=how, workers=0) for how in ('none', 'sv')}
+    _, m, _ = g.answer(tmp_path/'photos'/'queries.csv', k=geo['k'], rerank='sv', workers=0)
+    for q, mq in m.groupby('query', sort=False):   # the estimate, computed here from the re-ranked matches and their scores
+        mq = mq.sort_values('rank')
+        est, _ = locate_from_neighbours(mq[['lat', 'lon']].to_numpy()[None], probabilities(mq.score.to_numpy()[None], g.calibration['temperature']),
+                                        geo['inlier_km'])
+        row = loc['sv'].set_index('query').loc[q]
+        np.testing.assert_allclose([row.lat, row.lon], est[0], atol=1e-9)
+    assert (m[m['rank'] == 1].inliers >= 15).all()                                   # every query verified against its own place
+    assert loc['sv'].error_m.max() < 50 and loc['sv'].error_m.mean() <= loc['none'].error_m.mean()

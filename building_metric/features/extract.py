@@ -74,13 +74,14 @@ def _extract_shards(ext:Extractor, paths:list, parts:Path, shard_rows:int, bs:in
     # t: position in todo of the next shard to write
     pending, n_pending, t, t0, seen = [], 0, 0, time.perf_counter(), 0
     size = lambda k: min(shard_rows, len(paths) - k * shard_rows)
-    pb = progress_bar(dl, display=progress, leave=False)
+    # (no bar object at all when hidden: fastprogress's console bar prints a probe character when made)
+    pb = progress_bar(dl, display=True, leave=False) if progress else None
     try:
-        for x in pb:
+        for x in (dl if pb is None else pb):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 pending.append(ext(x.to(device, non_blocking=True)).float().cpu().numpy().astype(dtype))
             n_pending += len(x); seen += len(x)
-            pb.comment = f"{ext.name}: {seen / (time.perf_counter() - t0):.1f} images/s"
+            if pb is not None: pb.comment = f"{ext.name}: {seen / (time.perf_counter() - t0):.1f} images/s"
             if t < len(todo) and n_pending >= size(todo[t]):
                 rows = np.concatenate(pending)
                 while t < len(todo) and len(rows) >= size(todo[t]):

@@ -28,7 +28,7 @@ from .model import SearchModel
 from .rerank import SV_DEFAULTS, parse_rerank, rerank_shortlist
 
 # %% auto #0
-__all__ = ['SHORTLIST', 'plot_answer', 'explain_match']
+__all__ = ['SHORTLIST', 'rerank_report', 'plot_answer', 'explain_match']
 
 # %% ../../nbs/07f_search.answers.ipynb #ce3d90a7
 def _knn_vote(lab:np.ndarray, sims:np.ndarray, idx:np.ndarray, t:float) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +41,7 @@ def _knn_vote(lab:np.ndarray, sims:np.ndarray, idx:np.ndarray, t:float) -> tuple
     best = votes.argmax(1)
     return names[best], votes[np.arange(len(sims)), best] / votes.sum(1)
 
-SHORTLIST = 100
+SHORTLIST = 50
 "Matches of the index a re-ranker reorders (or `k`, when more)."
 
 def _reranked(g:BuildingGallery, e:np.ndarray, n:int, steps:tuple, paths, workers:int) -> dict:
@@ -51,10 +51,11 @@ def _reranked(g:BuildingGallery, e:np.ndarray, n:int, steps:tuple, paths, worker
     if 'sv' in steps and not all(Path(p).is_file() for p in paths):
         raise BuildingMetricError("rerank 'sv' verifies photos, and these queries are embeddings",
                                   "pass the query photos (a file, a folder or a manifest)")
-    r = rerank_shortlist(e, j, g.emb, steps, dba=g.augmented() if 'dba' in steps else None, paths=paths,
+    r = rerank_shortlist(e, j, g.emb, steps, s, dba=g.augmented() if 'dba' in steps else None, paths=paths,
                          gallery_paths=g.rows.path.to_numpy(), workers=workers,
                          store=g.local_features(workers) if 'sv' in steps else None)
     r['sims'] = np.where(r['idx'] >= 0, np.einsum('md,msd->ms', e, g.emb[np.maximum(r['idx'], 0)]), -np.inf)
+    r['plain_sims'], r['plain_idx'] = s, j
     return r
 
 def _reranked_building(g:BuildingGallery, r:dict, t:float) -> tuple[np.ndarray, np.ndarray]:
@@ -91,10 +92,13 @@ def _answers(g:BuildingGallery, e:np.ndarray, k:int, rerank:str='none', paths=No
         out['knn'], out['knn_share'] = _knn_vote(g.rows.label.to_numpy().astype(str), s[:, :k], out['idx'], t)
     if geo:
         coords = g.rows[['lat', 'lon']].to_numpy(float)
-        est, spread = locate_from_neighbours(coords[np.maximum(j[:, :geo['k']], 0)], probabilities(s[:, :geo['k']], t),
-                                             geo['inlier_km'])
+        gk = geo['k']
+        est, spread = locate_from_neighbours(coords[np.maximum(j[:, :gk], 0)], probabilities(s[:, :gk], t), geo['inlier_km'])
+        # the radii were calibrated on answers without re-ranking: the radius is that of the plain answer's spread
+        if steps: _, plain = locate_from_neighbours(coords[np.maximum(r['plain_idx'][:, :gk], 0)],
+                                                     probabilities(r['plain_sims'][:, :gk], t), geo['inlier_km'])
         out.update(lat=est[:, 0], lon=est[:, 1], spread_km=spread,
-                   radius_m=np.array(geo['radius_km'])[np.searchsorted(geo['spread_edges_km'], spread)] * 1000)
+                   radius_m=np.array(geo['radius_km'])[np.searchsorted(geo['spread_edges_km'], plain if steps else spread)] * 1000)
     return out
 
 def _matches(g:BuildingGallery, paths:np.ndarray, a:dict) -> pd.DataFrame:
@@ -189,6 +193,39 @@ def answer(self:BuildingGallery,
     if 'inliers' in a: t['top1_inliers'], t['sv_ms'] = a['inliers'][:, 0], a['sv_ms']
     t['rerank'] = a['rerank']
     return t, _matches(self, ok.path.to_numpy(), a), q.loc[q.status != 'ok', ['path', 'reason']].reset_index(drop=True)
+
+# %% ../../nbs/07f_search.answers.ipynb #2b6ca2d2
+def _map_at_r(matches:pd.DataFrame, truth:pd.Series, counts:pd.Series) -> tuple[float, float]:
+    "MAP@R and P@1 of the matches of queries whose building (`truth`, by query) the gallery holds (`counts` photos)."
+    aps, p1 = [], []
+    for q, m in matches.groupby('query', sort=False):
+        true = truth[q]
+        if true not in counts.index: continue
+        R = int(counts[true]); rel = m.sort_values('rank').building.to_numpy()[:R] == true
+        aps.append((np.cumsum(rel) / np.arange(1, len(rel) + 1) * rel).sum() / R); p1.append(rel[0])
+    return float(np.mean(aps)) if aps else float('nan'), float(np.mean(p1)) if p1 else float('nan')
+
+def rerank_report(g:BuildingGallery, queries, # Labelled query photos (one folder per building, or a manifest)
+                  reranks=('none', 'aqe', 'dba', 'aqe+dba', 'sv', 'aqe+sv'), k:int=10, workers:int=2) -> pd.DataFrame:
+    "Each re-ranking's answers to the same labelled queries, as numbers: one column per re-ranking."
+    import time
+    e, q = g.embed(queries, workers=workers, progress=False)
+    out = {}
+    for how in reranks:
+        t0 = time.perf_counter()
+        a = _answers(g, e, k, how, q.path[q.status == 'ok'].to_numpy(), workers)
+        t, m = _identify_table(g, e, q, a), _matches(g, q.path[q.status == 'ok'].to_numpy(), a)
+        ms = (time.perf_counter() - t0) * 1000 / max(len(t), 1)
+        if 'true_building' not in t:
+            raise BuildingMetricError("rerank_report needs labelled queries", "pass one folder per building, or a manifest with labels")
+        seen = t.true_building.isin(set(g.rows.label))
+        mapr, p1 = _map_at_r(m, t.set_index('query').true_building, g.rows.label.value_counts())
+        out[how] = {'MAP@R': mapr, 'P@1': p1, 'known identified': (t.building == t.true_building)[seen].mean(),
+                    'known said unknown': (t.building == 'unknown')[seen].mean(),
+                    'unknown said unknown': (t.building == 'unknown')[~seen].mean(),
+                    'ms per query (after embedding)': ms,
+                    'verification ms per query': float(np.mean(a['sv_ms'])) if 'sv_ms' in a else np.nan}
+    return pd.DataFrame(out)
 
 # %% ../../nbs/07f_search.answers.ipynb #d737b2b3
 @patch

@@ -23,7 +23,7 @@ __all__ = ['probabilities', 'fit_temperature', 'building_sums', 'merge_building_
 def probabilities(scores:np.ndarray, # (m, n) similarities of queries to buildings (or photos)
                   t:float) -> np.ndarray: # Temperature
     "The softmax of `scores` at temperature `t` (`evaluation.retrieval.ncm_probabilities`), as numpy."
-    return ncm_probabilities(torch.as_tensor(np.asarray(scores, np.float64)), t).numpy()
+    return ncm_probabilities(torch.from_numpy(np.array(scores, np.float64)), t).numpy()
 
 def fit_temperature(scores:np.ndarray, y:np.ndarray) -> float:
     "The softmax temperature with the least negative log-likelihood of the true classes `y` (a grid search)."

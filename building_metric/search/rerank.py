@@ -89,6 +89,7 @@ def local_features(image, # A photo (path or PIL image)
 
 def count_inliers(a:tuple, b:tuple, # `local_features` of two photos
                   ratio:float=0.8, # Lowe's ratio test
+                  mutual:bool=True, # Keep a match only when each keypoint is the other's nearest (one-to-one)
                   model:str='homography', # or 'fundamental'
                   px:float=8.0, # Inlier distance, in pixels of the scaled photos
                   min_matches:int=8) -> int:
@@ -101,6 +102,7 @@ def count_inliers(a:tuple, b:tuple, # `local_features` of two photos
     two = np.take_along_axis(d2, j, 1)
     o = np.argsort(two, 1); j, two = np.take_along_axis(j, o, 1), np.sqrt(np.maximum(np.take_along_axis(two, o, 1), 0))
     good = two[:, 0] < ratio * two[:, 1]
+    if mutual: good &= d2.argmin(0)[j[:, 0]] == np.arange(len(A))
     if good.sum() < min_matches: return 0
     cv2 = opencv()
     src, dst = ka[good], kb[j[good, 0]]
@@ -189,6 +191,7 @@ def rerank_shortlist(q:np.ndarray, # (m, dim) L2-normalised queries
                      j:np.ndarray, # (m, s) their shortlist (gallery rows, best first; -1: none)
                      emb:np.ndarray, # (n, dim) the gallery's embeddings
                      steps:tuple, # `parse_rerank`'s steps
+                     sims:np.ndarray|None=None, # (m, s) the index's similarities of the shortlist (computed when not given)
                      dba:np.ndarray|None=None, # (n, dim) the gallery's DBA embeddings (needed for 'dba')
                      paths=None, gallery_paths=None, store:LocalFeatures|None=None, # Query photos, gallery photos and their local features (for 'sv')
                      n:int=3, alpha:float=3.0, workers:int=2, sv:dict|None=None) -> dict:
@@ -199,11 +202,12 @@ def rerank_shortlist(q:np.ndarray, # (m, dim) L2-normalised queries
         raise BuildingMetricError("rerank 'dba' on a gallery without DBA embeddings",
                                   "build it with dba=True (bm-index --dba 1)")
     cand = base[np.maximum(j, 0)]
-    score = np.where(j >= 0, np.einsum('md,msd->ms', q, cand), -np.inf)
-    if 'aqe' in steps:
-        o = np.argsort(-score, 1, kind='stable')
-        j, score, cand = np.take_along_axis(j, o, 1), np.take_along_axis(score, o, 1), np.take_along_axis(cand, o[..., None], 1)
-        score = np.where(j >= 0, np.einsum('md,msd->ms', query_expand(q, cand, score, n, alpha), cand), -np.inf)
+    if sims is None or 'dba' in steps: score = np.where(j >= 0, np.einsum('md,msd->ms', q, cand), -np.inf)
+    else: score = np.where(j >= 0, sims, -np.inf)
+    if 'aqe' in steps:   # (the n best rows only are gathered again)
+        top = np.argsort(-score, 1, kind='stable')[:, :n]
+        q = query_expand(q, np.take_along_axis(cand, top[..., None], 1), np.take_along_axis(score, top, 1), n, alpha)
+        score = np.where(j >= 0, np.einsum('md,msd->ms', q, cand), -np.inf)
     o = np.argsort(-score, 1, kind='stable')
     j, score = np.take_along_axis(j, o, 1), np.take_along_axis(score, o, 1)
     inliers = np.full(j.shape, -1, np.int64)

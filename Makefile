@@ -12,6 +12,8 @@ export PYTHONHASHSEED := 0
 # The pinned environment has every extra (faiss, onnxruntime, EfficientNet-Lite0's weights, scikit-image): a check that
 # needs one of them fails instead of skipping itself (`core.optional_check`).
 export BUILDING_METRIC_REQUIRE := 1
+# The feature caches of the tests' photo folders: out of the checkout and out of the user's own cache.
+export BUILDING_METRIC_CACHE ?= /tmp/building_metric-test-cache
 
 .PHONY: test test-slow docs site demo lock sync-check imports nbtest pytest chromium clean-check
 

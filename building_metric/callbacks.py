@@ -51,16 +51,19 @@ RETRIEVAL_SCORES = re.compile(r'precision_at_1|r_precision|map_at_r|recall_at_\d
 "Names `retrieval_score` accepts: the keys of `retrieval_metrics`, any K for recall."
 
 # %% ../nbs/03_callbacks.ipynb #c29df9be
-def retrieval_score(metric:str='map_at_r'):
-    ("A scorer for `PeriodicEval`: leave-one-out `metric` (a key of `retrieval_metrics`) of the embeddings of a "
-     "DataLoader.")
+def retrieval_score(metric:str='map_at_r',
+                    refs=None): # A DataLoader of reference photos (e.g. the training photos); None: leave-one-out
+    ("A scorer for `PeriodicEval`: `metric` (a key of `retrieval_metrics`) of the embeddings of a DataLoader, leave-one-"
+     "out among them, or as queries against the embeddings of `refs`.")
     if not RETRIEVAL_SCORES.fullmatch(metric):
         raise BuildingMetricError(f"unknown retrieval metric {metric!r}",
                                   "use precision_at_1, r_precision, map_at_r or recall_at_<k>")
     ks = (int(metric[len('recall_at_'):]),) if metric.startswith('recall_at_') else (1,)
     def score(learn, dl):
         emb, y = embed_all(learn.model, dl)
-        return retrieval_metrics(emb, y, ks=ks)[metric] if len(emb) > 1 else float('nan')
+        if refs is None: return retrieval_metrics(emb, y, ks=ks)[metric] if len(emb) > 1 else float('nan')
+        r, ry = embed_all(learn.model, refs)
+        return retrieval_metrics(emb, y, ref=r, ref_labels=ry, ks=ks)[metric] if len(emb) else float('nan')
     score.__name__ = metric
     return score
 

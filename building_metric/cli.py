@@ -74,8 +74,7 @@ COMMANDS = {
     'eval': Script('bm-eval', EvalConfig, 'eval', 'building_metric.evaluation.report:run_eval',
                    "Evaluate a trained fusion head on the seen (val) and unseen (test) buildings of a feature cache, or a "
                    "model on a benchmark in its published layout (--protocol roxford, rparis, vpr or gldv2).",
-                   "bm-eval --checkpoint runs/a/models/best.pth --data photos/.bm_cache/features.h5 --images photos/ "
-                   "--out runs/a/report"),
+                   "bm-eval --checkpoint runs/a/models/best.pth --out runs/a/report"),
     'demo': Script('bm-demo', DemoConfig, 'demo', 'building_metric.demo:run_demo',
                    "Generate synthetic buildings, extract features, train a fusion head, evaluate it and write a "
                    "report.",

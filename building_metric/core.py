@@ -87,6 +87,7 @@ def show_progress(progress:bool|None=None, # True, False, or None for automatic
     if env in ('1', 'true', 'yes', 'on'): return True
     import sys
     from fastcore.imports import IN_NOTEBOOK
+    # (console scripts send the library's output, bars included, to stderr)
     return bool(IN_NOTEBOOK) or (hasattr(sys.stderr, 'isatty') and sys.stderr.isatty())
 
 # %% ../nbs/00_core.ipynb #d4f3a8b5

@@ -113,6 +113,8 @@ def tune(cfg:HPOConfig, log=print) -> dict:
     if not base.data:
         raise BuildingMetricError("the base run has no data",
                                   "set data in the --train config, or pass --data (a feature cache is fastest)")
+    if Path(base.data).suffix.lower() not in ('.h5', '.hdf5') and not base.cache:   # every trial reads one extraction
+        base = base.override({'cache': str(Path(cfg.out)/'features.h5')})
     space = cfg.space or default_space(base)
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True); cfg.to_yaml(out/'config.yaml')
     optuna.logging.set_verbosity(optuna.logging.WARNING)

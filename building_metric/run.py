@@ -17,7 +17,7 @@ import pandas as pd
 from .callbacks import EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint
 from .callbacks import resume as resume_learner
 from .config import Config
-from .core import WriterLock
+from .core import WriterLock, show_progress
 from .tracking import tracking_cbs
 
 # %% auto #0
@@ -72,7 +72,8 @@ class TrainingRun:
         if start >= epochs:
             self.log(f"the checkpoint is of the last epoch ({start - 1}): nothing left to train"); return 0.0
         t0 = time.perf_counter()
-        learn.fit_one_cycle(epochs, lr, start_epoch=start, **kw)
+        # no bars into a pipe or a file (fastprogress would draw them anywhere): only to a terminal or a notebook
+        with (nullcontext() if show_progress() else learn.no_bar()): learn.fit_one_cycle(epochs, lr, start_epoch=start, **kw)
         # (a finished run resumed keeps its file)
         if self.main: pd.DataFrame(learn.periodic_eval.history).to_csv(self.out/'evaluations.csv', index=False)
         return round(time.perf_counter() - t0, 2)

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .batch_size import find_batch_size, learner_step
-from .callbacks import embed_all
+from .callbacks import embed_all, retrieval_score
 from .config import TrainConfig, default_cache
 from .core import BuildingMetricError, init_distributed, seed_everything
 from .distributed import DistributedTraining, RandomBatches, ShardedBatches
@@ -59,6 +59,8 @@ def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
         exts.append(create_extractor(n, pretrained=not cfg.random_weights, tiny=cfg.tiny, weights=w))
     index = index_from(path, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
     log(index.report())
+    ok = index.df[index.df.status == 'ok']   # (a split retrieval cannot be measured on fails before extraction)
+    if cfg.select != 'unseen': _check_validation(ok.label[ok.split == 'val'], ok.label[ok.split == 'train'], path.name)
     log(f"features: {cache}")
     return FeatureCache(extract_features(index, exts, cache, num_workers=cfg.workers, seed=cfg.seed, tiny=cfg.tiny,
                                          pretrained=not cfg.random_weights, progress=None))
@@ -147,6 +149,35 @@ def _find_batch(cfg:TrainConfig, learn, loaders, run:TrainingRun, log) -> TrainC
     learn.dls = loaders(bs)[0]
     return cfg
 
+def _held_out_views(va, tr) -> bool:
+    "Are the photos of buildings `va` new photos of training buildings `tr` (so, queries against the training photos)?"
+    return bool(len(va)) and set(np.asarray(va).tolist()) <= set(np.asarray(tr).tolist())
+
+def _check_validation(va, tr, name:str) -> bool:
+    ("A validation set retrieval can be measured on: photos of training buildings (queries against the training "
+     "photos, returns True), or buildings with two photos or more (among themselves, returns False).")
+    refs = _held_out_views(va, tr)
+    if not len(va) or (not refs and pd.Series(va).value_counts().max() < 2):
+        raise BuildingMetricError(
+            f"the validation split of {name!r} has no building with two images, so retrieval metrics are undefined",
+            "index two or more photos per building (split by image, --split image, to validate on new photos of "
+            "training buildings)")
+    return refs
+
+def _rows_loader(cache:FeatureCache, names:list, rows:np.ndarray, dls) -> FeatureDataLoader:
+    return FeatureDataLoader(FeatureRows(cache, names, rows, in_ram=dls.train.dataset.in_ram), bs=256,
+                             device=dls.device)
+
+def _final_metrics(model, cache:FeatureCache, names:list, dls) -> dict:
+    ("Retrieval metrics of the test split (else the validation split): as queries against the training photos when "
+     "they are new photos of training buildings, else leave-one-out among themselves.")
+    split = 'test' if len(cache.rows('test')) else 'val'
+    rows, tr = cache.rows(split), cache.rows('train')
+    emb, y = embed_all(model, _rows_loader(cache, names, rows, dls))
+    if not _held_out_views(cache.labels[rows], cache.labels[tr]): return dict(split=split, **retrieval_metrics(emb, y))
+    r, ry = embed_all(model, _rows_loader(cache, names, tr, dls))
+    return dict(split=split, against='training photos', **retrieval_metrics(emb, y, ref=r, ref_labels=ry))
+
 # `cbs`: more callbacks for the learner (e.g. a tuner's pruning)
 def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
     ("Train a fusion head as `cfg` says; returns the retrieval metrics of the best weights on the test (or validation) "
@@ -164,12 +195,8 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
         names = _extractors(cfg, cache)
         tr_rows, va_rows, chosen = selection_rows(cache, cfg.select if cfg.sampler != 'ucb' else 'val', seed=cfg.seed,
                                                   log=log if main else (lambda *a: None))
-        va = cache.labels[va_rows]
-        if not len(va) or np.bincount(va).max() < 2:
-            raise BuildingMetricError(
-                f"the validation split of {cache.path.name!r} has no building with two images, so retrieval metrics "
-                "are undefined",
-                                      "split by class (--split class), or index more images per building")
+        # new photos of training buildings are queries against the training photos; other buildings, among themselves
+        refs = _check_validation(cache.labels[va_rows], cache.labels[tr_rows], cache.path.name)
         seed_everything(cfg.seed)
         loaders = _loaders(cfg, cache, names, tr_rows, va_rows, world, main)
         dls, sampler_cbs = loaders(max(cfg.m,
@@ -177,6 +204,8 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
         head = FusionHead(cache.dims(names), size=cfg.big_fusion_head, gate=bool(cfg.gate), emb_dim=cfg.emb_dim or None,
                           residual=bool(cfg.residual))
         every = run.callbacks(every=cfg.eval_every, patience=cfg.patience, ema=cfg.ema, log=cfg.log, resume=cfg.resume,
+                              metric=retrieval_score('map_at_r',
+                                                     _rows_loader(cache, names, tr_rows, dls) if refs else None),
                               distributed=DistributedTraining() if world > 1 else None)
         learn = metric_learner(dls, head, cfg.loss, n_classes=int(cache.labels[tr_rows].max()) + 1,
                                cbs=sampler_cbs + every + list(cbs or []), path=run.out,
@@ -188,9 +217,5 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
         # per update: each level's mean loss and plays
         if main and ucb is not None and seconds: pd.DataFrame(ucb.history).to_csv(run.out/'ucb.csv', index=False)
         if not main: return dict(rank=rank)   # process 0 reports
-        split = 'test' if len(cache.rows('test')) else 'val'
-        emb, y = embed_all(learn.model,
-                           FeatureDataLoader(
-                               FeatureRows(cache, names, cache.rows(split), in_ram=dls.train.dataset.in_ram), bs=256,
-                               device=dls.device))
-        return run.finish(dict(split=split, selected_on=chosen, **retrieval_metrics(emb, y), train_seconds=seconds))
+        return run.finish(dict(**_final_metrics(learn.model, cache, names, dls), selected_on=chosen,
+                               train_seconds=seconds))

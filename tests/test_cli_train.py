@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from building_metric.config import default_cache
 from building_metric.data.synth import write_synthetic
 from building_metric.features.cache import FeatureCache
 from building_metric.metric.heads import load_head
@@ -18,11 +19,13 @@ def photos(tmp_path_factory):
 
 def test_good_run_writes_outputs_and_reuses_cache(photos):
     (photos/'cfg.yaml').write_text("split: class\nresnet: 1\ntiny: true\nepochs: 2\nlr: 1.0e-3\nbatch: 16\n")
+    before = sorted((p.relative_to(photos/'photos'), p.stat().st_mtime) for p in (photos/'photos').rglob('*'))
     r = run('bm-train', '--config', photos/'cfg.yaml', '--data', photos/'photos', '--lr', '0.01', '--eval_every', '5', '--out', photos/'run')
     assert r.returncode == 0, r.stderr
     out = photos/'run'
     metrics = json.loads((out/'metrics.json').read_text())
-    cache = photos/'photos'/'.bm_cache'/'features.h5'
+    cache = default_cache(photos/'photos')
+    assert cache.is_file() and sorted((p.relative_to(photos/'photos'), p.stat().st_mtime) for p in (photos/'photos').rglob('*')) == before
     head, _ = load_head(out/'models'/'best.pth')
     with FeatureCache(cache) as c, torch.no_grad(): emb, y = head(torch.from_numpy(c.features('resnet', 'test'))), c.labels[c.rows('test')]
     assert metrics['split'] == 'test' and abs(metrics['map_at_r'] - pml_map_at_r(emb, y)) < 1e-6   # the best weights' MAP@R on the test split
@@ -36,7 +39,7 @@ def test_good_run_writes_outputs_and_reuses_cache(photos):
     assert r2.returncode == 0, r2.stderr
     assert cache.stat().st_mtime == mtime                                   # features reused
     assert len((out/'history.csv').read_text().strip().splitlines()) == 1 + 3   # header + epochs 0, 1 and the resumed 2
-    ev = run('bm-eval', '--checkpoint', out/'models'/'best.pth', '--data', cache, '--images', photos/'photos', '--out', photos/'report')
+    ev = run('bm-eval', '--checkpoint', out/'models'/'best.pth', '--out', photos/'report')   # the run's features and photos
     assert ev.returncode == 0, ev.stderr
     report = json.loads((photos/'report'/'metrics.json').read_text())
     assert f"| map_at_r | {report['unseen_buildings']['map_at_r']:.4f} |" in (photos/'report'/'report.md').read_text()
@@ -47,6 +50,7 @@ def test_good_run_writes_outputs_and_reuses_cache(photos):
     on_images = run('bm-eval', '--checkpoint', out/'models'/'best.pth', '--data', photos/'photos', '--out', photos/'report2')
     assert on_images.returncode == 0, on_images.stderr                     # images in: features extracted as the run's were
     assert json.loads((photos/'report2'/'metrics.json').read_text())['unseen_buildings']['n_images'] == 16 * 6
+    assert sorted((p.relative_to(photos/'photos'), p.stat().st_mtime) for p in (photos/'photos').rglob('*')) == before   # nothing written into the photos
     bad = run('bm-eval', '--checkpoint', out/'models'/'nope.pth', '--data', cache, '--out', photos/'report3')
     assert bad.returncode == 2 and 'bm-eval: error: checkpoint' in bad.stderr and 'not found' in bad.stderr
 
@@ -138,3 +142,32 @@ def test_killed_mid_epoch_then_resumed_ends_with_the_weights_of_an_uninterrupted
     np.testing.assert_allclose(hb.drop(columns='time').to_numpy(float), ha.drop(columns='time').to_numpy(float), atol=1e-6)
     ma, mb = (json.loads((d/'metrics.json').read_text()) for d in (tmp_path/'full', cut))
     assert abs(ma['map_at_r'] - mb['map_at_r']) < 1e-6 and ma['best']['iter'] == mb['best']['iter']
+
+
+def test_default_split_works_on_eleven_folders_of_eight_photos(tmp_path):
+    "The default bm-train on 11 buildings x 8 photos: held-out photos are queries against the training photos of their buildings."
+    from pytorch_metric_learning.distances import CosineSimilarity
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from pytorch_metric_learning.utils.inference import CustomKNN
+    write_synthetic(tmp_path/'photos', 'folders', n_identities=11, views=8, size=48)
+    before = sorted((p.relative_to(tmp_path/'photos'), p.stat().st_mtime) for p in (tmp_path/'photos').rglob('*'))
+    r = run('bm-train', '--data', tmp_path/'photos', '--resnet', '1', '--tiny', '1', '--epochs', '2', '--lr', '0.01', '--batch', '16',
+            '--eval_every', '5', '--out', tmp_path/'run')
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path/'run'/'metrics.json').read_text())
+    assert m['against'] == 'training photos'
+    head, _ = load_head(tmp_path/'run'/'models'/'best.pth')
+    with FeatureCache(default_cache(tmp_path/'photos')) as c, torch.no_grad():
+        q, r_ = (head(torch.from_numpy(c.features('resnet', s))) for s in (m['split'], 'train'))
+        yq, yr = c.labels[c.rows(m['split'])], c.labels[c.rows('train')]
+    calc = AccuracyCalculator(include=('mean_average_precision_at_r',), k='max_bin_count', knn_func=CustomKNN(CosineSimilarity()))
+    want = calc.get_accuracy(q, torch.as_tensor(yq), r_, torch.as_tensor(yr), ref_includes_query=False)['mean_average_precision_at_r']
+    assert abs(m['map_at_r'] - want) < 1e-6                                   # computed by pytorch-metric-learning, queries vs references
+    assert sorted((p.relative_to(tmp_path/'photos'), p.stat().st_mtime) for p in (tmp_path/'photos').rglob('*')) == before
+
+
+def test_a_collection_that_cannot_be_validated_fails_before_extraction(tmp_path):
+    write_synthetic(tmp_path/'photos', 'folders', n_identities=6, views=1, size=48)   # one photo per building
+    r = run('bm-train', '--data', tmp_path/'photos', '--resnet', '1', '--tiny', '1', '--split', 'class', '--out', tmp_path/'run')
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith('bm-train: error: the validation split'), r.stderr
+    assert not default_cache(tmp_path/'photos').exists()                      # refused before extracting anything

@@ -112,3 +112,29 @@ def test_frozen_gallery_from_the_shell(tmp_path):
     offline = run('bm-index', '--extractors', 'resnet', '--gallery', photos, '--out', tmp_path/'g3')   # pretrained weights not here
     assert one_line_error(offline, 'bm-index') and 'cannot load pretrained weights' in offline.stderr, offline.stderr
     assert not (tmp_path/'g3').exists()                                                         # refused before any work
+
+
+def test_threshold_flags(tmp_path):
+    "`bm-search --threshold` / `--target_far`: the threshold used, its rates on the gallery's calibration, and each answer's margin."
+    from building_metric.search import BuildingGallery
+    photos = write_synthetic(tmp_path/'photos', 'folders', n_identities=6, views=5, size=48, seed=0)
+    new = write_synthetic(tmp_path/'new', 'folders', n_identities=8, views=1, size=48, seed=0)   # 6 known buildings, 2 unknown
+    r = run('bm-index', '--extractors', 'resnet', '--tiny', '1', '--gallery', photos, '--out', tmp_path/'g', '--workers', '0')
+    assert r.returncode == 0 and 'open-set threshold' in r.stderr, r.stderr
+    g = BuildingGallery(tmp_path/'g')
+    s = g.calibration['scores']
+    for flags in (['--threshold', '0.9'], ['--target_far', '0.2'], []):
+        o = run('bm-search', '--gallery', tmp_path/'g', '--query', new, '--out', tmp_path/'res', '--workers', '0', '--pictures', '0', *flags)
+        assert o.returncode == 0, o.stderr
+        summary = json.loads((tmp_path/'res'/'results.json').read_text())['summary']['threshold']
+        th = summary['threshold']
+        if flags[:1] == ['--threshold']: assert th == 0.9
+        elif flags: assert np.mean(np.array(s['unknown']) >= th) <= 0.2           # at most 20% of the calibration's unknowns accepted
+        else: assert th == g.calibration['threshold']
+        assert f"open-set threshold {th:.3f}" in o.stderr
+        assert abs(summary['far'] - np.mean(np.array(s['unknown']) >= th)) < 1e-12 and abs(summary['frr'] - np.mean(np.array(s['known']) < th)) < 1e-12
+        t = pd.read_csv(tmp_path/'res'/'results.csv', keep_default_na=False)
+        assert ((t.building == 'unknown') == (t.best_similarity < th)).all()   # unknown exactly below the threshold
+        np.testing.assert_allclose(t.threshold_margin, t.best_similarity - th, atol=1e-9)
+    both = run('bm-search', '--gallery', tmp_path/'g', '--query', new, '--out', tmp_path/'res2', '--threshold', '0.5', '--target_far', '0.1')
+    assert one_line_error(both, 'bm-search') and 'both given' in both.stderr

@@ -6,7 +6,7 @@ Docs: https://building-metric.github.io/building_metric/config.pipeline.html.md"
 
 # %% ../../nbs/00d_config.pipeline.ipynb #16de46e2
 from __future__ import annotations
-import copy
+import copy, hashlib, os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,14 +17,25 @@ from .settings import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexCo
 from ..core import BuildingMetricError
 
 # %% auto #0
-__all__ = ['SCRIPTS', 'default_cache', 'PipelineConfig', 'is_pipeline']
+__all__ = ['SCRIPTS', 'cache_home', 'default_cache', 'PipelineConfig', 'is_pipeline']
 
 # %% ../../nbs/00d_config.pipeline.ipynb #0c321e37
-def default_cache(data:str|Path) -> Path: # An image folder or a CSV manifest
-    ("Where `bm-train` keeps the features of a folder (`.bm_cache/features.h5` inside it) or a manifest "
-     "(`<name>.features.h5` beside it).")
+def cache_home() -> Path:
+    ("Where the feature caches of photo folders go: `$BUILDING_METRIC_CACHE`, else `$XDG_CACHE_HOME/building_metric`, "
+     "else `~/.cache/building_metric`.")
+    if os.environ.get('BUILDING_METRIC_CACHE'): return Path(os.environ['BUILDING_METRIC_CACHE'])
+    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'building_metric'
+
+def default_cache(data:str|Path, # An image folder or a CSV manifest
+                  name:str='features.h5') -> Path:
+    ("Where `bm-train` (and `bm-eval`, `name='eval_features.h5'`) keep the features of a folder or a manifest: in the "
+     "user's cache (`cache_home`), one folder per photo folder, never inside it. A cache an older version left in "
+     "the folder (`.bm_cache/`) or beside the manifest (`<name>.features.h5`) is still used.")
     data = Path(data)
-    return data.with_name(data.stem + '.features.h5') if data.is_file() else data/'.bm_cache'/'features.h5'
+    old = data.with_name(f"{data.stem}.{name}") if data.is_file() else data/'.bm_cache'/name
+    if old.is_file(): return old
+    key = hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:12]
+    return cache_home()/'features'/f"{data.stem or 'data'}-{key}"/name
 
 SCRIPTS = {'extract': 'bm-extract', 'train': 'bm-train', 'hpo': 'bm-hpo', 'eval': 'bm-eval', 'demo': 'bm-demo',
            'segment': 'bm-seg-train', 'seg_infer': 'bm-seg-infer', 'pairs': 'bm-pair-train',

@@ -85,7 +85,7 @@ class TrainConfig(Config):
     # Image folder, CSV manifest or HDF5 feature cache (a manifest's split column, train/val/test, chooses the held-out buildings)
     data:str = ''
     out:str = 'runs/train' # Output folder
-    cache:str = '' # Feature cache to write for a folder or manifest (default: inside the folder / beside the manifest)
+    cache:str = '' # Feature cache to write for a folder or manifest (default: in the user's cache, see config.default_cache; never inside the folder)
     clip:int = 0 # Use CLIP features (0/1)
     segformer:int = 0 # Use SegFormer features (0/1)
     midas:int = 0 # Use MiDaS features (0/1)
@@ -204,7 +204,8 @@ class EvalConfig(Config):
     "Settings of `bm-eval` (each is also a flag: `--name value`)."
     # best.pth written by bm-train (best.json beside it); empty: score the frozen features of the --data cache
     checkpoint:str = ''
-    data:str = '' # Feature cache (.h5), or an image folder / manifest whose images all become queries
+    # Feature cache (.h5), or an image folder / manifest whose images all become queries (default: the cache the --checkpoint's run trained on)
+    data:str = ''
     out:str = 'report' # Report folder (its resolved settings go in config.yaml)
     images:str = '' # Root folder of the indexed images, for the retrieval gallery
     chunk:int = 0 # >0: evaluate_at_scale, reading blocks of this many rows (no pictures; shared out under torchrun)
@@ -411,6 +412,10 @@ class SearchConfig(Config):
     tta:str = '' # Test-time views of the queries: none, flip or multicrop (empty: as the gallery was built)
     # Re-rank each query's shortlist: none, aqe, dba, sv (spatial verification, needs OpenCV) or a combination, e.g. aqe+sv
     rerank:str = 'none'
+    # Open-set threshold on the nearest building's similarity (default: the gallery's calibrated one)
+    threshold:float|None = None
+    # Instead: the threshold that accepts at most this share of unknown photos on the gallery's calibration, e.g. 0.05
+    target_far:float|None = None
 
     def __post_init__(self):
         check_positive(self, 'k')

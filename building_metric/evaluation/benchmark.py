@@ -79,14 +79,16 @@ def _vpr(d:dict, m:SearchModel, out:Path, cfg:EvalConfig) -> dict:
 def _gldv2(d:dict, m:SearchModel, out:Path, cfg:EvalConfig) -> dict:
     root = d['root']
     q = embed_photos(m, [gldv2_path(root, 'test', i) for i in d['test']], out/'features'/'test.h5', cfg.workers, cfg.bs)
-    db = embed_photos(m, [gldv2_path(root, 'index', i) for i in d['index']], out/'features'/'index.h5', cfg.workers, cfg.bs)
+    db = embed_photos(m, [gldv2_path(root, 'index', i) for i in d['index']], out/'features'/'index.h5',
+                      cfg.workers, cfg.bs)
     top = ranked(q, db, 100, cfg.rerank)
     index = np.asarray(d['index'])
     res = dict(n_index=len(db), n_queries=len(q),
                retrieval_map_at_100=100 * map_at_k(dict(zip(d['test'], index[top].tolist())), d['retrieval']))
     if 'recognition' in d:   # the nearest training photo's landmark, its similarity as the confidence
         ids = sorted(d['train'])
-        tr = embed_photos(m, [gldv2_path(root, 'train', i) for i in ids], out/'features'/'train.h5', cfg.workers, cfg.bs)
+        tr = embed_photos(m, [gldv2_path(root, 'train', i) for i in ids], out/'features'/'train.h5',
+                          cfg.workers, cfg.bs)
         s, j = ExactIndex(tr).search(q, 1)
         lab = np.asarray([d['train'][i] for i in ids])
         pred = pd.DataFrame(dict(id=d['test'], landmark=lab[j[:, 0]], confidence=s[:, 0]))
@@ -99,18 +101,21 @@ def _model(cfg:EvalConfig) -> SearchModel:
         raise BuildingMetricError("bm-eval --protocol takes --checkpoint or --extractors (one of them)",
                                   "--checkpoint runs/a/models/best.pth for a trained model, --extractors "
                                   "efficientnet_lite0 for frozen features")
-    return SearchModel.from_extractors(cfg.extractors, tiny=cfg.tiny) if cfg.extractors else SearchModel.create(cfg.checkpoint)
+    return SearchModel.from_extractors(cfg.extractors,
+                                       tiny=cfg.tiny) if cfg.extractors else SearchModel.create(cfg.checkpoint)
 
 def _table(r:dict) -> str:
     if 'easy' in r:
         rows = [f"| {s} | {r[s]['map']:.2f} | " + ' | '.join(f"{v:.2f}" for v in r[s]['mp@k'].values()) + " |" for s in ('easy', 'medium', 'hard')]
         ks = list(r['easy']['mp@k'])
-        return '\n'.join([f"| setup | mAP | " + ' | '.join(f"mP@{k}" for k in ks) + " |", '|---' * (2 + len(ks)) + '|'] + rows)
+        return '\n'.join([f"| setup | mAP | " + ' | '.join(f"mP@{k}" for k in ks) + " |",
+                          '|---' * (2 + len(ks)) + '|'] + rows)
     if 'recall' in r:
         return '\n'.join(["| " + ' | '.join(f"R{k}" for k in r['recall']) + " |", '|---' * len(r['recall']) + '|',
                           "| " + ' | '.join(f"{100 * v:.1f}" for v in r['recall'].values()) + " |"])
     keys = [k for k in ('retrieval_map_at_100', 'recognition_gap') if k in r]
-    return '\n'.join(["| " + ' | '.join(keys) + " |", '|---' * len(keys) + '|', "| " + ' | '.join(f"{r[k]:.2f}" for k in keys) + " |"])
+    return '\n'.join(["| " + ' | '.join(keys) + " |", '|---' * len(keys) + '|',
+                      "| " + ' | '.join(f"{r[k]:.2f}" for k in keys) + " |"])
 
 def run_protocol(cfg:EvalConfig) -> dict:
     ("`bm-eval --protocol`: the model of `cfg` through the benchmark at `cfg.data`; metrics.json and report.md in "

@@ -108,7 +108,8 @@ def read_revisited(root:str|Path, # The dataset folder (holding gnd_roxford5k.pk
     return dict(protocol=protocol, root=root, images=paths, queries=[jpg/f'{x}.jpg' for x in cfg['qimlist']],
                 boxes=[tuple(float(v) for v in g['bbx']) for g in cfg['gnd']], gnd=cfg['gnd'])
 
-def distractor_images(root:str|Path) -> list[Path]: # The revisitop1m folder: jpg/ and revisitop1m.txt (or any folder of photos)
+# The revisitop1m folder: jpg/ and revisitop1m.txt (or any folder of photos)
+def distractor_images(root:str|Path) -> list[Path]:
     "The distractor photos of a +1M folder: the ones `revisitop1m.txt` lists, else every photo under it."
     root = Path(root)
     lst = root/'revisitop1m.txt'
@@ -138,7 +139,8 @@ def read_vpr(root:str|Path) -> dict: # A folder with database/ and queries/ (or 
     d = {k: sorted(p for p in (root/k).rglob('*') if p.suffix.lower() in ('.jpg', '.jpeg', '.png'))
          for k in ('database', 'queries')}
     for k, v in d.items():
-        if not v: raise BuildingMetricError(f"no photo in {str(root/k)!r}", f"get the dataset from {DATASET_PAGES['vpr']}")
+        if not v:
+            raise BuildingMetricError(f"no photo in {str(root/k)!r}", f"get the dataset from {DATASET_PAGES['vpr']}")
     return dict(protocol='vpr', root=root, **d, db_utm=utm_of(d['database']), query_utm=utm_of(d['queries']))
 
 def vpr_recalls(predictions:np.ndarray, # (n_queries, >= max(ns)) database indices, best first (-1: none)
@@ -151,7 +153,8 @@ def vpr_recalls(predictions:np.ndarray, # (n_queries, >= max(ns)) database indic
         raise BuildingMetricError(f"predictions of shape {predictions.shape} for {len(query_utm)} queries and N up to "
                                   f"{max(ns)}", "pass one row per query with at least max(ns) database indices")
     positives = NearestNeighbors().fit(db_utm).radius_neighbors(query_utm, radius=radius_m, return_distance=False)
-    first = np.array([np.flatnonzero(np.isin(p[:max(ns)], pos)).min(initial=max(ns)) for p, pos in zip(predictions, positives)])
+    first = np.array([np.flatnonzero(np.isin(p[:max(ns)], pos)).min(initial=max(ns)) for p,
+                      pos in zip(predictions, positives)])
     return {int(n): float((first < n).mean()) for n in ns}
 
 # %% ../../nbs/05d_evaluation.protocols.ipynb #90631c9a
@@ -175,9 +178,11 @@ def map_at_k(predictions:dict, # Query id -> index ids, best first
     aps = []
     for q, rel_ids in solution.items():
         if not len(rel_ids): continue
-        rel = np.isin(np.asarray(list(predictions.get(q, ()))[:k], dtype=object), np.asarray(list(rel_ids), dtype=object))
+        rel = np.isin(np.asarray(list(predictions.get(q, ()))[:k], dtype=object),
+                      np.asarray(list(rel_ids), dtype=object))
         aps.append((np.cumsum(rel) / np.arange(1, len(rel) + 1) * rel).sum() / min(len(rel_ids), k) if len(rel) else 0.)
-    if not aps: raise BuildingMetricError("the solution has no query with relevant index photos", "check the solution file")
+    if not aps:
+        raise BuildingMetricError("the solution has no query with relevant index photos", "check the solution file")
     return float(np.mean(aps))
 
 # %% ../../nbs/05d_evaluation.protocols.ipynb #0c54ada4
@@ -191,7 +196,8 @@ def _solution(path:Path, column:str) -> dict:
     if 'Usage' in s: s = s[s.Usage != 'Ignored']
     return {i: _split_ids(v) for i, v in zip(s['id'], s[column])}
 
-def read_gldv2(root:str|Path) -> dict: # The dataset folder: index/, test/, retrieval_solution_v2.1.csv (train/, train.csv, recognition_solution_v2.1.csv)
+# The dataset folder: index/, test/, retrieval_solution_v2.1.csv (train/, train.csv, recognition_solution_v2.1.csv)
+def read_gldv2(root:str|Path) -> dict:
     ("The retrieval task (index photos, queries, relevant index ids) and, when its files are there, the recognition "
      "task (train photos with landmarks, query landmarks) of a Google Landmarks v2 folder.")
     root = Path(root)
@@ -241,13 +247,15 @@ def _write_vpr(root:Path, n:int, size:int, seed:int):
             part = 'queries' if v == 0 else 'database'
             dx = 3.0 * v   # a few metres between the photos of a building
             (root/part).mkdir(parents=True, exist_ok=True)
-            ims[i, v].save(root/part/f'@{e + dx:.2f}@{no:.2f}@18@T@{f.lat:.6f}@{f.lon:.6f}@b{i:03d}v{v}@.jpg', quality=95)
+            ims[i, v].save(
+                root/part/f'@{e + dx:.2f}@{no:.2f}@18@T@{f.lat:.6f}@{f.lon:.6f}@b{i:03d}v{v}@.jpg', quality=95)
 
 def _write_gldv2(root:Path, n:int, size:int, seed:int):
     _, ims = _views(n + 2, 4, size, seed)
     hexid = lambda i, v: f"{i:08x}{v:08x}"
     def save(part, i, v):
-        p = gldv2_path(root, part, hexid(i, v)); p.parent.mkdir(parents=True, exist_ok=True); ims[i, v].save(p, quality=95)
+        p = gldv2_path(root, part,
+                       hexid(i, v)); p.parent.mkdir(parents=True, exist_ok=True); ims[i, v].save(p, quality=95)
         return hexid(i, v)
     index = {i: [save('index', i, v) for v in (1, 2)] for i in range(n)}
     train = {i: [save('train', i, v) for v in (1, 2, 3)] for i in range(n)}

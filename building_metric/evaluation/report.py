@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/evaluation.report.html.m
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import json, os, time
+import dataclasses, json, os, time
 from pathlib import Path
 
 import h5py
@@ -18,7 +18,7 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..callbacks import embed_all
-from ..config import EvalConfig
+from ..config import EvalConfig, default_cache
 from ..core import BuildingMetricError, all_sum, barrier, init_distributed, rank_world
 from ..data.index import BuildingIndex
 from ..geo import haversine_km, localisation_scores, locate_from_neighbours
@@ -64,7 +64,7 @@ def _eval_cache(data:Path, meta:dict, log, tta:str='none') -> tuple[Path, Path]:
     df = index.df.copy(); df.loc[df.status == 'ok', 'split'] = 'test'
     index = BuildingIndex(df, index.root, index.layout, index.problems)
     log(index.report())
-    dest = data.with_name(data.stem + '.eval_features.h5') if data.is_file() else data/'.bm_cache'/'eval_features.h5'
+    dest = default_cache(data, 'eval_features.h5')   # (not inside the photo folder)
     dest.parent.mkdir(parents=True, exist_ok=True)
     return extract_features(index, tta_extractors(exts, tta), dest, seed=seed, progress=None), index.root
 
@@ -366,12 +366,26 @@ def evaluate_frozen(cache:str|Path, # A feature cache (its splits say what is se
     return m
 
 # %% ../../nbs/07_evaluation.report.ipynb #a6b0edd8
+def _trained_on(checkpoint:Path, images:str) -> dict:
+    "`data` (the feature cache) and `images` (the photo folder) of the run that wrote `checkpoint`."
+    _, meta = load_checkpoint(checkpoint)
+    c = meta.get('config') or {}
+    data = Path(c.get('data') or '')
+    if not c.get('data'):
+        raise BuildingMetricError(f"{str(checkpoint)!r} does not say what it was trained on", "pass --data")
+    cache = data if data.suffix.lower() in ('.h5', '.hdf5') else Path(c['cache']) if c.get('cache') else default_cache(data)
+    if not cache.is_file():
+        raise BuildingMetricError(f"the features the run trained on ({str(cache)!r}) are not there",
+                                  "pass --data (the feature cache, or the photo folder)")
+    return dict(data=str(cache), images=images or (str(data) if data.is_dir() else ''))
+
 def run_eval(cfg:EvalConfig) -> dict:
     ("`bm-eval`'s job: `evaluate` (or `evaluate_at_scale` with `cfg.chunk`) as `cfg` says, its settings written beside "
      "the report.")
     if cfg.protocol:   # a benchmark in its published layout
         from building_metric.evaluation.benchmark import run_protocol
         return run_protocol(cfg)
+    if not cfg.data and cfg.checkpoint: cfg = dataclasses.replace(cfg, **_trained_on(Path(cfg.checkpoint), cfg.images))
     if not cfg.data: raise BuildingMetricError("bm-eval needs --data", "pass it as a flag or in the --config file")
     if not cfg.checkpoint:   # the frozen features alone
         if Path(cfg.data).suffix.lower() not in ('.h5', '.hdf5'):

@@ -84,16 +84,19 @@ def _answers(g:BuildingGallery, e:np.ndarray, k:int, rerank:str='none', paths=No
         best = sc.argmax(1)
         out.update(ncm=g.building_names[best], confidence=probabilities(sc, t)[np.arange(len(e)), best],
                    best_similarity=sc.max(1))
-        out['known'] = out['best_similarity'] >= c['threshold'] if 'threshold' in c else np.ones(len(e), bool)
+        th = g.threshold
+        out['known'] = out['best_similarity'] >= th if th is not None else np.ones(len(e), bool)
         if steps: out['building'], out['confidence'] = _reranked_building(g, r, t)
         if 'sv' in steps:   # verified, or similar enough without it
             out['known'] = ((r['inliers'][:, 0] >= SV_DEFAULTS['min_inliers']) |
-                            (out['best_similarity'] >= c.get('threshold_unverified', c.get('threshold', -np.inf))))
+                            (out['best_similarity'] >= max(
+                                c.get('threshold_unverified', -np.inf), th if th is not None else -np.inf)))
         out['knn'], out['knn_share'] = _knn_vote(g.rows.label.to_numpy().astype(str), s[:, :k], out['idx'], t)
     if geo:
         coords = g.rows[['lat', 'lon']].to_numpy(float)
         gk = geo['k']
-        est, spread = locate_from_neighbours(coords[np.maximum(j[:, :gk], 0)], probabilities(s[:, :gk], t), geo['inlier_km'])
+        est, spread = locate_from_neighbours(coords[np.maximum(j[:, :gk], 0)], probabilities(s[:, :gk], t),
+                                             geo['inlier_km'])
         # the radii were calibrated on answers without re-ranking: the radius is that of the plain answer's spread
         if steps: _, plain = locate_from_neighbours(coords[np.maximum(r['plain_idx'][:, :gk], 0)],
                                                      probabilities(r['plain_sims'][:, :gk], t), geo['inlier_km'])
@@ -158,7 +161,9 @@ def _identify_table(g:BuildingGallery, e, q:pd.DataFrame, a:dict) -> pd.DataFram
                                   "index a labelled gallery (one folder per building, or a manifest with labels)")
     r = pd.DataFrame(dict(query=ok.path, building=np.where(a['known'], a.get('building', a['ncm']), 'unknown'),
                           confidence=a['confidence'],
-                          best_similarity=a['best_similarity'], nearest_building=a['ncm'], knn_building=a['knn'],
+                          best_similarity=a['best_similarity'],
+                          threshold_margin=a['best_similarity'] - (g.threshold if g.threshold is not None else np.nan),
+                          nearest_building=a['ncm'], knn_building=a['knn'],
                           knn_share=a['knn_share']))
     if (ok.label != '').any():
         r['true_building'] = ok.label
@@ -217,7 +222,8 @@ def rerank_report(g:BuildingGallery, queries, # Labelled query photos (one folde
         t, m = _identify_table(g, e, q, a), _matches(g, q.path[q.status == 'ok'].to_numpy(), a)
         ms = (time.perf_counter() - t0) * 1000 / max(len(t), 1)
         if 'true_building' not in t:
-            raise BuildingMetricError("rerank_report needs labelled queries", "pass one folder per building, or a manifest with labels")
+            raise BuildingMetricError("rerank_report needs labelled queries",
+                                      "pass one folder per building, or a manifest with labels")
         seen = t.true_building.isin(set(g.rows.label))
         mapr, p1 = _map_at_r(m, t.set_index('query').true_building, g.rows.label.value_counts())
         out[how] = {'MAP@R': mapr, 'P@1': p1, 'known identified': (t.building == t.true_building)[seen].mean(),

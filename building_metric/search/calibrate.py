@@ -91,18 +91,25 @@ def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
                ncm_top1_known=float((scores[kn].argmax(1) == y[kn]).mean()),
                threshold=th['threshold'], far=th['far'], frr=th['frr'], target_far=target_far,
                # a photo no spatial verification confirms is known only above this (false accepts at most 1%)
-               threshold_unverified=max(th['threshold'], open_set_threshold(known, unknown, 0.01)['threshold']))
+               threshold_unverified=max(th['threshold'], open_set_threshold(known, unknown, 0.01)['threshold']),
+               # (kept: `BuildingGallery.set_threshold` chooses another threshold from them)
+               scores=dict(known=np.round(known, 5).tolist(), unknown=np.round(unknown, 5).tolist()))
     if coords is not None and index is not None and np.isfinite(coords[rows]).all() and len(emb) > k + 1:
-        s, j = index.search(emb[rows[qi]], k + 1)
-        keep = j != rows[qi][:, None]                       # the query itself is not its own neighbour
-        keep &= np.cumsum(keep, 1) <= k
-        s, j = s[keep].reshape(len(qi), k), j[keep].reshape(len(qi), k)
-        est, spread = locate_from_neighbours(coords[j], probabilities(s, t), inlier_km)
-        err = haversine_km(est[:, 0], est[:, 1], coords[rows[qi], 0], coords[rows[qi], 1])
-        edges = np.quantile(spread, [0.25, 0.5, 0.75])
-        b = np.searchsorted(edges, spread)
-        radii = [float(np.quantile(err[b == i], coverage)) if (b == i).any() else float(np.quantile(err, coverage)) for i in range(4)]
-        out['geo'] = dict(coverage=coverage, inlier_km=inlier_km, k=k, spread_edges_km=edges.tolist(), radius_km=radii,
-                          loo_median_error_m=float(np.median(err) * 1000),
-                          covered=float((err <= np.array(radii)[b]).mean()))
+        out['geo'] = _geo_radii(emb, coords, rows[qi], index, k, t, coverage, inlier_km)
     return out
+
+def _geo_radii(emb:np.ndarray, coords:np.ndarray, q:np.ndarray, index, k:int, t:float, coverage:float,
+               inlier_km:float) -> dict:
+    ("Error radii by quartile of spread: the `coverage` quantile of the errors of locating the gallery photos `q` "
+     "from their `k` nearest other photos.")
+    s, j = index.search(emb[q], k + 1)
+    keep = j != q[:, None]                       # the query itself is not its own neighbour
+    keep &= np.cumsum(keep, 1) <= k
+    s, j = s[keep].reshape(len(q), k), j[keep].reshape(len(q), k)
+    est, spread = locate_from_neighbours(coords[j], probabilities(s, t), inlier_km)
+    err = haversine_km(est[:, 0], est[:, 1], coords[q, 0], coords[q, 1])
+    edges = np.quantile(spread, [0.25, 0.5, 0.75])
+    b = np.searchsorted(edges, spread)
+    radii = [float(np.quantile(err[b == i], coverage)) if (b == i).any() else float(np.quantile(err, coverage)) for i in range(4)]
+    return dict(coverage=coverage, inlier_km=inlier_km, k=k, spread_edges_km=edges.tolist(), radius_km=radii,
+                loo_median_error_m=float(np.median(err) * 1000), covered=float((err <= np.array(radii)[b]).mean()))

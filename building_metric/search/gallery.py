@@ -25,6 +25,7 @@ from .calibrate import building_means, building_sums, calibrate, merge_building_
 from .index import ExactIndex, build_index, choose_kind, load_index, recall_at_k, save_index
 from .model import FROZEN_SOURCES, SearchModel
 from .rerank import LocalFeatures, database_augment
+from ..evaluation.retrieval import open_set_rates, open_set_threshold
 
 # %% auto #0
 __all__ = ['GALLERY_FORMAT', 'GALLERY_VERSION', 'query_index', 'BuildingGallery']
@@ -115,7 +116,7 @@ class BuildingGallery:
         kind = self.info.get('kind', 'exact')
         self.index = load_index(self.path, kind, self.emb)
         self.exact = self.index if kind == 'exact' else None
-        self._dba = None
+        self._dba = self._threshold = None
 
     def _checked(self, m:SearchModel) -> SearchModel:
         if m.fingerprint != self.info.get('model'):
@@ -223,7 +224,8 @@ def build(cls:BuildingGallery,
                     f"{str(out)!r} holds a gallery of other photos ({old.get('sources', ['?'])[0]})",
                     "use --add to add photos to it, or another --out, or --rebuild")
         if rebuild:
-            for f in ('gallery.json', 'gallery.h5', 'index.faiss', 'dba.npy', 'local.h5'): (out/f).unlink(missing_ok=True)
+            for f in ('gallery.json', 'gallery.h5', 'index.faiss', 'dba.npy', 'local.h5'):
+                (out/f).unlink(missing_ok=True)
             shutil.rmtree(out/'features', ignore_errors=True)
         (out/'features').mkdir(parents=True, exist_ok=True)
         index, cache = _source(images, root)
@@ -272,6 +274,37 @@ def add(self:BuildingGallery,
         self.__init__(self.path, m)
         log(f"added {int(new.sum()):,} photos: the gallery holds {len(self):,}")
         return int(new.sum())
+
+# %% ../../nbs/07e_search.gallery.ipynb #ef8d3696
+@patch(as_prop=True)
+def threshold(self:BuildingGallery) -> float|None:
+    "The open-set threshold answers use: the one `set_threshold` chose, else the calibrated one."
+    return self._threshold if self._threshold is not None else self.calibration.get('threshold')
+
+@patch
+def set_threshold(self:BuildingGallery,
+                  threshold:float|None=None, # A similarity; None: the calibrated threshold (or the one for `target_far`)
+                  # The threshold whose false-accept rate on the calibration is at most this
+                  target_far:float|None=None) -> dict:
+    ("Choose the open-set threshold; returns it with its false-accept rate (unknown photos accepted) and false-reject "
+     "rate (known photos said unknown) on the gallery's calibration, and where it came from.")
+    c, s = self.calibration, self.calibration.get('scores')
+    if threshold is not None and target_far is not None:
+        raise BuildingMetricError("a threshold and a target false-accept rate were both given", "give one of them")
+    if target_far is not None and not 0 <= target_far <= 1:
+        raise BuildingMetricError(f"target false-accept rate {target_far} is not a share",
+                                  "use a value in [0, 1], e.g. 0.05")
+    if (threshold is not None or target_far is not None) and not s:
+        raise BuildingMetricError(f"the gallery {str(self.path)!r} keeps no calibration scores (it was built by an "
+                                  "older version, or has fewer than two buildings)", "rebuild it (bm-index --rebuild)")
+    if target_far is not None:
+        r = open_set_threshold(s['known'], s['unknown'], target_far); self._threshold = r['threshold']
+        return dict(r, source=f'target false-accept rate {target_far:g} on the calibration')
+    self._threshold = threshold
+    if threshold is not None: return dict(open_set_rates(s['known'], s['unknown'], threshold), source='given')
+    return dict(threshold=c.get('threshold'), far=c.get('far'), frr=c.get('frr'),
+                source='calibrated' + (f" (target false-accept rate {c['target_far']:g})" if c.get('target_far') is not None
+                                       else ' (equal error rate)'))
 
 # %% ../../nbs/07e_search.gallery.ipynb #7775ae28
 @patch

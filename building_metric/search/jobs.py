@@ -18,7 +18,7 @@ from .gallery import BuildingGallery
 from .model import SearchModel
 
 # %% auto #0
-__all__ = ['run_index', 'run_search']
+__all__ = ['run_index', 'threshold_line', 'run_search']
 
 # %% ../../nbs/07g_search.jobs.ipynb #5e528aa4
 def run_index(cfg:IndexConfig) -> dict:
@@ -48,6 +48,12 @@ def run_index(cfg:IndexConfig) -> dict:
                                   seed=cfg.seed, log=log)
         cfg.to_yaml(g.path/'config.yaml')
         c = g.calibration
+        if c.get('threshold') is not None:
+            log(threshold_line(g.set_threshold()))
+            if c['far'] + c['frr'] > 0.5:   # (at the equal error rate, both above a quarter)
+                log(f"warning: the threshold cannot tell this gallery's buildings from unknown ones (more than a quarter "
+                    "wrong either way): its buildings look alike to this model; identify with --threshold or "
+                    "--target_far set knowingly, or use a model trained on such photos")
         return dict(gallery=str(g.path), photos=len(g), buildings=g.info['buildings'], kind=g.info['kind'],
                     recall_at_10=g.info.get('recall_at_10'),
                     threshold=c.get('threshold'), temperature=c.get('temperature'),
@@ -55,15 +61,24 @@ def run_index(cfg:IndexConfig) -> dict:
                     loo_median_error_m=(c.get('geo') or {}).get('loo_median_error_m'))
 
 # %% ../../nbs/07g_search.jobs.ipynb #d4de8856
+def threshold_line(th:dict) -> str:
+    "What the open-set threshold is and what it does on the gallery's own photos, in one line."
+    return (f"open-set threshold {th['threshold']:.3f} ({th['source']}): on the gallery's calibration it accepts "
+            f"{th['far']:.1%} of photos of unknown buildings and says unknown for {th['frr']:.1%} of photos of known "
+            "ones")
+
 def run_search(cfg:SearchConfig) -> dict:
     "`bm-search`'s job: answer every readable query photo; write results.csv, results.json and pictures in `cfg.out`."
     if not cfg.query: raise BuildingMetricError("bm-search needs --query", "pass an image file or a folder of photos")
     g = BuildingGallery(cfg.gallery, cfg.run or None, tta=cfg.tta or None)
+    th = g.set_threshold(cfg.threshold, cfg.target_far)   # (a bad value fails before any photo is read)
+    if th.get('threshold') is not None: print(threshold_line(th), flush=True)
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     t, matches, skipped = g.answer(cfg.query, k=cfg.k, rerank=cfg.rerank, workers=cfg.workers, progress=None)
     for _, s in skipped.iterrows(): print(f"skipped {s.path}: {s.reason}", flush=True)
     t.to_csv(out/'results.csv', index=False)
-    summary = dict(gallery=str(g.path), queries=len(t), skipped=len(skipped), rerank=cfg.rerank or 'none')
+    summary = dict(gallery=str(g.path), queries=len(t), skipped=len(skipped), rerank=cfg.rerank or 'none',
+                   threshold={k: th.get(k) for k in ('threshold', 'far', 'frr', 'source')})
     if 'sv_ms' in t and len(t): summary['sv_ms_per_query'] = float(t.sv_ms.mean())
     if 'building' in t: summary['unknown'] = int((t.building == 'unknown').sum())
     if 'correct' in t: summary['accuracy'] = float(t.correct.mean())

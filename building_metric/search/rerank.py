@@ -47,7 +47,8 @@ def database_augment(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
                      index=None, # A search index over `emb` (default: exact search)
                      n:int=3, alpha:float=3.0, # Neighbours summed (the photo itself included) and the weight exponent
                      chunk:int=8192) -> np.ndarray:
-    "DBA: each embedding replaced by the L2-normalised sum of its `n` nearest gallery embeddings weighted by similarity^α."
+    ("DBA: each embedding replaced by the L2-normalised sum of its `n` nearest gallery embeddings weighted by "
+     "similarity^α.")
     from building_metric.search.index import ExactIndex
     index = index if index is not None else ExactIndex(emb)
     out = np.empty(np.shape(emb), np.float32)
@@ -82,7 +83,8 @@ def local_features(image, # A photo (path or PIL image)
     except BuildingMetricError: return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8)
     grey = np.asarray(im.convert('L'))
     s = max_side / max(grey.shape)
-    if s < 1: grey = cv2.resize(grey, (round(grey.shape[1] * s), round(grey.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    if s < 1:
+        grey = cv2.resize(grey, (round(grey.shape[1] * s), round(grey.shape[0] * s)), interpolation=cv2.INTER_AREA)
     kp, d = cv2.SIFT_create(nfeatures=n).detectAndCompute(grey, None)
     if d is None: return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8)
     return np.float32([k.pt for k in kp]).reshape(-1, 2), np.clip(np.round(d), 0, 255).astype(np.uint8)
@@ -162,7 +164,8 @@ def _describe(args) -> tuple:
 
 def _parallel(fn, items:list, workers:int) -> list:
     if workers and len(items) > 1:
-        with ProcessPoolExecutor(workers) as ex: return list(ex.map(fn, items, chunksize=max(1, len(items) // (4 * workers))))
+        with ProcessPoolExecutor(workers) as ex:
+            return list(ex.map(fn, items, chunksize=max(1, len(items) // (4 * workers))))
     return [fn(x) for x in items]
 
 def _verify_one(args) -> tuple[list, float]:
@@ -177,7 +180,8 @@ def verify(queries:list, # The query photos
            candidates:list, # Per query, the gallery photos to check (paths described in `store`)
            store:LocalFeatures, workers:int=2, **kw) -> tuple[np.ndarray, np.ndarray]: # `count_inliers`' settings
     "Inliers of each query with each of its candidates `(m, c)`, and each query's milliseconds (one core each)."
-    r = _parallel(_verify_one, [(str(q), [str(c) for c in cs], store, kw) for q, cs in zip(queries, candidates)], workers)
+    r = _parallel(_verify_one,
+                  [(str(q), [str(c) for c in cs], store, kw) for q, cs in zip(queries, candidates)], workers)
     width = max([len(c) for c in candidates], default=0)
     inl = np.zeros((len(r), width), np.int64)
     for i, (x, _) in enumerate(r): inl[i, :len(x)] = x
@@ -185,7 +189,8 @@ def verify(queries:list, # The query photos
 
 # %% ../../nbs/07j_search.rerank.ipynb #c8995b04
 SV_DEFAULTS = dict(top=10, min_inliers=15, full=60)
-"Spatial verification: candidates checked per query, inliers that verify a match, inliers that earn the full bonus of 1."
+("Spatial verification: candidates checked per query, inliers that verify a match, inliers that earn the full bonus of "
+ "1.")
 
 def rerank_shortlist(q:np.ndarray, # (m, dim) L2-normalised queries
                      j:np.ndarray, # (m, s) their shortlist (gallery rows, best first; -1: none)
@@ -193,7 +198,8 @@ def rerank_shortlist(q:np.ndarray, # (m, dim) L2-normalised queries
                      steps:tuple, # `parse_rerank`'s steps
                      sims:np.ndarray|None=None, # (m, s) the index's similarities of the shortlist (computed when not given)
                      dba:np.ndarray|None=None, # (n, dim) the gallery's DBA embeddings (needed for 'dba')
-                     paths=None, gallery_paths=None, store:LocalFeatures|None=None, # Query photos, gallery photos and their local features (for 'sv')
+                     paths=None, gallery_paths=None,
+                     store:LocalFeatures|None=None, # Query photos, gallery photos and their local features (for 'sv')
                      n:int=3, alpha:float=3.0, workers:int=2, sv:dict|None=None) -> dict:
     "The shortlist re-ordered by the re-rankers: `idx`, `score`, `inliers` (m, s), and `sv_ms` per query."
     sv = {**SV_DEFAULTS, **(sv or {})}

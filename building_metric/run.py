@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
 import json, time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +24,17 @@ from .tracking import tracking_cbs
 __all__ = ['TrainingRun']
 
 # %% ../nbs/03c_run.ipynb #d32c9255
+@contextmanager
+def _epoch_lines(learn):
+    "Training without progress bars: one plain line per epoch (`epoch 3, train_loss 0.5121, valid_loss 0.4981, ...`)."
+    def line(log):
+        print(', '.join(f"{n} {v:.4g}" if isinstance(v, float) else f"{n} {v}"
+                        for n, v in zip(learn.recorder.metric_names, log)), flush=True)
+    old, learn.logger = learn.logger, line
+    try:
+        with learn.no_bar(): yield
+    finally: learn.logger = old
+
 class TrainingRun:
     ("A run folder while a trainer writes it: held by one writer, its settings in `config.yaml`, the standard "
      "callbacks, resume and fit, `metrics.json` at the end.")
@@ -73,7 +84,8 @@ class TrainingRun:
             self.log(f"the checkpoint is of the last epoch ({start - 1}): nothing left to train"); return 0.0
         t0 = time.perf_counter()
         # no bars into a pipe or a file (fastprogress would draw them anywhere): only to a terminal or a notebook
-        with (nullcontext() if show_progress() else learn.no_bar()): learn.fit_one_cycle(epochs, lr, start_epoch=start, **kw)
+        with (nullcontext() if show_progress() else _epoch_lines(learn)):
+            learn.fit_one_cycle(epochs, lr, start_epoch=start, **kw)
         # (a finished run resumed keeps its file)
         if self.main: pd.DataFrame(learn.periodic_eval.history).to_csv(self.out/'evaluations.csv', index=False)
         return round(time.perf_counter() - t0, 2)

@@ -209,6 +209,8 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
                               distributed=DistributedTraining() if world > 1 else None)
         learn = metric_learner(dls, head, cfg.loss, n_classes=int(cache.labels[tr_rows].max()) + 1,
                                cbs=sampler_cbs + every + list(cbs or []), path=run.out,
+                               # (fastai's per-epoch metrics are leave-one-out among the validation photos)
+                               metrics=[] if refs else None,
                                clip=cfg.grad_clip or None, wd=cfg.wd, **_loss_kwargs(cfg))
         if cfg.batch_finder and not cfg.resume: cfg = _find_batch(cfg, learn, loaders, run, log)
         learn.config, learn.extractor_info = cfg, {n: cache.info(n) for n in names}   # both go into best.json

@@ -299,12 +299,12 @@ def set_threshold(self:BuildingGallery,
                                   "older version, or has fewer than two buildings)", "rebuild it (bm-index --rebuild)")
     if target_far is not None:
         r = open_set_threshold(s['known'], s['unknown'], target_far); self._threshold = r['threshold']
-        return dict(r, source=f'target false-accept rate {target_far:g} on the calibration')
+        return dict(r, source=f'chosen for a false-accept rate of at most {target_far:g}')
     self._threshold = threshold
-    if threshold is not None: return dict(open_set_rates(s['known'], s['unknown'], threshold), source='given')
+    if threshold is not None: return dict(open_set_rates(s['known'], s['unknown'], threshold), source='set by hand')
     return dict(threshold=c.get('threshold'), far=c.get('far'), frr=c.get('frr'),
-                source='calibrated' + (f" (target false-accept rate {c['target_far']:g})" if c.get('target_far') is not None
-                                       else ' (equal error rate)'))
+                source='calibrated ' + (f"for a false-accept rate of at most {c['target_far']:g}" if c.get('target_far') is not None
+                                        else 'at the equal error rate'))
 
 # %% ../../nbs/07e_search.gallery.ipynb #7775ae28
 @patch

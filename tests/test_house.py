@@ -22,3 +22,24 @@ def test_the_checker_catches_cycles_private_names_and_higher_floors(tmp_path):
     assert any(p.startswith('cycle: building_metric.core -> building_metric.train -> building_metric.core') for p in problems)
     assert 'building_metric.extra has no floor: add it to FLOORS in tools/check_imports.py' in problems
     assert not any('data.index' in p and 'floor' in p for p in problems)                   # a lower floor is fine
+
+
+def test_every_extra_an_error_names_exists_and_all_holds_them():
+    "A missing optional package is a one-line error naming the extra that installs it: that extra exists, and [all] holds it."
+    import re, tomllib
+    from pathlib import Path
+    root = Path(__file__).parent.parent
+    extras = tomllib.loads((root/'pyproject.toml').read_text())['project']['optional-dependencies']
+    named = set(re.findall(r'building_metric\[(\w+)\]', ''.join(p.read_text() for p in (root/'building_metric').rglob('*.py'))))
+    assert named and named <= set(extras), named - set(extras)
+    all_ = set(re.findall(r'\[([\w,]+)\]', extras['all'][0])[0].split(','))
+    assert all_ == set(extras) - {'dev', 'all'}, all_
+
+
+def test_a_missing_faiss_names_the_extra(monkeypatch):
+    import pytest
+    from building_metric.core import BuildingMetricError
+    import building_metric.search.index as index
+    monkeypatch.setattr(index, 'faiss_module', lambda: None)
+    with pytest.raises(BuildingMetricError, match=r'pip install building_metric\[search\]'):
+        index.build_index(__import__('numpy').eye(4, dtype='float32'), 'ivf')

@@ -364,8 +364,8 @@ class PairConfig(Config):
         _logs(self.log)
 
 # %% ../../nbs/00c_config.settings.ipynb #46a786ea
-INDEX_KINDS = ('auto', 'exact', 'flat', 'ivf', 'hnsw')
-("Search index kinds of `bm-index`: exact (torch, always there), faiss's flat (exact), ivf and hnsw (approximate), "
+INDEX_KINDS = ('auto', 'exact', 'flat', 'ivf', 'ivfpq', 'hnsw')
+("Search index kinds of `bm-index`: exact (torch, always there), faiss's flat (exact), ivf, ivfpq and hnsw (approximate), "
  "auto (by gallery size).")
 
 # %% ../../nbs/00c_config.settings.ipynb #3a974e4d
@@ -380,7 +380,8 @@ class IndexConfig(Config):
     gallery:str = ''
     out:str = 'gallery' # Gallery folder (run the same command again after a kill to resume)
     add:str = '' # Photos to add to the gallery in --out (only those it does not hold are embedded)
-    kind:str = 'auto' # Search index: exact, flat, ivf, hnsw (faiss), or auto (exact up to 200,000 photos, ivf above)
+    # Search index: exact, flat, ivf, ivfpq (compressed, re-scored exactly), hnsw (faiss), or auto (exact up to 200,000 photos, ivf above, ivfpq when ivf would not fit 4 GB)
+    kind:str = 'auto'
     images:str = '' # Where the relative paths of a feature cache start (for pictures of the matches)
     rebuild:bool = False # Replace a gallery made by another model or of other photos
     bs:int = 32 # Images per forward pass

@@ -64,7 +64,7 @@ def knn(query, # (n, dim) embeddings
     faiss = faiss_module() if backend != 'torch' else None
     if backend == 'faiss' and faiss is None:
         raise BuildingMetricError("backend='faiss' but faiss is not installed",
-                                  "pip install faiss-cpu, or use backend='torch'")
+                                  "pip install building_metric[search] (faiss-cpu), or use backend='torch'")
     if faiss is not None and groups is None:
         index = faiss.IndexFlatIP(q.shape[1]); index.add(r.numpy())
         sims, idx = (torch.from_numpy(a) for a in index.search(q.numpy(), k + same))

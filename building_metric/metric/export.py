@@ -49,7 +49,7 @@ def export_onnx(
     try: import onnxscript  # noqa: F401  (torch's exporter needs it)
     except ImportError:
         raise BuildingMetricError("ONNX export needs the onnx and onnxscript packages",
-                                  "pip install onnx onnxscript onnxruntime") from None
+                                  "pip install building_metric[deploy] (onnx, onnxscript, onnxruntime)") from None
     path = Path(path)
     if path.suffix != '.onnx':
         raise BuildingMetricError(f"{str(path)!r} does not end in .onnx", "name the file <something>.onnx")
@@ -123,7 +123,8 @@ def quantize_onnx(path:str|Path, # An .onnx written by `export_onnx` (its .json 
      "beside it, marked `quantized: int8`.")
     try: from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
-        raise BuildingMetricError("ONNX quantisation needs onnxruntime", "pip install onnxruntime") from None
+        raise BuildingMetricError("ONNX quantisation needs onnxruntime",
+                                  "pip install building_metric[deploy] (onnxruntime)") from None
     path = Path(path)
     if not path.is_file():
         raise BuildingMetricError(f"ONNX model {str(path)!r} not found", "export one with export_onnx")

@@ -31,10 +31,16 @@ from .rerank import SV_DEFAULTS, parse_rerank, rerank_shortlist
 __all__ = ['SHORTLIST', 'rerank_report', 'plot_answer', 'explain_match']
 
 # %% ../../nbs/07f_search.answers.ipynb #ce3d90a7
-def _knn_vote(lab:np.ndarray, sims:np.ndarray, idx:np.ndarray, t:float) -> tuple[np.ndarray, np.ndarray]:
-    ("The building with the most softmax weight among each query's neighbours (rows `idx` of labels `lab`; -1: none), "
-     "and its share of the weight.")
-    names, codes = np.unique(np.append(lab, ''), return_inverse=True)
+def _label_codes(g:BuildingGallery) -> tuple[np.ndarray, np.ndarray]:
+    "The gallery's building names (with '') and each photo's code among them, once per opened gallery."
+    if getattr(g, '_codes', None) is None:
+        g._codes = np.unique(np.append(g.rows.label.to_numpy().astype(str), ''), return_inverse=True)
+    return g._codes
+
+def _knn_vote(names_codes:tuple, sims:np.ndarray, idx:np.ndarray, t:float) -> tuple[np.ndarray, np.ndarray]:
+    ("The building with the most softmax weight among each query's neighbours (rows `idx` of the gallery whose "
+     "`_label_codes` are `names_codes`; -1: none), and its share of the weight.")
+    names, codes = names_codes
     codes = np.where(idx >= 0, codes[:-1][np.maximum(idx, 0)], codes[-1])
     votes = np.zeros((len(sims), len(names)))
     np.add.at(votes, (np.arange(len(sims))[:, None], codes), probabilities(sims, t) * (idx >= 0))
@@ -91,7 +97,7 @@ def _answers(g:BuildingGallery, e:np.ndarray, k:int, rerank:str='none', paths=No
             out['known'] = ((r['inliers'][:, 0] >= SV_DEFAULTS['min_inliers']) |
                             (out['best_similarity'] >= max(
                                 c.get('threshold_unverified', -np.inf), th if th is not None else -np.inf)))
-        out['knn'], out['knn_share'] = _knn_vote(g.rows.label.to_numpy().astype(str), s[:, :k], out['idx'], t)
+        out['knn'], out['knn_share'] = _knn_vote(_label_codes(g), s[:, :k], out['idx'], t)
     if geo:
         coords = g.rows[['lat', 'lon']].to_numpy(float)
         gk = geo['k']

@@ -116,7 +116,7 @@ class BuildingGallery:
         kind = self.info.get('kind', 'exact')
         self.index = load_index(self.path, kind, self.emb)
         self.exact = self.index if kind == 'exact' else None
-        self._dba = self._threshold = None
+        self._dba = self._threshold = self._codes = None
 
     def _checked(self, m:SearchModel) -> SearchModel:
         if m.fingerprint != self.info.get('model'):
@@ -161,7 +161,7 @@ def _finish(out:Path, emb:np.ndarray, rows:pd.DataFrame, m:SearchModel, kind:str
             log, seed:int=0, dba:dict|None=None) -> dict:
     "Index, calibration and gallery.json for embeddings already in gallery.h5."
     t0 = time.time()
-    kind = choose_kind(len(emb), kind)
+    kind = choose_kind(len(emb), kind, emb.shape[1])
     index = build_index(emb, kind, seed=seed)
     save_index(index, out)
     exact = index if kind == 'exact' else ExactIndex(emb)

@@ -18,8 +18,8 @@ from ..core import BuildingMetricError, Registry
 from ..evaluation.retrieval import faiss_module
 
 # %% auto #0
-__all__ = ['INDEXES', 'ExactIndex', 'FaissIndex', 'exact_index', 'flat_index', 'ivf_index', 'hnsw_index', 'choose_kind',
-           'build_index', 'save_index', 'load_index', 'recall_at_k']
+__all__ = ['INDEXES', 'ExactIndex', 'FaissIndex', 'exact_index', 'flat_index', 'ivf_index', 'RefinedIndex', 'ivfpq_index',
+           'hnsw_index', 'choose_kind', 'build_index', 'save_index', 'load_index', 'recall_at_k']
 
 # %% ../../nbs/07b_search.index.ipynb #292d3d7a
 class ExactIndex:
@@ -66,7 +66,7 @@ def _faiss(kind:str):
     faiss = faiss_module()
     if faiss is None:
         raise BuildingMetricError(f"index kind {kind!r} needs faiss, which is not installed",
-                                  "pip install faiss-cpu, or use kind='exact'")
+                                  "pip install building_metric[search] (faiss-cpu), or use kind='exact'")
     return faiss
 
 class FaissIndex:
@@ -127,6 +127,41 @@ def ivf_index(emb, seed:int=0,
     index.nprobe = min(nlist, nprobe or max(8, nlist // 512))
     return FaissIndex.filled(index, x, 'ivf')
 
+class RefinedIndex(FaissIndex):
+    ("A compressed faiss index whose `refine` x k best candidates are scored again exactly on the gallery's "
+     "embeddings (`emb`: an array, or anything that gathers rows like one).")
+    def __init__(self, index, kind:str, emb=None, refine:int=4):
+        super().__init__(index, kind); self.emb, self.refine = emb, refine
+
+    def search(self, q, k:int=10) -> tuple[np.ndarray, np.ndarray]:
+        s, i = super().search(q, k * self.refine)
+        if self.emb is None: return s[:, :k], i[:, :k]
+        q = _f32(q)
+        exact = np.where(i >= 0, np.einsum('md,mkd->mk', q, _f32(self.emb[np.maximum(i, 0)])), -np.inf)
+        o = np.argsort(-exact, 1, kind='stable')[:, :k]
+        return np.take_along_axis(exact, o, 1).astype(np.float32), np.take_along_axis(i, o, 1)
+
+@INDEXES.register('ivfpq', faiss=True, approximate=True)
+def ivfpq_index(emb, seed:int=0,
+                nlist:int|None=None, nprobe:int|None=None, # As `ivf_index`
+                m:int|None=None, # Sub-quantisers: bytes per photo (default: dim / 4, e.g. 32 for 128-d)
+                # Rotate the vectors first (OPQ): slower to build (10x on 20,000 photos), no better after re-scoring
+                opq:bool=False,
+                refine:int=4) -> RefinedIndex: # Candidates re-scored exactly per match asked for
+    ("Inverted lists of product-quantised codes (`m` bytes a photo instead of 4 x dim): galleries of tens of millions "
+     "in memory, the best candidates re-scored exactly on the embeddings.")
+    faiss, x = _faiss('ivfpq'), _f32(emb)
+    n, d = x.shape
+    m = m or max(d // 4, 1)
+    while d % m: m -= 1   # (a divisor of the dimension)
+    nlist = nlist or int(min(max(1, n // 39), max(1, 4 * round(math.sqrt(n)))))
+    ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexPreTransform(faiss.OPQMatrix(d, m), ivf) if opq else ivf
+    sample = np.random.default_rng(seed).choice(n, min(n, max(64 * nlist, 256 * 39)), replace=False)
+    index.train(x[np.sort(sample)])
+    faiss.extract_index_ivf(index).nprobe = min(nlist, nprobe or max(8, nlist // 512))
+    return RefinedIndex(FaissIndex.filled(index, x, 'ivfpq').index, 'ivfpq', emb, refine)
+
 @INDEXES.register('hnsw', faiss=True, approximate=True)
 def hnsw_index(emb, seed:int=0,
                hnsw_m:int=32, # Links per node
@@ -139,16 +174,19 @@ def hnsw_index(emb, seed:int=0,
 
 # %% ../../nbs/07b_search.index.ipynb #dced908a
 def choose_kind(n:int, # Gallery size
-                kind:str='auto') -> str:
+                kind:str='auto',
+                dim:int=128, budget_gb:float=4.): # Embedding size; the memory IVF's uncompressed vectors may take
     ("`auto`: exact search up to 200,000 embeddings (it is fast enough), faiss IVF above (exact when faiss is not "
-     "installed); another kind is checked.")
-    if kind == 'auto': return 'ivf' if n > 200_000 and faiss_module() is not None else 'exact'
+     "installed), IVF-PQ when IVF's vectors would not fit `budget_gb`; another kind is checked.")
+    if kind == 'auto':
+        if n <= 200_000 or faiss_module() is None: return 'exact'
+        return 'ivfpq' if n * dim * 4 > budget_gb * 2**30 else 'ivf'
     if INDEXES.info(kind)['faiss']: _faiss(kind)
     return kind
 
 def build_index(emb, kind:str='auto', **kw):
     "The search index of `kind` (see `choose_kind`) over L2-normalised embeddings; `kw` go to the kind's builder."
-    return INDEXES.create(choose_kind(len(emb), kind), emb, **kw)
+    return INDEXES.create(choose_kind(len(emb), kind, np.shape(emb)[1]), emb, **kw)
 
 def save_index(index, folder:str|Path):
     ("Keep `index` in a gallery folder (`index.faiss`, written under a temporary name and renamed into place); an "
@@ -159,8 +197,9 @@ def save_index(index, folder:str|Path):
 
 def load_index(folder:str|Path, kind:str, emb):
     "The index `save_index` kept in `folder`, over the gallery's embeddings `emb`."
-    return FaissIndex.load(
-        Path(folder)/'index.faiss', kind) if INDEXES.info(kind)['faiss'] else INDEXES.create(kind, emb)
+    if not INDEXES.info(kind)['faiss']: return INDEXES.create(kind, emb)
+    ix = FaissIndex.load(Path(folder)/'index.faiss', kind)
+    return RefinedIndex(ix.index, kind, emb) if kind == 'ivfpq' else ix
 
 def recall_at_k(index, exact:ExactIndex, queries, k:int=10) -> float:
     "Share of the true `k` nearest neighbours (from `exact`) that `index` returns."

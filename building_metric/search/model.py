@@ -41,7 +41,10 @@ class _OnnxNet(nn.Module):
      "apart.")
     def __init__(self, path:Path):
         super().__init__()
-        import onnxruntime as ort
+        try: import onnxruntime as ort
+        except ImportError:
+            raise BuildingMetricError(f"running the exported model {str(path)!r} needs onnxruntime",
+                                      "pip install building_metric[deploy] (onnxruntime)") from None
         self.path, self.sess = Path(path), ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
         self.input = self.sess.get_inputs()[0].name
         self.register_buffer('file_sha256',

@@ -72,7 +72,7 @@ def opencv():
     try: import cv2
     except ImportError:
         raise BuildingMetricError("spatial verification (rerank 'sv') needs OpenCV",
-                                  "pip install building_metric[verify] (opencv-python-headless)") from None
+                                  "pip install building_metric[verify] (opencv-python-headless)") from None   # (or [all])
     return cv2
 
 def local_features(image, # A photo (path or PIL image)

@@ -130,3 +130,24 @@ def test_two_process_segmentation_training(tmp_path):
     for m in (m1, m2): assert m['miou'] > 2 * m['majority_baseline']['miou'], m   # both learn (measured: 0.268 and 0.285 against 0.043)
     bad = torchrun('seg-train', *common, 'batch=5', f"out={tmp_path/'bad'}")
     assert bad.returncode != 0 and '--batch 5 does not split into 2 processes' in bad.stderr
+
+def test_two_process_sharded_search_equals_one_process(tmp_path):
+    "`bm-index --shards 3`, then `bm-search` on the shards in two processes: the answers of one process on the whole gallery."
+    write_synthetic(tmp_path/'geo', 'geo', n_identities=8, views=4, size=48, seed=0)
+    write_synthetic(tmp_path/'new', 'geo', n_identities=3, views=2, size=48, seed=1)
+    r = run('bm-index', '--extractors', 'resnet', '--tiny', '1', '--gallery', tmp_path/'geo', '--out', tmp_path/'g',
+            '--workers', '0', '--shards', '3')
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path/'g'/'shards').iterdir()) == ['shard-000', 'shard-001', 'shard-002', 'shards.json']
+    common = [f"query={tmp_path/'new'}", 'workers=0', 'pictures=0', 'k=7']
+    one = run('bm-search', f"gallery={tmp_path/'g'}", *common, f"out={tmp_path/'one'}")
+    two = torchrun('search', f"gallery={tmp_path/'g'/'shards'}", *common, f"out={tmp_path/'two'}")
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    a, b = (json.loads((tmp_path/o/'results.json').read_text()) for o in ('one', 'two'))
+    assert a['summary']['queries'] == b['summary']['queries'] == 6
+    for qa, qb in zip(a['queries'], b['queries']):
+        assert [m['path'] for m in qa['matches']] == [m['path'] for m in qb['matches']]
+        np.testing.assert_allclose([m['similarity'] for m in qa['matches']], [m['similarity'] for m in qb['matches']], atol=1e-6)
+        for key in ('building', 'nearest_building', 'knn_building', 'top1_path'): assert qa[key] == qb[key], key
+        np.testing.assert_allclose([qa[k] for k in ('confidence', 'lat', 'lon')], [qb[k] for k in ('confidence', 'lat', 'lon')], atol=1e-6)

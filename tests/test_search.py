@@ -1,13 +1,13 @@
 "`bm-index` and `bm-search` end to end on synthetic geo-tagged buildings: killed and resumed, stale galleries refused, bad query files skipped, photos added."
 import json, shutil, subprocess
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
 
 from building_metric.data.index import BuildingIndex, load_image
 from building_metric.data.synth import write_synthetic
+from building_metric.search import BuildingGallery
 
 from conftest import kill_when, one_line_error, run, spawn
 
@@ -17,7 +17,8 @@ def _train(tmp_path, data, out, seed=0):
     assert r.returncode == 0, r.stderr
 
 def _emb(g):
-    with h5py.File(g/'gallery.h5') as f: return f['embeddings'][:], f['rows/path'].asstr()[:]
+    gal = BuildingGallery(g)
+    return np.asarray(gal.emb), gal.rows.path.to_numpy()
 
 def test_index_kill_resume_search(tmp_path):
     write_synthetic(tmp_path/'geo', 'geo', n_identities=16, views=5, size=64, seed=0)

@@ -391,6 +391,9 @@ class IndexConfig(Config):
     # Embed each photo as the mean of test-time views: none, flip or multicrop (queries follow the gallery)
     tta:str = 'none'
     dba:bool = False # Keep database-side augmented embeddings for bm-search --rerank dba (kept up to date by --add)
+    # Also split the gallery into this many shards in <out>/shards, searched by as many processes: torchrun --nproc_per_node=N -m building_metric.cli search --gallery <out>/shards
+    shards:int = 0
+    compact:bool = False # With --add: one part and a new index afterwards (done anyway past 16 parts, or when the gallery has doubled since its index was trained)
 
     def __post_init__(self):
         check_choice('kind', self.kind, INDEX_KINDS)

@@ -11,6 +11,8 @@ __all__ = []
 from .index import *
 from .model import *
 from .calibrate import *
+from .store import *
 from .gallery import *
 from .answers import *
+from .shards import *
 from .jobs import *

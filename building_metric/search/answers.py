@@ -22,7 +22,7 @@ from ..core import BuildingMetricError
 from ..data.index import load_image
 from ..evaluation.explain import cam_layer, grad_cam, plot_match_maps
 from ..geo import haversine_km, locate_from_neighbours
-from .calibrate import probabilities
+from .calibrate import NCM_ALL, NCM_SHORTLIST, candidate_buildings, nearest_building, probabilities
 from .gallery import BuildingGallery
 from .model import SearchModel
 from .rerank import SV_DEFAULTS, parse_rerank, rerank_shortlist
@@ -31,21 +31,16 @@ from .rerank import SV_DEFAULTS, parse_rerank, rerank_shortlist
 __all__ = ['SHORTLIST', 'rerank_report', 'plot_answer', 'explain_match']
 
 # %% ../../nbs/07f_search.answers.ipynb #ce3d90a7
-def _label_codes(g:BuildingGallery) -> tuple[np.ndarray, np.ndarray]:
-    "The gallery's building names (with '') and each photo's code among them, once per opened gallery."
-    if getattr(g, '_codes', None) is None:
-        g._codes = np.unique(np.append(g.rows.label.to_numpy().astype(str), ''), return_inverse=True)
-    return g._codes
-
-def _knn_vote(names_codes:tuple, sims:np.ndarray, idx:np.ndarray, t:float) -> tuple[np.ndarray, np.ndarray]:
-    ("The building with the most softmax weight among each query's neighbours (rows `idx` of the gallery whose "
-     "`_label_codes` are `names_codes`; -1: none), and its share of the weight.")
-    names, codes = names_codes
-    codes = np.where(idx >= 0, codes[:-1][np.maximum(idx, 0)], codes[-1])
-    votes = np.zeros((len(sims), len(names)))
-    np.add.at(votes, (np.arange(len(sims))[:, None], codes), probabilities(sims, t) * (idx >= 0))
-    best = votes.argmax(1)
-    return names[best], votes[np.arange(len(sims)), best] / votes.sum(1)
+def _knn_vote(g:BuildingGallery, sims:np.ndarray, idx:np.ndarray, t:float) -> tuple[np.ndarray, np.ndarray]:
+    ("The building with the most softmax weight among each query's neighbours (rows `idx` of the gallery; -1: none), "
+     "and its share of the weight; a tie goes to the building of the nearer photo.")
+    codes = np.where(idx >= 0, g.codes[np.maximum(idx, 0)], -1)
+    w = probabilities(sims, t) * (idx >= 0)
+    # the weight of each neighbour's building, summed over the neighbours of that building: (m, k, k), k is small
+    tot = ((codes[:, :, None] == codes[:, None, :]) * w[:, None, :]).sum(2)
+    best, r = tot.argmax(1), np.arange(len(sims))
+    b = codes[r, best]
+    return np.where(b >= 0, np.append(g.building_names, '')[b], ''), tot[r, best] / w.sum(1)
 
 SHORTLIST = 50
 "Matches of the index a re-ranker reorders (or `k`, when more)."
@@ -79,17 +74,16 @@ def _answers(g:BuildingGallery, e:np.ndarray, k:int, rerank:str='none', paths=No
     "Everything `search`, `identify` and `locate` say about embedded queries, after the re-ranking `rerank`."
     c, steps = g.calibration, parse_rerank(rerank)
     geo = c.get('geo') if g.has_coords else None
+    many = len(g.building_names) > NCM_ALL   # nearest buildings among those of the nearest photos
     # a location from as many neighbours as its radius was calibrated on
-    r = _reranked(g, e, max(k, geo['k']) if geo else k, steps, paths, workers)
+    r = _reranked(g, e, max(k, geo['k'] if geo else 0, NCM_SHORTLIST if many else 0), steps, paths, workers)
     s, j, t = r['score'], r['idx'], c.get('temperature', 0.05)
     out = dict(sims=r['sims'][:, :k], idx=j[:, :k], rerank='+'.join(steps) or 'none')
     if steps: out['score'] = s[:, :k]
     if 'sv' in steps: out.update(inliers=r['inliers'][:, :k], sv_ms=r['sv_ms'])
     if len(g.building_names):
-        sc = e.astype(np.float64) @ g.means.T
-        best = sc.argmax(1)
-        out.update(ncm=g.building_names[best], confidence=probabilities(sc, t)[np.arange(len(e)), best],
-                   best_similarity=sc.max(1))
+        best, conf, sim = nearest_building(e, g.means, t, candidate_buildings(g.codes, j[:, :NCM_SHORTLIST]) if many else None)
+        out.update(ncm=g.building_names[best], confidence=conf, best_similarity=sim)
         th = g.threshold
         out['known'] = out['best_similarity'] >= th if th is not None else np.ones(len(e), bool)
         if steps: out['building'], out['confidence'] = _reranked_building(g, r, t)
@@ -97,9 +91,9 @@ def _answers(g:BuildingGallery, e:np.ndarray, k:int, rerank:str='none', paths=No
             out['known'] = ((r['inliers'][:, 0] >= SV_DEFAULTS['min_inliers']) |
                             (out['best_similarity'] >= max(
                                 c.get('threshold_unverified', -np.inf), th if th is not None else -np.inf)))
-        out['knn'], out['knn_share'] = _knn_vote(_label_codes(g), s[:, :k], out['idx'], t)
+        out['knn'], out['knn_share'] = _knn_vote(g, s[:, :k], out['idx'], t)
     if geo:
-        coords = g.rows[['lat', 'lon']].to_numpy(float)
+        coords = g.coords
         gk = geo['k']
         est, spread = locate_from_neighbours(coords[np.maximum(j[:, :gk], 0)], probabilities(s[:, :gk], t),
                                              geo['inlier_km'])
@@ -114,12 +108,12 @@ def _matches(g:BuildingGallery, paths:np.ndarray, a:dict) -> pd.DataFrame:
     ("One row per (query, rank): the match's path, building and similarity, and its coordinates when the gallery has "
      "them.")
     n, idx = a['idx'].shape[1], a['idx'].ravel()
+    m = g.rows_at(idx, ('path', 'label'))
     r = pd.DataFrame(dict(query=np.repeat(paths, n), rank=np.tile(np.arange(1, n + 1), len(paths)),
-                          path=g.rows.path.to_numpy()[idx],
-                          building=g.rows.label.to_numpy()[idx], similarity=a['sims'].ravel()))
+                          path=m.path.to_numpy(), building=m.label.to_numpy(), similarity=a['sims'].ravel()))
     if 'score' in a: r['score'] = a['score'].ravel()
     if 'inliers' in a: r['inliers'] = a['inliers'].ravel()
-    if g.has_coords: r['lat'], r['lon'] = g.rows.lat.to_numpy()[idx], g.rows.lon.to_numpy()[idx]
+    if g.has_coords: r['lat'], r['lon'] = g.coords[idx, 0], g.coords[idx, 1]
     return r
 
 # %% ../../nbs/07f_search.answers.ipynb #1c065bb3
@@ -173,7 +167,7 @@ def _identify_table(g:BuildingGallery, e, q:pd.DataFrame, a:dict) -> pd.DataFram
                           knn_share=a['knn_share']))
     if (ok.label != '').any():
         r['true_building'] = ok.label
-        r['correct'] = np.where(ok.label.isin(set(g.rows.label)), r.building == ok.label, r.building == 'unknown')
+        r['correct'] = np.where(ok.label.isin(set(g.building_names)), r.building == ok.label, r.building == 'unknown')
     return r
 
 def _locate_table(g:BuildingGallery, e, q:pd.DataFrame, a:dict) -> pd.DataFrame:
@@ -199,7 +193,7 @@ def answer(self:BuildingGallery,
     ok = q[q.status == 'ok'].reset_index(drop=True)
     t = _identify_table(self, e, q, a) if 'ncm' in a else pd.DataFrame(dict(query=ok.path))
     if 'lat' in a: t = t.merge(_locate_table(self, e, q, a), on='query', how='left')
-    t['top1_path'] = self.rows.path.to_numpy()[a['idx'][:, 0]] if len(ok) else []
+    t['top1_path'] = self.rows_at(a['idx'][:, 0], ('path',)).path.to_numpy() if len(ok) else []
     t['top1_similarity'] = a['sims'][:, 0] if len(ok) else []
     if 'inliers' in a: t['top1_inliers'], t['sv_ms'] = a['inliers'][:, 0], a['sv_ms']
     t['rerank'] = a['rerank']
@@ -245,7 +239,7 @@ def explorer(self:BuildingGallery, **kw):
     "An `EmbeddingExplorer` over the gallery's photos (its buildings as classes)."
     from building_metric.evaluation.visualize import EmbeddingExplorer
     names, codes = np.unique(self.rows.label.to_numpy().astype(str), return_inverse=True)
-    return EmbeddingExplorer(self.emb, codes, self.rows.path.tolist(), class_names=list(names), **kw)
+    return EmbeddingExplorer(np.asarray(self.emb), codes, self.rows.path.tolist(), class_names=list(names), **kw)
 
 # %% ../../nbs/07f_search.answers.ipynb #5864c4b8
 def plot_answer(query:str, # The query photo

@@ -17,7 +17,8 @@ from ..evaluation.retrieval import (class_sums, expected_calibration_error, ncm_
 from ..geo import haversine_km, locate_from_neighbours
 
 # %% auto #0
-__all__ = ['probabilities', 'fit_temperature', 'building_sums', 'merge_building_sums', 'building_means', 'calibrate']
+__all__ = ['NCM_ALL', 'NCM_SHORTLIST', 'probabilities', 'fit_temperature', 'building_sums', 'merge_building_sums',
+           'building_means', 'candidate_buildings', 'building_scores', 'nearest_building', 'calibrate']
 
 # %% ../../nbs/07d_search.calibrate.ipynb #df2db330
 def probabilities(scores:np.ndarray, # (m, n) similarities of queries to buildings (or photos)
@@ -56,47 +57,95 @@ def building_means(sums:np.ndarray) -> np.ndarray:
     "L2-normalised building means (float64) from their sums."
     return _unit(sums)
 
+NCM_ALL, NCM_SHORTLIST = 20_000, 50
+("Nearest-building answers score every building of a gallery of up to `NCM_ALL` buildings; above, only the buildings "
+ "of each query's `NCM_SHORTLIST` nearest photos, which the index search has just found: the answer then costs no "
+ "more than the search.")
+
+def candidate_buildings(codes:np.ndarray, # (n,) each gallery photo's building (-1: none)
+                        idx:np.ndarray, # (m, s) gallery rows (-1: none), e.g. each query's nearest photos
+                        exclude:np.ndarray|None=None) -> np.ndarray: # (m,) a building to leave out of each row
+    "(m, s) the buildings of the photos `idx`, each once per row (repeats, photos without one and `exclude`: -1)."
+    c = np.where(idx >= 0, codes[np.maximum(idx, 0)], -1)
+    if exclude is not None: c = np.where(c == np.asarray(exclude)[:, None], -1, c)
+    c = np.sort(c, 1)
+    c[:, 1:][c[:, 1:] == c[:, :-1]] = -1
+    return c
+
+def building_scores(e:np.ndarray, # (m, dim) L2-normalised queries
+                    means:np.ndarray, # (n_buildings, dim) `building_means`
+                    cand:np.ndarray|None=None) -> np.ndarray: # (m, s) candidate buildings (-1: none), or None for all
+    "Similarities (float64) of the queries to every building, (m, n_buildings), or to their candidates (m, s; -inf: none)."
+    e, means = np.asarray(e, np.float64), np.asarray(means, np.float64)
+    if cand is None: return e @ means.T
+    return np.where(cand >= 0, np.einsum('md,msd->ms', e, means[np.maximum(cand, 0)]), -np.inf)
+
+def nearest_building(e:np.ndarray, means:np.ndarray, t:float, # Queries, `building_means`, softmax temperature
+                     cand:np.ndarray|None=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # As `building_scores`
+    ("Each query's nearest building (its code), the softmax confidence at temperature `t` over the buildings scored, "
+     "and the similarity; every building scored in blocks of queries that keep one block under 128 MB.")
+    block = len(e) if cand is not None else max(1, 2**24 // max(len(means), 1))
+    best, conf, sim = [np.zeros(0, np.int64)], [np.zeros(0)], [np.zeros(0)]
+    for a in range(0, len(e), block):
+        s = building_scores(e[a:a + block], means, None if cand is None else cand[a:a + block])
+        j, r = s.argmax(1), np.arange(len(s))
+        best.append(j if cand is None else cand[a:a + block][r, j])
+        conf.append(probabilities(s, t)[r, j]); sim.append(s[r, j])
+    return np.concatenate(best), np.concatenate(conf), np.concatenate(sim)
+
 def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
-              labels:np.ndarray, # (n,) their buildings ('' for none)
+              labels:np.ndarray|None, # (n,) their buildings ('' for none); None when `buildings` and `codes` are given
               coords:np.ndarray|None=None, # (n, 2) lat/lon (NaN: unknown)
               index=None, k:int=10, # The gallery's search index, and the neighbours a location is made from
               n_queries:int=2000, # Gallery photos used as held-out queries
               target_far:float|None=None, # Keep false accepts of unknown buildings at most this rate (default: equal error rate)
               coverage:float=0.68, # Share of true locations inside the error radius
-              inlier_km:float=0.5, seed:int=0) -> dict:
+              inlier_km:float=0.5, seed:int=0,
+              buildings:tuple|None=None, # (names, sums, counts) of the photos' buildings, when kept (`search.store`)
+              codes:np.ndarray|None=None) -> dict: # (n,) each photo's row in `buildings` (-1: none)
     ("Confidence temperature, open-set threshold and location error radii, chosen by leaving gallery photos out: each "
      "query photo is answered by the rest of the gallery (known building), then without its whole building (unknown "
      "building).")
-    lab = np.asarray(labels).astype(str)
-    names, sums, counts = building_sums(emb, lab)
-    out = dict(n_queries=0)
-    if len(names) < 2: return out
-    rows = np.flatnonzero(lab != '')
-    codes = np.searchsorted(names, lab[rows])
+    if buildings is None:
+        lab = np.asarray(labels).astype(str)
+        buildings = building_sums(emb, lab)
+        codes = np.where(lab != '', np.searchsorted(buildings[0], lab), -1)
+    _, sums, counts = buildings
+    out, codes = dict(n_queries=0), np.asarray(codes)
+    if (counts > 0).sum() < 2: return out
+    rows = np.flatnonzero(codes >= 0)
     rng = np.random.default_rng(seed)
-    qi = np.sort(rng.choice(len(rows), min(n_queries, len(rows)), replace=False))
-    e, y = emb[rows[qi]].astype(np.float64), codes[qi]
-    scores = e @ _unit(sums).T
-    own = sums[y] - e
+    q = rows[np.sort(rng.choice(len(rows), min(n_queries, len(rows)), replace=False))]
+    e, y = np.asarray(emb[q], np.float64), codes[q]
     alone = counts[y] < 2
-    scores[np.arange(len(y)), y] = np.where(alone, -np.inf, np.einsum('ij,ij->i', e, _unit(own)))
-    others = scores.copy(); others[np.arange(len(y)), y] = -np.inf
+    # each query's similarity to its own building (without it), then to the others
+    scores = np.concatenate([np.where(alone, -np.inf, np.einsum('ij,ij->i', e, _unit(sums[y] - e)))[:, None],
+                             _others(e, y, q, _unit(sums), codes, index)], 1)
     kn = ~alone
     if not kn.any(): return out
-    known, unknown = scores[kn].max(1), others.max(1)
-    t = fit_temperature(scores[kn], y[kn])
-    ece, _ = expected_calibration_error(torch.from_numpy(probabilities(scores[kn], t)), y[kn])
+    known, unknown, y0 = scores[kn].max(1), scores[:, 1:].max(1), np.zeros(int(kn.sum()), np.int64)
+    t = fit_temperature(scores[kn], y0)
+    ece, _ = expected_calibration_error(torch.from_numpy(probabilities(scores[kn], t)), y0)
     th = open_set_threshold(known, unknown, target_far)
     out.update(n_queries=int(kn.sum()), temperature=t, ece=ece,
-               ncm_top1_known=float((scores[kn].argmax(1) == y[kn]).mean()),
+               ncm_top1_known=float((scores[kn].argmax(1) == 0).mean()),
                threshold=th['threshold'], far=th['far'], frr=th['frr'], target_far=target_far,
                # a photo no spatial verification confirms is known only above this (false accepts at most 1%)
                threshold_unverified=max(th['threshold'], open_set_threshold(known, unknown, 0.01)['threshold']),
                # (kept: `BuildingGallery.set_threshold` chooses another threshold from them)
                scores=dict(known=np.round(known, 5).tolist(), unknown=np.round(unknown, 5).tolist()))
     if coords is not None and index is not None and np.isfinite(coords[rows]).all() and len(emb) > k + 1:
-        out['geo'] = _geo_radii(emb, coords, rows[qi], index, k, t, coverage, inlier_km)
+        out['geo'] = _geo_radii(emb, coords, q, index, k, t, coverage, inlier_km)
     return out
+
+def _others(e:np.ndarray, y:np.ndarray, q:np.ndarray, means:np.ndarray, codes:np.ndarray, index) -> np.ndarray:
+    ("Similarities of the held-out photos `q` to the buildings other than their own `y` (-inf in its place): every "
+     "building, or past `NCM_ALL` those of their `NCM_SHORTLIST` nearest other photos, as answers score them.")
+    if len(means) <= NCM_ALL or index is None:
+        s = building_scores(e, means); s[np.arange(len(y)), y] = -np.inf
+        return s
+    _, j = index.search(e.astype(np.float32), NCM_SHORTLIST + 1)
+    return building_scores(e, means, candidate_buildings(codes, np.where(j == q[:, None], -1, j), exclude=y))
 
 def _geo_radii(emb:np.ndarray, coords:np.ndarray, q:np.ndarray, index, k:int, t:float, coverage:float,
                inlier_km:float) -> dict:

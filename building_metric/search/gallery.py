@@ -21,19 +21,19 @@ from fastcore.basics import patch
 from ..core import BuildingMetricError, WriterLock
 from ..data.index import BuildingIndex
 from ..features.cache import FeatureCache
-from .calibrate import building_means, building_sums, calibrate, merge_building_sums
-from .index import ExactIndex, build_index, choose_kind, load_index, recall_at_k, save_index
+from .calibrate import building_means, building_sums, calibrate
+from .index import (INDEXES, ExactIndex, RefinedIndex, build_index, choose_kind, load_index,
+                                          recall_at_k, save_index)
 from .model import FROZEN_SOURCES, SearchModel
 from .rerank import LocalFeatures, database_augment
+from .store import (GALLERY_FORMAT, GALLERY_VERSION, append_buildings, joined, open_part,
+                                          parts_codes, read_buildings, read_rows, write_buildings, write_part)
 from ..evaluation.retrieval import open_set_rates, open_set_threshold
 
 # %% auto #0
-__all__ = ['GALLERY_FORMAT', 'GALLERY_VERSION', 'query_index', 'BuildingGallery']
+__all__ = ['ROWS_IN_MEMORY', 'COMPACT_PARTS', 'query_index', 'BuildingGallery']
 
 # %% ../../nbs/07e_search.gallery.ipynb #5edc3f92
-# 2: the buildings' embedding sums are kept (version 1 galleries open too)
-GALLERY_FORMAT, GALLERY_VERSION = 'building_metric.gallery', 2
-
 def _is_cache(p:Path) -> bool: return p.suffix.lower() in ('.h5', '.hdf5')
 
 def query_index(path:str|Path, # An image file, a folder (any layout, or loose images), or a CSV manifest
@@ -58,31 +58,9 @@ def _rows_of_cache(c:FeatureCache, root:Path|None) -> pd.DataFrame:
     return pd.DataFrame(dict(path=paths, label=[c.label_names[i] for i in c.labels], group=c.groups,
                              lat=c.coords[:, 0], lon=c.coords[:, 1]))
 
-def _write_gallery(path:Path, emb:np.ndarray, rows:pd.DataFrame, attrs:dict, buildings:tuple):
-    "Embeddings, their rows and the `building_sums`, written under a temporary name and renamed into place."
-    tmp = path.with_name(path.name + '.tmp')
-    s = h5py.string_dtype()
-    with h5py.File(tmp, 'w') as f:
-        f.attrs.update(format=GALLERY_FORMAT, format_version=GALLERY_VERSION,
-                       library_version=building_metric.__version__, **attrs)
-        f.create_dataset('embeddings', data=emb.astype(np.float32), chunks=(max(1, min(len(emb), 4096)), emb.shape[1]))
-        for c in ('path', 'label', 'group'):
-            f[f'rows/{c}'] = np.array([str(v) for v in rows[c].fillna('')], dtype=object).astype(s)
-        for c in ('lat', 'lon'): f[f'rows/{c}'] = rows[c].to_numpy(float)
-        names, sums, counts = buildings
-        f['buildings/names'] = np.array([str(n) for n in names], dtype=object).astype(s)
-        f['buildings/sums'], f['buildings/counts'] = sums, counts
-    os.replace(tmp, path)
-
-def _read_gallery(path:Path) -> tuple[np.ndarray, pd.DataFrame, dict, tuple]:
-    if not path.is_file():
-        raise BuildingMetricError(f"no gallery at {str(path.parent)!r}",
-                                  "build one with bm-index (BuildingGallery.build)")
-    try: f = h5py.File(path, 'r')
-    except OSError:
-        raise BuildingMetricError(f"{str(path)!r} is truncated or corrupt",
-                                  "build the gallery again with bm-index") from None
-    with f:
+def _read_v2(path:Path) -> tuple[np.ndarray, pd.DataFrame, dict, tuple]:
+    "Embeddings, rows, attributes and building sums of a gallery of format 1 or 2 (one `gallery.h5`)."
+    with h5py.File(path, 'r') as f:
         if f.attrs.get('format') != GALLERY_FORMAT:
             raise BuildingMetricError(f"{str(path)!r} is not a building_metric gallery",
                                       "pass a folder written by bm-index")
@@ -94,7 +72,15 @@ def _read_gallery(path:Path) -> tuple[np.ndarray, pd.DataFrame, dict, tuple]:
         else: b = building_sums(emb, rows.label.to_numpy())   # (a version 1 gallery)
         return emb, rows, dict(f.attrs), b
 
+def _codes_of(labels, names:np.ndarray) -> np.ndarray:
+    "Each label's row in the sorted `names` (-1: no building)."
+    lab = np.asarray(labels).astype(str)
+    return np.where(lab != '', np.searchsorted(names, lab), -1).astype(np.int32)
+
 # %% ../../nbs/07e_search.gallery.ipynb #cf895be8
+ROWS_IN_MEMORY = 1_000_000
+"`BuildingGallery.rows_at` reads the whole table of a gallery of up to this many photos; of more, only the rows asked for."
+
 class BuildingGallery:
     ("Embeddings of known photos (with their buildings, paths and coordinates), a search index over them, and the "
      "calibration that turns similarities into answers.")
@@ -102,21 +88,36 @@ class BuildingGallery:
                  model=None, # The model to embed queries with (default: the one the gallery was built with); checked against the gallery
                  tta:str|None=None): # Test-time views of the queries (`TTA_MODES`; default: the gallery's own)
         self.path = Path(path)
-        self.emb, self.rows, attrs, self.buildings = _read_gallery(self.path/'gallery.h5')
-        # nearest-class-mean answers, once
-        self.building_names, self.means = self.buildings[0], building_means(self.buildings[1])
         jf = self.path/'gallery.json'
         self.info = json.loads(jf.read_text()) if jf.is_file() else {}
+        self._rows = self._coords = self._v2 = None
+        if 'parts' in self.info:   # the photos memory-mapped from their parts
+            self.emb = joined([open_part(self.path/p['file'], p['fingerprint']) for p in self.info['parts']])
+            self.building_names, self.means, _ = read_buildings(self.path/self.info['buildings_file'], sums=False)
+            self.codes = parts_codes(self.part_files)
+        else: self._open_v2()
+        self.tta = tta or self.info.get('tta', 'none')
+        self._model = None if model is None else self._checked(SearchModel.create(model))
+        kind = self.info.get('kind', 'exact')
+        self.index = load_index(self.path, kind, self.emb, self.info.get('index_file', 'index.faiss'))
+        self.exact = self.index if kind == 'exact' else None
+        self._dba = self._threshold = None
+
+    def _open_v2(self):
+        f = self.path/'gallery.h5'
+        if not f.is_file():
+            raise BuildingMetricError(f"the gallery {str(self.path)!r} was left half-written", "run the same bm-index "
+                                      "command again to finish it") if (self.path/'parts').is_dir() else \
+                BuildingMetricError(f"no gallery at {str(self.path)!r}", "build one with bm-index (BuildingGallery.build)")
+        try: self.emb, self._rows, attrs, self._v2 = _read_v2(f)
+        except OSError:
+            raise BuildingMetricError(f"{str(f)!r} is truncated or corrupt", "build the gallery again with bm-index") from None
         if self.info.get('fingerprint') != attrs.get('fingerprint'):
             raise BuildingMetricError(
                 f"the gallery {str(self.path)!r} was left half-written (its index and embeddings differ)",
                 "run the same bm-index command again to finish it")
-        self.tta = tta or self.info.get('tta', 'none')
-        self._model = None if model is None else self._checked(SearchModel.create(model))
-        kind = self.info.get('kind', 'exact')
-        self.index = load_index(self.path, kind, self.emb)
-        self.exact = self.index if kind == 'exact' else None
-        self._dba = self._threshold = self._codes = None
+        self.building_names, self.means = self._v2[0], building_means(self._v2[1])
+        self.codes = _codes_of(self._rows.label, self.building_names)
 
     def _checked(self, m:SearchModel) -> SearchModel:
         if m.fingerprint != self.info.get('model'):
@@ -138,12 +139,46 @@ class BuildingGallery:
             self._model = self._checked(SearchModel.create(src))
         return self._model
 
+    def kept_buildings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        "The buildings' names, embedding sums (float64) and photo counts, as the gallery keeps them."
+        return self._v2 if self._v2 is not None else read_buildings(self.path/self.info['buildings_file'])
+
+    @property
+    def part_files(self) -> list[Path]: return [self.path/p['file'] for p in self.info.get('parts', [])]
+    @property
+    def rows(self) -> pd.DataFrame:
+        "Each photo's path, label, group, lat and lon (read from the parts when first asked)."
+        if self._rows is None: self._rows = read_rows(self.part_files)
+        return self._rows
+    @property
+    def coords(self) -> np.ndarray:
+        "(n, 2) latitude and longitude of the photos (NaN: unknown), read when first asked."
+        if self._coords is None:
+            self._coords = (self._rows if self._rows is not None else read_rows(self.part_files, ('lat', 'lon')))[
+                ['lat', 'lon']].to_numpy(float)
+        return self._coords
+    def rows_at(self, idx:np.ndarray, # Gallery rows (-1 counts from the end, as numpy does)
+                columns=('path', 'label', 'group', 'lat', 'lon')) -> pd.DataFrame:
+        ("The rows `idx` of `rows`; read from the parts alone (not the whole table) in a gallery of over a million "
+         "photos whose table is not loaded.")
+        idx = np.asarray(idx, np.int64)
+        if self._rows is not None or len(self) <= ROWS_IN_MEMORY or 'parts' not in self.info: return self.rows.iloc[idx][list(columns)].reset_index(drop=True)
+        idx = np.where(idx < 0, idx + len(self), idx)
+        off = np.cumsum([0] + [p['n'] for p in self.info['parts']])
+        out = {c: np.empty(len(idx), float if c in ('lat', 'lon') else object) for c in columns}
+        for p, f in enumerate(self.part_files):
+            m = (idx >= off[p]) & (idx < off[p + 1])
+            if not m.any(): continue
+            u, inv = np.unique(idx[m] - off[p], return_inverse=True)
+            with h5py.File(f, 'r') as h:
+                for c in columns: out[c][m] = (h[f'rows/{c}'].asstr() if c in ('path', 'label', 'group') else h[f'rows/{c}'])[u][inv]
+        return pd.DataFrame(out)
+
     @property
     def calibration(self) -> dict: return self.info.get('calibration', {})
     @property
-    def has_coords(self) -> bool:
-        return bool(len(self.rows)) and bool(np.isfinite(self.rows[['lat', 'lon']].to_numpy()).all())
-    def __len__(self): return len(self.rows)
+    def has_coords(self) -> bool: return bool(len(self)) and bool(np.isfinite(self.coords).all())
+    def __len__(self): return len(self.emb)
     def __repr__(self):
         c = self.calibration
         return (f"BuildingGallery({str(self.path)!r}: {len(self):,} photos of {len(self.building_names):,} buildings, "
@@ -157,29 +192,55 @@ def _source(images, root) -> tuple[BuildingIndex|None, Path|None]:
         return None, p
     return query_index(p), None
 
-def _finish(out:Path, emb:np.ndarray, rows:pd.DataFrame, m:SearchModel, kind:str, sources:list,
-            log, seed:int=0, dba:dict|None=None) -> dict:
-    "Index, calibration and gallery.json for embeddings already in gallery.h5."
+COMPACT_PARTS = 16
+"`add` compacts a gallery (one part, its index trained again) past this many parts, or when it has doubled since its index was trained."
+
+def _indexed(emb, kind:str, seed:int, log) -> tuple[object, dict]:
+    "A new index of `kind` over `emb`, and what gallery.json says of it (kind, seconds, recall@10 of approximate ones)."
     t0 = time.time()
     kind = choose_kind(len(emb), kind, emb.shape[1])
     index = build_index(emb, kind, seed=seed)
-    save_index(index, out)
-    exact = index if kind == 'exact' else ExactIndex(emb)
-    info = dict(model=m.fingerprint, model_source=m.source, extractors=m.names, tta=m.tta, n=len(emb),
-                dim=int(emb.shape[1]), kind=kind,
-                buildings=int(rows.label.replace('', np.nan).nunique()), sources=sources,
-                index_seconds=round(time.time() - t0, 2))
+    info = dict(kind=kind, index_seconds=round(time.time() - t0, 2), index_trained_n=len(emb))
     if kind != 'exact':
-        q = emb[np.random.default_rng(seed).choice(len(emb), min(1000, len(emb)), replace=False)]
-        info['recall_at_10'] = recall_at_k(index, exact, q, 10)
+        q = emb[np.sort(np.random.default_rng(seed).choice(len(emb), min(1000, len(emb)), replace=False))]
+        info['recall_at_10'] = recall_at_k(index, ExactIndex(emb), q, 10)
         log(f"{kind} index: recall@10 {info['recall_at_10']:.3f} against exact search (1,000 gallery photos as queries)")
-    coords = rows[['lat', 'lon']].to_numpy(float)
-    info['calibration'] = calibrate(emb, rows.label.to_numpy(), coords, exact, seed=seed)
-    with h5py.File(out/'gallery.h5', 'r') as f: info['fingerprint'] = f.attrs['fingerprint']
+    return index, info
+
+def _tidy(out:Path, info:dict):
+    "Remove what gallery.json does not name: the parts, buildings and index files of earlier states, and temporary files."
+    keep = {p['file'] for p in info['parts']} | {info['buildings_file'], info.get('index_file')}
+    old = [*out.glob('parts/*'), *out.glob('buildings-*'), *out.glob('index-*'), *out.glob('*.tmp'),
+           out/'gallery.h5', out/'index.faiss']
+    for f in old:
+        if f.is_file() and str(f.relative_to(out)) not in keep: f.unlink()
+
+def _commit(out:Path, m:SearchModel, parts:list, emb, codes:np.ndarray, buildings:tuple, sources:list, log,
+            index=None, kind:str='auto', seed:int=0, dba:dict|None=None, old:dict|None=None) -> dict:
+    ("Keep the buildings and the index (a new one of `kind` unless `index` is given, already holding every photo), "
+     "calibrate (again, unless `old`'s calibration was made on at least 10/11 of the photos), write gallery.json: the "
+     "one step that makes the new state the gallery's.")
+    fps = [p['fingerprint'] for p in parts]
+    fp = fps[0] if len(fps) == 1 else hashlib.sha256('+'.join(fps).encode()).hexdigest()[:16]
+    info = dict(model=m.fingerprint, model_source=m.source, extractors=m.names, tta=m.tta, n=len(emb),
+                dim=int(emb.shape[1]), buildings=int((buildings[2] > 0).sum()), sources=sources, fingerprint=fp,
+                format_version=GALLERY_VERSION, parts=parts, buildings_file=write_buildings(out, buildings, fp))
+    if index is None: index, ix = _indexed(emb, kind, seed, log)
+    else: ix = {k: old[k] for k in ('kind', 'index_seconds', 'index_trained_n', 'recall_at_10') if k in old}
+    info.update(ix, index_file=save_index(index, out, f'index-{fp}.faiss'))
+    if old and old.get('calibration') and 11 * old.get('calibrated_n', 0) >= 10 * len(emb):
+        info.update(calibration=old['calibration'], calibrated_n=old['calibrated_n'])
+    else:
+        names = buildings[0]
+        lab = np.where(codes >= 0, names[np.maximum(codes, 0)] if len(names) else '', '')
+        rows_c = read_rows([out/p['file'] for p in parts], ('lat', 'lon'))[['lat', 'lon']].to_numpy(float)
+        exact = index if info['kind'] == 'exact' else ExactIndex(emb)
+        info.update(calibration=calibrate(emb, lab, rows_c, exact, seed=seed), calibrated_n=len(emb))
     if dba:   # database-side augmentation, for rerank='dba'
         np.save(out/'dba.tmp.npy', database_augment(emb, index, **dba)); os.replace(out/'dba.tmp.npy', out/'dba.npy')
-        info['dba'] = dict(dba, fingerprint=info['fingerprint'])
+        info['dba'] = dict(dba, fingerprint=fp)
     (out/'gallery.json.tmp').write_text(json.dumps(info, indent=2)); os.replace(out/'gallery.json.tmp', out/'gallery.json')
+    _tidy(out, info)
     return info
 
 def _embedded(m:SearchModel, cache:Path, root:Path|None) -> tuple[np.ndarray, pd.DataFrame]:
@@ -187,20 +248,16 @@ def _embedded(m:SearchModel, cache:Path, root:Path|None) -> tuple[np.ndarray, pd
     emb = m.embed_cache(cache)
     with FeatureCache(cache) as c: return emb, _rows_of_cache(c, root)
 
-def _commit(out:Path, m:SearchModel, emb:np.ndarray, rows:pd.DataFrame, buildings:tuple, kind:str, sources:list,
-            log, seed:int=0, dba:dict|None=None) -> dict:
-    ("Write gallery.h5 (embeddings, rows, building sums), then its index, calibration and gallery.json: what `build` "
-     "and `add` both end with.")
-    fp = hashlib.sha256(emb.tobytes()).hexdigest()[:16]
-    _write_gallery(out/'gallery.h5', emb, rows, dict(fingerprint=fp, model=m.fingerprint), buildings)
-    return _finish(out, emb, rows, m, kind, sources, log, seed, dba)
+def _new_part(out:Path, emb, rows:pd.DataFrame, codes:np.ndarray) -> dict:
+    fp, f = write_part(out/'parts', emb, rows, codes)
+    return dict(file=f'parts/{f}', fingerprint=fp, n=len(emb))
 
 @patch(cls_method=True)
 def build(cls:BuildingGallery,
           model, # A `bm-train` run folder or checkpoint, an `.onnx` export, an `Embedder`, or a `SearchModel`
           images, # The known photos: an image folder (any layout), a CSV manifest, or a feature cache (.h5) made with the model's extractors
           out:str|Path, # Gallery folder to write (resumable: run the same call again after a kill)
-          kind:str='auto', # Search index: auto, exact, flat, ivf, hnsw (see `choose_kind`)
+          kind:str='auto', # Search index: auto, exact, flat, ivf, ivfpq, hnsw (see `choose_kind`)
           root:str|Path|None=None, # Where a feature cache's relative paths start (for its pictures)
           rebuild:bool=False, # Replace a gallery made by another model or of other photos
           tta:str='none', # Test-time augmentation: each photo embedded as the mean of these views (`TTA_MODES`); queries follow
@@ -224,9 +281,10 @@ def build(cls:BuildingGallery,
                     f"{str(out)!r} holds a gallery of other photos ({old.get('sources', ['?'])[0]})",
                     "use --add to add photos to it, or another --out, or --rebuild")
         if rebuild:
-            for f in ('gallery.json', 'gallery.h5', 'index.faiss', 'dba.npy', 'local.h5'):
-                (out/f).unlink(missing_ok=True)
-            shutil.rmtree(out/'features', ignore_errors=True)
+            (out/'gallery.json').unlink(missing_ok=True)
+            for f in ('parts', 'features', 'shards'): shutil.rmtree(out/f, ignore_errors=True)
+            for f in [*out.glob('buildings-*'), *out.glob('index-*'), *[out/n for n in ('gallery.h5', 'index.faiss', 'dba.npy', 'local.h5')]]:
+                f.unlink(missing_ok=True)
         (out/'features').mkdir(parents=True, exist_ok=True)
         index, cache = _source(images, root)
         if index is not None:
@@ -239,17 +297,20 @@ def build(cls:BuildingGallery,
         t0 = time.time()
         emb, rows = _embedded(m, cache, Path(root).resolve() if root is not None else None)
         log(f"embedded {len(emb):,} photos in {time.time() - t0:.1f} s")
-        _commit(out, m, emb, rows, building_sums(emb, rows.label.to_numpy()), kind, [src], log, seed,
-                dict(n=3, alpha=3.0) if dba else None)
+        buildings, codes = append_buildings(None, emb, rows.label.to_numpy())
+        _commit(out, m, [_new_part(out, emb, rows, codes)], emb, codes, buildings, [src], log, kind=kind, seed=seed,
+                dba=dict(n=3, alpha=3.0) if dba else None)
         return cls(out, m)
 
 # %% ../../nbs/07e_search.gallery.ipynb #efdf36ac
 @patch
 def add(self:BuildingGallery,
         images, # New photos: an image folder (any layout) or a CSV manifest
-        workers:int=2, bs:int=32, progress:bool|None=None, log=print) -> int:
-    ("Embed the photos of `images` that the gallery does not hold yet and append them (the others are not embedded "
-     "again); returns how many were added.")
+        workers:int=2, bs:int=32, progress:bool|None=None, log=print,
+        compact:bool|None=None, # One part and a new index afterwards (default: past `COMPACT_PARTS` parts, or doubled since the index was trained)
+       ) -> int:
+    ("Embed the photos of `images` that the gallery does not hold yet and append them as a new part, adding them to "
+     "the index and the buildings' sums (nothing already kept is rewritten); returns how many were added.")
     log = log or (lambda *a: None)
     with WriterLock(self.path, 'gallery'):   # one writer per gallery
         m, index = self.model, query_index(images, workers)
@@ -264,16 +325,36 @@ def add(self:BuildingGallery,
         key = hashlib.sha256('\n'.join(sorted(sub.df.path)).encode() + str(Path(images).resolve()).encode()).hexdigest()[:12]
         cache = m.features(sub, self.path/'features'/f'add-{key}.h5', workers=workers, bs=bs, progress=progress)
         emb, rows = _embedded(m, cache, index.root.resolve())
-        # (the old photos' sums are kept)
-        buildings = merge_building_sums(self.buildings, building_sums(emb, rows.label.to_numpy()))
-        emb, rows = np.concatenate([self.emb, emb]), pd.concat([self.rows, rows], ignore_index=True)
-        kind = self.info.get('kind', 'auto') if self.info.get('kind') != 'exact' or len(emb) <= 200_000 else 'auto'
-        dba = {k: v for k, v in self.info['dba'].items() if k != 'fingerprint'} if 'dba' in self.info else None
-        _commit(self.path, m, emb, rows, buildings, kind,
-                self.info.get('sources', []) + [str(Path(images).resolve())], log, dba=dba)
+        _append(self, m, emb, rows, [str(Path(images).resolve())], log, compact)
         self.__init__(self.path, m)
         log(f"added {int(new.sum()):,} photos: the gallery holds {len(self):,}")
         return int(new.sum())
+
+def _append(g:BuildingGallery, m:SearchModel, emb:np.ndarray, rows:pd.DataFrame, sources:list, log,
+            compact:bool|None=None) -> dict:
+    "Append embedded photos to an opened gallery `g` as one new part (or compact it into one), then commit."
+    # (a gallery of format 2 is converted: its photos become a part)
+    parts = list(g.info['parts']) if g._v2 is None else [_new_part(g.path, g.emb, g.rows, g.codes)]
+    buildings, codes = append_buildings(g.kept_buildings(), emb, rows.label.to_numpy())
+    parts.append(_new_part(g.path, emb, rows, codes))
+    n = sum(p['n'] for p in parts)
+    kind = g.info.get('kind', 'auto') if g.info.get('kind') != 'exact' or n <= 200_000 else 'auto'
+    if compact is None:
+        compact = (len(parts) > COMPACT_PARTS or kind != g.info.get('kind') or
+                   INDEXES.info(kind)['approximate'] and n > 2 * g.info.get('index_trained_n', len(g)))
+    allemb = joined([open_part(g.path/p['file'], p['fingerprint']) for p in parts])
+    allcodes = np.concatenate([g.codes, codes])
+    if compact:
+        parts = [_new_part(g.path, allemb, read_rows([g.path/p['file'] for p in parts]), allcodes)]
+        allemb = open_part(g.path/parts[0]['file'], parts[0]['fingerprint'])
+    index = None
+    if not compact and INDEXES.info(kind)['faiss']:
+        g.index.add(emb); index = g.index
+        if isinstance(index, RefinedIndex): index.emb = allemb
+    elif not compact and kind == 'exact': index = ExactIndex(allemb)
+    dba = {k: v for k, v in g.info['dba'].items() if k != 'fingerprint'} if 'dba' in g.info else None
+    return _commit(g.path, m, parts, allemb, allcodes, buildings, g.info.get('sources', []) + sources, log,
+                   index=index, kind=kind, dba=dba, old=None if compact else g.info)
 
 # %% ../../nbs/07e_search.gallery.ipynb #ef8d3696
 @patch(as_prop=True)
@@ -313,7 +394,7 @@ def augmented(self:BuildingGallery) -> np.ndarray:
     if self._dba is None:
         d = self.info.get('dba')
         if d and d.get('fingerprint') == self.info.get('fingerprint') and (self.path/'dba.npy').is_file():
-            self._dba = np.load(self.path/'dba.npy')
+            self._dba = np.load(self.path/'dba.npy', mmap_mode='r')
         else: self._dba = database_augment(self.emb, self.index)
     return self._dba
 
@@ -338,7 +419,7 @@ def embed(self:BuildingGallery,
     index = queries if isinstance(queries, BuildingIndex) else query_index(queries, workers)
     df = index.df.assign(path=[str(index.root/p) for p in index.df.path])[['path', 'label', 'lat', 'lon', 'status', 'reason']].reset_index(drop=True)
     df['label'] = df['label'].fillna('')
-    if not len(index): return np.zeros((0, self.emb.shape[1]), np.float32), df
+    if not len(index): return np.zeros((0, self.means.shape[1]), np.float32), df
     key = hashlib.sha256('\n'.join(df.path[df.status == 'ok']).encode()).hexdigest()[:12]
     with (tempfile.TemporaryDirectory() if cache_dir is None else contextlib.nullcontext(cache_dir)) as d:
         Path(d).mkdir(parents=True, exist_ok=True)

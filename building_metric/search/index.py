@@ -29,7 +29,8 @@ class ExactIndex:
     def __init__(self, emb, # (n, dim) L2-normalised gallery embeddings (array or tensor)
                  chunk:int=65536, # Gallery rows per block
                  budget_mb:int=512): # Memory for one block of similarities
-        self.emb = torch.as_tensor(np.ascontiguousarray(emb), dtype=torch.float32)
+        # (a copy: memory-mapped embeddings are read-only)
+        self.emb = emb.float() if isinstance(emb, torch.Tensor) else torch.from_numpy(np.array(emb, dtype=np.float32))
         self.chunk, self.budget_mb = chunk, budget_mb
     def __len__(self): return len(self.emb)
 
@@ -69,6 +70,13 @@ def _faiss(kind:str):
                                   "pip install building_metric[search] (faiss-cpu), or use kind='exact'")
     return faiss
 
+def _on_gpus(index):
+    "A copy of a faiss index on every GPU faiss sees (a faiss build with GPU support), else the index itself."
+    faiss = faiss_module()
+    if not hasattr(faiss, 'index_cpu_to_all_gpus') or faiss.get_num_gpus() < 1: return index
+    try: return faiss.index_cpu_to_all_gpus(index)
+    except RuntimeError: return index   # (kinds faiss has no GPU version of, such as HNSW)
+
 class FaissIndex:
     "A faiss inner-product index on L2-normalised embeddings, of a faiss kind of `INDEXES` (`flat`, `ivf`, `hnsw`)."
     def __init__(self, index, kind:str): self.index, self.kind = index, kind
@@ -92,9 +100,16 @@ class FaissIndex:
 
     def search(self, q, k:int=10) -> tuple[np.ndarray, np.ndarray]:
         ("Similarities (m, k) and gallery rows (m, k) of the `k` best matches, best first (-1 rows when fewer were "
-         "found).")
-        s, i = self.index.search(_f32(q), min(k, self.index.ntotal))
+         "found); on the GPUs when faiss has some.")
+        if getattr(self, '_gpu', None) is None: self._gpu = _on_gpus(self.index)
+        s, i = self._gpu.search(_f32(q), min(k, self.index.ntotal))
         return s, i.astype(np.int64)
+
+    def add(self, emb, block:int=262144):
+        "Add the rows of `emb` after those the index holds (a trained index is not trained again)."
+        x = _f32(emb)
+        for s in range(0, len(x), block): self.index.add(x[s:s + block])
+        self._gpu = None
 
     def save(self, path): faiss_module().write_index(self.index, str(path))
     @classmethod
@@ -188,17 +203,18 @@ def build_index(emb, kind:str='auto', **kw):
     "The search index of `kind` (see `choose_kind`) over L2-normalised embeddings; `kw` go to the kind's builder."
     return INDEXES.create(choose_kind(len(emb), kind, np.shape(emb)[1]), emb, **kw)
 
-def save_index(index, folder:str|Path):
-    ("Keep `index` in a gallery folder (`index.faiss`, written under a temporary name and renamed into place); an "
-     "exact index is the embeddings themselves.")
-    if not INDEXES.info(index.kind)['faiss']: return
-    tmp = Path(folder)/'index.faiss.tmp'
-    index.save(tmp); os.replace(tmp, Path(folder)/'index.faiss')
+def save_index(index, folder:str|Path, name:str='index.faiss') -> str|None:
+    ("Keep `index` in a gallery folder (as `name`, written under a temporary name and renamed into place); returns "
+     "the name, or None for an exact index (the embeddings themselves).")
+    if not INDEXES.info(index.kind)['faiss']: return None
+    tmp = Path(folder)/f'{name}.tmp'
+    index.save(tmp); os.replace(tmp, Path(folder)/name)
+    return name
 
-def load_index(folder:str|Path, kind:str, emb):
-    "The index `save_index` kept in `folder`, over the gallery's embeddings `emb`."
+def load_index(folder:str|Path, kind:str, emb, name:str|None='index.faiss'):
+    "The index `save_index` kept in `folder` as `name`, over the gallery's embeddings `emb`."
     if not INDEXES.info(kind)['faiss']: return INDEXES.create(kind, emb)
-    ix = FaissIndex.load(Path(folder)/'index.faiss', kind)
+    ix = FaissIndex.load(Path(folder)/name, kind)
     return RefinedIndex(ix.index, kind, emb) if kind == 'ivfpq' else ix
 
 def recall_at_k(index, exact:ExactIndex, queries, k:int=10) -> float:

@@ -8,19 +8,28 @@ Docs: https://building-metric.github.io/building_metric/search.jobs.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import json
+import json, shutil
 from pathlib import Path
 
 from ..config import IndexConfig, SearchConfig
-from ..core import BuildingMetricError, WriterLock
+from ..core import BuildingMetricError, WriterLock, rank_world
 from .answers import explain_match, plot_answer
 from .gallery import BuildingGallery
 from .model import SearchModel
+from .shards import ShardedGallery, split_gallery
 
 # %% auto #0
 __all__ = ['run_index', 'threshold_line', 'run_search']
 
 # %% ../../nbs/07g_search.jobs.ipynb #5e528aa4
+def _split(g:BuildingGallery, cfg:IndexConfig, log):
+    "The gallery split into `cfg.shards` shards in <out>/shards (written again after each change), when asked."
+    if not cfg.shards: return
+    shutil.rmtree(g.path/'shards', ignore_errors=True)
+    split_gallery(g, g.path/'shards', cfg.shards, seed=cfg.seed)
+    log(f"{cfg.shards} shards in {g.path/'shards'}: search them with torchrun --nproc_per_node=N -m building_metric.cli "
+        f"search --gallery {g.path/'shards'} (N at most {cfg.shards})")
+
 def run_index(cfg:IndexConfig) -> dict:
     "`bm-index`'s job: build (or resume, or `--add` to) a gallery as `cfg` says; its settings written beside it."
     log = lambda s: print(s, flush=True)
@@ -39,14 +48,16 @@ def run_index(cfg:IndexConfig) -> dict:
     with WriterLock(cfg.out, 'gallery', folder=True):   # before any work: a second writer is told at once
         if cfg.add:
             g = BuildingGallery(cfg.out, model or None)
-            n = g.add(cfg.add, workers=cfg.workers, bs=cfg.bs, progress=None, log=log)
-            return dict(gallery=str(g.path), added=n, photos=len(g),
+            n = g.add(cfg.add, workers=cfg.workers, bs=cfg.bs, progress=None, log=log, compact=cfg.compact or None)
+            _split(g, cfg, log)
+            return dict(gallery=str(g.path), added=n, photos=len(g), parts=len(g.info['parts']),
                         **{k: g.info.get(k) for k in ('kind', 'recall_at_10')})
         g = BuildingGallery.build(model, cfg.gallery, cfg.out, kind=cfg.kind, root=cfg.images or None,
                                   rebuild=cfg.rebuild, tta=cfg.tta, dba=cfg.dba,
                                   workers=cfg.workers, bs=cfg.bs, progress=None, shard_rows=cfg.shard_rows,
                                   seed=cfg.seed, log=log)
         cfg.to_yaml(g.path/'config.yaml')
+        _split(g, cfg, log)
         c = g.calibration
         if c.get('threshold') is not None:
             log(threshold_line(g.set_threshold()))
@@ -70,11 +81,15 @@ def threshold_line(th:dict) -> str:
 def run_search(cfg:SearchConfig) -> dict:
     "`bm-search`'s job: answer every readable query photo; write results.csv, results.json and pictures in `cfg.out`."
     if not cfg.query: raise BuildingMetricError("bm-search needs --query", "pass an image file or a folder of photos")
-    g = BuildingGallery(cfg.gallery, cfg.run or None, tta=cfg.tta or None)
+    # a sharded gallery (bm-index --shards): each process of a torchrun launch searches its shards
+    sharded = (Path(cfg.gallery)/'shards.json').is_file()
+    g = (ShardedGallery if sharded else BuildingGallery)(cfg.gallery, cfg.run or None, tta=cfg.tta or None)
     th = g.set_threshold(cfg.threshold, cfg.target_far)   # (a bad value fails before any photo is read)
-    if th.get('threshold') is not None: print(threshold_line(th), flush=True)
-    out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
+    lead = rank_world()[0] == 0   # (the process that writes)
+    if th.get('threshold') is not None and lead: print(threshold_line(th), flush=True)
     t, matches, skipped = g.answer(cfg.query, k=cfg.k, rerank=cfg.rerank, workers=cfg.workers, progress=None)
+    if not lead: return dict(rank=rank_world()[0], queries=len(t))
+    out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     for _, s in skipped.iterrows(): print(f"skipped {s.path}: {s.reason}", flush=True)
     t.to_csv(out/'results.csv', index=False)
     summary = dict(gallery=str(g.path), queries=len(t), skipped=len(skipped), rerank=cfg.rerank or 'none',

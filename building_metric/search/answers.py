@@ -62,13 +62,13 @@ def _reranked(g:BuildingGallery, e:np.ndarray, n:int, steps:tuple, paths, worker
 def _reranked_building(g:BuildingGallery, r:dict, t:float) -> tuple[np.ndarray, np.ndarray]:
     ("The building of each query's first re-ranked match, and its confidence: the softmax, over the buildings of the "
      "shortlist, of each one's best re-ranked score.")
-    lab = g.rows.label.to_numpy().astype(str)
-    names, conf = lab[np.maximum(r['idx'][:, 0], 0)], np.zeros(len(r['idx']))
-    for i, (j, s) in enumerate(zip(r['idx'], r['score'])):
-        _, first = np.unique(lab[j[j >= 0]], return_index=True)   # (scores are sorted: the first is a building's best)
-        p = probabilities(s[j >= 0][first][None], t)[0]
-        conf[i] = p.max()
-    return names, conf
+    j = r['idx']
+    c = np.where(j >= 0, g.codes[np.maximum(j, 0)], -2)
+    # (scores are sorted: a building's first photo in the row has its best score; -1, no building, counts as one)
+    later = ((c[:, :, None] == c[:, None, :]) & np.tri(c.shape[1], k=-1, dtype=bool)[None]).any(2)
+    p = probabilities(np.where(later | (c == -2), -np.inf, r['score']), t)
+    first = np.where(c[:, 0] >= 0, np.append(g.building_names, '')[np.maximum(c[:, 0], 0)], '')
+    return first, p.max(1)
 
 def _answers(g:BuildingGallery, e:np.ndarray, k:int, rerank:str='none', paths=None, workers:int=2) -> dict:
     "Everything `search`, `identify` and `locate` say about embedded queries, after the re-ranking `rerank`."

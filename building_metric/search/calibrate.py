@@ -35,15 +35,18 @@ def fit_temperature(scores:np.ndarray, y:np.ndarray) -> float:
 def _unit(x:np.ndarray) -> np.ndarray: return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 def building_sums(emb:np.ndarray, # (n, dim) L2-normalised embeddings
-                  labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # (n,) their buildings ('' for none)
+                  labels, # (n,) their buildings ('' for none)
+                  block:int=1_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # Photos summed at a time
     ("The buildings of `labels` (sorted), the sum (float64) of each one's embeddings and its number of photos: what "
      "nearest-class-mean answers are made of, kept with a gallery and added to when it grows.")
     lab = np.asarray(labels).astype(str)
-    has = lab != ''
-    names, codes = np.unique(lab[has], return_inverse=True)
-    if not len(names): return names, np.zeros((0, np.shape(emb)[1])), np.zeros(0, np.int64)
-    sums, counts = class_sums(np.asarray(emb)[has], codes, len(names))
-    return names, sums.numpy(), counts.numpy()
+    rows = np.flatnonzero(lab != '')
+    names, codes = np.unique(lab[rows], return_inverse=True)
+    sums, counts = np.zeros((len(names), np.shape(emb)[1])), np.zeros(len(names), np.int64)
+    for a in range(0, len(rows), block):   # (a block of embeddings in memory at a time)
+        s, c = class_sums(np.asarray(emb[rows[a:a + block]]), codes[a:a + block], len(names))
+        sums += s.numpy(); counts += c.numpy()
+    return names, sums, counts
 
 def merge_building_sums(*parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "The `building_sums` of several sets of photos, merged as if computed on all of them at once."

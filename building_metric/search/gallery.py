@@ -23,12 +23,13 @@ from ..data.index import BuildingIndex
 from ..features.cache import FeatureCache
 from .calibrate import building_means, building_sums, calibrate
 from .index import (INDEXES, ExactIndex, RefinedIndex, build_index, choose_kind, load_index,
-                                          recall_at_k, save_index)
+                                          recall_at_k, save_index, tune_search)
 from .model import FROZEN_SOURCES, SearchModel
 from .rerank import LocalFeatures, database_augment
-from .store import (GALLERY_FORMAT, GALLERY_VERSION, append_buildings, joined, open_part,
-                                          parts_codes, read_buildings, read_rows, write_buildings, write_part)
-from ..evaluation.retrieval import open_set_rates, open_set_threshold
+from .store import (GALLERY_VERSION, append_buildings, embedding_rows, joined, label_codes, open_part,
+                                          parts_codes, read_buildings, read_rows, read_rows_at, read_v2,
+                                          write_buildings, write_part)
+from ..evaluation.retrieval import faiss_module, open_set_rates, open_set_threshold
 
 # %% auto #0
 __all__ = ['ROWS_IN_MEMORY', 'COMPACT_PARTS', 'query_index', 'BuildingGallery']
@@ -58,24 +59,6 @@ def _rows_of_cache(c:FeatureCache, root:Path|None) -> pd.DataFrame:
     return pd.DataFrame(dict(path=paths, label=[c.label_names[i] for i in c.labels], group=c.groups,
                              lat=c.coords[:, 0], lon=c.coords[:, 1]))
 
-def _read_v2(path:Path) -> tuple[np.ndarray, pd.DataFrame, dict, tuple]:
-    "Embeddings, rows, attributes and building sums of a gallery of format 1 or 2 (one `gallery.h5`)."
-    with h5py.File(path, 'r') as f:
-        if f.attrs.get('format') != GALLERY_FORMAT:
-            raise BuildingMetricError(f"{str(path)!r} is not a building_metric gallery",
-                                      "pass a folder written by bm-index")
-        emb = f['embeddings'][:]
-        rows = pd.DataFrame({c: f[f'rows/{c}'].asstr()[:] for c in ('path', 'label', 'group')})
-        for c in ('lat', 'lon'): rows[c] = f[f'rows/{c}'][:]
-        if 'buildings' in f:
-            b = (f['buildings/names'].asstr()[:].astype(str), f['buildings/sums'][:], f['buildings/counts'][:])
-        else: b = building_sums(emb, rows.label.to_numpy())   # (a version 1 gallery)
-        return emb, rows, dict(f.attrs), b
-
-def _codes_of(labels, names:np.ndarray) -> np.ndarray:
-    "Each label's row in the sorted `names` (-1: no building)."
-    lab = np.asarray(labels).astype(str)
-    return np.where(lab != '', np.searchsorted(names, lab), -1).astype(np.int32)
 
 # %% ../../nbs/07e_search.gallery.ipynb #cf895be8
 ROWS_IN_MEMORY = 1_000_000
@@ -99,7 +82,7 @@ class BuildingGallery:
         self.tta = tta or self.info.get('tta', 'none')
         self._model = None if model is None else self._checked(SearchModel.create(model))
         kind = self.info.get('kind', 'exact')
-        self.index = load_index(self.path, kind, self.emb, self.info.get('index_file', 'index.faiss'))
+        self.index = load_index(self.path, kind, self.emb, self.info.get('index_file', 'index.faiss'), self.info.get('refine', 16))
         self.exact = self.index if kind == 'exact' else None
         self._dba = self._threshold = None
 
@@ -109,7 +92,7 @@ class BuildingGallery:
             raise BuildingMetricError(f"the gallery {str(self.path)!r} was left half-written", "run the same bm-index "
                                       "command again to finish it") if (self.path/'parts').is_dir() else \
                 BuildingMetricError(f"no gallery at {str(self.path)!r}", "build one with bm-index (BuildingGallery.build)")
-        try: self.emb, self._rows, attrs, self._v2 = _read_v2(f)
+        try: self.emb, self._rows, attrs, self._v2 = read_v2(f)
         except OSError:
             raise BuildingMetricError(f"{str(f)!r} is truncated or corrupt", "build the gallery again with bm-index") from None
         if self.info.get('fingerprint') != attrs.get('fingerprint'):
@@ -117,7 +100,7 @@ class BuildingGallery:
                 f"the gallery {str(self.path)!r} was left half-written (its index and embeddings differ)",
                 "run the same bm-index command again to finish it")
         self.building_names, self.means = self._v2[0], building_means(self._v2[1])
-        self.codes = _codes_of(self._rows.label, self.building_names)
+        self.codes = label_codes(self._rows.label, self.building_names)
 
     def _checked(self, m:SearchModel) -> SearchModel:
         if m.fingerprint != self.info.get('model'):
@@ -133,6 +116,9 @@ class BuildingGallery:
         "The model that embeds queries: the one given, else the one the gallery was built with."
         if self._model is None:
             src = self.info.get('model_source')
+            if src is None and 'parts' in self.info:
+                raise BuildingMetricError(f"the gallery {str(self.path)!r} was made from embeddings: it has no model to embed photos with",
+                                          "ask it with query embeddings, or open it with the model that made them (model=)")
             if not src or not (Path(src).exists() or src.startswith(FROZEN_SOURCES)):
                 raise BuildingMetricError(f"the model the gallery was built with ({src}) is not here",
                                           "pass the run folder or .onnx (bm-search --run)")
@@ -163,16 +149,7 @@ class BuildingGallery:
          "photos whose table is not loaded.")
         idx = np.asarray(idx, np.int64)
         if self._rows is not None or len(self) <= ROWS_IN_MEMORY or 'parts' not in self.info: return self.rows.iloc[idx][list(columns)].reset_index(drop=True)
-        idx = np.where(idx < 0, idx + len(self), idx)
-        off = np.cumsum([0] + [p['n'] for p in self.info['parts']])
-        out = {c: np.empty(len(idx), float if c in ('lat', 'lon') else object) for c in columns}
-        for p, f in enumerate(self.part_files):
-            m = (idx >= off[p]) & (idx < off[p + 1])
-            if not m.any(): continue
-            u, inv = np.unique(idx[m] - off[p], return_inverse=True)
-            with h5py.File(f, 'r') as h:
-                for c in columns: out[c][m] = (h[f'rows/{c}'].asstr() if c in ('path', 'label', 'group') else h[f'rows/{c}'])[u][inv]
-        return pd.DataFrame(out)
+        return read_rows_at(self.part_files, [p['n'] for p in self.info['parts']], idx, columns)
 
     @property
     def calibration(self) -> dict: return self.info.get('calibration', {})
@@ -201,10 +178,15 @@ def _indexed(emb, kind:str, seed:int, log) -> tuple[object, dict]:
     kind = choose_kind(len(emb), kind, emb.shape[1])
     index = build_index(emb, kind, seed=seed)
     info = dict(kind=kind, index_seconds=round(time.time() - t0, 2), index_trained_n=len(emb))
-    if kind != 'exact':
+    if kind != 'exact':   # (IVF kinds search harder until recall@10 reaches 0.92)
         q = emb[np.sort(np.random.default_rng(seed).choice(len(emb), min(1000, len(emb)), replace=False))]
-        info['recall_at_10'] = recall_at_k(index, ExactIndex(emb), q, 10)
-        log(f"{kind} index: recall@10 {info['recall_at_10']:.3f} against exact search (1,000 gallery photos as queries)")
+        want = ExactIndex(emb).search(q, 10)[1]
+        info['recall_at_10'] = tune_search(index, q, want) if kind in ('ivf', 'ivfpq') else recall_at_k(index, want, q)
+        if kind in ('ivf', 'ivfpq'): info['nprobe'] = int(faiss_module().extract_index_ivf(index.index).nprobe)
+        if kind == 'ivfpq': info['refine'] = index.refine
+        log(f"{kind} index: recall@10 {info['recall_at_10']:.3f} against exact search (1,000 gallery photos as queries"
+            + (f", {info['nprobe']} lists searched per query" if 'nprobe' in info else '')
+            + (f", {info['refine']} x 10 candidates re-scored" if 'refine' in info else '') + ")")
     return index, info
 
 def _tidy(out:Path, info:dict):
@@ -215,18 +197,23 @@ def _tidy(out:Path, info:dict):
     for f in old:
         if f.is_file() and str(f.relative_to(out)) not in keep: f.unlink()
 
-def _commit(out:Path, m:SearchModel, parts:list, emb, codes:np.ndarray, buildings:tuple, sources:list, log,
+def _model_info(m:SearchModel|None, old:dict|None=None) -> dict:
+    "What gallery.json says of the model: `m`'s, else `old`'s (a gallery of embeddings made elsewhere has none)."
+    if m is not None: return dict(model=m.fingerprint, model_source=m.source, extractors=m.names, tta=m.tta)
+    return {k: (old or {}).get(k, d) for k, d in dict(model=None, model_source=None, extractors=[], tta='none').items()}
+
+def _commit(out:Path, m:SearchModel|None, parts:list, emb, codes:np.ndarray, buildings:tuple, sources:list, log,
             index=None, kind:str='auto', seed:int=0, dba:dict|None=None, old:dict|None=None) -> dict:
     ("Keep the buildings and the index (a new one of `kind` unless `index` is given, already holding every photo), "
      "calibrate (again, unless `old`'s calibration was made on at least 10/11 of the photos), write gallery.json: the "
      "one step that makes the new state the gallery's.")
     fps = [p['fingerprint'] for p in parts]
     fp = fps[0] if len(fps) == 1 else hashlib.sha256('+'.join(fps).encode()).hexdigest()[:16]
-    info = dict(model=m.fingerprint, model_source=m.source, extractors=m.names, tta=m.tta, n=len(emb),
+    info = dict(_model_info(m, old), n=len(emb),
                 dim=int(emb.shape[1]), buildings=int((buildings[2] > 0).sum()), sources=sources, fingerprint=fp,
                 format_version=GALLERY_VERSION, parts=parts, buildings_file=write_buildings(out, buildings, fp))
     if index is None: index, ix = _indexed(emb, kind, seed, log)
-    else: ix = {k: old[k] for k in ('kind', 'index_seconds', 'index_trained_n', 'recall_at_10') if k in old}
+    else: ix = {k: old[k] for k in ('kind', 'index_seconds', 'index_trained_n', 'recall_at_10', 'nprobe', 'refine') if k in old}
     info.update(ix, index_file=save_index(index, out, f'index-{fp}.faiss'))
     if old and old.get('calibration') and 11 * old.get('calibrated_n', 0) >= 10 * len(emb):
         info.update(calibration=old['calibration'], calibrated_n=old['calibrated_n'])
@@ -330,7 +317,7 @@ def add(self:BuildingGallery,
         log(f"added {int(new.sum()):,} photos: the gallery holds {len(self):,}")
         return int(new.sum())
 
-def _append(g:BuildingGallery, m:SearchModel, emb:np.ndarray, rows:pd.DataFrame, sources:list, log,
+def _append(g:BuildingGallery, m:SearchModel|None, emb:np.ndarray, rows:pd.DataFrame, sources:list, log,
             compact:bool|None=None) -> dict:
     "Append embedded photos to an opened gallery `g` as one new part (or compact it into one), then commit."
     # (a gallery of format 2 is converted: its photos become a part)
@@ -355,6 +342,35 @@ def _append(g:BuildingGallery, m:SearchModel, emb:np.ndarray, rows:pd.DataFrame,
     dba = {k: v for k, v in g.info['dba'].items() if k != 'fingerprint'} if 'dba' in g.info else None
     return _commit(g.path, m, parts, allemb, allcodes, buildings, g.info.get('sources', []) + sources, log,
                    index=index, kind=kind, dba=dba, old=None if compact else g.info)
+
+# %% ../../nbs/07e_search.gallery.ipynb #7f4e8956
+@patch(cls_method=True)
+def from_embeddings(cls:BuildingGallery,
+                    emb, # (n, dim) embeddings made by any model (L2-normalised here)
+                    out:str|Path, # New gallery folder
+                    labels=None, paths=None, # (n,) their buildings ('' for none) and photo paths or ids
+                    coords=None, # (n, 2) their latitude and longitude
+                    kind:str='auto', seed:int=0, log=print) -> BuildingGallery:
+    ("A gallery of embeddings made elsewhere: indexed and calibrated as `build` does; ask it with query embeddings "
+     "(or photos, opened with the `model=` that made the embeddings).")
+    log, out = log or (lambda *a: None), Path(out)
+    if (out/'gallery.json').is_file():
+        raise BuildingMetricError(f"{str(out)!r} already holds a gallery", "pass another folder, or add_embeddings to it")
+    with WriterLock(out, 'gallery'):
+        x, rows = embedding_rows(emb, labels, paths, coords)
+        buildings, codes = append_buildings(None, x, rows.label.to_numpy())
+        _commit(out, None, [_new_part(out, x, rows, codes)], x, codes, buildings, ['embeddings'], log, kind=kind, seed=seed)
+    return cls(out)
+
+@patch
+def add_embeddings(self:BuildingGallery, emb, labels=None, paths=None, coords=None, # As `from_embeddings`
+                   compact:bool|None=None, log=print) -> int:
+    "Append embeddings made elsewhere (by the gallery's model) as `add` appends photos; returns how many."
+    with WriterLock(self.path, 'gallery'):
+        x, rows = embedding_rows(emb, labels, paths, coords, start=len(self))
+        _append(self, self._model, x, rows, ['embeddings'], log or (lambda *a: None), compact)
+        self.__init__(self.path, self._model)
+    return len(x)
 
 # %% ../../nbs/07e_search.gallery.ipynb #ef8d3696
 @patch(as_prop=True)

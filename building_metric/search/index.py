@@ -19,7 +19,7 @@ from ..evaluation.retrieval import faiss_module
 
 # %% auto #0
 __all__ = ['INDEXES', 'ExactIndex', 'FaissIndex', 'exact_index', 'flat_index', 'ivf_index', 'RefinedIndex', 'ivfpq_index',
-           'hnsw_index', 'choose_kind', 'build_index', 'save_index', 'load_index', 'recall_at_k']
+           'hnsw_index', 'choose_kind', 'build_index', 'save_index', 'load_index', 'recall_at_k', 'tune_search']
 
 # %% ../../nbs/07b_search.index.ipynb #292d3d7a
 class ExactIndex:
@@ -145,7 +145,7 @@ def ivf_index(emb, seed:int=0,
 class RefinedIndex(FaissIndex):
     ("A compressed faiss index whose `refine` x k best candidates are scored again exactly on the gallery's "
      "embeddings (`emb`: an array, or anything that gathers rows like one).")
-    def __init__(self, index, kind:str, emb=None, refine:int=4):
+    def __init__(self, index, kind:str, emb=None, refine:int=16):
         super().__init__(index, kind); self.emb, self.refine = emb, refine
 
     def search(self, q, k:int=10) -> tuple[np.ndarray, np.ndarray]:
@@ -158,18 +158,19 @@ class RefinedIndex(FaissIndex):
 
 @INDEXES.register('ivfpq', faiss=True, approximate=True)
 def ivfpq_index(emb, seed:int=0,
-                nlist:int|None=None, nprobe:int|None=None, # As `ivf_index`
+                # As `ivf_index`; nlist at most 4,096 by default (training 4 sqrt(n) lists of ten million photos takes CPUs an hour)
+                nlist:int|None=None, nprobe:int|None=None,
                 m:int|None=None, # Sub-quantisers: bytes per photo (default: dim / 4, e.g. 32 for 128-d)
                 # Rotate the vectors first (OPQ): slower to build (10x on 20,000 photos), no better after re-scoring
                 opq:bool=False,
-                refine:int=4) -> RefinedIndex: # Candidates re-scored exactly per match asked for
+                refine:int=16) -> RefinedIndex: # Candidates re-scored exactly per match asked for
     ("Inverted lists of product-quantised codes (`m` bytes a photo instead of 4 x dim): galleries of tens of millions "
      "in memory, the best candidates re-scored exactly on the embeddings.")
     faiss, x = _faiss('ivfpq'), _f32(emb)
     n, d = x.shape
     m = m or max(d // 4, 1)
     while d % m: m -= 1   # (a divisor of the dimension)
-    nlist = nlist or int(min(max(1, n // 39), max(1, 4 * round(math.sqrt(n)))))
+    nlist = nlist or int(min(max(1, n // 39), max(1, 4 * round(math.sqrt(n))), 4096))
     ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
     index = faiss.IndexPreTransform(faiss.OPQMatrix(d, m), ivf) if opq else ivf
     sample = np.random.default_rng(seed).choice(n, min(n, max(64 * nlist, 256 * 39)), replace=False)
@@ -211,14 +212,28 @@ def save_index(index, folder:str|Path, name:str='index.faiss') -> str|None:
     index.save(tmp); os.replace(tmp, Path(folder)/name)
     return name
 
-def load_index(folder:str|Path, kind:str, emb, name:str|None='index.faiss'):
+def load_index(folder:str|Path, kind:str, emb, name:str|None='index.faiss',
+               refine:int=16): # Of an `ivfpq` index: candidates re-scored per match (the gallery keeps its own)
     "The index `save_index` kept in `folder` as `name`, over the gallery's embeddings `emb`."
     if not INDEXES.info(kind)['faiss']: return INDEXES.create(kind, emb)
     ix = FaissIndex.load(Path(folder)/name, kind)
-    return RefinedIndex(ix.index, kind, emb) if kind == 'ivfpq' else ix
+    return RefinedIndex(ix.index, kind, emb, refine) if kind == 'ivfpq' else ix
 
-def recall_at_k(index, exact:ExactIndex, queries, k:int=10) -> float:
-    "Share of the true `k` nearest neighbours (from `exact`) that `index` returns."
-    _, want = exact.search(queries, k)
+def recall_at_k(index, exact:ExactIndex|np.ndarray, queries, k:int=10) -> float:
+    "Share of the true `k` nearest neighbours (from `exact`, or already found: (m, k) rows) that `index` returns."
+    want = exact if isinstance(exact, np.ndarray) else exact.search(queries, k)[1]
     _, got = index.search(queries, k)
     return float(np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(want, got)]))
+
+def tune_search(index:FaissIndex, queries, want:np.ndarray, # Queries and their true `k` nearest rows (m, k)
+                target:float=0.92, k:int=10) -> float:
+    ("Search an IVF index (`ivf`, `ivfpq`) harder until its recall@k on `queries` reaches `target`: first more "
+     "candidates re-scored exactly (IVF-PQ, up to 64 x k), then twice the lists per query (up to a quarter of them); "
+     "returns the recall.")
+    ivf = faiss_module().extract_index_ivf(index.index)
+    while True:
+        rec = recall_at_k(index, want, queries, k)
+        if rec >= target: return rec
+        if isinstance(index, RefinedIndex) and index.refine < 64: index.refine *= 2
+        elif 2 * ivf.nprobe <= max(1, ivf.nlist // 4): ivf.nprobe *= 2; index._gpu = None
+        else: return rec

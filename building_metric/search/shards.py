@@ -17,6 +17,7 @@ import torch
 
 from ..core import BuildingMetricError, barrier, init_distributed, rank_world
 from .gallery import BuildingGallery
+from ..evaluation.retrieval import faiss_module
 from .index import build_index, save_index
 from .store import open_part, write_buildings, write_part
 
@@ -45,6 +46,8 @@ def split_gallery(gallery, # A `BuildingGallery` or its folder
         d = out/f'shard-{i:03d}'
         fp, f = write_part(d/'parts', g.emb[a:z], rows.iloc[a:z], g.codes[a:z])
         index = build_index(open_part(d/'parts'/f, fp), g.info.get('kind', 'exact'), seed=seed)
+        if 'nprobe' in g.info: faiss_module().extract_index_ivf(index.index).nprobe = g.info['nprobe']   # searched as hard
+        if 'refine' in g.info: index.refine = g.info['refine']
         info = {k: v for k, v in g.info.items() if k not in ('dba', 'recall_at_10')}
         info.update(parts=[dict(file=f'parts/{f}', fingerprint=fp, n=int(z - a))], n=int(z - a), fingerprint=fp,
                     buildings_file=write_buildings(d, buildings, fp), index_file=save_index(index, d, f'index-{fp}.faiss'),

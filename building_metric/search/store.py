@@ -19,8 +19,9 @@ from ..core import BuildingMetricError
 from .calibrate import building_means, building_sums
 
 # %% auto #0
-__all__ = ['GALLERY_FORMAT', 'GALLERY_VERSION', 'write_part', 'open_part', 'read_rows', 'Embeddings', 'joined',
-           'append_buildings', 'write_buildings', 'read_buildings', 'parts_codes']
+__all__ = ['GALLERY_FORMAT', 'GALLERY_VERSION', 'write_part', 'open_part', 'read_rows', 'Embeddings', 'joined', 'read_rows_at',
+           'read_v2', 'label_codes', 'embedding_rows', 'append_buildings', 'write_buildings', 'read_buildings',
+           'parts_codes']
 
 # %% ../../nbs/07da_search.store.ipynb #c5c622e6
 GALLERY_FORMAT, GALLERY_VERSION = 'building_metric.gallery', 3
@@ -117,6 +118,54 @@ class Embeddings:
 def joined(parts:list):
     "The embeddings of `parts`: the part itself when there is one, else `Embeddings`."
     return parts[0] if len(parts) == 1 else Embeddings(parts)
+
+# %% ../../nbs/07da_search.store.ipynb #38388450
+def read_rows_at(paths:list, sizes:list, # The parts, and their numbers of photos
+                 idx:np.ndarray, columns=('path', 'label', 'group', 'lat', 'lon')) -> pd.DataFrame:
+    "The rows `idx` (of the parts end to end; -1 counts from the end) read from the parts alone, not whole tables."
+    off = np.cumsum([0] + list(sizes))
+    idx = np.asarray(idx, np.int64)
+    idx = np.where(idx < 0, idx + off[-1], idx)
+    out = {c: np.empty(len(idx), float if c in ('lat', 'lon') else object) for c in columns}
+    for p, f in enumerate(paths):
+        m = (idx >= off[p]) & (idx < off[p + 1])
+        if not m.any(): continue
+        u, inv = np.unique(idx[m] - off[p], return_inverse=True)   # (HDF5 reads increasing rows)
+        with _opened(Path(f)) as h:
+            for c in columns: out[c][m] = (h[f'rows/{c}'].asstr() if c in ('path', 'label', 'group') else h[f'rows/{c}'])[u][inv]
+    return pd.DataFrame(out)
+
+def read_v2(path:Path) -> tuple[np.ndarray, pd.DataFrame, dict, tuple]:
+    "Embeddings (in memory), rows, attributes and building sums of a gallery of format 1 or 2 (one `gallery.h5`)."
+    with _opened(Path(path)) as f:
+        emb = f['embeddings'][:]
+        rows = pd.DataFrame({c: f[f'rows/{c}'].asstr()[:] for c in ('path', 'label', 'group')})
+        for c in ('lat', 'lon'): rows[c] = f[f'rows/{c}'][:]
+        if 'buildings' in f:
+            b = (f['buildings/names'].asstr()[:].astype(str), f['buildings/sums'][:], f['buildings/counts'][:])
+        else: b = building_sums(emb, rows.label.to_numpy())   # (a version 1 gallery)
+        return emb, rows, dict(f.attrs), b
+
+def label_codes(labels, names:np.ndarray) -> np.ndarray:
+    "Each label's row in the sorted `names` (-1: no building)."
+    lab = np.asarray(labels).astype(str)
+    return np.where(lab != '', np.searchsorted(names, lab), -1).astype(np.int32)
+
+def embedding_rows(emb, labels, paths, coords, start:int=0, block:int=262144) -> tuple[np.ndarray, pd.DataFrame]:
+    "Embeddings made elsewhere as a gallery keeps them: L2-normalised (a copy only when they are not), and their rows."
+    x = np.asarray(emb, np.float32)
+    if x.ndim != 2: raise BuildingMetricError(f"embeddings of shape {x.shape}", "pass an (n, dim) array")
+    norms = np.concatenate([np.linalg.norm(x[a:a + block], axis=1) for a in range(0, len(x), block)] or [np.zeros(0)])
+    if not np.isfinite(norms).all() or (norms == 0).any():
+        raise BuildingMetricError("some embeddings are zero, NaN or infinite", "drop those rows before indexing")
+    if np.abs(norms - 1).max(initial=0) > 1e-3: x = x / norms[:, None]
+    n = len(x)
+    c = np.full((n, 2), np.nan) if coords is None else np.asarray(coords, float)
+    rows = pd.DataFrame(dict(path=[f'photo {start + i}' for i in range(n)] if paths is None else list(map(str, paths)),
+                             label='' if labels is None else np.asarray(labels).astype(str), group='',
+                             lat=c[:, 0], lon=c[:, 1]))
+    return x, rows
+
 
 # %% ../../nbs/07da_search.store.ipynb #227ba812
 def append_buildings(old:tuple|None, # (names, sums, counts) of the gallery's buildings, or None

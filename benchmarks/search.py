@@ -196,11 +196,12 @@ def open_worker(folder:str, k:int=10):
     g = BuildingGallery(folder)
     q = np.load(Path(folder).parent/'q.npy')
     opened = _status('VmRSS')
-    g.index.search(q[:100], k)
-    (_, idx), t = timed(lambda: g.index.search(q, k))
+    (_, idx), t_first = timed(lambda: g.index.search(q, k))   # the first batch reads the file from disk
+    (_, idx), t = timed(lambda: g.index.search(q, k))         # then from the system's cache, as a serving process does
     np.save(Path(folder).parent/'got.npy', idx)
     print(json.dumps(dict(python_mb=base, opened_mb=opened, after_search_mb=_status('VmRSS'), peak_mb=_status('VmHWM'),
-                          own_mb=_status('RssAnon'), mapped_file_mb=_status('RssFile'), ms_per_query=t / len(q) * 1000)))
+                          own_mb=_status('RssAnon'), mapped_file_mb=_status('RssFile'), ms_per_query=t / len(q) * 1000,
+                          ms_per_query_first_batch=t_first / len(q) * 1000)))
 
 def part_10m(n=10_000_000, n_buildings=100_000, m=1000, k=10, exact_sample=200, shuffled:bool=False):
     from building_metric.search import BuildingGallery
@@ -219,9 +220,10 @@ def part_10m(n=10_000_000, n_buildings=100_000, m=1000, k=10, exact_sample=200, 
     r.update(photos=n, order='random' if shuffled else 'building by building', kind=kind, build_s=t_build, recall_at_10=rec, recall_at_10_when_built=recall_built)
     print(f"{n:,} x 128, photos {'in random order' if shuffled else 'building by building'} ({kind}, built in {t_build / 60:.1f} min): a process that opens it holds {r['opened_mb']:.0f} MB "
           f"(Python and libraries {r['python_mb']:.0f} MB); after searching, {r['after_search_mb']:.0f} MB resident, of "
-          f"which {r['own_mb']:.0f} MB its own and {r['mapped_file_mb']:.0f} MB pages of the memory-mapped embeddings "
-          "(and libraries) that the exact re-scoring read, which the system reclaims when it needs them; "
-          f"{r['ms_per_query']:.2f} ms per query at batch {m:,}; recall@10 {rec:.3f} against exact search ({exact_sample} queries)")
+          f"which {r['own_mb']:.0f} MB its own and {r['mapped_file_mb']:.0f} MB mapped pages of the embeddings file "
+          "and libraries; "
+          f"{r['ms_per_query']:.2f} ms per query at batch {m:,} ({r['ms_per_query_first_batch']:.2f} ms in the first batch, "
+          f"which reads the embeddings file from disk); recall@10 {rec:.3f} against exact search ({exact_sample} queries)")
     shutil.rmtree(tmp)
     return r
 

@@ -18,8 +18,9 @@ from ..core import BuildingMetricError, Registry
 from ..evaluation.retrieval import faiss_module
 
 # %% auto #0
-__all__ = ['INDEXES', 'ExactIndex', 'FaissIndex', 'exact_index', 'flat_index', 'ivf_index', 'RefinedIndex', 'ivfpq_index',
-           'hnsw_index', 'choose_kind', 'build_index', 'save_index', 'load_index', 'recall_at_k', 'tune_search']
+__all__ = ['INDEXES', 'ExactIndex', 'FaissIndex', 'exact_index', 'flat_index', 'ivf_index', 'take_rows', 'RefinedIndex',
+           'ivfpq_index', 'hnsw_index', 'choose_kind', 'build_index', 'save_index', 'load_index', 'recall_at_k',
+           'tune_search']
 
 # %% ../../nbs/07b_search.index.ipynb #292d3d7a
 class ExactIndex:
@@ -142,6 +143,23 @@ def ivf_index(emb, seed:int=0,
     index.nprobe = min(nlist, nprobe or max(8, nlist // 512))
     return FaissIndex.filled(index, x, 'ivf')
 
+def take_rows(emb, idx) -> np.ndarray:
+    ("Rows `idx` (any shape) of `emb` as float32. A memory-mapped array's are read with `os.pread`, rows at most 16 "
+     "apart in one read, so that the pages read are not mapped into the process: a compressed index re-scores hundreds "
+     "of rows a query, and through the map the kernel would count most of a large gallery's file as resident. "
+     "Anything else is indexed as it indexes.")
+    idx = np.asarray(idx, np.int64)
+    if not isinstance(emb, np.memmap) or emb.filename is None: return np.asarray(emb[idx], np.float32)
+    u, inv = np.unique(idx.ravel(), return_inverse=True)
+    row, out = emb.shape[1] * emb.dtype.itemsize, np.empty((len(u), emb.shape[1]), emb.dtype)
+    cuts = np.flatnonzero(np.diff(u) > 16) + 1
+    with open(emb.filename, 'rb', buffering=0) as f:
+        for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(u)]):
+            a, b = int(u[s]), int(u[e - 1]) + 1
+            block = np.frombuffer(os.pread(f.fileno(), (b - a) * row, emb.offset + a * row), emb.dtype)
+            out[s:e] = block.reshape(b - a, -1)[u[s:e] - a]
+    return out[inv].reshape(*idx.shape, emb.shape[1]).astype(np.float32, copy=False)
+
 class RefinedIndex(FaissIndex):
     ("A compressed faiss index whose `refine` x k best candidates are scored again exactly on the gallery's "
      "embeddings (`emb`: an array, or anything that gathers rows like one).")
@@ -152,7 +170,7 @@ class RefinedIndex(FaissIndex):
         s, i = super().search(q, k * self.refine)
         if self.emb is None: return s[:, :k], i[:, :k]
         q = _f32(q)
-        exact = np.where(i >= 0, np.einsum('md,mkd->mk', q, _f32(self.emb[np.maximum(i, 0)])), -np.inf)
+        exact = np.where(i >= 0, np.einsum('md,mkd->mk', q, take_rows(self.emb, np.maximum(i, 0))), -np.inf)
         o = np.argsort(-exact, 1, kind='stable')[:, :k]
         return np.take_along_axis(exact, o, 1).astype(np.float32), np.take_along_axis(i, o, 1)
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..core import BuildingMetricError
 from .calibrate import building_means, building_sums
+from .index import take_rows
 
 # %% auto #0
 __all__ = ['GALLERY_FORMAT', 'GALLERY_VERSION', 'write_part', 'open_part', 'read_rows', 'Embeddings', 'joined', 'read_rows_at',
@@ -112,7 +113,7 @@ class Embeddings:
         part = np.searchsorted(self.offsets, flat, 'right') - 1
         out = np.empty((len(flat), self.shape[1]), np.float32)
         for p in np.unique(part):
-            m = part == p; out[m] = self.parts[p][flat[m] - self.offsets[p]]
+            m = part == p; out[m] = take_rows(self.parts[p], flat[m] - self.offsets[p])
         return out.reshape(*i.shape, self.shape[1])
 
 def joined(parts:list):

@@ -218,11 +218,11 @@ def _commit(out:Path, m:SearchModel|None, parts:list, emb, codes:np.ndarray, bui
     if old and old.get('calibration') and 11 * old.get('calibrated_n', 0) >= 10 * len(emb):
         info.update(calibration=old['calibration'], calibrated_n=old['calibrated_n'])
     else:
-        names = buildings[0]
-        lab = np.where(codes >= 0, names[np.maximum(codes, 0)] if len(names) else '', '')
         rows_c = read_rows([out/p['file'] for p in parts], ('lat', 'lon'))[['lat', 'lon']].to_numpy(float)
         exact = index if info['kind'] == 'exact' else ExactIndex(emb)
-        info.update(calibration=calibrate(emb, lab, rows_c, exact, seed=seed), calibrated_n=len(emb))
+        # (from the kept sums: no second pass over the embeddings)
+        info.update(calibration=calibrate(emb, None, rows_c, exact, seed=seed, buildings=buildings, codes=codes),
+                    calibrated_n=len(emb))
     if dba:   # database-side augmentation, for rerank='dba'
         np.save(out/'dba.tmp.npy', database_augment(emb, index, **dba)); os.replace(out/'dba.tmp.npy', out/'dba.npy')
         info['dba'] = dict(dba, fingerprint=fp)

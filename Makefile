@@ -15,7 +15,7 @@ export BUILDING_METRIC_REQUIRE := 1
 # The feature caches of the tests' photo folders: out of the checkout and out of the user's own cache.
 export BUILDING_METRIC_CACHE ?= /tmp/building_metric-test-cache
 
-.PHONY: test test-slow docs site demo lock sync-check imports nbtest pytest chromium clean-check
+.PHONY: test test-slow test-portable docs site demo lock sync-check imports nbtest pytest chromium clean-check
 
 # The pinned development environment (torch, torchvision and everything else from the lock).
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
@@ -41,6 +41,19 @@ test-slow: $(VENV)/.installed
 	$(BIN)/nbdev-test --n-workers 2 --timing --flags slow
 	$(BIN)/pytest -q -m slow tests
 	HYPOTHESIS_PROFILE=slow $(BIN)/pytest -q tests/test_fuzz.py
+
+# A second CPU on this one: the numerically sensitive checks (checkpoints, answers, shards, distributed runs, resumes,
+# the server) again with torch, MKL, oneDNN, numpy and OpenBLAS held to their baseline (SSE4) kernels, whose float
+# sums round otherwise than this machine's AVX2/AVX-512 ones. A test that leans on one CPU's last bits fails here, on
+# the developer's own machine. CI runs it after `make test` (.ci/run).
+PORTABLE_ENV := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41 \
+  NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" OPENBLAS_CORETYPE=Nehalem
+PORTABLE_TESTS := tests/test_checkpoint.py tests/test_search_answers.py tests/test_distributed.py tests/test_pair_resume.py \
+  tests/test_cache_resume.py tests/test_reliability.py tests/test_serve.py
+PORTABLE_NBS := ^(03_callbacks|02_features.extractors|07e_search.gallery|07f_search.answers|07ja_search.shards|06b_distributed)\.ipynb$$
+test-portable: $(VENV)/.installed
+	$(PORTABLE_ENV) $(BIN)/nbdev-test --n-workers 2 --file-re '$(PORTABLE_NBS)'
+	$(PORTABLE_ENV) $(BIN)/pytest -q $(PORTABLE_TESTS)
 
 # A test that writes into the checkout is a bug: fail if `make test` left anything git did not see before it.
 clean-check:

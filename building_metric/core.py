@@ -6,13 +6,13 @@ Docs: https://building-metric.github.io/building_metric/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #1679747a
 from __future__ import annotations
-import atexit, difflib, fnmatch, json, os, random, socket, sys, time
+import atexit, difflib, fnmatch, importlib.util, json, os, random, socket, sys, time, types
 from pathlib import Path
 from typing import Callable
 
 # %% auto #0
-__all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'get_device', 'show_progress', 'optional_check', 'rank_world',
-           'init_distributed', 'barrier', 'all_sum', 'Registry', 'WriterLock']
+__all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'lazy_module', 'get_device', 'show_progress',
+           'optional_check', 'rank_world', 'init_distributed', 'barrier', 'all_sum', 'Registry', 'WriterLock']
 
 # %% ../nbs/00_core.ipynb #5b111b55
 class BuildingMetricError(ValueError):
@@ -30,12 +30,14 @@ def seed_everything(seed:int=42, # The seed for python, numpy and torch
                    ) -> int:
     "Seed python, numpy and torch on every device so that a run can be repeated; returns `seed`."
     import numpy as np, torch
-    from fastai.torch_core import set_seed
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise BuildingMetricError(f"seed must be a non-negative integer, got {seed!r}", "pass e.g. seed=42")
     seed = int(seed)
     os.environ['PYTHONHASHSEED'] = str(seed)  # for subprocesses started from here
-    set_seed(seed, reproducible=deterministic)
+    random.seed(seed)                 # (what fastai's `set_seed` does, without importing fastai)
+    np.random.seed(seed % (2**32 - 1))
+    torch.manual_seed(seed)           # every device's generator
+    if deterministic: torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
     if deterministic: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     return seed
@@ -47,6 +49,19 @@ def seed_worker(worker_id:int): # The DataLoader worker's index (unused: torch a
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
+
+# %% ../nbs/00_core.ipynb #0bdc3748
+def lazy_module(name:str, # A module's import name, e.g. 'pandas'
+               ) -> types.ModuleType:
+    "`name`, imported at its first attribute read (at once if it is already imported)."
+    if name in sys.modules: return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None: raise BuildingMetricError(f"module {name!r} is not installed", f"pip install {name}")
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    m = importlib.util.module_from_spec(spec)
+    sys.modules[name] = m
+    spec.loader.exec_module(m)
+    return m
 
 # %% ../nbs/00_core.ipynb #c23d7e29
 def _mps_available() -> bool:

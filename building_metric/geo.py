@@ -8,10 +8,11 @@ Docs: https://building-metric.github.io/building_metric/geo.html.md"""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+from .core import lazy_module
+pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 
 # %% auto #0
-__all__ = ['EARTH_RADIUS_KM', 'haversine_km', 'geo_knn', 'locate_from_neighbours', 'localisation_scores']
+__all__ = ['pd', 'EARTH_RADIUS_KM', 'haversine_km', 'geo_knn', 'locate_from_neighbours', 'localisation_scores']
 
 # %% ../nbs/01c_geo.ipynb #92a9261b
 EARTH_RADIUS_KM = 6371.0088

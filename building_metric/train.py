@@ -23,7 +23,8 @@ from .core import BuildingMetricError, init_distributed, seed_everything
 from .distributed import DistributedTraining, RandomBatches, ShardedBatches
 from .evaluation.retrieval import retrieval_metrics
 from .features.extractors import create_extractor
-from .features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extract_features, index_from
+from .features.cache import FeatureCache, FeatureRows, extract_features, index_from
+from .features.loaders import FeatureDataLoader
 from .metric.heads import FusionHead
 from .metric.learner import metric_learner
 from .metric.losses import LOSSES

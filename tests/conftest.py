@@ -98,6 +98,26 @@ def pml_map_at_r(emb, labels) -> float:
     calc = AccuracyCalculator(include=('mean_average_precision_at_r',), k='max_bin_count', knn_func=CustomKNN(CosineSimilarity()))
     return calc.get_accuracy(torch.as_tensor(emb).float(), torch.as_tensor(labels), ref_includes_query=True)['mean_average_precision_at_r']
 
+def map_at_r_range(emb, labels, tol:float=1e-5) -> tuple[float, float]:
+    ("Leave-one-out MAP@R by cosine similarity, by hand, with neighbours whose similarities round alike at `tol` taken "
+     "wrong-first and right-first: where float rounding decides a tie (another CPU, another thread count, another "
+     "batch), a correct MAP@R lies between the two; without ties they are equal.")
+    import numpy as np, torch
+    e = torch.nn.functional.normalize(torch.as_tensor(emb).float(), dim=1).numpy().astype(np.float64)
+    y, s = np.asarray(labels), None
+    s = e @ e.T
+    out = []
+    for worst in (True, False):
+        aps = []
+        for q in range(len(y)):
+            others = np.delete(np.arange(len(y)), q)
+            rel = y[others] == y[q]
+            order = np.lexsort((rel if worst else ~rel, -np.round(s[q, others] / tol)))
+            n = int(rel.sum())
+            if n: r = rel[order][:n]; aps.append(float((np.cumsum(r) / np.arange(1, n + 1) * r).sum() / n))
+        out.append(float(np.mean(aps)))
+    return out[0], out[1]
+
 def one_line_error(r, script:str) -> bool:
     "Exit code 2 and one line on stderr that starts with the script's name."
     lines = [l for l in r.stderr.strip().splitlines() if l.strip()]

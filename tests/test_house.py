@@ -43,3 +43,12 @@ def test_a_missing_faiss_names_the_extra(monkeypatch):
     monkeypatch.setattr(index, 'faiss_module', lambda: None)
     with pytest.raises(BuildingMetricError, match=r'pip install building_metric\[search\]'):
         index.build_index(__import__('numpy').eye(4, dtype='float32'), 'ivf')
+
+def test_the_answering_path_imports_no_training_code():
+    "`bm-search` and `bm-index` start with what an answer needs (torch, the model, the index): the heavy imports of training and pictures wait until asked for."
+    import subprocess
+    heavy = ('fastai', 'torchvision', 'matplotlib', 'sympy', 'torch._dynamo', 'fastprogress', 'sklearn', 'timm', 'transformers')
+    code = ("import sys; import building_metric.search, building_metric.search.jobs, building_metric.cli; "
+            f"print([m for m in {heavy!r} if m in sys.modules], type(sys.modules.get('pandas')).__name__)")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.split() == ['[]', '_LazyModule'], (r.stdout, r.stderr[-500:])   # pandas: at first use

@@ -420,9 +420,17 @@ class SearchConfig(Config):
     threshold:float|None = None
     # Instead: the threshold that accepts at most this share of unknown photos on the gallery's calibration, e.g. 0.05
     target_far:float|None = None
+    # Instead of --query: stay up and answer photos POSTed over HTTP (POST /answer, GET /health), the model and gallery loaded once
+    serve:bool = False
+    host:str = '127.0.0.1' # The address the server listens on (--serve)
+    port:int = 8000 # Its port (0: any free one; the address is printed)
+    # A folder whose files the server may answer by path ({"path": ...}); empty: only photos sent in the request
+    allow:str = ''
 
     def __post_init__(self):
         check_positive(self, 'k')
+        if not 0 <= self.port < 65536:
+            raise BuildingMetricError(f"--port {self.port} is not allowed", "use a port from 1 to 65535, or 0 for any free one")
         if self.rerank not in ('', 'none'):
             for s in self.rerank.lower().split('+'): check_choice('rerank', s, RERANK_CHOICES)
         if self.tta: check_choice('tta', self.tta, TTA_CHOICES)

@@ -10,7 +10,8 @@ import errno, math, os, re, zlib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from ..core import lazy_module
+pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 from fastcore.basics import patch
 from fastcore.parallel import parallel
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -18,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..core import BuildingMetricError, show_progress
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'SPLITS', 'COLUMNS', 'to_rgb', 'load_image', 'check_image', 'BuildingIndex']
+__all__ = ['pd', 'IMAGE_EXTENSIONS', 'SPLITS', 'COLUMNS', 'to_rgb', 'load_image', 'check_image', 'BuildingIndex']
 
 # %% ../../nbs/01_data.index.ipynb #684e7141
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp')

@@ -31,7 +31,8 @@ from .scale import evaluate_at_scale
 from .visualize import (markdown_table, plot_confusion, plot_embeddings, plot_gate_weights,
                                                   plot_history, retrieval_gallery)
 from ..features.extractors import checked_extractors, tta_extractors, tta_mean, tta_names
-from ..features.cache import FeatureCache, FeatureDataLoader, FeatureRows, extract_features
+from ..features.cache import FeatureCache, FeatureRows, extract_features
+from ..features.loaders import FeatureDataLoader
 from ..metric.heads import FusionHead, checked_head
 from ..metric.losses import MetricLoss
 

@@ -8,16 +8,18 @@ Docs: https://building-metric.github.io/building_metric/evaluation.retrieval.htm
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+from ..core import lazy_module
+pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 import torch
 import torch.nn.functional as F
 
 from ..core import BuildingMetricError, all_sum, rank_world
 
 # %% auto #0
-__all__ = ['faiss_module', 'knn', 'retrieval_metrics', 'map_at_r', 'precision_at_1', 'retrieval_metrics_chunked', 'class_sums',
-           'class_means', 'ncm_scores', 'ncm_classify', 'clustering_scores', 'geo_recall', 'open_set_rates',
-           'open_set_threshold', 'ncm_probabilities', 'expected_calibration_error', 'plot_reliability']
+__all__ = ['pd', 'faiss_module', 'knn', 'retrieval_metrics', 'map_at_r', 'precision_at_1', 'retrieval_metrics_chunked',
+           'class_sums', 'class_means', 'ncm_scores', 'ncm_classify', 'clustering_scores', 'geo_recall',
+           'open_set_rates', 'open_set_threshold', 'ncm_probabilities', 'expected_calibration_error',
+           'plot_reliability']
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #6f1d3c48
 def _as_tensor(x, name) -> torch.Tensor:

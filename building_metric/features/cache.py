@@ -6,7 +6,7 @@ Docs: https://building-metric.github.io/building_metric/features.cache.html.md""
 
 # %% ../../nbs/02a_features.cache.ipynb #0ab45aa6
 from __future__ import annotations
-import hashlib, json, os, queue, shutil, sys, threading, time
+import hashlib, json, os, shutil, sys, time
 from collections import OrderedDict
 from contextlib import nullcontext
 from pathlib import Path
@@ -14,12 +14,10 @@ from pathlib import Path
 import building_metric  # first: its warning filters apply to the imports below
 import h5py
 import numpy as np
-import pandas as pd
+from ..core import lazy_module
+pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 import torch
-from fastai.data.core import DataLoaders
-from fastai.data.load import DataLoader
-from fastcore.basics import chunked, patch
-from fastprogress.fastprogress import progress_bar
+from fastcore.basics import patch
 
 from ..config import ExtractConfig, extractor_specs
 from ..core import (BuildingMetricError, WriterLock, barrier, get_device, init_distributed, rank_world,
@@ -30,7 +28,7 @@ from .extractors import Extractor, create_extractor, tta_extractors
 from .extract import FORMAT, FORMAT_VERSION, extract_features, open_cache_file
 
 # %% auto #0
-__all__ = ['FeatureCache', 'FeatureRows', 'FeatureDataLoader', 'index_from', 'extract']
+__all__ = ['pd', 'FeatureCache', 'FeatureRows', 'index_from', 'extract']
 
 # %% ../../nbs/02a_features.cache.ipynb #28677cf1
 class FeatureCache:
@@ -135,47 +133,6 @@ class FeatureRows:
                 x[m] = self._chunk(int(c))[g[m] - c * self.chunk_rows]
         return torch.from_numpy(x.astype(np.float32)), self.y[i]
 
-# %% ../../nbs/02a_features.cache.ipynb #e27b3b93
-def _prefetch(it, depth:int=2):
-    "Iterate `it` on a background thread, `depth` items ahead (reading overlaps the caller's compute)."
-    q, done = queue.Queue(depth), object()
-    def work():
-        try:
-            for item in it: q.put(item)
-            q.put(done)
-        except BaseException as e: q.put(e)
-    threading.Thread(target=work, daemon=True).start()
-    while (item := q.get()) is not done:
-        if isinstance(item, BaseException): raise item
-        yield item
-
-class FeatureDataLoader(DataLoader):
-    "A fastai DataLoader over `FeatureRows` that batches by slicing; takes an optional `batch_sampler`."
-    def __init__(self, dataset:FeatureRows, bs:int=256, shuffle:bool=False, drop_last:bool=False, batch_sampler=None,
-                 window:int=8, **kwargs): # `window`: blocks mixed by the on-disk shuffle
-        self.batch_sampler, self.window = batch_sampler, window
-        kwargs.setdefault('indexed', True)  # `new()` passes it back
-        super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, **kwargs)
-
-    def __len__(self): return len(self.batch_sampler) if self.batch_sampler is not None else super().__len__()
-
-    def shuffle_fn(self, idxs):
-        if self.dataset.in_ram: return self.rng.sample(idxs, len(idxs))
-        c, idxs = self.dataset.chunk_rows, list(idxs)
-        blocks = [idxs[s:s + c] for s in range(0, len(idxs), c)]
-        self.rng.shuffle(blocks)
-        out = []
-        for s in range(0, len(blocks), self.window):
-            w = [i for b in blocks[s:s + self.window] for i in b]
-            self.rng.shuffle(w)
-            out += w
-        return out
-
-    def create_batches(self, samps):
-        batches = iter(self.batch_sampler) if self.batch_sampler is not None else chunked(samps, self.bs, self.drop_last)
-        out = (self.dataset.batch(np.asarray(b)) for b in batches)
-        yield from (out if self.dataset.in_ram else _prefetch(out))
-
 # %% ../../nbs/02a_features.cache.ipynb #827db4ce
 @patch
 def dataloaders(self:FeatureCache,
@@ -187,7 +144,10 @@ def dataloaders(self:FeatureCache,
                  batch_sampler=None, # Replaces the shuffle of the training set: an iterable of row-position arrays
                  device=None, # Device of the batches (default: best available)
                 ) -> DataLoaders:
-    "fastai `DataLoaders` of (features, label) batches from the cache."
+    ("fastai `DataLoaders` of (features, label) batches from the cache (fastai is imported here, not with the "
+     "cache: a search answer reads caches without it).")
+    from fastai.data.core import DataLoaders
+    from building_metric.features.loaders import FeatureDataLoader
     names = extractors or self.extractors
     for n in names: self.dataset(n)
     rows = lambda s: self.rows(s) if isinstance(s, str) else np.asarray(s, dtype=int)

@@ -13,10 +13,10 @@ from pathlib import Path
 import building_metric  # first: its warning filters apply to the imports below
 import h5py
 import numpy as np
-import pandas as pd
+from ..core import lazy_module
+pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 import torch
 from fastcore.basics import chunked
-from fastprogress.fastprogress import progress_bar
 
 from ..core import (BuildingMetricError, WriterLock, barrier, get_device, init_distributed, rank_world,
                                   seed_everything, show_progress)
@@ -25,7 +25,7 @@ from ..geo import geo_knn
 from .extractors import Extractor, create_extractor
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'open_cache_file', 'extract_features']
+__all__ = ['pd', 'FORMAT', 'FORMAT_VERSION', 'open_cache_file', 'extract_features']
 
 # %% ../../nbs/02b_features.extract.ipynb #923f9d75
 FORMAT, FORMAT_VERSION = 'building_metric.features', 1
@@ -75,6 +75,7 @@ def _extract_shards(ext:Extractor, paths:list, parts:Path, shard_rows:int, bs:in
     pending, n_pending, t, t0, seen = [], 0, 0, time.perf_counter(), 0
     size = lambda k: min(shard_rows, len(paths) - k * shard_rows)
     # (no bar object at all when hidden: fastprogress's console bar prints a probe character when made)
+    if progress: from fastprogress.fastprogress import progress_bar   # (imports a web toolkit: only when a bar is shown)
     pb = progress_bar(dl, display=True, leave=False) if progress else None
     try:
         for x in (dl if pb is None else pb):

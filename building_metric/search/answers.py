@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
+from ..core import lazy_module
+pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from matplotlib.figure import Figure
 
 from ..core import BuildingMetricError
 from ..data.index import load_image
-from ..evaluation.explain import cam_layer, grad_cam, plot_match_maps
 from ..geo import haversine_km, locate_from_neighbours
 from .calibrate import NCM_ALL, NCM_SHORTLIST, candidate_buildings, nearest_building, probabilities
 from .gallery import BuildingGallery
@@ -28,7 +27,7 @@ from .model import SearchModel
 from .rerank import SV_DEFAULTS, parse_rerank, rerank_shortlist
 
 # %% auto #0
-__all__ = ['SHORTLIST', 'rerank_report', 'plot_answer', 'explain_match']
+__all__ = ['pd', 'SHORTLIST', 'answer_records', 'rerank_report', 'plot_answer', 'explain_match']
 
 # %% ../../nbs/07f_search.answers.ipynb #ce3d90a7
 def _knn_vote(g:BuildingGallery, sims:np.ndarray, idx:np.ndarray, t:float) -> tuple[np.ndarray, np.ndarray]:
@@ -199,6 +198,16 @@ def answer(self:BuildingGallery,
     t['rerank'] = a['rerank']
     return t, _matches(self, ok.path.to_numpy(), a), q.loc[q.status != 'ok', ['path', 'reason']].reset_index(drop=True)
 
+# %% ../../nbs/07f_search.answers.ipynb #3766ee49
+def answer_records(table:pd.DataFrame, # `answer`'s table (a row per query)
+                   matches:pd.DataFrame, # `answer`'s matches (a row per query and rank)
+                  ) -> list[dict]:
+    "`answer`'s results as JSON-ready records, one per query, each with its `matches` (what `bm-search` and its server send)."
+    by_query = {q: m.drop(columns='query') for q, m in matches.groupby('query', sort=False)}   # (one pass)
+    plain = lambda d: {k: (v.item() if hasattr(v, 'item') else v) for k, v in d.items()}
+    return [dict(**plain(r), matches=[plain(m) for m in by_query[r['query']].to_dict('records')])
+            for r in table.to_dict('records')]
+
 # %% ../../nbs/07f_search.answers.ipynb #2b6ca2d2
 def _map_at_r(matches:pd.DataFrame, truth:pd.Series, counts:pd.Series) -> tuple[float, float]:
     "MAP@R and P@1 of the matches of queries whose building (`truth`, by query) the gallery holds (`counts` photos)."
@@ -287,9 +296,10 @@ def explain_match(model, # A `SearchModel` (or what `SearchModel.create` takes):
                   query:str|Path, match:str|Path, # The two photos
                   extractor:str|None=None, # Whose feature map to explain, for a model of several (default: the first with a spatial one)
                   plus:bool=False, # Grad-CAM++ instead of Grad-CAM
-                  fname=None) -> Figure:
+                  fname=None) -> 'matplotlib.figure.Figure':
     ("The query and the match side by side, each overlaid with the map of what in it resembles the other; `fig.maps` "
      "holds the two maps.")
+    from building_metric.evaluation.explain import cam_layer, grad_cam, plot_match_maps   # (matplotlib: not on the answering path)
     m = SearchModel.create(model)
     if not m.has_gradients:
         raise BuildingMetricError("an ONNX model has no gradients to explain",

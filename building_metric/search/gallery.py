@@ -13,7 +13,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
+from ..core import lazy_module
+pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
@@ -32,7 +33,7 @@ from .store import (GALLERY_VERSION, append_buildings, embedding_rows, joined, l
 from ..evaluation.retrieval import faiss_module, open_set_rates, open_set_threshold
 
 # %% auto #0
-__all__ = ['ROWS_IN_MEMORY', 'COMPACT_PARTS', 'query_index', 'BuildingGallery']
+__all__ = ['pd', 'ROWS_IN_MEMORY', 'COMPACT_PARTS', 'query_index', 'BuildingGallery']
 
 # %% ../../nbs/07e_search.gallery.ipynb #5edc3f92
 def _is_cache(p:Path) -> bool: return p.suffix.lower() in ('.h5', '.hdf5')

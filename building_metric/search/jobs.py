@@ -13,9 +13,10 @@ from pathlib import Path
 
 from ..config import IndexConfig, SearchConfig
 from ..core import BuildingMetricError, WriterLock, rank_world
-from .answers import explain_match, plot_answer
+from .answers import answer_records, explain_match, plot_answer
 from .gallery import BuildingGallery
 from .model import SearchModel
+from .serve import AnswerServer, serve
 from .shards import ShardedGallery, split_gallery
 
 # %% auto #0
@@ -78,9 +79,23 @@ def threshold_line(th:dict) -> str:
             f"{th['far']:.1%} of photos of unknown buildings and says unknown for {th['frr']:.1%} of photos of known "
             "ones")
 
+def _serve(cfg:SearchConfig) -> dict:
+    "`bm-search --serve 1`: the gallery and model loaded once, photos answered over HTTP until SIGINT / SIGTERM."
+    if (Path(cfg.gallery)/'shards.json').is_file():
+        raise BuildingMetricError("--serve answers from one gallery, and this one is sharded",
+                                  "serve the gallery the shards were split from")
+    if cfg.query: raise BuildingMetricError("bm-search takes --query or --serve 1, not both",
+                                            "--serve 1 answers photos sent to it; --query answers files once")
+    g = BuildingGallery(cfg.gallery, cfg.run or None, tta=cfg.tta or None)
+    g.set_threshold(cfg.threshold, cfg.target_far)
+    return serve(AnswerServer(g, cfg.host, cfg.port, k=cfg.k, rerank=cfg.rerank, allow=cfg.allow or None),
+                 log=lambda s: print(s, flush=True))
+
 def run_search(cfg:SearchConfig) -> dict:
     "`bm-search`'s job: answer every readable query photo; write results.csv, results.json and pictures in `cfg.out`."
-    if not cfg.query: raise BuildingMetricError("bm-search needs --query", "pass an image file or a folder of photos")
+    if cfg.serve: return _serve(cfg)
+    if not cfg.query:
+        raise BuildingMetricError("bm-search needs --query (or --serve 1)", "pass an image file or a folder of photos")
     # a sharded gallery (bm-index --shards): each process of a torchrun launch searches its shards
     sharded = (Path(cfg.gallery)/'shards.json').is_file()
     g = (ShardedGallery if sharded else BuildingGallery)(cfg.gallery, cfg.run or None, tta=cfg.tta or None)
@@ -98,17 +113,13 @@ def run_search(cfg:SearchConfig) -> dict:
     if 'building' in t: summary['unknown'] = int((t.building == 'unknown').sum())
     if 'correct' in t: summary['accuracy'] = float(t.correct.mean())
     if 'error_m' in t: summary['median_error_m'] = float(t.error_m.median())
-    # (one pass, not one scan per query)
-    by_query = {q: m.drop(columns='query') for q, m in matches.groupby('query', sort=False)}
-    per = [dict(**{k: (v.item() if hasattr(v, 'item') else v) for k, v in r.items()},
-                matches=by_query[r['query']].to_dict('records'))
-           for _, r in t.iterrows()]
-    (out/'results.json').write_text(json.dumps(dict(summary=summary, queries=per, skipped=skipped.to_dict('records')),
+    (out/'results.json').write_text(json.dumps(dict(summary=summary, queries=answer_records(t, matches),
+                                                    skipped=skipped.to_dict('records')),
                                                indent=2, default=float))
     if cfg.pictures:
         (out/'pictures').mkdir(exist_ok=True)
         for i, (_, r) in enumerate(t.head(cfg.pictures).iterrows()):
-            plot_answer(r['query'], by_query[r['query']].assign(query=r['query']), r,
+            plot_answer(r['query'], matches[matches['query'] == r['query']], r,
                         fname=out/'pictures'/f"{i:04d}_{Path(r['query']).stem}.png")
     if cfg.explain:
         (out/'pictures').mkdir(exist_ok=True)

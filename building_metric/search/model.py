@@ -73,7 +73,7 @@ class SearchModel:
         self.extractors, self.head, self.source, self.seed = list(extractors), (head.eval() if head is not None else None), str(source), seed
         tta_names([], tta)   # (an unknown mode fails here)
         self.tta = tta
-        parts = [e.weights_hash() for e in self.extractors] + ([_state_hash(self.head)] if self.head is not None else [])
+        parts = [e.identity() for e in self.extractors] + ([_state_hash(self.head)] if self.head is not None else [])
         self.fingerprint = hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]
 
     @classmethod

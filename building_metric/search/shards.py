@@ -12,7 +12,8 @@ import json, os, shutil, tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from ..core import lazy_module
+pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 import torch
 
 from ..core import BuildingMetricError, barrier, init_distributed, rank_world
@@ -22,7 +23,7 @@ from .index import build_index, save_index
 from .store import open_part, write_buildings, write_part
 
 # %% auto #0
-__all__ = ['SHARDS_FORMAT', 'split_gallery', 'merge_top_k', 'ShardedIndex', 'ShardedGallery']
+__all__ = ['pd', 'SHARDS_FORMAT', 'split_gallery', 'merge_top_k', 'ShardedIndex', 'ShardedGallery']
 
 # %% ../../nbs/07ja_search.shards.ipynb #6c83fbed
 SHARDS_FORMAT = 'building_metric.sharded_gallery'

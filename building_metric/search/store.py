@@ -13,16 +13,17 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
+from ..core import lazy_module
+pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 
 from ..core import BuildingMetricError
 from .calibrate import building_means, building_sums
 from .index import take_rows
 
 # %% auto #0
-__all__ = ['GALLERY_FORMAT', 'GALLERY_VERSION', 'write_part', 'open_part', 'read_rows', 'Embeddings', 'joined', 'read_rows_at',
-           'read_v2', 'label_codes', 'embedding_rows', 'append_buildings', 'write_buildings', 'read_buildings',
-           'parts_codes']
+__all__ = ['pd', 'GALLERY_FORMAT', 'GALLERY_VERSION', 'write_part', 'open_part', 'read_rows', 'Embeddings', 'joined',
+           'read_rows_at', 'read_v2', 'label_codes', 'embedding_rows', 'append_buildings', 'write_buildings',
+           'read_buildings', 'parts_codes']
 
 # %% ../../nbs/07da_search.store.ipynb #c5c622e6
 GALLERY_FORMAT, GALLERY_VERSION = 'building_metric.gallery', 3

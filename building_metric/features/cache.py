@@ -143,7 +143,7 @@ def dataloaders(self:FeatureCache,
                  in_ram:bool|None=None, # Hold the features in RAM (default: when they take < 1/4 of memory)
                  batch_sampler=None, # Replaces the shuffle of the training set: an iterable of row-position arrays
                  device=None, # Device of the batches (default: best available)
-                ) -> DataLoaders:
+                ): # -> fastai `DataLoaders`
     ("fastai `DataLoaders` of (features, label) batches from the cache (fastai is imported here, not with the "
      "cache: a search answer reads caches without it).")
     from fastai.data.core import DataLoaders

@@ -296,7 +296,7 @@ def explain_match(model, # A `SearchModel` (or what `SearchModel.create` takes):
                   query:str|Path, match:str|Path, # The two photos
                   extractor:str|None=None, # Whose feature map to explain, for a model of several (default: the first with a spatial one)
                   plus:bool=False, # Grad-CAM++ instead of Grad-CAM
-                  fname=None) -> 'matplotlib.figure.Figure':
+                  fname=None): # -> a matplotlib Figure
     ("The query and the match side by side, each overlaid with the map of what in it resembles the other; `fig.maps` "
      "holds the two maps.")
     from building_metric.evaluation.explain import cam_layer, grad_cam, plot_match_maps   # (matplotlib: not on the answering path)

@@ -8,6 +8,7 @@ Docs: https://building-metric.github.io/building_metric/features.loaders.html.md
 from __future__ import annotations
 import queue, threading
 
+import building_metric  # first: its warning filters apply to what follows
 import numpy as np
 from fastai.data.load import DataLoader
 from fastcore.basics import chunked

@@ -15,12 +15,12 @@ from typing import Callable
 from fastcore.imports import IN_NOTEBOOK
 
 from .config import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig,
-                                    SearchConfig, SegInferConfig,
+                                    MeshInferConfig, MeshTrainConfig, SearchConfig, SegInferConfig,
                                     SegTrainConfig, TrainConfig, config_parser, parse_config, run_script)
 
 # %% auto #0
 __all__ = ['COMMANDS', 'bm_extract', 'bm_train', 'bm_eval', 'bm_demo', 'bm_hpo', 'bm_seg_train', 'bm_seg_infer', 'bm_pair_train',
-           'bm_index', 'bm_search', 'Script', 'main']
+           'bm_index', 'bm_search', 'bm_mesh_train', 'bm_mesh_infer', 'Script', 'main']
 
 # %% ../nbs/09_cli.ipynb #54059f6c
 @dataclass
@@ -101,12 +101,21 @@ COMMANDS = {
                      "Identify (or answer unknown) and locate new photos against a gallery: results.csv, results.json "
                      "and pictures.",
                      "bm-search --gallery gallery/ --query new_photos/ --out results/ --k 10"),
+    'mesh-train': Script('bm-mesh-train', MeshTrainConfig, 'mesh', 'building_metric.mesh.train:mesh_train',
+                         "Train a face transformer (geometry, or texture + geometry) to label every face of textured "
+                         "building meshes (PLY in the SUM layout, OBJ, GLB), or of generated buildings.",
+                         "bm-mesh-train --data tiles/ --texels 16 --epochs 40 --out runs/mesh"),
+    'mesh-infer': Script('bm-mesh-infer', MeshInferConfig, 'mesh_infer', 'building_metric.mesh.infer:mesh_infer',
+                         "Label every face of new meshes with a bm-mesh-train model: labelled PLYs, a report per mesh "
+                         "and per class, pictures.",
+                         "bm-mesh-infer --checkpoint runs/mesh --meshes tiles/ --out labelled/"),
 }
 "The console scripts by command: `bm-COMMAND` and `python -m building_metric.cli COMMAND` are the same."
 
 bm_extract, bm_train, bm_eval, bm_demo = COMMANDS['extract'], COMMANDS['train'], COMMANDS['eval'], COMMANDS['demo']
 bm_hpo, bm_seg_train, bm_seg_infer, bm_pair_train = COMMANDS['hpo'], COMMANDS['seg-train'], COMMANDS['seg-infer'], COMMANDS['pair-train']
 bm_index, bm_search = COMMANDS['index'], COMMANDS['search']
+bm_mesh_train, bm_mesh_infer = COMMANDS['mesh-train'], COMMANDS['mesh-infer']
 
 def main(argv:list[str]|None=None): # The arguments (default: the command line)
     "`python -m building_metric.cli COMMAND [ARGS]`: the console script `bm-COMMAND`, the only module imported."

@@ -2,20 +2,20 @@
 from pathlib import Path
 
 import pytest
-from building_metric.config import HPOConfig, PairConfig, PipelineConfig, SegTrainConfig, TrainConfig, load_config
+from building_metric.config import HPOConfig, MeshTrainConfig, PairConfig, PipelineConfig, SegTrainConfig, TrainConfig, load_config
 
 CONFIGS = Path(__file__).parent.parent/'configs'
 
 @pytest.mark.parametrize('name,cls,section', [('fusion.yaml', TrainConfig, 'train'), ('geo_triplet.yaml', TrainConfig, 'train'),
                                               ('segmentation.yaml', SegTrainConfig, 'segment'), ('hpo.yaml', HPOConfig, 'hpo'),
                                               ('pipeline.yaml', TrainConfig, 'train'), ('pipeline.yaml', HPOConfig, 'hpo'),
-                                              ('siamese.yaml', PairConfig, 'pairs')])
+                                              ('siamese.yaml', PairConfig, 'pairs'), ('mesh.yaml', MeshTrainConfig, 'mesh')])
 def test_example_config_loads(name, cls, section):
     cfg = load_config(cls, CONFIGS/name, section)
     assert isinstance(cfg, cls) and cls.from_dict(cfg.to_dict()) == cfg
 
 def test_every_example_config_is_used():
-    assert {p.name for p in CONFIGS.glob('*.yaml')} == {'fusion.yaml', 'geo_triplet.yaml', 'segmentation.yaml', 'hpo.yaml', 'pipeline.yaml', 'siamese.yaml'}
+    assert {p.name for p in CONFIGS.glob('*.yaml')} == {'fusion.yaml', 'geo_triplet.yaml', 'segmentation.yaml', 'hpo.yaml', 'pipeline.yaml', 'siamese.yaml', 'mesh.yaml'}
 
 def test_geo_triplet_keeps_the_original_defaults():
     c = TrainConfig.from_yaml(CONFIGS/'geo_triplet.yaml')

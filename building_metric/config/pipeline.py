@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .base import Config, read_yaml, set_key, split_override
 from .settings import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig,
-                                             SearchConfig,
+                                             MeshInferConfig, MeshTrainConfig, SearchConfig,
                                              SegInferConfig, SegTrainConfig, TrainConfig)
 from ..core import BuildingMetricError
 
@@ -39,7 +39,7 @@ def default_cache(data:str|Path, # An image folder or a CSV manifest
 
 SCRIPTS = {'extract': 'bm-extract', 'train': 'bm-train', 'hpo': 'bm-hpo', 'eval': 'bm-eval', 'demo': 'bm-demo',
            'segment': 'bm-seg-train', 'seg_infer': 'bm-seg-infer', 'pairs': 'bm-pair-train',
-           'index': 'bm-index', 'search': 'bm-search'}
+           'index': 'bm-index', 'search': 'bm-search', 'mesh': 'bm-mesh-train', 'mesh_infer': 'bm-mesh-infer'}
 "Pipeline sections and the console scripts that read them."
 
 # %% ../../nbs/00d_config.pipeline.ipynb #b88c3c5a
@@ -59,6 +59,8 @@ class PipelineConfig(Config):
     pairs:PairConfig = field(default_factory=PairConfig) # bm-pair-train
     index:IndexConfig = field(default_factory=IndexConfig) # bm-index
     search:SearchConfig = field(default_factory=SearchConfig) # bm-search
+    mesh:MeshTrainConfig = field(default_factory=MeshTrainConfig) # bm-mesh-train
+    mesh_infer:MeshInferConfig = field(default_factory=MeshInferConfig) # bm-mesh-infer
 
     @classmethod
     def load(cls, path:str|Path, # A pipeline YAML file
@@ -91,7 +93,7 @@ def _link(raw:dict, path) -> dict:
         if s is None: s = r[name] = {}
         if not isinstance(s, dict): return {}   # reported by from_dict
         for k, v in defaults.items(): s.setdefault(k, v)
-        if 'seed' in r and name in ('extract', 'train', 'hpo', 'demo', 'segment', 'pairs'):
+        if 'seed' in r and name in ('extract', 'train', 'hpo', 'demo', 'segment', 'pairs', 'mesh'):
             s.setdefault('seed', r['seed'])
         return s
     ex = sec('extract', data=data, out=f'{out}/features.h5')
@@ -107,4 +109,6 @@ def _link(raw:dict, path) -> dict:
     sec('pairs', data=data, out=f'{out}/pairs')
     ix = sec('index', run=str(tr.get('out')), gallery=data, out=f'{out}/gallery')
     sec('search', gallery=str(ix.get('out')), out=f'{out}/results')
+    me = sec('mesh', out=f'{out}/mesh')
+    sec('mesh_infer', checkpoint=str(me.get('out')), out=f'{out}/labelled')
     return r

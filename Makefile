@@ -43,9 +43,10 @@ test-slow: $(VENV)/.installed
 	HYPOTHESIS_PROFILE=slow $(BIN)/pytest -q tests/test_fuzz.py
 
 # A second CPU on this one: the numerically sensitive checks (checkpoints, answers, shards, distributed runs, resumes,
-# the server) again with torch, MKL, oneDNN, numpy and OpenBLAS held to their baseline (SSE4) kernels, whose float
-# sums round otherwise than this machine's AVX2/AVX-512 ones. A test that leans on one CPU's last bits fails here, on
-# the developer's own machine. CI runs it after `make test` (.ci/run).
+# the server), left out of `make test` and run here instead, with torch, MKL, oneDNN, numpy and OpenBLAS held to
+# their baseline (SSE4) kernels, whose float sums round otherwise than this machine's AVX2/AVX-512 ones. A test that
+# leans on one CPU's last bits fails here, on the developer's own machine. `make test` and `make test-portable`
+# together run every check once; CI runs both (.ci/run).
 PORTABLE_ENV := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41 \
   NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" OPENBLAS_CORETYPE=Nehalem
 PORTABLE_TESTS := tests/test_checkpoint.py tests/test_search_answers.py tests/test_distributed.py tests/test_pair_resume.py \
@@ -83,11 +84,12 @@ sync-check: $(VENV)/.installed
 	  echo "nbdev-clean changed nbs/: run nbdev-clean and commit the cleaned notebooks."; ok=0; fi; \
 	rm -rf "$$tmp"; test $$ok = 1
 
+# (the numerically sensitive notebooks and tests run once, on baseline kernels, in `make test-portable`)
 nbtest: $(VENV)/.installed
-	$(BIN)/nbdev-test --n-workers 2 --timing --cell-timeout 1800
+	$(BIN)/nbdev-test --n-workers 2 --timing --cell-timeout 1800 --skip-file-re '$(PORTABLE_NBS)'
 
 pytest: $(VENV)/.installed
-	$(BIN)/pytest -q --durations=15 tests
+	$(BIN)/pytest -q --durations=15 tests $(addprefix --ignore=,$(PORTABLE_TESTS))
 
 # The whole pipeline on synthetic buildings: data, features, training, evaluation report in demo/report.
 demo: $(VENV)/.installed

@@ -7,7 +7,7 @@ Docs: https://building-metric.github.io/building_metric/callbacks.html.md"""
 # %% ../nbs/03_callbacks.ipynb #030a02c7
 from __future__ import annotations
 
-import json, os, random, re, time, warnings
+import json, math, os, random, re, time, warnings
 import building_metric  # first: its warning filters apply to what follows
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -31,7 +31,7 @@ from .evaluation.retrieval import retrieval_metrics
 # %% auto #0
 __all__ = ['RETRIEVAL_SCORES', 'embed_all', 'retrieval_score', 'StatefulCallback', 'stateful_callbacks', 'PeriodicEval',
            'EarlyStop', 'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'training_state', 'SaveCheckpoint',
-           'resume']
+           'resume', 'cosine_lr', 'EpochCosine']
 
 # %% ../nbs/03_callbacks.ipynb #86025f0f
 def embed_all(model, dl) -> tuple[torch.Tensor, torch.Tensor]:
@@ -379,3 +379,18 @@ def resume(learn, # A learner built as the interrupted one was (same model, data
     _set_rng_state(learn, ck['rng'])
     learn.add_cb(_ResumeCounters(ck['train_iter'], ck['epoch'] + 1, ck.get('smooth_loss')))
     return ck['epoch'] + 1
+
+# %% ../nbs/03_callbacks.ipynb #3dcb13f0
+def cosine_lr(epoch:int, base:float, t_max:int, eta_min:float=1e-6) -> float:
+    "The learning rate of `torch.optim.lr_scheduler.CosineAnnealingLR(T_max=t_max, eta_min)` after `epoch` steps."
+    return eta_min + (base - eta_min) * (1 + math.cos(math.pi * epoch / t_max)) / 2
+
+class EpochCosine(Callback):
+    "Set each parameter group's learning rate at every epoch's start to `cosine_lr` of its base rate (the rate `fit` was given)."
+    order = -5
+    def __init__(self, t_max:int, # Epochs of the descent (the document: half the run)
+                 eta_min:float=1e-6): # The lowest rate
+        self.t_max, self.eta_min = max(1, t_max), eta_min
+    def before_fit(self): self.base = [h['lr'] for h in self.opt.hypers]
+    def before_epoch(self):
+        self.opt.set_hyper('lr', [cosine_lr(self.epoch, b, self.t_max, self.eta_min) for b in self.base])

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .callbacks import EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint
+from .callbacks import EMA, EarlyStop, EpochCosine, PeriodicEval, SaveBest, SaveCheckpoint
 from .callbacks import resume as resume_learner
 from .config import Config
-from .core import WriterLock, show_progress
+from .core import BuildingMetricError, WriterLock, show_progress
 from .tracking import tracking_cbs
 
 # %% auto #0
@@ -73,11 +73,14 @@ class TrainingRun:
         if ema: cbs.append(EMA(decay=ema))
         return cbs
 
-    def fit(self, learn, epochs:int, lr, # `fit_one_cycle`'s epochs and learning rate(s)
+    def fit(self, learn, epochs:int, lr, # Epochs and learning rate(s)
             resume:bool=False, # Continue from `models/last.pth` (it must be there)
+            schedule:str='one_cycle', # 'one_cycle', or 'cosine_half' (`EpochCosine` over half the epochs, per epoch)
             **kw) -> float: # Passed to `fit_one_cycle` (e.g. `pct_start`)
-        ("Resume when asked, fit what is left of the one-cycle schedule, keep the evaluations in `evaluations.csv`; "
-         "returns the seconds spent training.")
+        ("Resume when asked, fit what is left of the schedule, keep the evaluations in `evaluations.csv`; returns the "
+         "seconds spent training.")
+        if schedule not in ('one_cycle', 'cosine_half'):
+            raise BuildingMetricError(f"schedule {schedule!r} is not known", "use 'one_cycle' or 'cosine_half'")
         start = resume_learner(learn, strict=True) if resume else 0
         if start: self.log(f"resuming from epoch {start} (models/last.pth)")
         if start >= epochs:
@@ -85,7 +88,8 @@ class TrainingRun:
         t0 = time.perf_counter()
         # no bars into a pipe or a file (fastprogress would draw them anywhere): only to a terminal or a notebook
         with (nullcontext() if show_progress() else _epoch_lines(learn)):
-            learn.fit_one_cycle(epochs, lr, start_epoch=start, **kw)
+            if schedule == 'one_cycle': learn.fit_one_cycle(epochs, lr, start_epoch=start, **kw)
+            else: learn.fit(epochs, lr, start_epoch=start, cbs=EpochCosine(epochs // 2))
         # (a finished run resumed keeps its file)
         if self.main: pd.DataFrame(learn.periodic_eval.history).to_csv(self.out/'evaluations.csv', index=False)
         return round(time.perf_counter() - t0, 2)

@@ -350,6 +350,10 @@ class MeshTrainConfig(Config):
     epochs:int = 20 # Epochs
     lr:float = 2e-3 # Peak learning rate (one-cycle)
     warmup:float = 0.1 # Fraction of the steps spent warming up before the cosine decay
+    # one_cycle, or cosine_half (the segmentation document's: cosine annealing over half the epochs to 1e-6, per epoch)
+    schedule:str = 'one_cycle'
+    layer_decay:float = 0.0 # Layer-wise learning-rate decay per encoder block, the embedding lowest (0: off; e.g. 0.75)
+    head_lr:float = 1.0 # The head's (and texel encoder's) learning rate relative to --lr
     wd:float = 0.05 # Decoupled weight decay (not on biases and norm layers)
     clip:float = 1.0 # Gradient norm clipping (0: off)
     ema:float = 0.0 # Decay of an EMA of the weights used for evaluation (0: off)
@@ -364,6 +368,10 @@ class MeshTrainConfig(Config):
     def __post_init__(self):
         check_positive(self, 'max_faces', 'clusters', 'dim', 'heads', 'blocks', 'batch', 'epochs', 'lr', 'synthetic')
         check_choice('select', self.select, MESH_SELECT)
+        check_choice('schedule', self.schedule, ('one_cycle', 'cosine_half'))
+        if not 0 <= self.layer_decay <= 1:
+            raise BuildingMetricError(f"--layer_decay {self.layer_decay} is not allowed", "use a factor in (0, 1], or 0 for off")
+        check_positive(self, 'head_lr')
         if self.dim % self.heads:
             raise BuildingMetricError(f"--dim {self.dim} does not split into {self.heads} heads",
                                       "use a dim that is a multiple of heads, e.g. --dim 64 --heads 4")

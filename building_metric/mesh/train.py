@@ -26,7 +26,7 @@ from ..segmentation.learner import majority_baseline, seg_confusion, seg_learner
 from ..segmentation.metrics import seg_scores
 
 # %% auto #0
-__all__ = ['MESH_METRICS', 'mesh_scores', 'mesh_model', 'mesh_train']
+__all__ = ['MESH_METRICS', 'mesh_scores', 'mesh_splitter', 'mesh_lrs', 'mesh_model', 'mesh_train']
 
 # %% ../../nbs/10e_mesh.train.ipynb #d6e340cf
 def mesh_scores(conf, # Confusion matrix [true, predicted] of the valid faces
@@ -60,6 +60,18 @@ def _data(cfg:MeshTrainConfig, out:Path, log) -> Path:
         write_synthetic_meshes(root, n=(n, max(1, n // 3), max(1, n // 3)), seed=cfg.seed)
     return root
 
+def mesh_splitter(model:MeshSegmenter) -> list:
+    "Parameter groups, lowest first: the face embedding, each encoder block (within and across clusters), then the rest (head, texel encoder)."
+    e = model.encoder
+    groups = [list(e.embed.parameters())] + [list(f.parameters()) + list(c.parameters()) for f, c in zip(e.faces, e.clusters)]
+    ids = {id(p) for g in groups for p in g}
+    return groups + [[p for p in model.parameters() if id(p) not in ids]]
+
+def mesh_lrs(lr:float, n_groups:int, layer_decay:float=0., head_lr:float=1.) -> np.ndarray:
+    "Per-group rates: `lr * layer_decay**k` for the encoder group k below the head (0: no decay), `lr * head_lr` for the head."
+    d = layer_decay or 1.0
+    return np.array([lr * d ** (n_groups - 1 - i) for i in range(n_groups - 1)] + [lr * head_lr])
+
 def mesh_model(cfg:MeshTrainConfig, n_classes:int) -> MeshSegmenter:
     "The model `cfg` describes (its encoder carried over from `cfg.encoder` when given)."
     m = MeshSegmenter(len(FEATURE_NAMES), n_classes, cfg.dim, cfg.heads, cfg.blocks, cfg.texels, cfg.dropout)
@@ -77,8 +89,11 @@ def mesh_train(cfg:MeshTrainConfig, log=print) -> dict:
                             ema=cfg.ema, log=cfg.log, resume=cfg.resume, state=True)
         learn = seg_learner(dls, model=model, loss='masked_ce', ignore_index=-1, wd=cfg.wd, clip=cfg.clip or None,
                             cbs=cbs, path=run.out)
+        learn.splitter = mesh_splitter
         learn.config = dict(cfg.to_dict(), classes=list(ds.classes), model=model.init_args)   # best.json: all inference needs
-        seconds = run.fit(learn, cfg.epochs, cfg.lr, resume=cfg.resume, pct_start=cfg.warmup)
+        lrs = mesh_lrs(cfg.lr, len(mesh_splitter(model)), cfg.layer_decay, cfg.head_lr)
+        seconds = run.fit(learn, cfg.epochs, lrs, resume=cfg.resume, schedule=cfg.schedule,
+                          **(dict(pct_start=cfg.warmup) if cfg.schedule == 'one_cycle' else {}))
         return _mesh_report(cfg, run, learn, ds, dls, seconds)
 
 def _mesh_report(cfg, run, learn, ds:MeshDataset, dls, seconds:float) -> dict:

@@ -10,5 +10,6 @@ __all__ = []
 # %% ../../nbs/00a_config.ipynb #ae93aa98
 from .base import *
 from .settings import *
+from .mesh import *
 from .pipeline import *
 from .shell import *

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .base import Config, read_yaml, set_key, split_override
+from .mesh import MeshInferConfig, MeshTrainConfig
 from .settings import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig,
-                                             MeshInferConfig, MeshTrainConfig, SearchConfig,
+                                             SearchConfig,
                                              SegInferConfig, SegTrainConfig, TrainConfig)
 from ..core import BuildingMetricError
 

@@ -14,9 +14,8 @@ from ..core import BuildingMetricError
 
 # %% auto #0
 __all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'TTA_CHOICES', 'PROTOCOL_CHOICES', 'RERANK_CHOICES', 'KINDS',
-           'MESH_SELECT', 'INDEX_KINDS', 'extractor_specs', 'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig',
-           'DemoConfig', 'SegTrainConfig', 'SegInferConfig', 'MeshTrainConfig', 'MeshInferConfig', 'PairConfig',
-           'IndexConfig', 'SearchConfig']
+           'INDEX_KINDS', 'check_logs', 'extractor_specs', 'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig',
+           'DemoConfig', 'SegTrainConfig', 'SegInferConfig', 'PairConfig', 'IndexConfig', 'SearchConfig']
 
 # %% ../../nbs/00c_config.settings.ipynb #95f74759
 EXTRACTOR_FLAGS = ('clip', 'segformer', 'midas', 'dpt', 'resnet', 'mobilenet', 'efficientnet', 'vit')
@@ -36,7 +35,7 @@ PROTOCOL_CHOICES = ('roxford', 'rparis', 'vpr', 'gldv2')   # `evaluation.protoco
 RERANK_CHOICES = ('dba', 'aqe', 'sv')   # `search.rerank.RERANK_STEPS`
 "Test-time augmentation modes (`features.extractors.TTA_MODES` says their views)."
 
-def _logs(value:str):
+def check_logs(value:str):
     for k in str(value).split(','): check_choice('log', k.strip(), TRACKERS)
 
 def extractor_specs(spec:str) -> list[tuple[str, str|None]]: # Comma-separated `name` or `name=local weights` items
@@ -148,7 +147,7 @@ class TrainConfig(Config):
             raise BuildingMetricError(f"--warmup {self.warmup} is not allowed",
                                       "use a fraction in [0, 1) or a whole number of epochs below --epochs "
                                       f"{self.epochs}")
-        _logs(self.log)
+        check_logs(self.log)
 
     @property
     def pct_start(self) -> float: return self.warmup if self.warmup < 1 else self.warmup / self.epochs
@@ -306,7 +305,7 @@ class SegTrainConfig(Config):
         if not (self.arch.startswith('unet_') or self.arch.startswith('segformer')):
             raise BuildingMetricError(f"--arch {self.arch!r} is not allowed",
                                       "use unet_<timm resnet> (e.g. unet_resnet34) or segformer")
-        _logs(self.log)
+        check_logs(self.log)
 
 # %% ../../nbs/00c_config.settings.ipynb #dede0e02
 @dataclass
@@ -325,72 +324,6 @@ class SegInferConfig(Config):
         if self.window < 0:
             raise BuildingMetricError(f"--window {self.window} is not allowed",
                                       "use a positive side in pixels, or 0 for the training size")
-
-# %% ../../nbs/00c_config.settings.ipynb #b9a6652a
-MESH_SELECT = ('mean_f1', 'miou', 'accuracy')
-"What `bm-mesh-train` can keep the best weights by (the segmentation document's choice: mean F1)."
-
-@dataclass
-class MeshTrainConfig(Config):
-    "Settings of `mesh_train` and `bm-mesh-train` (each is also a flag: `--name value`)."
-    # Folder with {train,val,test}/ mesh files and classes.txt (empty: generated buildings in out/data)
-    data:str = ''
-    out:str = 'runs/mesh' # Output folder
-    synthetic:int = 12 # Generated training buildings when no data is given (a third as many for val and test)
-    max_faces:int = 256 # F: faces per cluster
-    clusters:int = 16 # N: clusters per sample
-    texels:int = 16 # T: texels per face for the texture + geometry model (0: geometry only)
-    dim:int = 64 # Width of the face transformer
-    heads:int = 4 # Its attention heads
-    blocks:int = 2 # Its blocks (each: within clusters, then across them)
-    dropout:float = 0.1 # Dropout in its blocks
-    encoder:str = '' # Start from the encoder of this checkpoint (another run's best.pth)
-    freeze_encoder:bool = False # With --encoder: train only the head (and the texel encoder)
-    batch:int = 4 # Samples per batch
-    epochs:int = 20 # Epochs
-    lr:float = 2e-3 # Peak learning rate (one-cycle)
-    warmup:float = 0.1 # Fraction of the steps spent warming up before the cosine decay
-    # one_cycle, or cosine_half (the segmentation document's: cosine annealing over half the epochs to 1e-6, per epoch)
-    schedule:str = 'one_cycle'
-    layer_decay:float = 0.0 # Layer-wise learning-rate decay per encoder block, the embedding lowest (0: off; e.g. 0.75)
-    head_lr:float = 1.0 # The head's (and texel encoder's) learning rate relative to --lr
-    wd:float = 0.05 # Decoupled weight decay (not on biases and norm layers)
-    clip:float = 1.0 # Gradient norm clipping (0: off)
-    ema:float = 0.0 # Decay of an EMA of the weights used for evaluation (0: off)
-    select:str = 'mean_f1' # Keep the best weights by: mean_f1, miou or accuracy (of the valid faces)
-    eval_every:int = 0 # Training batches between evaluations (0: at epoch ends only)
-    patience:int = 10 # Evaluations without improvement before stopping (0: never stop early)
-    # Training log: csv, tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
-    log:str = 'csv'
-    seed:int = 0 # Seed of the generated data, the weights and the batches
-    resume:bool = False # Continue from out/models/last.pth
-
-    def __post_init__(self):
-        check_positive(self, 'max_faces', 'clusters', 'dim', 'heads', 'blocks', 'batch', 'epochs', 'lr', 'synthetic')
-        check_choice('select', self.select, MESH_SELECT)
-        check_choice('schedule', self.schedule, ('one_cycle', 'cosine_half'))
-        if not 0 <= self.layer_decay <= 1:
-            raise BuildingMetricError(f"--layer_decay {self.layer_decay} is not allowed", "use a factor in (0, 1], or 0 for off")
-        check_positive(self, 'head_lr')
-        if self.dim % self.heads:
-            raise BuildingMetricError(f"--dim {self.dim} does not split into {self.heads} heads",
-                                      "use a dim that is a multiple of heads, e.g. --dim 64 --heads 4")
-        if self.texels < 0: raise BuildingMetricError(f"--texels {self.texels} is not allowed", "use 0 (geometry only) or more")
-        if not 0 <= self.warmup < 1:
-            raise BuildingMetricError(f"--warmup {self.warmup} is not allowed", "use a fraction in [0, 1), e.g. 0.1")
-        if self.freeze_encoder and not self.encoder:
-            raise BuildingMetricError("--freeze_encoder 1 needs --encoder", "pass the checkpoint whose encoder to keep")
-        _logs(self.log)
-
-@dataclass
-class MeshInferConfig(Config):
-    "Settings of `bm-mesh-infer` (each is also a flag: `--name value`)."
-    checkpoint:str = '' # A bm-mesh-train run folder, or its models/best.pth
-    meshes:str = '' # A mesh file or a folder of them (searched recursively)
-    out:str = 'labelled' # Folder for the labelled PLYs, report.csv, classes.csv, pictures/ and config.yaml
-    pictures:int = 10 # Meshes drawn coloured by prediction (beside their truth when they have labels)
-    batch:int = 8 # Samples per forward pass
-    device:str = '' # cpu, cuda, ... (empty: the best available)
 
 # %% ../../nbs/00c_config.settings.ipynb #5b8a0eee
 @dataclass
@@ -428,7 +361,7 @@ class PairConfig(Config):
         check_positive(self, 'size', 'batch', 'epochs', 'lr')
         if self.eval_every < 0 or self.patience < 0:
             raise BuildingMetricError("--eval_every and --patience cannot be negative", "use 0 to turn them off")
-        _logs(self.log)
+        check_logs(self.log)
 
 # %% ../../nbs/00c_config.settings.ipynb #46a786ea
 INDEX_KINDS = ('auto', 'exact', 'flat', 'ivf', 'ivfpq', 'hnsw')

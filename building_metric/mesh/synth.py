@@ -59,20 +59,9 @@ def _grid(origin, du, dv, nu:int, nv:int):
     uv = np.concatenate([np.tile([[0, 0], [1, 0], [1, 1]], (nu * nv, 1, 1)), np.tile([[0, 0], [1, 1], [0, 1]], (nu * nv, 1, 1))])
     return v, f, cell, uv.astype(float)
 
-def synthetic_building(seed:int=0, # Everything about the building follows from it
-                       cell:float=1.0, # Side of a wall cell (metres): the mesh's resolution
-                      ) -> tuple[Mesh, np.ndarray]:
-    ("A textured building on its ground: box walls of random size and floors, windows and a door that are cells of "
-     "the wall plane (only their texture tells them from the wall), balconies that stand out of it, a flat or gabled "
-     "roof. Returns the mesh (labels: `MESH_CLASSES`; UVs into one atlas) and the atlas image.")
-    rng = np.random.default_rng(seed)
-    w, d, floors = rng.uniform(6, 14), rng.uniform(5, 10), int(rng.integers(2, 6))
-    h = floors * 3.0
-    parts = []   # (vertices, faces, labels, corner uvs)
-    def add(v, f, lab, uv): parts.append((np.asarray(v, float), np.asarray(f), np.asarray(lab), np.asarray(uv, float)))
-    gv, gf, _, guv = _grid(np.array([-6.0, -6.0, 0]), np.array([w + 12, 0, 0]), np.array([0, d + 12, 0]),
-                           max(2, int((w + 12) / 3)), max(2, int((d + 12) / 3)))
-    add(gv, gf, np.zeros(len(gf), int), guv)
+def _walls(add, rng, w:float, d:float, h:float, floors:int, cell:float):
+    ("The four walls with their windows and door (cells of the wall plane) and balconies (boxes standing out of it), "
+     "through `add`.")
     door_wall = int(rng.integers(0, 4))
     for k, (o, du) in enumerate([((0, 0, 0), (w, 0, 0)), ((w, 0, 0), (0, d, 0)), ((w, d, 0), (-w, 0, 0)), ((0, d, 0), (0, -d, 0))]):
         o, du = np.array(o, float), np.array(du, float)
@@ -94,6 +83,22 @@ def synthetic_building(seed:int=0, # Everything about the building follows from 
             p0 = o + du * ci / nu + np.array([0, 0, fl * h / nv])
             bv, bf = _box(p0, du / nu, normal * 0.8, np.array([0, 0, 0.9]))
             add(bv, bf, np.full(len(bf), 5), np.tile([[0, 0], [1, 0], [1, 1]], (len(bf), 1, 1)))
+
+def synthetic_building(seed:int=0, # Everything about the building follows from it
+                       cell:float=1.0, # Side of a wall cell (metres): the mesh's resolution
+                      ) -> tuple[Mesh, np.ndarray]:
+    ("A textured building on its ground: box walls of random size and floors, windows and a door that are cells of "
+     "the wall plane (only their texture tells them from the wall), balconies that stand out of it, a flat or gabled "
+     "roof. Returns the mesh (labels: `MESH_CLASSES`; UVs into one atlas) and the atlas image.")
+    rng = np.random.default_rng(seed)
+    w, d, floors = rng.uniform(6, 14), rng.uniform(5, 10), int(rng.integers(2, 6))
+    h = floors * 3.0
+    parts = []   # (vertices, faces, labels, corner uvs)
+    def add(v, f, lab, uv): parts.append((np.asarray(v, float), np.asarray(f), np.asarray(lab), np.asarray(uv, float)))
+    gv, gf, _, guv = _grid(np.array([-6.0, -6.0, 0]), np.array([w + 12, 0, 0]), np.array([0, d + 12, 0]),
+                           max(2, int((w + 12) / 3)), max(2, int((d + 12) / 3)))
+    add(gv, gf, np.zeros(len(gf), int), guv)
+    _walls(add, rng, w, d, h, floors, cell)
     if rng.random() < 0.5:   # a flat roof
         rv, rf, _, ruv = _grid(np.array([0, 0, h]), np.array([w, 0, 0]), np.array([0, d, 0]), max(2, int(w / 2)), max(2, int(d / 2)))
         add(rv, rf, np.full(len(rf), 2), ruv)

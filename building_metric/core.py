@@ -12,7 +12,8 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'lazy_module', 'get_device', 'show_progress',
-           'optional_check', 'rank_world', 'init_distributed', 'barrier', 'all_sum', 'Registry', 'WriterLock']
+           'optional_check', 'rank_world', 'init_distributed', 'barrier', 'all_sum', 'Registry', 'WriterLock',
+           'class_colors']
 
 # %% ../nbs/00_core.ipynb #5b111b55
 class BuildingMetricError(ValueError):
@@ -284,3 +285,13 @@ class WriterLock:
 
     def __enter__(self): return self.acquire()
     def __exit__(self, *a): self.release()
+
+# %% ../nbs/00_core.ipynb #5f316a42
+def class_colors(n:int, # How many classes
+                ) -> np.ndarray:
+    "`n` distinct RGB colours, uint8 `[n, 3]`: matplotlib's tab10 / tab20, then evenly spaced hues."
+    import numpy as np, matplotlib as mpl
+    if n <= 10: c = np.asarray(mpl.colormaps['tab10'].colors[:n])
+    elif n <= 20: c = np.asarray(mpl.colormaps['tab20'].colors[:n])
+    else: c = mpl.colormaps['hsv'](np.linspace(0, 1, n, endpoint=False))[:, :3]
+    return (c * 255).round().astype(np.uint8)

@@ -18,7 +18,7 @@ from .config import TRACKERS, Config
 from .core import BuildingMetricError
 
 # %% auto #0
-__all__ = ['CSVLog', 'tracking_cbs', 'wandb_history']
+__all__ = ['CSVLog', 'tb_tag', 'tracking_cbs', 'wandb_history']
 
 # %% ../nbs/03a_tracking.ipynb #927077ef
 class CSVLog(CSVLogger):
@@ -54,6 +54,13 @@ def _wandb_cb(project:str):
             if self._own: wandb.finish()
     return _WB(log_preds=False, log_model=False)
 
+def tb_tag(name:str) -> str:
+    ("The TensorBoard tag of a Recorder column: `train_loss` -> `Loss/train`, `valid_f1` -> `F1/val`, a bare metric "
+     "(a validation one) `miou` -> `Miou/val`, so each quantity is one chart with its training and validation curves.")
+    if name.startswith('train_'): split, rest = 'train', name[6:]
+    else: split, rest = 'val', name[6:] if name.startswith('valid_') else name
+    return f"{rest[:1].upper()}{rest[1:]}/{split}"
+
 def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined by commas ('csv,wandb'), or 'none'
                  append:bool=False, # Continue history.csv (a resumed run) instead of starting it again
                  fname:str='history.csv',
@@ -76,8 +83,14 @@ def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined 
             def before_fit(self):
                 self.log_dir = Path(self.learn.path)/'tensorboard'
                 super().before_fit()
-            def after_batch(self):   # fastai's would also log during validation, repeating the last training step
-                if self.training: super().after_batch()
+            def after_batch(self):   # (fastai's would also log during validation, repeating the last training step)
+                if not self.training: return
+                self.writer.add_scalar('Loss/train_step', self.smooth_loss, self.train_iter)
+                for i, h in enumerate(self.opt.hypers):
+                    for k, v in h.items(): self.writer.add_scalar(f'{k}_{i}', v, self.train_iter)
+            def after_epoch(self):
+                for n, v in zip(self.recorder.metric_names[1:-1], self.recorder.log[1:-1]):
+                    if v is not None: self.writer.add_scalar(tb_tag(n), v, self.train_iter)
         cbs.append(_TB(trace_model=False, log_preds=False))
     if 'wandb' in kinds: cbs.append(_wandb_cb(project))
     return cbs

@@ -15,10 +15,10 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..config import MeshInferConfig
-from ..core import BuildingMetricError, get_device
+from ..core import BuildingMetricError, class_colors, get_device
 from .data import collate_mesh
 from .features import cluster_samples
-from .io import MESH_SUFFIXES, Mesh, class_colors, read_mesh, write_mesh
+from .io import MESH_SUFFIXES, Mesh, read_mesh, write_mesh
 from .models import MeshSegmenter
 from .train import mesh_scores
 

@@ -8,17 +8,17 @@ Docs: https://building-metric.github.io/building_metric/mesh.io.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import os
+import os, re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..core import BuildingMetricError
+from ..core import BuildingMetricError, class_colors
 
 # %% auto #0
-__all__ = ['MESH_SUFFIXES', 'Mesh', 'mesh_library', 'merged_vertices', 'read_classes', 'check_mesh', 'read_mesh', 'class_colors',
+__all__ = ['MESH_SUFFIXES', 'Mesh', 'mesh_library', 'class_of_name', 'merged_vertices', 'read_classes', 'check_mesh', 'read_mesh',
            'write_mesh']
 
 # %% ../../nbs/10_mesh.io.ipynb #e5fb2c5f
@@ -122,9 +122,16 @@ def _ply(path:Path) -> Mesh:
     return Mesh(vertices, faces, labels, uv, tex_ids if textures else None, textures, colors, path.name)
 
 # %% ../../nbs/10_mesh.io.ipynb #75431e2a
-def _obj_polygon_sizes(path:Path) -> np.ndarray:
-    "The number of corners of each face of an OBJ file, in file order (a label sidecar counts faces as written)."
-    with open(path, 'rb') as fh: return np.array([len(l.split()) - 1 for l in fh if l.startswith(b'f ')], np.int64)
+def _obj_faces(path:Path) -> tuple[np.ndarray, list, list]:
+    ("Each face of an OBJ file in file order: its number of corners, its material (`usemtl`) and its group (`g` / "
+     "`o`) name ('' where none was set).")
+    sizes, mats, groups, mat, grp = [], [], [], '', ''
+    with open(path, 'rb') as fh:
+        for line in fh:
+            if line.startswith(b'f '): sizes.append(len(line.split()) - 1); mats.append(mat); groups.append(grp)
+            elif line.startswith(b'usemtl'): mat = line[6:].strip().decode('utf-8', 'replace')
+            elif line[:2] in (b'g ', b'o '): grp = line[2:].strip().decode('utf-8', 'replace')
+    return np.array(sizes, np.int64), mats, groups
 
 def _sidecar_labels(path:Path) -> np.ndarray|None:
     "Face labels from `<mesh>.labels.npy` or `<mesh>.labels.txt` beside the mesh (one per face as written), or None."
@@ -132,6 +139,15 @@ def _sidecar_labels(path:Path) -> np.ndarray|None:
         p = path.with_name(path.stem + suf)
         if p.is_file(): return np.asarray(load(p), np.int64).ravel()
     return None
+
+def class_of_name(names:list[str], classes:list[str]) -> int:
+    ("The class a face's names give it (`-1` if none): the first name that is a class of `classes`, ignoring case and "
+     "a numbered suffix (`Wall.001`, `window_2` and `ROOF` name `wall`, `window` and `roof`).")
+    index = {c.lower(): i for i, c in enumerate(classes)}
+    for n in names:
+        for k in (n.strip().lower(), re.sub(r'[._\- ]?\d+$', '', n.strip().lower())):
+            if k in index: return index[k]
+    return -1
 
 def merged_vertices(v:np.ndarray, f:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ("Vertices at the same position made one (first occurrences in their order), faces renumbered: faces that touch "
@@ -141,35 +157,84 @@ def merged_vertices(v:np.ndarray, f:np.ndarray) -> tuple[np.ndarray, np.ndarray]
     rank = np.empty(len(u), np.int64); rank[order] = np.arange(len(u))
     return u[order], rank[inv.ravel()][f]
 
-def _trimesh(path:Path) -> Mesh:
-    "An OBJ (+ MTL + texture) or a glTF/GLB, through trimesh: one textured geometry, labels from a sidecar."
-    trimesh = mesh_library('trimesh')
-    try: m = trimesh.load(str(path), process=False, maintain_order=True)
+# %% ../../nbs/10_mesh.io.ipynb #a35b0c01
+def _parts(path:Path, trimesh) -> list[tuple]:
+    ("What trimesh read, as `(geometry, names)` in world coordinates: one part per material of an OBJ, one per mesh of "
+     "a glTF scene (its transforms applied); `names` are the part's material, mesh and node names.")
+    try: m = trimesh.load(str(path), process=False)   # (maintain_order=True loses the UVs of a multi-material OBJ)
     except UnicodeDecodeError:
         raise _bad(path, "its text is not UTF-8", "save the file (and its material names) in UTF-8") from None
     except Exception as e:   # (trimesh raises many kinds for a broken file)
         raise _bad(path, f"not a readable mesh ({type(e).__name__}: {e})", "check the file, or export it again") from None
-    if isinstance(m, trimesh.Scene):
-        geoms = list(m.geometry.values())
-        if len(geoms) != 1:
-            raise _bad(path, f"a scene of {len(geoms)} meshes",
-                       "export one mesh per file, or the whole tile as one PLY (SUM layout)")
-        m = geoms[0]
-    faces, vertices = np.asarray(m.faces, np.int64), np.asarray(m.vertices, np.float64)
-    uv_faces = faces   # (the UVs are per corner of the file's faces)
-    uv, textures, tex_ids = None, [], None
-    vis = getattr(m, 'visual', None)
-    if getattr(vis, 'kind', None) == 'texture' and getattr(vis, 'uv', None) is not None and len(vis.uv):
-        uv = np.asarray(vis.uv, np.float32)[uv_faces]
-        img = getattr(getattr(vis, 'material', None), 'image', None)
-        if img is None: img = getattr(getattr(vis, 'material', None), 'baseColorTexture', None)
-        if img is not None: textures, tex_ids = [img], np.zeros(len(faces), np.int64)
+    geoms = m.dump(concatenate=False) if isinstance(m, trimesh.Scene) else [m]
+    geoms = [g for g in geoms if len(getattr(g, 'faces', ()))]
+    if not geoms: raise _bad(path, "an empty mesh (no faces)", "remove the file, or export the mesh with its faces")
+    mat = lambda g: getattr(getattr(getattr(g, 'visual', None), 'material', None), 'name', None) or ''
+    return [(g, [mat(g)] + [n for n in (g.metadata.get('name'), g.metadata.get('node')) if n]) for g in geoms]
+
+def _file_order(obj:tuple, parts:list) -> np.ndarray|None:
+    ("For an OBJ that trimesh split by material: where each triangle of the file (in file order, polygons fanned) is "
+     "among the parts' concatenated triangles; None if the two do not add up.")
+    sizes, mats, _ = obj
+    tri_mat = np.repeat(np.array(mats, dtype=object), np.maximum(sizes - 2, 1))
+    order, off = np.full(len(tri_mat), -1, np.int64), 0
+    for g, names in parts:
+        at = np.flatnonzero(tri_mat == names[0])
+        if len(at) != len(g.faces): return None
+        order[at] = np.arange(off, off + len(at)); off += len(at)
+    return order if off == len(order) and (order >= 0).all() else None
+
+def _part_textures(parts:list) -> tuple:
+    "Per-face UVs (None if no part has any), texture ids and the distinct texture images of the parts."
+    uvs, ids, textures = [], [], []
+    for g, _ in parts:
+        vis, n = getattr(g, 'visual', None), len(g.faces)
+        mat = getattr(vis, 'material', None)
+        img = getattr(mat, 'image', None)
+        if img is None: img = getattr(mat, 'baseColorTexture', None)
+        has_uv = getattr(vis, 'kind', None) == 'texture' and getattr(vis, 'uv', None) is not None and len(vis.uv)
+        uvs.append(np.asarray(vis.uv, np.float32)[np.asarray(g.faces)] if has_uv else np.zeros((n, 3, 2), np.float32))
+        if img is not None and has_uv and not any(img is t for t in textures): textures.append(img)
+        tid = next((i for i, t in enumerate(textures) if t is img), -1) if img is not None and has_uv else -1
+        ids.append(np.full(n, tid, np.int64))
+    any_uv = any(getattr(getattr(g, 'visual', None), 'kind', None) == 'texture' for g, _ in parts)
+    return (np.concatenate(uvs) if any_uv else None), np.concatenate(ids), textures
+
+def _labels(path:Path, obj:tuple|None, parts:list, part_of:np.ndarray, in_order:bool, classes) -> np.ndarray|None:
+    ("Face labels of a mesh read through trimesh: from a face-aligned sidecar, else from the names of each face's "
+     "material, OBJ group and glTF mesh / node through `classes` (None where neither gives any).")
     labels = _sidecar_labels(path)
-    if labels is not None and path.suffix.lower() == '.obj':
-        sizes = _obj_polygon_sizes(path)
-        if len(labels) == len(sizes) and (sizes > 3).any(): labels = np.repeat(labels, np.maximum(sizes - 2, 1))
+    if labels is not None:
+        if not in_order:
+            raise _bad(path, f"a label sidecar cannot be matched to the faces of a scene of {len(parts)} meshes",
+                       "name the meshes or materials after the classes in classes.txt, or export one mesh per file")
+        tri = np.maximum(obj[0] - 2, 1) if obj is not None else None
+        return np.repeat(labels, tri) if tri is not None and len(labels) == len(tri) and (tri > 1).any() else labels
+    if not classes: return None
+    group = [''] * len(part_of)
+    if obj is not None and in_order: group = np.repeat(np.array(obj[2], dtype=object), np.maximum(obj[0] - 2, 1))
+    ug, gi = np.unique(np.asarray(group, dtype=str), return_inverse=True)
+    pairs, inv = np.unique(part_of * len(ug) + gi.ravel(), return_inverse=True)
+    found = np.array([class_of_name(parts[p // len(ug)][1] + [ug[p % len(ug)]], classes) for p in pairs], np.int64)
+    return found[inv.ravel()] if (found >= 0).any() else None
+
+def _trimesh(path:Path, classes:list[str]|None=None) -> Mesh:
+    ("An OBJ (+ MTL + textures) or a glTF/GLB, through trimesh, as one mesh in file order with a texture per "
+     "material; labels from a face-aligned sidecar, else from material / group / mesh names through `classes`.")
+    parts = _parts(path, mesh_library('trimesh'))
+    offsets = np.cumsum([0] + [len(g.vertices) for g, _ in parts])
+    vertices = np.concatenate([np.asarray(g.vertices, np.float64) for g, _ in parts])
+    faces = np.concatenate([np.asarray(g.faces, np.int64) + o for (g, _), o in zip(parts, offsets)])
+    uv, tex_ids, textures = _part_textures(parts)
+    part_of = np.repeat(np.arange(len(parts)), [len(g.faces) for g, _ in parts])
+    obj = _obj_faces(path) if path.suffix.lower() == '.obj' else None
+    order = _file_order(obj, parts) if obj is not None and len(parts) > 1 else None
+    if order is not None:
+        faces, tex_ids, part_of = faces[order], tex_ids[order], part_of[order]
+        if uv is not None: uv = uv[order]
+    labels = _labels(path, obj, parts, part_of, len(parts) == 1 or order is not None, classes)
     vertices, faces = merged_vertices(vertices, faces)   # corners split by their UVs are one vertex again
-    return Mesh(vertices, faces, labels, uv, tex_ids, textures, None, path.name)
+    return Mesh(vertices, faces, labels, uv, tex_ids if textures else None, textures, None, path.name)
 
 # %% ../../nbs/10_mesh.io.ipynb #bfde9bee
 def read_classes(path:str|Path) -> list[str]:
@@ -224,15 +289,10 @@ def read_mesh(path:str|Path, # A .ply (SUM layout included), .obj (+ .mtl and te
     if path.suffix.lower() not in MESH_SUFFIXES:
         raise _bad(path, f"not a mesh file ({path.suffix or 'no suffix'})", f"pass one of {', '.join(MESH_SUFFIXES)}")
     if isinstance(classes, (str, Path)): classes = read_classes(classes)
-    m = _ply(path) if path.suffix.lower() == '.ply' else _trimesh(path)
+    m = _ply(path) if path.suffix.lower() == '.ply' else _trimesh(path, classes)
     return check_mesh(m, path, classes)
 
 # %% ../../nbs/10_mesh.io.ipynb #25fc8718
-def class_colors(n:int) -> np.ndarray:
-    "A distinct RGB colour (uint8) per class, the same for every run (matplotlib's tab20)."
-    from matplotlib import colormaps
-    return (np.asarray(colormaps['tab20'](np.arange(n) % 20))[:, :3] * 255).round().astype(np.uint8)
-
 def write_mesh(m:Mesh, # The mesh; its `labels` (e.g. predicted) are written per face
                path:str|Path, # The .ply to write (binary; renamed into place, so a crash leaves no half file)
                n_classes:int|None=None, # Colours for this many classes (default: the labels' maximum + 1)

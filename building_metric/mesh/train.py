@@ -23,10 +23,10 @@ from .models import MeshSegmenter
 from .synth import write_synthetic_meshes
 from ..run import TrainingRun
 from ..segmentation.learner import majority_baseline, seg_confusion, seg_learner
-from ..segmentation.metrics import seg_scores
+from ..segmentation.metrics import seg_metrics, seg_scores
 
 # %% auto #0
-__all__ = ['MESH_METRICS', 'mesh_scores', 'mesh_splitter', 'mesh_lrs', 'mesh_model', 'mesh_train']
+__all__ = ['MESH_METRICS', 'MESH_COLUMNS', 'mesh_scores', 'mesh_splitter', 'mesh_lrs', 'mesh_model', 'mesh_train']
 
 # %% ../../nbs/10e_mesh.train.ipynb #d6e340cf
 def mesh_scores(conf, # Confusion matrix [true, predicted] of the valid faces
@@ -45,6 +45,10 @@ def _score(key:str):
 
 MESH_METRICS = {k: _score(k) for k in ('mean_f1', 'miou', 'accuracy')}
 "The scores `bm-mesh-train --select` can keep the best weights by (of the valid faces of the validation meshes)."
+
+MESH_COLUMNS = (('mean_dice', 'mean_acc', 'miou'), ('f1', 'accuracy', 'miou'))
+("The per-epoch scores of a mesh run's history (`train_f1`, `valid_f1`, ...; TensorBoard's `F1/train`, `F1/val`, "
+ "`Accuracy/...`, `Miou/...`): mean F1, mean per-class accuracy and mIoU of the faces of an epoch.")
 
 # %% ../../nbs/10e_mesh.train.ipynb #8c719716
 def _data(cfg:MeshTrainConfig, out:Path, log) -> Path:
@@ -88,7 +92,7 @@ def mesh_train(cfg:MeshTrainConfig, log=print) -> dict:
         cbs = run.callbacks(every=cfg.eval_every or None, metric=MESH_METRICS[cfg.select], patience=cfg.patience,
                             ema=cfg.ema, log=cfg.log, resume=cfg.resume, state=True)
         learn = seg_learner(dls, model=model, loss='masked_ce', ignore_index=-1, wd=cfg.wd, clip=cfg.clip or None,
-                            cbs=cbs, path=run.out)
+                            metrics=seg_metrics(ds.c, -1, *MESH_COLUMNS), train_metrics=True, cbs=cbs, path=run.out)
         learn.splitter = mesh_splitter
         learn.config = dict(cfg.to_dict(), classes=list(ds.classes), model=model.init_args)   # best.json: all inference needs
         lrs = mesh_lrs(cfg.lr, len(mesh_splitter(model)), cfg.layer_decay, cfg.head_lr)

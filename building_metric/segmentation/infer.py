@@ -20,9 +20,9 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint
 from ..config import SegInferConfig
-from ..core import BuildingMetricError, get_device
+from ..core import BuildingMetricError, class_colors, get_device
 from ..data.index import IMAGE_EXTENSIONS, check_image
-from .learner import SegFormer, unet, class_colors, colorize
+from .learner import SegFormer, unet, colorize
 from .train import seg_train   # (its home before; kept importable from here)
 
 # %% auto #0

@@ -24,13 +24,13 @@ from fastcore.foundation import L
 from torch import nn
 
 from ..callbacks import TerminateOnNaN
-from ..core import BuildingMetricError, get_device
+from ..core import BuildingMetricError, class_colors, get_device
 from ..weights import hub_offline, loading_weights, timm_model
 from .metrics import confusion_matrix, seg_loss, seg_metrics, seg_scores
 
 # %% auto #0
 __all__ = ['SegFormer', 'unet', 'ElementSegmenter', 'seg_splitter', 'seg_learner', 'seg_lrs', 'seg_confusion',
-           'majority_baseline', 'miou_score', 'class_colors', 'colorize', 'show_predictions']
+           'majority_baseline', 'miou_score', 'colorize', 'show_predictions']
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #048f362d
 class SegFormer(nn.Module):
@@ -200,15 +200,6 @@ def majority_baseline(dls, ignore_index:int=255) -> dict:
 def miou_score(learn, dl) -> float:
     "A `PeriodicEval` scorer: mIoU of `learn.model` over all of `dl`."
     return seg_scores(seg_confusion(learn.model, dl, learn.dls.c, getattr(learn, 'ignore_index', 255)))['miou']
-
-# %% ../../nbs/08b_segmentation.learner.ipynb #e0eb8fc5
-def class_colors(n:int) -> np.ndarray:
-    "`n` distinct RGB colours, uint8 `[n, 3]`: matplotlib's tab10 / tab20, then evenly spaced hues."
-    import matplotlib as mpl
-    if n <= 10: c = np.asarray(mpl.colormaps['tab10'].colors[:n])
-    elif n <= 20: c = np.asarray(mpl.colormaps['tab20'].colors[:n])
-    else: c = mpl.colormaps['hsv'](np.linspace(0, 1, n, endpoint=False))[:, :3]
-    return (c * 255).round().astype(np.uint8)
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #197ad73f
 def colorize(mask, n_classes:int) -> np.ndarray:

@@ -63,8 +63,8 @@ class _Accumulator:
 class SegMetric(Metric):
     ("A score of `seg_scores` over all validation batches; the first of a `seg_metrics` group fills the shared "
      "confusion matrix.")
-    def __init__(self, acc:_Accumulator, key:str, owner:bool):
-        self.acc, self.key, self.owner = acc, key, owner
+    def __init__(self, acc:_Accumulator, key:str, owner:bool, name:str|None=None):
+        self.acc, self.key, self.owner, self._name = acc, key, owner, name or key
     def reset(self):
         if self.owner: self.acc.reset()
     def accumulate(self, learn):
@@ -72,14 +72,16 @@ class SegMetric(Metric):
     @property
     def value(self): return seg_scores(self.acc.conf)[self.key] if self.acc.conf is not None else None
     @property
-    def name(self): return self.key
+    def name(self): return self._name
 
 # %% ../../nbs/08a_segmentation.metrics.ipynb #a7d8f27f
 def seg_metrics(n_classes:int, ignore_index:int=255,
-                keys=('miou', 'pixel_acc', 'mean_acc', 'mean_dice', 'fw_iou')) -> list[SegMetric]:
+                keys=('miou', 'pixel_acc', 'mean_acc', 'mean_dice', 'fw_iou'), # Scores of `seg_scores`
+                names=None, # The Recorder's name of each (default: its key)
+               ) -> list[SegMetric]:
     "fastai metrics for a segmentation Learner, computed from one confusion matrix per validation."
     acc = _Accumulator(n_classes, ignore_index)
-    return [SegMetric(acc, k, i == 0) for i, k in enumerate(keys)]
+    return [SegMetric(acc, k, i == 0, n) for i, (k, n) in enumerate(zip(keys, names or keys))]
 
 # %% ../../nbs/08a_segmentation.metrics.ipynb #877ce9e5
 def _w(weight): return None if weight is None else torch.as_tensor(weight, dtype=torch.float)

@@ -15,12 +15,12 @@ from typing import Callable
 from fastcore.imports import IN_NOTEBOOK
 
 from .config import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig,
-                                    MeshInferConfig, MeshTrainConfig, SearchConfig, SegInferConfig,
+                                    MeshInferConfig, MeshTrainConfig, SearchConfig, SegInferConfig, StagedRunConfig,
                                     SegTrainConfig, TrainConfig, config_parser, parse_config, run_script)
 
 # %% auto #0
 __all__ = ['COMMANDS', 'bm_extract', 'bm_train', 'bm_eval', 'bm_demo', 'bm_hpo', 'bm_seg_train', 'bm_seg_infer', 'bm_pair_train',
-           'bm_index', 'bm_search', 'bm_mesh_train', 'bm_mesh_infer', 'Script', 'main']
+           'bm_index', 'bm_search', 'bm_mesh_train', 'bm_mesh_infer', 'bm_staged', 'Script', 'main']
 
 # %% ../nbs/09_cli.ipynb #54059f6c
 @dataclass
@@ -34,11 +34,13 @@ class Script:
     about:str # What it does, for --help
     example:str # An example command, for --help
     show:Callable|None=None # (result, settings) -> text for stdout (default: the result as JSON)
+    lists:tuple=() # Flags that take several words (`--phases supcon arcface`), kept as one space-joined value
 
     def parse(self, argv:list[str]|None=None): # The arguments (default: the command line)
         "The settings of a command line."
         p = config_parser(self.cls, self.prog, self.about, f"Flags override the --config file. Example: {self.example}")
-        return parse_config(self.cls, p, argv, section=self.section)
+        return parse_config(self.cls, p, _joined(list(sys.argv[1:] if argv is None else argv), self.lists),
+                            section=self.section)
 
     def run(self, cfg):
         "Run the job on settings `cfg`."
@@ -49,11 +51,26 @@ class Script:
         "The console script: parse `argv`, run the job, print its result (or one line on stderr, exit code 2)."
         run_script(self.prog, lambda: self.parse(argv), self.run, *([self.show] if self.show else []))
 
+def _joined(argv:list[str], flags:tuple) -> list[str]:
+    "`--flag a b c` as `--flag 'a b c'` for the flags that take several words (the words up to a flag or a key=value)."
+    out, i = [], 0
+    while i < len(argv):
+        out.append(argv[i]); i += 1
+        if out[-1].lstrip('-') in flags and out[-1].startswith('--'):
+            words = []
+            while i < len(argv) and not argv[i].startswith('--') and '=' not in argv[i]: words.append(argv[i]); i += 1
+            out.append(' '.join(words))
+    return out
+
 def _train_lines(m:dict, cfg) -> str: return json.dumps({k: v for k, v in m.items() if k != 'best'}, indent=2)
 
 def _seg_lines(m:dict, cfg) -> str:
     return json.dumps({k: m[k] for k in ('split', 'miou', 'pixel_acc', 'mean_acc', 'mean_dice', 'fw_iou',
                                          'majority_baseline')}, indent=2)
+
+def _staged_lines(m:dict, cfg) -> str:
+    keys = ('precision_at_1', 'map_at_r', 'snapshot', 'training_helped', 'classification')
+    return json.dumps({p: {k: r[k] for k in keys if k in r} for p, r in m.items()}, indent=2, default=float)
 
 def _demo_lines(m:dict, cfg) -> str:
     lines = [f"{k.replace('_', ' ')}: NCM top-1 {m[k]['ncm_top1']:.3f}, P@1 {m[k]['precision_at_1']:.3f}, MAP@R "
@@ -109,13 +126,18 @@ COMMANDS = {
                          "Label every face of new meshes with a bm-mesh-train model: labelled PLYs, a report per mesh "
                          "and per class, pictures.",
                          "bm-mesh-infer --checkpoint runs/mesh --meshes tiles/ --out labelled/"),
+    'staged': Script('bm-staged', StagedRunConfig, 'staged', 'building_metric.metric.staged_run:staged_run',
+                     "Run the staged classification pipeline (SupCon, ArcFace with EMA, distillation, evaluation) phase "
+                     "by phase, with snapshots, resume and the evaluation report.",
+                     "bm-staged --config configs/staged.yaml --phases supcon arcface distill evaluate --out runs/staged",
+                     _staged_lines, lists=('phases',)),
 }
 "The console scripts by command: `bm-COMMAND` and `python -m building_metric.cli COMMAND` are the same."
 
 bm_extract, bm_train, bm_eval, bm_demo = COMMANDS['extract'], COMMANDS['train'], COMMANDS['eval'], COMMANDS['demo']
 bm_hpo, bm_seg_train, bm_seg_infer, bm_pair_train = COMMANDS['hpo'], COMMANDS['seg-train'], COMMANDS['seg-infer'], COMMANDS['pair-train']
 bm_index, bm_search = COMMANDS['index'], COMMANDS['search']
-bm_mesh_train, bm_mesh_infer = COMMANDS['mesh-train'], COMMANDS['mesh-infer']
+bm_mesh_train, bm_mesh_infer, bm_staged = COMMANDS['mesh-train'], COMMANDS['mesh-infer'], COMMANDS['staged']
 
 def main(argv:list[str]|None=None): # The arguments (default: the command line)
     "`python -m building_metric.cli COMMAND [ARGS]`: the console script `bm-COMMAND`, the only module imported."

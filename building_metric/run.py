@@ -63,11 +63,12 @@ class TrainingRun:
                   ema:float=0., # `EarlyStop` after this many evaluations without a better score (0: off); `EMA` decay (0: off)
                   log:str='csv', resume:bool=False, # Trackers (`tracking_cbs`); a resumed run appends to its history
                   state:bool=False, # `SaveBest` also keeps the whole training state of a best found at an epoch's end
-                  distributed=None) -> list: # The multi-process callback, if any
+                  distributed=None, # The multi-process callback, if any
+                  **track) -> list: # `tracking_cbs`'s W&B project, name and group
         ("The callbacks every run has: evaluation, save-best, checkpoint and trackers (in the writing process), and "
          "those asked for.")
         cbs = [PeriodicEval(every=every, metric=metric)]
-        if self.main: cbs += [SaveBest(state=state), SaveCheckpoint(), *tracking_cbs(log, append=resume)]
+        if self.main: cbs += [SaveBest(state=state), SaveCheckpoint(), *tracking_cbs(log, append=resume, **track)]
         if distributed is not None: cbs.append(distributed)
         if patience: cbs.append(EarlyStop(patience=patience))
         if ema: cbs.append(EMA(decay=ema))

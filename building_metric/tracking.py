@@ -31,7 +31,7 @@ class CSVLog(CSVLogger):
         self.old_logger, self.learn.logger = self.logger, self._write_line
 
 # %% ../nbs/03a_tracking.ipynb #d54ec40a
-def _wandb_cb(project:str):
+def _wandb_cb(project:str, name:str='', group:str=''):
     try:
         import wandb
         from fastai.callback.wandb import WandbCallback
@@ -43,7 +43,8 @@ def _wandb_cb(project:str):
             self._own = wandb.run is None
             if self._own:
                 cfg = getattr(self.learn, 'config', None)
-                wandb.init(project=project, dir=str(self.learn.path), mode=os.environ.get('WANDB_MODE', 'offline'),
+                wandb.init(project=project, name=name or None, group=group or None, dir=str(self.learn.path),
+                           mode=os.environ.get('WANDB_MODE', 'offline'),
                            config=cfg.to_dict() if isinstance(cfg, Config) else {},
                            settings=wandb.Settings(silent=True))
             self.learn.gather_args = dict   # fastai's own summary of the learner's arguments fails on some callbacks
@@ -65,6 +66,7 @@ def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined 
                  append:bool=False, # Continue history.csv (a resumed run) instead of starting it again
                  fname:str='history.csv',
                  project:str='building_metric', # The W&B project
+                 name:str='', group:str='', # The W&B run's name and group (empty: W&B's own)
                 ) -> list:
     "fastai logging callbacks by name, writing under the learner's path."
     kinds = [k.strip() for k in str(log).split(',') if k.strip()]
@@ -92,7 +94,7 @@ def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined 
                 for n, v in zip(self.recorder.metric_names[1:-1], self.recorder.log[1:-1]):
                     if v is not None: self.writer.add_scalar(tb_tag(n), v, self.train_iter)
         cbs.append(_TB(trace_model=False, log_preds=False))
-    if 'wandb' in kinds: cbs.append(_wandb_cb(project))
+    if 'wandb' in kinds: cbs.append(_wandb_cb(project, name, group))
     return cbs
 
 # %% ../nbs/03a_tracking.ipynb #e357d8e8

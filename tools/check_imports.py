@@ -10,7 +10,7 @@ FLOORS = {   # module (or package prefix) -> floor; a module must be listed (lon
     'config': 1,
     'data': 2, 'weights': 2, 'geo': 2, 'checkpoint': 2,
     'features': 3, 'callbacks': 3, 'tracking': 3, 'batch_size': 3, 'run': 3, 'metric': 3, 'evaluation': 3, 'segmentation': 3, 'distributed': 3, 'search': 3,
-    'train': 4, 'hpo': 4, 'evaluation.report': 4, 'evaluation.scale': 4, 'segmentation.train': 4, 'segmentation.infer': 4, 'metric.siamese': 4, 'metric.staged': 4,
+    'train': 4, 'hpo': 4, 'evaluation.report': 4, 'evaluation.scale': 4, 'segmentation.train': 4, 'segmentation.infer': 4, 'metric.siamese': 4, 'metric.staged': 4, 'metric.staged_run': 4,
     'evaluation.benchmark': 4,
     'mesh': 3, 'mesh.train': 4, 'mesh.infer': 4,
     'cli': 5, 'demo': 5,

@@ -11,5 +11,6 @@ __all__ = []
 from .base import *
 from .settings import *
 from .mesh import *
+from .staged import *
 from .pipeline import *
 from .shell import *

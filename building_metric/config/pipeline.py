@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .base import Config, read_yaml, set_key, split_override
 from .mesh import MeshInferConfig, MeshTrainConfig
+from .staged import StagedRunConfig
 from .settings import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig,
                                              SearchConfig,
                                              SegInferConfig, SegTrainConfig, TrainConfig)
@@ -40,7 +41,8 @@ def default_cache(data:str|Path, # An image folder or a CSV manifest
 
 SCRIPTS = {'extract': 'bm-extract', 'train': 'bm-train', 'hpo': 'bm-hpo', 'eval': 'bm-eval', 'demo': 'bm-demo',
            'segment': 'bm-seg-train', 'seg_infer': 'bm-seg-infer', 'pairs': 'bm-pair-train',
-           'index': 'bm-index', 'search': 'bm-search', 'mesh': 'bm-mesh-train', 'mesh_infer': 'bm-mesh-infer'}
+           'index': 'bm-index', 'search': 'bm-search', 'mesh': 'bm-mesh-train', 'mesh_infer': 'bm-mesh-infer',
+           'staged': 'bm-staged'}
 "Pipeline sections and the console scripts that read them."
 
 # %% ../../nbs/00d_config.pipeline.ipynb #b88c3c5a
@@ -62,6 +64,7 @@ class PipelineConfig(Config):
     search:SearchConfig = field(default_factory=SearchConfig) # bm-search
     mesh:MeshTrainConfig = field(default_factory=MeshTrainConfig) # bm-mesh-train
     mesh_infer:MeshInferConfig = field(default_factory=MeshInferConfig) # bm-mesh-infer
+    staged:StagedRunConfig = field(default_factory=StagedRunConfig) # bm-staged
 
     @classmethod
     def load(cls, path:str|Path, # A pipeline YAML file
@@ -94,7 +97,7 @@ def _link(raw:dict, path) -> dict:
         if s is None: s = r[name] = {}
         if not isinstance(s, dict): return {}   # reported by from_dict
         for k, v in defaults.items(): s.setdefault(k, v)
-        if 'seed' in r and name in ('extract', 'train', 'hpo', 'demo', 'segment', 'pairs', 'mesh'):
+        if 'seed' in r and name in ('extract', 'train', 'hpo', 'demo', 'segment', 'pairs', 'mesh', 'staged'):
             s.setdefault('seed', r['seed'])
         return s
     ex = sec('extract', data=data, out=f'{out}/features.h5')
@@ -112,4 +115,5 @@ def _link(raw:dict, path) -> dict:
     sec('search', gallery=str(ix.get('out')), out=f'{out}/results')
     me = sec('mesh', out=f'{out}/mesh')
     sec('mesh_infer', checkpoint=str(me.get('out')), out=f'{out}/labelled')
+    sec('staged', data=data, out=f'{out}/staged')
     return r

@@ -38,7 +38,7 @@ from ..metric.losses import MetricLoss
 
 # %% auto #0
 __all__ = ['seen_unseen_split', 'reference_views', 'frozen_baselines', 'write_classification', 'class_logits', 'report_metrics',
-           'report_markdown', 'evaluate', 'evaluate_frozen', 'run_eval']
+           'report_figures', 'report_markdown', 'evaluate', 'evaluate_frozen', 'run_eval']
 
 # %% ../../nbs/07_evaluation.report.ipynb #8190c01e
 def seen_unseen_split(index:BuildingIndex, # An index with labels
@@ -157,7 +157,7 @@ def write_classification(ref, ref_labels, # Embeddings and classes that define t
                          out:str|Path, # Folder for predictions.csv, classification_report.csv and confusion.png
                          k:int=3) -> dict:
     ("Nearest-class-mean predictions of `query`: predictions.csv (path, true, predicted, top-k with scores), "
-     "scikit-learn's per-class report and the confusion matrix picture.")
+     "scikit-learn's per-class report, the confusion matrix (`confusion.csv`, rows true) and its picture.")
     from sklearn.metrics import classification_report, confusion_matrix
     out, names = Path(out), np.asarray([str(n) for n in class_names], dtype=object)
     query_labels = np.asarray(query_labels)
@@ -172,7 +172,9 @@ def write_classification(ref, ref_labels, # Embeddings and classes that define t
     rep = pd.DataFrame(classification_report(query_labels, pred, labels=used, target_names=list(names[used]),
                                              output_dict=True, zero_division=0)).T
     rep.drop(index='accuracy', errors='ignore').to_csv(out/'classification_report.csv', index_label='class')
-    plot_confusion(confusion_matrix(query_labels, pred, labels=used), names[used], fname=out/'confusion.png')
+    cm = confusion_matrix(query_labels, pred, labels=used)
+    pd.DataFrame(cm, index=names[used], columns=names[used]).to_csv(out/'confusion.csv', index_label='true')
+    plot_confusion(cm, names[used], fname=out/'confusion.png')
     return dict(n_images=len(df), accuracy=float(df.correct.mean()), macro_f1=float(rep.loc['macro avg', 'f1-score']),
                 weighted_f1=float(rep.loc['weighted avg', 'f1-score']))
 
@@ -232,7 +234,7 @@ def report_metrics(emb:torch.Tensor, # (n, dim) embeddings of every row of the c
     return m
 
 # %% ../../nbs/07_evaluation.report.ipynb #4ab84cbc
-def _report_figures(out:Path, emb:torch.Tensor, c:FeatureCache, m:dict, images, checkpoint:Path,
+def report_figures(out:Path, emb:torch.Tensor, c:FeatureCache, m:dict, images, checkpoint:Path,
                     logits=None) -> list[str]:
     "The report's pictures (the classification files too), written into `out`; returns their names."
     split, lab, n_cls, pics = c.split_of, c.labels, len(c.label_names), []
@@ -341,7 +343,7 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
              'extractors': names,
              **report_metrics(emb, c, names, ks, alone, tta, logits)}
         if (g := _gate_weights(head, c, names)) is not None: m['gate_weights'] = g
-        pics = _report_figures(out, emb, c, m, images, checkpoint, logits)
+        pics = report_figures(out, emb, c, m, images, checkpoint, logits)
     (out/'metrics.json').write_text(json.dumps(m, indent=2))
     (out/'report.md').write_text(report_markdown(m, meta, checkpoint.name, pics))
     log(f"report: {out/'report.md'}")

@@ -6,6 +6,7 @@ Docs: https://building-metric.github.io/building_metric/metric.heads.html.md"""
 
 # %% ../../nbs/04_metric.heads.ipynb #52b4cded
 from __future__ import annotations
+import json, time
 from pathlib import Path
 from typing import Literal
 
@@ -13,14 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import atomic_write, load_checkpoint
 from ..core import BuildingMetricError
 from ..features.extractors import Preprocess
 from ..weights import timm_model
 
 # %% auto #0
 __all__ = ['FUSION_SIZES', 'HEADS', 'GatingHead', 'mlp', 'FusionHead', 'load_head', 'checked_head', 'ProjectionHead', 'Embedder',
-           'embedder_splitter']
+           'embedder_splitter', 'save_embedder', 'load_strict', 'load_embedder']
 
 # %% ../../nbs/04_metric.heads.ipynb #feb7da05
 def _check_dims(in_dims) -> dict[str, int]:
@@ -194,9 +195,69 @@ class Embedder(nn.Module):
             # MobileNetV3: its conv head widens the features
             getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features, emb_dim)
         self.emb_dim = getattr(self.head, 'emb_dim', emb_dim)
+        # what `load_embedder` rebuilds it from (a head of one's own cannot be)
+        self.init_args = dict(arch=arch, emb_dim=emb_dim, **timm_kw) if head is None else None
     def forward(self, x): return self.head(self.backbone(x))
 
 # %% ../../nbs/04_metric.heads.ipynb #8e444426
 def embedder_splitter(m:Embedder) -> list:
     "fastai splitter: [backbone parameters, head parameters]."
     return [list(m.backbone.parameters()), list(m.head.parameters())]
+
+# %% ../../nbs/04_metric.heads.ipynb #86bf0be1
+def save_embedder(model:Embedder, # An `Embedder` with its default head
+                  path:str|Path, # The snapshot's `.pth`; `_backbone.pth` and `_head.pth` are written beside it
+                  **info) -> Path: # Recorded in the metadata too (e.g. phase, ema)
+    "Write `model` as a snapshot `load_embedder` rebuilds without any config: the whole model, its backbone and its head."
+    if getattr(model, 'init_args', None) is None:
+        raise BuildingMetricError("this Embedder has a head of its own, which a snapshot cannot rebuild",
+                                  "build it with the default head, or save its state_dict yourself")
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(kind='embedder', init_args=model.init_args, emb_dim=model.emb_dim, saved_at=time.strftime('%Y-%m-%d %H:%M:%S'),
+                **info)
+    for part, sd in (('model', model.state_dict()), ('backbone', model.backbone.state_dict()), ('head', model.head.state_dict())):
+        p = path if part == 'model' else path.with_name(f"{path.stem}_{part}.pth")
+        atomic_write(p, lambda t, sd=sd: torch.save({k: v.detach().cpu() for k, v in sd.items()}, t))
+        atomic_write(p.with_suffix('.json'), lambda t, part=part: t.write_text(json.dumps(dict(meta, part=part), indent=2)))
+    return path
+
+# %% ../../nbs/04_metric.heads.ipynb #267459f1
+def load_strict(module:nn.Module, # Loads `sd`, or refuses in one line naming the file
+                sd:dict, path:Path, # The weights and the file they came from
+                meta:dict): # The snapshot's record (its `init_args` name the architecture)
+    "Load `sd` into `module` when every weight is there with its shape; else one line naming the file and the fix."
+    own = module.state_dict()
+    bad = sorted(set(own) ^ set(sd)) + [k for k in own if k in sd and own[k].shape != sd[k].shape]
+    if bad:
+        raise BuildingMetricError(f"{path.name} does not fit {meta.get('init_args', {}).get('arch')} ({len(bad)} weights "
+                                  f"missing, extra or of another shape, e.g. {bad[0]!r})",
+                                  "pass a snapshot of the same architecture, or set arch to the snapshot's")
+    module.load_state_dict(sd)
+
+def load_embedder(path:str|Path, # A snapshot written by `save_embedder` (the whole model, or its backbone)
+                  head:str|Path|None=None, # With a backbone's snapshot: its head's
+                  arch:str|None=None, # Refuse a snapshot of another timm architecture
+                 ) -> Embedder:
+    "The `Embedder` of a snapshot, built from its own record, weights loaded strictly, in eval mode."
+    path = Path(path)
+    if not path.is_file(): raise BuildingMetricError(f"snapshot {str(path)!r} not found", "check the path")
+    j = path.with_suffix('.json')
+    meta = json.loads(j.read_text()) if j.is_file() else {}
+    if meta.get('kind') != 'embedder':
+        raise BuildingMetricError(f"{path.name} is not an embedder snapshot (no {j.name} saying what to build)",
+                                  "pass a snapshot written by bm-staged (snapshots/<phase>.pth)")
+    args = dict(meta['init_args'])
+    if arch and args['arch'] != arch:
+        raise BuildingMetricError(f"{path.name} is a {args['arch']}, not a {arch}",
+                                  f"set arch to {args['arch']}, or pass a {arch} snapshot")
+    model = Embedder(args.pop('arch'), args.pop('emb_dim'), pretrained=False, **args)
+    sd = torch.load(path, map_location='cpu', weights_only=True)
+    if meta.get('part') == 'backbone':
+        if head is None:
+            raise BuildingMetricError(f"{path.name} holds a backbone alone", "pass its head's snapshot too (head=...)")
+        load_strict(model.backbone, sd, path, meta)
+        load_strict(model.head, torch.load(head, map_location='cpu', weights_only=True), Path(head), meta)
+    elif meta.get('part', 'model') == 'model': load_strict(model, sd, path, meta)
+    else: raise BuildingMetricError(f"{path.name} holds a head alone", "pass the whole model's snapshot, or its backbone's")
+    model.snapshot = meta
+    return model.eval()

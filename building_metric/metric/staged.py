@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
 import copy, time
-from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -19,7 +18,7 @@ from fastai.callback.mixup import CutMix, MixUp
 from torch import nn
 
 from ..callbacks import EMA, embed_all
-from ..config import Config, check_choice
+from ..config import MIX_METHODS, StagedConfig, check_choice
 from ..core import BuildingMetricError, seed_everything
 from ..data.index import BuildingIndex
 from ..evaluation.retrieval import retrieval_metrics
@@ -27,7 +26,7 @@ from .heads import Embedder
 from .learner import image_dataloaders, metric_learner
 
 # %% auto #0
-__all__ = ['MIXERS', 'Distill', 'MetricMixUp', 'MetricCutMix', 'mix_callback', 'StagedConfig', 'staged_training']
+__all__ = ['MIXERS', 'Distill', 'MetricMixUp', 'MetricCutMix', 'mix_callback', 'stage_embedder', 'staged_training']
 
 # %% ../../nbs/04f_metric.staged.ipynb #473ebb1c
 class Distill(Callback):
@@ -67,8 +66,8 @@ class MetricCutMix(CutMix):
     "fastai's `CutMix`, refusing a loss without one term per image when training starts."
     def before_fit(self): _check_per_sample(self)
 
-MIXERS = {'none': None, 'mixup': MetricMixUp, 'cutmix': MetricCutMix}
-"Mixing augmentations by name: fastai's callbacks."
+MIXERS = dict(zip(MIX_METHODS, (None, MetricMixUp, MetricCutMix)))
+"Mixing augmentations by name (`config.MIX_METHODS`): fastai's callbacks."
 
 def mix_callback(mix:str='none', # A name of `MIXERS`
                  alpha:float=0.0) -> Callback|None: # Beta(alpha, alpha) of the mixing weights (0: fastai's default)
@@ -78,45 +77,10 @@ def mix_callback(mix:str='none', # A name of `MIXERS`
     cls = MIXERS[mix]
     return None if cls is None else (cls(alpha) if alpha else cls())
 
-@dataclass
-class StagedConfig(Config):
-    "Settings of `staged_training`."
-    arch:str = 'resnet50' # Teacher backbone (timm)
-    student_arch:str = 'mobilenetv3_large_100' # Student backbone (timm)
-    pretrained:bool = True # Start both backbones from pretrained weights
-    tiny:bool = False # Tiny random backbones (tests, demos)
-    size:int = 224 # Image size
-    bs:int = 32 # Batch size
-    emb_dim:int = 128 # Embedding size of teacher and student
-    supcon_epochs:int = 10 # Stage 1 epochs (0: skip)
-    supcon_lr:float = 1e-3
-    temperature:float = 0.1 # SupCon temperature
-    arcface_epochs:int = 10 # Stage 2 epochs (0: skip)
-    arcface_lr:float = 1e-3
-    margin:float = 28.6 # ArcFace margin (degrees)
-    scale:float = 64.0 # ArcFace scale
-    ema:float = 0.99 # EMA decay of stage 2 (the teacher); 0: the last weights
-    distill_epochs:int = 10 # Stage 3 epochs (0: no student)
-    distill_lr:float = 1e-3
-    distill_weight:float = 1.0 # Weight of the distillation term (the rest: the student's own ArcFace loss)
-    mix:str = 'none' # Mixing augmentation of the ArcFace stages (2 and 3): none, mixup or cutmix (fastai's callbacks)
-    # Beta(alpha, alpha) of the mixing weights (0: fastai's default, 0.4 for MixUp and 1.0 for CutMix)
-    mix_alpha:float = 0.0
-    seed:int = 0
-
-    def __post_init__(self):
-        check_choice('mix', self.mix, tuple(MIXERS))
-        if self.mix_alpha < 0:
-            raise BuildingMetricError(f"mix_alpha={self.mix_alpha}", "use 0 (fastai's default) or a positive number")
-        for f in ('supcon_epochs', 'arcface_epochs', 'distill_epochs'):
-            if getattr(self, f) < 0:
-                raise BuildingMetricError(f"{f}={getattr(self, f)}", "use 0 to skip a stage, or a positive number")
-        if self.distill_epochs and not (self.supcon_epochs or self.arcface_epochs):
-            raise BuildingMetricError("distillation needs a trained teacher",
-                                      "give supcon_epochs or arcface_epochs too")
-
 # %% ../../nbs/04f_metric.staged.ipynb #0ac53765
-def _embedder(arch:str, cfg:StagedConfig) -> Embedder:
+def stage_embedder(arch:str, cfg:StagedConfig) -> Embedder:
+    ("The teacher (`arch == cfg.arch`) or student of a staged run: the timm model, pretrained as `cfg` says; with "
+     "`cfg.tiny`, a random ResNet-10 shape.")
     if cfg.tiny:   # a ResNet-10 shape, random; the student at half its width
         return Embedder('resnet18', cfg.emb_dim, pretrained=False, layers=[1, 1, 1, 1],
                         **({} if arch == cfg.arch else dict(channels=(32, 64, 128, 256))))
@@ -135,7 +99,7 @@ def staged_training(index:BuildingIndex, # A split index (train, val, test)
      "`Embedder` or None).")
     cfg = cfg or StagedConfig()
     seed_everything(cfg.seed)
-    teacher = _embedder(cfg.arch, cfg)
+    teacher = stage_embedder(cfg.arch, cfg)
     pre = teacher.preprocess
     dls = image_dataloaders(index, size=cfg.size, bs=cfg.bs, mean=pre.mean, std=pre.std)
     split = 'test' if (index.items.split == 'test').any() else 'val'
@@ -165,7 +129,7 @@ def staged_training(index:BuildingIndex, # A split index (train, val, test)
                           epochs=cfg.arcface_epochs))
     student = None
     if cfg.distill_epochs:
-        student = _embedder(cfg.student_arch, cfg)
+        student = stage_embedder(cfg.student_arch, cfg)
         if (student.preprocess.mean, student.preprocess.std) != (pre.mean, pre.std):
             raise BuildingMetricError(
                 f"the student {cfg.student_arch} normalises images differently from the teacher {cfg.arch}",

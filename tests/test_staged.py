@@ -1,0 +1,127 @@
+"`bm-staged` from the shell: four phases on generated buildings, snapshots that rebuild the models they were taken of, the report checked against scikit-learn, a run killed inside the ArcFace phase and resumed, distillation from a saved teacher, CIFAR-100 in its published layout, and bad runs refused before any work."
+import json, pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from sklearn.metrics import classification_report, confusion_matrix
+
+from building_metric.config import StagedRunConfig
+from building_metric.data.synth import write_synthetic
+from building_metric.metric.heads import load_embedder
+from building_metric.metric.staged_run import cifar100_index, embed_index, staged_index
+
+from conftest import inside_epoch, kill_when, one_line_error, run, spawn_watched
+
+TINY = ['--tiny', '1', '--arch', 'resnet18', '--size', '32', '--bs', '4', '--emb_dim', '32', '--supcon_lr', '0.003',
+        '--arcface_lr', '0.003', '--distill_lr', '0.003', '--ema', '0.9', '--supcon_epochs', '1', '--arcface_epochs', '2',
+        '--distill_epochs', '1']
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+    return write_synthetic(tmp_path_factory.mktemp('staged')/'photos', n_identities=6, views=8, size=64, n_workers=0,
+                           progress=False)
+
+@pytest.fixture(scope='module')
+def full(photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp('full')/'run'
+    r = run('bm-staged', '--data', photos, *TINY, '--phases', 'supcon', 'arcface', 'distill', 'evaluate', '--out', out)
+    assert r.returncode == 0, r.stderr
+    assert set(json.loads(r.stdout)) == {'supcon', 'arcface', 'distill', 'evaluate'}
+    return out
+
+def _same(a, b, x):
+    with torch.no_grad(): torch.testing.assert_close(a(x), b(x), atol=1e-6, rtol=0)
+
+def test_snapshots_rebuild_the_models_they_were_taken_of(full):
+    x = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    s = full/'snapshots'
+    for phase in ('supcon', 'arcface', 'arcface_ema', 'distill'):                 # what the run held in memory:
+        models = full/phase.split('_')[0]/'models'                                   # its best, or its final EMA
+        sd = (torch.load(models/'last.pth', weights_only=True)['callbacks']['EMA']['weights'] if phase.endswith('_ema')
+              else torch.load(models/'best.pth', weights_only=True))
+        held = load_embedder(s/f'{phase}.pth')
+        held.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith('head.')})
+        _same(load_embedder(s/f'{phase}.pth'), held, x)
+        _same(load_embedder(s/f'{phase}_backbone.pth', head=s/f'{phase}_head.pth'), held, x)
+    assert json.loads((s/'arcface_ema.json').read_text())['ema'] and not json.loads((s/'arcface.json').read_text())['ema']
+
+def test_report_agrees_with_an_independent_computation(full, photos):
+    ev = full/'evaluate'
+    pred = pd.read_csv(ev/'predictions.csv')
+    rep = pd.read_csv(ev/'classification_report.csv', index_col='class')
+    sk = classification_report(pred.true, pred.predicted, output_dict=True, zero_division=0)
+    for c in set(pred.true):
+        assert abs(rep.loc[c, 'f1-score'] - sk[c]['f1-score']) < 1e-9 and rep.loc[c, 'support'] == sk[c]['support']
+    cm = pd.read_csv(ev/'confusion.csv', index_col='true')
+    assert (cm.to_numpy() == confusion_matrix(pred.true, pred.predicted, labels=cm.index)).all()
+    # the predictions themselves: the nearest class mean of the training photos, by the distilled student
+    cfg = StagedRunConfig(data=str(photos), tiny=True, arch='resnet18', out=str(full))
+    index, model = staged_index(cfg), load_embedder(full/'snapshots'/'distill.pth')
+    emb, lab = embed_index(model, index, 32, model.preprocess.mean, model.preprocess.std)
+    split, names = index.items.split.to_numpy(), np.array(index.classes)
+    tr, va = split == 'train', split == 'val'
+    means = torch.stack([torch.nn.functional.normalize(emb[tr][lab[tr] == c].mean(0), dim=0) for c in range(len(names))
+                         if (lab[tr] == c).any()])
+    seen = [c for c in range(len(names)) if (lab[tr] == c).any()]
+    mine = names[np.array(seen)[(emb[va] @ means.T).argmax(1).numpy()]]
+    assert (pred.predicted.to_numpy() == mine).mean() >= 0.9          # (near-ties may fall either way)
+    m = json.loads((ev/'metrics.json').read_text())
+    assert m['phase'] == 'distill' and abs(m['classification']['accuracy'] - (pred.true == pred.predicted).mean()) < 1e-12
+    assert {'confusion.png', 'reliability.png', 'ood.png', 'report.md'} <= {p.name for p in ev.iterdir()}
+    assert 'ece' in m['seen_buildings_heldout_views'] and {'energy', 'mahalanobis'} <= set(m['ood'])
+
+def test_killed_inside_arcface_then_resumed_matches_an_uninterrupted_run(photos, full, tmp_path):
+    common = ['--data', photos, *TINY, '--phases', 'supcon', 'arcface']
+    ready = inside_epoch(lambda a: tmp_path/f'beacon{a}', epoch=1)    # SupCon is epoch 0 alone: epoch 1 is ArcFace's
+    a = kill_when(lambda a: spawn_watched('bm-staged', tmp_path/f'beacon{a}', *common, '--out', tmp_path/f'cut{a}'), ready)
+    cut = tmp_path/f'cut{a}'
+    assert torch.load(cut/'arcface'/'models'/'last.pth', weights_only=True)['epoch'] == 0
+    assert (cut/'supcon'/'metrics.json').is_file() and not (cut/'arcface'/'metrics.json').exists()
+    r = run('bm-staged', *common, '--out', cut, '--resume', '1')
+    assert r.returncode == 0, r.stderr
+    assert 'supcon: finished in an earlier run' in r.stderr and 'resuming from epoch 1' in r.stderr
+    x, y = (torch.load(d/'arcface'/'models'/'last.pth', weights_only=True) for d in (full, cut))
+    assert x['epoch'] == y['epoch'] == 1 and x['train_iter'] == y['train_iter']
+    for k in x['model']: torch.testing.assert_close(y['model'][k].float(), x['model'][k].float(), atol=1e-4, rtol=1e-3)
+
+def test_distillation_from_a_saved_teacher_gives_the_in_run_student(photos, full, tmp_path):
+    r = run('bm-staged', '--data', photos, *TINY, '--phases', 'distill', '--teacher_backbone_path',
+            full/'snapshots'/'arcface_ema.pth', '--out', tmp_path/'d')
+    assert r.returncode == 0, r.stderr
+    a, b = (torch.load(d/'snapshots'/'distill.pth', weights_only=True) for d in (full, tmp_path/'d'))
+    for k in a: torch.testing.assert_close(b[k].float(), a[k].float(), atol=1e-5, rtol=1e-4)
+
+def _tiny_cifar(root):
+    d = root/'cifar-100-python'; d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    def part(n):
+        return {b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8), b'fine_labels': [i % 3 for i in range(n)],
+                b'filenames': [f'{i}.png'.encode() for i in range(n)]}
+    parts = dict(train=part(30), test=part(6), meta={b'fine_label_names': [b'apple', b'bridge', b'castle']})
+    for k, v in parts.items(): (d/k).write_bytes(pickle.dumps(v))
+    return parts
+
+def test_cifar100_in_its_published_layout(tmp_path):
+    parts = _tiny_cifar(tmp_path/'c')
+    ix = cifar100_index(tmp_path/'c', tmp_path/'png')
+    items = ix.items
+    assert (items.split == 'test').sum() == 6 and (items.split == 'val').sum() == 3 and (items.split == 'train').sum() == 27
+    assert sorted(ix.classes) == ['apple', 'bridge', 'castle']
+    first = items[items.split == 'test'].iloc[0]
+    k = int(first.path.split('/')[-1][:5])
+    im = np.asarray(Image.open(tmp_path/'png'/first.path))
+    assert (im == parts['test'][b'data'][k].reshape(3, 32, 32).transpose(1, 2, 0)).all() and first.label == ['apple', 'bridge', 'castle'][k % 3]
+
+def test_bad_runs_fail_before_any_work(photos, full, tmp_path):
+    cases = [(['--cifar100', tmp_path/'nothing'], 'CIFAR-100 not found'),
+             (['--data', photos, '--phases', 'distill', '--teacher_backbone_path', full/'snapshots'/'arcface.pth',
+               '--arch', 'resnet34'], 'arcface.pth is a resnet18, not a resnet34'),
+             (['--data', photos, '--phases', 'distill', 'evaluate'], 'no teacher')]
+    for i, (args, says) in enumerate(cases):
+        out = tmp_path/f'x{i}'
+        r = run('bm-staged', *TINY, *args, '--out', out)
+        assert one_line_error(r, 'bm-staged') and says in r.stderr, r.stderr
+        assert not out.exists()

@@ -16,11 +16,13 @@ from fastcore.imports import IN_NOTEBOOK
 
 from .config import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig,
                                     MeshInferConfig, MeshTrainConfig, SearchConfig, SegInferConfig, StagedRunConfig,
+                                    ExportConfig, InferConfig,
                                     SegTrainConfig, TrainConfig, config_parser, parse_config, run_script)
 
 # %% auto #0
 __all__ = ['COMMANDS', 'bm_extract', 'bm_train', 'bm_eval', 'bm_demo', 'bm_hpo', 'bm_seg_train', 'bm_seg_infer', 'bm_pair_train',
-           'bm_index', 'bm_search', 'bm_mesh_train', 'bm_mesh_infer', 'bm_staged', 'Script', 'main']
+           'bm_index', 'bm_search', 'bm_mesh_train', 'bm_mesh_infer', 'bm_staged', 'bm_export', 'bm_infer', 'Script',
+           'main']
 
 # %% ../nbs/09_cli.ipynb #54059f6c
 @dataclass
@@ -35,12 +37,14 @@ class Script:
     example:str # An example command, for --help
     show:Callable|None=None # (result, settings) -> text for stdout (default: the result as JSON)
     lists:tuple=() # Flags that take several words (`--phases supcon arcface`), kept as one space-joined value
+    lead:str='' # A flag whose value may come first, without its name (`bm-export onnx ...`)
 
     def parse(self, argv:list[str]|None=None): # The arguments (default: the command line)
         "The settings of a command line."
         p = config_parser(self.cls, self.prog, self.about, f"Flags override the --config file. Example: {self.example}")
-        return parse_config(self.cls, p, _joined(list(sys.argv[1:] if argv is None else argv), self.lists),
-                            section=self.section)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if self.lead and argv and not argv[0].startswith('-') and '=' not in argv[0]: argv = [f'--{self.lead}', *argv]
+        return parse_config(self.cls, p, _joined(argv, self.lists), section=self.section)
 
     def run(self, cfg):
         "Run the job on settings `cfg`."
@@ -88,7 +92,7 @@ COMMANDS = {
                     "manifest).",
                     "bm-train --data photos/ --clip 1 --vit 1 --big_fusion_head 1 --batch 64 --lr 1e-4 --out runs/a",
                     _train_lines),
-    'eval': Script('bm-eval', EvalConfig, 'eval', 'building_metric.evaluation.report:run_eval',
+    'eval': Script('bm-eval', EvalConfig, 'eval', 'building_metric.evaluation.embedders:run_eval_any',
                    "Evaluate a trained fusion head on the seen (val) and unseen (test) buildings of a feature cache, or a "
                    "model on a benchmark in its published layout (--protocol roxford, rparis, vpr or gldv2).",
                    "bm-eval --checkpoint runs/a/models/best.pth --out runs/a/report"),
@@ -131,6 +135,14 @@ COMMANDS = {
                      "by phase, with snapshots, resume and the evaluation report.",
                      "bm-staged --config configs/staged.yaml --phases supcon arcface distill evaluate --out runs/staged",
                      _staged_lines, lists=('phases',)),
+    'export': Script('bm-export', ExportConfig, 'export', 'building_metric.deploy:run_export',
+                     "Write a trained model (a bm-staged snapshot or run, or a bm-train run) as ONNX, int8 TorchScript or "
+                     "int8 ONNX, checked against the float model.",
+                     "bm-export onnx --checkpoint runs/staged --out student.onnx", lead='format'),
+    'infer': Script('bm-infer', InferConfig, 'infer', 'building_metric.deploy:run_infer',
+                    "Embed a folder of photos with a bm-staged model: embeddings, nearest classes with probabilities, "
+                    "Grad-CAM overlays of the predicted class.",
+                    "bm-infer --images photos/ --checkpoint runs/staged --out inferred/ --gradcam 1"),
 }
 "The console scripts by command: `bm-COMMAND` and `python -m building_metric.cli COMMAND` are the same."
 
@@ -138,6 +150,7 @@ bm_extract, bm_train, bm_eval, bm_demo = COMMANDS['extract'], COMMANDS['train'],
 bm_hpo, bm_seg_train, bm_seg_infer, bm_pair_train = COMMANDS['hpo'], COMMANDS['seg-train'], COMMANDS['seg-infer'], COMMANDS['pair-train']
 bm_index, bm_search = COMMANDS['index'], COMMANDS['search']
 bm_mesh_train, bm_mesh_infer, bm_staged = COMMANDS['mesh-train'], COMMANDS['mesh-infer'], COMMANDS['staged']
+bm_export, bm_infer = COMMANDS['export'], COMMANDS['infer']
 
 def main(argv:list[str]|None=None): # The arguments (default: the command line)
     "`python -m building_metric.cli COMMAND [ARGS]`: the console script `bm-COMMAND`, the only module imported."

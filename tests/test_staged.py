@@ -1,5 +1,6 @@
 "`bm-staged` from the shell: four phases on generated buildings, snapshots that rebuild the models they were taken of, the report checked against scikit-learn, a run killed inside the ArcFace phase and resumed, distillation from a saved teacher, CIFAR-100 in its published layout, and bad runs refused before any work."
 import json, pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,8 @@ from sklearn.metrics import classification_report, confusion_matrix
 from building_metric.config import StagedRunConfig
 from building_metric.data.synth import write_synthetic
 from building_metric.metric.heads import load_embedder
-from building_metric.metric.staged_run import cifar100_index, embed_index, staged_index
+from building_metric.evaluation.embedders import embed_index
+from building_metric.metric.staged_run import cifar100_index, staged_index
 
 from conftest import inside_epoch, kill_when, one_line_error, run, spawn_watched
 
@@ -125,3 +127,42 @@ def test_bad_runs_fail_before_any_work(photos, full, tmp_path):
         r = run('bm-staged', *TINY, *args, '--out', out)
         assert one_line_error(r, 'bm-staged') and says in r.stderr, r.stderr
         assert not out.exists()
+
+def test_search_and_bm_eval_use_the_staged_model(photos, full, tmp_path):
+    g = run('bm-index', '--run', full, '--gallery', photos, '--out', tmp_path/'g', '--workers', '0')
+    assert g.returncode == 0, g.stderr
+    assert json.loads((tmp_path/'g'/'gallery.json').read_text())['model_source'] == str(full/'snapshots'/'distill.pth')
+    q = sorted(photos.glob('*/*.png'))[:3]
+    s = run('bm-search', '--gallery', tmp_path/'g', '--query', q[0].parent, '--out', tmp_path/'res')
+    assert s.returncode == 0, s.stderr
+    res = pd.read_csv(tmp_path/'res'/'results.csv')
+    for _, r in res.iterrows():          # each query photo is in the gallery: its own nearest neighbour
+        assert Path(r.top1_path).name == Path(r.query).name and r.top1_similarity > 0.9999
+    e = run('bm-eval', '--checkpoint', full/'snapshots'/'distill.pth', '--data', photos, '--out', tmp_path/'report')
+    assert e.returncode == 0, e.stderr
+    a, b = (json.loads((d/'metrics.json').read_text()) for d in (tmp_path/'report', full/'evaluate'))
+    for part in ('seen_buildings_heldout_views', 'unseen_buildings'):      # the run's own evaluation, from the shell
+        for k in ('ncm_top1', 'map_at_r'): assert abs(a[part][k] - b[part][k]) < 1e-6
+
+def test_export_and_infer_from_the_shell(photos, full, tmp_path):
+    import onnxruntime as ort
+    e = run('bm-export', 'onnx', '--checkpoint', full, '--out', tmp_path/'student.onnx')
+    assert e.returncode == 0, e.stderr
+    model = load_embedder(full/'snapshots'/'distill.pth')
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    sess = ort.InferenceSession(str(tmp_path/'student.onnx'))
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad(): assert np.abs(got - model(x).numpy()).max() < 1e-4          # through onnxruntime
+    q = run('bm-export', 'int8', '--checkpoint', full, '--out', tmp_path/'student.pt')
+    assert q.returncode == 0 and json.loads(q.stdout)['max_abs_diff'] < 0.05, q.stderr
+    i = run('bm-infer', '--images', photos/'bldg_0000', '--checkpoint', full, '--out', tmp_path/'inf', '--gradcam', '1', '--k', '2')
+    assert i.returncode == 0, i.stderr
+    n = len(list((photos/'bldg_0000').glob('*.png')))
+    assert len(list((tmp_path/'inf'/'gradcam').glob('*.png'))) == n
+    emb, pred = np.load(tmp_path/'inf'/'embeddings.npy'), pd.read_csv(tmp_path/'inf'/'predictions.csv')
+    c = torch.load(full/'snapshots'/'distill_classes.pth', weights_only=True)
+    logits = c['scale'] * torch.nn.functional.normalize(torch.from_numpy(emb), dim=1) @ torch.nn.functional.normalize(c['weight'], dim=1).T
+    p = logits.softmax(1)
+    assert list(pred.class1) == [c['classes'][j] for j in p.argmax(1)] and np.allclose(pred.prob1, p.max(1).values, atol=1e-5)
+    bad = run('bm-export', 'tflite', '--checkpoint', full, '--out', tmp_path/'x.tflite')
+    assert one_line_error(bad, 'bm-export')

@@ -11,8 +11,9 @@ FLOORS = {   # module (or package prefix) -> floor; a module must be listed (lon
     'data': 2, 'weights': 2, 'geo': 2, 'checkpoint': 2,
     'features': 3, 'callbacks': 3, 'tracking': 3, 'batch_size': 3, 'run': 3, 'metric': 3, 'evaluation': 3, 'segmentation': 3, 'distributed': 3, 'search': 3,
     'train': 4, 'hpo': 4, 'evaluation.report': 4, 'evaluation.scale': 4, 'segmentation.train': 4, 'segmentation.infer': 4, 'metric.siamese': 4, 'metric.staged': 4, 'metric.staged_run': 4,
-    'evaluation.benchmark': 4,
+    'evaluation.benchmark': 4, 'evaluation.embedders': 4,
     'mesh': 3, 'mesh.train': 4, 'mesh.infer': 4,
+    'deploy': 4,
     'cli': 5, 'demo': 5,
 }
 

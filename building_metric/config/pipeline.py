@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .base import Config, read_yaml, set_key, split_override
 from .mesh import MeshInferConfig, MeshTrainConfig
-from .staged import StagedRunConfig
+from .staged import ExportConfig, InferConfig, StagedRunConfig
 from .settings import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig,
                                              SearchConfig,
                                              SegInferConfig, SegTrainConfig, TrainConfig)
@@ -42,7 +42,7 @@ def default_cache(data:str|Path, # An image folder or a CSV manifest
 SCRIPTS = {'extract': 'bm-extract', 'train': 'bm-train', 'hpo': 'bm-hpo', 'eval': 'bm-eval', 'demo': 'bm-demo',
            'segment': 'bm-seg-train', 'seg_infer': 'bm-seg-infer', 'pairs': 'bm-pair-train',
            'index': 'bm-index', 'search': 'bm-search', 'mesh': 'bm-mesh-train', 'mesh_infer': 'bm-mesh-infer',
-           'staged': 'bm-staged'}
+           'staged': 'bm-staged', 'export': 'bm-export', 'infer': 'bm-infer'}
 "Pipeline sections and the console scripts that read them."
 
 # %% ../../nbs/00d_config.pipeline.ipynb #b88c3c5a
@@ -65,6 +65,8 @@ class PipelineConfig(Config):
     mesh:MeshTrainConfig = field(default_factory=MeshTrainConfig) # bm-mesh-train
     mesh_infer:MeshInferConfig = field(default_factory=MeshInferConfig) # bm-mesh-infer
     staged:StagedRunConfig = field(default_factory=StagedRunConfig) # bm-staged
+    export:ExportConfig = field(default_factory=ExportConfig) # bm-export
+    infer:InferConfig = field(default_factory=InferConfig) # bm-infer
 
     @classmethod
     def load(cls, path:str|Path, # A pipeline YAML file
@@ -115,5 +117,7 @@ def _link(raw:dict, path) -> dict:
     sec('search', gallery=str(ix.get('out')), out=f'{out}/results')
     me = sec('mesh', out=f'{out}/mesh')
     sec('mesh_infer', checkpoint=str(me.get('out')), out=f'{out}/labelled')
-    sec('staged', data=data, out=f'{out}/staged')
+    st = sec('staged', data=data, out=f'{out}/staged')
+    sec('export', checkpoint=str(st.get('out')), out=f'{out}/model.onnx')
+    sec('infer', checkpoint=str(st.get('out')), out=f'{out}/inferred')
     return r

@@ -13,7 +13,7 @@ from .settings import check_logs
 from ..core import BuildingMetricError
 
 # %% auto #0
-__all__ = ['MIX_METHODS', 'STAGED_PHASES', 'StagedConfig', 'StagedRunConfig']
+__all__ = ['MIX_METHODS', 'STAGED_PHASES', 'EXPORT_FORMATS', 'StagedConfig', 'StagedRunConfig', 'ExportConfig', 'InferConfig']
 
 # %% ../../nbs/00g_config.staged.ipynb #758c1ef0
 MIX_METHODS = ('none', 'mixup', 'cutmix')
@@ -121,3 +121,32 @@ class StagedRunConfig(StagedConfig):
     def phase_list(self) -> list[str]:
         "The phases asked for, in their order."
         return [p for p in self.phases.replace(',', ' ').split() if p]
+
+# %% ../../nbs/00g_config.staged.ipynb #8a0e7861
+EXPORT_FORMATS = ('onnx', 'int8', 'onnx_int8')
+"What `bm-export` writes: ONNX, a TorchScript model with int8 linear layers, or ONNX with int8 weights."
+
+@dataclass
+class ExportConfig(Config):
+    "Settings of `bm-export` (each is also a flag: `--name value`; the format may come first: `bm-export onnx ...`)."
+    format:str = 'onnx' # onnx (an .onnx file), int8 (TorchScript .pt, dynamic int8 linear layers) or onnx_int8
+    checkpoint:str = '' # A bm-staged snapshot or run folder (its last model), or a bm-train run folder or best.pth
+    out:str = '' # The file to write (.onnx, or .pt for int8)
+    size:int = 0 # Image size of an image model (0: the one it was trained at)
+
+    def __post_init__(self):
+        check_choice('format', self.format, EXPORT_FORMATS)
+        if self.size < 0: raise BuildingMetricError(f"--size {self.size} is not allowed", "use 0 (the model's) or a size")
+
+@dataclass
+class InferConfig(Config):
+    "Settings of `bm-infer` (each is also a flag: `--name value`)."
+    images:str = '' # A folder of photos (searched recursively) or one photo
+    checkpoint:str = '' # A bm-staged snapshot or run folder (its last model)
+    out:str = 'inferred' # Folder for embeddings.npy, images.csv, predictions.csv and gradcam/
+    k:int = 5 # Nearest classes listed per photo (a model with ArcFace class vectors)
+    gradcam:bool = False # Write a Grad-CAM overlay of the predicted class for every photo (gradcam/<name>.png)
+    plus:bool = False # Grad-CAM++ weights instead of Grad-CAM's
+    bs:int = 32 # Photos per forward pass
+
+    def __post_init__(self): check_positive(self, 'k', 'bs')

@@ -207,7 +207,7 @@ def embedder_splitter(m:Embedder) -> list:
 # %% ../../nbs/04_metric.heads.ipynb #86bf0be1
 def save_embedder(model:Embedder, # An `Embedder` with its default head
                   path:str|Path, # The snapshot's `.pth`; `_backbone.pth` and `_head.pth` are written beside it
-                  **info) -> Path: # Recorded in the metadata too (e.g. phase, ema)
+                  **info) -> Path: # Recorded in the metadata too (e.g. phase, ema; `size`: the image size it embeds at)
     "Write `model` as a snapshot `load_embedder` rebuilds without any config: the whole model, its backbone and its head."
     if getattr(model, 'init_args', None) is None:
         raise BuildingMetricError("this Embedder has a head of its own, which a snapshot cannot rebuild",
@@ -259,5 +259,6 @@ def load_embedder(path:str|Path, # A snapshot written by `save_embedder` (the wh
         load_strict(model.head, torch.load(head, map_location='cpu', weights_only=True), Path(head), meta)
     elif meta.get('part', 'model') == 'model': load_strict(model, sd, path, meta)
     else: raise BuildingMetricError(f"{path.name} holds a head alone", "pass the whole model's snapshot, or its backbone's")
+    if meta.get('size'): model.preprocess = Preprocess.from_timm(model.backbone, int(meta['size']))   # its training size
     model.snapshot = meta
     return model.eval()

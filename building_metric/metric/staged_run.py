@@ -20,9 +20,9 @@ from ..config import StagedRunConfig
 from ..core import BuildingMetricError, seed_everything
 from ..data.index import BuildingIndex
 from ..data.synth import write_synthetic
-from ..evaluation.ood import cosine_logits
 from ..evaluation.retrieval import retrieval_metrics
-from ..evaluation.report import report_figures, report_markdown, report_metrics, seen_unseen_split
+from ..evaluation.embedders import evaluate_embedder
+from ..evaluation.report import seen_unseen_split
 from .heads import Embedder, load_strict, load_embedder, save_embedder
 from .learner import image_dataloaders, metric_learner
 from .losses import MetricLoss
@@ -31,8 +31,7 @@ from ..run import TrainingRun
 
 # %% auto #0
 __all__ = ['PHASE_JOBS', 'cifar100_index', 'staged_index', 'snapshot_path', 'no_weights', 'load_teacher', 'phase_dataloaders',
-           'supcon_phase', 'arcface_phase', 'distill_phase', 'EmbeddedRows', 'embed_index', 'evaluate_phase',
-           'staged_run']
+           'supcon_phase', 'arcface_phase', 'distill_phase', 'evaluate_phase', 'staged_run']
 
 # %% ../../nbs/04g_metric.staged_run.ipynb #5b515bed
 def cifar100_index(root:str|Path, # The folder holding cifar-100-python/ (or that folder itself)
@@ -89,11 +88,13 @@ def snapshot_path(cfg:StagedRunConfig, phase:str, what:str='') -> Path:
 def _save_phase(cfg:StagedRunConfig, phase:str, model:Embedder, learn, ema:EMA|None, classes:list, log):
     ("The phase's snapshots: the model it ends with (its best weights by validation MAP@R, as `best.pth`), the final "
      "EMA of its weights when it kept one, and its loss's class vectors.")
-    save_embedder(model, snapshot_path(cfg, phase), phase=phase, ema=False, weights='best by validation map_at_r')
+    save_embedder(model, snapshot_path(cfg, phase), phase=phase, ema=False, weights='best by validation map_at_r',
+                  size=cfg.size)
     if ema is not None and ema.model_ema is not None:
         avg = copy.deepcopy(model)
         avg.load_state_dict({k[5:]: v for k, v in ema.model_ema.module.state_dict().items() if k.startswith('head.')})
-        save_embedder(avg, snapshot_path(cfg, phase, '_ema'), phase=phase, ema=True, weights=f'EMA {ema.decay}, final')
+        save_embedder(avg, snapshot_path(cfg, phase, '_ema'), phase=phase, ema=True, weights=f'EMA {ema.decay}, final',
+                      size=cfg.size)
     w = MetricLoss.class_vectors_in(learn.model.state_dict(), prefix='loss.')
     if w is not None:
         torch.save(dict(weight=w.detach().cpu(), scale=float(cfg.scale), classes=list(classes)),
@@ -205,56 +206,23 @@ def distill_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, teacher:E
     return _phase(cfg, 'distill', student, dls, index, cfg.distill_epochs, cfg.distill_lr, 'arcface', log, cbs=cbs,
                   margin=cfg.margin, scale=cfg.scale)
 
-# %% ../../nbs/04g_metric.staged_run.ipynb #3c009586
-class EmbeddedRows:
-    ("What `report_metrics` reads of a feature cache, for images a model embedded: labels, splits, class names, "
-     "paths, and the frozen features to compare with.")
-    def __init__(self, labels:np.ndarray, split_of:np.ndarray, label_names:list, paths:list, frozen:dict):
-        self.labels, self.split_of, self.label_names, self.paths, self._frozen = labels, split_of, label_names, paths, frozen
-        self.coords = np.full((len(labels), 2), np.nan)
-    def features(self, name:str) -> np.ndarray: return self._frozen[name]
-
-def embed_index(model, # images -> (n, d) (an `Embedder`, or its backbone)
-                index:BuildingIndex, size:int, mean, std, bs:int=64, workers:int=0) -> tuple[torch.Tensor, np.ndarray]:
-    "Outputs of `model` for every kept row of `index` in its order (no augmentation), and the rows' class indices."
-    split = index.items.split.to_numpy()
-    emb, lab = None, np.zeros(len(split), np.int64)
-    for s in [s for s in ('train', 'val', 'test') if (split == s).any()]:
-        dl = image_dataloaders(index, size=size, bs=bs, valid=s, augment=False, mean=mean, std=std,
-                               num_workers=workers).valid
-        e, y = embed_all(model, dl)
-        if emb is None: emb = torch.zeros(len(split), e.shape[1])
-        at = np.flatnonzero(split == s); emb[at], lab[at] = e.float(), y.numpy()
-    return emb, lab
-
+# %% ../../nbs/04g_metric.staged_run.ipynb #93f4b196
 def evaluate_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print) -> dict:
-    ("Phase 4: the report of `bm-eval` for the last trained model (student, else teacher) beside the frozen backbone: "
-     "metrics.json, report.md, predictions.csv, classification_report.csv, confusion, reliability and OOD pictures.")
+    ("Phase 4: `bm-eval`'s report (`evaluate_embedder`) for the last trained model (student, else teacher) beside the "
+     "frozen backbone it started from, in `<out>/evaluate/`.")
     phase = next((p for p in ('distill', 'arcface', 'supcon') if snapshot_path(cfg, p).is_file()), None)
     if phase is None: raise BuildingMetricError(f"no model to evaluate in {str(Path(cfg.out)/'snapshots')!r}",
                                                 "run a training phase first (--phases supcon arcface ...)")
     model, out = load_embedder(snapshot_path(cfg, phase)), Path(cfg.out)/'evaluate'
     with TrainingRun(out, cfg, True, log):
-        pre = model.preprocess
-        emb, lab = embed_index(model, index, cfg.size, pre.mean, pre.std, workers=cfg.workers)
         arch = cfg.student_arch if phase == 'distill' else cfg.arch
-        frozen = stage_embedder(arch, cfg).eval()
         kind = 'tiny random' if cfg.tiny else arch
         name = f"{kind} backbone, {'pretrained' if cfg.pretrained and not cfg.tiny else 'untrained'}"
-        feats = embed_index(frozen.backbone, index, cfg.size, pre.mean, pre.std, workers=cfg.workers)[0].numpy()
-        rows = EmbeddedRows(lab, index.items.split.to_numpy(), list(index.classes), [str(p) for p in index.paths()],
-                            {name: feats})
-        cl = snapshot_path(cfg, phase, '_classes')
-        logits = None
-        if cl.is_file():
-            c = torch.load(cl, weights_only=True); logits = lambda e, c=c: cosine_logits(e, c['weight'], c['scale'])
-        m = dict(model=str(snapshot_path(cfg, phase)), phase=phase, extractors=[f"{phase} snapshot ({arch})"],
-                 **report_metrics(emb, rows, [name], logits=logits))
-        pics = report_figures(out, emb, rows, m, None, Path(cfg.out)/phase/'models'/'best.pth', logits)
-        j = Path(cfg.out)/phase/'models'/'best.json'
-        meta = json.loads(j.read_text()) if j.is_file() else dict(metric='map_at_r', value=float('nan'))
+        m = evaluate_embedder(model, index, out, stage_embedder(arch, cfg), name, snapshot_path(cfg, phase, '_classes'),
+                              Path(cfg.out)/phase/'history.csv', cfg.size, snapshot_path(cfg, phase).name, cfg.workers,
+                              log=lambda s: None)
+        m = dict(m, phase=phase)
         (out/'metrics.json').write_text(json.dumps(m, indent=2, default=float))
-        (out/'report.md').write_text(report_markdown(m, meta, snapshot_path(cfg, phase).name, pics))
     log(f"evaluate: {m['training_helped']}; report {out/'report.md'}")
     return m
 

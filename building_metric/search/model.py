@@ -22,10 +22,10 @@ from ..features.cache import FeatureCache, FeatureRows, extract_features
 from ..features.extractors import (Extractor, Preprocess, checked_extractors, create_extractor,
                                                  tta_extractors,
                                                  tta_mean, tta_names)
-from ..metric.heads import load_head
+from ..metric.heads import load_embedder, load_head
 
 # %% auto #0
-__all__ = ['FROZEN_SOURCES', 'SearchModel']
+__all__ = ['FROZEN_SOURCES', 'SearchModel', 'staged_snapshot']
 
 # %% ../../nbs/07c_search.model.ipynb #a0d21939
 class _Images(nn.Module):
@@ -77,10 +77,12 @@ class SearchModel:
         self.fingerprint = hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]
 
     @classmethod
-    def from_run(cls, run:str|Path): # A `bm-train` output folder, or its `models/best.pth`
+    def from_run(cls, run:str|Path): # A `bm-train` (or `bm-staged`) output folder, its `models/best.pth`, or a snapshot
         ("The extractors and fusion head of a `bm-train` run, the extractors rebuilt from the run's metadata and "
-         "checked by weights hash.")
+         "checked by weights hash; or the last model of a `bm-staged` run (the distilled student, else the teacher).")
         run = Path(run)
+        snap = staged_snapshot(run)
+        if snap is not None: return cls.from_embedder(load_embedder(snap), name=f'staged_{snap.stem}', source=str(snap))
         ckpt = run if run.suffix == '.pth' else run/'models'/'best.pth'
         if not ckpt.is_file():
             raise BuildingMetricError(f"no trained model at {str(ckpt)!r}",
@@ -187,3 +189,12 @@ class SearchModel:
                                 tta_extractors(self.extractors, self.tta), path,
                                 bs=bs, num_workers=workers, seed=self.seed, progress=progress, dtype='float32',
                                 shard_rows=shard_rows)
+
+# %% ../../nbs/07c_search.model.ipynb #10928356
+def staged_snapshot(run:Path) -> Path|None:
+    ("The model a `bm-staged` run hands on (`snapshots/distill.pth`, else `arcface.pth`, else `supcon.pth`), or `run` "
+     "itself when it is such a snapshot; None for anything else.")
+    if run.suffix == '.pth':
+        j = run.with_suffix('.json')
+        return run if j.is_file() and json.loads(j.read_text()).get('kind') == 'embedder' else None
+    return next((p for p in (run/'snapshots'/f'{s}.pth' for s in ('distill', 'arcface', 'supcon')) if p.is_file()), None)

@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/hpo.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import json, os, warnings
+import json, os, shutil, warnings
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +19,7 @@ from .core import BuildingMetricError
 from .train import train
 
 # %% auto #0
-__all__ = ['default_space', 'suggest', 'OptunaPruning', 'summarize', 'tune']
+__all__ = ['default_space', 'suggest', 'OptunaPruning', 'summarize', 'staged_space', 'tune']
 
 # %% ../nbs/06a_hpo.ipynb #b2da11b3
 def default_space(base:TrainConfig) -> dict:
@@ -103,36 +103,86 @@ def summarize(study, out:str|Path, base:TrainConfig|None=None) -> dict:
     return best
 
 # %% ../nbs/06a_hpo.ipynb #fbd2dd85
-def tune(cfg:HPOConfig, log=print) -> dict:
-    "Run (or continue) the study of `cfg`; returns the best trial's summary."
-    import optuna
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
+def staged_space(phase:str) -> dict:
+    ("The default search space of a `bm-staged` phase: its learning rate, ArcFace's margin (degrees) and scale, the "
+     "EMA decay of the ArcFace phase; SupCon's temperature.")
+    if phase == 'supcon': return dict(supcon_lr=['log', 1e-5, 1e-2], temperature=['float', 0.05, 0.5])
+    s = {f'{phase}_lr': ['log', 1e-5, 1e-2], 'margin': ['float', 10.0, 40.0], 'scale': ['choice', 16.0, 32.0, 64.0]}
+    if phase == 'arcface': s['ema'] = ['float', 0.9, 0.9999]
+    return s
+
+def _train_objective(cfg:HPOConfig, out:Path):
+    "The base bm-train run, its space, and a trial: a bm-train run of its values (pruned from its evaluations)."
     base = load_config(TrainConfig, cfg.train, 'train') if cfg.train else TrainConfig()
     if cfg.data: base = base.override({'data': cfg.data})
     if not base.data:
         raise BuildingMetricError("the base run has no data",
                                   "set data in the --train config, or pass --data (a feature cache is fastest)")
     if Path(base.data).suffix.lower() not in ('.h5', '.hdf5') and not base.cache:   # every trial reads one extraction
-        base = base.override({'cache': str(Path(cfg.out)/'features.h5')})
+        base = base.override({'cache': str(out/'features.h5')})
+    def objective(trial):
+        prune = OptunaPruning(trial)
+        m = train(base.override(dict(suggest(trial, space), out=str(out/f'trial_{trial.number}'), resume=False)),
+                  log=lambda _: None, cbs=[prune])
+        return _value(trial, prune, m.get('best') or {})
     space = cfg.space or default_space(base)
-    out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True); cfg.to_yaml(out/'config.yaml')
+    return base, space, objective
+
+def _value(trial, prune, best:dict) -> float:
+    import optuna
+    if prune.pruned: raise optuna.TrialPruned()
+    if best.get('value') is None: raise optuna.TrialPruned()   # no evaluation finished (e.g. stopped on a NaN loss)
+    trial.set_user_attr('metric', best.get('metric'))
+    return float(best['value'])
+
+#| export
+def _staged_objective(cfg:HPOConfig, out:Path, log):
+    ("The base bm-staged run, its space, and a trial: the tuned phase alone, started from the snapshots of the phases "
+     "before it (run once, in `<out>/shared`).")
+    from dataclasses import fields
+    from building_metric.config import StagedRunConfig
+    from building_metric.metric.staged_run import snapshot_path, staged_run
+    base = load_config(StagedRunConfig, cfg.staged, 'staged')
+    if cfg.data: base = base.override({'data': cfg.data})
+    space = cfg.space or staged_space(cfg.phase)
+    bad = [k for k in space if k not in {f.name for f in fields(StagedRunConfig)}]
+    if bad: raise BuildingMetricError(f"search space key {bad[0]!r} is not a bm-staged setting",
+                                      "use fields of StagedRunConfig, e.g. margin, scale, arcface_lr, ema")
+    order = ('supcon', 'arcface', 'distill')
+    before = [p for p in base.phase_list() if p in order[:order.index(cfg.phase)]]
+    shared = base.override(dict(out=str(out/'shared'), phases=' '.join(before) or 'supcon', resume=True))
+    if before: log(f"phases before {cfg.phase}, once: {before}"); staged_run(shared, log=lambda _: None)
+    teacher = next((str(p) for p in (snapshot_path(shared, 'arcface', '_ema'), snapshot_path(shared, 'arcface'),
+                                     snapshot_path(shared, 'supcon')) if p.is_file()), base.teacher_backbone_path)
+    if cfg.phase == 'distill' and not teacher:
+        raise BuildingMetricError("tuning distill needs a teacher",
+                                  "put supcon or arcface in the base config's phases, or set its teacher_backbone_path")
+    def objective(trial):
+        t_out = out/f'trial_{trial.number}'
+        for p in [snapshot_path(shared, 'supcon')] if cfg.phase == 'arcface' and 'supcon' in before else []:
+            (t_out/'snapshots').mkdir(parents=True, exist_ok=True)
+            for f in p.parent.glob('supcon*'): shutil.copy2(f, t_out/'snapshots'/f.name)
+        run = base.override(dict(suggest(trial, space), out=str(t_out), phases=cfg.phase, resume=False,
+                                 **({'teacher_backbone_path': teacher} if cfg.phase == 'distill' else {})))
+        prune = OptunaPruning(trial)
+        m = staged_run(run, log=lambda _: None, cbs=[prune])
+        return _value(trial, prune, m[cfg.phase].get('best') or {})
+    return base, space, objective
+
+def tune(cfg:HPOConfig, log=print) -> dict:
+    "Run (or continue) the study of `cfg` (bm-train runs, or one phase of bm-staged); returns the best trial's summary."
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+    out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
+    base, space, objective = _staged_objective(cfg, out, log) if cfg.staged else _train_objective(cfg, out)
+    cfg.to_yaml(out/'config.yaml')
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # heartbeats and importance plots are stable in use
     warnings.filterwarnings('ignore', category=optuna.exceptions.ExperimentalWarning)
     study = _study(cfg)
     # a worker killed mid-trial: its trial is failed (and retried) now, even if the study has its trials
     optuna.storages.fail_stale_trials(study)
-    def objective(trial):
-        params = suggest(trial, space)
-        run = base.override(dict(params, out=str(out/f'trial_{trial.number}'), resume=False))
-        prune = OptunaPruning(trial)
-        m = train(run, log=lambda _: None, cbs=[prune])
-        if prune.pruned: raise optuna.TrialPruned()
-        best = m.get('best') or {}
-        if best.get('value') is None: raise optuna.TrialPruned()   # no evaluation finished (e.g. stopped on a NaN loss)
-        trial.set_user_attr('metric', best.get('metric'))
-        return float(best['value'])
     def after(study, trial):
         log(f"trial {trial.number}: {trial.state.name.lower()}" + (f", {trial.value:.4f}" if trial.value is not None else '') + f" {trial.params}")
         summarize(study, out, base)

@@ -166,3 +166,18 @@ def test_export_and_infer_from_the_shell(photos, full, tmp_path):
     assert list(pred.class1) == [c['classes'][j] for j in p.argmax(1)] and np.allclose(pred.prob1, p.max(1).values, atol=1e-5)
     bad = run('bm-export', 'tflite', '--checkpoint', full, '--out', tmp_path/'x.tflite')
     assert one_line_error(bad, 'bm-export')
+
+def test_hpo_tunes_a_staged_phase(photos, tmp_path):
+    import yaml
+    base = dict(zip([a.lstrip('-') for a in TINY[::2]], [yaml.safe_load(v) for v in TINY[1::2]]), tiny=True)
+    (tmp_path/'staged.yaml').write_text(yaml.safe_dump(dict(base, data=str(photos), phases='supcon arcface')))
+    r = run('bm-hpo', '--staged', tmp_path/'staged.yaml', '--phase', 'arcface', '--n_trials', '2', '--out', tmp_path/'hpo')
+    assert r.returncode == 0, r.stderr
+    out = tmp_path/'hpo'
+    trials = pd.read_csv(out/'trials.csv')
+    assert (trials.state == 'COMPLETE').sum() == 2 and {'params_margin', 'params_scale', 'params_ema', 'params_arcface_lr'} <= set(trials)
+    best = json.loads((out/'best.json').read_text())
+    m = json.loads((out/f"trial_{best['number']}"/'arcface'/'metrics.json').read_text())
+    assert abs(m['best']['value'] - best['value']) < 1e-12 and best['metric'] == 'map_at_r'
+    assert StagedRunConfig.from_yaml(out/'best_config.yaml').margin == best['params']['margin']
+    assert (out/'shared'/'snapshots'/'supcon.pth').is_file() and not (out/'trial_0'/'supcon').exists()   # SupCon once

@@ -179,13 +179,16 @@ class HPOConfig(Config):
     startup_trials:int = 3 # Trials before the pruner starts pruning
     seed:int = 0 # Seed of the sampler (TPE)
     heartbeat:int = 10 # Seconds between a running trial's heartbeats (a killed trial is retried after 2 missed ones)
+    staged:str = '' # Instead of --train: a base bm-staged YAML config, one of whose phases is tuned
+    phase:str = 'arcface' # With --staged: the phase tuned (supcon, arcface or distill; the phases before it run once)
 
     def __post_init__(self):
         check_positive(self, 'n_trials', 'heartbeat')
         check_choice('pruner', self.pruner, ('median', 'none'))
+        check_choice('phase', self.phase, ('supcon', 'arcface', 'distill'))
         known = {f.name for f in fields(TrainConfig)}
         for k, spec in self.space.items():
-            if k not in known:
+            if k not in known and not self.staged:   # (a staged space is checked against bm-staged's settings by tune)
                 raise BuildingMetricError(f"search space key {k!r} is not a bm-train setting",
                                           f"use fields of TrainConfig, e.g. lr, wd, emb_dim, margin")
             if not spec or spec[0] not in KINDS:

@@ -180,21 +180,21 @@ def phase_dataloaders(cfg:StagedRunConfig, index:BuildingIndex):
     pre = stage_embedder(cfg.arch, no_weights(cfg)).preprocess   # (its normalisation: no weights needed)
     return image_dataloaders(index, size=cfg.size, bs=cfg.bs, mean=pre.mean, std=pre.std, num_workers=cfg.workers)
 
-def supcon_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print) -> dict:
+def supcon_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) -> dict: # cbs: more callbacks (e.g. pruning)
     "Phase 1: supervised-contrastive pretraining of the teacher."
     dls = phase_dataloaders(cfg, index)
     return _phase(cfg, 'supcon', _start(cfg, None), dls, index, cfg.supcon_epochs, cfg.supcon_lr, 'supcon', log,
-                  temperature=cfg.temperature)
+                  cbs=cbs, temperature=cfg.temperature)
 
 def _mixer(cfg) -> list: return [m for m in [mix_callback(cfg.mix, cfg.mix_alpha)] if m is not None]
 
-def arcface_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print) -> dict:
+def arcface_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) -> dict:
     "Phase 2: ArcFace tuning of the teacher (from the SupCon snapshot when there is one), with an EMA of its weights."
     dls = phase_dataloaders(cfg, index)
     return _phase(cfg, 'arcface', _start(cfg, 'supcon'), dls, index, cfg.arcface_epochs, cfg.arcface_lr, 'arcface', log,
-                  ema=cfg.ema, cbs=_mixer(cfg), margin=cfg.margin, scale=cfg.scale)
+                  ema=cfg.ema, cbs=_mixer(cfg) + list(cbs), margin=cfg.margin, scale=cfg.scale)
 
-def distill_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, teacher:Embedder|None=None) -> dict:
+def distill_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=(), teacher:Embedder|None=None) -> dict:
     "Phase 3: a new student trained with its own ArcFace loss and to match the teacher's embeddings."
     teacher = teacher if teacher is not None else load_teacher(cfg)
     dls = phase_dataloaders(cfg, index)
@@ -202,12 +202,12 @@ def distill_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, teacher:E
     if (student.preprocess.mean, student.preprocess.std) != (teacher.preprocess.mean, teacher.preprocess.std):
         raise BuildingMetricError(f"the student {cfg.student_arch} normalises images differently from the teacher",
                                   "choose backbones with the same mean and std (e.g. both ImageNet)")
-    cbs = [Distill(copy.deepcopy(teacher), cfg.distill_weight)] + _mixer(cfg)
+    cbs = [Distill(copy.deepcopy(teacher), cfg.distill_weight)] + _mixer(cfg) + list(cbs)
     return _phase(cfg, 'distill', student, dls, index, cfg.distill_epochs, cfg.distill_lr, 'arcface', log, cbs=cbs,
                   margin=cfg.margin, scale=cfg.scale)
 
 # %% ../../nbs/04g_metric.staged_run.ipynb #93f4b196
-def evaluate_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print) -> dict:
+def evaluate_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) -> dict:
     ("Phase 4: `bm-eval`'s report (`evaluate_embedder`) for the last trained model (student, else teacher) beside the "
      "frozen backbone it started from, in `<out>/evaluate/`.")
     phase = next((p for p in ('distill', 'arcface', 'supcon') if snapshot_path(cfg, p).is_file()), None)
@@ -240,7 +240,8 @@ def _tee(cfg:StagedRunConfig, log):
 PHASE_JOBS = dict(supcon=supcon_phase, arcface=arcface_phase, distill=distill_phase, evaluate=evaluate_phase)
 "What each phase of `bm-staged` runs."
 
-def staged_run(cfg:StagedRunConfig, log=print) -> dict:
+def staged_run(cfg:StagedRunConfig, log=print,
+               cbs=()) -> dict: # More callbacks for every training phase (e.g. `OptunaPruning`)
     ("`bm-staged`'s job: the phases `cfg.phases` names, in order (a teacher from a file and the data checked before "
      "any work); returns each phase's metrics.")
     log = _tee(cfg, log)
@@ -248,4 +249,5 @@ def staged_run(cfg:StagedRunConfig, log=print) -> dict:
     teacher = load_teacher(cfg) if 'distill' in ph and cfg.teacher_backbone_path else None   # a bad teacher: at once
     index = staged_index(cfg, log)
     log(index.report())
-    return {p: distill_phase(cfg, index, log, teacher) if p == 'distill' else PHASE_JOBS[p](cfg, index, log) for p in ph}
+    return {p: distill_phase(cfg, index, log, cbs, teacher) if p == 'distill' else PHASE_JOBS[p](cfg, index, log, cbs)
+            for p in ph}

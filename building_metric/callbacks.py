@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import torch
-from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.core import Callback, CancelBatchException, CancelFitException
 from fastcore.foundation import L
 
 # (their home before; kept importable from here)
@@ -30,8 +30,8 @@ from .evaluation.retrieval import retrieval_metrics
 
 # %% auto #0
 __all__ = ['RETRIEVAL_SCORES', 'embed_all', 'retrieval_score', 'StatefulCallback', 'stateful_callbacks', 'PeriodicEval',
-           'EarlyStop', 'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'training_state', 'SaveCheckpoint',
-           'resume', 'cosine_lr', 'EpochCosine']
+           'EarlyStop', 'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'AccumulateBatches', 'accumulation',
+           'training_state', 'SaveCheckpoint', 'resume', 'cosine_lr', 'EpochCosine']
 
 # %% ../nbs/03_callbacks.ipynb #86025f0f
 def embed_all(model, dl) -> tuple[torch.Tensor, torch.Tensor]:
@@ -282,6 +282,25 @@ class TerminateOnNaN(Callback):
             print(f"training stopped: the loss became {loss} at training batch {self.train_iter} (epoch {self.epoch}); "
                   "lower the learning rate or clip the gradients")
             raise CancelFitException()
+
+# %% ../nbs/03_callbacks.ipynb #20175ab9
+class AccumulateBatches(Callback):
+    "One optimiser step per `n` training batches, with the gradient of their mean loss (`--accumulate n`)."
+    order, run_valid = 4, False   # (fastai's GradientAccumulation's place: before MixedPrecision scales the loss)
+    def __init__(self, n:int): # Batches per optimiser step
+        if n < 1: raise BuildingMetricError(f"--accumulate {n} is not allowed", "use 1 (no accumulation) or more")
+        self.n = n
+    def before_fit(self): self.count = 0
+    def after_loss(self): self.learn.loss_grad = self.learn.loss_grad / self.n
+    def before_step(self):
+        self.learn.loss_grad = self.learn.loss_grad * self.n   # (the loss logged is the batch's own)
+        self.count += 1
+        if self.count < self.n: raise CancelBatchException()   # keep the gradients, no step, no zero_grad
+        self.count = 0
+
+def accumulation(n:int) -> list: # `--accumulate`: batches per optimiser step
+    "`[AccumulateBatches(n)]`, or no callback for n = 1."
+    return [AccumulateBatches(n)] if n > 1 else []
 
 # %% ../nbs/03_callbacks.ipynb #b18db12f
 def _loadable(x):

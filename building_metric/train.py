@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/train.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import dataclasses, inspect, json, time
+import dataclasses, json, time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .batch_size import find_batch_size, learner_step
-from .callbacks import embed_all, retrieval_score
+from .callbacks import accumulation, embed_all, retrieval_score
 from .config import TrainConfig, default_cache
 from .core import BuildingMetricError, init_distributed, seed_everything
 from .distributed import DistributedTraining, RandomBatches, ShardedBatches
@@ -27,12 +27,12 @@ from .features.cache import FeatureCache, FeatureRows, extract_features, index_f
 from .features.loaders import FeatureDataLoader
 from .metric.heads import FusionHead
 from .metric.learner import metric_learner
-from .metric.losses import LOSSES
+from .metric.losses import LOSSES, built_settings, loss_parameters
 from .run import TrainingRun
 from .metric.samplers import MPerClassBatches, UCBFeedback, UCBTripletBatches
 
 # %% auto #0
-__all__ = ['open_data', 'selection_rows', 'train']
+__all__ = ['open_data', 'selection_rows', 'loss_settings', 'train']
 
 # %% ../nbs/06_train.ipynb #fc5acc4b
 def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
@@ -102,9 +102,14 @@ def selection_rows(cache:FeatureCache, # The training data
     return tr[~out], tr[out], 'unseen'
 
 # %% ../nbs/06_train.ipynb #3b3bca9f
+def loss_settings(cfg:TrainConfig) -> dict:
+    ("Every setting of the run's loss, in the loss's own units: `--margin` / `--alpha` only for the losses whose "
+     "settings they are (ProxyAnchor, triplet), then `loss_args`, then the loss's defaults.")
+    flags = {k: getattr(cfg, k) for k in LOSSES.info(cfg.loss).get('flags', ())}
+    return loss_parameters(cfg.loss, **dict(flags, **cfg.loss_args))
+
 def _loss_kwargs(cfg:TrainConfig) -> dict:
-    takes = inspect.signature(LOSSES.get(cfg.loss)).parameters
-    kw = {k: getattr(cfg, k) for k in ('margin', 'alpha') if k in takes}
+    kw = loss_settings(cfg)
     if cfg.sampler == 'ucb':
         if cfg.loss != 'triplet':
             raise BuildingMetricError(
@@ -209,11 +214,12 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
                                                      _rows_loader(cache, names, tr_rows, dls) if refs else None),
                               distributed=DistributedTraining() if world > 1 else None)
         learn = metric_learner(dls, head, cfg.loss, n_classes=int(cache.labels[tr_rows].max()) + 1,
-                               cbs=sampler_cbs + every + list(cbs or []), path=run.out,
+                               cbs=sampler_cbs + every + accumulation(cfg.accumulate) + list(cbs or []), path=run.out,
                                # (fastai's per-epoch metrics are leave-one-out among the validation photos)
                                metrics=[] if refs else None,
                                clip=cfg.grad_clip or None, wd=cfg.wd, **_loss_kwargs(cfg))
         if cfg.batch_finder and not cfg.resume: cfg = _find_batch(cfg, learn, loaders, run, log)
+        cfg = dataclasses.replace(cfg, loss_args=loss_settings(cfg)); run.save_config(cfg)   # the loss as built
         learn.config, learn.extractor_info = cfg, {n: cache.info(n) for n in names}   # both go into best.json
         seconds = run.fit(learn, cfg.epochs, cfg.lr, resume=cfg.resume, pct_start=cfg.pct_start)
         ucb = next((c.sampler for c in sampler_cbs if isinstance(c, UCBFeedback)), None)
@@ -221,4 +227,4 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
         if main and ucb is not None and seconds: pd.DataFrame(ucb.history).to_csv(run.out/'ucb.csv', index=False)
         if not main: return dict(rank=rank)   # process 0 reports
         return run.finish(dict(**_final_metrics(learn.model, cache, names, dls), selected_on=chosen,
-                               train_seconds=seconds))
+                               train_seconds=seconds, loss=dict(name=cfg.loss, **built_settings(learn.loss_func))))

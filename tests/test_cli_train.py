@@ -171,3 +171,20 @@ def test_a_collection_that_cannot_be_validated_fails_before_extraction(tmp_path)
     r = run('bm-train', '--data', tmp_path/'photos', '--resnet', '1', '--tiny', '1', '--split', 'class', '--out', tmp_path/'run')
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith('bm-train: error: the validation split'), r.stderr
     assert not default_cache(tmp_path/'photos').exists()                      # refused before extracting anything
+
+# (the losses with a margin; 04a_metric.losses reads every loss of the registry back the same way, without training)
+@pytest.mark.parametrize('loss', ['arcface', 'proxy_anchor', 'triplet'])
+def test_each_loss_trains_with_the_settings_it_records(photos, loss):
+    from building_metric.config import TrainConfig
+    from building_metric.metric.losses import list_losses
+    assert loss in list_losses() and len(list_losses()) == 7           # (a new loss joins this list)
+    (photos/'cfg.yaml').write_text("split: class\nresnet: 1\ntiny: true\nepochs: 1\nlr: 1.0e-3\nbatch: 16\n")
+    out = photos/f'loss_{loss}'
+    r = run('bm-train', '--config', photos/'cfg.yaml', '--data', photos/'photos', '--loss', loss, '--out', out)
+    assert r.returncode == 0, r.stderr
+    asked = TrainConfig.from_yaml(out/'config.yaml').loss_args           # recorded in the run's config.yaml
+    built = json.loads((out/'metrics.json').read_text())['loss']          # read back from the object that trained
+    assert built.pop('name') == loss and set(asked) == set(built)
+    for k in asked: assert asked[k] == built[k] if isinstance(asked[k], str) else abs(asked[k] - built[k]) < 1e-9
+    if loss == 'arcface': assert abs(built['margin'] - 28.6) < 1e-9 and built['scale'] == 64.0   # degrees, not --margin's 0.2
+    if loss == 'proxy_anchor': assert built['margin'] == 0.2 and built['alpha'] == 32.0

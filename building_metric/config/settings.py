@@ -103,10 +103,13 @@ class TrainConfig(Config):
     residual:int = 0 # Start the head as the frozen features (a fixed orthogonal skip path, the MLP at zero) (0/1)
     emb_dim:int = 0 # Embedding size (0: the head's default, 512 or 1024)
     loss:str = 'proxy_anchor' # A loss of `list_losses()`
-    margin:float = 0.2 # Loss margin (ProxyAnchor, triplet)
+    margin:float = 0.2 # Distance margin of ProxyAnchor and triplet (other losses: their own, in loss_args)
     alpha:float = 32.0 # ProxyAnchor alpha
+    # The loss's own settings, in its own units (loss_args.margin=28.6: ArcFace's, in degrees); config.yaml records all
+    loss_args:dict = field(default_factory=dict)
     train_type:str = 'standard' # standard, hardmining or semihard (selects the miner)
     batch:int = 64 # Batch size (triplets per batch with the UCB sampler); with batch_finder, the largest size tried
+    accumulate:int = 1 # Batches per optimiser step (gradient accumulation: a batch this many times larger)
     batch_finder:str = '' # Find the largest batch that fits in memory: power or binsearch (empty: off)
     # Maximum learning rate of the one-cycle schedule (the original fusion classifier's 1e-5 is in configs/fusion.yaml)
     lr:float = 1e-3
@@ -142,7 +145,7 @@ class TrainConfig(Config):
         if self.batch_finder and self.sampler == 'ucb':
             raise BuildingMetricError("--batch_finder does not work with --sampler ucb",
                                       "set --batch (triplets per batch) yourself")
-        check_positive(self, 'batch', 'epochs', 'eval_every', 'm', 'levels', 'update_freq', 'lr')
+        check_positive(self, 'batch', 'epochs', 'eval_every', 'm', 'levels', 'update_freq', 'lr', 'accumulate')
         if not 0 <= self.warmup < max(1, self.epochs) or (1 <= self.warmup and self.warmup != int(self.warmup)):
             raise BuildingMetricError(f"--warmup {self.warmup} is not allowed",
                                       "use a fraction in [0, 1) or a whole number of epochs below --epochs "
@@ -272,6 +275,7 @@ class SegTrainConfig(Config):
     tiny:bool = False # A tiny random model (tests, demos)
     size:int = 256 # Training images are resized to size x size
     batch:int = 8 # Batch size
+    accumulate:int = 1 # Batches per optimiser step (gradient accumulation: a batch this many times larger)
     epochs:int = 20 # Epochs
     lr:float = 1e-3 # Peak learning rate of the decoder
     encoder_ratio:float = 0.1 # Encoder learning rate relative to the decoder's (without layer decay)
@@ -295,7 +299,7 @@ class SegTrainConfig(Config):
     resume:bool = False # Continue from out/models/last.pth
 
     def __post_init__(self):
-        check_positive(self, 'size', 'batch', 'epochs', 'synthetic', 'lr')
+        check_positive(self, 'size', 'batch', 'epochs', 'synthetic', 'lr', 'accumulate')
         if self.size < 32:
             raise BuildingMetricError(f"--size {self.size} is too small for a U-Net (5 halvings)",
                                       "use --size 32 or more (a multiple of 32)")
@@ -342,6 +346,7 @@ class PairConfig(Config):
     tiny:bool = False # A small random trunk (tests, demos)
     size:int = 224 # Images are resized to size x size
     batch:int = 32 # Pairs per batch
+    accumulate:int = 1 # Batches per optimiser step (gradient accumulation: a batch this many times larger)
     n_pairs:int = 0 # Training pairs per epoch, half of them positive (0: two per training image)
     hard:str = 'geo' # Hard negatives from the nearest buildings by coordinates (geo), or none
     hard_frac:float = 0.5 # Fraction of the negatives that are hard
@@ -361,7 +366,7 @@ class PairConfig(Config):
     def __post_init__(self):
         for k, ok in (('split', ('class', 'group', 'image')), ('hard', ('geo', 'none')), ('threshold', ('f1', 'eer'))):
             check_choice(k, getattr(self, k), ok)
-        check_positive(self, 'size', 'batch', 'epochs', 'lr')
+        check_positive(self, 'size', 'batch', 'epochs', 'lr', 'accumulate')
         if self.eval_every < 0 or self.patience < 0:
             raise BuildingMetricError("--eval_every and --patience cannot be negative", "use 0 to turn them off")
         check_logs(self.log)

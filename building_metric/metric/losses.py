@@ -19,7 +19,7 @@ from ..core import BuildingMetricError, Registry
 # %% auto #0
 __all__ = ['MINERS', 'LOSSES', 'hard_miner', 'semihard_miner', 'multi_similarity_miner', 'pair_margin_miner', 'LayoutMiner',
            'layout_miner', 'MetricLoss', 'proxy_anchor', 'arcface', 'triplet', 'contrastive', 'multi_similarity',
-           'supcon', 'ntxent', 'create_loss', 'list_losses']
+           'supcon', 'ntxent', 'create_loss', 'list_losses', 'loss_parameters', 'built_settings']
 
 # %% ../../nbs/04a_metric.losses.ipynb #eb783883
 MINERS = Registry('miner')
@@ -142,7 +142,8 @@ def _need(name, n_classes, emb_dim):
                                   f"pass create_loss({name!r}, n_classes=..., emb_dim=...)")
 
 # %% ../../nbs/04a_metric.losses.ipynb #92a26903
-@LOSSES.register('proxy_anchor', lr_mult=100, params='one proxy per class', defaults='margin 0.2, alpha 32')
+@LOSSES.register('proxy_anchor', lr_mult=100, params='one proxy per class', defaults='margin 0.2, alpha 32',
+                 flags=('margin', 'alpha'))
 def proxy_anchor(n_classes=None, emb_dim=None, margin:float=0.2, alpha:float=32.0):
     "ProxyAnchor (Kim et al. 2020): pulls each class's embeddings to its proxy, pushes others away."
     _need('proxy_anchor', n_classes, emb_dim)
@@ -156,7 +157,7 @@ def arcface(n_classes=None, emb_dim=None, margin:float=28.6, scale:float=64.0):
     return pml_losses.ArcFaceLoss(num_classes=n_classes, embedding_size=emb_dim, margin=margin, scale=scale)
 
 # %% ../../nbs/04a_metric.losses.ipynb #5780ec24
-@LOSSES.register('triplet', lr_mult=1, params='none', defaults='margin 0.2')
+@LOSSES.register('triplet', lr_mult=1, params='none', defaults='margin 0.2', flags=('margin',))
 def triplet(n_classes=None, emb_dim=None, margin:float=0.2,
             # Average over the triplets with a loss ('nonzero', pml's default) or over all ('mean')
             reducer:str='nonzero'):
@@ -224,3 +225,25 @@ def create_loss(name:str, # A name of `list_losses()`
 def list_losses() -> list[str]:
     "Names `create_loss` builds."
     return LOSSES.list()
+
+def loss_parameters(name:str, # A name of `list_losses()`
+                    **given) -> dict: # The settings given (the others take the loss's defaults)
+    "Every setting the loss `name` is built with: those given, and its own defaults for the rest."
+    import inspect
+    ps = inspect.signature(LOSSES.get(name)).parameters
+    bad = sorted(set(given) - set(ps))
+    if bad: raise BuildingMetricError(f"loss {name!r} does not take {bad[0]!r}",
+                                      f"its settings are {', '.join(p for p in ps if p not in ('n_classes', 'emb_dim'))}")
+    return {k: given.get(k, p.default) for k, p in ps.items() if k not in ('n_classes', 'emb_dim')}
+
+def built_settings(loss:MetricLoss) -> dict:
+    ("The settings read back from the pytorch-metric-learning object a `MetricLoss` trains with, in the units "
+     "`loss_parameters` uses (ArcFace's margin in degrees): what a run records beside what it asked for.")
+    import math
+    out = {}
+    for k in loss_parameters(loss.name):
+        v = getattr(loss.loss, k, None)
+        if k == 'margin' and isinstance(loss.loss, pml_losses.ArcFaceLoss): v = math.degrees(v)
+        if k == 'reducer': v = {'AvgNonZeroReducer': 'nonzero', 'MeanReducer': 'mean'}.get(type(v).__name__, type(v).__name__)
+        out[k] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+    return out

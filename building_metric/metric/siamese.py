@@ -30,7 +30,7 @@ from fastai.vision.data import ImageBlock
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
-from ..callbacks import TerminateOnNaN
+from ..callbacks import TerminateOnNaN, accumulation
 from ..checkpoint import atomic_write, load_checkpoint
 from ..config import PairConfig
 from ..core import BuildingMetricError, get_device, seed_everything
@@ -299,7 +299,8 @@ def pair_train(cfg:PairConfig, log=print) -> dict:
         model = AGFusionModel(cfg.arch, stage=cfg.stage, proj=tuple(cfg.proj), pretrained=cfg.pretrained, tiny=cfg.tiny)
         cbs = run.callbacks(every=cfg.eval_every or None, metric=pair_auc, patience=cfg.patience, log=cfg.log,
                             resume=cfg.resume)
-        learn = pair_learner(dls, model, wd=cfg.wd, clip=cfg.clip or None, cbs=cbs, path=run.out)
+        learn = pair_learner(dls, model, wd=cfg.wd, clip=cfg.clip or None, cbs=cbs + accumulation(cfg.accumulate),
+                             path=run.out)
         learn.config = cfg
         run.fit(learn, cfg.epochs, cfg.lr, resume=cfg.resume)
         # (also when a finished run is resumed: nothing was fitted)

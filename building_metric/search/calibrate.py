@@ -17,8 +17,9 @@ from ..evaluation.retrieval import (class_sums, expected_calibration_error, ncm_
 from ..geo import haversine_km, locate_from_neighbours
 
 # %% auto #0
-__all__ = ['NCM_ALL', 'NCM_SHORTLIST', 'probabilities', 'fit_temperature', 'building_sums', 'merge_building_sums',
-           'building_means', 'candidate_buildings', 'building_scores', 'nearest_building', 'calibrate']
+__all__ = ['NCM_ALL', 'NCM_SHORTLIST', 'SINGLE_PHOTO_FAR', 'probabilities', 'fit_temperature', 'building_sums',
+           'merge_building_sums', 'building_means', 'candidate_buildings', 'building_scores', 'nearest_building',
+           'impostor_threshold', 'calibrate']
 
 # %% ../../nbs/07d_search.calibrate.ipynb #df2db330
 def probabilities(scores:np.ndarray, # (m, n) similarities of queries to buildings (or photos)
@@ -96,6 +97,26 @@ def nearest_building(e:np.ndarray, means:np.ndarray, t:float, # Queries, `buildi
         conf.append(probabilities(s, t)[r, j]); sim.append(s[r, j])
     return np.concatenate(best), np.concatenate(conf), np.concatenate(sim)
 
+SINGLE_PHOTO_FAR = 0.05
+"The false-accept rate a gallery of one photo per building sets its threshold at, unless told another."
+
+def impostor_threshold(others:np.ndarray, # (m, s) similarities of gallery photos to other buildings (-inf: not scored)
+                       n_buildings:int, # Buildings in the gallery: an unknown photo is compared with each
+                       target_far:float|None=None, # The false-accept rate to keep (default: `SINGLE_PHOTO_FAR`)
+                      ) -> dict:
+    ("The open-set threshold of a gallery with no two photos of one building, from impostor similarities alone: a "
+     "normal fitted to the similarities of photos to other buildings, and the threshold its best of `n_buildings` "
+     "passes with probability `target_far`. Its false-reject rate cannot be measured (`frr` is None).")
+    from statistics import NormalDist
+    s = np.asarray(others, float); v = s[np.isfinite(s)]
+    far = SINGLE_PHOTO_FAR if target_far is None else float(target_far)
+    mu, sd = float(v.mean()), float(v.std()) + 1e-12
+    z = NormalDist().inv_cdf(min((1 - far) ** (1 / max(n_buildings, 1)), 1 - 1e-12)) if far > 0 else np.inf
+    t, best = mu + sd * z, np.where(np.isfinite(s), s, -np.inf).max(1)
+    return dict(threshold=float(t), far=float((best >= t).mean()), frr=None, target_far=far, rule='impostors',
+                impostor_mean=mu, impostor_std=sd, n_buildings=int(n_buildings),
+                scores=dict(known=[], unknown=np.round(best, 5).tolist(), others=np.round(v, 5).tolist()))
+
 def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
               labels:np.ndarray|None, # (n,) their buildings ('' for none); None when `buildings` and `codes` are given
               coords:np.ndarray|None=None, # (n, 2) lat/lon (NaN: unknown)
@@ -125,7 +146,8 @@ def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
     scores = np.concatenate([np.where(alone, -np.inf, np.einsum('ij,ij->i', e, _unit(sums[y] - e)))[:, None],
                              _others(e, y, q, _unit(sums), codes, index)], 1)
     kn = ~alone
-    if not kn.any(): return out
+    if not kn.any():   # one photo per building: photos of other buildings still say where unknown ones fall
+        return dict(out, n_queries=len(q), **impostor_threshold(scores[:, 1:], int((counts > 0).sum()), target_far))
     known, unknown, y0 = scores[kn].max(1), scores[:, 1:].max(1), np.zeros(int(kn.sum()), np.int64)
     t = fit_temperature(scores[kn], y0)
     ece, _ = expected_calibration_error(torch.from_numpy(probabilities(scores[kn], t)), y0)

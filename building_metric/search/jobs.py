@@ -62,7 +62,7 @@ def run_index(cfg:IndexConfig) -> dict:
         c = g.calibration
         if c.get('threshold') is not None:
             log(threshold_line(g.set_threshold()))
-            if c['far'] + c['frr'] > 0.5:   # (at the equal error rate, both above a quarter)
+            if c['far'] + (c['frr'] or 0) > 0.5:   # (at the equal error rate, both above a quarter)
                 log(f"warning: the threshold cannot tell this gallery's buildings from unknown ones (more than a quarter "
                     "wrong either way): its buildings look alike to this model; identify with --threshold or "
                     "--target_far set knowingly, or use a model trained on such photos")
@@ -75,9 +75,10 @@ def run_index(cfg:IndexConfig) -> dict:
 # %% ../../nbs/07g_search.jobs.ipynb #d4de8856
 def threshold_line(th:dict) -> str:
     "What the open-set threshold is and what it does on the gallery's own photos, in one line."
+    rejects = (f" and says unknown for {th['frr']:.1%} of photos of known ones" if th.get('frr') is not None else
+               "; how many photos of known ones it says unknown for cannot be measured")
     return (f"open-set threshold {th['threshold']:.3f} ({th['source']}): on the gallery's calibration it accepts "
-            f"{th['far']:.1%} of photos of unknown buildings and says unknown for {th['frr']:.1%} of photos of known "
-            "ones")
+            f"{th['far']:.1%} of photos of unknown buildings{rejects}")
 
 def _serve(cfg:SearchConfig) -> dict:
     "`bm-search --serve 1`: the gallery and model loaded once, photos answered over HTTP until SIGINT / SIGTERM."

@@ -10,6 +10,7 @@ from __future__ import annotations
 import building_metric  # first: its warning filters apply to what follows
 from pathlib import Path
 
+from ..callbacks import accumulation
 from ..checkpoint import load_checkpoint
 from ..config import SegTrainConfig, check_choice
 from ..core import BuildingMetricError, barrier, init_distributed, seed_everything
@@ -72,7 +73,7 @@ def seg_train(cfg:SegTrainConfig, log=print) -> dict:
                             class_weights=list(cfg.class_weights) or None,
                             ignore_index=cfg.ignore_index, wd=cfg.wd, clip=cfg.clip or None,
                             layer_decay=cfg.layer_decay or None,
-                            train_metrics=True, cbs=cbs, path=run.out)
+                            train_metrics=True, cbs=cbs + accumulation(cfg.accumulate), path=run.out)
         hf = learn.model.net.config.to_dict() if isinstance(learn.model, SegFormer) else None
         learn.config = dict(cfg.to_dict(), classes=list(dls.vocab), hf_config=hf)   # best.json: all a predictor needs
         run.fit(learn, cfg.epochs, seg_lrs(learn, cfg.lr, cfg.encoder_ratio), resume=cfg.resume, pct_start=cfg.warmup)

@@ -15,7 +15,7 @@ export BUILDING_METRIC_REQUIRE := 1
 # The feature caches of the tests' photo folders: out of the checkout and out of the user's own cache.
 export BUILDING_METRIC_CACHE ?= /tmp/building_metric-test-cache
 
-.PHONY: test test-slow test-portable docs site demo lock sync-check imports nbtest pytest chromium clean-check
+.PHONY: test test-slow test-portable docs site demo lock sync-check imports lint format nbtest pytest chromium clean-check
 
 # The pinned development environment (torch, torchvision and everything else from the lock).
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
@@ -31,9 +31,22 @@ $(VENV)/.installed: requirements-dev.lock pyproject.toml
 # (One after the other: running the notebooks beside tests/ was measured slower, 12.5 against 11.9 minutes on 2 cores.)
 test: $(VENV)/.installed chromium
 	@git status --porcelain --untracked-files=all > .git/bm-status-before
-	$(MAKE) --no-print-directory sync-check imports nbtest site pytest
+	$(MAKE) --no-print-directory sync-check imports lint nbtest site pytest
 	@$(MAKE) --no-print-directory clean-check
 	@echo "make test: all checks passed"
+
+# ruff, configured in pyproject.toml: `make lint` checks (inside `make test`), `make format` rewrites. The hand-written
+# Python (tools, benchmarks, tests) is formatted and linted; the notebooks' code cells are linted and fixed, and the
+# package is generated from them (black's layout would put fastai's one-comment-per-parameter signatures on `):`).
+LINTED := tools benchmarks tests nbs
+lint: $(VENV)/.installed
+	$(BIN)/ruff format --no-cache --check --quiet tools benchmarks tests
+	$(BIN)/ruff check --no-cache --quiet $(LINTED)
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format --no-cache --quiet tools benchmarks tests
+	$(BIN)/ruff check --no-cache --quiet --fix $(LINTED)
+	$(BIN)/nbdev-export
 
 # The long runs (cells marked `#| slow`, tests marked slow, the fuzz tests with many examples): not in `make test`;
 # CI runs them after `make test` when BM_SLOW=1 (`BM_SLOW=1 .ci/run`).
@@ -50,7 +63,7 @@ test-slow: $(VENV)/.installed
 PORTABLE_ENV := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41 \
   NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" OPENBLAS_CORETYPE=Nehalem
 PORTABLE_TESTS := tests/test_checkpoint.py tests/test_search_answers.py tests/test_distributed.py tests/test_pair_resume.py \
-  tests/test_cache_resume.py tests/test_reliability.py tests/test_serve.py tests/test_staged.py
+  tests/test_cache_resume.py tests/test_reliability.py tests/test_serve.py tests/test_staged.py tests/test_slurm.py
 PORTABLE_NBS := ^(03_callbacks|02_features.extractors|07e_search.gallery|07f_search.answers|07ja_search.shards|06b_distributed)\.ipynb$$
 test-portable: $(VENV)/.installed
 	$(PORTABLE_ENV) $(BIN)/nbdev-test --n-workers 2 --file-re '$(PORTABLE_NBS)'

@@ -4,6 +4,7 @@ peak memory), and training the face transformer (training faces per second), in 
 The tile is a 707 x 707 heightfield grid (999,698 triangles) with random heights, one label per face: the size of a
 SUM tile. Peak memory is the peak of Python's allocations (tracemalloc, which numpy reports to) during each step.
 Run: python benchmarks/mesh.py [--faces 1000000] [--epochs 3]"""
+
 import argparse, tempfile, time, tracemalloc
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from building_metric.mesh.io import Mesh
 from building_metric.mesh.synth import write_synthetic_meshes
 from building_metric.mesh.train import mesh_train
 
-def tile(faces:int, seed:int=0) -> Mesh:
+
+def tile(faces: int, seed: int = 0) -> Mesh:
     "A heightfield grid of about `faces` triangles."
     n = int(np.sqrt(faces / 2))
     rng = np.random.default_rng(seed)
@@ -25,12 +27,17 @@ def tile(faces:int, seed:int=0) -> Mesh:
     f = np.concatenate([np.stack([a, a + n + 1, a + n + 2], 1), np.stack([a, a + n + 2, a + 1], 1)])
     return Mesh(v, f, labels=rng.integers(0, 6, len(f)))
 
+
 def measured(fn):
     "Result, seconds and peak traced memory (MB) of `fn()`."
-    tracemalloc.start(); t0 = time.perf_counter()
+    tracemalloc.start()
+    t0 = time.perf_counter()
     out = fn()
-    s = time.perf_counter() - t0; peak = tracemalloc.get_traced_memory()[1] / 2**20; tracemalloc.stop()
+    s = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
     return out, s, peak
+
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -44,13 +51,19 @@ if __name__ == '__main__':
     print(f"## A {m.n_faces:,}-face tile (the mesh itself: {mesh_mb:.0f} MB)\n")
     print("| step | seconds | faces / s | peak memory (MB) |\n|---|---|---|---|")
     print(f"| per-face features (18 channels) | {s1:.1f} | {m.n_faces / s1:,.0f} | {p1:.0f} |")
-    print(f"| clusters of 256 faces, 16 to a sample ({len(samples)} samples) | {s2:.1f} | {m.n_faces / s2:,.0f} | {p2:.0f} |")
+    print(
+        f"| clusters of 256 faces, 16 to a sample ({len(samples)} samples) | {s2:.1f} | {m.n_faces / s2:,.0f} | {p2:.0f} |"
+    )
     print(f"| both | {s1 + s2:.1f} | {m.n_faces / (s1 + s2):,.0f} | {max(p1, p2):.0f} |\n")
     with tempfile.TemporaryDirectory() as d:
-        write_synthetic_meshes(Path(d)/'data', n=(12, 4, 4))
+        write_synthetic_meshes(Path(d) / 'data', n=(12, 4, 4))
         print(f"## Training on 12 generated buildings, {a.epochs} epochs (dim 64, 2 blocks, F 256, N 16, batch 4)\n")
         print("| model | training faces / s |\n|---|---|")
         for name, t in (('geometry', 0), ('texture + geometry (16 texels)', 16)):
-            r = mesh_train(MeshTrainConfig(data=str(Path(d)/'data'), out=str(Path(d)/f'run{t}'), epochs=a.epochs, texels=t,
-                                           log='none'), log=lambda s: None)
+            r = mesh_train(
+                MeshTrainConfig(
+                    data=str(Path(d) / 'data'), out=str(Path(d) / f'run{t}'), epochs=a.epochs, texels=t, log='none'
+                ),
+                log=lambda s: None,
+            )
             print(f"| {name} | {r['train_faces_per_second']:,.0f} |")

@@ -5,6 +5,7 @@ Same head (FusionHead size 0), loss (ProxyAnchor, proxies at 100x), optimiser (A
 FeatureCache.dataloaders; the loop by slicing a shuffled in-RAM tensor. One epoch each, alternating,
 median of N runs; the ratio is Learner / loop. Run: python benchmarks/metric_learner.py [runs]
 """
+
 import statistics, sys, tempfile, time
 from pathlib import Path
 
@@ -21,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from random_cache import write_random_cache
 
 
-def main(runs:int=5, bs:int=256):
+def main(runs: int = 5, bs: int = 256):
     with tempfile.TemporaryDirectory() as d:
-        write_random_cache(Path(d)/'c.h5')
-        cache = FeatureCache(Path(d)/'c.h5')
+        write_random_cache(Path(d) / 'c.h5')
+        cache = FeatureCache(Path(d) / 'c.h5')
         n_cls, dims = len(cache.label_names), cache.dims()
         dls = cache.dataloaders(bs=bs, valid=None, in_ram=True, device='cpu')
         seed_everything(0)
@@ -35,21 +36,30 @@ def main(runs:int=5, bs:int=256):
         opt = torch.optim.AdamW(loss.param_groups(head, 1e-3), weight_decay=1e-4)
 
         def loop_epoch():
-            head.train(); loss.train()
+            head.train()
+            loss.train()
             perm = torch.randperm(len(X))
             for s in range(0, len(X) - bs + 1, bs):
-                i = perm[s:s + bs]
+                i = perm[s : s + bs]
                 l = loss(head(X[i].float()), Y[i])
-                opt.zero_grad(); l.backward(); opt.step()
+                opt.zero_grad()
+                l.backward()
+                opt.step()
 
         def learner_epoch():
-            with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+            with learn.no_bar(), learn.no_logging():
+                learn.fit(1, 1e-3)
 
-        loop_epoch(); learner_epoch()  # warm-up
+        loop_epoch()
+        learner_epoch()  # warm-up
         t_loop, t_learn = [], []
         for _ in range(runs):
-            t = time.perf_counter(); loop_epoch(); t_loop.append(time.perf_counter() - t)
-            t = time.perf_counter(); learner_epoch(); t_learn.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            loop_epoch()
+            t_loop.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            learner_epoch()
+            t_learn.append(time.perf_counter() - t)
         ml, mb = statistics.median(t_learn), statistics.median(t_loop)
         print(f"one epoch, {len(X):,} x {X.shape[1]:,} features, batch {bs}, median of {runs} alternating runs:")
         print(f"   hand-written loop  {mb:.2f} s   (runs: {', '.join(f'{t:.2f}' for t in t_loop)})")

@@ -6,6 +6,7 @@ check does). Measured in one run on the same files:
   - BuildingIndex.from_folder(n_workers=N): the same in N processes.
 Both must find the same broken files as the baseline. Run: python benchmarks/validate_index.py [n_images] [side]
 """
+
 import sys, tempfile, time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from building_metric.data.index import BuildingIndex
 from building_metric.data.synth import FacadeGenerator
 
 
-def make_photos(root:Path, n:int, side:int):
+def make_photos(root: Path, n: int, side: int):
     "n JPEG 'photographs' of side x 3/4 side pixels (synthetic facades upscaled, with sensor noise), 1 in 50 truncated."
     gen, rng = FacadeGenerator(n_identities=max(1, n // 10), views=10, size=128), np.random.default_rng(0)
     for k in range(n):
@@ -25,20 +26,25 @@ def make_photos(root:Path, n:int, side:int):
         d = root / f'bldg_{k // 10:04d}'
         d.mkdir(exist_ok=True)
         Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(d / f'{k:05d}.jpg', quality=90)
-        if k % 50 == 7: (d / f'{k:05d}.jpg').write_bytes((d / f'{k:05d}.jpg').read_bytes()[:20_000])
+        if k % 50 == 7:
+            (d / f'{k:05d}.jpg').write_bytes((d / f'{k:05d}.jpg').read_bytes()[:20_000])
 
 
-def baseline(root:Path) -> set:
+def baseline(root: Path) -> set:
     bad = set()
     for p in sorted(root.rglob('*.jpg')):
         try:
-            with Image.open(p) as im: ImageOps.exif_transpose(im).convert('RGB')
-        except OSError: bad.add(p.relative_to(root).as_posix())
+            with Image.open(p) as im:
+                ImageOps.exif_transpose(im).convert('RGB')
+        except OSError:
+            bad.add(p.relative_to(root).as_posix())
     return bad
 
 
 def timed(f):
-    t = time.perf_counter(); r = f(); return r, time.perf_counter() - t
+    t = time.perf_counter()
+    r = f()
+    return r, time.perf_counter() - t
 
 
 if __name__ == '__main__':

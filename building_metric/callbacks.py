@@ -7,11 +7,10 @@ Docs: https://building-metric.github.io/building_metric/callbacks.html.md"""
 # %% ../nbs/03_callbacks.ipynb #030a02c7
 from __future__ import annotations
 
-import json, math, os, random, re, time, warnings
+import json, math, random, re, time, warnings
 import building_metric  # first: its warning filters apply to what follows
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 import pandas as pd

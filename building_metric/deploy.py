@@ -8,7 +8,6 @@ Docs: https://building-metric.github.io/building_metric/deploy.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import json
 from pathlib import Path
 
 import numpy as np

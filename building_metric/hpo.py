@@ -78,7 +78,6 @@ def _replace(path:Path, write):
 def summarize(study, out:str|Path, base:TrainConfig|None=None) -> dict:
     ("Write trials.csv, best.json, best_config.yaml and importances.png for `study` into `out`; returns the best "
      "trial's summary.")
-    import optuna
     from optuna.trial import TrialState
     out = Path(out)
     df = study.trials_dataframe(attrs=('number', 'value', 'state', 'params', 'duration', 'user_attrs'))

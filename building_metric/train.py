@@ -8,13 +8,11 @@ Docs: https://building-metric.github.io/building_metric/train.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import dataclasses, json, time
-from contextlib import nullcontext
+import dataclasses, json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .batch_size import find_batch_size, learner_step
 from .callbacks import accumulation, embed_all, retrieval_score

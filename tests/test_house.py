@@ -1,36 +1,52 @@
 "The import rule of ARCHITECTURE.md (its floors) holds for the package, and the checker catches each kind of breach."
+
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent.parent/'tools'))
+sys.path.insert(0, str(Path(__file__).parent.parent / 'tools'))
 from check_imports import check
 
+
 def test_the_package_keeps_the_floors():
-    assert check(Path(__file__).parent.parent/'building_metric') == []
+    assert check(Path(__file__).parent.parent / 'building_metric') == []
+
 
 def test_the_checker_catches_cycles_private_names_and_higher_floors(tmp_path):
-    pkg = tmp_path/'building_metric'; (pkg/'data').mkdir(parents=True)
-    for f in ('__init__.py', 'data/__init__.py'): (pkg/f).write_text('')
-    (pkg/'core.py').write_text('def f():\n    from building_metric.train import train\n')      # a function-level import counts
-    (pkg/'train.py').write_text('from building_metric.core import f\nfrom building_metric.data.index import _helper\ndef train(): pass\n')
-    (pkg/'data'/'index.py').write_text('from ..config import x\n_helper = 1\n')
-    (pkg/'config.py').write_text('x = 1\n')
-    (pkg/'extra.py').write_text('')
+    pkg = tmp_path / 'building_metric'
+    (pkg / 'data').mkdir(parents=True)
+    for f in ('__init__.py', 'data/__init__.py'):
+        (pkg / f).write_text('')
+    (pkg / 'core.py').write_text(
+        'def f():\n    from building_metric.train import train\n'
+    )  # a function-level import counts
+    (pkg / 'train.py').write_text(
+        'from building_metric.core import f\nfrom building_metric.data.index import _helper\ndef train(): pass\n'
+    )
+    (pkg / 'data' / 'index.py').write_text('from ..config import x\n_helper = 1\n')
+    (pkg / 'config.py').write_text('x = 1\n')
+    (pkg / 'extra.py').write_text('')
     problems = check(pkg)
     assert 'building_metric.core (floor 0) imports building_metric.train (floor 4)' in problems
     assert 'building_metric.train imports the private _helper from building_metric.data.index' in problems
-    assert any(p.startswith('cycle: building_metric.core -> building_metric.train -> building_metric.core') for p in problems)
+    assert any(
+        p.startswith('cycle: building_metric.core -> building_metric.train -> building_metric.core') for p in problems
+    )
     assert 'building_metric.extra has no floor: add it to FLOORS in tools/check_imports.py' in problems
-    assert not any('data.index' in p and 'floor' in p for p in problems)                   # a lower floor is fine
+    assert not any('data.index' in p and 'floor' in p for p in problems)  # a lower floor is fine
 
 
 def test_every_extra_an_error_names_exists_and_all_holds_them():
     "A missing optional package is a one-line error naming the extra that installs it: that extra exists, and [all] holds it."
     import re, tomllib
     from pathlib import Path
+
     root = Path(__file__).parent.parent
-    extras = tomllib.loads((root/'pyproject.toml').read_text())['project']['optional-dependencies']
-    named = set(re.findall(r'building_metric\[(\w+)\]', ''.join(p.read_text() for p in (root/'building_metric').rglob('*.py'))))
+    extras = tomllib.loads((root / 'pyproject.toml').read_text())['project']['optional-dependencies']
+    named = set(
+        re.findall(
+            r'building_metric\[(\w+)\]', ''.join(p.read_text() for p in (root / 'building_metric').rglob('*.py'))
+        )
+    )
     assert named and named <= set(extras), named - set(extras)
     all_ = set(re.findall(r'\[([\w,]+)\]', extras['all'][0])[0].split(','))
     assert all_ == set(extras) - {'dev', 'all'}, all_
@@ -40,15 +56,33 @@ def test_a_missing_faiss_names_the_extra(monkeypatch):
     import pytest
     from building_metric.core import BuildingMetricError
     import building_metric.search.index as index
+
     monkeypatch.setattr(index, 'faiss_module', lambda: None)
     with pytest.raises(BuildingMetricError, match=r'pip install building_metric\[search\]'):
         index.build_index(__import__('numpy').eye(4, dtype='float32'), 'ivf')
 
+
 def test_the_answering_path_imports_no_training_code():
     "`bm-search` and `bm-index` start with what an answer needs (torch, the model, the index): the heavy imports of training and pictures wait until asked for."
     import subprocess
-    heavy = ('fastai', 'torchvision', 'matplotlib', 'sympy', 'torch._dynamo', 'fastprogress', 'sklearn', 'timm', 'transformers')
-    code = ("import sys; import building_metric.search, building_metric.search.jobs, building_metric.cli; "
-            f"print([m for m in {heavy!r} if m in sys.modules], type(sys.modules.get('pandas')).__name__)")
+
+    heavy = (
+        'fastai',
+        'torchvision',
+        'matplotlib',
+        'sympy',
+        'torch._dynamo',
+        'fastprogress',
+        'sklearn',
+        'timm',
+        'transformers',
+    )
+    code = (
+        "import sys; import building_metric.search, building_metric.search.jobs, building_metric.cli; "
+        f"print([m for m in {heavy!r} if m in sys.modules], type(sys.modules.get('pandas')).__name__)"
+    )
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.split() == ['[]', '_LazyModule'], (r.stdout, r.stderr[-500:])   # pandas: at first use
+    assert r.returncode == 0 and r.stdout.split() == ['[]', '_LazyModule'], (
+        r.stdout,
+        r.stderr[-500:],
+    )  # pandas: at first use

@@ -1,4 +1,5 @@
 "`bm-pair-train` runs in the run skeleton the other trainers share: killed inside an epoch, then `--resume 1`, it ends as a run never interrupted."
+
 import json, subprocess
 
 import pandas as pd
@@ -7,30 +8,75 @@ import torch
 from building_metric.data.synth import write_synthetic
 from conftest import assert_same_weights, inside_epoch, kill_when, one_line_error, run, spawn, spawn_watched
 
+
 def test_pair_train_killed_mid_epoch_then_resumed_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
-    write_synthetic(tmp_path/'geo', 'geo', n_identities=16, views=4, size=32, seed=0)
-    common = ['--data', tmp_path/'geo', '--tiny', '1', '--pretrained', '0', '--size', '32', '--epochs', '2', '--batch', '8',
-              '--proj', '[32, 16]', '--lr', '0.003', '--eval_every', '3', '--log', 'csv', '--workers', '0']
-    full = run('bm-pair-train', *common, '--out', tmp_path/'full')
+    write_synthetic(tmp_path / 'geo', 'geo', n_identities=16, views=4, size=32, seed=0)
+    common = [
+        '--data',
+        tmp_path / 'geo',
+        '--tiny',
+        '1',
+        '--pretrained',
+        '0',
+        '--size',
+        '32',
+        '--epochs',
+        '2',
+        '--batch',
+        '8',
+        '--proj',
+        '[32, 16]',
+        '--lr',
+        '0.003',
+        '--eval_every',
+        '3',
+        '--log',
+        'csv',
+        '--workers',
+        '0',
+    ]
+    full = run('bm-pair-train', *common, '--out', tmp_path / 'full')
     assert full.returncode == 0, full.stderr
-    ready = inside_epoch(lambda a: tmp_path/f'beacon{a}', epoch=1)
-    a = kill_when(lambda a: spawn_watched('bm-pair-train', tmp_path/f'beacon{a}', *common, '--out', tmp_path/f'cut{a}'), ready)
-    cut = tmp_path/f'cut{a}'
-    assert torch.load(cut/'models'/'last.pth', weights_only=True)['epoch'] == 0 and not (cut/'metrics.json').exists()
+    ready = inside_epoch(lambda a: tmp_path / f'beacon{a}', epoch=1)
+    a = kill_when(
+        lambda a: spawn_watched('bm-pair-train', tmp_path / f'beacon{a}', *common, '--out', tmp_path / f'cut{a}'), ready
+    )
+    cut = tmp_path / f'cut{a}'
+    assert (
+        torch.load(cut / 'models' / 'last.pth', weights_only=True)['epoch'] == 0 and not (cut / 'metrics.json').exists()
+    )
     r = run('bm-pair-train', *common, '--out', cut, '--resume', '1')
     assert r.returncode == 0, r.stderr
-    assert_same_weights(tmp_path/'full', cut)
-    ma, mb = (json.loads((d/'metrics.json').read_text()) for d in (tmp_path/'full', cut))
-    assert abs(ma['roc_auc'] - mb['roc_auc']) < 1e-6 and ma['threshold'] == mb['threshold'] and ma['best']['iter'] == mb['best']['iter']
-    ha, hb = (pd.read_csv(d/'evaluations.csv') for d in (tmp_path/'full', cut))
+    assert_same_weights(tmp_path / 'full', cut)
+    ma, mb = (json.loads((d / 'metrics.json').read_text()) for d in (tmp_path / 'full', cut))
+    assert (
+        abs(ma['roc_auc'] - mb['roc_auc']) < 1e-6
+        and ma['threshold'] == mb['threshold']
+        and ma['best']['iter'] == mb['best']['iter']
+    )
+    ha, hb = (pd.read_csv(d / 'evaluations.csv') for d in (tmp_path / 'full', cut))
     assert ha.iter.tolist() == hb.iter.tolist() and (ha.value - hb.value).abs().max() < 1e-6
+
 
 def test_pair_train_second_writer_is_refused_in_one_line(tmp_path):
     from building_metric.core import WriterLock
-    write_synthetic(tmp_path/'geo', 'geo', n_identities=8, views=4, size=32, seed=0)
-    with WriterLock(tmp_path/'run', 'run folder'):               # held by this process: another one is refused
-        p = spawn('bm-pair-train', '--data', tmp_path/'geo', '--tiny', '1', '--pretrained', '0', '--out', tmp_path/'run',
-                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    write_synthetic(tmp_path / 'geo', 'geo', n_identities=8, views=4, size=32, seed=0)
+    with WriterLock(tmp_path / 'run', 'run folder'):  # held by this process: another one is refused
+        p = spawn(
+            'bm-pair-train',
+            '--data',
+            tmp_path / 'geo',
+            '--tiny',
+            '1',
+            '--pretrained',
+            '0',
+            '--out',
+            tmp_path / 'run',
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         out, err = p.communicate(timeout=300)
     r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
     assert one_line_error(r, 'bm-pair-train') and 'is being written by' in r.stderr, r.stderr

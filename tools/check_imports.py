@@ -2,78 +2,128 @@
 module, and no module importing one from a higher floor. Imports inside functions count too. Exit code 1 on a breach.
 
 Usage: python tools/check_imports.py [PACKAGE_DIR]"""
+
 import ast, sys
 from pathlib import Path
 
-FLOORS = {   # module (or package prefix) -> floor; a module must be listed (longest prefix wins)
+FLOORS = {  # module (or package prefix) -> floor; a module must be listed (longest prefix wins)
     'core': 0,
     'config': 1,
-    'data': 2, 'weights': 2, 'geo': 2, 'checkpoint': 2,
-    'features': 3, 'callbacks': 3, 'tracking': 3, 'batch_size': 3, 'run': 3, 'metric': 3, 'evaluation': 3, 'segmentation': 3, 'distributed': 3, 'search': 3,
-    'train': 4, 'hpo': 4, 'evaluation.report': 4, 'evaluation.scale': 4, 'segmentation.train': 4, 'segmentation.infer': 4, 'metric.siamese': 4, 'metric.staged': 4, 'metric.staged_run': 4,
-    'evaluation.benchmark': 4, 'evaluation.embedders': 4,
-    'mesh': 3, 'mesh.train': 4, 'mesh.infer': 4,
+    'data': 2,
+    'weights': 2,
+    'geo': 2,
+    'checkpoint': 2,
+    'features': 3,
+    'callbacks': 3,
+    'tracking': 3,
+    'batch_size': 3,
+    'run': 3,
+    'metric': 3,
+    'evaluation': 3,
+    'segmentation': 3,
+    'distributed': 3,
+    'search': 3,
+    'train': 4,
+    'hpo': 4,
+    'evaluation.report': 4,
+    'evaluation.scale': 4,
+    'segmentation.train': 4,
+    'segmentation.infer': 4,
+    'metric.siamese': 4,
+    'metric.staged': 4,
+    'metric.staged_run': 4,
+    'evaluation.benchmark': 4,
+    'evaluation.embedders': 4,
+    'mesh': 3,
+    'mesh.train': 4,
+    'mesh.infer': 4,
     'deploy': 4,
-    'cli': 5, 'demo': 5,
+    'cli': 5,
+    'demo': 5,
 }
 
-def modules(pkg:Path) -> dict:
+
+def modules(pkg: Path) -> dict:
     out = {}
     for f in pkg.rglob('*.py'):
-        if f.name == '_modidx.py': continue
+        if f.name == '_modidx.py':
+            continue
         parts = list(f.relative_to(pkg.parent).with_suffix('').parts)
-        if parts[-1] == '__init__': parts = parts[:-1]
+        if parts[-1] == '__init__':
+            parts = parts[:-1]
         out['.'.join(parts)] = f
     return out
 
-def imports(name:str, f:Path, mods:dict, root:str):
+
+def imports(name: str, f: Path, mods: dict, root: str):
     "(target module, imported name or None) for every import of the package in `f`."
     is_pkg = f.name == '__init__.py'
     for node in ast.walk(ast.parse(f.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = name.split('.') if is_pkg else name.split('.')[:-1]
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 target = '.'.join(base + ([node.module] if node.module else []))
-            else: target = node.module or ''
-            if not target.startswith(root): continue
+            else:
+                target = node.module or ''
+            if not target.startswith(root):
+                continue
             for a in node.names:
                 full = f"{target}.{a.name}"
                 yield (full, None) if full in mods else (target, a.name)
         elif isinstance(node, ast.Import):
             for a in node.names:
-                if a.name in mods: yield a.name, None
+                if a.name in mods:
+                    yield a.name, None
 
-def floor(name:str, root:str):
-    rel = name[len(root) + 1:]
+
+def floor(name: str, root: str):
+    rel = name[len(root) + 1 :]
     keys = [k for k in FLOORS if rel == k or rel.startswith(k + '.')]
     return FLOORS[max(keys, key=len)] if keys else None
 
-def check(pkg:Path) -> list[str]:
+
+def check(pkg: Path) -> list[str]:
     root, mods = pkg.name, modules(pkg)
     edges, problems = {m: set() for m in mods}, []
     for m, f in sorted(mods.items()):
-        if m != root and floor(m, root) is None: problems.append(f"{m} has no floor: add it to FLOORS in tools/check_imports.py")
+        if m != root and floor(m, root) is None:
+            problems.append(f"{m} has no floor: add it to FLOORS in tools/check_imports.py")
         for t, nm in imports(m, f, mods, root):
-            if t == m or t == root or t not in mods: continue
+            if t == m or t == root or t not in mods:
+                continue
             edges[m].add(t)
-            if nm and nm.startswith('_') and not nm.startswith('__'): problems.append(f"{m} imports the private {nm} from {t}")
+            if nm and nm.startswith('_') and not nm.startswith('__'):
+                problems.append(f"{m} imports the private {nm} from {t}")
             fm, ft = floor(m, root), floor(t, root)
-            if fm is not None and ft is not None and ft > fm: problems.append(f"{m} (floor {fm}) imports {t} (floor {ft})")
+            if fm is not None and ft is not None and ft > fm:
+                problems.append(f"{m} (floor {fm}) imports {t} (floor {ft})")
     state, stack = {}, []
+
     def dfs(u):
-        state[u] = 1; stack.append(u)
+        state[u] = 1
+        stack.append(u)
         for v in sorted(edges[u]):
-            if state.get(v) == 1: problems.append("cycle: " + " -> ".join(stack[stack.index(v):] + [v]))
-            elif not state.get(v): dfs(v)
-        stack.pop(); state[u] = 2
+            if state.get(v) == 1:
+                problems.append("cycle: " + " -> ".join(stack[stack.index(v) :] + [v]))
+            elif not state.get(v):
+                dfs(v)
+        stack.pop()
+        state[u] = 2
+
     for m in sorted(mods):
-        if not state.get(m): dfs(m)
+        if not state.get(m):
+            dfs(m)
     return problems
+
 
 if __name__ == '__main__':
     pkg = Path(sys.argv[1] if len(sys.argv) > 1 else 'building_metric')
     problems = check(pkg)
-    for p in problems: print(p)
-    if problems: sys.exit(1)
-    print(f"{pkg.name}: {len(modules(pkg))} modules on {len(set(FLOORS.values()))} floors, no cycle, no private name across modules, no import from a higher floor")
+    for p in problems:
+        print(p)
+    if problems:
+        sys.exit(1)
+    print(
+        f"{pkg.name}: {len(modules(pkg))} modules on {len(set(FLOORS.values()))} floors, no cycle, no private name across modules, no import from a higher floor"
+    )

@@ -1,5 +1,6 @@
 """Run a notebook top to bottom and keep its outputs in place (what a reader sees on its docs page), with the same
 executor `nbdev-test` uses. Usage: python tools/run_notebook.py nbs/NAME.ipynb [...]"""
+
 import sys
 
 from execnb.shell import CaptureShell

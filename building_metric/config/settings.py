@@ -7,7 +7,6 @@ Docs: https://building-metric.github.io/building_metric/config.settings.html.md"
 # %% ../../nbs/00c_config.settings.ipynb #220b671e
 from __future__ import annotations
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 from .base import Config, check_choice, check_positive
 from ..core import BuildingMetricError
@@ -193,7 +192,7 @@ class HPOConfig(Config):
         for k, spec in self.space.items():
             if k not in known and not self.staged:   # (a staged space is checked against bm-staged's settings by tune)
                 raise BuildingMetricError(f"search space key {k!r} is not a bm-train setting",
-                                          f"use fields of TrainConfig, e.g. lr, wd, emb_dim, margin")
+                                          "use fields of TrainConfig, e.g. lr, wd, emb_dim, margin")
             if not spec or spec[0] not in KINDS:
                 raise BuildingMetricError(f"search space of {k!r} is {spec!r}",
                                           f"start it with one of {', '.join(KINDS)}, e.g. [log, 1.0e-5, 1.0e-2]")

@@ -7,7 +7,7 @@ Docs: https://building-metric.github.io/building_metric/data.facades.html.md"""
 # %% ../../nbs/01a_data.facades.ipynb #3028e6ce
 from __future__ import annotations
 import colorsys, math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter

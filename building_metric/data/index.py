@@ -391,7 +391,7 @@ def split(self:BuildingIndex,
         keys = np.array(sorted(df.loc[ok, col].unique()), dtype=object)
         if len(keys) < k:
             raise BuildingMetricError(f"{len(keys)} {col}(s) cannot fill {k} {col}-disjoint splits",
-                                      f"use by='image', or fracs with fewer non-zero splits")
+                                      "use by='image', or fracs with fewer non-zero splits")
         keys = np.random.default_rng(seed).permutation(keys)
         of = dict(zip(keys, np.repeat(names, _allocate(len(keys), fracs))))
         df.loc[ok, 'split'] = df.loc[ok, col].map(of)

@@ -6,8 +6,7 @@ Docs: https://building-metric.github.io/building_metric/data.synth.html.md"""
 
 # %% ../../nbs/01a_data.synth.ipynb #2d15ab82
 from __future__ import annotations
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np

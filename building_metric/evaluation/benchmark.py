@@ -108,7 +108,7 @@ def _table(r:dict) -> str:
     if 'easy' in r:
         rows = [f"| {s} | {r[s]['map']:.2f} | " + ' | '.join(f"{v:.2f}" for v in r[s]['mp@k'].values()) + " |" for s in ('easy', 'medium', 'hard')]
         ks = list(r['easy']['mp@k'])
-        return '\n'.join([f"| setup | mAP | " + ' | '.join(f"mP@{k}" for k in ks) + " |",
+        return '\n'.join(["| setup | mAP | " + ' | '.join(f"mP@{k}" for k in ks) + " |",
                           '|---' * (2 + len(ks)) + '|'] + rows)
     if 'recall' in r:
         return '\n'.join(["| " + ' | '.join(f"R{k}" for k in r['recall']) + " |", '|---' * len(r['recall']) + '|',

@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/evaluation.embedders.htm
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import dataclasses, json
+import json
 from pathlib import Path
 
 import numpy as np

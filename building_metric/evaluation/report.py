@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/evaluation.report.html.m
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import dataclasses, json, os, time
+import dataclasses, json
 from pathlib import Path
 
 import h5py

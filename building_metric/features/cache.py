@@ -6,7 +6,7 @@ Docs: https://building-metric.github.io/building_metric/features.cache.html.md""
 
 # %% ../../nbs/02a_features.cache.ipynb #0ab45aa6
 from __future__ import annotations
-import hashlib, json, os, shutil, sys, time
+import json, os, shutil, time
 from collections import OrderedDict
 from contextlib import nullcontext
 from pathlib import Path

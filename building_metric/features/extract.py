@@ -16,7 +16,6 @@ import numpy as np
 from ..core import lazy_module
 pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 import torch
-from fastcore.basics import chunked
 
 from ..core import (BuildingMetricError, WriterLock, barrier, get_device, init_distributed, rank_world,
                                   seed_everything, show_progress)

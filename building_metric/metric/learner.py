@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
 # give Learner its progress bar, fit_one_cycle and fit_flat_cos
-import fastai.callback.progress, fastai.callback.schedule
+import fastai.callback.progress, fastai.callback.schedule  # noqa: F401
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.training import GradientClip
 from fastai.data.block import CategoryBlock, DataBlock

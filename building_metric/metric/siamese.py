@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-import fastai.callback.schedule  # fit_one_cycle
+import fastai.callback.schedule  # noqa: F401  (fit_one_cycle)
 from fastai.callback.training import GradientClip
 from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.transforms import Normalize

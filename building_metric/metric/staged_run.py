@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/metric.staged_run.html.m
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import copy, json, pickle, sys
+import copy, json, pickle
 from pathlib import Path
 
 import numpy as np

@@ -10,16 +10,15 @@ from __future__ import annotations
 import building_metric  # first: its warning filters apply to what follows
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..evaluation.retrieval import (class_sums, expected_calibration_error, ncm_probabilities,
-                                                  open_set_threshold)
+                                                  open_set_rates, open_set_threshold)
 from ..geo import haversine_km, locate_from_neighbours
 
 # %% auto #0
 __all__ = ['NCM_ALL', 'NCM_SHORTLIST', 'SINGLE_PHOTO_FAR', 'probabilities', 'fit_temperature', 'building_sums',
            'merge_building_sums', 'building_means', 'candidate_buildings', 'building_scores', 'nearest_building',
-           'impostor_threshold', 'calibrate']
+           'impostor_threshold', 'choose_threshold', 'calibrate']
 
 # %% ../../nbs/07d_search.calibrate.ipynb #df2db330
 def probabilities(scores:np.ndarray, # (m, n) similarities of queries to buildings (or photos)
@@ -116,6 +115,32 @@ def impostor_threshold(others:np.ndarray, # (m, s) similarities of gallery photo
     return dict(threshold=float(t), far=float((best >= t).mean()), frr=None, target_far=far, rule='impostors',
                 impostor_mean=mu, impostor_std=sd, n_buildings=int(n_buildings),
                 scores=dict(known=[], unknown=np.round(best, 5).tolist(), others=np.round(v, 5).tolist()))
+
+def choose_threshold(c:dict, # A gallery's calibration (what `calibrate` returned)
+                     threshold:float|None=None, # A similarity set by hand
+                     target_far:float|None=None, # Or: the threshold whose false-accept rate is at most this
+                    ) -> dict:
+    ("The open-set threshold with its false-accept and false-reject rates on the calibration, and where it came from, "
+     "in words that never claim a calibration that did not happen.")
+    s = c.get('scores') or {}
+    single = not s.get('known')   # one photo per building: impostor similarities alone
+    if target_far is not None:
+        if single:
+            r = impostor_threshold(np.asarray(s['others'])[:, None], c['n_buildings'], target_far)
+            r['far'] = float((np.asarray(s['unknown']) >= r['threshold']).mean())   # (per photo: its best impostor)
+        else: r = open_set_threshold(s['known'], s['unknown'], target_far)
+        return dict(r, source=f'chosen for a false-accept rate of at most {target_far:g}')
+    if threshold is not None:
+        r = (dict(threshold=threshold, far=float((np.asarray(s['unknown']) >= threshold).mean()), frr=None) if single
+             else open_set_rates(s['known'], s['unknown'], threshold))
+        return dict(r, source='set by hand')
+    if c.get('threshold') is None: src = 'none: too few photos to calibrate; every query is given its nearest building'
+    elif c.get('rule') == 'impostors':
+        src = (f"set from photos of other buildings for a false-accept rate of at most {c['target_far']:g} (no building "
+               "has two photos, so its false-reject rate is unknown)")
+    else: src = 'calibrated ' + (f"for a false-accept rate of at most {c['target_far']:g}" if c.get('target_far') is not None
+                                 else 'at the equal error rate')
+    return dict(threshold=c.get('threshold'), far=c.get('far'), frr=c.get('frr'), source=src)
 
 def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
               labels:np.ndarray|None, # (n,) their buildings ('' for none); None when `buildings` and `codes` are given

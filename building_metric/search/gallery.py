@@ -22,7 +22,7 @@ from fastcore.basics import patch
 from ..core import BuildingMetricError, WriterLock
 from ..data.index import BuildingIndex
 from ..features.cache import FeatureCache
-from .calibrate import building_means, building_sums, calibrate, impostor_threshold
+from .calibrate import building_means, building_sums, calibrate, choose_threshold
 from .index import (INDEXES, ExactIndex, RefinedIndex, build_index, choose_kind, load_index,
                                           recall_at_k, save_index, tune_search)
 from .model import FROZEN_SOURCES, SearchModel
@@ -30,7 +30,7 @@ from .rerank import LocalFeatures, database_augment
 from .store import (GALLERY_VERSION, append_buildings, embedding_rows, joined, label_codes, open_part,
                                           parts_codes, read_buildings, read_rows, read_rows_at, read_v2,
                                           write_buildings, write_part)
-from ..evaluation.retrieval import faiss_module, open_set_rates, open_set_threshold
+from ..evaluation.retrieval import faiss_module
 
 # %% auto #0
 __all__ = ['pd', 'ROWS_IN_MEMORY', 'COMPACT_PARTS', 'query_index', 'BuildingGallery']
@@ -395,29 +395,9 @@ def set_threshold(self:BuildingGallery,
     if (threshold is not None or target_far is not None) and not s:
         raise BuildingMetricError(f"the gallery {str(self.path)!r} keeps no calibration scores (it was built by an "
                                   "older version, or has fewer than two buildings)", "rebuild it (bm-index --rebuild)")
-    single = s is not None and not s['known']   # one photo per building: impostor similarities alone
-    if target_far is not None:
-        if single:
-            r = impostor_threshold(np.asarray(s['others'])[:, None], c['n_buildings'], target_far)
-            r['far'] = float((np.asarray(s['unknown']) >= r['threshold']).mean())   # (per photo: its best impostor)
-        else: r = open_set_threshold(s['known'], s['unknown'], target_far)
-        self._threshold = r['threshold']
-        return dict(r, source=f'chosen for a false-accept rate of at most {target_far:g}')
-    self._threshold = threshold
-    if threshold is not None:
-        r = (dict(threshold=threshold, far=float((np.asarray(s['unknown']) >= threshold).mean()), frr=None) if single
-             else open_set_rates(s['known'], s['unknown'], threshold))
-        return dict(r, source='set by hand')
-    return dict(threshold=c.get('threshold'), far=c.get('far'), frr=c.get('frr'), source=_threshold_source(c))
-
-def _threshold_source(c:dict) -> str:
-    "How the calibrated threshold was set, in words (never a calibration that did not happen)."
-    if c.get('threshold') is None: return 'none: too few photos to calibrate; every query is given its nearest building'
-    if c.get('rule') == 'impostors':
-        return (f"set from photos of other buildings for a false-accept rate of at most {c['target_far']:g} (no building "
-                "has two photos, so its false-reject rate is unknown)")
-    return 'calibrated ' + (f"for a false-accept rate of at most {c['target_far']:g}" if c.get('target_far') is not None
-                            else 'at the equal error rate')
+    r = choose_threshold(c, threshold, target_far)
+    self._threshold = r['threshold']
+    return r
 
 # %% ../../nbs/07e_search.gallery.ipynb #7775ae28
 @patch

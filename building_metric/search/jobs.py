@@ -63,7 +63,7 @@ def run_index(cfg:IndexConfig) -> dict:
         if c.get('threshold') is not None:
             log(threshold_line(g.set_threshold()))
             if c['far'] + (c['frr'] or 0) > 0.5:   # (at the equal error rate, both above a quarter)
-                log(f"warning: the threshold cannot tell this gallery's buildings from unknown ones (more than a quarter "
+                log("warning: the threshold cannot tell this gallery's buildings from unknown ones (more than a quarter "
                     "wrong either way): its buildings look alike to this model; identify with --threshold or "
                     "--target_far set knowingly, or use a model trained on such photos")
         return dict(gallery=str(g.path), photos=len(g), buildings=g.info['buildings'], kind=g.info['kind'],

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.training import GradientClip
-import fastai.callback.schedule  # fit_one_cycle, fit_flat_cos
+import fastai.callback.schedule  # noqa: F401  (fit_one_cycle, fit_flat_cos)
 from fastai.learner import Learner
 from fastai.optimizer import Adam
 from fastai.vision.learner import create_body

@@ -86,3 +86,23 @@ def test_the_answering_path_imports_no_training_code():
         r.stdout,
         r.stderr[-500:],
     )  # pandas: at first use
+
+
+def test_one_place_to_start():
+    "`import building_metric as bm` gives the entry points by name, each the object its module defines, imported on first use."
+    import importlib
+    import subprocess
+
+    code = (
+        'import sys, building_metric as bm\n'
+        'assert not {"torch", "fastai", "timm", "pandas"} & set(sys.modules), "import building_metric must stay light"\n'
+        'print(len(bm.__all__), bm.BuildingIndex.__module__)'
+    )
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    import building_metric as bm
+
+    assert r.stdout.split() == [str(len(bm.__all__)), 'building_metric.data.index']
+    for name, mod in bm._PUBLIC.items():
+        assert getattr(bm, name) is getattr(importlib.import_module(f'building_metric.{mod}'), name), name
+    assert set(bm.__all__) <= set(dir(bm)) and 'train' not in bm.__all__  # (bm.train is the module)

@@ -186,7 +186,9 @@ def class_logits(state:dict, # A `bm-train` checkpoint's state dict (the head an
     w = MetricLoss.class_vectors_in(state, prefix='loss.')
     if w is None: return None
     cfg = meta.get('config') or {}
-    scale = cfg.get('alpha', 32.0) if cfg.get('loss', 'proxy_anchor') == 'proxy_anchor' else 64.0
+    args = cfg.get('loss_args') or {}   # (the loss as built; older runs recorded only alpha)
+    scale = (args.get('alpha', cfg.get('alpha', 32.0)) if cfg.get('loss', 'proxy_anchor') == 'proxy_anchor' else
+             args.get('scale', 64.0))
     return lambda e: cosine_logits(e, w, scale)
 
 # %% ../../nbs/07_evaluation.report.ipynb #05a63bb7

@@ -1,4 +1,4 @@
-"""Out-of-distribution scores for embeddings: nearest-class similarity, k-th neighbour distance, Mahalanobis distance and energy, each measured by AUROC and FPR at 95% TPR.
+"""Out-of-distribution scores for embeddings: nearest-class similarity, k-th neighbour distance, Mahalanobis distance, energy and ViM, each measured by AUROC and FPR at 95% TPR.
 
 Docs: https://building-metric.github.io/building_metric/evaluation.ood.html.md"""
 
@@ -16,8 +16,8 @@ from ..core import BuildingMetricError
 from .retrieval import class_means, knn
 
 # %% auto #0
-__all__ = ['max_similarity_score', 'knn_score', 'mahalanobis_score', 'energy_score', 'cosine_logits', 'ood_metrics', 'ood_table',
-           'plot_ood_histograms']
+__all__ = ['max_similarity_score', 'knn_score', 'mahalanobis_score', 'energy_score', 'cosine_logits', 'vim_score', 'ood_metrics',
+           'ood_table', 'plot_ood_histograms']
 
 # %% ../../nbs/05b_evaluation.ood.ipynb #816450bd
 def _f32(x, name:str) -> torch.Tensor:
@@ -79,6 +79,26 @@ def cosine_logits(emb, # (n, dim) embeddings
     "`scale` x the cosine similarity of each embedding to each class vector: the logits of a cosine classifier."
     return scale * F.normalize(_f32(emb, 'emb'), dim=1) @ F.normalize(_f32(weights, 'weights'), dim=1).T
 
+# %% ../../nbs/05b_evaluation.ood.ipynb #15eb8c1a
+def vim_score(ref, # Reference embeddings (the training photos): the principal subspace and the scale come from them
+              ref_logits, # (n_ref, classes) their class logits
+              query, query_logits, # Query embeddings and their logits
+              dim:int|None=None, # Principal dimensions kept (default: ViM's rule, 1000 / 512 / half the size)
+             ) -> np.ndarray:
+    ("ViM (Wang et al. 2022), higher = more unusual: a virtual logit, the norm of the query's part outside the "
+     "principal subspace of the reference embeddings, scaled by alpha = mean max logit / mean residual norm of the "
+     "references, minus the energy term: `alpha * |x P_perp| - logsumexp(logits)`. The logits are those of a "
+     "classifier without bias (cosine logits), so the origin of the feature space is 0.")
+    ref, q = _f32(ref, 'ref').double(), _f32(query, 'query').double()
+    d = ref.shape[1]
+    dim = dim if dim is not None else (1000 if d >= 2048 else 512 if d >= 768 else d // 2)
+    if not 0 < dim < d: raise BuildingMetricError(f"ViM with {dim} principal dimensions of {d}", f"use 0 < dim < {d}")
+    w, v = torch.linalg.eigh(ref.T @ ref / len(ref))          # the uncentred covariance (the origin is 0)
+    null = v[:, torch.argsort(w, descending=True)[dim:]]
+    rl, ql = (torch.as_tensor(np.asarray(l) if not isinstance(l, torch.Tensor) else l).double() for l in (ref_logits, query_logits))
+    alpha = rl.max(1).values.mean() / (ref @ null).norm(dim=1).mean()
+    return (alpha * (q @ null).norm(dim=1) - torch.logsumexp(ql, dim=1)).numpy()
+
 # %% ../../nbs/05b_evaluation.ood.ipynb #9415f68b
 def ood_metrics(known, # Scores of in-distribution queries (photos of known buildings)
                 unknown, # Scores of out-of-distribution queries (photos of other buildings)
@@ -113,6 +133,7 @@ def ood_table(ref, ref_labels, # Reference embeddings (the training photos) and 
     fns = dict(max_similarity=lambda e: max_similarity_score(ref, ref_labels, e),
                knn=lambda e: knn_score(ref, e, k=min(k, len(ref))),
                mahalanobis=lambda e: mahalanobis_score(ref, ref_labels, e), energy=lambda e: energy_score(logits(e)))
+    if ref.shape[1] > 1: fns['vim'] = lambda e: vim_score(ref, logits(ref), e, logits(e))
     scores = {n: (f(known), f(unknown)) for n, f in fns.items()}
     table = pd.DataFrame({n: ood_metrics(*s) for n, s in scores.items()}).T
     table.index.name = 'score'

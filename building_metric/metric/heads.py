@@ -21,7 +21,7 @@ from ..weights import timm_model
 
 # %% auto #0
 __all__ = ['FUSION_SIZES', 'HEADS', 'GatingHead', 'mlp', 'FusionHead', 'load_head', 'checked_head', 'ProjectionHead', 'Embedder',
-           'embedder_splitter', 'save_embedder', 'load_strict', 'load_embedder']
+           'embedder_splitter', 'save_embedder', 'load_strict', 'load_embedder', 'save_adapters', 'load_adapters']
 
 # %% ../../nbs/04_metric.heads.ipynb #feb7da05
 def _check_dims(in_dims) -> dict[str, int]:
@@ -187,16 +187,22 @@ class Embedder(nn.Module):
                  head:nn.Module|None=None, # Head on the pooled backbone features (default: `ProjectionHead`)
                  pretrained:bool=True, # Load the backbone's pretrained weights
                  weights:str|None=None, # A local timm checkpoint file instead of the hub
-                 **timm_kw): # Passed to `timm.create_model` (e.g. a small `layers=[1, 1, 1, 1]` for tests)
+                 modules:dict|None=None, # `metric.backbones.BackboneModules` settings: adapters, CBAM, ToMe, ...
+                 normalize:bool=True, # L2-normalise the embeddings (off for AdaFace, whose margin reads their norms)
+                 **timm_kw): # Passed to `timm.create_model` (e.g. `drop_path_rate`, or a small `layers=[1, 1, 1, 1]`)
         super().__init__()
+        from .backbones import BackboneModules, apply_modules
         self.backbone = timm_model(arch, f"timm/{arch}", pretrained, weights, num_classes=0, **timm_kw)
         self.preprocess = Preprocess.from_timm(self.backbone)
-        self.head = head if head is not None else ProjectionHead(
-            # MobileNetV3: its conv head widens the features
-            getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features, emb_dim)
+        # MobileNetV3: its conv head widens the features
+        width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        mods = BackboneModules.from_dict(modules)
+        if mods.active: self.backbone = apply_modules(self.backbone, mods)
+        self.head = head if head is not None else ProjectionHead(width, emb_dim, normalize=normalize)
         self.emb_dim = getattr(self.head, 'emb_dim', emb_dim)
         # what `load_embedder` rebuilds it from (a head of one's own cannot be)
-        self.init_args = dict(arch=arch, emb_dim=emb_dim, **timm_kw) if head is None else None
+        extra = dict(**({'modules': mods.to_dict()} if mods.active else {}), **({} if normalize else {'normalize': False}))
+        self.init_args = dict(arch=arch, emb_dim=emb_dim, **extra, **timm_kw) if head is None else None
     def forward(self, x): return self.head(self.backbone(x))
 
 # %% ../../nbs/04_metric.heads.ipynb #8e444426
@@ -261,4 +267,41 @@ def load_embedder(path:str|Path, # A snapshot written by `save_embedder` (the wh
     else: raise BuildingMetricError(f"{path.name} holds a head alone", "pass the whole model's snapshot, or its backbone's")
     if meta.get('size'): model.preprocess = Preprocess.from_timm(model.backbone, int(meta['size']))   # its training size
     model.snapshot = meta
+    return model.eval()
+
+# %% ../../nbs/04_metric.heads.ipynb #965be3fe
+def save_adapters(model:Embedder, # An `Embedder` built with an adapter (`modules=dict(adapter='lora')`)
+                  path:str|Path, # The `.pth` to write; its `.json` record beside it
+                  **info) -> Path: # Recorded in the metadata too
+    ("Only what an adapter run trained: the adapters' weights (peft's) and the head's, with the record that rebuilds "
+     "the rest (`init_args`: the architecture and the adapter's settings); the frozen base weights are not written.")
+    from .backbones import adapter_state
+    if (getattr(model, 'init_args', None) or {}).get('modules', {}).get('adapter', 'none') == 'none':
+        raise BuildingMetricError("this Embedder has no adapter", "save it with save_embedder")
+    sd = {**{f'backbone.{k}': v for k, v in adapter_state(model.backbone).items()},
+          **{f'head.{k}': v.detach().cpu() for k, v in model.head.state_dict().items()}}
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda t: torch.save(sd, t))
+    meta = dict(kind='adapters', init_args=model.init_args, emb_dim=model.emb_dim, **info)
+    atomic_write(path.with_suffix('.json'), lambda t: t.write_text(json.dumps(meta, indent=2)))
+    return path
+
+def load_adapters(path:str|Path, # Written by `save_adapters`
+                  weights:str|None=None, # The base backbone's weights file (default: the pretrained ones, from the hub)
+                 ) -> Embedder:
+    "The `Embedder` of an adapter checkpoint: the base backbone (pretrained, or `weights`), its adapters and head loaded."
+    import peft
+    path = Path(path)
+    j = path.with_suffix('.json')
+    meta = json.loads(j.read_text()) if j.is_file() else {}
+    if meta.get('kind') != 'adapters':
+        raise BuildingMetricError(f"{path.name} is not an adapter checkpoint (no {j.name} saying so)",
+                                  "pass a file written by save_adapters (snapshots/<phase>_adapters.pth)")
+    args = dict(meta['init_args'])
+    model = Embedder(args.pop('arch'), args.pop('emb_dim'), pretrained=weights is None, weights=weights, **args)
+    sd = torch.load(path, map_location='cpu', weights_only=True)
+    res = peft.set_peft_model_state_dict(model.backbone, {k[9:]: v for k, v in sd.items() if k.startswith('backbone.')})
+    if res.unexpected_keys: raise BuildingMetricError(f"{path.name} holds adapters this model has not ({res.unexpected_keys[0]!r})",
+                                                      "rebuild with the record's settings (its .json)")
+    load_strict(model.head, {k[5:]: v for k, v in sd.items() if k.startswith('head.')}, path, meta)
     return model.eval()

@@ -127,6 +127,7 @@ def image_dataloaders(index:BuildingIndex, # A split index
                       bs:int=32, # Batch size
                       train:str='train', valid:str='val', # Splits to train and validate on
                       augment:bool=True, # Flips, small rotations, zoom and lighting on the training set
+                      tfms:tuple|None=None, # `(item_tfms, batch_tfms)` of the training photos instead (`augment.augment_transforms`)
                       mean=(0.485, 0.456, 0.406),
                       std=(0.229, 0.224, 0.225), # Normalisation (an `Embedder`'s `preprocess` has its own)
                       num_workers:int=0, # Decoding processes
@@ -138,9 +139,9 @@ def image_dataloaders(index:BuildingIndex, # A split index
     tr, va = np.flatnonzero(items.split == train), np.flatnonzero(items.split == valid)
     if not len(tr):
         raise BuildingMetricError(f"split {train!r} of the index is empty", "split the index first (index.split())")
-    tfms = [*aug_transforms(size=size, max_rotate=5, max_warp=0)] if augment else []
+    items_t, tfms = tfms if tfms is not None else ([], [*aug_transforms(size=size, max_rotate=5, max_warp=0)] if augment else [])
     db = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=list(index.classes))), get_x=_load_pil, get_y=_label_of,
-                   splitter=lambda _: (list(tr), list(va)), item_tfms=Resize(size, method='squish'),
+                   splitter=lambda _: (list(tr), list(va)), item_tfms=[Resize(size, method='squish'), *items_t],
                    batch_tfms=tfms + [Normalize.from_stats(list(mean), list(std))])
     return db.dataloaders(items, bs=bs, num_workers=num_workers, device=get_device(device))
 

@@ -7,7 +7,10 @@ Docs: https://building-metric.github.io/building_metric/metric.losses.html.md"""
 # %% ../../nbs/04a_metric.losses.ipynb #d686fe8a
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
 from pytorch_metric_learning import reducers as pml_reducers
@@ -19,7 +22,8 @@ from ..core import BuildingMetricError, Registry
 # %% auto #0
 __all__ = ['MINERS', 'LOSSES', 'hard_miner', 'semihard_miner', 'multi_similarity_miner', 'pair_margin_miner', 'LayoutMiner',
            'layout_miner', 'MetricLoss', 'proxy_anchor', 'arcface', 'triplet', 'contrastive', 'multi_similarity',
-           'supcon', 'ntxent', 'create_loss', 'list_losses', 'loss_parameters', 'built_settings']
+           'supcon', 'ntxent', 'AdaFaceLoss', 'CurricularFaceLoss', 'adaface', 'curricularface', 'create_loss',
+           'list_losses', 'loss_parameters', 'built_settings']
 
 # %% ../../nbs/04a_metric.losses.ipynb #eb783883
 MINERS = Registry('miner')
@@ -191,6 +195,75 @@ def ntxent(n_classes=None, emb_dim=None, temperature:float=0.07):
     "NT-Xent (the SimCLR / InfoNCE loss) over the positive pairs of the batch."
     return pml_losses.NTXentLoss(temperature=temperature)
 
+# %% ../../nbs/04a_metric.losses.ipynb #3201020c
+class _MarginSoftmax(pml_losses.ArcFaceLoss):
+    "A margin softmax over class weights whose logits `margin_logits` computes (pml's bookkeeping, weights and reducer)."
+    def init_margin(self): pass   # (in the paper's unit, radians: not ArcFace's degrees)
+    def compute_loss(self, embeddings, labels, indices_tuple, ref_emb, ref_labels):
+        from pytorch_metric_learning.utils import common_functions as c_f, loss_and_miner_utils as lmu
+        c_f.labels_required(labels)
+        self.cast_types(embeddings.dtype, embeddings.device)
+        w = lmu.convert_to_weights(indices_tuple, labels, dtype=embeddings.dtype)
+        losses = self.cross_entropy(self.margin_logits(embeddings, labels), labels) * w
+        out = {"loss": {"losses": losses, "indices": c_f.torch_arange_from_size(embeddings), "reduction_type": "element"}}
+        self.add_weight_regularization_to_loss_dict(out, self.W.t())
+        return out
+    def cosines(self, embeddings): return self.get_cosine(embeddings).clamp(-1 + 1e-7, 1 - 1e-7)
+
+class AdaFaceLoss(_MarginSoftmax):
+    ("AdaFace (Kim et al. 2022): ArcFace's angular and CosFace's additive margins, each scaled by how the sample's "
+     "feature norm stands against the running mean and std of the norms (`h`: their spread; EMA weight `t_alpha`).")
+    def __init__(self, num_classes, embedding_size, margin:float=0.4, scale:float=64.0, h:float=0.333,
+                 t_alpha:float=0.01, **kw):
+        super().__init__(num_classes, embedding_size, margin=margin, scale=scale, **kw)
+        self.h, self.t_alpha = h, t_alpha
+        self.register_buffer('batch_mean', torch.tensor(20.))   # the paper's starting values
+        self.register_buffer('batch_std', torch.tensor(100.))
+    def margin_logits(self, embeddings, labels):
+        cos = self.cosines(embeddings)
+        norms = embeddings.norm(dim=1, keepdim=True).clamp(0.001, 100).detach()
+        if self.training and len(norms) > 1:
+            with torch.no_grad():
+                self.batch_mean.mul_(1 - self.t_alpha).add_(self.t_alpha * norms.mean())
+                self.batch_std.mul_(1 - self.t_alpha).add_(self.t_alpha * norms.std())
+        ms = ((norms - self.batch_mean) / (self.batch_std + 1e-3) * self.h).clamp(-1, 1)
+        onehot = F.one_hot(labels, cos.shape[1]).to(cos)
+        theta = (cos.acos() + onehot * (-self.margin * ms)).clamp(1e-3, math.pi - 1e-3)
+        return (theta.cos() - onehot * (self.margin + self.margin * ms)) * self.scale
+
+class CurricularFaceLoss(_MarginSoftmax):
+    ("CurricularFace (Huang et al. 2020): ArcFace's margin on the target class, and each harder negative (cosine "
+     "above the target's margin cosine) reweighted to cos (t + cos), `t` the running mean target cosine (EMA 0.01).")
+    def __init__(self, num_classes, embedding_size, margin:float=0.5, scale:float=64.0, **kw):
+        super().__init__(num_classes, embedding_size, margin=margin, scale=scale, **kw)
+        self.register_buffer('t', torch.zeros(()))
+    def margin_logits(self, embeddings, labels):
+        cos, m = self.cosines(embeddings), self.margin
+        target = cos.gather(1, labels[:, None])
+        cos_m = target * math.cos(m) - (1 - target ** 2).sqrt() * math.sin(m)
+        final = torch.where(target > math.cos(math.pi - m), cos_m, target - math.sin(math.pi - m) * m)
+        if self.training:
+            with torch.no_grad(): self.t.mul_(0.99).add_(0.01 * target.mean())
+        hard = cos > cos_m
+        cos = torch.where(hard, cos * (self.t + cos), cos)
+        return cos.scatter(1, labels[:, None], final) * self.scale
+
+# %% ../../nbs/04a_metric.losses.ipynb #bc279806
+@LOSSES.register('adaface', lr_mult=1, params='one weight vector per class',
+                 defaults='margin 0.4, scale 64, h 0.333 (the paper\'s)')
+def adaface(n_classes=None, emb_dim=None, margin:float=0.4, scale:float=64.0, h:float=0.333):
+    ("AdaFace (Kim et al. 2022): the margin adapts to image quality through the feature norm; train it with a head "
+     "that does not L2-normalise (`Embedder(normalize=False)`), or every norm is 1 and the margin a fixed one.")
+    _need('adaface', n_classes, emb_dim)
+    return AdaFaceLoss(n_classes, emb_dim, margin=margin, scale=scale, h=h)
+
+@LOSSES.register('curricularface', lr_mult=1, params='one weight vector per class',
+                 defaults='margin 0.5 radians, scale 64 (the paper\'s)')
+def curricularface(n_classes=None, emb_dim=None, margin:float=0.5, scale:float=64.0):
+    "CurricularFace (Huang et al. 2020): ArcFace's margin, with hard negatives weighted up as training goes on."
+    _need('curricularface', n_classes, emb_dim)
+    return CurricularFaceLoss(n_classes, emb_dim, margin=margin, scale=scale)
+
 # %% ../../nbs/04a_metric.losses.ipynb #4b153fc1
 def create_loss(name:str, # A name of `list_losses()`
                 n_classes:int|None=None, # Number of training classes (losses with proxies or class weights)
@@ -243,7 +316,8 @@ def built_settings(loss:MetricLoss) -> dict:
     out = {}
     for k in loss_parameters(loss.name):
         v = getattr(loss.loss, k, None)
-        if k == 'margin' and isinstance(loss.loss, pml_losses.ArcFaceLoss): v = math.degrees(v)
+        if k == 'margin' and isinstance(loss.loss, pml_losses.ArcFaceLoss) and not isinstance(loss.loss, _MarginSoftmax):
+            v = math.degrees(v)   # (pml keeps ArcFace's in radians)
         if k == 'reducer': v = {'AvgNonZeroReducer': 'nonzero', 'MeanReducer': 'mean'}.get(type(v).__name__, type(v).__name__)
         out[k] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
     return out

@@ -18,6 +18,8 @@ from .callbacks import EMA, EarlyStop, EpochCosine, PeriodicEval, SaveBest, Save
 from .callbacks import resume as resume_learner
 from .config import Config
 from .core import BuildingMetricError, WriterLock, show_progress
+from .config.toolkit import SCHEDULERS
+from .optim import fit_scheduled
 from .tracking import tracking_cbs
 
 # %% auto #0
@@ -76,12 +78,12 @@ class TrainingRun:
 
     def fit(self, learn, epochs:int, lr, # Epochs and learning rate(s)
             resume:bool=False, # Continue from `models/last.pth` (it must be there)
-            schedule:str='one_cycle', # 'one_cycle', or 'cosine_half' (`EpochCosine` over half the epochs, per epoch)
-            **kw) -> float: # Passed to `fit_one_cycle` (e.g. `pct_start`)
+            schedule:str='one_cycle', # A name of `optim.SCHEDULERS`, or 'cosine_half' (`EpochCosine` over half the epochs)
+            **kw) -> float: # Passed to `fit_one_cycle` (e.g. `pct_start`) or the schedule (`optim.schedule_callbacks`)
         ("Resume when asked, fit what is left of the schedule, keep the evaluations in `evaluations.csv`; returns the "
          "seconds spent training.")
-        if schedule not in ('one_cycle', 'cosine_half'):
-            raise BuildingMetricError(f"schedule {schedule!r} is not known", "use 'one_cycle' or 'cosine_half'")
+        if schedule not in ('cosine_half', *SCHEDULERS):
+            raise BuildingMetricError(f"schedule {schedule!r} is not known", f"use one of {', '.join(SCHEDULERS)} or cosine_half")
         start = resume_learner(learn, strict=True) if resume else 0
         if start: self.log(f"resuming from epoch {start} (models/last.pth)")
         if start >= epochs:
@@ -90,7 +92,8 @@ class TrainingRun:
         # no bars into a pipe or a file (fastprogress would draw them anywhere): only to a terminal or a notebook
         with (nullcontext() if show_progress() else _epoch_lines(learn)):
             if schedule == 'one_cycle': learn.fit_one_cycle(epochs, lr, start_epoch=start, **kw)
-            else: learn.fit(epochs, lr, start_epoch=start, cbs=EpochCosine(epochs // 2))
+            elif schedule == 'cosine_half': learn.fit(epochs, lr, start_epoch=start, cbs=EpochCosine(epochs // 2))
+            else: fit_scheduled(learn, epochs, lr, schedule, start_epoch=start, **kw)
         # (a finished run resumed keeps its file)
         if self.main: pd.DataFrame(learn.periodic_eval.history).to_csv(self.out/'evaluations.csv', index=False)
         return round(time.perf_counter() - t0, 2)

@@ -11,6 +11,7 @@ __all__ = []
 from .base import *
 from .settings import *
 from .mesh import *
+from .toolkit import *
 from .staged import *
 from .pipeline import *
 from .shell import *

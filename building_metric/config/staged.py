@@ -9,19 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import Config, check_choice, check_positive
+from .toolkit import MIX_METHODS, ToolkitConfig
 from .settings import check_logs
 from ..core import BuildingMetricError
 
 # %% auto #0
-__all__ = ['MIX_METHODS', 'STAGED_PHASES', 'EXPORT_FORMATS', 'StagedConfig', 'StagedRunConfig', 'ExportConfig', 'InferConfig']
+__all__ = ['STAGED_PHASES', 'EXPORT_FORMATS', 'StagedConfig', 'StagedRunConfig', 'ExportConfig', 'InferConfig']
 
 # %% ../../nbs/00g_config.staged.ipynb #758c1ef0
-MIX_METHODS = ('none', 'mixup', 'cutmix')
-"Mixing augmentations of the ArcFace stages (fastai's callbacks)."
-
 @dataclass
-class StagedConfig(Config):
-    "Settings of `staged_training`."
+class StagedConfig(ToolkitConfig):
+    "Settings of `staged_training`: the recipe, and how it trains (`ToolkitConfig`'s keys, first in the table)."
     arch:str = 'resnet50' # Teacher backbone (timm)
     student_arch:str = 'mobilenetv3_large_100' # Student backbone (timm)
     pretrained:bool = True # Start both backbones from pretrained weights
@@ -40,12 +38,13 @@ class StagedConfig(Config):
     distill_epochs:int = 10 # Stage 3 epochs (0: no student)
     distill_lr:float = 1e-3
     distill_weight:float = 1.0 # Weight of the distillation term (the rest: the student's own ArcFace loss)
-    mix:str = 'none' # Mixing augmentation of the ArcFace stages (2 and 3): none, mixup or cutmix (fastai's callbacks)
+    mix:str = 'none' # Mixing augmentation of the ArcFace stages (2 and 3): none, mixup, cutmix, tokenmix or manifold
     # Beta(alpha, alpha) of the mixing weights (0: fastai's default, 0.4 for MixUp and 1.0 for CutMix)
     mix_alpha:float = 0.0
     seed:int = 0
 
     def __post_init__(self):
+        self._check_toolkit()
         check_choice('mix', self.mix, MIX_METHODS)
         if self.mix_alpha < 0:
             raise BuildingMetricError(f"mix_alpha={self.mix_alpha}", "use 0 (fastai's default) or a positive number")

@@ -92,6 +92,7 @@ def metric_learner(dls, # DataLoaders of (features or images, label) batches, e.
                    cbs=None, # More callbacks
                    wd:float=1e-4, # Decoupled weight decay (AdamW)
                    clip:float|None=None, # Clip the gradient norm to this
+                   opt_func=None, # A fastai optimiser function (default: AdamW; `optim.opt_func` names others)
                    mixed_precision:bool|None=None, # Mixed precision (default: on a CUDA GPU)
                    path:str|Path='.', # Folder of the learner's files (checkpoints go to `path/models`)
                    **loss_kw, # Passed to `create_loss` when `loss` is a name (margin, alpha, train_type, ...)
@@ -109,7 +110,7 @@ def metric_learner(dls, # DataLoaders of (features or images, label) batches, e.
     if mixed_precision or (mixed_precision is None and get_device(getattr(dls, 'device', None)).type == 'cuda'):
         cbs.append(MixedPrecision())
     model = MetricModel(head, loss).to(getattr(dls, 'device', None) or get_device())
-    return Learner(dls, model, loss_func=loss, opt_func=partial(Adam, decouple_wd=True), splitter=metric_splitter,
+    return Learner(dls, model, loss_func=loss, opt_func=opt_func or partial(Adam, decouple_wd=True), splitter=metric_splitter,
                    metrics=[PrecisionAt1(), MapAtR()] if metrics is None else metrics, wd=wd, cbs=cbs, path=path)
 
 # %% ../../nbs/04c_metric.learner.ipynb #cd0b1c6f

@@ -14,11 +14,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
-from fastai.callback.mixup import CutMix, MixUp
 from torch import nn
 
-from ..callbacks import EMA, embed_all
-from ..config import MIX_METHODS, StagedConfig, check_choice
+from ..augment import MIX_CALLBACKS, AugmentSettings, MetricCutMix, MetricMixUp, augment_transforms, mix_callbacks
+from ..callbacks import EMA, accumulation, embed_all
+from ..config import StagedConfig
+from ..optim import SAM, GradientCentralization, compile_model, fit_scheduled, opt_func
 from ..core import BuildingMetricError, seed_everything
 from ..data.index import BuildingIndex
 from ..evaluation.retrieval import retrieval_metrics
@@ -26,7 +27,8 @@ from .heads import Embedder
 from .learner import image_dataloaders, metric_learner
 
 # %% auto #0
-__all__ = ['MIXERS', 'Distill', 'MetricMixUp', 'MetricCutMix', 'mix_callback', 'stage_embedder', 'staged_training']
+__all__ = ['MIXERS', 'Distill', 'mix_callback', 'stage_embedder', 'stage_tfms', 'toolkit_callbacks', 'toolkit_fit',
+           'stage_optimizer', 'margin_loss', 'staged_training']
 
 # %% ../../nbs/04f_metric.staged.ipynb #473ebb1c
 class Distill(Callback):
@@ -50,41 +52,51 @@ class Distill(Callback):
         self.learn.loss = self.learn.loss_grad.clone()
 
 # %% ../../nbs/04f_metric.staged.ipynb #4f2b6a6f
-def _check_per_sample(cb):
-    if not getattr(cb.learn.loss_func, 'y_int', False):
-        raise BuildingMetricError(
-            f"{type(cb).__name__} needs a loss with one term per image, not "
-            f"{getattr(cb.learn.loss_func, 'name', type(cb.learn.loss_func).__name__)!r}",
-                                  "mix with a classification loss over class weights: 'arcface'")
-
-class MetricMixUp(MixUp):
-    ("fastai's `MixUp`, refusing a loss without one term per image when training starts (not with a shape error "
-     "mid-batch).")
-    def before_fit(self): _check_per_sample(self)
-
-class MetricCutMix(CutMix):
-    "fastai's `CutMix`, refusing a loss without one term per image when training starts."
-    def before_fit(self): _check_per_sample(self)
-
-MIXERS = dict(zip(MIX_METHODS, (None, MetricMixUp, MetricCutMix)))
-"Mixing augmentations by name (`config.MIX_METHODS`): fastai's callbacks."
+MIXERS = MIX_CALLBACKS
+"Mixing augmentations by name (`augment.MIX_CALLBACKS`; `MetricMixUp` and `MetricCutMix` live in `augment` now)."
 
 def mix_callback(mix:str='none', # A name of `MIXERS`
-                 alpha:float=0.0) -> Callback|None: # Beta(alpha, alpha) of the mixing weights (0: fastai's default)
-    ("fastai's `MixUp` or `CutMix` callback (None for 'none'): train with a loss that has one term per sample "
-     "(`MetricLoss.y_int`, ArcFace).")
-    check_choice('mix', mix, tuple(MIXERS))
-    cls = MIXERS[mix]
-    return None if cls is None else (cls(alpha) if alpha else cls())
+                 alpha:float=0.0, # Beta(alpha, alpha) of the mixing weights (0: the method's default)
+                 model=None) -> Callback|None: # manifold: the model whose stages are mixed
+    "The mixing callback `mix` names (None for 'none'), as `augment.mix_callbacks` builds it."
+    cbs = mix_callbacks(mix, alpha, model)
+    return cbs[0] if cbs else None
 
 # %% ../../nbs/04f_metric.staged.ipynb #0ac53765
 def stage_embedder(arch:str, cfg:StagedConfig) -> Embedder:
-    ("The teacher (`arch == cfg.arch`) or student of a staged run: the timm model, pretrained as `cfg` says; with "
-     "`cfg.tiny`, a random ResNet-10 shape.")
+    ("The teacher (`arch == cfg.arch`, with the backbone modules `cfg` asks for) or student of a staged run: the timm "
+     "model, pretrained as `cfg` says, with its drop-path rate; with `cfg.tiny`, a random ResNet-10 shape.")
+    teacher = arch == cfg.arch
+    kw = dict(modules=cfg.backbone_modules() if teacher else None, normalize=cfg.margin_loss != 'adaface',
+              **({'drop_path_rate': cfg.drop_path} if cfg.drop_path else {}))
     if cfg.tiny:   # a ResNet-10 shape, random; the student at half its width
         return Embedder('resnet18', cfg.emb_dim, pretrained=False, layers=[1, 1, 1, 1],
-                        **({} if arch == cfg.arch else dict(channels=(32, 64, 128, 256))))
-    return Embedder(arch, cfg.emb_dim, pretrained=cfg.pretrained)
+                        **kw, **({} if teacher else dict(channels=(32, 64, 128, 256))))
+    return Embedder(arch, cfg.emb_dim, pretrained=cfg.pretrained, **kw)
+
+def stage_tfms(cfg:StagedConfig) -> tuple[list, list]:
+    "The item and batch transforms of the training photos `cfg` asks for (`augment.augment_transforms`)."
+    return augment_transforms(AugmentSettings(**cfg.augment_settings()), cfg.size)
+
+def toolkit_callbacks(cfg:StagedConfig, model:Embedder,
+                      mix:bool=False) -> list: # The stage takes `cfg.mix` (a per-photo loss)
+    "The training callbacks `cfg`'s toolkit keys ask for: accumulation, SAM, Gradient Centralisation, mixing."
+    return (accumulation(cfg.accumulate) + [SAM(cfg.sam_rho)] * bool(cfg.sam_rho)
+            + [GradientCentralization()] * cfg.grad_centralization
+            + (mix_callbacks(cfg.mix, cfg.mix_alpha, model) if mix else []))
+
+def toolkit_fit(learn, epochs:int, lr:float, cfg:StagedConfig, start_epoch:int=0):
+    "Fit with `cfg`'s scheduler (and compile the model first when asked)."
+    if cfg.compile: compile_model(learn.model.head, next(iter(learn.dls.train))[0][:2], log=print)
+    fit_scheduled(learn, epochs, lr, cfg.scheduler, start_epoch=start_epoch, **cfg.schedule_settings())
+
+def stage_optimizer(cfg:StagedConfig):
+    "The fastai optimiser function `cfg` names (`optim.opt_func`)."
+    return opt_func(cfg.optimizer, lookahead=cfg.lookahead)
+
+def margin_loss(cfg:StagedConfig) -> tuple[str, dict]:
+    "The margin loss of the ArcFace and distillation stages, with its settings (ArcFace's margin in degrees)."
+    return cfg.margin_loss, (dict(margin=cfg.margin, scale=cfg.scale) if cfg.margin_loss == 'arcface' else dict(scale=cfg.scale))
 
 def _speed(model:nn.Module, size:int, n:int=32) -> float:
     "Images per second, one batch of `n` on the CPU."
@@ -101,7 +113,7 @@ def staged_training(index:BuildingIndex, # A split index (train, val, test)
     seed_everything(cfg.seed)
     teacher = stage_embedder(cfg.arch, cfg)
     pre = teacher.preprocess
-    dls = image_dataloaders(index, size=cfg.size, bs=cfg.bs, mean=pre.mean, std=pre.std)
+    dls = image_dataloaders(index, size=cfg.size, bs=cfg.bs, mean=pre.mean, std=pre.std, tfms=stage_tfms(cfg))
     split = 'test' if (index.items.split == 'test').any() else 'val'
     test = image_dataloaders(index, size=cfg.size, bs=64, valid=split, augment=False, mean=pre.mean, std=pre.std).valid
     def score(model, stage, **extra):
@@ -113,19 +125,20 @@ def staged_training(index:BuildingIndex, # A split index (train, val, test)
         log(f"{stage}: P@1 {r['precision_at_1']:.3f}, MAP@R {r['map_at_r']:.3f} on the {split} split")
         return r
     rows = [score(teacher, 'untrained teacher')]
-    fit = lambda learn, n, lr: learn.fit_one_cycle(n, lr)
-    mixer = lambda: [m for m in [mix_callback(cfg.mix, cfg.mix_alpha)] if m is not None]
+    fit = lambda learn, n, lr: toolkit_fit(learn, n, lr, cfg)
+    loss, loss_kw = margin_loss(cfg)
     if cfg.supcon_epochs:
-        learn = metric_learner(dls, teacher, 'supcon', temperature=cfg.temperature, path=path)
+        learn = metric_learner(dls, teacher, 'supcon', temperature=cfg.temperature, path=path,
+                               cbs=toolkit_callbacks(cfg, teacher), opt_func=stage_optimizer(cfg))
         with learn.no_bar(), learn.no_logging(): fit(learn, cfg.supcon_epochs, cfg.supcon_lr)
         rows.append(score(teacher, '1 SupCon', epochs=cfg.supcon_epochs))
     if cfg.arcface_epochs:
-        learn = metric_learner(dls, teacher, 'arcface', margin=cfg.margin, scale=cfg.scale,
-                               cbs=[EMA(decay=cfg.ema)] * bool(cfg.ema) + mixer(), path=path)
+        learn = metric_learner(dls, teacher, loss, cbs=[EMA(decay=cfg.ema)] * bool(cfg.ema) + toolkit_callbacks(cfg, teacher, True),
+                               path=path, opt_func=stage_optimizer(cfg), **loss_kw)
         # EMA leaves the averaged weights in
         with learn.no_bar(), learn.no_logging(): fit(learn, cfg.arcface_epochs, cfg.arcface_lr)
         rows.append(score(teacher,
-                          '2 ArcFace' + (' (EMA)' if cfg.ema else '') + (f' + {cfg.mix}' if cfg.mix != 'none' else ''),
+                          '2 ' + dict(arcface='ArcFace', adaface='AdaFace', curricularface='CurricularFace')[loss] + (' (EMA)' if cfg.ema else '') + (f' + {cfg.mix}' if cfg.mix != 'none' else ''),
                           epochs=cfg.arcface_epochs))
     student = None
     if cfg.distill_epochs:
@@ -134,8 +147,8 @@ def staged_training(index:BuildingIndex, # A split index (train, val, test)
             raise BuildingMetricError(
                 f"the student {cfg.student_arch} normalises images differently from the teacher {cfg.arch}",
                 "choose backbones with the same mean and std (e.g. both ImageNet)")
-        learn = metric_learner(dls, student, 'arcface', margin=cfg.margin, scale=cfg.scale,
-                               cbs=[Distill(copy.deepcopy(teacher), cfg.distill_weight)] + mixer(), path=path)
+        learn = metric_learner(dls, student, loss, path=path, opt_func=stage_optimizer(cfg), **loss_kw,
+                               cbs=[Distill(copy.deepcopy(teacher), cfg.distill_weight)] + toolkit_callbacks(cfg, student, True))
         with learn.no_bar(), learn.no_logging(): fit(learn, cfg.distill_epochs, cfg.distill_lr)
         r = score(student, '3 distilled student', epochs=cfg.distill_epochs)
         emb_s, _ = embed_all(student, test); emb_t, _ = embed_all(teacher, test)

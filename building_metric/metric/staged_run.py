@@ -23,15 +23,19 @@ from ..data.synth import write_synthetic
 from ..evaluation.retrieval import retrieval_metrics
 from ..evaluation.embedders import evaluate_embedder
 from ..evaluation.report import seen_unseen_split
-from .heads import Embedder, load_strict, load_embedder, save_embedder
+from .heads import Embedder, load_strict, load_embedder, save_adapters, save_embedder
 from .learner import image_dataloaders, metric_learner
 from .losses import MetricLoss
-from .staged import Distill, mix_callback, stage_embedder
+from .staged import (Distill, margin_loss, stage_embedder, stage_optimizer, stage_tfms,
+                                           toolkit_callbacks)
+from ..optim import SnapshotEnsemble, compile_model
+from ..augment import tta_embeddings
 from ..run import TrainingRun
 
 # %% auto #0
-__all__ = ['PHASE_JOBS', 'cifar100_index', 'staged_index', 'snapshot_path', 'no_weights', 'load_teacher', 'phase_dataloaders',
-           'supcon_phase', 'arcface_phase', 'distill_phase', 'evaluate_phase', 'staged_run']
+__all__ = ['PHASE_JOBS', 'cifar100_index', 'staged_index', 'snapshot_path', 'no_weights', 'load_teacher', 'snapshot_ensemble',
+           'phase_dataloaders', 'supcon_phase', 'arcface_phase', 'distill_phase', 'tta_scores', 'evaluate_phase',
+           'staged_run']
 
 # %% ../../nbs/04g_metric.staged_run.ipynb #5b515bed
 def cifar100_index(root:str|Path, # The folder holding cifar-100-python/ (or that folder itself)
@@ -95,6 +99,8 @@ def _save_phase(cfg:StagedRunConfig, phase:str, model:Embedder, learn, ema:EMA|N
         avg.load_state_dict({k[5:]: v for k, v in ema.model_ema.module.state_dict().items() if k.startswith('head.')})
         save_embedder(avg, snapshot_path(cfg, phase, '_ema'), phase=phase, ema=True, weights=f'EMA {ema.decay}, final',
                       size=cfg.size)
+    if (model.init_args or {}).get('modules', {}).get('adapter', 'none') != 'none':
+        save_adapters(model, snapshot_path(cfg, phase, '_adapters'), phase=phase, size=cfg.size)
     w = MetricLoss.class_vectors_in(learn.model.state_dict(), prefix='loss.')
     if w is not None:
         torch.save(dict(weight=w.detach().cpu(), scale=float(cfg.scale), classes=list(classes)),
@@ -139,13 +145,33 @@ def load_teacher(cfg:StagedRunConfig) -> Embedder:
                                   f"set emb_dim={t.emb_dim}")
     return t.eval()
 
+# %% ../../nbs/04g_metric.staged_run.ipynb #5e7a1c02
+def snapshot_ensemble(model:Embedder, # The model as its phase ends
+                      states:list, # The members' weights (`optim.SnapshotEnsemble.states`)
+                      dl, log=print) -> dict: # The photos scored (the validation split)
+    ("Retrieval scores of the model alone, of the snapshot ensemble (the mean of its members' L2-normalised "
+     "embeddings) and of the members' averaged weights, side by side.")
+    def scores(emb, y): r = retrieval_metrics(emb, y); return {k: r[k] for k in ('precision_at_1', 'map_at_r')}
+    out, embs, y = dict(members=len(states), single=scores(*embed_all(model, dl))), [], None
+    member = copy.deepcopy(model)
+    for sd in states:
+        member.load_state_dict(sd); e, y = embed_all(member, dl); embs.append(torch.nn.functional.normalize(e, dim=1))
+    if not embs: return out
+    out['ensemble'] = scores(torch.stack(embs).mean(0), y)
+    member.load_state_dict({k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v
+                            for k, v in states[-1].items()})
+    out['averaged_weights'] = scores(*embed_all(member, dl))
+    log(f"snapshot ensemble of {len(states)}: MAP@R {out['ensemble']['map_at_r']:.3f} (averaged weights "
+        f"{out['averaged_weights']['map_at_r']:.3f}, the model alone {out['single']['map_at_r']:.3f})")
+    return out
+
 # %% ../../nbs/04g_metric.staged_run.ipynb #0ab974dc
 def _tracking(cfg:StagedRunConfig, phase:str) -> dict:
     name = cfg.wandb_name or Path(cfg.out).name
     return dict(project=cfg.wandb_project, name=f"{name}-{phase}", group=cfg.wandb_group or name)
 
 def _phase(cfg:StagedRunConfig, phase:str, model:Embedder, dls, index:BuildingIndex, epochs:int, lr:float, loss:str,
-           log, ema:float=0., cbs=(), **loss_kw) -> dict:
+           log, ema:float=0., cbs=(), mix:bool=False, **loss_kw) -> dict: # mix: the stage takes `cfg.mix`
     "One phase on the run skeleton: skipped when finished (on resume), fitted or resumed, snapshotted, scored."
     out = Path(cfg.out)/phase
     if cfg.resume and (out/'metrics.json').is_file() and snapshot_path(cfg, phase).is_file():
@@ -156,15 +182,20 @@ def _phase(cfg:StagedRunConfig, phase:str, model:Embedder, dls, index:BuildingIn
         e = EMA(decay=ema, apply_at_end=False) if ema else None
         tcbs = run.callbacks(every=cfg.eval_every or None, metric='map_at_r', log=cfg.log, resume=resume, state=True,
                              **_tracking(cfg, phase))
-        learn = metric_learner(dls, model, loss, cbs=tcbs + ([e] if e else []) + list(cbs), path=run.out, **loss_kw)
+        snaps = [SnapshotEnsemble(cfg.cycle_len, cfg.snapshots)] if cfg.snapshots else []
+        learn = metric_learner(dls, model, loss, cbs=tcbs + ([e] if e else []) + toolkit_callbacks(cfg, model, mix) + snaps
+                               + list(cbs), path=run.out, opt_func=stage_optimizer(cfg), **loss_kw)
         learn.config = cfg
         log(f"{phase}: {epochs} epochs at lr {lr:g}" + (f" (EMA {ema})" if ema else ''))
-        seconds = run.fit(learn, epochs, lr, resume=resume)
+        if cfg.compile: compile_model(model, dls.one_batch()[0][:2], log=log)
+        seconds = run.fit(learn, epochs, lr, resume=resume, schedule=cfg.scheduler,
+                          **({} if cfg.scheduler == 'one_cycle' else cfg.schedule_settings()))
         _save_phase(cfg, phase, model, learn, e, index.classes, log)
         emb, y = embed_all(model, dls.valid)
         r = retrieval_metrics(emb, y)
         m = dict(phase=phase, epochs=epochs, train_seconds=seconds, ema=bool(e), snapshot=str(snapshot_path(cfg, phase)),
                  **{k: r[k] for k in ('precision_at_1', 'map_at_r', 'r_precision')})
+        if snaps: m['snapshot_ensemble'] = snapshot_ensemble(model, snaps[0].states, dls.valid, log)
         log(f"{phase}: P@1 {m['precision_at_1']:.3f}, MAP@R {m['map_at_r']:.3f} on the val split")
         return run.finish(m)
 
@@ -178,7 +209,8 @@ def phase_dataloaders(cfg:StagedRunConfig, index:BuildingIndex):
      "process or not.")
     seed_everything(cfg.seed)
     pre = stage_embedder(cfg.arch, no_weights(cfg)).preprocess   # (its normalisation: no weights needed)
-    return image_dataloaders(index, size=cfg.size, bs=cfg.bs, mean=pre.mean, std=pre.std, num_workers=cfg.workers)
+    return image_dataloaders(index, size=cfg.size, bs=cfg.bs, mean=pre.mean, std=pre.std, num_workers=cfg.workers,
+                             tfms=stage_tfms(cfg))
 
 def supcon_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) -> dict: # cbs: more callbacks (e.g. pruning)
     "Phase 1: supervised-contrastive pretraining of the teacher."
@@ -186,13 +218,12 @@ def supcon_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) ->
     return _phase(cfg, 'supcon', _start(cfg, None), dls, index, cfg.supcon_epochs, cfg.supcon_lr, 'supcon', log,
                   cbs=cbs, temperature=cfg.temperature)
 
-def _mixer(cfg) -> list: return [m for m in [mix_callback(cfg.mix, cfg.mix_alpha)] if m is not None]
-
 def arcface_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) -> dict:
     "Phase 2: ArcFace tuning of the teacher (from the SupCon snapshot when there is one), with an EMA of its weights."
     dls = phase_dataloaders(cfg, index)
-    return _phase(cfg, 'arcface', _start(cfg, 'supcon'), dls, index, cfg.arcface_epochs, cfg.arcface_lr, 'arcface', log,
-                  ema=cfg.ema, cbs=_mixer(cfg) + list(cbs), margin=cfg.margin, scale=cfg.scale)
+    loss, kw = margin_loss(cfg)
+    return _phase(cfg, 'arcface', _start(cfg, 'supcon'), dls, index, cfg.arcface_epochs, cfg.arcface_lr, loss, log,
+                  ema=cfg.ema, cbs=cbs, mix=True, **kw)
 
 def distill_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=(), teacher:Embedder|None=None) -> dict:
     "Phase 3: a new student trained with its own ArcFace loss and to match the teacher's embeddings."
@@ -202,11 +233,26 @@ def distill_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=(), t
     if (student.preprocess.mean, student.preprocess.std) != (teacher.preprocess.mean, teacher.preprocess.std):
         raise BuildingMetricError(f"the student {cfg.student_arch} normalises images differently from the teacher",
                                   "choose backbones with the same mean and std (e.g. both ImageNet)")
-    cbs = [Distill(copy.deepcopy(teacher), cfg.distill_weight)] + _mixer(cfg) + list(cbs)
-    return _phase(cfg, 'distill', student, dls, index, cfg.distill_epochs, cfg.distill_lr, 'arcface', log, cbs=cbs,
-                  margin=cfg.margin, scale=cfg.scale)
+    cbs = [Distill(copy.deepcopy(teacher), cfg.distill_weight)] + list(cbs)
+    loss, kw = margin_loss(cfg)
+    return _phase(cfg, 'distill', student, dls, index, cfg.distill_epochs, cfg.distill_lr, loss, log, cbs=cbs, mix=True,
+                  **kw)
 
 # %% ../../nbs/04g_metric.staged_run.ipynb #93f4b196
+def tta_scores(cfg:StagedRunConfig, model:Embedder, index:BuildingIndex, log=print) -> dict:
+    ("Retrieval scores on the test split (val when there is none) of one plain pass beside the mean of `cfg.tta_runs` "
+     "passes through the training augmentations (`augment.tta_embeddings`).")
+    split = 'test' if (index.items.split == 'test').any() else 'val'
+    pre = model.preprocess
+    dls = image_dataloaders(index, size=cfg.size, bs=cfg.bs, valid=split, mean=pre.mean, std=pre.std, tfms=stage_tfms(cfg))
+    keep = ('precision_at_1', 'map_at_r')
+    plain = retrieval_metrics(*embed_all(model, dls.valid))
+    tta = retrieval_metrics(*tta_embeddings(model, dls, runs=cfg.tta_runs, seed=cfg.seed))
+    out = dict(runs=cfg.tta_runs, split=split, plain={k: plain[k] for k in keep}, tta={k: tta[k] for k in keep})
+    log(f"evaluate: TTA over {cfg.tta_runs} runs: MAP@R {out['tta']['map_at_r']:.3f} (one plain pass "
+        f"{out['plain']['map_at_r']:.3f}) on the {split} split")
+    return out
+
 def evaluate_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) -> dict:
     ("Phase 4: `bm-eval`'s report (`evaluate_embedder`) for the last trained model (student, else teacher) beside the "
      "frozen backbone it started from, in `<out>/evaluate/`.")
@@ -221,7 +267,7 @@ def evaluate_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) 
         m = evaluate_embedder(model, index, out, stage_embedder(arch, cfg), name, snapshot_path(cfg, phase, '_classes'),
                               Path(cfg.out)/phase/'history.csv', cfg.size, snapshot_path(cfg, phase).name, cfg.workers,
                               log=lambda s: None)
-        m = dict(m, phase=phase)
+        m = dict(m, phase=phase, **({'tta': tta_scores(cfg, model, index, log)} if cfg.tta_runs else {}))
         (out/'metrics.json').write_text(json.dumps(m, indent=2, default=float))
     log(f"evaluate: {m['training_helped']}; report {out/'report.md'}")
     return m

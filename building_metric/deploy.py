@@ -24,16 +24,22 @@ from .search.model import staged_snapshot
 pd = lazy_module('pandas')
 
 # %% auto #0
-__all__ = ['pd', 'deployable', 'run_export', 'run_infer']
+__all__ = ['pd', 'merged', 'deployable', 'run_export', 'run_infer']
 
 # %% ../nbs/04h_deploy.ipynb #19307e21
+def merged(model:torch.nn.Module) -> torch.nn.Module:
+    "An embedder whose backbone carries LoRA / IA3 adapters, with them merged into its weights (a plain timm model)."
+    from .metric.backbones import merge_adapters
+    if hasattr(getattr(model, 'backbone', None), 'merge_and_unload'): model.backbone = merge_adapters(model.backbone)
+    return model
+
 def deployable(checkpoint:str|Path) -> tuple[torch.nn.Module, str]:
     ("The model a checkpoint holds, and what it takes: a `bm-staged` snapshot or run (its last model, images), or a "
      "`bm-train` run or best.pth (its fusion head, features).")
     p = Path(checkpoint)
     if not p.exists(): raise BuildingMetricError(f"checkpoint {str(p)!r} not found", "pass a snapshot or a run folder")
     snap = staged_snapshot(p)
-    if snap is not None: return load_embedder(snap), 'images'
+    if snap is not None: return merged(load_embedder(snap)), 'images'
     best = p if p.suffix == '.pth' else p/'models'/'best.pth'
     return load_head(best)[0], 'features'
 

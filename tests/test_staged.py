@@ -318,3 +318,43 @@ def test_hpo_tunes_a_staged_phase(photos, tmp_path):
     assert (out / 'shared' / 'snapshots' / 'supcon.pth').is_file() and not (
         out / 'trial_0' / 'supcon'
     ).exists()  # SupCon once
+
+
+def test_toolkit_keys_from_the_shell(photos, tmp_path):
+    "Toolkit keys train, are recorded in config.yaml, and their reports agree with a recomputation from the files."
+    import yaml
+
+    from building_metric.evaluation.retrieval import retrieval_metrics
+    from building_metric.metric.learner import image_dataloaders
+    from building_metric.callbacks import embed_all
+
+    out = tmp_path / 'tk'
+    keys = dict(
+        optimizer='sgd', lookahead='2', sam_rho='0.05', grad_centralization='true', scheduler='cyclic', cycle_len='2',
+        snapshots='2', augment='randaugment', jitter='[0.3, 0.3, 0.3, 0.05]', erasing='0.25', crop_scale='[0.6, 1]',
+        mix='tokenmix', margin_loss='curricularface', tta_runs='2', cbam='[3]', adapter='lora', accumulate='2',
+    )  # fmt: skip
+    flags = [a for k, v in keys.items() for a in (f'--{k}', v)]
+    args = ['--supcon_epochs', '0', '--arcface_epochs', '4', '--phases', 'arcface', 'evaluate', '--out', out]
+    r = run('bm-staged', '--data', photos, *TINY, *args, *flags)
+    assert r.returncode == 0, r.stderr
+    cfg = yaml.safe_load((out / 'arcface' / 'config.yaml').read_text())
+    for k, v in keys.items():
+        assert cfg[k] == yaml.safe_load(v), (k, cfg[k])
+    # the snapshot ensemble: its members are on disk, and its score is the mean of their embeddings'
+    m = json.loads((out / 'arcface' / 'metrics.json').read_text())['snapshot_ensemble']
+    members = [load_embedder(f) for f in m['files']]
+    assert len(members) == 2
+    index = staged_index(StagedRunConfig(data=str(photos), out=str(out)))
+    dl = image_dataloaders(index, size=32, bs=4, augment=False, mean=members[0].preprocess.mean,
+                           std=members[0].preprocess.std).valid  # fmt: skip
+    embs = [torch.nn.functional.normalize(embed_all(e, dl)[0], dim=1) for e in members]
+    y = embed_all(members[0], dl)[1]
+    assert abs(retrieval_metrics(torch.stack(embs).mean(0), y)['map_at_r'] - m['ensemble']['map_at_r']) < 1e-6
+    # LoRA: the adapters' checkpoint holds the adapters and the head, not the frozen backbone
+    sd = torch.load(out / 'snapshots' / 'arcface_adapters.pth', weights_only=True)
+    assert sd and all('lora_' in k or k.startswith('head.') for k in sd), list(sd)[:5]
+    full_size = (out / 'snapshots' / 'arcface.pth').stat().st_size
+    assert (out / 'snapshots' / 'arcface_adapters.pth').stat().st_size < full_size / 2
+    tta = json.loads((out / 'evaluate' / 'metrics.json').read_text())['tta']
+    assert tta['runs'] == 2 and set(tta) >= {'plain', 'tta'}

@@ -46,12 +46,18 @@ class StagedConfig(ToolkitConfig):
     def __post_init__(self):
         self._check_toolkit()
         check_choice('mix', self.mix, MIX_METHODS)
+        bad = [f'{s}_epochs' for s in self._stages() if getattr(self, f'{s}_epochs') % self.cycle_len]
+        if self.scheduler == 'cyclic' and bad:
+            raise BuildingMetricError(f"scheduler=cyclic in cycles of {self.cycle_len} epochs, but {bad[0]}={getattr(self, bad[0])}",
+                                      "make every stage's epochs a multiple of cycle_len")
         if self.mix_alpha < 0:
             raise BuildingMetricError(f"mix_alpha={self.mix_alpha}", "use 0 (fastai's default) or a positive number")
         for f in ('supcon_epochs', 'arcface_epochs', 'distill_epochs'):
             if getattr(self, f) < 0:
                 raise BuildingMetricError(f"{f}={getattr(self, f)}", "use 0 to skip a stage, or a positive number")
         self._check_teacher()
+
+    def _stages(self) -> list[str]: return ['supcon', 'arcface', 'distill']   # (the stages that train)
 
     def _check_teacher(self):
         if self.distill_epochs and not (self.supcon_epochs or self.arcface_epochs):
@@ -116,6 +122,8 @@ class StagedRunConfig(StagedConfig):
             raise BuildingMetricError("--phases has distill but no teacher",
                                       "add supcon or arcface to --phases, or pass teacher_backbone_path (a snapshot "
                                       "of an earlier run, e.g. runs/staged/snapshots/arcface.pth)")
+
+    def _stages(self) -> list[str]: return [p for p in self.phase_list() if p != 'evaluate']
 
     def phase_list(self) -> list[str]:
         "The phases asked for, in their order."

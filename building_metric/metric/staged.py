@@ -81,8 +81,8 @@ def stage_tfms(cfg:StagedConfig) -> tuple[list, list]:
 def toolkit_callbacks(cfg:StagedConfig, model:Embedder,
                       mix:bool=False) -> list: # The stage takes `cfg.mix` (a per-photo loss)
     "The training callbacks `cfg`'s toolkit keys ask for: accumulation, SAM, Gradient Centralisation, mixing."
-    return (accumulation(cfg.accumulate) + [SAM(cfg.sam_rho)] * bool(cfg.sam_rho)
-            + [GradientCentralization()] * cfg.grad_centralization
+    return (accumulation(cfg.accumulate) + ([SAM(cfg.sam_rho)] if cfg.sam_rho else [])
+            + ([GradientCentralization()] if cfg.grad_centralization else [])
             + (mix_callbacks(cfg.mix, cfg.mix_alpha, model) if mix else []))
 
 def toolkit_fit(learn, epochs:int, lr:float, cfg:StagedConfig, start_epoch:int=0):

@@ -170,6 +170,15 @@ def _tracking(cfg:StagedRunConfig, phase:str) -> dict:
     name = cfg.wandb_name or Path(cfg.out).name
     return dict(project=cfg.wandb_project, name=f"{name}-{phase}", group=cfg.wandb_group or name)
 
+def _save_members(cfg:StagedRunConfig, phase:str, model:Embedder, states:list) -> list[str]:
+    "The snapshot ensemble's members, oldest first, as snapshots `<phase>_member<i>.pth` `load_embedder` rebuilds."
+    member, files = copy.deepcopy(model), []
+    for i, sd in enumerate(states):
+        member.load_state_dict(sd)
+        files.append(str(save_embedder(member, snapshot_path(cfg, phase, f'_member{i}'), phase=phase, ema=False,
+                                       weights=f'cycle end, member {i} of {len(states)}', size=cfg.size)))
+    return files
+
 def _phase(cfg:StagedRunConfig, phase:str, model:Embedder, dls, index:BuildingIndex, epochs:int, lr:float, loss:str,
            log, ema:float=0., cbs=(), mix:bool=False, **loss_kw) -> dict: # mix: the stage takes `cfg.mix`
     "One phase on the run skeleton: skipped when finished (on resume), fitted or resumed, snapshotted, scored."
@@ -195,7 +204,9 @@ def _phase(cfg:StagedRunConfig, phase:str, model:Embedder, dls, index:BuildingIn
         r = retrieval_metrics(emb, y)
         m = dict(phase=phase, epochs=epochs, train_seconds=seconds, ema=bool(e), snapshot=str(snapshot_path(cfg, phase)),
                  **{k: r[k] for k in ('precision_at_1', 'map_at_r', 'r_precision')})
-        if snaps: m['snapshot_ensemble'] = snapshot_ensemble(model, snaps[0].states, dls.valid, log)
+        if snaps:
+            m['snapshot_ensemble'] = snapshot_ensemble(model, snaps[0].states, dls.valid, log)
+            m['snapshot_ensemble']['files'] = _save_members(cfg, phase, model, snaps[0].states)
         log(f"{phase}: P@1 {m['precision_at_1']:.3f}, MAP@R {m['map_at_r']:.3f} on the val split")
         return run.finish(m)
 

@@ -29,7 +29,7 @@ __all__ = ['pd', 'merged', 'deployable', 'run_export', 'run_infer']
 # %% ../nbs/04h_deploy.ipynb #19307e21
 def merged(model:torch.nn.Module) -> torch.nn.Module:
     "An embedder whose backbone carries LoRA / IA3 adapters, with them merged into its weights (a plain timm model)."
-    from .metric.backbones import merge_adapters
+    from building_metric.metric.backbones import merge_adapters
     if hasattr(getattr(model, 'backbone', None), 'merge_and_unload'): model.backbone = merge_adapters(model.backbone)
     return model
 

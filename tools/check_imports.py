@@ -17,6 +17,8 @@ FLOORS = {  # module (or package prefix) -> floor; a module must be listed (long
     'callbacks': 3,
     'tracking': 3,
     'batch_size': 3,
+    'optim': 3,
+    'augment': 3,
     'run': 3,
     'metric': 3,
     'evaluation': 3,

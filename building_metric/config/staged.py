@@ -123,7 +123,7 @@ class StagedRunConfig(StagedConfig):
                                       "add supcon or arcface to --phases, or pass teacher_backbone_path (a snapshot "
                                       "of an earlier run, e.g. runs/staged/snapshots/arcface.pth)")
 
-    def _stages(self) -> list[str]: return [p for p in self.phase_list() if p != 'evaluate']
+    def _stages(self) -> list[str]: return [p for p in self.phase_list() if p in ('supcon', 'arcface', 'distill')]
 
     def phase_list(self) -> list[str]:
         "The phases asked for, in their order."

@@ -191,7 +191,7 @@ class Embedder(nn.Module):
                  normalize:bool=True, # L2-normalise the embeddings (off for AdaFace, whose margin reads their norms)
                  **timm_kw): # Passed to `timm.create_model` (e.g. `drop_path_rate`, or a small `layers=[1, 1, 1, 1]`)
         super().__init__()
-        from .backbones import BackboneModules, apply_modules
+        from building_metric.metric.backbones import BackboneModules, apply_modules
         self.backbone = timm_model(arch, f"timm/{arch}", pretrained, weights, num_classes=0, **timm_kw)
         self.preprocess = Preprocess.from_timm(self.backbone)
         # MobileNetV3: its conv head widens the features
@@ -275,7 +275,7 @@ def save_adapters(model:Embedder, # An `Embedder` built with an adapter (`module
                   **info) -> Path: # Recorded in the metadata too
     ("Only what an adapter run trained: the adapters' weights (peft's) and the head's, with the record that rebuilds "
      "the rest (`init_args`: the architecture and the adapter's settings); the frozen base weights are not written.")
-    from .backbones import adapter_state
+    from building_metric.metric.backbones import adapter_state
     if (getattr(model, 'init_args', None) or {}).get('modules', {}).get('adapter', 'none') == 'none':
         raise BuildingMetricError("this Embedder has no adapter", "save it with save_embedder")
     sd = {**{f'backbone.{k}': v for k, v in adapter_state(model.backbone).items()},

@@ -68,7 +68,7 @@ class ToolkitConfig(Config):
                            ('augment', POLICIES), ('margin_loss', MARGIN_LOSSES)):
             check_choice(k, getattr(self, k), allowed)
         for k in ('lookahead', 'token_learner', 'snapshots', 'tta_runs', 'sam_rho', 'drop_path', 'erasing'):
-            if getattr(self, k) < 0: raise BuildingMetricError(f"{k}={getattr(self, k)}", f"use 0 (off) or more")
+            if getattr(self, k) < 0: raise BuildingMetricError(f"{k}={getattr(self, k)}", "use 0 (off) or more")
         if not 0 <= self.tome_ratio < 1: raise BuildingMetricError(f"tome_ratio={self.tome_ratio}", "use a share in [0, 1)")
         if min(self.accumulate, self.cycle_len, self.step_size, self.adapter_r) < 1:
             raise BuildingMetricError("accumulate, cycle_len, step_size and adapter_r must be at least 1", "fix the one below 1")

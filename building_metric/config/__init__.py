@@ -13,5 +13,6 @@ from .settings import *
 from .mesh import *
 from .toolkit import *
 from .staged import *
+from .segmentation import *
 from .pipeline import *
 from .shell import *

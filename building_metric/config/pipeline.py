@@ -14,8 +14,8 @@ from .base import Config, read_yaml, set_key, split_override
 from .mesh import MeshInferConfig, MeshTrainConfig
 from .staged import ExportConfig, InferConfig, StagedRunConfig
 from .settings import (DemoConfig, EvalConfig, ExtractConfig, HPOConfig, IndexConfig, PairConfig,
-                                             SearchConfig,
-                                             SegInferConfig, SegTrainConfig, TrainConfig)
+                                             SearchConfig, TrainConfig)
+from .segmentation import SegInferConfig, SegTrainConfig
 from ..core import BuildingMetricError
 
 # %% auto #0

@@ -14,7 +14,7 @@ from ..core import BuildingMetricError
 # %% auto #0
 __all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'TTA_CHOICES', 'PROTOCOL_CHOICES', 'RERANK_CHOICES', 'KINDS',
            'INDEX_KINDS', 'check_logs', 'extractor_specs', 'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig',
-           'DemoConfig', 'SegTrainConfig', 'SegInferConfig', 'PairConfig', 'IndexConfig', 'SearchConfig']
+           'DemoConfig', 'PairConfig', 'IndexConfig', 'SearchConfig']
 
 # %% ../../nbs/00c_config.settings.ipynb #95f74759
 EXTRACTOR_FLAGS = ('clip', 'segformer', 'midas', 'dpt', 'resnet', 'mobilenet', 'efficientnet', 'vit')
@@ -260,76 +260,6 @@ class DemoConfig(Config):
             raise BuildingMetricError(
                 f"--views {self.views} is too few: a quarter of each seen building's views (at least 2) are held out "
                 "to validate on", "use 6 or more")
-
-# %% ../../nbs/00c_config.settings.ipynb #248df1d5
-@dataclass
-class SegTrainConfig(Config):
-    "Settings of `seg_train` and `bm-seg-train` (each is also a flag: `--name value`)."
-    # Folder with images/{train,val,test} and masks/{train,val,test} (empty: synthetic facades in out/data)
-    data:str = ''
-    out:str = 'runs/seg' # Output folder
-    synthetic:int = 30 # Buildings of synthetic facades (4 views each) when no data is given
-    arch:str = 'unet_resnet34' # unet_<timm resnet> or segformer[:<hub id>]
-    pretrained:bool = True # Pretrained encoder weights (from the hub or its cache)
-    tiny:bool = False # A tiny random model (tests, demos)
-    size:int = 256 # Training images are resized to size x size
-    batch:int = 8 # Batch size
-    accumulate:int = 1 # Batches per optimiser step (gradient accumulation: a batch this many times larger)
-    epochs:int = 20 # Epochs
-    lr:float = 1e-3 # Peak learning rate of the decoder
-    encoder_ratio:float = 0.1 # Encoder learning rate relative to the decoder's (without layer decay)
-    layer_decay:float = 0.0 # Layer-wise learning-rate decay per encoder stage (0: off; e.g. 0.75)
-    warmup:float = 0.1 # Fraction of the steps spent warming up before the cosine decay
-    wd:float = 1e-2 # Decoupled weight decay (not on biases and norm layers)
-    loss:str = 'ce_dice' # ce, dice, focal or ce_dice (a loss of `segmentation.metrics.SEG_LOSSES`)
-    class_weights:tuple[float, ...] = () # Class weights of the loss (empty: equal)
-    ignore_index:int = 255 # Mask value that is not a class
-    clip:float = 1.0 # Gradient norm clipping (0: off)
-    ema:float = 0.0 # Decay of an EMA of the weights used for evaluation (0: off; e.g. 0.999)
-    eval_every:int = 0 # Training batches between mIoU evaluations (0: at epoch ends only)
-    patience:int = 10 # Evaluations without improvement before stopping (0: never stop early)
-    augment:bool = True # Flips, rotations, zoom, lighting on the training set
-    mean:tuple[float, float, float] = (0.485, 0.456, 0.406) # Normalisation mean of the images
-    std:tuple[float, float, float] = (0.229, 0.224, 0.225) # Normalisation std of the images
-    # Training log: csv, tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
-    log:str = 'csv'
-    seed:int = 0 # Seed of the synthetic data, the weights and the batches
-    workers:int = 0 # DataLoader processes
-    resume:bool = False # Continue from out/models/last.pth
-
-    def __post_init__(self):
-        check_positive(self, 'size', 'batch', 'epochs', 'synthetic', 'lr', 'accumulate')
-        if self.size < 32:
-            raise BuildingMetricError(f"--size {self.size} is too small for a U-Net (5 halvings)",
-                                      "use --size 32 or more (a multiple of 32)")
-        if not 0 <= self.layer_decay <= 1:
-            raise BuildingMetricError(f"--layer_decay {self.layer_decay} is not allowed",
-                                      "use a factor in (0, 1], or 0 for off")
-        if not 0 <= self.warmup < 1:
-            raise BuildingMetricError(f"--warmup {self.warmup} is not allowed",
-                                      "use a fraction of the steps in [0, 1), e.g. 0.1")
-        if not (self.arch.startswith('unet_') or self.arch.startswith('segformer')):
-            raise BuildingMetricError(f"--arch {self.arch!r} is not allowed",
-                                      "use unet_<timm resnet> (e.g. unet_resnet34) or segformer")
-        check_logs(self.log)
-
-# %% ../../nbs/00c_config.settings.ipynb #dede0e02
-@dataclass
-class SegInferConfig(Config):
-    "Settings of `bm-seg-infer` (each is also a flag: `--name value`)."
-    checkpoint:str = '' # best.pth written by bm-seg-train (best.json beside it)
-    images:str = '' # Folder of images (searched recursively)
-    out:str = 'masks' # Folder for masks/, overlays/, classes.txt, report.csv and config.yaml
-    window:int = 0 # Side of the square window in pixels (0: the training size); larger images are tiled
-    overlap:float = 0.5 # Overlap of neighbouring windows, in [0, 1)
-    device:str = '' # cpu, cuda, ... (empty: the best available)
-
-    def __post_init__(self):
-        if not 0 <= self.overlap < 1:
-            raise BuildingMetricError(f"--overlap {self.overlap} is not allowed", "use a fraction in [0, 1), e.g. 0.5")
-        if self.window < 0:
-            raise BuildingMetricError(f"--window {self.window} is not allowed",
-                                      "use a positive side in pixels, or 0 for the training size")
 
 # %% ../../nbs/00c_config.settings.ipynb #5b8a0eee
 @dataclass

@@ -19,7 +19,7 @@ from fastai.data.block import DataBlock
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.data.transforms import Normalize
-from fastai.vision.augment import Resize, aug_transforms
+from fastai.vision.augment import Hue, RandTransform, Resize, Saturation, aug_transforms
 from fastai.vision.core import PILImage, PILMask
 from fastai.vision.data import ImageBlock, MaskBlock
 from fastcore.parallel import parallel
@@ -29,7 +29,8 @@ from ..core import BuildingMetricError, get_device
 from ..data.index import IMAGE_EXTENSIONS, SPLITS, load_image
 
 # %% auto #0
-__all__ = ['read_classes', 'SegmentationPairs', 'seg_dataloaders', 'pad_elements', 'synthetic_elements', 'element_dataloaders']
+__all__ = ['read_classes', 'SegmentationPairs', 'PadCrop', 'seg_augmentations', 'seg_dataloaders', 'pad_elements',
+           'synthetic_elements', 'element_dataloaders']
 
 # %% ../../nbs/08_segmentation.data.ipynb #27025d63
 def read_classes(root:Path) -> list[str]|None:
@@ -111,14 +112,49 @@ class SegmentationPairs:
         return '\n'.join(lines)
     __repr__ = report
 
+# %% ../../nbs/08_segmentation.data.ipynb #3f4a8c8c
+class PadCrop(RandTransform):
+    ("Random crop with padding, on the training set: pad the image (reflection) and its mask (`fill`: not a class) "
+     "by `pad` pixels on each side, then crop back to the original size at one random offset for both.")
+    split_idx, order = 0, 2   # after Resize
+    def __init__(self, pad:int=16, fill:int=255):
+        super().__init__(p=1.0)
+        self.pad, self.fill = pad, fill
+    def before_call(self, b, split_idx):
+        super().before_call(b, split_idx)
+        self.dx, self.dy = (int(v) for v in np.random.randint(0, 2 * self.pad + 1, 2))
+    def _crop(self, a:np.ndarray, mode:str, **kw) -> np.ndarray:
+        p = self.pad
+        a = np.pad(a, ((p, p), (p, p)) + ((0, 0),) * (a.ndim - 2), mode=mode, **kw)
+        return a[self.dy:self.dy + a.shape[0] - 2 * p, self.dx:self.dx + a.shape[1] - 2 * p]
+    def encodes(self, x:PILImage): return PILImage.create(self._crop(np.asarray(x), 'reflect'))
+    def encodes(self, x:PILMask): return PILMask.create(self._crop(np.asarray(x), 'constant', constant_values=self.fill))
+
+def seg_augmentations(size, # The training size (int or (H, W))
+                      flip:bool=True, max_rotate:float=10.0, min_scale:float=0.75, # Flips, rotations, crop scale (image and mask)
+                      max_zoom:float=1.1, # Random zoom in up to this factor (1: off)
+                      max_lighting:float=0.2, # Brightness and contrast (image only)
+                      saturation:float=0.0, hue:float=0.0, # Colour jitter (image only; 0: off)
+                      crop_padding:int=0, # Random crop with this padding (0: off)
+                      ignore_index:int=255) -> tuple[list, list]: # The mask value of padded pixels
+    "`(item_tfms, batch_tfms)` of the training pairs: fastai's transforms (masks move with their images)."
+    items = [PadCrop(crop_padding, ignore_index)] if crop_padding else []
+    batch = aug_transforms(size=size, do_flip=flip, max_rotate=max_rotate, min_scale=min_scale, max_zoom=max_zoom,
+                           max_lighting=max_lighting,
+                           max_warp=0, p_lighting=0.75 if max_lighting else 0.)
+    if saturation: batch.append(Saturation(max_lighting=saturation))
+    if hue: batch.append(Hue(max_hue=hue))
+    return items, batch
+
 # %% ../../nbs/08_segmentation.data.ipynb #28f8ed3b
 def _img(r) -> PILImage: return PILImage.create(load_image(r['image']))
 def _msk(r) -> PILMask: return PILMask.create(r['mask'])
 
 def seg_dataloaders(pairs:SegmentationPairs, # Checked pairs
-                    size:int=256, # Images and masks are resized to size x size
+                    size:int|tuple=256, # Images and masks are resized to size x size, or to (H, W)
                     bs:int=8, # Batch size
                     augment:bool=True, # Flips, rotations, zoom (image and mask alike) and lighting (image only) on the training set
+                    aug:dict|None=None, # Settings of `seg_augmentations` (default: its defaults)
                     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), # Normalisation of the images
                     train:str='train', valid:str='val', num_workers:int=0, device=None):
     "fastai DataLoaders of (image, mask) batches; `dls.vocab` is the class list."
@@ -126,10 +162,10 @@ def seg_dataloaders(pairs:SegmentationPairs, # Checked pairs
     tr, va = np.flatnonzero(it.split == train), np.flatnonzero(it.split == valid)
     if not len(tr):
         raise BuildingMetricError(f"split {train!r} has no pairs", "put training pairs in images/train and masks/train")
-    tfms = aug_transforms(size=size, max_rotate=10, min_scale=0.75, max_warp=0) if augment else []
+    items_t, tfms = seg_augmentations(size, **(aug or {})) if augment else ([], [])
     db = DataBlock(blocks=(ImageBlock, MaskBlock(pairs.classes)), get_x=_img, get_y=_msk,
                    splitter=lambda _: (list(tr), list(va)),
-                   item_tfms=Resize(size, method='squish'),
+                   item_tfms=[Resize(size, method='squish'), *items_t],
                    batch_tfms=tfms + [Normalize.from_stats(list(mean), list(std))])
     dls = db.dataloaders(it, bs=bs, num_workers=num_workers, device=get_device(device))
     dls.vocab, dls.c = list(pairs.classes), len(pairs.classes)   # what a segmentation learner sizes its head by

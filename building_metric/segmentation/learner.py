@@ -29,7 +29,7 @@ from ..weights import hub_offline, loading_weights, timm_model
 from .metrics import confusion_matrix, seg_loss, seg_metrics, seg_scores
 
 # %% auto #0
-__all__ = ['SegFormer', 'unet', 'ElementSegmenter', 'seg_splitter', 'seg_learner', 'seg_lrs', 'seg_confusion',
+__all__ = ['SegFormer', 'unet', 'ElementSegmenter', 'seg_splitter', 'add_dropout', 'seg_learner', 'seg_lrs', 'seg_confusion',
            'majority_baseline', 'miou_score', 'colorize', 'show_predictions']
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #048f362d
@@ -107,6 +107,16 @@ def seg_splitter(model:nn.Module, stages:bool=False) -> list:
     groups[0] = left + groups[0]
     return groups + [[p for p in model.parameters() if id(p) not in ids]]
 
+# %% ../../nbs/08b_segmentation.learner.ipynb #5dbc7ff6
+def add_dropout(model:nn.Module, p:float) -> nn.Module:
+    ("Dropout (`nn.Dropout2d`, channels dropped whole) on the input of `model`'s last convolution (the classifier): "
+     "what `--dropout` sets; active in training only.")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs: raise BuildingMetricError("this model has no convolution to put dropout before", "use dropout=0")
+    # (the convolution's own training flag: train() and eval() of the model set it; no module is added)
+    convs[-1].register_forward_pre_hook(lambda m, args: (F.dropout2d(args[0], p, m.training),) + tuple(args[1:]))
+    return model
+
 # %% ../../nbs/08b_segmentation.learner.ipynb #8a47bd66
 def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`, the number of classes)
                 arch:str='unet_resnet34', # 'unet_<timm resnet>', 'segformer' / 'segformer:<hub id>', or 'elements'
@@ -121,6 +131,8 @@ def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`,
                 train_metrics:bool=False, # Also compute the metrics on the training batches (logged as train_<name>)
                 mixed_precision:bool|None=None, # Default: on a CUDA GPU
                 model:nn.Module|None=None, # Any model of logits [B, C, ...] instead of `arch`
+                dropout:float=0.0, # Dropout (2-D) of the input of the model's last convolution (0: off)
+                opt_func=None, # A fastai optimiser function (default: AdamW; `optim.opt_func` names others)
                 metrics=None, cbs=None, path='.', weights:str|None=None) -> Learner:
     "A fastai Learner for semantic segmentation of building images (or of padded per-element data)."
     n = getattr(dls, 'c', None)
@@ -139,13 +151,14 @@ def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`,
     else:
         raise BuildingMetricError(f"unknown segmentation arch {arch!r}",
                                   "use 'unet_resnet34' (any timm ResNet after unet_), 'segformer' or 'elements'")
+    if dropout: add_dropout(model, dropout)
     cbs = L(TerminateOnNaN()) + L(cbs)
     if clip: cbs.append(GradientClip(clip))
     if mixed_precision or (mixed_precision is None and get_device(getattr(dls, 'device', None)).type == 'cuda'):
         cbs.append(MixedPrecision())
     learn = Learner(dls, model.to(getattr(dls, 'device', None) or get_device()),
                     loss_func=seg_loss(loss, weight=class_weights, ignore_index=ignore_index),
-                    opt_func=partial(Adam, decouple_wd=True),
+                    opt_func=opt_func or partial(Adam, decouple_wd=True),
                     splitter=partial(seg_splitter, stages=layer_decay is not None),
                     metrics=seg_metrics(n, ignore_index) if metrics is None else metrics, wd=wd, wd_bn_bias=False,
                     cbs=cbs, path=path)

@@ -7,7 +7,7 @@ Docs: https://building-metric.github.io/building_metric/callbacks.html.md"""
 # %% ../nbs/03_callbacks.ipynb #030a02c7
 from __future__ import annotations
 
-import json, math, random, re, time, warnings
+import functools, json, math, random, re, time, warnings
 import building_metric  # first: its warning filters apply to what follows
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -29,8 +29,8 @@ from .evaluation.retrieval import retrieval_metrics
 
 # %% auto #0
 __all__ = ['RETRIEVAL_SCORES', 'embed_all', 'retrieval_score', 'StatefulCallback', 'stateful_callbacks', 'PeriodicEval',
-           'EarlyStop', 'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'AccumulateBatches', 'accumulation',
-           'training_state', 'SaveCheckpoint', 'resume', 'cosine_lr', 'EpochCosine']
+           'EarlyStop', 'run_environment', 'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'AccumulateBatches',
+           'accumulation', 'training_state', 'SaveCheckpoint', 'resume', 'cosine_lr', 'EpochCosine']
 
 # %% ../nbs/03_callbacks.ipynb #86025f0f
 def embed_all(model, dl) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,6 +186,25 @@ class EarlyStop(StatefulCallback):
     def state(self) -> dict: return {'best': self.best, 'wait': self.wait}
 
 # %% ../nbs/03_callbacks.ipynb #30d6bc7a
+@functools.lru_cache(None)
+def run_environment() -> dict:
+    ("The code a run was made with, for its `best.json`: the git commit of the library's checkout (None when installed "
+     "from a wheel) and whether it had uncommitted changes, Python's version and those of the libraries it trains with.")
+    import importlib.metadata as md, platform, subprocess
+    root = Path(building_metric.__file__).resolve().parent.parent
+    def git(*args):
+        try: r = subprocess.run(['git', '-C', str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError): return None
+        return r.stdout.strip() if r.returncode == 0 else None
+    commit = git('rev-parse', 'HEAD')
+    status = git('status', '--porcelain', '--untracked-files=no') if commit else None
+    versions = {}
+    for p in ('torch', 'torchvision', 'timm', 'fastai', 'transformers', 'pytorch-metric-learning', 'numpy', 'peft'):
+        try: versions[p] = md.version(p)
+        except md.PackageNotFoundError: pass
+    return dict(git_commit=commit, git_dirty=None if status is None else bool(status), python=platform.python_version(),
+                versions=versions)
+
 def checkpoint_meta(learn, **extra) -> dict:
     ("What `SaveBest` writes beside the weights: model, training config (`learn.config`), how the features were made "
      "(`learn.extractor_info`), versions, time.")
@@ -193,7 +212,8 @@ def checkpoint_meta(learn, **extra) -> dict:
     if isinstance(cfg, Config): cfg = cfg.to_dict()
     return dict(**describe_model(learn.model), config=cfg, extractor_info=getattr(learn, 'extractor_info', None),
                 library_version=building_metric.__version__,
-                torch_version=str(torch.__version__), saved_at=time.strftime('%Y-%m-%dT%H:%M:%S'), **extra)
+                torch_version=str(torch.__version__), saved_at=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                environment=run_environment(), **extra)
 
 # %% ../nbs/03_callbacks.ipynb #5ddde3b0
 class SaveBest(StatefulCallback):
@@ -203,16 +223,20 @@ class SaveBest(StatefulCallback):
     def __init__(self, fname:str='best', # File stem, in `learn.path/learn.model_dir`
                  restore:bool=True, # Load the best weights into the model after training
                  # Also write `fname_state.pth` (optimiser, EMA, callbacks, RNG) for bests found at an epoch's end
-                 state:bool=False):
-        self.fname, self.restore, self.with_state = fname, restore, state
+                 state:bool=False,
+                 top_k:int=1): # Also keep the best k checkpoints as `top/<fname>_iter<i>.pth` (1: `fname.pth` only)
+        if top_k < 1: raise BuildingMetricError(f"save_top_k={top_k}", "keep 1 checkpoint or more")
+        self.fname, self.restore, self.with_state, self.top_k = fname, restore, state, top_k
     @property
     def path(self) -> Path: return Path(self.learn.path)/self.learn.model_dir/f'{self.fname}.pth'
     def before_fit(self):
         _evaluator(self.learn)
         st = self.resumed()
         self.best, self.saved = (st['best'], st['saved']) if st else (None, False)
+        self.top = [tuple(t) for t in st.get('top', [])] if st else []
     def after_eval(self):
         pe = self.learn.periodic_eval
+        if self.top_k > 1: self._keep_top(pe)
         if not pe.improved(pe.last, self.best): return
         self.best, self.saved = pe.last, True
         p = self.path; p.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +250,20 @@ class SaveBest(StatefulCallback):
             atomic_write(p.with_name(f'{self.fname}_state.pth'), lambda t: torch.save(st, t))
     def after_fit(self):
         if self.restore and self.saved: load_checkpoint(self.path, self.learn.model)
-    def state(self) -> dict: return {'best': self.best, 'saved': self.saved}
+    def _keep_top(self, pe):
+        "Write this evaluation's weights to top/ when they are among the best `top_k`; drop the one they push out."
+        if np.isnan(pe.last) or (len(self.top) >= self.top_k and not pe.improved(pe.last, self.top[-1][0])): return
+        f = self.path.parent/'top'/f'{self.fname}_iter{self.train_iter}.pth'
+        f.parent.mkdir(parents=True, exist_ok=True)
+        sd = {k: v.detach().cpu().clone() for k, v in self.learn.model.state_dict().items()}
+        atomic_write(f, lambda t: torch.save(sd, t))
+        meta = checkpoint_meta(self.learn, metric=pe.metric_name, value=pe.last, epoch=self.epoch, iter=self.train_iter)
+        atomic_write(f.with_suffix('.json'), lambda t: t.write_text(json.dumps(meta, indent=2, default=str)))
+        self.top = sorted(self.top + [(float(pe.last), str(f))], key=lambda t: -pe.sign * t[0])
+        for _, old in self.top[self.top_k:]:
+            Path(old).unlink(missing_ok=True); Path(old).with_suffix('.json').unlink(missing_ok=True)
+        self.top = self.top[:self.top_k]
+    def state(self) -> dict: return {'best': self.best, 'saved': self.saved, 'top': [list(t) for t in self.top]}
 
 # %% ../nbs/03_callbacks.ipynb #44ea0346
 class EMA(StatefulCallback):

@@ -66,11 +66,13 @@ class TrainingRun:
                   log:str='csv', resume:bool=False, # Trackers (`tracking_cbs`); a resumed run appends to its history
                   state:bool=False, # `SaveBest` also keeps the whole training state of a best found at an epoch's end
                   distributed=None, # The multi-process callback, if any
-                  **track) -> list: # `tracking_cbs`'s W&B project, name and group
+                  higher_is_better:bool=True, # Whether a larger `metric` is better (false for a loss)
+                  top_k:int=1, # `SaveBest` also keeps the best k checkpoints in models/top/ (1: best.pth only)
+                  **track) -> list: # `tracking_cbs`'s W&B project, name and group (and TensorBoard's `log_every`)
         ("The callbacks every run has: evaluation, save-best, checkpoint and trackers (in the writing process), and "
          "those asked for.")
-        cbs = [PeriodicEval(every=every, metric=metric)]
-        if self.main: cbs += [SaveBest(state=state), SaveCheckpoint(), *tracking_cbs(log, append=resume, **track)]
+        cbs = [PeriodicEval(every=every, metric=metric, higher_is_better=higher_is_better)]
+        if self.main: cbs += [SaveBest(state=state, top_k=top_k), SaveCheckpoint(), *tracking_cbs(log, append=resume, **track)]
         if distributed is not None: cbs.append(distributed)
         if patience: cbs.append(EarlyStop(patience=patience))
         if ema: cbs.append(EMA(decay=ema))

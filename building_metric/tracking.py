@@ -67,6 +67,7 @@ def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined 
                  fname:str='history.csv',
                  project:str='building_metric', # The W&B project
                  name:str='', group:str='', # The W&B run's name and group (empty: W&B's own)
+                 log_every:int=1, # TensorBoard: training batches between the logged steps (`Loss/train_step`, rates)
                 ) -> list:
     "fastai logging callbacks by name, writing under the learner's path."
     kinds = [k.strip() for k in str(log).split(',') if k.strip()]
@@ -86,7 +87,7 @@ def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined 
                 self.log_dir = Path(self.learn.path)/'tensorboard'
                 super().before_fit()
             def after_batch(self):   # (fastai's would also log during validation, repeating the last training step)
-                if not self.training: return
+                if not self.training or self.train_iter % log_every: return
                 self.writer.add_scalar('Loss/train_step', self.smooth_loss, self.train_iter)
                 for i, h in enumerate(self.opt.hypers):
                     for k, v in h.items(): self.writer.add_scalar(f'{k}_{i}', v, self.train_iter)

@@ -18,14 +18,14 @@ from PIL import Image
 from torch import nn
 
 from ..checkpoint import load_checkpoint
-from ..config import SegInferConfig
+from ..config import SegInferConfig, size_hw
 from ..core import BuildingMetricError, class_colors, get_device
 from ..data.index import IMAGE_EXTENSIONS, check_image
 from .learner import SegFormer, unet, colorize
 from .train import seg_train   # (its home before; kept importable from here)
 
 # %% auto #0
-__all__ = ['load_segmenter', 'predict_mask', 'overlay', 'seg_infer', 'run_seg_infer']
+__all__ = ['load_segmenter', 'predict_mask', 'overlay', 'postprocess_mask', 'seg_infer', 'run_seg_infer']
 
 # %% ../../nbs/08d_segmentation.infer.ipynb #ad61ff55
 def load_segmenter(checkpoint:str|Path, device=None) -> tuple[nn.Module, dict]:
@@ -39,7 +39,7 @@ def load_segmenter(checkpoint:str|Path, device=None) -> tuple[nn.Module, dict]:
             "pass the best.pth that bm-seg-train wrote")
     n, arch = len(cfg['classes']), cfg['arch']
     if arch.startswith('segformer'): model = SegFormer(n, config=cfg['hf_config'])
-    else: model = unet(arch[5:], n, (cfg['size'], cfg['size']), pretrained=False, tiny=cfg['tiny'])
+    else: model = unet(arch[5:], n, size_hw(cfg['size']), pretrained=False, tiny=cfg['tiny'])
     try: model.load_state_dict(sd)
     except RuntimeError as e:
         raise BuildingMetricError(f"{str(checkpoint)!r} does not fit a {arch} ({str(e).splitlines()[0]})",
@@ -90,18 +90,45 @@ def overlay(img:Image.Image, mask:np.ndarray, n_classes:int, alpha:float=0.5) ->
     return Image.fromarray((np.asarray(img,
                                        dtype=np.float32) * (1 - alpha) + colorize(mask, n_classes) * alpha).round().astype(np.uint8))
 
+# %% ../../nbs/08d_segmentation.infer.ipynb #938f4faf
+def postprocess_mask(mask:np.ndarray, # (H, W) class indices
+                     how:str='none', # none, open, close or open_close (`config.POSTPROCESS`)
+                     kernel:int=3) -> np.ndarray: # Side of the square structuring element
+    ("Morphological opening (removes specks smaller than the element) and / or closing (fills such holes) of each "
+     "class's region after the argmax (scipy.ndimage); a pixel claimed by exactly one class's cleaned region takes "
+     "that class, any other the class of the nearest pixel that is.")
+    if how == 'none': return mask
+    from scipy import ndimage
+    st = np.ones((kernel, kernel), bool)
+    ops = {'open': [ndimage.binary_opening], 'close': [ndimage.binary_closing],
+           'open_close': [ndimage.binary_opening, ndimage.binary_closing]}[how]
+    out = mask.copy()
+    for op in ops:
+        classes = np.unique(out)
+        # (closing pads with the border value: border_value=0 would erode regions at the image's edges)
+        claims = np.stack([op(out == c, structure=st, border_value=int(op is ndimage.binary_opening)) for c in classes])
+        one = claims.sum(0) == 1
+        if not one.any(): continue
+        lab = np.where(one, classes[claims.argmax(0)], out)
+        # a pixel no class (or several) claims takes the label of the nearest pixel exactly one class claims
+        iy, ix = ndimage.distance_transform_edt(~one, return_distances=False, return_indices=True)
+        out = lab[iy, ix].astype(mask.dtype)
+    return out
+
 # %% ../../nbs/08d_segmentation.infer.ipynb #f72f0daa
 def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
               images:str|Path, # Folder of images (searched recursively)
               output:str|Path, # Writes masks/, overlays/, report.csv, classes.txt
               image_size:tuple[int, int]|None=None, # Window (H, W) (default: the training size)
-              overlap:float=0.5, device=None, log=print) -> pd.DataFrame:
+              overlap:float=0.5, device=None, log=print,
+              postprocess:str='none', # Morphology after the argmax (`postprocess_mask`): none, open, close, open_close
+              kernel:int=3) -> pd.DataFrame: # Side of its square structuring element
     "Masks and overlays for every image under `images`; unreadable files are reported in the returned table, not fatal."
     images, output = Path(images), Path(output)
     if not images.is_dir():
         raise BuildingMetricError(f"--images {str(images)!r} is not a folder", "pass a folder of images")
     model, cfg = load_segmenter(checkpoint, device)
-    classes, size = cfg['classes'], tuple(image_size or (cfg['size'], cfg['size']))
+    classes, size = cfg['classes'], tuple(image_size or size_hw(cfg['size']))
     if len(classes) > 256:
         raise BuildingMetricError(f"{len(classes)} classes do not fit one byte per pixel", "use at most 256 classes")
     files = sorted(p for p in images.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -119,6 +146,7 @@ def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
                              reason=r['reason'])); log(f"skipped {rel}: {r['reason']}"); continue
         img = r['image']
         mask, nwin = predict_mask(model, img, size, cfg['mean'], cfg['std'], overlap)
+        mask = postprocess_mask(mask, postprocess, kernel)
         name = rel.with_suffix('.png')
         for sub, im in (('masks', Image.fromarray(mask.astype(np.uint8))),
                         ('overlays', overlay(img, mask, len(classes)))):
@@ -136,6 +164,6 @@ def run_seg_infer(cfg:SegInferConfig) -> dict:
         raise BuildingMetricError(f"bm-seg-infer needs {'--checkpoint' if not cfg.checkpoint else '--images'}",
                                   "pass it as a flag or in the --config file")
     rep = seg_infer(cfg.checkpoint, cfg.images, cfg.out, (cfg.window, cfg.window) if cfg.window else None, cfg.overlap,
-                    cfg.device or None, log=print)
+                    cfg.device or None, log=print, postprocess=cfg.postprocess, kernel=cfg.kernel)
     Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
     return dict(out=cfg.out, masks=int((rep.status == 'ok').sum()), skipped=int((rep.status != 'ok').sum()))

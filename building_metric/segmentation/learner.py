@@ -30,7 +30,7 @@ from .metrics import confusion_matrix, seg_loss, seg_metrics, seg_scores
 
 # %% auto #0
 __all__ = ['SegFormer', 'unet', 'ElementSegmenter', 'seg_splitter', 'add_dropout', 'seg_learner', 'seg_lrs', 'seg_confusion',
-           'majority_baseline', 'miou_score', 'colorize', 'show_predictions']
+           'majority_baseline', 'miou_score', 'seg_monitor', 'colorize', 'show_predictions']
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #048f362d
 class SegFormer(nn.Module):
@@ -213,6 +213,27 @@ def majority_baseline(dls, ignore_index:int=255) -> dict:
 def miou_score(learn, dl) -> float:
     "A `PeriodicEval` scorer: mIoU of `learn.model` over all of `dl`."
     return seg_scores(seg_confusion(learn.model, dl, learn.dls.c, getattr(learn, 'ignore_index', 255)))['miou']
+
+# %% ../../nbs/08b_segmentation.learner.ipynb #a32b1b8b
+def seg_monitor(name:str='miou'):
+    ("A `PeriodicEval` scorer by name (`config.SEG_MONITORS`): a score of `seg_scores` over all of the validation "
+     "set (`mean_f1` is the mean Dice: per class F1 and Dice are one number), or the mean validation loss.")
+    if name == 'valid_loss':
+        def valid_loss(learn, dl) -> float:
+            was, tot, n = learn.model.training, 0.0, 0
+            learn.model.eval()
+            try:
+                with torch.no_grad():
+                    for xb, yb in dl:
+                        tot += float(learn.loss_func(learn.model(xb), yb)) * len(xb); n += len(xb)
+            finally: learn.model.train(was)
+            return tot / max(n, 1)
+        return valid_loss
+    key = 'mean_dice' if name == 'mean_f1' else name
+    def score(learn, dl) -> float:
+        return seg_scores(seg_confusion(learn.model, dl, learn.dls.c, getattr(learn, 'ignore_index', 255)))[key]
+    score.__name__ = name
+    return score
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #197ad73f
 def colorize(mask, n_classes:int) -> np.ndarray:

@@ -16,14 +16,15 @@ from ..config import SegTrainConfig, check_choice
 from ..core import BuildingMetricError, barrier, init_distributed, seed_everything
 from ..data.synth import write_synthetic
 from ..distributed import DistributedTraining
+from ..optim import opt_func
 from ..run import TrainingRun
 from .data import SegmentationPairs, seg_dataloaders
-from .learner import (SegFormer, majority_baseline, miou_score, seg_confusion, seg_learner,
-                                                  seg_lrs, show_predictions)
+from .learner import (SegFormer, majority_baseline, seg_confusion, seg_learner, seg_lrs,
+                                                  seg_monitor, show_predictions)
 from .metrics import SEG_LOSSES, seg_scores
 
 # %% auto #0
-__all__ = ['seg_train']
+__all__ = ['seg_dls', 'seg_train']
 
 # %% ../../nbs/08c_segmentation.train.ipynb #3ced2603
 def _pairs(cfg:SegTrainConfig, out:Path, log) -> SegmentationPairs:
@@ -36,13 +37,34 @@ def _pairs(cfg:SegTrainConfig, out:Path, log) -> SegmentationPairs:
         root = out/'data'
         if not (root/'images').is_dir():
             log(f"no --data: writing {cfg.synthetic} synthetic buildings x 4 views to {root}")
-            write_synthetic(root, 'segmentation', n_identities=cfg.synthetic, views=4, size=max(64, cfg.size),
+            write_synthetic(root, 'segmentation', n_identities=cfg.synthetic, views=4, size=max(64, *cfg.hw),
                             seed=cfg.seed)
     pairs = SegmentationPairs.from_folder(root)
     log(pairs.report())
     if not (pairs.items.split == 'val').any():
         raise BuildingMetricError(f"{str(root)!r} has no validation pairs", "put some in images/val and masks/val")
     return pairs
+
+def _seg_callbacks(cfg:SegTrainConfig, run:TrainingRun, world:int) -> list:
+    "The run's callbacks as `cfg` says: the monitored score and its direction, top-k checkpoints, trackers, accumulation."
+    return run.callbacks(every=cfg.eval_every or None, metric=seg_monitor(cfg.monitor), higher_is_better=cfg.higher_is_better,
+                         top_k=cfg.save_top_k, patience=cfg.patience, ema=cfg.ema, log=cfg.log, resume=cfg.resume, state=True,
+                         name=cfg.name, log_every=max(1, cfg.log_every),
+                         # (each process a share of the images)
+                         distributed=DistributedTraining(gather=False, shard_train=True) if world > 1 else None
+                        ) + accumulation(cfg.accumulate)
+
+def _schedule(cfg:SegTrainConfig) -> dict:
+    "`TrainingRun.fit`'s schedule and its settings: one-cycle's warm-up share, cosine's warm-up."
+    extra = {'one_cycle': dict(pct_start=cfg.warmup), 'cosine': dict(warmup=cfg.warmup)}.get(cfg.scheduler, {})
+    return dict(schedule=cfg.scheduler, **extra)
+
+def seg_dls(cfg:SegTrainConfig, pairs:SegmentationPairs, bs:int, **kw):
+    "The DataLoaders of `cfg`: its size (square or H x W), augmentation keys and normalisation."
+    aug = dict(flip=cfg.flip, max_rotate=cfg.max_rotate, min_scale=cfg.min_scale, max_zoom=cfg.max_zoom,
+               max_lighting=cfg.max_lighting, saturation=cfg.saturation, hue=cfg.hue, crop_padding=cfg.crop_padding,
+               ignore_index=cfg.ignore_index)
+    return seg_dataloaders(pairs, size=cfg.hw, bs=bs, aug=aug, mean=cfg.mean, std=cfg.std, num_workers=cfg.workers, **kw)
 
 def seg_train(cfg:SegTrainConfig, log=print) -> dict:
     ("Train a segmentation model as `cfg` says; returns the scores of the best weights on the test (or validation) "
@@ -54,29 +76,24 @@ def seg_train(cfg:SegTrainConfig, log=print) -> dict:
     if cfg.batch % world:
         raise BuildingMetricError(f"--batch {cfg.batch} does not split into {world} processes",
                                   f"use a multiple of {world}")
-    with TrainingRun(cfg.out, cfg, main, log) as run:
+    with TrainingRun(Path(cfg.out)/cfg.name if cfg.name else cfg.out, cfg, main, log) as run:
         if main: pairs = _pairs(cfg, run.out, log)
         barrier()
         if not main: pairs = _pairs(cfg, run.out, lambda s: None)   # (the synthetic data is written by process 0)
         # other augmentations in each process; DDP starts every process from process 0's weights
-        seed_everything(cfg.seed + rank)
-        dls = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch // world, augment=cfg.augment, mean=cfg.mean,
-                              std=cfg.std, num_workers=cfg.workers)
+        seed_everything(cfg.seed + rank, deterministic=cfg.deterministic)
+        dls = seg_dls(cfg, pairs, cfg.batch // world, augment=cfg.augment)
         if cfg.class_weights and len(cfg.class_weights) != dls.c:
             raise BuildingMetricError(f"--class_weights has {len(cfg.class_weights)} values for {dls.c} classes",
                                       "give one weight per class, or none")
-        cbs = run.callbacks(every=cfg.eval_every or None, metric=miou_score, patience=cfg.patience, ema=cfg.ema,
-                            log=cfg.log, resume=cfg.resume, state=True,
-                            # (each process a share of the images)
-                            distributed=DistributedTraining(gather=False, shard_train=True) if world > 1 else None)
         learn = seg_learner(dls, cfg.arch, pretrained=cfg.pretrained, tiny=cfg.tiny, loss=cfg.loss,
-                            class_weights=list(cfg.class_weights) or None,
-                            ignore_index=cfg.ignore_index, wd=cfg.wd, clip=cfg.clip or None,
-                            layer_decay=cfg.layer_decay or None,
-                            train_metrics=True, cbs=cbs + accumulation(cfg.accumulate), path=run.out)
+                            class_weights=list(cfg.class_weights) or None, ignore_index=cfg.ignore_index, wd=cfg.wd,
+                            clip=cfg.clip or None, layer_decay=cfg.layer_decay or None, dropout=cfg.dropout,
+                            opt_func=opt_func(cfg.optimizer), mixed_precision=cfg.amp, train_metrics=True,
+                            cbs=_seg_callbacks(cfg, run, world), path=run.out)
         hf = learn.model.net.config.to_dict() if isinstance(learn.model, SegFormer) else None
         learn.config = dict(cfg.to_dict(), classes=list(dls.vocab), hf_config=hf)   # best.json: all a predictor needs
-        run.fit(learn, cfg.epochs, seg_lrs(learn, cfg.lr, cfg.encoder_ratio), resume=cfg.resume, pct_start=cfg.warmup)
+        run.fit(learn, cfg.epochs, seg_lrs(learn, cfg.lr, cfg.encoder_ratio), resume=cfg.resume, **_schedule(cfg))
         barrier()
         return _seg_report(cfg, run, learn, pairs, dls) if main else dict(rank=rank)   # process 0 reports
 
@@ -85,8 +102,7 @@ def _seg_report(cfg:SegTrainConfig, run:TrainingRun, learn, pairs:SegmentationPa
      "and `predictions.png`.")
     if run.best.is_file(): load_checkpoint(run.best, learn.model)
     split = 'test' if (pairs.items.split == 'test').any() else 'val'
-    dl = seg_dataloaders(pairs, size=cfg.size, bs=cfg.batch, augment=False, mean=cfg.mean, std=cfg.std,
-                         valid=split).valid
+    dl = seg_dls(cfg, pairs, cfg.batch, augment=False, valid=split).valid
     scores = seg_scores(seg_confusion(learn.model, dl, dls.c, cfg.ignore_index), dls.vocab)
     base = majority_baseline(dls, cfg.ignore_index)
     metrics = run.finish(dict(split=split, **scores,

@@ -7,7 +7,7 @@ Docs: https://building-metric.github.io/building_metric/callbacks.html.md"""
 # %% ../nbs/03_callbacks.ipynb #030a02c7
 from __future__ import annotations
 
-import functools, json, math, random, re, time, warnings
+import json, math, random, re, time, warnings
 import building_metric  # first: its warning filters apply to what follows
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -21,7 +21,7 @@ from fastcore.foundation import L
 # (their home before; kept importable from here)
 from .batch_size import (find_batch_size, is_oom, learner_step)
 from .config import Config
-from .checkpoint import atomic_write, describe_model, load_checkpoint
+from .checkpoint import atomic_write, describe_model, load_checkpoint, run_environment
 from .core import BuildingMetricError
 # (their home before; kept importable from here)
 from .tracking import (CSVLog, tracking_cbs, wandb_history)
@@ -29,8 +29,8 @@ from .evaluation.retrieval import retrieval_metrics
 
 # %% auto #0
 __all__ = ['RETRIEVAL_SCORES', 'embed_all', 'retrieval_score', 'StatefulCallback', 'stateful_callbacks', 'PeriodicEval',
-           'EarlyStop', 'run_environment', 'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'AccumulateBatches',
-           'accumulation', 'training_state', 'SaveCheckpoint', 'resume', 'cosine_lr', 'EpochCosine']
+           'EarlyStop', 'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'AccumulateBatches', 'accumulation',
+           'training_state', 'SaveCheckpoint', 'resume', 'cosine_lr', 'EpochCosine']
 
 # %% ../nbs/03_callbacks.ipynb #86025f0f
 def embed_all(model, dl) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,25 +186,6 @@ class EarlyStop(StatefulCallback):
     def state(self) -> dict: return {'best': self.best, 'wait': self.wait}
 
 # %% ../nbs/03_callbacks.ipynb #30d6bc7a
-@functools.lru_cache(None)
-def run_environment() -> dict:
-    ("The code a run was made with, for its `best.json`: the git commit of the library's checkout (None when installed "
-     "from a wheel) and whether it had uncommitted changes, Python's version and those of the libraries it trains with.")
-    import importlib.metadata as md, platform, subprocess
-    root = Path(building_metric.__file__).resolve().parent.parent
-    def git(*args):
-        try: r = subprocess.run(['git', '-C', str(root), *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError): return None
-        return r.stdout.strip() if r.returncode == 0 else None
-    commit = git('rev-parse', 'HEAD')
-    status = git('status', '--porcelain', '--untracked-files=no') if commit else None
-    versions = {}
-    for p in ('torch', 'torchvision', 'timm', 'fastai', 'transformers', 'pytorch-metric-learning', 'numpy', 'peft'):
-        try: versions[p] = md.version(p)
-        except md.PackageNotFoundError: pass
-    return dict(git_commit=commit, git_dirty=None if status is None else bool(status), python=platform.python_version(),
-                versions=versions)
-
 def checkpoint_meta(learn, **extra) -> dict:
     ("What `SaveBest` writes beside the weights: model, training config (`learn.config`), how the features were made "
      "(`learn.extractor_info`), versions, time.")

@@ -7,7 +7,8 @@ Docs: https://building-metric.github.io/building_metric/checkpoint.html.md"""
 # %% ../nbs/01d_checkpoint.ipynb #cd0d7f4a
 from __future__ import annotations
 
-import json, os
+import building_metric
+import functools, json, os
 from pathlib import Path
 from typing import Callable
 
@@ -16,7 +17,28 @@ import torch
 from .core import BuildingMetricError
 
 # %% auto #0
-__all__ = ['atomic_write', 'describe_model', 'load_checkpoint']
+__all__ = ['run_environment', 'atomic_write', 'describe_model', 'load_checkpoint']
+
+# %% ../nbs/01d_checkpoint.ipynb #d583a531
+@functools.lru_cache(None)
+def run_environment() -> dict:
+    ("The code a run was made with, for its `best.json`: the git commit of the library's checkout (None when installed "
+     "from a wheel) and whether it had uncommitted changes, Python's version and those of the libraries it trains with.")
+    import importlib.metadata as md, platform, subprocess
+    root = Path(building_metric.__file__).resolve().parent.parent   # (the checkout holding the package, if any)
+    def git(*args):
+        try: r = subprocess.run(['git', '-C', str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError): return None
+        return r.stdout.strip() if r.returncode == 0 else None
+    commit = git('rev-parse', 'HEAD')
+    status = git('status', '--porcelain', '--untracked-files=no') if commit else None
+    versions = {}
+    for p in ('torch', 'torchvision', 'timm', 'fastai', 'transformers', 'pytorch-metric-learning', 'numpy', 'peft'):
+        try: versions[p] = md.version(p)
+        except md.PackageNotFoundError: pass
+    return dict(git_commit=commit, git_dirty=None if status is None else bool(status), python=platform.python_version(),
+                versions=versions)
+
 
 # %% ../nbs/01d_checkpoint.ipynb #23bc069a
 def atomic_write(path:str|Path, # The file to write

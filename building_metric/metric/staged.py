@@ -118,9 +118,7 @@ def staged_training(index:BuildingIndex, # A split index (train, val, test)
     test = image_dataloaders(index, size=cfg.size, bs=64, valid=split, augment=False, mean=pre.mean, std=pre.std).valid
     def score(model, stage, **extra):
         emb, y = embed_all(model, test)
-        r = dict(stage=stage,
-                 **{k: v for k,
-                    v in retrieval_metrics(emb, y).items() if k in ('precision_at_1', 'map_at_r', 'r_precision')},
+        r = dict(stage=stage, **{k: v for k, v in retrieval_metrics(emb, y).items() if k in ('precision_at_1', 'map_at_r', 'r_precision')},
                  params_m=sum(p.numel() for p in model.parameters()) / 1e6, **extra)
         log(f"{stage}: P@1 {r['precision_at_1']:.3f}, MAP@R {r['map_at_r']:.3f} on the {split} split")
         return r

@@ -23,7 +23,7 @@ from .evaluation.retrieval import retrieval_metrics
 from .features.extractors import create_extractor
 from .features.cache import FeatureCache, FeatureRows, extract_features, index_from
 from .features.loaders import FeatureDataLoader
-from .metric.heads import FusionHead
+from .metric.heads import FusionHead, ProjectionHead
 from .metric.learner import metric_learner
 from .metric.losses import LOSSES, built_settings, loss_parameters
 from .run import TrainingRun
@@ -205,8 +205,9 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
         loaders = _loaders(cfg, cache, names, tr_rows, va_rows, world, main)
         dls, sampler_cbs = loaders(max(cfg.m,
                                        cfg.batch // cfg.m * cfg.m) if cfg.batch_finder and cfg.sampler == 'm_per_class' else cfg.batch)   # (the finder's cap, in whole classes)
-        head = FusionHead(cache.dims(names), size=cfg.big_fusion_head, gate=bool(cfg.gate), emb_dim=cfg.emb_dim or None,
-                          residual=bool(cfg.residual))
+        head = (FusionHead(cache.dims(names), size=cfg.big_fusion_head, gate=bool(cfg.gate), emb_dim=cfg.emb_dim or None,
+                           residual=bool(cfg.residual)) if cfg.head == 'fusion' else
+                ProjectionHead(cache.dims(names), cfg.emb_dim or 128))
         every = run.callbacks(every=cfg.eval_every, patience=cfg.patience, ema=cfg.ema, log=cfg.log, resume=cfg.resume,
                               metric=retrieval_score('map_at_r',
                                                      _rows_loader(cache, names, tr_rows, dls) if refs else None),

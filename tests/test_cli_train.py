@@ -403,12 +403,12 @@ def test_a_collection_that_cannot_be_validated_fails_before_extraction(tmp_path)
 
 
 # (the losses with a margin; 04a_metric.losses reads every loss of the registry back the same way, without training)
-@pytest.mark.parametrize('loss', ['arcface', 'proxy_anchor', 'triplet'])
+@pytest.mark.parametrize('loss', ['arcface', 'proxy_anchor', 'triplet', 'adaface', 'curricularface'])
 def test_each_loss_trains_with_the_settings_it_records(photos, loss):
     from building_metric.config import TrainConfig
     from building_metric.metric.losses import list_losses
 
-    assert loss in list_losses() and len(list_losses()) == 7  # (a new loss joins this list)
+    assert loss in list_losses() and len(list_losses()) == 9  # (a new loss joins this list)
     (photos / 'cfg.yaml').write_text("split: class\nresnet: 1\ntiny: true\nepochs: 1\nlr: 1.0e-3\nbatch: 16\n")
     out = photos / f'loss_{loss}'
     r = run('bm-train', '--config', photos / 'cfg.yaml', '--data', photos / 'photos', '--loss', loss, '--out', out)
@@ -422,3 +422,24 @@ def test_each_loss_trains_with_the_settings_it_records(photos, loss):
         assert abs(built['margin'] - 28.6) < 1e-9 and built['scale'] == 64.0  # degrees, not --margin's 0.2
     if loss == 'proxy_anchor':
         assert built['margin'] == 0.2 and built['alpha'] == 32.0
+    if loss in ('adaface', 'curricularface'):  # their papers' defaults, in radians
+        assert built['margin'] == {'adaface': 0.4, 'curricularface': 0.5}[loss] and built['scale'] == 64.0
+
+
+def test_projection_head_trains_and_bm_index_loads_it(photos, tmp_path):
+    "`--head projection`: the geographic triplet network's head trains, and `bm-index --run` embeds with it."
+    from building_metric.metric.heads import ProjectionHead, load_head
+    from building_metric.search.gallery import BuildingGallery
+
+    (photos / 'cfg.yaml').write_text("split: class\nresnet: 1\ntiny: true\nepochs: 1\nlr: 1.0e-3\nbatch: 16\n")
+    out = tmp_path / 'proj'
+    r = run(
+        'bm-train', '--config', photos / 'cfg.yaml', '--data', photos / 'photos', '--head', 'projection', '--out', out
+    )
+    assert r.returncode == 0, r.stderr
+    head, meta = load_head(out / 'models' / 'best.pth')
+    assert isinstance(head, ProjectionHead) and head.emb_dim == 128 and meta['head'] == 'ProjectionHead'
+    r = run('bm-index', '--run', out, '--gallery', photos / 'photos', '--out', tmp_path / 'gallery')
+    assert r.returncode == 0, r.stderr
+    g = BuildingGallery(tmp_path / 'gallery')
+    assert len(g) == len(list((photos / 'photos').rglob('*.png'))) and g.emb.shape[1] == 128

@@ -100,7 +100,10 @@ class TrainConfig(Config):
     gate:int = 0 # Gating head in front of the fusion MLP (0/1)
     big_fusion_head:int = 0 # Fusion head size: 0 minimal, 1 medium, 2 large, 3 extra-large
     residual:int = 0 # Start the head as the frozen features (a fixed orthogonal skip path, the MLP at zero) (0/1)
-    emb_dim:int = 0 # Embedding size (0: the head's default, 512 or 1024)
+    # fusion (the fusion classifier's MLP: gate, big_fusion_head and residual apply) or projection (the geographic
+    # triplet network's Linear -> ReLU -> Linear)
+    head:str = 'fusion'
+    emb_dim:int = 0 # Embedding size (0: the head's default: 512 or 1024 for fusion, 128 for projection)
     loss:str = 'proxy_anchor' # A loss of `list_losses()`
     margin:float = 0.2 # Distance margin of ProxyAnchor and triplet (other losses: their own, in loss_args)
     alpha:float = 32.0 # ProxyAnchor alpha
@@ -137,6 +140,7 @@ class TrainConfig(Config):
         for f in EXTRACTOR_FLAGS + ('gate', 'residual'): check_choice(f, getattr(self, f), (0, 1))
         check_choice('big_fusion_head', self.big_fusion_head, (0, 1, 2, 3))   # the sizes of `metric.heads.FusionHead`
         check_choice('train_type', self.train_type, tuple(TRAIN_TYPES))
+        check_choice('head', self.head, ('fusion', 'projection'))
         check_choice('sampler', self.sampler, SAMPLERS)
         check_choice('split', self.split, ('image', 'class', 'group'))
         check_choice('select', self.select, ('auto', 'val', 'unseen'))

@@ -166,13 +166,15 @@ def checked_head(checkpoint:str|Path, # `best.pth` written by `bm-train`
 # %% ../../nbs/04_metric.heads.ipynb #5cbe46c4
 class ProjectionHead(nn.Module):
     "Linear(in, emb) -> ReLU -> Linear(emb, emb), L2-normalised (the geographic triplet network's head)."
-    def __init__(self, in_dim:int, # Backbone feature size
+    def __init__(self, in_dim:int|dict[str, int], # Feature size, or each source's (concatenated in this order: `bm-train --head projection`)
                  emb_dim:int=128, # Embedding size
                  normalize:bool=True): # L2-normalise the output
         super().__init__()
-        self.in_dims, self.emb_dim, self.normalize = {'features': in_dim}, emb_dim, normalize
-        self.init_args = dict(in_dim=in_dim, emb_dim=emb_dim, normalize=normalize)
-        self.net = nn.Sequential(nn.Linear(in_dim, emb_dim), nn.ReLU(), nn.Linear(emb_dim, emb_dim))
+        self.in_dims = _check_dims(in_dim) if isinstance(in_dim, dict) else {'features': in_dim}
+        self.emb_dim, self.normalize = emb_dim, normalize
+        self.init_args = dict(in_dim=dict(in_dim) if isinstance(in_dim, dict) else in_dim, emb_dim=emb_dim, normalize=normalize)
+        d = sum(self.in_dims.values())
+        self.net = nn.Sequential(nn.Linear(d, emb_dim), nn.ReLU(), nn.Linear(emb_dim, emb_dim))
     def forward(self, x):
         e = self.net(x)
         return F.normalize(e, dim=-1) if self.normalize else e

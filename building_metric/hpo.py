@@ -121,7 +121,8 @@ def _train_objective(cfg:HPOConfig, out:Path):
         base = base.override({'cache': str(out/'features.h5')})
     def objective(trial):
         prune = OptunaPruning(trial)
-        m = train(base.override(dict(suggest(trial, space), out=str(out/f'trial_{trial.number}'), resume=False)),
+        m = train(base.override(dict(suggest(trial, space), out=str(out/f'trial_{trial.number}'), resume=False,
+                                     group=base.group or cfg.study, run_name=f"{cfg.study}-trial_{trial.number}")),
                   log=lambda _: None, cbs=[prune])
         return _value(trial, prune, m.get('best') or {})
     space = cfg.space or default_space(base)

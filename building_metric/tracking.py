@@ -18,7 +18,7 @@ from .config import TRACKERS, Config
 from .core import BuildingMetricError
 
 # %% auto #0
-__all__ = ['CSVLog', 'tb_tag', 'tracking_cbs', 'wandb_history']
+__all__ = ['CSVLog', 'tb_tag', 'tracking_cbs', 'wandb_history', 'wandb_run_info']
 
 # %% ../nbs/03a_tracking.ipynb #927077ef
 class CSVLog(CSVLogger):
@@ -131,3 +131,13 @@ def wandb_history(run:str|Path, # A `wandb/offline-run-*` folder or its `.wandb`
                        for r, k in zip(recs, kinds) if k == 'history'])
     df.attrs['complete'] = 'exit' in kinds
     return df
+
+# %% ../nbs/03a_tracking.ipynb #8c5df293
+def wandb_run_info(run:str|Path) -> dict: # A `wandb/offline-run-*` folder or its `.wandb` file
+    "The project, name and group an offline W&B run was started with, read from its own record."
+    run = Path(run)
+    files = [run] if run.is_file() else sorted(run.glob('*.wandb'))
+    if not files: raise BuildingMetricError(f"no .wandb file in {str(run)!r}", "pass a wandb/offline-run-* folder")
+    r = next((r.run for r in _wandb_records(files[0]) if r.WhichOneof('record_type') == 'run'), None)
+    if r is None: raise BuildingMetricError(f"{files[0].name} has no run record yet", "wait for the run to start")
+    return dict(project=r.project, name=r.display_name, group=r.run_group)

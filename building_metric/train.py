@@ -209,6 +209,7 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
                            residual=bool(cfg.residual)) if cfg.head == 'fusion' else
                 ProjectionHead(cache.dims(names), cfg.emb_dim or 128))
         every = run.callbacks(every=cfg.eval_every, patience=cfg.patience, ema=cfg.ema, log=cfg.log, resume=cfg.resume,
+                              project=cfg.project, name=cfg.run_name or Path(cfg.out).name, group=cfg.group,
                               metric=retrieval_score('map_at_r',
                                                      _rows_loader(cache, names, tr_rows, dls) if refs else None),
                               distributed=DistributedTraining() if world > 1 else None)

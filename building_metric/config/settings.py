@@ -135,6 +135,9 @@ class TrainConfig(Config):
     resume:bool = False # Continue from out/models/last.pth
     # Training log: csv (history.csv), tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
     log:str = 'csv'
+    project:str = 'building_metric' # W&B project
+    run_name:str = '' # W&B run name (empty: the out folder's name)
+    group:str = '' # W&B group (bm-hpo: the study's name, one run per trial)
 
     def __post_init__(self):
         for f in EXTRACTOR_FLAGS + ('gate', 'residual'): check_choice(f, getattr(self, f), (0, 1))

@@ -298,6 +298,10 @@ class PairConfig(Config):
     resume:bool = False # Continue the run in --out from its last checkpoint (models/last.pth)
     seed:int = 0 # Seed of the split, the pairs and the weights
     workers:int = 0 # DataLoader processes
+    freeze_trunk:bool = False # Train the gates, projection and classifier only; the trunk's weights stay as loaded
+    # Start the trunk from an embedder trained with a metric loss: a bm-staged snapshot (snapshots/<phase>.pth or its
+    # _backbone.pth) of the same architecture (empty: pretrained or random, as `pretrained` says)
+    trunk_weights:str = ''
 
     def __post_init__(self):
         for k, ok in (('split', ('class', 'group', 'image')), ('hard', ('geo', 'none')), ('threshold', ('f1', 'eer'))):

@@ -42,7 +42,7 @@ from ..weights import timm_model
 # %% auto #0
 __all__ = ['make_pairs', 'pair_dataloaders', 'MutualGate', 'AGFusionModel', 'pair_splitter', 'pair_scores', 'choose_threshold',
            'pair_metrics', 'pair_learner', 'predict_pairs', 'show_attention', 'pair_auc', 'pair_train',
-           'load_pair_model']
+           'load_pair_model', 'load_trunk', 'plot_training', 'plot_features2d']
 
 # %% ../../nbs/04e_metric.siamese.ipynb #2c4e0927
 def _nearest_buildings(it:pd.DataFrame, labels:list, hard:str|None, k:int) -> np.ndarray|None:
@@ -169,6 +169,15 @@ class AGFusionModel(nn.Module):
         e = proj[-1]
         self.classifier = nn.Sequential(nn.Linear(2 * e + 1, 64), nn.ReLU(), nn.Linear(64, 1))
         self.emb_dim = e
+
+    def freeze_trunk(self) -> AGFusionModel:
+        "Keep the trunk as loaded: no gradients, and its batch-norm statistics fixed (eval mode, also in training)."
+        self.trunk.requires_grad_(False); self.frozen_trunk = True
+        return self.train(self.training)
+    def train(self, mode:bool=True):
+        super().train(mode)
+        if getattr(self, 'frozen_trunk', False): self.trunk.eval()
+        return self
 
     # plain tensors: fastai's subclasses slow every op
     def features(self, x): return self.trunk(x.as_subclass(torch.Tensor))[-1]
@@ -297,6 +306,8 @@ def pair_train(cfg:PairConfig, log=print) -> dict:
                                hard=None if cfg.hard == 'none' else cfg.hard,
                                hard_frac=cfg.hard_frac, seed=cfg.seed, num_workers=cfg.workers)
         model = AGFusionModel(cfg.arch, stage=cfg.stage, proj=tuple(cfg.proj), pretrained=cfg.pretrained, tiny=cfg.tiny)
+        if cfg.trunk_weights: load_trunk(model, cfg.trunk_weights, log)
+        if cfg.freeze_trunk: model.freeze_trunk()
         cbs = run.callbacks(every=cfg.eval_every or None, metric=pair_auc, patience=cfg.patience, log=cfg.log,
                             resume=cfg.resume)
         learn = pair_learner(dls, model, wd=cfg.wd, clip=cfg.clip or None, cbs=cbs + accumulation(cfg.accumulate),
@@ -325,6 +336,8 @@ def _pair_report(cfg:PairConfig, run:TrainingRun, learn, index:BuildingIndex) ->
     # (the scores carry the threshold)
     m = run.finish(dict(split=split, **pair_scores(tp, tt, thr), validation=pair_scores(vp, vt, thr)))
     show_attention(learn.model, test_dl, n=min(4, cfg.batch), fname=run.out/'attention.png')
+    plot_training(run.out/'history.csv', run.out/'training.png')
+    plot_features2d(learn.model, index, split, cfg, run.out/'features2d.png')
     import matplotlib.pyplot as plt; plt.close('all')
     return m
 
@@ -340,3 +353,58 @@ def load_pair_model(run:str|Path) -> tuple[AGFusionModel, dict]:
     model = AGFusionModel(cfg.arch, stage=cfg.stage, proj=tuple(cfg.proj), pretrained=False, tiny=cfg.tiny)
     load_checkpoint(p, model)
     return model.eval(), meta
+
+# %% ../../nbs/04e_metric.siamese.ipynb #332ec0ee
+def load_trunk(model:AGFusionModel, path:str|Path, log=print) -> AGFusionModel:
+    ("Start the pair model's trunk from an embedder trained with a contrastive / triplet / margin loss: a bm-staged "
+     "snapshot (the whole model or its `_backbone.pth`) of the same timm architecture. Every weight of the trunk must "
+     "be in the file with its shape (the file's later stages, beyond the cut, are not used).")
+    path = Path(path)
+    if not path.is_file(): raise BuildingMetricError(f"--trunk_weights {str(path)!r} not found", "check the path")
+    sd = torch.load(path, map_location='cpu', weights_only=True)
+    sd = sd.get('model', sd)
+    if any(k.startswith('backbone.') for k in sd): sd = {k[9:]: v for k, v in sd.items() if k.startswith('backbone.')}
+    own = model.trunk.state_dict()
+    tops = {k.split('.')[0] for k in own}   # (the stages the trunk has: the file's must be the same, block for block)
+    bad = [k for k in own if k not in sd or sd[k].shape != own[k].shape] + [k for k in sd if k.split('.')[0] in tops and k not in own]
+    if bad:
+        raise BuildingMetricError(f"{path.name} does not hold this trunk's weights ({len(bad)} missing or of another shape, "
+                                  f"e.g. {bad[0]!r})", "pass a snapshot of the same --arch (and not a tiny one for a full trunk)")
+    model.trunk.load_state_dict({k: sd[k] for k in own})
+    log(f"trunk: {len(own)} weights from {path.name}")
+    return model
+
+def plot_training(history:str|Path, fname:str|Path):
+    "`training.png`: the training and validation loss per epoch, and the validation scores, from `history.csv`."
+    import matplotlib.pyplot as plt
+    h = pd.read_csv(history)
+    fig, axs = plt.subplots(1, 2, figsize=(9, 3.2))
+    for c in ('train_loss', 'valid_loss'):
+        if c in h: axs[0].plot(h['epoch'], h[c], marker='o', label=c)
+    for c in [c for c in h.columns if c not in ('epoch', 'train_loss', 'valid_loss', 'time')]:
+        axs[1].plot(h['epoch'], h[c], marker='o', label=c)
+    for ax, t in zip(axs, ('loss', 'validation scores')): ax.set_title(t); ax.set_xlabel('epoch'); ax.legend(fontsize=8)
+    fig.tight_layout(); fig.savefig(fname, dpi=100)
+    return fig
+
+def plot_features2d(model:AGFusionModel, index:BuildingIndex, split:str, cfg, fname:str|Path, max_buildings:int=10):
+    "`features2d.png`: the trunk + projection embeddings of the photos of `split` in their first two principal components."
+    import matplotlib.pyplot as plt
+    it = index.items.assign(file=[str(p) for p in index.paths()])
+    it = it[it.split == split]
+    keep = it.label.drop_duplicates().iloc[:max_buildings]
+    it = it[it.label.isin(keep)]
+    pre = Resize(cfg.size, method='squish')
+    x = torch.stack([torch.from_numpy(np.asarray(pre(PILImage.create(load_image(f))), np.float32) / 255).permute(2, 0, 1)
+                     for f in it.file])
+    x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    model.eval()
+    with torch.no_grad():
+        f = model.features(x); e = F.normalize(model.proj((f * model.gate(f, f)).mean((2, 3))), dim=-1).numpy()
+    e = e - e.mean(0)
+    xy = e @ np.linalg.svd(e, full_matrices=False)[2][:2].T
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    for k, lab in enumerate(keep): ax.scatter(*xy[(it.label == lab).to_numpy()].T, s=14, label=str(lab), color=plt.cm.tab10(k % 10))
+    ax.set_title(f'{split} photos, first two principal components'); ax.legend(fontsize=6, markerscale=0.8)
+    fig.tight_layout(); fig.savefig(fname, dpi=100)
+    return fig

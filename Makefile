@@ -56,7 +56,8 @@ test-slow: $(VENV)/.installed
 	HYPOTHESIS_PROFILE=slow $(BIN)/pytest -q tests/test_fuzz.py
 
 # A second CPU on this one: the numerically sensitive checks (checkpoints, answers, shards, distributed runs and the
-# SLURM scripts, resumes, the staged pipeline, ONNX and int8 exports, the server), left out of `make test` and run
+# SLURM scripts, resumes, the staged pipeline and its toolkit table, ONNX and int8 exports, the server, the segmentation
+# settings and the training heads), left out of `make test` and run
 # here instead, with torch, MKL, oneDNN, numpy and OpenBLAS held to their baseline (SSE4) kernels, whose float sums
 # round otherwise than this machine's AVX2/AVX-512 ones. A test that leans on one CPU's last bits fails here, on the
 # developer's own machine. `make test` and `make test-portable` together run every check once; CI runs both (.ci/run).
@@ -64,8 +65,8 @@ PORTABLE_ENV := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDN
   NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" OPENBLAS_CORETYPE=Nehalem
 PORTABLE_TESTS := tests/test_checkpoint.py tests/test_search_answers.py tests/test_distributed.py tests/test_pair_resume.py \
   tests/test_cache_resume.py tests/test_reliability.py tests/test_serve.py tests/test_staged.py tests/test_slurm.py \
-  tests/test_cli_seg.py tests/test_mesh.py
-PORTABLE_NBS := ^(03_callbacks|02_features.extractors|07e_search.gallery|07f_search.answers|07ja_search.shards|06b_distributed|04g_metric.staged_run|04h_deploy)\.ipynb$$
+  tests/test_cli_seg.py tests/test_mesh.py tests/test_seg_settings.py tests/test_train_heads.py
+PORTABLE_NBS := ^(03_callbacks|04f_metric.staged|02_features.extractors|07e_search.gallery|07f_search.answers|07ja_search.shards|06b_distributed|04g_metric.staged_run|04h_deploy)\.ipynb$$
 test-portable: $(VENV)/.installed
 	$(PORTABLE_ENV) $(BIN)/nbdev-test --n-workers 2 --file-re '$(PORTABLE_NBS)'
 	$(PORTABLE_ENV) $(BIN)/pytest -q $(PORTABLE_TESTS)

@@ -7,7 +7,7 @@ _warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated'
 
 # One place to start (`import building_metric as bm; bm.BuildingIndex.from_path(...)`): the library's entry points by
 # name, each imported from its module on first use (PEP 562), so `import building_metric` stays as light as it was.
-_PUBLIC = {
+PUBLIC = {   # name -> the module that defines it
     'BuildingMetricError': 'core', 'seed_everything': 'core', 'class_colors': 'core',
     'BuildingIndex': 'data.index', 'write_synthetic': 'data.synth',
     'create_extractor': 'features.extractors', 'list_extractors': 'features.extractors',
@@ -24,14 +24,14 @@ _PUBLIC = {
     'MeshSegmenter': 'mesh.models',
     'TrainConfig': 'config', 'StagedRunConfig': 'config', 'SegTrainConfig': 'config', 'MeshTrainConfig': 'config',
 }
-__all__ = sorted(_PUBLIC)
+__all__ = sorted(PUBLIC)
 
 def __getattr__(name:str):
-    if name in _PUBLIC:
+    if name in PUBLIC:
         import importlib
-        value = getattr(importlib.import_module(f'{__name__}.{_PUBLIC[name]}'), name)
+        value = getattr(importlib.import_module(f'{__name__}.{PUBLIC[name]}'), name)
         globals()[name] = value   # (once)
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-def __dir__() -> list[str]: return sorted(set(globals()) | set(_PUBLIC))
+def __dir__() -> list[str]: return sorted(set(globals()) | set(PUBLIC))

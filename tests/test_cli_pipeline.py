@@ -178,29 +178,3 @@ def test_installed_scripts_answer_before_importing_torch():
                 args,
                 err,
             )
-
-
-def test_pair_model_on_a_frozen_trunk_from_a_metric_embedder(tmp_path):
-    "`--trunk_weights` starts the trunk from a bm-staged snapshot, `--freeze_trunk 1` keeps it so; the run's pictures."
-    import torch
-
-    from building_metric.metric.heads import Embedder, save_embedder
-    from building_metric.metric.siamese import load_pair_model
-
-    write_synthetic(tmp_path / 'geo', 'geo', n_identities=16, views=4, size=32)
-    torch.manual_seed(3)
-    emb = Embedder('resnet18', 16, pretrained=False, layers=[1, 1, 1, 1])
-    snap = save_embedder(emb, tmp_path / 'snapshots' / 'arcface.pth', phase='arcface')
-    args = ['tiny=true', 'pretrained=false', 'size=32', 'epochs=1', 'batch=16', 'proj=[32, 16]', 'log=csv']
-    r = run('bm-pair-train', '--data', tmp_path / 'geo', '--out', tmp_path / 'pairs', '--trunk_weights', snap,
-            '--freeze_trunk', '1', *args)  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    model, _ = load_pair_model(tmp_path / 'pairs')
-    trunk, want = model.trunk.state_dict(), emb.backbone.state_dict()
-    assert trunk and all(torch.equal(v, want[k]) for k, v in trunk.items())  # loaded, then never trained
-    assert all((tmp_path / 'pairs' / f).stat().st_size > 1000 for f in ('training.png', 'features2d.png'))
-    other = Embedder('resnet34', 16, pretrained=False)
-    save_embedder(other, tmp_path / 'snapshots' / 'r34.pth')
-    r = run('bm-pair-train', '--data', tmp_path / 'geo', '--out', tmp_path / 'bad', '--trunk_weights',
-            tmp_path / 'snapshots' / 'r34.pth', *args)  # fmt: skip
-    assert r.returncode == 2 and 'does not hold this trunk' in r.stderr, r.stderr

@@ -424,22 +424,3 @@ def test_each_loss_trains_with_the_settings_it_records(photos, loss):
         assert built['margin'] == 0.2 and built['alpha'] == 32.0
     if loss in ('adaface', 'curricularface'):  # their papers' defaults, in radians
         assert built['margin'] == {'adaface': 0.4, 'curricularface': 0.5}[loss] and built['scale'] == 64.0
-
-
-def test_projection_head_trains_and_bm_index_loads_it(photos, tmp_path):
-    "`--head projection`: the geographic triplet network's head trains, and `bm-index --run` embeds with it."
-    from building_metric.metric.heads import ProjectionHead, load_head
-    from building_metric.search.gallery import BuildingGallery
-
-    (photos / 'cfg.yaml').write_text("split: class\nresnet: 1\ntiny: true\nepochs: 1\nlr: 1.0e-3\nbatch: 16\n")
-    out = tmp_path / 'proj'
-    r = run(
-        'bm-train', '--config', photos / 'cfg.yaml', '--data', photos / 'photos', '--head', 'projection', '--out', out
-    )
-    assert r.returncode == 0, r.stderr
-    head, meta = load_head(out / 'models' / 'best.pth')
-    assert isinstance(head, ProjectionHead) and head.emb_dim == 128 and meta['head'] == 'ProjectionHead'
-    r = run('bm-index', '--run', out, '--gallery', photos / 'photos', '--out', tmp_path / 'gallery')
-    assert r.returncode == 0, r.stderr
-    g = BuildingGallery(tmp_path / 'gallery')
-    assert len(g) == len(list((photos / 'photos').rglob('*.png'))) and g.emb.shape[1] == 128

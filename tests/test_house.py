@@ -103,6 +103,6 @@ def test_one_place_to_start():
     import building_metric as bm
 
     assert r.stdout.split() == [str(len(bm.__all__)), 'building_metric.data.index']
-    for name, mod in bm._PUBLIC.items():
+    for name, mod in bm.PUBLIC.items():
         assert getattr(bm, name) is getattr(importlib.import_module(f'building_metric.{mod}'), name), name
     assert set(bm.__all__) <= set(dir(bm)) and 'train' not in bm.__all__  # (bm.train is the module)

@@ -41,6 +41,7 @@ FLOORS = {  # module (or package prefix) -> floor; a module must be listed (long
     'mesh.infer': 4,
     'deploy': 4,
     'cli': 5,
+    'all': 5,
     'demo': 5,
 }
 

@@ -21,7 +21,8 @@ from ..weights import timm_model
 
 # %% auto #0
 __all__ = ['FUSION_SIZES', 'HEADS', 'GatingHead', 'mlp', 'FusionHead', 'load_head', 'checked_head', 'ProjectionHead', 'Embedder',
-           'embedder_splitter', 'save_embedder', 'load_strict', 'load_embedder', 'save_adapters', 'load_adapters']
+           'embedder_splitter', 'save_embedder', 'load_strict', 'snapshot_record', 'load_embedder', 'save_adapters',
+           'load_adapters']
 
 # %% ../../nbs/04_metric.heads.ipynb #feb7da05
 def _check_dims(in_dims) -> dict[str, int]:
@@ -242,18 +243,24 @@ def load_strict(module:nn.Module, # Loads `sd`, or refuses in one line naming th
                                   "pass a snapshot of the same architecture, or set arch to the snapshot's")
     module.load_state_dict(sd)
 
+def snapshot_record(path:Path, # A snapshot's weights file
+                    kind:str, # What its `.json` must say it is: 'embedder' or 'adapters'
+                    fix:str) -> dict: # The one-line fix when it is not
+    "The record beside a snapshot (`<name>.json`), refusing a missing file or a record of another kind in one line."
+    if not path.is_file(): raise BuildingMetricError(f"snapshot {str(path)!r} not found", "check the path")
+    j = path.with_suffix('.json')
+    meta = json.loads(j.read_text()) if j.is_file() else {}
+    if meta.get('kind') != kind:
+        raise BuildingMetricError(f"{path.name} is not an {kind} snapshot (no {j.name} saying what to build)", fix)
+    return meta
+
 def load_embedder(path:str|Path, # A snapshot written by `save_embedder` (the whole model, or its backbone)
                   head:str|Path|None=None, # With a backbone's snapshot: its head's
                   arch:str|None=None, # Refuse a snapshot of another timm architecture
                  ) -> Embedder:
     "The `Embedder` of a snapshot, built from its own record, weights loaded strictly, in eval mode."
     path = Path(path)
-    if not path.is_file(): raise BuildingMetricError(f"snapshot {str(path)!r} not found", "check the path")
-    j = path.with_suffix('.json')
-    meta = json.loads(j.read_text()) if j.is_file() else {}
-    if meta.get('kind') != 'embedder':
-        raise BuildingMetricError(f"{path.name} is not an embedder snapshot (no {j.name} saying what to build)",
-                                  "pass a snapshot written by bm-staged (snapshots/<phase>.pth)")
+    meta = snapshot_record(path, 'embedder', "pass a snapshot written by bm-staged (snapshots/<phase>.pth)")
     args = dict(meta['init_args'])
     if arch and args['arch'] != arch:
         raise BuildingMetricError(f"{path.name} is a {args['arch']}, not a {arch}",
@@ -294,11 +301,7 @@ def load_adapters(path:str|Path, # Written by `save_adapters`
     "The `Embedder` of an adapter checkpoint: the base backbone (pretrained, or `weights`), its adapters and head loaded."
     import peft
     path = Path(path)
-    j = path.with_suffix('.json')
-    meta = json.loads(j.read_text()) if j.is_file() else {}
-    if meta.get('kind') != 'adapters':
-        raise BuildingMetricError(f"{path.name} is not an adapter checkpoint (no {j.name} saying so)",
-                                  "pass a file written by save_adapters (snapshots/<phase>_adapters.pth)")
+    meta = snapshot_record(path, 'adapters', "pass a file written by save_adapters (snapshots/<phase>_adapters.pth)")
     args = dict(meta['init_args'])
     model = Embedder(args.pop('arch'), args.pop('emb_dim'), pretrained=weights is None, weights=weights, **args)
     sd = torch.load(path, map_location='cpu', weights_only=True)

@@ -68,15 +68,22 @@ def find_batch_size(step:Callable[[int], Any], # step(bs): one training step at 
     return good
 
 # %% ../nbs/03b_batch_size.ipynb #6afbe473
-def learner_step(learn) -> Callable[[int], None]:
+def learner_step(learn,
+                 blocks:int=1, # The batch is this many equal blocks whose rows go together (3: triplets laid out as anchors, positives, negatives)
+                ) -> Callable[[int], None]:
     ("A `find_batch_size` step for a fastai `Learner`: forward, loss and backward on its first training batch repeated "
-     "to `bs` items; the learner is left as it was.")
+     "to `bs` items (`bs` rows of each block); the learner is left as it was.")
     b = learn.dls.train.one_batch()
+    per = len(b[0]) // blocks
+    if per * blocks != len(b[0]):
+        raise BuildingMetricError(f"a batch of {len(b[0])} rows is not {blocks} equal blocks",
+                                  "pass the number of blocks the batch sampler lays out")
     n_inp = getattr(learn.dls, 'n_inp', len(b) - 1)
     params = list(learn.model.parameters()) + (list(learn.loss_func.parameters()) if isinstance(learn.loss_func, torch.nn.Module) else [])
     def step(bs:int):
         buffers = {k: v.clone() for k, v in learn.model.state_dict().items() if not any(v is p for p in params)}
-        idx = torch.arange(bs, device=b[0].device) % len(b[0])
+        i = torch.arange(bs, device=b[0].device) % per
+        idx = torch.cat([i + k * per for k in range(blocks)])   # (row i of every block stays one tuple)
         xb, yb = [t[idx] for t in b[:n_inp]], [t[idx] for t in b[n_inp:]]
         learn.model.train()
         try:

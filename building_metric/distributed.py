@@ -22,11 +22,13 @@ __all__ = ['RandomBatches', 'ShardedBatches', 'ShardedDL', 'DistributedTraining'
 
 # %% ../nbs/06b_distributed.ipynb #36ca3d1d
 class RandomBatches:
-    "Random batches of `bs` row positions out of `n`, a new order every epoch (following `seed_everything`)."
-    def __init__(self, n:int, bs:int): self.n, self.bs = n, bs
-    def __len__(self): return self.n // self.bs
+    ("Random batches of `bs` row positions out of `n`, a new order every epoch (following `seed_everything`); an "
+     "`epoch_size` above `n` goes through the rows in several fresh orders.")
+    def __init__(self, n:int, bs:int, epoch_size:int|None=None): self.n, self.bs, self.size = n, bs, epoch_size or n
+    def __len__(self): return self.size // self.bs
     def __iter__(self):
-        p = np.random.default_rng(np.random.randint(2**31)).permutation(self.n)
+        rng = np.random.default_rng(np.random.randint(2**31))
+        p = np.concatenate([rng.permutation(self.n) for _ in range(-(-len(self) * self.bs // self.n))])
         for s in range(0, len(self) * self.bs, self.bs): yield p[s:s + self.bs]
 
 # %% ../nbs/06b_distributed.ipynb #dd304d7a

@@ -1,4 +1,4 @@
-"""The optimisation kit of every trainer: optimisers by name (AdamW, SGD, Lookahead over either, SAM over either), Gradient Centralisation, schedulers by name (one-cycle, cosine with warm-up, step, plateau, cyclic), and `torch.compile` that falls back where the platform cannot compile.
+"""The optimisation kit of every trainer: optimisers by name (AdamW, SGD, Lookahead over either, SAM over either), Gradient Centralisation, schedulers by name (one-cycle, cosine with warm-up, step, plateau, cyclic), mixed precision on any device, and `torch.compile` that falls back where the platform cannot compile.
 
 Docs: https://building-metric.github.io/building_metric/optim.html.md"""
 
@@ -14,16 +14,18 @@ from functools import partial
 import numpy as np
 import torch
 from fastai.callback.core import Callback
+from fastai.callback.fp16 import AMPMode, MixedPrecision
 from fastai.callback.schedule import ParamScheduler, SchedCos, SchedLin, combine_scheds
 from fastai.callback.tracker import ReduceLROnPlateau
 from fastai.optimizer import SGD, Adam, Lookahead
 
 from .config.toolkit import OPTIMIZERS, SCHEDULERS
-from .core import BuildingMetricError
+from .config import PRECISIONS
+from .core import BuildingMetricError, get_device
 
 # %% auto #0
 __all__ = ['opt_func', 'SAM', 'GradientCentralization', 'schedule_callbacks', 'fit_scheduled', 'SnapshotEnsemble',
-           'compile_model']
+           'DeviceMixedPrecision', 'mixed_precision', 'compile_model']
 
 # %% ../nbs/03d_optim.ipynb #083bf838
 def opt_func(name:str='adamw', # A name of `OPTIMIZERS`
@@ -126,6 +128,24 @@ class SnapshotEnsemble(Callback):
         if (self.epoch + 1) % self.cycle_len: return
         m = getattr(self.learn.model, 'head', self.learn.model)   # (a metric learner's model: the embedder)
         self.states = (self.states + [{k: v.detach().cpu().clone() for k, v in m.state_dict().items()}])[-self.keep:]
+
+# %% ../nbs/03d_optim.ipynb #7c5ee769
+class DeviceMixedPrecision(MixedPrecision):
+    ("fastai's `MixedPrecision` on the device the batches are on (fastai's autocasts CUDA only): float16 with a "
+     "gradient scaler, or bfloat16 without one.")
+    def before_fit(self):
+        super().before_fit()
+        dev = get_device(getattr(self.dls, 'device', None)).type
+        dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
+        self.autocast = torch.autocast(dev, dtype=dtype)
+        self.learn.scaler = torch.amp.GradScaler(dev, **self.kwargs)
+
+def mixed_precision(precision:str='32') -> list: # A name of `PRECISIONS`
+    "The callbacks of a precision setting: none for `'32'`, else a `DeviceMixedPrecision`."
+    if str(precision) not in PRECISIONS:
+        raise BuildingMetricError(f"precision {precision!r} is not known", f"use one of {', '.join(PRECISIONS)}")
+    if str(precision) == '32': return []
+    return [DeviceMixedPrecision('bf16' if str(precision).startswith('bf16') else 'fp16')]
 
 # %% ../nbs/03d_optim.ipynb #cf7b17c6
 def compile_model(model:torch.nn.Module, # The model to compile

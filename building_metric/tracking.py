@@ -1,4 +1,4 @@
-"""Where a training run is recorded: a CSV history, TensorBoard, Weights & Biases (offline by default), and an offline W&B run read back without the server.
+"""Where a training run is recorded: a CSV history, TensorBoard, Weights & Biases (offline by default), MLflow (a local `mlruns/` by default), and an offline W&B run read back without the server.
 
 Docs: https://building-metric.github.io/building_metric/tracking.html.md"""
 
@@ -55,6 +55,46 @@ def _wandb_cb(project:str, name:str='', group:str=''):
             if self._own: wandb.finish()
     return _WB(log_preds=False, log_model=False)
 
+def _flat_params(d:dict, prefix:str='') -> dict:
+    "A nested config as MLflow parameters: `a.b` keys, values as strings (MLflow's limit: 6000 characters)."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v: out.update(_flat_params(v, f"{prefix}{k}."))
+        else: out[f"{prefix}{k}"] = str(v)[:6000]
+    return out
+
+def _mlflow_cb(project:str, name:str='', group:str=''):
+    try: from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise BuildingMetricError("log 'mlflow' needs the mlflow package",
+                                  "pip install 'building_metric[mlflow]', or log to csv") from None
+    from fastai.callback.core import Callback
+    class MLflowLog(Callback):
+        "Log the learner's config and every epoch's Recorder columns to an MLflow run (a local `mlruns/` by default)."
+        order, run_valid = 61, False   # after the Recorder (50) has the epoch's values
+        def before_fit(self):
+            uri = os.environ.get('MLFLOW_TRACKING_URI') or (Path(self.learn.path)/'mlruns').resolve().as_uri()
+            if uri.startswith('file:'): os.environ.setdefault('MLFLOW_ALLOW_FILE_STORE', 'true')
+            self.client = MlflowClient(uri)
+            exp = self.client.get_experiment_by_name(project)
+            exp_id = exp.experiment_id if exp else self.client.create_experiment(project)
+            tags = {'mlflow.runName': name or Path(self.learn.path).name, **({'group': group} if group else {})}
+            self.run_id = self.client.create_run(exp_id, tags=tags).info.run_id
+            cfg = getattr(self.learn, 'config', None)
+            params = _flat_params(cfg.to_dict()) if isinstance(cfg, Config) else {}
+            from mlflow.entities import Param
+            ps = [Param(k, v) for k, v in params.items()]
+            for s in range(0, len(ps), 100): self.client.log_batch(self.run_id, params=ps[s:s + 100])
+        def after_epoch(self):
+            from mlflow.entities import Metric
+            now = int(time.time() * 1000)
+            ms = [Metric(n, float(v), now, self.epoch) for n, v in
+                  zip(self.recorder.metric_names[1:-1], self.recorder.log[1:-1]) if v is not None]
+            if ms: self.client.log_batch(self.run_id, metrics=ms)
+        def after_fit(self):
+            if getattr(self, 'run_id', None): self.client.set_terminated(self.run_id, 'FINISHED'); self.run_id = None
+    return MLflowLog()
+
 def tb_tag(name:str) -> str:
     ("The TensorBoard tag of a Recorder column: `train_loss` -> `Loss/train`, `valid_f1` -> `F1/val`, a bare metric "
      "(a validation one) `miou` -> `Miou/val`, so each quantity is one chart with its training and validation curves.")
@@ -62,11 +102,12 @@ def tb_tag(name:str) -> str:
     else: split, rest = 'val', name[6:] if name.startswith('valid_') else name
     return f"{rest[:1].upper()}{rest[1:]}/{split}"
 
-def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined by commas ('csv,wandb'), or 'none'
+def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', 'mlflow', several joined by commas ('csv,wandb'), or 'none'
                  append:bool=False, # Continue history.csv (a resumed run) instead of starting it again
                  fname:str='history.csv',
-                 project:str='building_metric', # The W&B project
-                 name:str='', group:str='', # The W&B run's name and group (empty: W&B's own)
+                 project:str='building_metric', # The W&B project (MLflow: the experiment)
+                 name:str='', # The run's name (empty: W&B's own; MLflow: the learner path's folder name)
+                 group:str='', # The W&B group (MLflow: a `group` tag)
                  log_every:int=1, # TensorBoard: training batches between the logged steps (`Loss/train_step`, rates)
                 ) -> list:
     "fastai logging callbacks by name, writing under the learner's path."
@@ -96,6 +137,7 @@ def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', several joined 
                     if v is not None: self.writer.add_scalar(tb_tag(n), v, self.train_iter)
         cbs.append(_TB(trace_model=False, log_preds=False))
     if 'wandb' in kinds: cbs.append(_wandb_cb(project, name, group))
+    if 'mlflow' in kinds: cbs.append(_mlflow_cb(project, name, group))
     return cbs
 
 # %% ../nbs/03a_tracking.ipynb #e357d8e8

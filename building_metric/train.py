@@ -26,6 +26,7 @@ from .features.loaders import FeatureDataLoader
 from .metric.heads import FusionHead, ProjectionHead
 from .metric.learner import metric_learner
 from .metric.losses import LOSSES, built_settings, loss_parameters
+from .optim import mixed_precision
 from .run import TrainingRun
 from .metric.samplers import MPerClassBatches, UCBFeedback, UCBTripletBatches
 
@@ -41,13 +42,14 @@ def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
                                   "pass --data with an image folder, a CSV manifest or a feature cache (.h5)")
     path = Path(cfg.data)
     if not path.exists(): raise BuildingMetricError(f"--data {cfg.data!r} does not exist", "check the path")
-    if path.suffix.lower() in ('.h5', '.hdf5'): return FeatureCache(path)
+    if path.suffix.lower() in ('.h5', '.hdf5'): return _sized(FeatureCache(path), cfg.image_size)
     specs = cfg.extractor_specs
     if not specs:
         raise BuildingMetricError("no extractor is switched on",
                                   "switch one on, e.g. --clip 1 (or --resnet 1 --vit 1, or --extractors "
                                   "efficientnet_lite0)")
-    cache = Path(cfg.cache) if cfg.cache else default_cache(path)
+    cache = Path(cfg.cache) if cfg.cache else default_cache(path, f"features-{cfg.image_size}px.h5" if cfg.image_size
+                                                          else 'features.h5')
     try: cache.parent.mkdir(parents=True, exist_ok=True)
     except OSError:
         raise BuildingMetricError(f"cannot create the feature cache folder {str(cache.parent)!r}",
@@ -56,6 +58,7 @@ def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
     for n, w in specs:   # built first: missing weights fail in a second, not after the whole folder is indexed
         seed_everything(cfg.seed)   # (as extract_features seeds them)
         exts.append(create_extractor(n, pretrained=not cfg.random_weights, tiny=cfg.tiny, weights=w))
+        if cfg.image_size: exts[-1].at_size(cfg.image_size)
     index = index_from(path, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
     log(index.report())
     ok = index.df[index.df.status == 'ok']   # (a split retrieval cannot be measured on fails before extraction)
@@ -65,6 +68,16 @@ def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
                                          pretrained=not cfg.random_weights, progress=None))
 
 # %% ../nbs/06_train.ipynb #4e38d636
+def _sized(cache:FeatureCache, size:int) -> FeatureCache:
+    "The cache, checked to hold features of `size`-pixel inputs when `--image_size` asks for them."
+    other = {n: cache.info(n)['preprocessing']['size'] for n in cache.extractors
+             if size and cache.info(n)['preprocessing']['size'] != size}
+    if other:
+        cache.close()
+        raise BuildingMetricError(f"--image_size {size}: the cache {cache.path.name!r} holds features of other sizes "
+                                  f"{other}", "drop --image_size, or pass the photos to extract them at that size")
+    return cache
+
 def selection_rows(cache:FeatureCache, # The training data
                    select:str='auto', # 'val', 'unseen' or 'auto' (see `TrainConfig.select`)
                    frac:float=0.2, # Share of the training buildings held out for 'unseen'
@@ -130,27 +143,39 @@ def _loaders(cfg:TrainConfig, cache:FeatureCache, names:list[str], tr_rows:np.nd
     "bs -> (DataLoaders, the sampler's callbacks) for the training and selection rows, with the sampler `cfg` asks for."
     tr_labels = cache.labels[tr_rows]
     def loaders(bs):
-        sampler, cbs = None, []
-        if cfg.sampler == 'm_per_class': sampler = MPerClassBatches(tr_labels, m=cfg.m, batch_size=bs)
+        sampler, cbs, size = None, [], cfg.samples_per_epoch or None
+        if cfg.sampler == 'm_per_class': sampler = MPerClassBatches(tr_labels, m=cfg.m, batch_size=bs, epoch_size=size)
         elif cfg.sampler == 'ucb':
             sampler = UCBTripletBatches.from_cache(cache, triplets=bs, num_difficulty_levels=cfg.levels,
-                                                   ucb_alpha=cfg.ucb_alpha, difficulty_update_freq=cfg.update_freq)
+                                                   ucb_alpha=cfg.ucb_alpha, difficulty_update_freq=cfg.update_freq,
+                                                   epoch_size=size)
             # process 0 draws the batches: its sampler hears the (global) losses
             if main: cbs.append(UCBFeedback(sampler))
         # each process a slice of every global batch
+        elif size: sampler = RandomBatches(len(tr_labels), bs, size)
         if world > 1: sampler = ShardedBatches(sampler or RandomBatches(len(tr_labels), bs))
-        return cache.dataloaders(names, bs=bs, train=tr_rows, valid=va_rows, batch_sampler=sampler), cbs
+        return cache.dataloaders(names, bs=bs, train=tr_rows, valid=va_rows, batch_sampler=sampler,
+                                 cached_rows=cfg.cache_size or None), cbs
     return loaders
 
-def _find_batch(cfg:TrainConfig, learn, loaders, run:TrainingRun, log) -> TrainConfig:
-    ("`--batch_finder`: the largest batch (up to `--batch`, in whole classes for m-per-class batches) that fits; the "
-     "learner and `config.yaml` take it.")
-    bs = find_batch_size(learner_step(learn), cfg.batch_finder, init=min(2, cfg.batch), max_bs=cfg.batch, log=log)
+def _batch_cap(cfg:TrainConfig, labels:np.ndarray) -> int:
+    ("The largest batch the finder may try: `--batch_max` (else `--batch`), at most one epoch of the training data, "
+     "and for m-per-class batches at most m images of every class, in whole classes.")
+    cap = min(cfg.batch_max or cfg.batch, cfg.samples_per_epoch or len(labels))
+    if cfg.sampler == 'm_per_class': cap = max(cfg.m, min(cap, cfg.m * len(np.unique(labels))) // cfg.m * cfg.m)
+    return cap
+
+def _find_batch(cfg:TrainConfig, learn, loaders, run:TrainingRun, cap:int, log) -> TrainConfig:
+    ("`--batch_finder`: the largest batch up to `cap` that fits (in triplets with the UCB sampler, in whole classes "
+     "for m-per-class batches); the learner and `config.yaml` take it.")
+    step = learner_step(learn, blocks=3 if cfg.sampler == 'ucb' else 1)
+    bs = find_batch_size(step, cfg.batch_finder, init=min(2, cap), max_bs=cap, log=log)
     if cfg.sampler == 'm_per_class': bs = max(cfg.m, bs // cfg.m * cfg.m)
     log(f"batch-size finder ({cfg.batch_finder}): {bs}")
-    if bs == cfg.batch: return cfg
     cfg = dataclasses.replace(cfg, batch=bs); run.save_config(cfg)
-    learn.dls = loaders(bs)[0]
+    learn.dls, fresh = loaders(bs)   # (a fresh sampler: the search drew a batch from the old one)
+    for c in learn.cbs:
+        if isinstance(c, UCBFeedback): c.sampler = next(f.sampler for f in fresh if isinstance(f, UCBFeedback))
     return cfg
 
 def _held_out_views(va, tr) -> bool:
@@ -203,8 +228,8 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
         refs = _check_validation(cache.labels[va_rows], cache.labels[tr_rows], cache.path.name)
         seed_everything(cfg.seed)
         loaders = _loaders(cfg, cache, names, tr_rows, va_rows, world, main)
-        dls, sampler_cbs = loaders(max(cfg.m,
-                                       cfg.batch // cfg.m * cfg.m) if cfg.batch_finder and cfg.sampler == 'm_per_class' else cfg.batch)   # (the finder's cap, in whole classes)
+        cap = _batch_cap(cfg, cache.labels[tr_rows])
+        dls, sampler_cbs = loaders(min(cfg.batch, cap) if cfg.batch_finder else cfg.batch)
         head = (FusionHead(cache.dims(names), size=cfg.big_fusion_head, gate=bool(cfg.gate), emb_dim=cfg.emb_dim or None,
                            residual=bool(cfg.residual)) if cfg.head == 'fusion' else
                 ProjectionHead(cache.dims(names), cfg.emb_dim or 128))
@@ -214,11 +239,12 @@ def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
                                                      _rows_loader(cache, names, tr_rows, dls) if refs else None),
                               distributed=DistributedTraining() if world > 1 else None)
         learn = metric_learner(dls, head, cfg.loss, n_classes=int(cache.labels[tr_rows].max()) + 1,
-                               cbs=sampler_cbs + every + accumulation(cfg.accumulate) + list(cbs or []), path=run.out,
+                               cbs=sampler_cbs + every + accumulation(cfg.accumulate) + mixed_precision(cfg.precision)
+                                   + list(cbs or []), path=run.out,
                                # (fastai's per-epoch metrics are leave-one-out among the validation photos)
                                metrics=[] if refs else None,
                                clip=cfg.grad_clip or None, wd=cfg.wd, **_loss_kwargs(cfg))
-        if cfg.batch_finder and not cfg.resume: cfg = _find_batch(cfg, learn, loaders, run, log)
+        if cfg.batch_finder and not cfg.resume: cfg = _find_batch(cfg, learn, loaders, run, cap, log)
         cfg = dataclasses.replace(cfg, loss_args=loss_settings(cfg)); run.save_config(cfg)   # the loss as built
         learn.config, learn.extractor_info = cfg, {n: cache.info(n) for n in names}   # both go into best.json
         seconds = run.fit(learn, cfg.epochs, cfg.lr, resume=cfg.resume, pct_start=cfg.pct_start)

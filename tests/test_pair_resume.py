@@ -106,3 +106,27 @@ def test_pair_model_on_a_frozen_trunk_from_a_metric_embedder(tmp_path):
     r = run('bm-pair-train', '--data', tmp_path / 'geo', '--out', tmp_path / 'bad', '--trunk_weights',
             tmp_path / 'snapshots' / 'r34.pth', *args)  # fmt: skip
     assert r.returncode == 2 and 'does not hold this trunk' in r.stderr, r.stderr
+
+
+def test_exported_trunk_is_a_backbone_create_extractor_loads(tmp_path):
+    "`export_trunk`: a pair run's trunk, loaded by `create_extractor` from the spec it returns, gives the trunk's features."
+    import torch
+
+    from building_metric.features.extractors import create_extractor
+    from building_metric.metric.siamese import export_trunk, load_pair_model
+
+    write_synthetic(tmp_path / 'geo', 'geo', n_identities=12, views=4, size=32)
+    args = ['tiny=true', 'pretrained=false', 'size=32', 'epochs=1', 'batch=16', 'proj=[32, 16]', 'log=none']
+    r = run('bm-pair-train', '--data', tmp_path / 'geo', '--out', tmp_path / 'pairs', *args)
+    assert r.returncode == 0, r.stderr
+    spec = export_trunk(tmp_path / 'pairs', tmp_path / 'export' / 'trunk.pth')
+    name, weights = spec.split('=')
+    assert name == 'timm/resnet18' and weights == str(tmp_path / 'export' / 'trunk.pth')
+    e = create_extractor(name, weights=weights)
+    model, _ = load_pair_model(tmp_path / 'pairs')
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        want = model.trunk(x)[-1].mean((2, 3))
+    assert e.input_size == 32 and e.feature_dim == want.shape[1]
+    assert torch.allclose(e(x), want, atol=1e-5)  # the trained weights, not fresh ones
+    assert e.info()['model_id'] == weights

@@ -6,6 +6,7 @@ import sys
 from execnb.shell import CaptureShell
 
 if __name__ == '__main__':
-    for p in sys.argv[1:]:
+    paths, sys.argv[1:] = sys.argv[1:], []  # (a notebook's own argument parsing must not read these paths)
+    for p in paths:
         CaptureShell().execute(p, p, exc_stop=True)
         print(f"ran {p}")

@@ -49,7 +49,7 @@ class MeshTrainConfig(Config):
     select:str = 'mean_f1' # Keep the best weights by: mean_f1, miou or accuracy (of the valid faces)
     eval_every:int = 0 # Training batches between evaluations (0: at epoch ends only)
     patience:int = 10 # Evaluations without improvement before stopping (0: never stop early)
-    # Training log: csv, tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
+    # Training log: csv, tensorboard, wandb (offline unless WANDB_MODE=online), mlflow, several joined by commas, or none
     log:str = 'csv'
     seed:int = 0 # Seed of the generated data, the weights and the batches
     resume:bool = False # Continue from out/models/last.pth

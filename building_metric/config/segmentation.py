@@ -78,7 +78,7 @@ class SegTrainConfig(Config):
     deterministic:bool = False # Deterministic algorithms only (torch.use_deterministic_algorithms): slower, repeatable
     mean:tuple[float, float, float] = (0.485, 0.456, 0.406) # Normalisation mean of the images
     std:tuple[float, float, float] = (0.229, 0.224, 0.225) # Normalisation std of the images
-    # Training log: csv, tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
+    # Training log: csv, tensorboard, wandb (offline unless WANDB_MODE=online), mlflow, several joined by commas, or none
     log:str = 'csv'
     seed:int = 0 # Seed of the synthetic data, the weights and the batches
     workers:int = 0 # DataLoader processes

@@ -12,9 +12,9 @@ from .base import Config, check_choice, check_positive
 from ..core import BuildingMetricError
 
 # %% auto #0
-__all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'TTA_CHOICES', 'PROTOCOL_CHOICES', 'RERANK_CHOICES', 'KINDS',
-           'INDEX_KINDS', 'check_logs', 'extractor_specs', 'ExtractConfig', 'TrainConfig', 'HPOConfig', 'EvalConfig',
-           'DemoConfig', 'PairConfig', 'IndexConfig', 'SearchConfig']
+__all__ = ['EXTRACTOR_FLAGS', 'TRAIN_TYPES', 'SAMPLERS', 'TRACKERS', 'PRECISIONS', 'TTA_CHOICES', 'PROTOCOL_CHOICES',
+           'RERANK_CHOICES', 'KINDS', 'INDEX_KINDS', 'check_logs', 'extractor_specs', 'ExtractConfig', 'TrainConfig',
+           'HPOConfig', 'EvalConfig', 'DemoConfig', 'PairConfig', 'IndexConfig', 'SearchConfig']
 
 # %% ../../nbs/00c_config.settings.ipynb #95f74759
 EXTRACTOR_FLAGS = ('clip', 'segformer', 'midas', 'dpt', 'resnet', 'mobilenet', 'efficientnet', 'vit')
@@ -26,7 +26,9 @@ TRAIN_TYPES = {'standard': None, 'hardmining': 'hard', 'semihard': 'semihard'}
 SAMPLERS = ('random', 'm_per_class', 'ucb')
 "Batch samplers of `bm-train`: random batches, m images per class, UCB adaptive-difficulty triplets."
 
-TRACKERS = ('csv', 'tensorboard', 'wandb', 'none')
+TRACKERS = ('csv', 'tensorboard', 'wandb', 'mlflow', 'none')
+
+PRECISIONS = ('32', '16-mixed', 'bf16-mixed')
 "Training logs a run can write (`--log`, several joined by commas)."
 
 TTA_CHOICES = ('none', 'flip', 'multicrop')
@@ -110,9 +112,15 @@ class TrainConfig(Config):
     # The loss's own settings, in its own units (loss_args.margin=28.6: ArcFace's, in degrees); config.yaml records all
     loss_args:dict = field(default_factory=dict)
     train_type:str = 'standard' # standard, hardmining or semihard (selects the miner)
-    batch:int = 64 # Batch size (triplets per batch with the UCB sampler); with batch_finder, the largest size tried
+    batch:int = 64 # Batch size (triplets per batch with the UCB sampler)
     accumulate:int = 1 # Batches per optimiser step (gradient accumulation: a batch this many times larger)
     batch_finder:str = '' # Find the largest batch that fits in memory: power or binsearch (empty: off)
+    # With batch_finder: the largest batch tried (0: --batch), and never more than one epoch of the training data
+    batch_max:int = 0
+    samples_per_epoch:int = 0 # Images (triplets with the UCB sampler) per epoch (0: one per training image)
+    precision:str = '32' # 32, 16-mixed (float16 with a gradient scaler) or bf16-mixed, on the run's device
+    image_size:int = 0 # Input side of the extractors when extracting from photos (0: each extractor's own)
+    cache_size:int = 0 # Features read from disk (a cache over a quarter of RAM): rows kept decoded for the next batches (0: 32 chunks)
     # Maximum learning rate of the one-cycle schedule (the original fusion classifier's 1e-5 is in configs/fusion.yaml)
     lr:float = 1e-3
     epochs:int = 20 # Epochs
@@ -133,11 +141,12 @@ class TrainConfig(Config):
     seed:int = 0 # Seed of the split, the weights and the batches
     workers:int = 2 # Image decoding processes for extraction
     resume:bool = False # Continue from out/models/last.pth
-    # Training log: csv (history.csv), tensorboard, wandb (offline unless WANDB_MODE=online), several joined by commas, or none
+    # Training log: csv (history.csv), tensorboard, wandb (offline unless WANDB_MODE=online), mlflow (<out>/mlruns unless
+    # MLFLOW_TRACKING_URI is set), several joined by commas, or none
     log:str = 'csv'
-    project:str = 'building_metric' # W&B project
-    run_name:str = '' # W&B run name (empty: the out folder's name)
-    group:str = '' # W&B group (bm-hpo: the study's name, one run per trial)
+    project:str = 'building_metric' # W&B project (MLflow: the experiment)
+    run_name:str = '' # W&B / MLflow run name (empty: the out folder's name)
+    group:str = '' # W&B group, MLflow tag `group` (bm-hpo: the study's name, one run per trial)
 
     def __post_init__(self):
         for f in EXTRACTOR_FLAGS + ('gate', 'residual'): check_choice(f, getattr(self, f), (0, 1))
@@ -148,10 +157,12 @@ class TrainConfig(Config):
         check_choice('split', self.split, ('image', 'class', 'group'))
         check_choice('select', self.select, ('auto', 'val', 'unseen'))
         check_choice('batch_finder', self.batch_finder, ('', 'power', 'binsearch'))
-        if self.batch_finder and self.sampler == 'ucb':
-            raise BuildingMetricError("--batch_finder does not work with --sampler ucb",
-                                      "set --batch (triplets per batch) yourself")
+        self.precision = str(self.precision)   # (YAML reads 32 as a number)
+        check_choice('precision', self.precision, PRECISIONS)
         check_positive(self, 'batch', 'epochs', 'eval_every', 'm', 'levels', 'update_freq', 'lr', 'accumulate')
+        for k in ('batch_max', 'samples_per_epoch', 'image_size', 'cache_size'):
+            if getattr(self, k) < 0:
+                raise BuildingMetricError(f"--{k} {getattr(self, k)} is negative", "use 0 (off) or a positive number")
         if not 0 <= self.warmup < max(1, self.epochs) or (1 <= self.warmup and self.warmup != int(self.warmup)):
             raise BuildingMetricError(f"--warmup {self.warmup} is not allowed",
                                       "use a fraction in [0, 1) or a whole number of epochs below --epochs "
@@ -294,7 +305,7 @@ class PairConfig(Config):
     # Training batches between validation ROC-AUC scores (0: at each epoch's end only); the best weights are kept
     eval_every:int = 0
     patience:int = 0 # Stop after this many scores without improvement (0: never)
-    log:str = 'csv' # Training log: csv, tensorboard, wandb, several joined by commas, or none
+    log:str = 'csv' # Training log: csv, tensorboard, wandb, mlflow, several joined by commas, or none
     resume:bool = False # Continue the run in --out from its last checkpoint (models/last.pth)
     seed:int = 0 # Seed of the split, the pairs and the weights
     workers:int = 0 # DataLoader processes

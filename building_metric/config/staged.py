@@ -87,7 +87,7 @@ class StagedRunConfig(StagedConfig):
     use_ema_teacher:bool = True # With no teacher path: the final EMA of the ArcFace phase's weights (else its best)
     eval_every:int = 0 # Training batches between evaluations (0: at epoch ends only)
     workers:int = 0 # Image-decoding processes
-    # Training log of each phase: csv, tensorboard, wandb (offline unless WANDB_MODE=online), joined by commas, or none
+    # Training log of each phase: csv, tensorboard, wandb (offline unless WANDB_MODE=online), mlflow, joined by commas, or none
     log:str = 'csv'
     log_file:str = '' # The run's log file (empty: out/staged.log)
     wandb_project:str = 'building_metric' # W&B project

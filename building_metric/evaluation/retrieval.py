@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from ..core import BuildingMetricError, all_sum, rank_world
 
 # %% auto #0
-__all__ = ['pd', 'faiss_module', 'knn', 'retrieval_metrics', 'map_at_r', 'precision_at_1', 'retrieval_metrics_chunked',
-           'class_sums', 'class_means', 'ncm_scores', 'ncm_classify', 'clustering_scores', 'geo_recall',
-           'open_set_rates', 'open_set_threshold', 'ncm_probabilities', 'expected_calibration_error',
+__all__ = ['pd', 'faiss_module', 'knn', 'exact_topk', 'retrieval_metrics', 'map_at_r', 'precision_at_1',
+           'retrieval_metrics_chunked', 'class_sums', 'class_means', 'ncm_scores', 'ncm_classify', 'clustering_scores',
+           'geo_recall', 'open_set_rates', 'open_set_threshold', 'ncm_probabilities', 'expected_calibration_error',
            'plot_reliability']
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #6f1d3c48
@@ -79,13 +79,37 @@ def knn(query, # (n, dim) embeddings
         if not same and ref_groups is None:
             raise BuildingMetricError("groups given for the queries but not for the references", "pass ref_groups too")
         qg, rg = _codes(groups, groups if same else ref_groups)
-    chunk = max(1, budget_mb * 2**20 // (4 * len(r)))
+    return exact_topk(q, r, k, budget_mb=budget_mb, loo=same, qg=qg, rg=rg)
+
+def exact_topk(q:torch.Tensor, # (n, dim) queries
+               r:torch.Tensor, # (m, dim) references
+               k:int, # Neighbours per query (at most m)
+               budget_mb:int=256, # Memory for one block of similarities; sets the chunk of queries
+               chunk:int|None=None, # References per block (default: all of them in one)
+               loo:bool=False, # Leave-one-out: the queries are the references, and row i is never its own neighbour
+               qg:torch.Tensor|None=None, # (n,) group code of each query: references of its group are never neighbours
+               rg:torch.Tensor|None=None, # (m,) group code of each reference
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    ("The library's one exact top-k by inner product: queries in blocks under `budget_mb`, references in blocks of "
+     "`chunk`, each block's best merged into the running best; `knn` and `search.ExactIndex` both use it.")
+    m = len(r); gc = min(chunk or m, m)
+    qc = max(1, budget_mb * 2**20 // (4 * gc))
     sims, idx = torch.empty(len(q), k), torch.empty(len(q), k, dtype=torch.long)
-    for s in range(0, len(q), chunk):
-        block = q[s:s + chunk] @ r.T
-        if same: block[torch.arange(len(block)), torch.arange(s, s + len(block))] = -float('inf')
-        if qg is not None: block.masked_fill_(qg[s:s + chunk, None] == rg[None], -float('inf'))
-        sims[s:s + chunk], idx[s:s + chunk] = block.topk(k, dim=1)
+    for a in range(0, len(q), qc):
+        best_s = best_i = None
+        for s in range(0, m, gc):
+            block = q[a:a + qc] @ r[s:s + gc].T
+            if loo:   # the query's own row, where it falls in this block of references
+                i = torch.arange(len(block)); j = i + a - s; on = (j >= 0) & (j < block.shape[1])
+                block[i[on], j[on]] = -float('inf')
+            if qg is not None: block.masked_fill_(qg[a:a + qc, None] == rg[None, s:s + gc], -float('inf'))
+            bs, bi = block.topk(min(k, block.shape[1]), dim=1)
+            bi += s
+            if best_s is None: best_s, best_i = bs, bi
+            else:
+                best_s, j = torch.cat([best_s, bs], 1).topk(k, dim=1)
+                best_i = torch.cat([best_i, bi], 1).gather(1, j)
+        sims[a:a + qc], idx[a:a + qc] = best_s, best_i
     return sims, idx
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #37ad8a64

@@ -143,6 +143,7 @@ def dataloaders(self:FeatureCache,
                  in_ram:bool|None=None, # Hold the features in RAM (default: when they take < 1/4 of memory)
                  batch_sampler=None, # Replaces the shuffle of the training set: an iterable of row-position arrays
                  device=None, # Device of the batches (default: best available)
+                 cached_rows:int|None=None, # Features read from disk: rows kept decoded for the next batches (default: 32 chunks)
                 ): # -> fastai `DataLoaders`
     ("fastai `DataLoaders` of (features, label) batches from the cache (fastai is imported here, not with the "
      "cache: a search answer reads caches without it).")
@@ -158,7 +159,9 @@ def dataloaders(self:FeatureCache,
                                   "extracting")
     if in_ram is None: in_ram = sum(self.dataset(n).nbytes for n in names) < _ram_budget()
     dev = get_device(device)
-    mk = lambda rows, **kw: FeatureDataLoader(FeatureRows(self, names, rows, in_ram), bs=bs, device=dev, **kw)
+    chunks = 32 if not cached_rows else max(1, -(-cached_rows // self.dataset(names[0]).chunks[0]))
+    mk = lambda rows, **kw: FeatureDataLoader(FeatureRows(self, names, rows, in_ram, cached_chunks=chunks), bs=bs,
+                                              device=dev, **kw)
     dls = [mk(tr, shuffle=batch_sampler is None, drop_last=batch_sampler is None and len(tr) > bs,
               batch_sampler=batch_sampler)]
     dls.append(mk(va) if len(va) else mk(tr[:0]))

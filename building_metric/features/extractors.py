@@ -6,8 +6,8 @@ Docs: https://building-metric.github.io/building_metric/features.extractors.html
 
 # %% ../../nbs/02_features.extractors.ipynb #da4afeee
 from __future__ import annotations
-import hashlib
-from dataclasses import asdict, dataclass
+import hashlib, json
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from functools import partial
 from typing import Callable
@@ -24,9 +24,9 @@ from ..weights import (PACKAGED_WEIGHTS, hf_model, hub_offline, packaged_weights
                                      timm_data_config, timm_model)
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS', 'TTA_MODES', 'Preprocess', 'Extractor',
-           'create_extractor', 'list_extractors', 'checked_extractors', 'view_batch', 'tta_extractors', 'tta_names',
-           'tta_mean']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS', 'TRUNK_FORMAT', 'TTA_MODES', 'Preprocess',
+           'Extractor', 'create_extractor', 'list_extractors', 'checked_extractors', 'view_batch', 'tta_extractors',
+           'tta_names', 'tta_mean']
 
 # %% ../../nbs/02_features.extractors.ipynb #24dee3fb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -91,6 +91,22 @@ class Extractor(nn.Module):
 
     @property
     def input_size(self) -> int: return self.preprocess.size
+
+    def at_size(self, size:int) -> Extractor: # The input side wanted
+        ("This extractor taking `size`-pixel inputs, in place (the resize keeps its crop margin; a timm ViT's position "
+         "embeddings are resampled by timm's `set_input_size`); a model that takes only its own size is refused.")
+        if size == self.input_size: return self
+        pp = self.preprocess
+        try:
+            if hasattr(self.model, 'set_input_size'): self.model.set_input_size(img_size=size)
+            with torch.inference_mode(): self.pool(self.model.eval(), torch.zeros(1, 3, size, size))
+        except Exception as e:
+            raise BuildingMetricError(f"extractor {self.name!r} takes {self.input_size}-pixel images only, not {size} "
+                                      f"({type(e).__name__})",
+                                      "drop --image_size, or use it with convolutional extractors (resnet, "
+                                      "efficientnet, mobilenet)") from None
+        self.preprocess = replace(pp, size=size, resize=round(size * pp.resize / pp.size) if pp.resize else None)
+        return self
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         "Features of a batch of preprocessed images, as float32."
@@ -222,7 +238,31 @@ _register_hf('midas', 'Intel/dpt-hybrid-midas', 384, 768, 'mean of the patch tok
              (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), _tiny_dpt_hybrid, add_pooling_layer=False)
 
 # %% ../../nbs/02_features.extractors.ipynb #fafe0033
+TRUNK_FORMAT = 'building_metric.trunk'
+"The record beside a trunk that `metric.siamese.export_trunk` wrote: a timm network cut after one stage."
+
+def _pool_last_map(m, x): return m(x)[-1].mean((2, 3))   # a cut trunk (timm features_only): mean of its last map
+
+def _cut_trunk(name:str, weights) -> Extractor|None:
+    "A trunk `export_trunk` wrote (its record beside the weights), or None for any other weights file."
+    rec = Path(weights).with_suffix('.json') if weights is not None else None
+    if rec is None or not rec.is_file() or not Path(weights).is_file(): return None
+    try: rec = json.loads(rec.read_text())
+    except ValueError: return None
+    if not isinstance(rec, dict) or rec.get('format') != TRUNK_FORMAT: return None
+    if rec['arch'] != name:
+        raise BuildingMetricError(f"{Path(weights).name} is a {rec['arch']} trunk, not {name}",
+                                  f"load it as timm/{rec['arch']}={weights}")
+    import timm
+    model = timm.create_model(name, pretrained=False, features_only=True, out_indices=(rec['out_index'],),
+                              **rec.get('model_kw', {}))
+    model.load_state_dict(torch.load(weights, map_location='cpu', weights_only=True))
+    pp = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec['preprocessing'].items()})
+    return Extractor(f"timm/{name}", model, _pool_last_map, _feature_dim(model, _pool_last_map, pp.size), pp,
+                     str(weights), True, channels_last=True)
+
 def _timm_any(name:str, pretrained:bool, weights) -> Extractor:
+    if (trunk := _cut_trunk(name, weights)) is not None: return trunk
     model = timm_model(name, f"timm/{name}", pretrained, weights, num_classes=0)
     pp = Preprocess.from_timm(model)
     return Extractor(f"timm/{name}", model, _pool_cnn, _feature_dim(model, _pool_cnn, pp.size), pp,

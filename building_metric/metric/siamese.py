@@ -42,7 +42,7 @@ from ..weights import timm_model
 # %% auto #0
 __all__ = ['make_pairs', 'pair_dataloaders', 'MutualGate', 'AGFusionModel', 'pair_splitter', 'pair_scores', 'choose_threshold',
            'pair_metrics', 'pair_learner', 'predict_pairs', 'show_attention', 'pair_auc', 'pair_train',
-           'load_pair_model', 'load_trunk', 'plot_training', 'plot_features2d']
+           'load_pair_model', 'load_trunk', 'plot_training', 'plot_features2d', 'export_trunk']
 
 # %% ../../nbs/04e_metric.siamese.ipynb #2c4e0927
 def _nearest_buildings(it:pd.DataFrame, labels:list, hard:str|None, k:int) -> np.ndarray|None:
@@ -336,7 +336,8 @@ def _pair_report(cfg:PairConfig, run:TrainingRun, learn, index:BuildingIndex) ->
     # (the scores carry the threshold)
     m = run.finish(dict(split=split, **pair_scores(tp, tt, thr), validation=pair_scores(vp, vt, thr)))
     show_attention(learn.model, test_dl, n=min(4, cfg.batch), fname=run.out/'attention.png')
-    plot_training(run.out/'history.csv', run.out/'training.png')
+    # (the curves are read from history.csv: not written with --log none)
+    if (run.out/'history.csv').is_file(): plot_training(run.out/'history.csv', run.out/'training.png')
     plot_features2d(learn.model, index, split, cfg, run.out/'features2d.png')
     import matplotlib.pyplot as plt; plt.close('all')
     return m
@@ -408,3 +409,19 @@ def plot_features2d(model:AGFusionModel, index:BuildingIndex, split:str, cfg, fn
     ax.set_title(f'{split} photos, first two principal components'); ax.legend(fontsize=6, markerscale=0.8)
     fig.tight_layout(); fig.savefig(fname, dpi=100)
     return fig
+
+# %% ../../nbs/04e_metric.siamese.ipynb #485907fe
+def export_trunk(run:str|Path, # A bm-pair-train output folder, or its models/best.pth
+                 path:str|Path, # The weights file to write (.pth); its record goes beside it (.json)
+                ) -> str: # The extractor spec: timm/<arch>=<path>
+    "Write a pair run's trained trunk as a backbone that `create_extractor` loads."
+    from building_metric.features.extractors import TRUNK_FORMAT, Preprocess
+    model, meta = load_pair_model(run)
+    cfg = PairConfig.from_dict(meta.get('config') or {})
+    arch, path = 'resnet18' if cfg.tiny else cfg.arch, Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: torch.save(model.trunk.state_dict(), f))
+    rec = dict(format=TRUNK_FORMAT, arch=arch, out_index=cfg.stage, model_kw=dict(layers=[1, 1, 1, 1]) if cfg.tiny else {},
+               preprocessing=Preprocess(cfg.size).to_dict(), source=str(Path(run).resolve()))
+    atomic_write(path.with_suffix('.json'), lambda f: f.write_text(json.dumps(rec, indent=1)))
+    return f"timm/{arch}={path}"

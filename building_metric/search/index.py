@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..core import BuildingMetricError, Registry
-from ..evaluation.retrieval import faiss_module
+from ..evaluation.retrieval import exact_topk, faiss_module
 
 # %% auto #0
 __all__ = ['INDEXES', 'ExactIndex', 'FaissIndex', 'exact_index', 'flat_index', 'ivf_index', 'take_rows', 'RefinedIndex',
@@ -39,20 +39,7 @@ class ExactIndex:
                k:int=10) -> tuple[np.ndarray, np.ndarray]:
         "Similarities (m, k) and gallery rows (m, k) of the `k` best matches, best first."
         q = torch.as_tensor(np.ascontiguousarray(q), dtype=torch.float32)
-        n, k = len(self.emb), min(k, len(self.emb))
-        gc = min(self.chunk, n)
-        qc = max(1, self.budget_mb * 2**20 // (4 * gc))
-        sims, idx = torch.empty(len(q), k), torch.empty(len(q), k, dtype=torch.long)
-        for a in range(0, len(q), qc):
-            best_s = best_i = None
-            for s in range(0, n, gc):
-                bs, bi = (q[a:a + qc] @ self.emb[s:s + gc].T).topk(min(k, min(gc, n - s)), dim=1)
-                bi += s
-                if best_s is None: best_s, best_i = bs, bi
-                else:
-                    best_s, j = torch.cat([best_s, bs], 1).topk(k, dim=1)
-                    best_i = torch.cat([best_i, bi], 1).gather(1, j)
-            sims[a:a + qc], idx[a:a + qc] = best_s, best_i
+        sims, idx = exact_topk(q, self.emb, min(k, len(self.emb)), budget_mb=self.budget_mb, chunk=self.chunk)
         return sims.numpy(), idx.numpy()
 
     def save(self, path): pass   # the embeddings are the index

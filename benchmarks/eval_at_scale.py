@@ -25,7 +25,7 @@ def rss_mb():
 def child(path, way):
     import h5py
     from building_metric.core import init_distributed
-    from building_metric.evaluation.retrieval import retrieval_metrics, retrieval_metrics_chunked
+    from building_metric.retrieval.metrics import retrieval_metrics, retrieval_metrics_chunked
 
     rank, world = init_distributed()
     with h5py.File(path) as f:

@@ -47,7 +47,7 @@ def main(epochs: int = 30, repeats: int = 50):
     os.environ.setdefault("BUILDING_METRIC_PROGRESS", "0")
     import onnxruntime as ort
     from building_metric.evaluation.report import demo
-    from building_metric.evaluation.retrieval import retrieval_metrics
+    from building_metric.retrieval.metrics import retrieval_metrics
     from building_metric.features.cache import FeatureCache, FeatureRows
     from building_metric.metric.export import export_onnx, model_bytes, quantize_int8, quantize_onnx
     from building_metric.metric.heads import Embedder, load_head

@@ -107,7 +107,7 @@ def part_sv(side=640, n=20):
 
 
 def part_overhead(n=200_000, d=128, m=1000, k=10):
-    from building_metric.search.index import ExactIndex
+    from building_metric.retrieval.index import ExactIndex
     from building_metric.search.rerank import database_augment, rerank_shortlist
 
     rng = np.random.default_rng(0)

@@ -40,7 +40,7 @@ def child(method, runs):
         xn = torch.nn.functional.normalize(x, dim=1)
         f = lambda: xn @ xn.T
     elif method == 'building_metric':
-        from building_metric.evaluation.retrieval import retrieval_metrics
+        from building_metric.retrieval.metrics import retrieval_metrics
 
         f = lambda: retrieval_metrics(x, y, ks=(1,), backend="torch")
     else:

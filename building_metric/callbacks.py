@@ -25,7 +25,7 @@ from .checkpoint import atomic_write, describe_model, load_checkpoint, run_envir
 from .core import BuildingMetricError
 # (their home before; kept importable from here)
 from .tracking import (CSVLog, tracking_cbs, wandb_history)
-from .evaluation.retrieval import retrieval_metrics
+from .retrieval.metrics import retrieval_metrics
 
 # %% auto #0
 __all__ = ['RETRIEVAL_SCORES', 'embed_all', 'retrieval_score', 'StatefulCallback', 'stateful_callbacks', 'PeriodicEval',

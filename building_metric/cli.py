@@ -130,7 +130,7 @@ COMMANDS = {
                          "Label every face of new meshes with a bm-mesh-train model: labelled PLYs, a report per mesh "
                          "and per class, pictures.",
                          "bm-mesh-infer --checkpoint runs/mesh --meshes tiles/ --out labelled/"),
-    'staged': Script('bm-staged', StagedRunConfig, 'staged', 'building_metric.metric.staged_run:staged_run',
+    'staged': Script('bm-staged', StagedRunConfig, 'staged', 'building_metric.jobs.staged:staged_run',
                      "Run the staged classification pipeline (SupCon, ArcFace with EMA, distillation, evaluation) phase "
                      "by phase, with snapshots, resume and the evaluation report.",
                      "bm-staged --config configs/staged.yaml --phases supcon arcface distill evaluate --out runs/staged",

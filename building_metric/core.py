@@ -12,8 +12,8 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'lazy_module', 'get_device', 'show_progress',
-           'optional_check', 'rank_world', 'init_distributed', 'barrier', 'all_sum', 'Registry', 'WriterLock',
-           'class_colors']
+           'optional_check', 'require', 'rank_world', 'init_distributed', 'barrier', 'all_sum', 'Registry',
+           'WriterLock', 'class_colors']
 
 # %% ../nbs/00_core.ipynb #5b111b55
 class BuildingMetricError(ValueError):
@@ -119,6 +119,20 @@ def optional_check(what:str, # What the check needs, e.g. 'faiss'
                                   install or "install it, or unset BUILDING_METRIC_REQUIRE")
     print(f"skipped: a check that needs {what}" + (f" ({install})" if install else ''), file=sys.stderr)
     return False
+
+# %% ../nbs/00_core.ipynb #7265162a
+def require(module:str, # The module to import, e.g. 'cv2' or 'onnxruntime.quantization'
+            feature:str, # What needs it, for the message, e.g. "spatial verification (rerank 'sv')"
+            extra:str|None=None, # The building_metric extra that installs it (None: not one of ours)
+            package:str|None=None, # The pip name, where it differs from the module's (cv2: opencv-python-headless)
+           ):
+    "The imported module, or a one-line error naming what needs it and how to install it."
+    import importlib
+    try: return importlib.import_module(module)
+    except ImportError:
+        pkg = package or module.split('.')[0]
+        fix = f"pip install building_metric[{extra}] ({pkg})" if extra else f"pip install {pkg}"
+        raise BuildingMetricError(f"{feature} needs {pkg}", fix) from None
 
 # %% ../nbs/00_core.ipynb #54b8bc07
 def rank_world() -> tuple[int, int]:

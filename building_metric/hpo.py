@@ -141,7 +141,7 @@ def _staged_objective(cfg:HPOConfig, out:Path, log):
      "before it (run once, in `<out>/shared`).")
     from dataclasses import fields
     from building_metric.config import StagedRunConfig
-    from building_metric.metric.staged_run import snapshot_path, staged_run
+    from building_metric.jobs.staged import snapshot_path, staged_run
     base = load_config(StagedRunConfig, cfg.staged, 'staged')
     if cfg.data: base = base.override({'data': cfg.data})
     space = cfg.space or staged_space(cfg.phase)

@@ -15,7 +15,7 @@ import pandas as pd
 from fastai.callback.progress import CSVLogger
 
 from .config import TRACKERS, Config
-from .core import BuildingMetricError
+from .core import BuildingMetricError, require
 
 # %% auto #0
 __all__ = ['CSVLog', 'tb_tag', 'tracking_cbs', 'wandb_history', 'wandb_run_info']
@@ -32,11 +32,8 @@ class CSVLog(CSVLogger):
 
 # %% ../nbs/03a_tracking.ipynb #d54ec40a
 def _wandb_cb(project:str, name:str='', group:str=''):
-    try:
-        import wandb
-        from fastai.callback.wandb import WandbCallback
-    except ImportError:
-        raise BuildingMetricError("log 'wandb' needs the wandb package", "pip install wandb, or log to csv") from None
+    wandb = require('wandb', "log 'wandb'")
+    from fastai.callback.wandb import WandbCallback
     class _WB(WandbCallback):
         "fastai's WandbCallback that starts (offline by default) and finishes its own run, with the learner's config."
         def before_fit(self):
@@ -64,10 +61,7 @@ def _flat_params(d:dict, prefix:str='') -> dict:
     return out
 
 def _mlflow_cb(project:str, name:str='', group:str=''):
-    try: from mlflow.tracking import MlflowClient
-    except ImportError:
-        raise BuildingMetricError("log 'mlflow' needs the mlflow package",
-                                  "pip install 'building_metric[mlflow]', or log to csv") from None
+    MlflowClient = require('mlflow.tracking', "log 'mlflow'", 'mlflow', package='mlflow-skinny').MlflowClient
     from fastai.callback.core import Callback
     class MLflowLog(Callback):
         "Log the learner's config and every epoch's Recorder columns to an MLflow run (a local `mlruns/` by default)."
@@ -119,10 +113,8 @@ def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', 'mlflow', sever
     cbs = []
     if 'csv' in kinds: cbs.append(CSVLog(fname=fname, append=append))
     if 'tensorboard' in kinds:
-        try: from fastai.callback.tensorboard import TensorBoardCallback
-        except ImportError:
-            raise BuildingMetricError("log 'tensorboard' needs the tensorboard package",
-                                      "pip install tensorboard, or log to csv") from None
+        require('tensorboard', "log 'tensorboard'")
+        from fastai.callback.tensorboard import TensorBoardCallback
         class _TB(TensorBoardCallback):
             def before_fit(self):
                 self.log_dir = Path(self.learn.path)/'tensorboard'

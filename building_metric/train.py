@@ -19,7 +19,7 @@ from .callbacks import accumulation, embed_all, retrieval_score
 from .config import TrainConfig, default_cache
 from .core import BuildingMetricError, init_distributed, seed_everything
 from .distributed import DistributedTraining, RandomBatches, ShardedBatches
-from .evaluation.retrieval import retrieval_metrics
+from .retrieval.metrics import retrieval_metrics
 from .features.extractors import create_extractor
 from .features.cache import FeatureCache, FeatureRows, extract_features, index_from
 from .features.loaders import FeatureDataLoader

@@ -180,3 +180,15 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'default'))
+
+
+def sharded_gallery(tmp_path: Path, shards: int = 3) -> tuple[Path, Path]:
+    "A gallery of 8 geo-tagged buildings x 4 photos split by `bm-index --shards`, and a folder of 6 new photos to search with: (gallery folder, query folder)."
+    from building_metric.data.synth import write_synthetic
+
+    write_synthetic(tmp_path / 'geo', 'geo', n_identities=8, views=4, size=48, seed=0)
+    write_synthetic(tmp_path / 'new', 'geo', n_identities=3, views=2, size=48, seed=1)
+    args = ['--extractors', 'resnet', '--tiny', '1', '--gallery', tmp_path / 'geo', '--out', tmp_path / 'g']
+    r = run('bm-index', *args, '--workers', '0', '--shards', str(shards))
+    assert r.returncode == 0, r.stderr
+    return tmp_path / 'g', tmp_path / 'new'

@@ -10,7 +10,7 @@ from building_metric.data.synth import write_synthetic
 from building_metric.features.cache import FeatureCache
 
 from building_metric.metric.heads import load_head
-from conftest import BIN, ENV, map_at_r_range, pml_map_at_r, run
+from conftest import BIN, ENV, map_at_r_range, pml_map_at_r, run, sharded_gallery
 
 ENV = dict(ENV, OMP_NUM_THREADS='1')
 
@@ -143,7 +143,7 @@ def test_two_process_training_writes_one_run(tmp_path):
 def test_two_process_evaluation_at_scale_equals_one_process(tmp_path):
     from building_metric.evaluation.report import seen_unseen_split
     from building_metric.features.cache import extract_features
-    from building_metric.evaluation.retrieval import retrieval_metrics_chunked
+    from building_metric.retrieval.metrics import retrieval_metrics_chunked
     import h5py
 
     write_synthetic(tmp_path / 'photos', 'folders', n_identities=16, views=8, size=48)
@@ -291,24 +291,7 @@ def test_two_process_segmentation_training(tmp_path):
 
 def test_two_process_sharded_search_equals_one_process(tmp_path):
     "`bm-index --shards 3`, then `bm-search` on the shards in two processes: the answers of one process on the whole gallery."
-    write_synthetic(tmp_path / 'geo', 'geo', n_identities=8, views=4, size=48, seed=0)
-    write_synthetic(tmp_path / 'new', 'geo', n_identities=3, views=2, size=48, seed=1)
-    r = run(
-        'bm-index',
-        '--extractors',
-        'resnet',
-        '--tiny',
-        '1',
-        '--gallery',
-        tmp_path / 'geo',
-        '--out',
-        tmp_path / 'g',
-        '--workers',
-        '0',
-        '--shards',
-        '3',
-    )
-    assert r.returncode == 0, r.stderr
+    sharded_gallery(tmp_path)
     assert sorted(p.name for p in (tmp_path / 'g' / 'shards').iterdir()) == [
         'shard-000',
         'shard-001',

@@ -26,7 +26,7 @@ def test_the_checker_catches_cycles_private_names_and_higher_floors(tmp_path):
     (pkg / 'config.py').write_text('x = 1\n')
     (pkg / 'extra.py').write_text('')
     problems = check(pkg)
-    assert 'building_metric.core (floor 0) imports building_metric.train (floor 4)' in problems
+    assert 'building_metric.core (floor 0) imports building_metric.train (floor 6)' in problems
     assert 'building_metric.train imports the private _helper from building_metric.data.index' in problems
     assert any(
         p.startswith('cycle: building_metric.core -> building_metric.train -> building_metric.core') for p in problems
@@ -42,11 +42,17 @@ def test_every_extra_an_error_names_exists_and_all_holds_them():
 
     root = Path(__file__).parent.parent
     extras = tomllib.loads((root / 'pyproject.toml').read_text())['project']['optional-dependencies']
-    named = set(
-        re.findall(
-            r'building_metric\[(\w+)\]', ''.join(p.read_text() for p in (root / 'building_metric').rglob('*.py'))
-        )
-    )
+    import ast
+
+    sources = [p.read_text() for p in (root / 'building_metric').rglob('*.py')]
+    named = set(re.findall(r'building_metric\[(\w+)\]', ''.join(sources)))
+    required = set()  # the extras `core.require` is told of: its third argument, or `extra=`
+    for node in (n for src in sources for n in ast.walk(ast.parse(src))):
+        if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'require':
+            args = node.args[2:3] + [k.value for k in node.keywords if k.arg == 'extra']
+            required |= {a.value for a in args if isinstance(a, ast.Constant) and a.value}
+    assert required >= {'mesh', 'deploy', 'adapters', 'verify', 'mlflow'}, required
+    named |= required
     assert named and named <= set(extras), named - set(extras)
     all_ = set(re.findall(r'\[([\w,]+)\]', extras['all'][0])[0].split(','))
     assert all_ == set(extras) - {'dev', 'all'}, all_
@@ -55,7 +61,7 @@ def test_every_extra_an_error_names_exists_and_all_holds_them():
 def test_a_missing_faiss_names_the_extra(monkeypatch):
     import pytest
     from building_metric.core import BuildingMetricError
-    import building_metric.search.index as index
+    import building_metric.retrieval.index as index
 
     monkeypatch.setattr(index, 'faiss_module', lambda: None)
     with pytest.raises(BuildingMetricError, match=r'pip install building_metric\[search\]'):

@@ -104,7 +104,7 @@ def test_locate_weighs_verified_neighbours(tmp_path):
     from skimage import data as skd
     from building_metric.geo import haversine_km, locate_from_neighbours
     from building_metric.search import BuildingGallery, SearchModel
-    from building_metric.search.calibrate import probabilities
+    from building_metric.retrieval.calibration import probabilities
 
     names = ('astronaut', 'coffee', 'chelsea', 'rocket')
     rows = {'gallery': [], 'queries': []}

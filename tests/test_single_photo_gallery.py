@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from building_metric.search.calibrate import SINGLE_PHOTO_FAR
+from building_metric.retrieval.calibration import SINGLE_PHOTO_FAR
 from building_metric.search.gallery import BuildingGallery
 from building_metric.search.jobs import threshold_line
 

@@ -179,26 +179,9 @@ def test_seg_train_script_equals_torchrun(tmp_path):
 
 @pytest.mark.slow
 def test_search_script_equals_torchrun(tmp_path):
-    from conftest import run
+    from conftest import sharded_gallery
 
-    write_synthetic(tmp_path / 'geo', 'geo', n_identities=8, views=4, size=48, seed=0)
-    write_synthetic(tmp_path / 'new', 'geo', n_identities=3, views=2, size=48, seed=1)
-    r = run(
-        'bm-index',
-        '--extractors',
-        'resnet',
-        '--tiny',
-        '1',
-        '--gallery',
-        tmp_path / 'geo',
-        '--out',
-        tmp_path / 'g',
-        '--workers',
-        '0',
-        '--shards',
-        '3',
-    )
-    assert r.returncode == 0, r.stderr
+    sharded_gallery(tmp_path)
     flags = [
         '--gallery',
         tmp_path / 'g' / 'shards',

@@ -14,7 +14,7 @@ from building_metric.config import StagedRunConfig
 from building_metric.data.synth import write_synthetic
 from building_metric.metric.heads import load_embedder
 from building_metric.evaluation.embedders import embed_index
-from building_metric.metric.staged_run import cifar100_index, staged_index
+from building_metric.jobs.staged import cifar100_index, staged_index
 
 from conftest import inside_epoch, kill_when, one_line_error, run, spawn_watched
 
@@ -324,7 +324,7 @@ def test_toolkit_keys_from_the_shell(photos, tmp_path):
     "Toolkit keys train, are recorded in config.yaml, and their reports agree with a recomputation from the files."
     import yaml
 
-    from building_metric.evaluation.retrieval import retrieval_metrics
+    from building_metric.retrieval.metrics import retrieval_metrics
     from building_metric.metric.learner import image_dataloaders
     from building_metric.callbacks import embed_all
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..core import BuildingMetricError
+from ..core import BuildingMetricError, require
 
 # %% auto #0
 __all__ = ['SKIMAGE_PHOTOS', 'sample_photos', 'photo_views', 'write_photo_views']
@@ -27,9 +27,7 @@ def sample_photos() -> dict:
     "The photographs that ship with scikit-learn (2), matplotlib (1) and scikit-image (19), as RGB PIL images by name."
     from sklearn.datasets import load_sample_image
     import matplotlib.cbook as cbook
-    try: import skimage.data as skd
-    except ImportError:
-        raise BuildingMetricError("the sample photos need scikit-image", "pip install scikit-image") from None
+    skd = require('skimage.data', 'the sample photos', package='scikit-image')
     ph = {n: Image.fromarray(load_sample_image(f'{n}.jpg')) for n in ('china', 'flower')}
     with cbook.get_sample_data('grace_hopper.jpg') as f: ph['grace_hopper'] = Image.open(f).convert('RGB')
     for n in SKIMAGE_PHOTOS:

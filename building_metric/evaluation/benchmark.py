@@ -19,7 +19,7 @@ from ..core import BuildingMetricError, WriterLock
 from ..data.index import BuildingIndex, load_image
 from .protocols import (distractor_images, global_average_precision, gldv2_path, map_at_k,
                                                   read_gldv2, read_revisited, read_vpr, revisited_map, vpr_recalls)
-from ..search.index import ExactIndex
+from ..retrieval.index import ExactIndex
 from ..search.model import SearchModel
 from ..search.rerank import database_augment, parse_rerank, query_expand
 

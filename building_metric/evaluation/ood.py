@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import BuildingMetricError
-from .retrieval import class_means, knn
+from ..retrieval.metrics import class_means, knn
 
 # %% auto #0
 __all__ = ['max_similarity_score', 'knn_score', 'mahalanobis_score', 'energy_score', 'cosine_logits', 'vim_score', 'ood_metrics',

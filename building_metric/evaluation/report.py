@@ -22,7 +22,7 @@ from ..config import EvalConfig, default_cache
 from ..core import BuildingMetricError, all_sum, barrier, init_distributed, rank_world
 from ..data.index import BuildingIndex
 from ..geo import haversine_km, localisation_scores, locate_from_neighbours
-from .retrieval import (clustering_scores, knn, expected_calibration_error, ncm_classify,
+from ..retrieval.metrics import (clustering_scores, knn, expected_calibration_error, ncm_classify,
                                                   ncm_probabilities, ncm_scores, open_set_rates,
                                                   open_set_threshold, plot_reliability, retrieval_metrics,
                                                   retrieval_metrics_chunked)

@@ -17,7 +17,7 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..core import BuildingMetricError, all_sum, barrier, rank_world
-from .retrieval import retrieval_metrics_chunked
+from ..retrieval.metrics import retrieval_metrics_chunked
 from .visualize import markdown_table
 from ..features.cache import FeatureCache, FeatureRows
 from ..metric.heads import checked_head

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from ..core import BuildingMetricError
 from ..data.index import load_image
-from .retrieval import knn
+from ..retrieval.metrics import knn
 
 # %% auto #0
 __all__ = ['project_2d', 'plot_embeddings', 'retrieval_gallery', 'page_image', 'plot_history', 'plot_gate_weights',
@@ -155,7 +155,9 @@ def plot_history(history, # A fastai `Learner` / `Recorder`, or a DataFrame such
     for c in losses: axes[0].plot(df.index, df[c], marker='.', label=c)
     for c in metrics: axes[1].plot(df.index, df[c], marker='.', label=c)
     axes[0].set(xlabel='epoch', title='loss'); axes[1].set(xlabel='epoch', title='validation metrics')
-    for a in axes: a.grid(alpha=.3); a.legend(fontsize=8)
+    for a in axes:
+        a.grid(alpha=.3)
+        if a.get_legend_handles_labels()[0]: a.legend(fontsize=8)   # (a run with no validation metrics: none)
     fig.tight_layout()
     return _save(fig, fname)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..core import BuildingMetricError, class_colors
+from ..core import BuildingMetricError, class_colors, require
 
 # %% auto #0
 __all__ = ['MESH_SUFFIXES', 'Mesh', 'mesh_library', 'class_of_name', 'merged_vertices', 'read_classes', 'check_mesh', 'read_mesh',
@@ -64,11 +64,7 @@ def _bad(path, problem:str, fix:str): return BuildingMetricError(f"{Path(path).n
 
 def mesh_library(name:str): # 'plyfile' or 'trimesh'
     "The mesh library `name`, or one line saying how to install it."
-    import importlib
-    try: return importlib.import_module(name)
-    except ImportError:
-        raise BuildingMetricError(f"reading and writing meshes needs {name}",
-                                  "pip install building_metric[mesh] (plyfile, trimesh)") from None
+    return require(name, 'reading and writing meshes', 'mesh')
 
 def _triangulate(polys:list, path) -> tuple[np.ndarray, np.ndarray]:
     "Fan-triangulate polygons: (F, 3) vertex indices and, for each triangle, the polygon it came from."

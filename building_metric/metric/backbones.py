@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config.toolkit import ADAPTERS
-from ..core import BuildingMetricError
+from ..core import BuildingMetricError, require
 
 # %% auto #0
 __all__ = ['BackboneModules', 'cnn_stages', 'MixStyle', 'cbam_block', 'bipartite_merge', 'ToMeBlock', 'tome_schedule',
@@ -178,11 +178,7 @@ def add_token_learner(backbone:nn.Module, n_tokens:int) -> None:
     backbone.blocks = nn.Sequential(*blocks[:mid], TokenLearner(backbone.embed_dim, n_tokens), *blocks[mid:])
 
 # %% ../../nbs/04i_metric.backbones.ipynb #96a8c51d
-def _require_peft():
-    try: import peft
-    except ImportError:
-        raise BuildingMetricError("adapters need peft", "pip install 'building_metric[adapters]' (or pip install peft)") from None
-    return peft
+def _require_peft(): return require('peft', 'LoRA and IA3 adapters', 'adapters')
 
 def adapter_targets(backbone:nn.Module, given:list|None=None) -> list[str]:
     "Names of the layers an adapter goes into: `given`, else every linear layer, else every convolution."

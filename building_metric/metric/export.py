@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core import BuildingMetricError
+from ..core import BuildingMetricError, require
 
 # %% auto #0
 __all__ = ['export_onnx', 'check_onnx', 'model_bytes', 'quantize_int8', 'quantize_onnx']
@@ -46,10 +46,7 @@ def export_onnx(
                 atol:float=1e-4) -> float|None:
     ("Export `model` to ONNX with a dynamic batch size; returns the largest difference from torch's embeddings (None "
      "when not checked).")
-    try: import onnxscript  # noqa: F401  (torch's exporter needs it)
-    except ImportError:
-        raise BuildingMetricError("ONNX export needs the onnx and onnxscript packages",
-                                  "pip install building_metric[deploy] (onnx, onnxscript, onnxruntime)") from None
+    require('onnxscript', 'ONNX export', 'deploy')   # (torch's exporter needs it)
     path = Path(path)
     if path.suffix != '.onnx':
         raise BuildingMetricError(f"{str(path)!r} does not end in .onnx", "name the file <something>.onnx")
@@ -121,10 +118,8 @@ def quantize_onnx(path:str|Path, # An .onnx written by `export_onnx` (its .json 
                  ) -> Path:
     ("onnxruntime's dynamic int8 quantisation of an exported model (weights of MatMul / Gemm as int8); its JSON copied "
      "beside it, marked `quantized: int8`.")
-    try: from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError:
-        raise BuildingMetricError("ONNX quantisation needs onnxruntime",
-                                  "pip install building_metric[deploy] (onnxruntime)") from None
+    q = require('onnxruntime.quantization', 'ONNX quantisation', 'deploy', package='onnxruntime')
+    QuantType, quantize_dynamic = q.QuantType, q.quantize_dynamic
     path = Path(path)
     if not path.is_file():
         raise BuildingMetricError(f"ONNX model {str(path)!r} not found", "export one with export_onnx")

@@ -32,7 +32,7 @@ from torch import nn
 from ..core import BuildingMetricError, get_device
 from ..data.index import BuildingIndex, load_image
 from ..callbacks import TerminateOnNaN
-from ..evaluation.retrieval import map_at_r, precision_at_1
+from ..retrieval.metrics import map_at_r, precision_at_1
 from .heads import Embedder, embedder_splitter
 from .losses import MetricLoss, create_loss
 

@@ -22,7 +22,7 @@ from ..config import StagedConfig
 from ..optim import SAM, GradientCentralization, compile_model, fit_scheduled, opt_func
 from ..core import BuildingMetricError, seed_everything
 from ..data.index import BuildingIndex
-from ..evaluation.retrieval import retrieval_metrics
+from ..retrieval.metrics import retrieval_metrics
 from .heads import Embedder
 from .learner import image_dataloaders, metric_learner
 

@@ -8,9 +8,9 @@ Docs: https://building-metric.github.io/building_metric/search.html.md"""
 __all__ = []
 
 # %% ../../nbs/07a_search.ipynb #2d041ae0
-from .index import *
+from ..retrieval.index import *
 from .model import *
-from .calibrate import *
+from ..retrieval.calibration import *
 from .store import *
 from .gallery import *
 from .answers import *

@@ -21,7 +21,7 @@ from fastcore.basics import patch
 from ..core import BuildingMetricError
 from ..data.index import load_image
 from ..geo import haversine_km, locate_from_neighbours
-from .calibrate import NCM_ALL, NCM_SHORTLIST, candidate_buildings, nearest_building, probabilities
+from ..retrieval.calibration import NCM_ALL, NCM_SHORTLIST, candidate_buildings, nearest_building, probabilities
 from .gallery import BuildingGallery
 from .model import SearchModel
 from .rerank import SV_DEFAULTS, parse_rerank, rerank_shortlist

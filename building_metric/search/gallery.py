@@ -22,15 +22,15 @@ from fastcore.basics import patch
 from ..core import BuildingMetricError, WriterLock
 from ..data.index import BuildingIndex
 from ..features.cache import FeatureCache
-from .calibrate import building_means, building_sums, calibrate, choose_threshold
-from .index import (INDEXES, ExactIndex, RefinedIndex, build_index, choose_kind, load_index,
+from ..retrieval.calibration import building_means, building_sums, calibrate, choose_threshold
+from ..retrieval.index import (INDEXES, ExactIndex, RefinedIndex, build_index, choose_kind, load_index,
                                           recall_at_k, save_index, tune_search)
 from .model import FROZEN_SOURCES, SearchModel
 from .rerank import LocalFeatures, database_augment
 from .store import (GALLERY_VERSION, append_buildings, embedding_rows, joined, label_codes, open_part,
                                           parts_codes, read_buildings, read_rows, read_rows_at, read_v2,
                                           write_buildings, write_part)
-from ..evaluation.retrieval import faiss_module
+from ..retrieval.metrics import faiss_module
 
 # %% auto #0
 __all__ = ['pd', 'ROWS_IN_MEMORY', 'COMPACT_PARTS', 'query_index', 'BuildingGallery']

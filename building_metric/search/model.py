@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..config import extractor_specs
-from ..core import BuildingMetricError, seed_everything, show_progress
+from ..core import BuildingMetricError, seed_everything, show_progress, require
 from ..data.index import BuildingIndex
 from ..features.cache import FeatureCache, FeatureRows, extract_features
 from ..features.extractors import (Extractor, Preprocess, checked_extractors, create_extractor,
@@ -41,10 +41,7 @@ class _OnnxNet(nn.Module):
      "apart.")
     def __init__(self, path:Path):
         super().__init__()
-        try: import onnxruntime as ort
-        except ImportError:
-            raise BuildingMetricError(f"running the exported model {str(path)!r} needs onnxruntime",
-                                      "pip install building_metric[deploy] (onnxruntime)") from None
+        ort = require('onnxruntime', f"running the exported model {str(path)!r}", 'deploy')
         self.path, self.sess = Path(path), ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
         self.input = self.sess.get_inputs()[0].name
         self.register_buffer('file_sha256',

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..core import BuildingMetricError
+from ..core import BuildingMetricError, require
 from ..data.index import load_image
 
 # %% auto #0
@@ -49,7 +49,7 @@ def database_augment(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
                      chunk:int=8192) -> np.ndarray:
     ("DBA: each embedding replaced by the L2-normalised sum of its `n` nearest gallery embeddings weighted by "
      "similarity^α.")
-    from building_metric.search.index import ExactIndex
+    from building_metric.retrieval.index import ExactIndex
     index = index if index is not None else ExactIndex(emb)
     out = np.empty(np.shape(emb), np.float32)
     for a in range(0, len(emb), chunk):
@@ -69,11 +69,7 @@ def query_expand(q:np.ndarray, # (m, dim) L2-normalised queries
 # %% ../../nbs/07j_search.rerank.ipynb #43fe87e1
 def opencv():
     "OpenCV, or a one-line error naming the extra that installs it."
-    try: import cv2
-    except ImportError:
-        raise BuildingMetricError("spatial verification (rerank 'sv') needs OpenCV",
-                                  "pip install building_metric[verify] (opencv-python-headless)") from None   # (or [all])
-    return cv2
+    return require('cv2', "spatial verification (rerank 'sv')", 'verify', package='opencv-python-headless')
 
 def local_features(image, # A photo (path or PIL image)
                    max_side:int=640, n:int=500) -> tuple[np.ndarray, np.ndarray]:

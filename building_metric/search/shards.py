@@ -18,8 +18,8 @@ import torch
 
 from ..core import BuildingMetricError, barrier, init_distributed, rank_world
 from .gallery import BuildingGallery
-from ..evaluation.retrieval import faiss_module
-from .index import build_index, save_index
+from ..retrieval.metrics import faiss_module
+from ..retrieval.index import build_index, save_index
 from .store import open_part, write_buildings, write_part
 
 # %% auto #0

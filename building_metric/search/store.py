@@ -17,8 +17,8 @@ from ..core import lazy_module
 pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 
 from ..core import BuildingMetricError
-from .calibrate import building_means, building_sums
-from .index import take_rows
+from ..retrieval.calibration import building_means, building_sums
+from ..retrieval.index import take_rows
 
 # %% auto #0
 __all__ = ['pd', 'GALLERY_FORMAT', 'GALLERY_VERSION', 'write_part', 'open_part', 'read_rows', 'Embeddings', 'joined',

@@ -52,7 +52,7 @@ class SAM(Callback):
         if rho <= 0: raise BuildingMetricError(f"sam_rho={rho}", "use a positive radius, e.g. 0.05 (0 turns SAM off)")
         self.rho = rho
     def before_fit(self):
-        if any(type(c).__name__ == 'MixedPrecision' for c in self.learn.cbs):
+        if any(isinstance(c, MixedPrecision) for c in self.learn.cbs):
             raise BuildingMetricError("SAM with mixed precision", "train SAM in full precision (amp off)")
     def before_step(self):
         ps = [p for p in self.learn.model.parameters() if p.grad is not None]
@@ -134,7 +134,9 @@ class DeviceMixedPrecision(MixedPrecision):
     ("fastai's `MixedPrecision` on the device the batches are on (fastai's autocasts CUDA only): float16 with a "
      "gradient scaler, or bfloat16 without one.")
     def before_fit(self):
-        super().before_fit()
+        with warnings.catch_warnings():   # (fastai's own CUDA autocast and scaler, replaced below, warn off a GPU)
+            warnings.simplefilter('ignore', UserWarning)
+            super().before_fit()
         dev = get_device(getattr(self.dls, 'device', None)).type
         dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
         self.autocast = torch.autocast(dev, dtype=dtype)

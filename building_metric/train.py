@@ -151,8 +151,8 @@ def _loaders(cfg:TrainConfig, cache:FeatureCache, names:list[str], tr_rows:np.nd
                                                    epoch_size=size)
             # process 0 draws the batches: its sampler hears the (global) losses
             if main: cbs.append(UCBFeedback(sampler))
-        # each process a slice of every global batch
         elif size: sampler = RandomBatches(len(tr_labels), bs, size)
+        # each process a slice of every global batch
         if world > 1: sampler = ShardedBatches(sampler or RandomBatches(len(tr_labels), bs))
         return cache.dataloaders(names, bs=bs, train=tr_rows, valid=va_rows, batch_sampler=sampler,
                                  cached_rows=cfg.cache_size or None), cbs

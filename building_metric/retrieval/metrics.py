@@ -7,6 +7,8 @@ Docs: https://building-metric.github.io/building_metric/retrieval.metrics.html.m
 # %% ../../nbs/05_retrieval.metrics.ipynb #7cf2a735
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -91,18 +93,21 @@ def exact_topk(q:torch.Tensor, # (n, dim) queries
                loo:bool=False, # Leave-one-out: the queries are the references, and row i is never its own neighbour
                qg:torch.Tensor|None=None, # (n,) group code of each query: references of its group are never neighbours
                rg:torch.Tensor|None=None, # (m,) group code of each reference
+               read:Callable|None=None, # read(a, b): references a:b as a float tensor (default: `r[a:b]`), e.g. from disk
+               q_start:int=0, # Leave-one-out: query i is reference q_start + i (the queries are a block of the references)
               ) -> tuple[torch.Tensor, torch.Tensor]:
-    ("The library's one exact top-k by inner product: queries in blocks under `budget_mb`, references in blocks of "
-     "`chunk`, each block's best merged into the running best; `knn` and `search.ExactIndex` both use it.")
+    ("The library's one exact top-k by inner product: queries in blocks under `budget_mb` (None: all in one), "
+     "references in blocks of `chunk`, each block's best merged into the running best; `knn`, "
+     "`retrieval_metrics_chunked` and `ExactIndex` all use it.")
     m = len(r); gc = min(chunk or m, m)
-    qc = max(1, budget_mb * 2**20 // (4 * gc))
+    qc = max(1, len(q) if budget_mb is None else budget_mb * 2**20 // (4 * gc))
     sims, idx = torch.empty(len(q), k), torch.empty(len(q), k, dtype=torch.long)
     for a in range(0, len(q), qc):
         best_s = best_i = None
         for s in range(0, m, gc):
-            block = q[a:a + qc] @ r[s:s + gc].T
+            block = q[a:a + qc] @ (read(s, s + gc) if read else r[s:s + gc]).T
             if loo:   # the query's own row, where it falls in this block of references
-                i = torch.arange(len(block)); j = i + a - s; on = (j >= 0) & (j < block.shape[1])
+                i = torch.arange(len(block)); j = i + a + q_start - s; on = (j >= 0) & (j < block.shape[1])
                 block[i[on], j[on]] = -float('inf')
             if qg is not None: block.masked_fill_(qg[a:a + qc, None] == rg[None, s:s + gc], -float('inf'))
             bs, bi = block.topk(min(k, block.shape[1]), dim=1)
@@ -219,17 +224,8 @@ def retrieval_metrics_chunked(
     for b, s in enumerate(range(0, nq, chunk)):
         if b % world != rank: continue
         q = _block(query, s, s + chunk); e = s + len(q)
-        best, at = torch.full((len(q), kmax), -float('inf')), torch.zeros(len(q), kmax, dtype=torch.long)
-        for t in range(0, nr, chunk):
-            blk = q @ (q if same and t == s else _block(src, t, t + chunk)).T
-            cols = torch.arange(t, t + blk.shape[1])
-            # not its own neighbour
-            if same: blk.masked_fill_(torch.arange(s, e)[:, None] == cols[None], -float('inf'))
-            if qg is not None: blk.masked_fill_(qg[s:e, None] == rg[t:t + blk.shape[1]][None], -float('inf'))
-            v, i = blk.topk(min(kmax, blk.shape[1]), dim=1)
-            # the running best kmax, merged with this block's
-            best, j = torch.cat([best, v], 1).topk(kmax, dim=1)
-            at = torch.cat([at, i + t], 1).gather(1, j)
+        _, at = exact_topk(q, src, kmax, budget_mb=None, chunk=chunk, loo=same, q_start=s, rg=rg,
+                           qg=None if qg is None else qg[s:e], read=lambda a, b: _block(src, a, b))
         kq = keep[s:e]
         sums += _hit_sums((rl[at] == labels[s:e, None])[kq], r[s:e][kq], ks)
     return _metrics_from(all_sum(sums) if world > 1 else sums, ks)

@@ -57,8 +57,8 @@ test-slow: $(VENV)/.installed
 
 # A second CPU on this one: the numerically sensitive checks (checkpoints, answers, shards, distributed runs and the
 # SLURM scripts, resumes, the staged pipeline and its toolkit table, ONNX and int8 exports, the server, the segmentation
-# settings and the training heads; and, to keep `make test` under 12 minutes, the metric learner's, the visualisations'
-# and segmentation inference's pages), left out of `make test` and run
+# settings and the training heads; and, to keep `make test` under 12 minutes, the pages of the metric learner, the
+# visualisations, the evaluation report and segmentation inference), left out of `make test` and run
 # here instead, with torch, MKL, oneDNN, numpy and OpenBLAS held to their baseline (SSE4) kernels, whose float sums
 # round otherwise than this machine's AVX2/AVX-512 ones. A test that leans on one CPU's last bits fails here, on the
 # developer's own machine. `make test` and `make test-portable` together run every check once; CI runs both (.ci/run).
@@ -67,7 +67,7 @@ PORTABLE_ENV := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDN
 PORTABLE_TESTS := tests/test_checkpoint.py tests/test_search_answers.py tests/test_distributed.py tests/test_pair_resume.py \
   tests/test_cache_resume.py tests/test_reliability.py tests/test_serve.py tests/test_staged.py tests/test_slurm.py \
   tests/test_cli_seg.py tests/test_mesh.py tests/test_seg_settings.py tests/test_train_heads.py
-PORTABLE_NBS := ^(03_callbacks|04c_metric.learner|05a_evaluation.visualize|08d_segmentation.infer|04f_metric.staged|02_features.extractors|07e_search.gallery|07f_search.answers|07ja_search.shards|06b_distributed|09s_jobs.staged|04h_deploy)\.ipynb$$
+PORTABLE_NBS := ^(03_callbacks|04c_metric.learner|05a_evaluation.visualize|07_evaluation.report|08d_segmentation.infer|04f_metric.staged|02_features.extractors|07e_search.gallery|07f_search.answers|07ja_search.shards|06b_distributed|09s_jobs.staged|04h_deploy)\.ipynb$$
 test-portable: $(VENV)/.installed
 	$(PORTABLE_ENV) $(BIN)/nbdev-test --n-workers 2 --file-re '$(PORTABLE_NBS)'
 	$(PORTABLE_ENV) $(BIN)/pytest -q $(PORTABLE_TESTS)

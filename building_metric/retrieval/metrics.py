@@ -113,8 +113,9 @@ def exact_topk(q:torch.Tensor, # (n, dim) queries
             bs, bi = block.topk(min(k, block.shape[1]), dim=1)
             bi += s
             if best_s is None: best_s, best_i = bs, bi
-            else:
-                best_s, j = torch.cat([best_s, bs], 1).topk(k, dim=1)
+            else:   # (blocks narrower than k: the running best grows until it holds k)
+                both = torch.cat([best_s, bs], 1)
+                best_s, j = both.topk(min(k, both.shape[1]), dim=1)
                 best_i = torch.cat([best_i, bi], 1).gather(1, j)
         sims[a:a + qc], idx[a:a + qc] = best_s, best_i
     return sims, idx

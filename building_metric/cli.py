@@ -84,7 +84,7 @@ def _demo_lines(m:dict, cfg) -> str:
 
 # %% ../nbs/09_cli.ipynb #d41a9938
 COMMANDS = {
-    'extract': Script('bm-extract', ExtractConfig, 'extract', 'building_metric.features.cache:extract',
+    'extract': Script('bm-extract', ExtractConfig, 'extract', 'building_metric.jobs.extract:extract',
                       "Extract features of an index or folder of building images into an HDF5 cache (resumable).",
                       "bm-extract --data photos/ --extractors resnet,clip --out photos.h5"),
     'train': Script('bm-train', TrainConfig, 'train', 'building_metric.train:train',
@@ -92,7 +92,7 @@ COMMANDS = {
                     "manifest).",
                     "bm-train --data photos/ --clip 1 --vit 1 --big_fusion_head 1 --batch 64 --lr 1e-4 --out runs/a",
                     _train_lines),
-    'eval': Script('bm-eval', EvalConfig, 'eval', 'building_metric.evaluation.embedders:run_eval_any',
+    'eval': Script('bm-eval', EvalConfig, 'eval', 'building_metric.jobs.evaluate:run_eval',
                    "Evaluate a trained fusion head on the seen (val) and unseen (test) buildings of a feature cache, or a "
                    "model on a benchmark in its published layout (--protocol roxford, rparis, vpr or gldv2).",
                    "bm-eval --checkpoint runs/a/models/best.pth --out runs/a/report"),

@@ -12,7 +12,7 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['BuildingMetricError', 'seed_everything', 'seed_worker', 'lazy_module', 'get_device', 'show_progress',
-           'optional_check', 'require', 'rank_world', 'init_distributed', 'barrier', 'all_sum', 'Registry',
+           'optional_check', 'require', 'moved', 'rank_world', 'init_distributed', 'barrier', 'all_sum', 'Registry',
            'WriterLock', 'class_colors']
 
 # %% ../nbs/00_core.ipynb #5b111b55
@@ -133,6 +133,20 @@ def require(module:str, # The module to import, e.g. 'cv2' or 'onnxruntime.quant
         pkg = package or module.split('.')[0]
         fix = f"pip install building_metric[{extra}] ({pkg})" if extra else f"pip install {pkg}"
         raise BuildingMetricError(f"{feature} needs {pkg}", fix) from None
+
+# %% ../nbs/00_core.ipynb #ad54fec9
+def moved(module:str, # The old module's `__name__`
+          names:dict[str, str], # Each moved name -> the module it lives in now
+         ):
+    "A module `__getattr__` that finds each moved name in its new module, with a `DeprecationWarning` naming it."
+    def __getattr__(name:str):
+        if name not in names: raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        import importlib, warnings
+        warnings.warn(f"{module}.{name} moved to {names[name]}.{name}: import it from there", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(importlib.import_module(names[name]), name)
+    __getattr__.moved = dict(names)
+    return __getattr__
 
 # %% ../nbs/00_core.ipynb #54b8bc07
 def rank_world() -> tuple[int, int]:

@@ -15,16 +15,15 @@ import numpy as np
 import torch
 
 from ..callbacks import embed_all
-from ..config import EvalConfig
-from ..core import BuildingMetricError
+from ..core import moved
 from ..data.index import BuildingIndex
 from .ood import cosine_logits
-from .report import report_figures, report_markdown, report_metrics, run_eval, seen_unseen_split
-from ..metric.heads import Embedder, load_embedder
+from .report import report_figures, report_markdown, report_metrics
+from ..metric.heads import Embedder
 from ..metric.learner import image_dataloaders
 
 # %% auto #0
-__all__ = ['EmbeddedRows', 'embed_index', 'evaluate_embedder', 'run_eval_any']
+__all__ = ['EmbeddedRows', 'embed_index', 'evaluate_embedder']
 
 # %% ../../nbs/07m_evaluation.embedders.ipynb #d3109d8a
 class EmbeddedRows:
@@ -81,32 +80,5 @@ def evaluate_embedder(model:Embedder, # An end-to-end model (e.g. `load_embedder
     log(f"report: {out/'report.md'} ({m['training_helped']})")
     return m
 
-# %% ../../nbs/07m_evaluation.embedders.ipynb #d4a31c51
-def _frozen_of(model:Embedder, log) -> tuple[Embedder, str]:
-    "The model a snapshot started from: its architecture with pretrained weights, else (offline, tiny) untrained."
-    args = dict(model.init_args)
-    arch, dim = args.pop('arch'), args.pop('emb_dim')
-    if not args:
-        try: return Embedder(arch, dim, pretrained=True), f"{arch} backbone, pretrained"
-        except BuildingMetricError as e: log(f"no pretrained {arch} to compare with ({e}): an untrained one instead")
-    return Embedder(arch, dim, pretrained=False, **args), f"{arch} backbone, untrained"
-
-def run_eval_any(cfg:EvalConfig) -> dict:
-    ("`bm-eval`'s job: a `bm-staged` snapshot (or run folder) scored on the images of `--data`; anything else as "
-     "`evaluation.report.run_eval` does.")
-    from building_metric.search.model import staged_snapshot
-    snap = staged_snapshot(Path(cfg.checkpoint)) if cfg.checkpoint and not cfg.protocol else None
-    if snap is None: return run_eval(cfg)
-    if not cfg.data or not Path(cfg.data).exists() or Path(cfg.data).suffix.lower() in ('.h5', '.hdf5'):
-        raise BuildingMetricError(f"a bm-staged model is scored on images, not {cfg.data or 'nothing'!r}",
-                                  "pass --data with an image folder or a CSV manifest")
-    model = load_embedder(snap)
-    index = BuildingIndex.from_path(cfg.data, progress=False)
-    if index.items.split.isna().all(): index = seen_unseen_split(index)
-    frozen, name = _frozen_of(model, print)
-    run = snap.parent.parent/snap.stem.split('_')[0]
-    m = evaluate_embedder(model, index, cfg.out, frozen, name, snap.with_name(f'{snap.stem}_classes.pth'),
-                          run/'history.csv' if (run/'history.csv').is_file() else None, title=snap.name,
-                          workers=cfg.workers, log=print)
-    cfg.to_yaml(Path(cfg.out)/'config.yaml')
-    return m
+# %% ../../nbs/07m_evaluation.embedders.ipynb #8d2ca800
+__getattr__ = moved(__name__, {'run_eval_any': 'building_metric.jobs.evaluate'})   # bm-eval's job, now in jobs.evaluate

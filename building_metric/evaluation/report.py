@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/evaluation.report.html.m
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import dataclasses, json
+import json
 from pathlib import Path
 
 import h5py
@@ -19,7 +19,7 @@ import torch
 from ..checkpoint import load_checkpoint
 from ..callbacks import embed_all
 from ..config import EvalConfig, default_cache
-from ..core import BuildingMetricError, all_sum, barrier, init_distributed, rank_world
+from ..core import BuildingMetricError, all_sum, barrier, init_distributed, moved, rank_world
 from ..data.index import BuildingIndex
 from ..geo import haversine_km, localisation_scores, locate_from_neighbours
 from ..retrieval.metrics import (clustering_scores, knn, expected_calibration_error, ncm_classify,
@@ -38,7 +38,7 @@ from ..metric.losses import MetricLoss
 
 # %% auto #0
 __all__ = ['seen_unseen_split', 'reference_views', 'frozen_baselines', 'write_classification', 'class_logits', 'report_metrics',
-           'report_figures', 'report_markdown', 'evaluate', 'evaluate_frozen', 'run_eval']
+           'report_figures', 'report_markdown', 'evaluate', 'evaluate_frozen']
 
 # %% ../../nbs/07_evaluation.report.ipynb #8190c01e
 def seen_unseen_split(index:BuildingIndex, # An index with labels
@@ -370,41 +370,5 @@ def evaluate_frozen(cache:str|Path, # A feature cache (its splits say what is se
     log(f"report: {out/'report.md'}")
     return m
 
-# %% ../../nbs/07_evaluation.report.ipynb #a6b0edd8
-def _trained_on(checkpoint:Path, images:str) -> dict:
-    "`data` (the feature cache) and `images` (the photo folder) of the run that wrote `checkpoint`."
-    _, meta = load_checkpoint(checkpoint)
-    c = meta.get('config') or {}
-    data = Path(c.get('data') or '')
-    if not c.get('data'):
-        raise BuildingMetricError(f"{str(checkpoint)!r} does not say what it was trained on", "pass --data")
-    cache = data if data.suffix.lower() in ('.h5', '.hdf5') else Path(c['cache']) if c.get('cache') else default_cache(data)
-    if not cache.is_file():
-        raise BuildingMetricError(f"the features the run trained on ({str(cache)!r}) are not there",
-                                  "pass --data (the feature cache, or the photo folder)")
-    return dict(data=str(cache), images=images or (str(data) if data.is_dir() else ''))
-
-def run_eval(cfg:EvalConfig) -> dict:
-    ("`bm-eval`'s job: `evaluate` (or `evaluate_at_scale` with `cfg.chunk`) as `cfg` says, its settings written beside "
-     "the report.")
-    if cfg.protocol:   # a benchmark in its published layout
-        from building_metric.evaluation.benchmark import run_protocol
-        return run_protocol(cfg)
-    if not cfg.data and cfg.checkpoint: cfg = dataclasses.replace(cfg, **_trained_on(Path(cfg.checkpoint), cfg.images))
-    if not cfg.data: raise BuildingMetricError("bm-eval needs --data", "pass it as a flag or in the --config file")
-    if not cfg.checkpoint:   # the frozen features alone
-        if Path(cfg.data).suffix.lower() not in ('.h5', '.hdf5'):
-            raise BuildingMetricError(
-                f"without --checkpoint, bm-eval scores the frozen features of a feature cache, not {cfg.data!r}",
-                "extract one with bm-extract, or pass --checkpoint")
-        m = evaluate_frozen(cfg.data, cfg.out)
-        cfg.to_yaml(Path(cfg.out)/'config.yaml')
-        return m
-    rank, world = init_distributed()
-    if cfg.chunk == 0 and world > 1:
-        raise BuildingMetricError(f"bm-eval in {world} processes needs --chunk",
-                                  "pass chunk=65536 to share the evaluation out, or run one process")
-    m = (evaluate_at_scale(cfg.checkpoint, cfg.data, cfg.out, chunk=cfg.chunk, log=print) if cfg.chunk else
-         evaluate(cfg.checkpoint, cfg.data, cfg.out, images=cfg.images or None, tta=cfg.tta, log=print))
-    if rank == 0: cfg.to_yaml(Path(cfg.out)/'config.yaml')   # beside the report, once it is written
-    return m
+# %% ../../nbs/07_evaluation.report.ipynb #6f228865
+__getattr__ = moved(__name__, {'run_eval': 'building_metric.jobs.evaluate'})   # bm-eval's job, now in jobs.evaluate

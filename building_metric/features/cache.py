@@ -6,29 +6,27 @@ Docs: https://building-metric.github.io/building_metric/features.cache.html.md""
 
 # %% ../../nbs/02a_features.cache.ipynb #0ab45aa6
 from __future__ import annotations
-import json, os, shutil, time
+import json, os, shutil
 from collections import OrderedDict
-from contextlib import nullcontext
 from pathlib import Path
 
 import building_metric  # first: its warning filters apply to the imports below
 import h5py
 import numpy as np
-from ..core import lazy_module
+from ..core import lazy_module, moved
 pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 import torch
 from fastcore.basics import patch
 
-from ..config import ExtractConfig, extractor_specs
-from ..core import (BuildingMetricError, WriterLock, barrier, get_device, init_distributed, rank_world,
-                                  seed_everything, show_progress)
+from ..config import ExtractConfig
+from ..core import BuildingMetricError, barrier, get_device, init_distributed, rank_world, show_progress
 from ..data.index import COLUMNS, SPLITS, BuildingIndex, load_image
 from ..geo import geo_knn
-from .extractors import Extractor, create_extractor, tta_extractors
+from .extractors import Extractor, create_extractor
 from .extract import FORMAT, FORMAT_VERSION, extract_features, open_cache_file
 
 # %% auto #0
-__all__ = ['pd', 'FeatureCache', 'FeatureRows', 'index_from', 'extract']
+__all__ = ['pd', 'FeatureCache', 'FeatureRows', 'index_from']
 
 # %% ../../nbs/02a_features.cache.ipynb #28677cf1
 class FeatureCache:
@@ -182,33 +180,5 @@ def index_from(
     else: index = BuildingIndex.from_path(path, n_workers=n_workers)
     return index.split(by=by, seed=seed) if index.items.split.isna().all() else index
 
-# %% ../../nbs/02a_features.cache.ipynb #5b81027d
-def extract(cfg:ExtractConfig, log=print) -> dict:
-    ("Run `bm-extract`'s job: index (and split) `cfg.data`, extract into `cfg.out`, write the settings beside it; "
-     "returns a summary.")
-    if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an index CSV or an image folder")
-    out = Path(cfg.out)
-    # before any work: a second writer is told at once
-    with (WriterLock(out, 'feature cache', folder=False) if rank_world()[0] == 0 else nullcontext()):
-        if not Path(cfg.data).exists():
-            raise BuildingMetricError(
-                f"{'manifest' if cfg.data.lower().endswith('.csv') else 'image folder'} {cfg.data!r} does not exist",
-                "check the path")
-        specs = extractor_specs(cfg.extractors)
-        if not specs:
-            raise BuildingMetricError("no extractor given", "pass --extractors, e.g. resnet,vit or efficientnet_lite0")
-        names = []
-        for n, w in specs:   # built first: missing weights fail in a second, not after the whole folder is indexed
-            seed_everything(cfg.seed)   # (as extract_features seeds them)
-            names.append(create_extractor(n, pretrained=not cfg.random_weights, tiny=cfg.tiny, weights=w))
-        index = index_from(cfg.data, by=cfg.split, seed=cfg.seed, n_workers=cfg.workers)
-        log(index.report())
-        t0 = time.perf_counter()
-        p = extract_features(index, tta_extractors(names, cfg.tta), out, bs=cfg.bs, num_workers=cfg.workers,
-                             dtype=cfg.dtype, knn=cfg.knn, rebuild=cfg.rebuild,
-                             seed=cfg.seed, shard_rows=cfg.shard_rows, pretrained=not cfg.random_weights, tiny=cfg.tiny)
-        seconds = round(time.perf_counter() - t0, 2)
-        if rank_world()[0] == 0: cfg.to_yaml(out.with_suffix('.yaml'))
-        with FeatureCache(p) as c:
-            return dict(cache=str(p), rows=len(c), extractors=c.dims(),
-                        splits={k: int(len(c.rows(k))) for k in SPLITS}, seconds=seconds)
+# %% ../../nbs/02a_features.cache.ipynb #5b59b664
+__getattr__ = moved(__name__, {'extract': 'building_metric.jobs.extract'})   # bm-extract's job, now in jobs.extract

@@ -110,7 +110,7 @@ COMMANDS = {
     'seg-infer': Script('bm-seg-infer', SegInferConfig, 'seg_infer', 'building_metric.segmentation.infer:run_seg_infer',
                         "Write a class-index mask PNG and a colour overlay for every image in a folder.",
                         "bm-seg-infer --checkpoint runs/seg/models/best.pth --images photos/ --out masks/"),
-    'pair-train': Script('bm-pair-train', PairConfig, 'pairs', 'building_metric.metric.siamese:pair_train',
+    'pair-train': Script('bm-pair-train', PairConfig, 'pairs', 'building_metric.jobs.pair_train:pair_train',
                          "Train a siamese attention-gate model to tell whether two photos show the same building; "
                          "threshold on validation, scores on unseen buildings.",
                          "bm-pair-train --config configs/siamese.yaml --data geo_photos/ --out runs/pairs"),

@@ -30,19 +30,18 @@ from fastai.vision.data import ImageBlock
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
-from ..callbacks import TerminateOnNaN, accumulation
+from ..callbacks import TerminateOnNaN
 from ..checkpoint import atomic_write, load_checkpoint
 from ..config import PairConfig
-from ..core import BuildingMetricError, get_device, seed_everything
+from ..core import BuildingMetricError, get_device, moved
 from ..data.index import BuildingIndex, load_image
 from ..geo import haversine_km
-from ..run import TrainingRun
 from ..weights import timm_model
 
 # %% auto #0
 __all__ = ['make_pairs', 'pair_dataloaders', 'MutualGate', 'AGFusionModel', 'pair_splitter', 'pair_scores', 'choose_threshold',
-           'pair_metrics', 'pair_learner', 'predict_pairs', 'show_attention', 'pair_auc', 'pair_train',
-           'load_pair_model', 'load_trunk', 'plot_training', 'plot_features2d', 'export_trunk']
+           'pair_metrics', 'pair_learner', 'predict_pairs', 'show_attention', 'pair_auc', 'load_pair_model',
+           'load_trunk', 'plot_training', 'plot_features2d', 'export_trunk']
 
 # %% ../../nbs/04e_metric.siamese.ipynb #2c4e0927
 def _nearest_buildings(it:pd.DataFrame, labels:list, hard:str|None, k:int) -> np.ndarray|None:
@@ -292,56 +291,6 @@ def pair_auc(learn, dl) -> float:
     p, t, _ = predict_pairs(learn.model, dl)
     return pair_scores(p, t)['roc_auc']
 
-def pair_train(cfg:PairConfig, log=print) -> dict:
-    ("Train and evaluate a siamese pair model as `cfg` says; returns the test (or validation) pair scores at the "
-     "chosen threshold.")
-    if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an image folder or a CSV manifest")
-    if not Path(cfg.data).exists(): raise BuildingMetricError(f"--data {cfg.data!r} does not exist", "check the path")
-    with TrainingRun(cfg.out, cfg, log=log) as run:
-        index = BuildingIndex.from_path(cfg.data, progress=False)
-        if index.items.split.isna().all(): index = index.split(by=cfg.split, seed=cfg.seed)
-        log(index.report())
-        seed_everything(cfg.seed)
-        dls = pair_dataloaders(index, size=cfg.size, bs=cfg.batch, n_pairs=cfg.n_pairs or None,
-                               hard=None if cfg.hard == 'none' else cfg.hard,
-                               hard_frac=cfg.hard_frac, seed=cfg.seed, num_workers=cfg.workers)
-        model = AGFusionModel(cfg.arch, stage=cfg.stage, proj=tuple(cfg.proj), pretrained=cfg.pretrained, tiny=cfg.tiny)
-        if cfg.trunk_weights: load_trunk(model, cfg.trunk_weights, log)
-        if cfg.freeze_trunk: model.freeze_trunk()
-        cbs = run.callbacks(every=cfg.eval_every or None, metric=pair_auc, patience=cfg.patience, log=cfg.log,
-                            resume=cfg.resume)
-        learn = pair_learner(dls, model, wd=cfg.wd, clip=cfg.clip or None, cbs=cbs + accumulation(cfg.accumulate),
-                             path=run.out)
-        learn.config = cfg
-        run.fit(learn, cfg.epochs, cfg.lr, resume=cfg.resume)
-        # (also when a finished run is resumed: nothing was fitted)
-        if run.best.is_file(): load_checkpoint(run.best, learn.model)
-        return _pair_report(cfg, run, learn, index)
-
-def _pair_report(cfg:PairConfig, run:TrainingRun, learn, index:BuildingIndex) -> dict:
-    ("The threshold chosen on the validation pairs (kept in best.json), the test (or validation) pairs' scores at it, "
-     "`metrics.json` and `attention.png`.")
-    vp, vt, _ = predict_pairs(learn.model, learn.dls.valid)
-    thr = choose_threshold(vp, vt, by=cfg.threshold)
-    split = 'test' if (index.items.split == 'test').any() else 'val'
-    test_dl = pair_dataloaders(index, size=cfg.size, bs=cfg.batch, valid=split,
-                               hard=None if cfg.hard == 'none' else cfg.hard, hard_frac=cfg.hard_frac,
-                               augment=False, seed=cfg.seed + 2, num_workers=cfg.workers).valid
-    tp, tt, _ = predict_pairs(learn.model, test_dl)
-    j = run.best.with_suffix('.json')
-    if j.is_file():
-        atomic_write(j,
-                     lambda t: t.write_text(json.dumps(dict(json.loads(j.read_text()), threshold=thr), indent=2,
-                                                       default=str)))
-    # (the scores carry the threshold)
-    m = run.finish(dict(split=split, **pair_scores(tp, tt, thr), validation=pair_scores(vp, vt, thr)))
-    show_attention(learn.model, test_dl, n=min(4, cfg.batch), fname=run.out/'attention.png')
-    # (the curves are read from history.csv: not written with --log none)
-    if (run.out/'history.csv').is_file(): plot_training(run.out/'history.csv', run.out/'training.png')
-    plot_features2d(learn.model, index, split, cfg, run.out/'features2d.png')
-    import matplotlib.pyplot as plt; plt.close('all')
-    return m
-
 # A `bm-pair-train` output folder, or its `models/best.pth`
 def load_pair_model(run:str|Path) -> tuple[AGFusionModel, dict]:
     ("The pair model of a `pair_train` run, in eval mode, and its metadata (`config`, `threshold`); a run written "
@@ -425,3 +374,6 @@ def export_trunk(run:str|Path, # A bm-pair-train output folder, or its models/be
                preprocessing=Preprocess(cfg.size).to_dict(), source=str(Path(run).resolve()))
     atomic_write(path.with_suffix('.json'), lambda f: f.write_text(json.dumps(rec, indent=1)))
     return f"timm/{arch}={path}"
+
+# %% ../../nbs/04e_metric.siamese.ipynb #287201c3
+__getattr__ = moved(__name__, {'pair_train': 'building_metric.jobs.pair_train'})   # bm-pair-train's job, now in jobs

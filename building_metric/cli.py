@@ -114,11 +114,11 @@ COMMANDS = {
                          "Train a siamese attention-gate model to tell whether two photos show the same building; "
                          "threshold on validation, scores on unseen buildings.",
                          "bm-pair-train --config configs/siamese.yaml --data geo_photos/ --out runs/pairs"),
-    'index': Script('bm-index', IndexConfig, 'index', 'building_metric.search.jobs:run_index',
+    'index': Script('bm-index', IndexConfig, 'index', 'building_metric.jobs.search:run_index',
                     "Embed known photos of buildings into a searchable gallery, with frozen pretrained features "
                     "(--extractors) or a trained model (--run); resumable, --add appends new photos.",
                     "bm-index --extractors efficientnet_lite0 --gallery photos/ --out gallery/"),
-    'search': Script('bm-search', SearchConfig, 'search', 'building_metric.search.jobs:run_search',
+    'search': Script('bm-search', SearchConfig, 'search', 'building_metric.jobs.search:run_search',
                      "Identify (or answer unknown) and locate new photos against a gallery: results.csv, results.json "
                      "and pictures.",
                      "bm-search --gallery gallery/ --query new_photos/ --out results/ --k 10"),

@@ -84,7 +84,7 @@ def test_the_answering_path_imports_no_training_code():
         'transformers',
     )
     code = (
-        "import sys; import building_metric.search, building_metric.search.jobs, building_metric.cli; "
+        "import sys; import building_metric.search, building_metric.jobs.search, building_metric.cli; "
         f"print([m for m in {heavy!r} if m in sys.modules], type(sys.modules.get('pandas')).__name__)"
     )
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)

@@ -4,7 +4,7 @@ import numpy as np
 
 from building_metric.retrieval.calibration import SINGLE_PHOTO_FAR
 from building_metric.search.gallery import BuildingGallery
-from building_metric.search.jobs import threshold_line
+from building_metric.jobs.search import threshold_line
 
 
 def _photos(rng, centres, views, noise=0.1):

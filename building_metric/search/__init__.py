@@ -16,4 +16,5 @@ from .gallery import *
 from .answers import *
 from .shards import *
 from .serve import *
-from .jobs import *
+from ..core import moved
+__getattr__ = moved(__name__, {n: 'building_metric.jobs.search' for n in ('run_index', 'run_search', 'threshold_line')})   # (moved up to jobs)

@@ -67,7 +67,7 @@ PORTABLE_ENV := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDN
 PORTABLE_TESTS := tests/test_checkpoint.py tests/test_search_answers.py tests/test_distributed.py tests/test_pair_resume.py \
   tests/test_cache_resume.py tests/test_reliability.py tests/test_serve.py tests/test_staged.py tests/test_slurm.py \
   tests/test_cli_seg.py tests/test_mesh.py tests/test_seg_settings.py tests/test_train_heads.py
-PORTABLE_NBS := ^(03_callbacks|04c_metric.learner|05a_evaluation.visualize|07_evaluation.report|08d_segmentation.infer|04f_metric.staged|02_features.extractors|07e_search.gallery|07f_search.answers|07ja_search.shards|06b_distributed|09s_jobs.staged|04h_deploy)\.ipynb$$
+PORTABLE_NBS := ^(03_callbacks|04c_metric.learner|05a_evaluation.visualize|07_evaluation.report|08d_segmentation.infer|04f_metric.staged|02_features.extractors|07e_search.gallery|07f_search.answers|07ja_search.shards|06b_distributed|09s_jobs.staged|09ze_jobs.deploy)\.ipynb$$
 test-portable: $(VENV)/.installed
 	$(PORTABLE_ENV) $(BIN)/nbdev-test --n-workers 2 --file-re '$(PORTABLE_NBS)'
 	$(PORTABLE_ENV) $(BIN)/pytest -q $(PORTABLE_TESTS)

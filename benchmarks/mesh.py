@@ -14,7 +14,7 @@ from building_metric.config import MeshTrainConfig
 from building_metric.mesh.features import cluster_samples, face_features
 from building_metric.mesh.io import Mesh
 from building_metric.mesh.synth import write_synthetic_meshes
-from building_metric.mesh.train import mesh_train
+from building_metric.jobs.mesh_train import mesh_train
 
 
 def tile(faces: int, seed: int = 0) -> Mesh:

@@ -17,7 +17,7 @@ from building_metric.data.index import BuildingIndex
 from building_metric.data.synth import write_synthetic
 from building_metric.evaluation.report import evaluate, seen_unseen_split
 from building_metric.features.cache import extract_features
-from building_metric.train import train
+from building_metric.jobs.train import train
 
 
 def main(out: Path, epochs: int = 30, seed: int = 0) -> dict:

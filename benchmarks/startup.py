@@ -23,8 +23,8 @@ HELP_CASES = [
     ('python -m building_metric.cli --help', [sys.executable, '-m', 'building_metric.cli', '--help'], 0),
     ('bm-seg-infer --help', [str(BIN / 'bm-seg-infer'), '--help'], 0),
     (
-        'python -c "import building_metric.train" (what a training job imports)',
-        [sys.executable, '-c', 'import building_metric.train'],
+        'python -c "import building_metric.jobs.train" (what a training job imports)',
+        [sys.executable, '-c', 'import building_metric.jobs.train'],
         0,
     ),
 ]

@@ -13,13 +13,13 @@ import importlib as _importlib
 from . import PUBLIC
 
 _MORE = {
-    'train': 'train', 'seen_unseen_split': 'evaluation.report', 'export_onnx': 'metric.export',
+    'train': 'jobs.train', 'seen_unseen_split': 'evaluation.report', 'export_onnx': 'metric.export',
     'packaged_weights': 'weights', 'optional_check': 'core', 'page_image': 'evaluation.visualize',
     'FeatureCache': 'features.cache', 'extract_features': 'features.cache', 'evaluate': 'evaluation.report',
     'create_extractor': 'features.extractors', 'plot_answer': 'search', 'BuildingGallery': 'search',
     'SearchModel': 'search', 'opt_func': 'optim', 'augment_transforms': 'augment', 'AugmentSettings': 'augment',
 }
-"The tutorials' names beyond `building_metric.__all__` (`train` is the function: `building_metric.train` the module)."
+"The tutorials' names beyond `building_metric.__all__` (`train` is the function: `building_metric.jobs.train` the module)."
 
 for _name, _mod in {**PUBLIC, **_MORE}.items():
     globals()[_name] = getattr(_importlib.import_module(f'building_metric.{_mod}'), _name)

@@ -112,3 +112,51 @@ def test_one_place_to_start():
     for name, mod in bm.PUBLIC.items():
         assert getattr(bm, name) is getattr(importlib.import_module(f'building_metric.{mod}'), name), name
     assert set(bm.__all__) <= set(dir(bm)) and 'train' not in bm.__all__  # (bm.train is the module)
+
+
+def test_every_console_script_runs_a_job_from_the_jobs_package():
+    "`cli` points every script at `building_metric.jobs.<module>:<function>`, and each of them imports."
+    import importlib
+
+    from building_metric.cli import COMMANDS
+
+    for name, s in COMMANDS.items():
+        mod, fn = s.job.split(':')
+        assert mod.startswith('building_metric.jobs.'), (name, s.job)
+        assert callable(getattr(importlib.import_module(mod), fn)), s.job
+
+
+def test_every_moved_name_is_found_at_its_old_path_and_the_library_uses_the_new_one():
+    "Each `core.moved` shim gives the very object of the new home, with a DeprecationWarning; no module imports a moved name from its old home."
+    import ast, importlib, warnings
+    from pathlib import Path
+
+    import building_metric
+
+    root = Path(building_metric.__file__).parent
+    shims = {}
+    for f in sorted(root.rglob('*.py')):
+        parts = f.relative_to(root.parent).with_suffix('').parts
+        name = '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+        if 'moved(' in f.read_text():
+            ga = getattr(importlib.import_module(name), '__getattr__', None)
+            if ga is not None and hasattr(ga, 'moved'):
+                shims[name] = ga.moved
+    assert {'building_metric.features.cache', 'building_metric.search.jobs', 'building_metric.metric.siamese'} <= set(
+        shims
+    )
+    for old, names in shims.items():
+        for n, new in names.items():
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter('always')
+                got = getattr(importlib.import_module(old), n)
+            assert got is getattr(importlib.import_module(new), n), (old, n)
+            assert any(issubclass(x.category, DeprecationWarning) and new in str(x.message) for x in w), (old, n)
+    for f in sorted(root.rglob('*.py')):
+        here = list(f.relative_to(root.parent).with_suffix('').parts)
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = here[: len(here) - node.level] if node.level else []  # (the package of a relative import)
+                mod = '.'.join(base + ([node.module] if node.module else []))
+                bad = [a.name for a in node.names if a.name in shims.get(mod, {})]
+                assert not bad, f'{f.relative_to(root)} imports {bad} from {mod}, their old home'

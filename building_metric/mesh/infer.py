@@ -14,16 +14,14 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint
-from ..config import MeshInferConfig
-from ..core import BuildingMetricError, class_colors, get_device
+from ..core import BuildingMetricError, class_colors, get_device, moved
 from .data import collate_mesh
 from .features import cluster_samples
-from .io import MESH_SUFFIXES, Mesh, read_mesh, write_mesh
+from .io import Mesh
 from .models import MeshSegmenter
-from .train import mesh_scores
 
 # %% auto #0
-__all__ = ['load_mesh_model', 'predict_faces', 'draw_mesh', 'mesh_infer']
+__all__ = ['load_mesh_model', 'predict_faces', 'draw_mesh']
 
 # %% ../../nbs/10f_mesh.infer.ipynb #6e86ab85
 def load_mesh_model(checkpoint:str|Path, # A bm-mesh-train run folder, or its models/best.pth
@@ -64,46 +62,5 @@ def draw_mesh(m:Mesh, labels:np.ndarray, n_classes:int, ax, title:str=''):
     lo, hi = m.vertices.min(0), m.vertices.max(0)
     ax.set_xlim(lo[0], hi[0]); ax.set_ylim(lo[1], hi[1]); ax.set_zlim(lo[2], hi[2]); ax.set_axis_off(); ax.set_title(title, fontsize=9)
 
-def mesh_infer(cfg:MeshInferConfig, log=print) -> dict:
-    ("`bm-mesh-infer`: label every face of every mesh of `cfg.meshes`; write `<name>.ply` (labels and a colour per "
-     "class), `report.csv` (per mesh), `classes.csv` (per class, where there are labels) and pictures.")
-    import pandas as pd
-    if not cfg.checkpoint: raise BuildingMetricError("bm-mesh-infer needs --checkpoint", "pass a bm-mesh-train run folder")
-    src = Path(cfg.meshes)
-    files = [src] if src.is_file() else sorted(p for p in src.rglob('*') if p.suffix.lower() in MESH_SUFFIXES) if src.is_dir() else []
-    if not files: raise BuildingMetricError(f"no mesh files in {cfg.meshes!r}", f"pass a mesh or a folder of {', '.join(MESH_SUFFIXES)} files")
-    model, tcfg = load_mesh_model(cfg.checkpoint)
-    classes, out = tcfg['classes'], Path(cfg.out)
-    (out/'pictures').mkdir(parents=True, exist_ok=True)
-    rows, conf = [], np.zeros((len(classes), len(classes)), np.int64)
-    for k, f in enumerate(files):
-        m = read_mesh(f)
-        pred = predict_faces(model, m, tcfg, cfg.batch, cfg.device or None)
-        write_mesh(Mesh(m.vertices, m.faces, pred, m.uv, m.texture_ids, m.textures, m.colors, m.name),
-                   out/f'{f.stem}.ply', n_classes=len(classes))
-        row = dict(mesh=str(f), faces=m.n_faces, **{f'faces_{c}': int((pred == i).sum()) for i, c in enumerate(classes)})
-        if m.labels is not None:
-            ok = m.labels >= 0
-            c = np.bincount(m.labels[ok] * len(classes) + pred[ok], minlength=len(classes) ** 2).reshape(len(classes), -1)
-            conf += c
-            s = mesh_scores(c, classes)
-            row.update(accuracy=s['accuracy'], mean_f1=s['mean_f1'], miou=s['miou'])
-        rows.append(row)
-        if k < cfg.pictures: _picture(m, pred, len(classes), out/'pictures'/f'{f.stem}.png')
-    pd.DataFrame(rows).to_csv(out/'report.csv', index=False)
-    cfg.to_yaml(out/'config.yaml')
-    result = dict(meshes=len(files), faces=int(sum(r['faces'] for r in rows)), out=str(out))
-    if conf.sum():
-        s = mesh_scores(conf, classes)
-        pd.DataFrame(dict(f1=s['f1'], accuracy=s['acc'], iou=s['iou'])).rename_axis('class').to_csv(out/'classes.csv')
-        result.update(accuracy=s['accuracy'], mean_f1=s['mean_f1'], miou=s['miou'])
-    log(f"labelled meshes: {out}")
-    return result
-
-def _picture(m:Mesh, pred:np.ndarray, n:int, fname:Path):
-    import matplotlib.pyplot as plt
-    truth = m.labels is not None
-    fig = plt.figure(figsize=(8 if truth else 4, 4))
-    draw_mesh(m, pred, n, fig.add_subplot(1, 2 if truth else 1, 1, projection='3d'), f'{m.name}: predicted')
-    if truth: draw_mesh(m, m.labels, n, fig.add_subplot(1, 2, 2, projection='3d'), 'truth')
-    fig.tight_layout(); fig.savefig(fname, dpi=80); plt.close(fig)
+# %% ../../nbs/10f_mesh.infer.ipynb #086d77d6
+__getattr__ = moved(__name__, {'mesh_infer': 'building_metric.jobs.mesh_infer'})   # bm-mesh-infer's job, now in jobs

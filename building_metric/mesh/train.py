@@ -8,25 +8,19 @@ Docs: https://building-metric.github.io/building_metric/mesh.train.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint
 from ..config import MeshTrainConfig
-from ..core import BuildingMetricError, seed_everything
-from .data import MeshDataset, mesh_dataloaders
+from ..core import moved
 from .features import FEATURE_NAMES
 from .models import MeshSegmenter
-from .synth import write_synthetic_meshes
-from ..run import TrainingRun
-from ..segmentation.learner import majority_baseline, seg_confusion, seg_learner
-from ..segmentation.metrics import seg_metrics, seg_scores
+from ..segmentation.learner import seg_confusion
+from ..segmentation.metrics import seg_scores
 
 # %% auto #0
-__all__ = ['MESH_METRICS', 'MESH_COLUMNS', 'mesh_scores', 'mesh_splitter', 'mesh_lrs', 'mesh_model', 'mesh_train']
+__all__ = ['MESH_METRICS', 'MESH_COLUMNS', 'mesh_scores', 'mesh_splitter', 'mesh_lrs', 'mesh_model']
 
 # %% ../../nbs/10e_mesh.train.ipynb #d6e340cf
 def mesh_scores(conf, # Confusion matrix [true, predicted] of the valid faces
@@ -50,20 +44,10 @@ MESH_COLUMNS = (('mean_dice', 'mean_acc', 'miou'), ('f1', 'accuracy', 'miou'))
 ("The per-epoch scores of a mesh run's history (`train_f1`, `valid_f1`, ...; TensorBoard's `F1/train`, `F1/val`, "
  "`Accuracy/...`, `Miou/...`): mean F1, mean per-class accuracy and mIoU of the faces of an epoch.")
 
-# %% ../../nbs/10e_mesh.train.ipynb #8c719716
-def _data(cfg:MeshTrainConfig, out:Path, log) -> Path:
-    if cfg.data:
-        if not Path(cfg.data).exists():
-            raise BuildingMetricError(f"--data {cfg.data!r} does not exist",
-                                      "check the path, or leave --data out to train on generated buildings")
-        return Path(cfg.data)
-    root = out/'data'
-    if not (root/'classes.txt').is_file():
-        n = cfg.synthetic
-        log(f"no --data: writing {n} + {max(1, n // 3)} + {max(1, n // 3)} generated buildings to {root}")
-        write_synthetic_meshes(root, n=(n, max(1, n // 3), max(1, n // 3)), seed=cfg.seed)
-    return root
+# %% ../../nbs/10e_mesh.train.ipynb #36d65b68
+__getattr__ = moved(__name__, {'mesh_train': 'building_metric.jobs.mesh_train'})   # bm-mesh-train's job, now in jobs
 
+# %% ../../nbs/10e_mesh.train.ipynb #8c719716
 def mesh_splitter(model:MeshSegmenter) -> list:
     "Parameter groups, lowest first: the face embedding, each encoder block (within and across clusters), then the rest (head, texel encoder)."
     e = model.encoder
@@ -80,35 +64,3 @@ def mesh_model(cfg:MeshTrainConfig, n_classes:int) -> MeshSegmenter:
     "The model `cfg` describes (its encoder carried over from `cfg.encoder` when given)."
     m = MeshSegmenter(len(FEATURE_NAMES), n_classes, cfg.dim, cfg.heads, cfg.blocks, cfg.texels, cfg.dropout)
     return m.load_encoder(cfg.encoder, cfg.freeze_encoder) if cfg.encoder else m
-
-def mesh_train(cfg:MeshTrainConfig, log=print) -> dict:
-    "Train a face transformer as `cfg` says; returns the scores of the best weights on the test (or validation) meshes."
-    with TrainingRun(cfg.out, cfg, True, log) as run:
-        ds = MeshDataset(_data(cfg, run.out, log))
-        log(ds.report())
-        seed_everything(cfg.seed)
-        dls = mesh_dataloaders(ds, cfg.max_faces, cfg.clusters, cfg.texels, cfg.batch, seed=cfg.seed)
-        model = mesh_model(cfg, ds.c)
-        cbs = run.callbacks(every=cfg.eval_every or None, metric=MESH_METRICS[cfg.select], patience=cfg.patience,
-                            ema=cfg.ema, log=cfg.log, resume=cfg.resume, state=True)
-        learn = seg_learner(dls, model=model, loss='masked_ce', ignore_index=-1, wd=cfg.wd, clip=cfg.clip or None,
-                            metrics=seg_metrics(ds.c, -1, *MESH_COLUMNS), train_metrics=True, cbs=cbs, path=run.out)
-        learn.splitter = mesh_splitter
-        learn.config = dict(cfg.to_dict(), classes=list(ds.classes), model=model.init_args)   # best.json: all inference needs
-        lrs = mesh_lrs(cfg.lr, len(mesh_splitter(model)), cfg.layer_decay, cfg.head_lr)
-        seconds = run.fit(learn, cfg.epochs, lrs, resume=cfg.resume, schedule=cfg.schedule,
-                          **(dict(pct_start=cfg.warmup) if cfg.schedule == 'one_cycle' else {}))
-        return _mesh_report(cfg, run, learn, ds, dls, seconds)
-
-def _mesh_report(cfg, run, learn, ds:MeshDataset, dls, seconds:float) -> dict:
-    "The best weights scored on the test (or validation) meshes beside the majority class, in `metrics.json`."
-    if run.best.is_file(): load_checkpoint(run.best, learn.model)
-    split = 'test' if ds.meshes.get('test') else 'val'
-    dl = mesh_dataloaders(ds, cfg.max_faces, cfg.clusters, cfg.texels, cfg.batch, valid=split).valid
-    scores = mesh_scores(seg_confusion(learn.model, dl, ds.c, -1), ds.classes)
-    base = majority_baseline(dls, -1)
-    faces = sum(m.n_faces for m in ds.meshes['train'])
-    return run.finish(dict(split=split, **scores, train_seconds=seconds,
-                           train_faces_per_second=round(faces * cfg.epochs / seconds, 1) if seconds else None,
-                           majority_baseline=dict(mean_f1=base['mean_dice'], miou=base['miou'],
-                                                  accuracy=base['pixel_acc'], cls=ds.classes[base['majority_class']])))

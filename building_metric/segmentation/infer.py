@@ -19,13 +19,14 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint
 from ..config import SegInferConfig, size_hw
-from ..core import BuildingMetricError, class_colors, get_device
+from ..core import BuildingMetricError, class_colors, get_device, moved
 from ..data.index import IMAGE_EXTENSIONS, check_image
 from .learner import SegFormer, unet, colorize
-from .train import seg_train   # (its home before; kept importable from here)
+__getattr__ = moved(__name__, {'seg_train': 'building_metric.jobs.seg_train',   # (its home before this one)
+                               'run_seg_infer': 'building_metric.jobs.seg_infer'})   # (bm-seg-infer's job, now in jobs)
 
 # %% auto #0
-__all__ = ['load_segmenter', 'predict_mask', 'overlay', 'postprocess_mask', 'seg_infer', 'run_seg_infer']
+__all__ = ['load_segmenter', 'predict_mask', 'overlay', 'postprocess_mask', 'seg_infer']
 
 # %% ../../nbs/08d_segmentation.infer.ipynb #ad61ff55
 def load_segmenter(checkpoint:str|Path, device=None) -> tuple[nn.Module, dict]:
@@ -156,14 +157,3 @@ def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
     rep.to_csv(output/'report.csv', index=False)
     log(f"{(rep.status == 'ok').sum()} masks written to {output/'masks'}, {(rep.status != 'ok').sum()} files skipped")
     return rep
-
-# %% ../../nbs/08d_segmentation.infer.ipynb #a0a7f4e8
-def run_seg_infer(cfg:SegInferConfig) -> dict:
-    "`bm-seg-infer`'s job: `seg_infer` as `cfg` says, its settings written beside the masks."
-    if not cfg.checkpoint or not cfg.images:
-        raise BuildingMetricError(f"bm-seg-infer needs {'--checkpoint' if not cfg.checkpoint else '--images'}",
-                                  "pass it as a flag or in the --config file")
-    rep = seg_infer(cfg.checkpoint, cfg.images, cfg.out, (cfg.window, cfg.window) if cfg.window else None, cfg.overlap,
-                    cfg.device or None, log=print, postprocess=cfg.postprocess, kernel=cfg.kernel)
-    Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
-    return dict(out=cfg.out, masks=int((rep.status == 'ok').sum()), skipped=int((rep.status != 'ok').sum()))

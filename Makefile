@@ -64,9 +64,10 @@ test-slow: $(VENV)/.installed
 # developer's own machine. `make test` and `make test-portable` together run every check once; CI runs both (.ci/run).
 PORTABLE_ENV := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41 \
   NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" OPENBLAS_CORETYPE=Nehalem
-PORTABLE_TESTS := tests/test_checkpoint.py tests/test_search_answers.py tests/test_distributed.py tests/test_pair_resume.py \
-  tests/test_cache_resume.py tests/test_reliability.py tests/test_serve.py tests/test_staged.py tests/test_slurm.py \
-  tests/test_cli_seg.py tests/test_mesh.py tests/test_seg_settings.py tests/test_train_heads.py
+PORTABLE_TESTS := tests/test_checkpoint.py tests/search/test_answers.py tests/test_distributed.py tests/jobs/test_pair_train.py \
+  tests/features/test_extract.py tests/test_core.py tests/search/test_serve.py tests/jobs/test_staged.py tests/test_slurm.py \
+  tests/jobs/test_seg_train.py tests/jobs/test_mesh_train.py tests/config/test_segmentation.py tests/jobs/test_train_heads.py \
+  tests/run/test_resume.py
 PORTABLE_NBS := ^(03_callbacks|04c_metric.learner|05a_evaluation.visualize|07_evaluation.report|08d_segmentation.infer|04f_metric.staged|02_features.extractors|07e_search.gallery|07f_search.answers|07ja_search.shards|06b_distributed|09s_jobs.staged|09ze_jobs.deploy)\.ipynb$$
 test-portable: $(VENV)/.installed
 	$(PORTABLE_ENV) $(BIN)/nbdev-test --n-workers 2 --file-re '$(PORTABLE_NBS)'

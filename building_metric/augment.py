@@ -54,7 +54,8 @@ class PILPolicy(Transform):
     def __repr__(self): return f"PILPolicy({self.tfm!r})"
 
 def augment_transforms(s:AugmentSettings, # The settings
-                       size:int) -> tuple[list, list]: # The image size the photos are resized to
+                       size:int, # The image size the photos are resized to
+                      ) -> tuple[list, list]:
     "`(item_tfms, batch_tfms)` of the training photos: the resize is `image_dataloaders`'s, normalisation too."
     from torchvision.transforms import v2
     items, batch = [], []
@@ -147,7 +148,8 @@ def mix_layers(model:torch.nn.Module) -> list:
 def mix_callbacks(method:str='none', # A name of `MIX_CALLBACKS`
                   alpha:float=0.0, # Beta(alpha, alpha) of the mixing weights (0: each method's default)
                   model=None, # manifold: the model whose stages are mixed
-                  grid:int=4) -> list: # tokenmix: cells per side of the patch grid
+                  grid:int=4, # tokenmix: cells per side of the patch grid
+                 ) -> list:
     "The mixing callback `method` names, as a list (empty for 'none')."
     if method not in MIX_CALLBACKS:
         raise BuildingMetricError(f"mix method {method!r} is not known", f"use one of {', '.join(MIX_CALLBACKS)}")
@@ -168,7 +170,8 @@ def tta_embeddings(model:torch.nn.Module, # Embeds a batch of images
                    dls, # fastai DataLoaders whose training transforms are the augmentations (`image_dataloaders`)
                    runs:int=4, # Augmented passes averaged
                    split:str='valid', # The photos embedded: those of dls.valid, or 'train'
-                   seed:int=0) -> tuple[torch.Tensor, torch.Tensor]: # L2-normalised mean embeddings, labels
+                   seed:int=0,
+                  ) -> tuple[torch.Tensor, torch.Tensor]: # L2-normalised mean embeddings, labels
     ("Embeddings averaged over `runs` passes of the photos of `split` through the training augmentations (run r "
      "seeded with `seed + r`), then L2-normalised; `runs=1`: one augmented pass.")
     if runs < 1: raise BuildingMetricError(f"tta_runs={runs}", "use 1 or more (0 turns TTA off where it is a setting)")

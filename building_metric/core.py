@@ -109,7 +109,8 @@ def show_progress(progress:bool|None=None, # True, False, or None for automatic
 # %% ../nbs/00_core.ipynb #d4f3a8b5
 def optional_check(what:str, # What the check needs, e.g. 'faiss'
                    available:bool, # Whether it is here
-                   install:str='') -> bool: # How to get it, e.g. 'pip install faiss-cpu'
+                   install:str='', # How to get it, e.g. 'pip install faiss-cpu'
+                  ) -> bool:
     ("Whether a check that needs `what` can run; if not, one line on stderr, or an error when "
      "`BUILDING_METRIC_REQUIRE` is set.")
     if available: return True

@@ -36,7 +36,9 @@ class ShardedBatches:
     "This process's slice of every global batch of `batches`, as process 0 draws it (a batch sampler)."
     def __init__(self,
                  batches, # A batch sampler (iterable of row-position arrays, with a length) for the global batches
-                 rank:int|None=None, world:int|None=None): # Default: this process's
+                 rank:int|None=None, # This process's place among the processes (default: its own)
+                 world:int|None=None, # How many processes (default: the running ones)
+                ):
         self.batches = batches
         self.rank, self.world = rank_world() if rank is None else (rank, world)
         # its own channel: batches may be drawn in a loader's thread

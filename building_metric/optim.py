@@ -83,13 +83,16 @@ def _step_lr(pct:float, lr:float, gamma:float, step_size:int, epochs:int) -> flo
     return lr * gamma ** (int(pct * epochs + 1e-9) // step_size)
 
 def schedule_callbacks(scheduler:str, # A name of `SCHEDULERS`
-                       epochs:int, lr:float, # The run's epochs and peak learning rate
+                       epochs:int, # The run's epochs
+                       lr:float, # Its peak learning rate
                        warmup:float=0.1, # cosine: share of the epochs warming up linearly from lr / 100
                        eta_min:float=1e-6, # cosine, cyclic: the learning rate they end at
-                       step_size:int=10, gamma:float=0.1, # step: epochs between decays, and the factor
+                       step_size:int=10, # step: epochs between decays
+                       gamma:float=0.1, # step: the factor of each decay
                        cycle_len:int=1, # cyclic: epochs per cosine cycle
                        monitor:str='map_at_r', # plateau: the metric watched (larger is better)
-                       patience:int=2) -> list: # plateau: epochs without improvement before dividing by 10
+                       patience:int=2, # plateau: epochs without improvement before dividing by 10
+                      ) -> list:
     ("The fastai callbacks that give a `learn.fit(epochs, lr)` the schedule `scheduler` (none for 'one_cycle': use "
      "`fit_one_cycle`).")
     if scheduler not in SCHEDULERS:
@@ -152,7 +155,8 @@ def mixed_precision(precision:str='32') -> list: # A name of `PRECISIONS`
 # %% ../nbs/03d_optim.ipynb #cf7b17c6
 def compile_model(model:torch.nn.Module, # The model to compile
                   example:torch.Tensor|None=None, # A batch it is tried on (the fallback decides on it)
-                  log=None) -> torch.nn.Module: # Where the fallback's warning goes (default: `warnings.warn`)
+                  log=None, # Where the fallback's warning goes (default: `warnings.warn`)
+                 ) -> torch.nn.Module:
     ("`model.compile()` (in place), tried on `example` when given; where the platform cannot compile (no compiler, an "
      "unsupported op), a warning and the model as it was.")
     try:

@@ -63,7 +63,8 @@ class TrainingRun:
                   metric='map_at_r', # A retrieval metric's name, or a function (learn, dl) -> float
                   patience:int=0,
                   ema:float=0., # `EarlyStop` after this many evaluations without a better score (0: off); `EMA` decay (0: off)
-                  log:str='csv', resume:bool=False, # Trackers (`tracking_cbs`); a resumed run appends to its history
+                  log:str='csv', # Trackers (`tracking_cbs`)
+                  resume:bool=False, # A resumed run: appends to its history
                   state:bool=False, # `SaveBest` also keeps the whole training state of a best found at an epoch's end
                   distributed=None, # The multi-process callback, if any
                   higher_is_better:bool=True, # Whether a larger `metric` is better (false for a loss)
@@ -78,7 +79,9 @@ class TrainingRun:
         if ema: cbs.append(EMA(decay=ema))
         return cbs
 
-    def fit(self, learn, epochs:int, lr, # Epochs and learning rate(s)
+    def fit(self, learn, # The Learner, with this run's callbacks
+                  epochs:int, # Epochs
+                  lr, # Learning rate, or one per parameter group
             resume:bool=False, # Continue from `models/last.pth` (it must be there)
             schedule:str='one_cycle', # A name of `optim.SCHEDULERS`, or 'cosine_half' (`EpochCosine` over half the epochs)
             **kw) -> float: # Passed to `fit_one_cycle` (e.g. `pct_start`) or the schedule (`optim.schedule_callbacks`)

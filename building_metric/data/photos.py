@@ -35,7 +35,8 @@ def sample_photos() -> dict:
         ph[n] = Image.fromarray(a if a.ndim == 3 else np.stack([a] * 3, -1)).convert('RGB')
     return ph
 
-def photo_views(photo:Image.Image, n:int, # The photo, and how many views of it
+def photo_views(photo:Image.Image, # The photo
+                n:int, # How many views of it
                 # The seed of view 0 (view v uses seed + v); their side in pixels
                 seed:int=0, size:int=224) -> list[Image.Image]:
     "`n` new photos of the same place: random perspective (0.4), crop (35-100%), rotation (±15°) and light."

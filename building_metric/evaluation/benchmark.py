@@ -39,7 +39,9 @@ def embed_photos(model:SearchModel, paths:list, cache:Path, workers:int=2, bs:in
     cache.parent.mkdir(parents=True, exist_ok=True)
     return model.embed_cache(model.features(ix, cache, workers=workers, bs=bs, progress=None))
 
-def ranked(q:np.ndarray, db:np.ndarray, k:int|None=None, # Queries, database (L2-normalised); the k best (None: all)
+def ranked(q:np.ndarray, # Queries (L2-normalised)
+           db:np.ndarray, # The database (L2-normalised)
+           k:int|None=None, # How many of the best to keep (None: all)
            rerank:str='none', n:int=3, alpha:float=3.0) -> np.ndarray:
     "(n_queries, k) database indices, best first, after the global re-ranking `rerank` (none, dba, aqe or aqe+dba)."
     steps = parse_rerank(rerank)

@@ -51,12 +51,16 @@ def embed_index(model, # images -> (n, d) (an `Embedder`, or its backbone)
 def evaluate_embedder(model:Embedder, # An end-to-end model (e.g. `load_embedder` of a snapshot)
                       index:BuildingIndex, # A split index: train (class means), val (seen buildings), test (unseen)
                       out:str|Path, # Report folder
+                      *,
                       frozen:Embedder|None=None, # The model it started from: its backbone's features are the baseline
                       frozen_name:str='frozen backbone', # What the baseline is called in the report
                       classes:str|Path|None=None, # A snapshot's `_classes.pth` (ArcFace's class vectors): the energy score
                       history:str|Path|None=None, # The run's history.csv, for the training curves
                       size:int|None=None, # Image size (default: the model's own)
-                      title:str='model', workers:int=0, log=print) -> dict:
+                      title:str='model', # What the report calls the model
+                      workers:int=0, # DataLoader workers
+                      log=print, # Where progress lines go
+                     ) -> dict:
     "`bm-eval`'s report for an image model: metrics.json, report.md, the classification files and the pictures."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     pre, size = model.preprocess, size or model.preprocess.size
@@ -72,7 +76,7 @@ def evaluate_embedder(model:Embedder, # An end-to-end model (e.g. `load_embedder
     m = dict(model=title, extractors=[title], **report_metrics(emb, rows, [frozen_name], logits=logits))
     # (report_figures reads history.csv two folders above the checkpoint it is given)
     fake = Path(history).parent/'models'/'best.pth' if history else out/'none'/'best.pth'
-    pics = report_figures(out, emb, rows, m, None, fake, logits)
+    pics = report_figures(out, emb, rows, m, images=None, checkpoint=fake, logits=logits)
     j = fake.with_suffix('.json')
     meta = json.loads(j.read_text()) if j.is_file() else dict(metric='map_at_r', value=float('nan'))
     (out/'metrics.json').write_text(json.dumps(m, indent=2, default=float))

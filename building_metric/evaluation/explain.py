@@ -95,7 +95,8 @@ def similarity_map(model:nn.Module, # Images -> embeddings
 # %% ../../nbs/05c_evaluation.explain.ipynb #717d3d0c
 def overlay(image, # A PIL image, or a (3, H, W) tensor normalised with `mean` / `std`
             cam:torch.Tensor, # (h, w) heat map in [0, 1]
-            mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), # How a tensor was normalised
+            mean=(0.485, 0.456, 0.406), # The per-channel mean a tensor was normalised with
+            std=(0.229, 0.224, 0.225), # And its per-channel standard deviation
             alpha:float=0.5, # Weight of the heat map
             cmap:str='jet') -> Image.Image:
     "The heat map, coloured, blended over the image (at the image's size)."
@@ -118,8 +119,10 @@ def mass_in(cam:torch.Tensor, # (H, W) heat map
     return float(cam[t:b, l:r].sum() / cam.sum().clamp_min(1e-12))
 
 # %% ../../nbs/05c_evaluation.explain.ipynb #15d2849e
-def plot_match_maps(query, match, # The two images (PIL, or normalised tensors)
-                    query_map, match_map, # Their similarity maps (`similarity_map` both ways)
+def plot_match_maps(query, # The query image (PIL, or a normalised tensor)
+                    match, # The matched image, likewise
+                    query_map, # The query's similarity map (`similarity_map` of the query against the match)
+                    match_map, # The match's, the other way
                     similarity:float|None=None, # Shown in the title
                     titles:tuple[str, str]=('query', 'match'), fname=None, **overlay_kw) -> Figure:
     "Query and match side by side, each with the map of what in it resembles the other."

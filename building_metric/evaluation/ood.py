@@ -28,8 +28,10 @@ def _f32(x, name:str) -> torch.Tensor:
             "pass one embedding per row")
     return t
 
-def max_similarity_score(ref, ref_labels, # Reference embeddings (L2-normalised) and their classes
-                         query) -> np.ndarray: # Query embeddings
+def max_similarity_score(ref, # Reference embeddings (L2-normalised)
+                         ref_labels, # Their classes
+                         query, # Query embeddings
+                        ) -> np.ndarray:
     "Minus the cosine similarity of each query to its nearest class mean (the open-set score; higher = more unusual)."
     # (labels need not be 0..n-1)
     m = class_means(_f32(ref, "ref"), torch.as_tensor(np.unique(np.asarray(ref_labels), return_inverse=True)[1]))
@@ -48,7 +50,8 @@ def knn_score(ref, # Reference embeddings (L2-normalised), e.g. the training pho
     return (1 - s[:, k - 1]).numpy()
 
 # %% ../../nbs/05b_evaluation.ood.ipynb #1d9e4a14
-def mahalanobis_score(ref, ref_labels, # Reference embeddings and their classes
+def mahalanobis_score(ref, # Reference embeddings
+                      ref_labels, # Their classes
                       query, # Query embeddings
                       shrinkage:float|None=None, # Weight of the identity in the covariance (None: Ledoit-Wolf's estimate)
                      ) -> np.ndarray:
@@ -82,7 +85,8 @@ def cosine_logits(emb, # (n, dim) embeddings
 # %% ../../nbs/05b_evaluation.ood.ipynb #15eb8c1a
 def vim_score(ref, # Reference embeddings (the training photos): the principal subspace and the scale come from them
               ref_logits, # (n_ref, classes) their class logits
-              query, query_logits, # Query embeddings and their logits
+              query, # Query embeddings
+              query_logits, # Their logits
               dim:int|None=None, # Principal dimensions kept (default: ViM's rule, 1000 / 512 / half the size)
              ) -> np.ndarray:
     ("ViM (Wang et al. 2022), higher = more unusual: a virtual logit, the norm of the query's part outside the "
@@ -116,7 +120,8 @@ def ood_metrics(known, # Scores of in-distribution queries (photos of known buil
     return dict(auroc=float(roc_auc_score(y, np.r_[known, unknown])), fpr95=float((unknown <= th).mean()))
 
 # %% ../../nbs/05b_evaluation.ood.ipynb #a227dec5
-def ood_table(ref, ref_labels, # Reference embeddings (the training photos) and their classes
+def ood_table(ref, # Reference embeddings (the training photos)
+              ref_labels, # Their classes
               known, # Queries of known classes (held-out photos of the training buildings)
               unknown, # Queries of other classes (photos of buildings never trained on)
               logits=None, # Callable: embeddings -> class logits, for the energy score (default: cosine logits of the class means)

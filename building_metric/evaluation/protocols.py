@@ -88,7 +88,8 @@ def _revisited_root(root:Path, name:str) -> Path:
     return root
 
 def read_revisited(root:str|Path, # The dataset folder (holding gnd_roxford5k.pkl and jpg/), or the folder above it
-                   protocol:str='roxford') -> dict: # roxford or rparis
+                   protocol:str='roxford', # roxford or rparis
+                  ) -> dict:
     ("The database photos, the query photos with their boxes, and the ground truth of a revisited dataset in its "
      "published layout.")
     if protocol not in REVISITED:
@@ -144,7 +145,8 @@ def read_vpr(root:str|Path) -> dict: # A folder with database/ and queries/ (or 
     return dict(protocol='vpr', root=root, **d, db_utm=utm_of(d['database']), query_utm=utm_of(d['queries']))
 
 def vpr_recalls(predictions:np.ndarray, # (n_queries, >= max(ns)) database indices, best first (-1: none)
-                db_utm:np.ndarray, query_utm:np.ndarray, # (n, 2) UTM east, north in metres
+                db_utm:np.ndarray, # (n, 2) the database photos' UTM east, north in metres
+                query_utm:np.ndarray, # (m, 2) the queries', likewise
                 ns:tuple=(1, 5, 10, 20), radius_m:float=25.) -> dict:
     "Recall@N: the share of queries with at least one of their N best database photos within `radius_m`."
     from sklearn.neighbors import NearestNeighbors
@@ -159,7 +161,8 @@ def vpr_recalls(predictions:np.ndarray, # (n_queries, >= max(ns)) database indic
 
 # %% ../../nbs/05d_evaluation.protocols.ipynb #90631c9a
 def global_average_precision(predictions:pd.DataFrame, # Columns id, landmark, confidence: at most one row per query
-                             solution:dict) -> float: # Query id -> its landmarks (empty for a query showing none)
+                             solution:dict, # Query id -> its landmarks (empty for a query showing none)
+                            ) -> float:
     "GAP (micro-AP) of landmark predictions, the Google Landmarks recognition metric."
     p = pd.DataFrame(predictions)
     if p['id'].duplicated().any():

@@ -150,8 +150,11 @@ def _geo_scores(emb:torch.Tensor, coords:np.ndarray, split:np.ndarray, lab:np.nd
         out[name] = localisation_scores(haversine_km(est[:, 0], est[:, 1], coords[q, 0], coords[q, 1]))
     return out
 
-def write_classification(ref, ref_labels, # Embeddings and classes that define the class means (the training photos)
-                         query, query_labels, # Embeddings and true classes of the photos to classify
+def write_classification(ref, # Embeddings that define the class means (the training photos)
+                         ref_labels, # Their classes
+                         query, # Embeddings of the photos to classify
+                         query_labels, # Their true classes
+                         *,
                          paths:list[str], # The query photos' files
                          class_names:list[str], # Names of the classes 0..n-1
                          out:str|Path, # Folder for predictions.csv, classification_report.csv and confusion.png
@@ -212,9 +215,12 @@ def _reliability(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, n_cls:int) 
 def report_metrics(emb:torch.Tensor, # (n, dim) embeddings of every row of the cache
                    c:FeatureCache, # The cache: labels, splits, coordinates, frozen features
                    names:list[str], # The extractors the head takes
-                   ks:tuple=(1, 5, 10),
+                   *,
+                   ks:tuple=(1, 5, 10), # The k of Recall@k
                    alone:torch.Tensor|None=None, # With test-time augmentation: the embeddings of the photos alone
-                   tta:str='none', logits=None) -> dict: # `class_logits` of the checkpoint, for the energy OOD score
+                   tta:str='none', # The test-time views the embeddings were made with (`TTA_MODES`), for the report
+                   logits=None, # `class_logits` of the checkpoint, for the energy OOD score
+                  ) -> dict:
     ("Every number of a report, computed and returned (nothing written): seen and unseen buildings, TTA, clustering, "
      "frozen baselines, localisation, calibration, open set, OOD.")
     split, lab, n_cls = c.split_of, c.labels, len(c.label_names)
@@ -236,8 +242,15 @@ def report_metrics(emb:torch.Tensor, # (n, dim) embeddings of every row of the c
     return m
 
 # %% ../../nbs/07_evaluation.report.ipynb #4ab84cbc
-def report_figures(out:Path, emb:torch.Tensor, c:FeatureCache, m:dict, images, checkpoint:Path,
-                    logits=None) -> list[str]:
+def report_figures(out:Path, # The report folder
+                   emb:torch.Tensor, # (n, dim) embeddings of every row of `c`
+                   c:FeatureCache, # The rows: labels, splits, paths, coordinates
+                   m:dict, # `report_metrics` of them (the classification files' scores are added to it)
+                   *,
+                   images, # The photo folder, for the retrieval gallery (None: no gallery)
+                   checkpoint:Path, # The checkpoint reported on: its run's history.csv gives the training curves
+                   logits=None, # `class_logits`, for the OOD histograms' energy score
+                  ) -> list[str]:
     "The report's pictures (the classification files too), written into `out`; returns their names."
     split, lab, n_cls, pics = c.split_of, c.labels, len(c.label_names), []
     tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
@@ -245,7 +258,8 @@ def report_figures(out:Path, emb:torch.Tensor, c:FeatureCache, m:dict, images, c
         ece, table = _reliability(emb, lab, split, n_cls)
         plot_reliability(table, ece, fname=out/'reliability.png'); pics.append('reliability.png')
         m['classification'] = write_classification(emb[tr], lab[tr], emb[va], lab[va],
-                                                   [c.paths[i] for i in np.flatnonzero(va)], c.label_names, out)
+                                                   paths=[c.paths[i] for i in np.flatnonzero(va)],
+                                                   class_names=c.label_names, out=out)
         pics.append('confusion.png')
     if 'ood' in m:
         table, scores = ood_table(emb[tr], lab[tr], emb[va], emb[te], logits=logits)
@@ -267,7 +281,8 @@ def report_figures(out:Path, emb:torch.Tensor, c:FeatureCache, m:dict, images, c
 def report_markdown(m:dict, # What `evaluate` computed
                     meta:dict, # The checkpoint's metadata
                     title:str, # What was evaluated (the checkpoint's file name)
-                    pics:list[str]=()) -> str: # Pictures beside the report, shown at its end
+                    pics:list[str]=(), # Pictures beside the report, shown at its end
+                   ) -> str:
     "`report.md`: every table read from the dictionary that `metrics.json` is written from."
     md = [f"# Evaluation of `{title}`", "",
           f"Extractors: {', '.join(m['extractors'])}; best training {meta.get('metric')}: {meta.get('value'):.4f} "
@@ -343,9 +358,9 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
         emb, alone = _embeddings(head, c, names, tta)
         m = {'checkpoint': str(checkpoint), 'trained_metric': {meta.get('metric'): meta.get('value')},
              'extractors': names,
-             **report_metrics(emb, c, names, ks, alone, tta, logits)}
+             **report_metrics(emb, c, names, ks=ks, alone=alone, tta=tta, logits=logits)}
         if (g := _gate_weights(head, c, names)) is not None: m['gate_weights'] = g
-        pics = report_figures(out, emb, c, m, images, checkpoint, logits)
+        pics = report_figures(out, emb, c, m, images=images, checkpoint=checkpoint, logits=logits)
     (out/'metrics.json').write_text(json.dumps(m, indent=2))
     (out/'report.md').write_text(report_markdown(m, meta, checkpoint.name, pics))
     log(f"report: {out/'report.md'}")

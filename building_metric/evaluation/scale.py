@@ -27,10 +27,12 @@ __all__ = ['write_embeddings', 'evaluate_at_scale']
 
 # %% ../../nbs/07i_evaluation.scale.ipynb #e0fa29db
 def write_embeddings(head:torch.nn.Module, # Features -> embeddings (in eval mode)
-                     cache:FeatureCache, names:list[str], # The cache and the extractors the head takes, in its order
+                     cache:FeatureCache, # The feature cache
+                     names:list[str], # The extractors the head takes, in its order
                      rows:np.ndarray, # Rows of the cache to embed, in the order to write them
                      path:str|Path, # HDF5 file to write: datasets `embeddings` (float32), `labels`, `rows`
-                     bs:int=4096) -> Path: # Rows embedded at a time
+                     bs:int=4096, # Rows embedded at a time
+                    ) -> Path:
     ("Embed `rows` of a cache, streamed from disk `bs` rows at a time, into an HDF5 file; shared out between the "
      "processes of a launcher.")
     path, rows = Path(path), np.asarray(rows)

@@ -35,7 +35,8 @@ def _save(fig:Figure, fname) -> Figure:
 
 def project_2d(emb, # (n, dim) embeddings
                method:str='umap', # 'umap' (umap-learn, cosine metric) or 'pca'
-               seed:int=0, **kwargs) -> np.ndarray: # Passed to `umap.UMAP`
+               seed:int=0, **kwargs, # Passed to `umap.UMAP`
+              ) -> np.ndarray:
     "A 2-D projection of the embeddings, (n, 2)."
     x = np.asarray(torch.as_tensor(emb).float())
     if x.ndim != 2 or len(x) < 3:
@@ -51,7 +52,8 @@ def project_2d(emb, # (n, dim) embeddings
     raise BuildingMetricError(f"unknown projection {method!r}", "use 'umap' or 'pca'")
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #71efb4aa
-def plot_embeddings(emb, labels, # Embeddings (n, dim) and a label per row
+def plot_embeddings(emb, # Embeddings (n, dim)
+                    labels, # A label per row
                     class_names:list|None=None, # Name of each label value (default: the values)
                     method:str='umap', # 'umap' or 'pca'
                     xy:np.ndarray|None=None, # A projection already made (skips `project_2d`)
@@ -84,7 +86,9 @@ def plot_embeddings(emb, labels, # Embeddings (n, dim) and a label per row
     return _save(fig, fname)
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #16b4a0d1
-def retrieval_gallery(query_emb, query_labels, query_paths, # The queries: embeddings, labels, image files
+def retrieval_gallery(query_emb, # The queries' embeddings
+                      query_labels, # Their labels
+                      query_paths, # Their image files
                       ref_emb=None, ref_labels=None,
                       ref_paths=None, # References (default: leave-one-out among the queries)
                       queries=None, # Which queries to show (positions; default: `n` at random)
@@ -219,10 +223,14 @@ def plot_confusion(cm, # (n, n) counts: rows are true classes, columns predicted
 class EmbeddingExplorer:
     ("Interactive view of an embedding: query picker, neighbours, 2-D map coloured by class or split, split filter, "
      "gate weights.")
-    def __init__(self, emb, labels, paths, # Embeddings, labels and image files of the rows
-                 class_names:list|None=None, splits=None, # Optional names of the labels, and the split of each row
+    def __init__(self, emb, # Embeddings of the rows
+                       labels, # Their labels
+                       paths, # Their image files
+                 class_names:list|None=None, # Names of the labels (default: the labels themselves)
+                 splits=None, # The split of each row, to colour or filter by
                  gates:dict|None=None, # Optional {extractor: gate weight}
-                 xy:np.ndarray|None=None, method:str='pca', # A 2-D projection, or how to make one
+                 xy:np.ndarray|None=None, # A 2-D projection of the rows (None: make one)
+                 method:str='pca', # How to make it: pca or umap
                  k:int=5):
         import ipywidgets as W
         self.emb, self.labels, self.paths = torch.as_tensor(emb).float(), np.asarray(labels), list(paths)

@@ -168,7 +168,8 @@ def dataloaders(self:FeatureCache,
 # %% ../../nbs/02a_features.cache.ipynb #3468573e
 def index_from(
     path:str|Path, # An image folder (folders or geo layout), a CSV manifest, or an index saved by `BuildingIndex.save`
-               by:str='image', seed:int=0, # How to split it if it has no split yet
+               by:str='image', # How to split it if it has no split yet (`BuildingIndex.split`)
+               seed:int=0, # The seed of that split
                n_workers:int=2) -> BuildingIndex:
     ("The split index of whatever the user points at: a saved index as it is; a folder or manifest indexed, and split "
      "unless it has splits.")

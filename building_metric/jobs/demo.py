@@ -24,7 +24,9 @@ __all__ = ['demo', 'run_demo']
 
 # %% ../../nbs/09zd_jobs.demo.ipynb #de880eed
 def demo(out:str|Path='demo', # Folder for the data, the run and the report
-         identities:int=40, views:int=8, size:int=96, # The synthetic dataset
+         identities:int=40, # Buildings in the synthetic dataset
+         views:int=8, # Photos of each
+         size:int=96, # Their side in pixels
          epochs:int=30, seed:int=0,
          tiny:bool=False, # Two small random backbones instead of the pretrained EfficientNet-Lite0 (also when its weights are not installed)
          log=print) -> dict:

@@ -44,8 +44,9 @@ def _run_eval_snapshot(cfg:EvalConfig, snap:Path) -> dict:
     if index.items.split.isna().all(): index = seen_unseen_split(index)
     frozen, name = _frozen_of(model, print)
     run = snap.parent.parent/snap.stem.split('_')[0]
-    m = evaluate_embedder(model, index, cfg.out, frozen, name, snap.with_name(f'{snap.stem}_classes.pth'),
-                          run/'history.csv' if (run/'history.csv').is_file() else None, title=snap.name,
+    m = evaluate_embedder(model, index, cfg.out, frozen=frozen, frozen_name=name,
+                          classes=snap.with_name(f'{snap.stem}_classes.pth'),
+                          history=run/'history.csv' if (run/'history.csv').is_file() else None, title=snap.name,
                           workers=cfg.workers, log=print)
     cfg.to_yaml(Path(cfg.out)/'config.yaml')
     return m

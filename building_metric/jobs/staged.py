@@ -148,7 +148,9 @@ def load_teacher(cfg:StagedRunConfig) -> Embedder:
 # %% ../../nbs/09s_jobs.staged.ipynb #5e7a1c02
 def snapshot_ensemble(model:Embedder, # The model as its phase ends
                       states:list, # The members' weights (`optim.SnapshotEnsemble.states`)
-                      dl, log=print) -> dict: # The photos scored (the validation split)
+                      dl, # The photos scored (the validation split)
+                      log=print, # Where progress lines go
+                     ) -> dict:
     ("Retrieval scores of the model alone, of the snapshot ensemble (the mean of its members' L2-normalised "
      "embeddings) and of the members' averaged weights, side by side.")
     def scores(emb, y): r = retrieval_metrics(emb, y); return {k: r[k] for k in ('precision_at_1', 'map_at_r')}
@@ -223,7 +225,11 @@ def phase_dataloaders(cfg:StagedRunConfig, index:BuildingIndex):
     return image_dataloaders(index, size=cfg.size, bs=cfg.bs, mean=pre.mean, std=pre.std, num_workers=cfg.workers,
                              tfms=stage_tfms(cfg))
 
-def supcon_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) -> dict: # cbs: more callbacks (e.g. pruning)
+def supcon_phase(cfg:StagedRunConfig, # The staged run's settings
+                 index:BuildingIndex, # The split index of its photos
+                 log=print, # Where progress lines go
+                 cbs=(), # More callbacks (e.g. pruning)
+                ) -> dict:
     "Phase 1: supervised-contrastive pretraining of the teacher."
     dls = phase_dataloaders(cfg, index)
     return _phase(cfg, 'supcon', _start(cfg, None), dls, index, cfg.supcon_epochs, cfg.supcon_lr, 'supcon', log,
@@ -275,8 +281,9 @@ def evaluate_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) 
         arch = cfg.student_arch if phase == 'distill' else cfg.arch
         kind = 'tiny random' if cfg.tiny else arch
         name = f"{kind} backbone, {'pretrained' if cfg.pretrained and not cfg.tiny else 'untrained'}"
-        m = evaluate_embedder(model, index, out, stage_embedder(arch, cfg), name, snapshot_path(cfg, phase, '_classes'),
-                              Path(cfg.out)/phase/'history.csv', cfg.size, snapshot_path(cfg, phase).name, cfg.workers,
+        m = evaluate_embedder(model, index, out, frozen=stage_embedder(arch, cfg), frozen_name=name,
+                              classes=snapshot_path(cfg, phase, '_classes'), history=Path(cfg.out)/phase/'history.csv',
+                              size=cfg.size, title=snapshot_path(cfg, phase).name, workers=cfg.workers,
                               log=lambda s: None)
         m = dict(m, phase=phase, **({'tta': tta_scores(cfg, model, index, log)} if cfg.tta_runs else {}))
         (out/'metrics.json').write_text(json.dumps(m, indent=2, default=float))
@@ -298,7 +305,8 @@ PHASE_JOBS = dict(supcon=supcon_phase, arcface=arcface_phase, distill=distill_ph
 "What each phase of `bm-staged` runs."
 
 def staged_run(cfg:StagedRunConfig, log=print,
-               cbs=()) -> dict: # More callbacks for every training phase (e.g. `OptunaPruning`)
+               cbs=(), # More callbacks for every training phase (e.g. `OptunaPruning`)
+              ) -> dict:
     ("`bm-staged`'s job: the phases `cfg.phases` names, in order (a teacher from a file and the data checked before "
      "any work); returns each phase's metrics.")
     log = _tee(cfg, log)

@@ -81,7 +81,8 @@ def collate_mesh(samples:list[dict]) -> tuple:
     return x, t, tm, m, y
 
 def mesh_dataloaders(ds:MeshDataset, # The dataset
-                     max_faces:int=256, n_clusters:int=16, # F and N of a sample
+                     max_faces:int=256, # F: faces per cluster of a sample
+                     n_clusters:int=16, # N: clusters per sample
                      texels:int=0, # T texels per face (0: geometry only)
                      bs:int=4, # Samples per batch
                      valid:str='val', # The split to validate on

@@ -38,7 +38,9 @@ class FaceTransformer(nn.Module):
      "cluster, then among the clusters' summaries (their faces' mean), whose result each face receives; per-face "
      "embeddings `[B, N, F, dim]`.")
     def __init__(self, d_in:int, # Dg: geometry channels of a face
-                 dim:int=64, heads:int=4, blocks:int=2, # Width, attention heads, blocks
+                 dim:int=64, # Width of the face tokens
+                 heads:int=4, # Attention heads
+                 blocks:int=2, # Blocks (each within, then across clusters)
                  dropout:float=0.1):
         super().__init__()
         self.embed = nn.Sequential(nn.Linear(d_in, dim), nn.GELU(), nn.Linear(dim, dim))
@@ -77,8 +79,11 @@ class MeshSegmenter(nn.Module):
     ("Per-face logits of mesh samples: `FaceTransformer` (geometry), with `texels` the `TexelEncoder`'s embedding of "
      "each face's texels added to its token (texture + geometry); logits `[B, C, N, F]` (`.movedim(1, -1)`: "
      "`[B, N, F, C]`), as the library's segmentation losses and metrics take them.")
-    def __init__(self, d_in:int, n_classes:int, # Dg, C
-                 dim:int=64, heads:int=4, blocks:int=2, # The encoder's width, heads and blocks
+    def __init__(self, d_in:int, # Dg: geometric features per face
+                       n_classes:int, # C: classes
+                 dim:int=64, # The encoder's width
+                 heads:int=4, # Its attention heads
+                 blocks:int=2, # Its blocks
                  texels:int=0, # T texels per face (0: geometry only)
                  dropout:float=0.1):
         super().__init__()

@@ -102,7 +102,8 @@ def cbam_block(channels:int) -> nn.Module:
 # %% ../../nbs/04i_metric.backbones.ipynb #f96f2022
 def bipartite_merge(x:torch.Tensor, # (batch, tokens, dim); token 0 (the class token) is never merged
                     size:torch.Tensor, # (batch, tokens, 1): how many patches each token stands for
-                    r:int) -> tuple[torch.Tensor, torch.Tensor]: # Tokens removed
+                    r:int, # Tokens removed
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     ("ToMe's bipartite soft matching (Bolya et al. 2023): alternate tokens into sets A and B, merge the `r` tokens of "
      "A most similar (cosine) to a token of B into it, averaged by size; returns the tokens and their sizes.")
     if r <= 0: return x, size

@@ -150,7 +150,8 @@ def load_head(checkpoint:str|Path, # `best.pth` written by `bm-train` (its `best
     return head.eval(), meta
 
 def checked_head(checkpoint:str|Path, # `best.pth` written by `bm-train`
-                 c) -> tuple[nn.Module, dict]: # The `FeatureCache` its head will read
+                 c, # The `FeatureCache` its head will read
+                ) -> tuple[nn.Module, dict]:
     "The head of a `bm-train` checkpoint, checked against the cache's extractors and feature sizes."
     head, meta = load_head(checkpoint)
     names = meta['extractors']
@@ -232,7 +233,8 @@ def save_embedder(model:Embedder, # An `Embedder` with its default head
 
 # %% ../../nbs/04_metric.heads.ipynb #267459f1
 def load_strict(module:nn.Module, # Loads `sd`, or refuses in one line naming the file
-                sd:dict, path:Path, # The weights and the file they came from
+                sd:dict, # The weights
+                path:Path, # The file they came from, for the message
                 meta:dict): # The snapshot's record (its `init_args` name the architecture)
     "Load `sd` into `module` when every weight is there with its shape; else one line naming the file and the fix."
     own = module.state_dict()
@@ -245,7 +247,8 @@ def load_strict(module:nn.Module, # Loads `sd`, or refuses in one line naming th
 
 def snapshot_record(path:Path, # A snapshot's weights file
                     kind:str, # What its `.json` must say it is: 'embedder' or 'adapters'
-                    fix:str) -> dict: # The one-line fix when it is not
+                    fix:str, # The one-line fix when it is not
+                   ) -> dict:
     "The record beside a snapshot (`<name>.json`), refusing a missing file or a record of another kind in one line."
     if not path.is_file(): raise BuildingMetricError(f"snapshot {str(path)!r} not found", "check the path")
     j = path.with_suffix('.json')

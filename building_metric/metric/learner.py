@@ -126,7 +126,8 @@ def embed(self:Learner,
 def image_dataloaders(index:BuildingIndex, # A split index
                       size:int=224, # Images are resized (squished) to size x size
                       bs:int=32, # Batch size
-                      train:str='train', valid:str='val', # Splits to train and validate on
+                      train:str='train', # The split to train on
+                      valid:str='val', # The split to validate on
                       augment:bool=True, # Flips, small rotations, zoom and lighting on the training set
                       tfms:tuple|None=None, # `(item_tfms, batch_tfms)` of the training photos instead (`augment.augment_transforms`)
                       mean=(0.485, 0.456, 0.406),

@@ -118,7 +118,8 @@ class MetricLoss(nn.Module):
 
     @staticmethod
     def class_vectors_in(state:dict, # A state dict holding a `MetricLoss`'s (a `MetricModel`'s: under `loss.`)
-                         prefix:str='') -> torch.Tensor|None: # Where the loss's keys start
+                         prefix:str='', # Where the loss's keys start
+                        ) -> torch.Tensor|None:
         ("The loss's vector of each class it trained on, as rows (ProxyAnchor's proxies, ArcFace's and CosFace's "
          "weights), read from a saved state; None for a loss without class vectors.")
         w = state.get(prefix + 'loss.proxies')

@@ -113,7 +113,8 @@ def _target(r) -> torch.Tensor: return torch.tensor(float(r['target']))
 def pair_dataloaders(index:BuildingIndex, # A split index
                      size:int=224, # Images are resized (squished) to size x size
                      bs:int=32, # Pairs per batch
-                     train:str='train', valid:str='val', # Splits of the training and validation pairs
+                     train:str='train', # The split of the training pairs
+                     valid:str='val', # The split of the validation pairs
                      n_pairs:int|None=None, hard:str|None=None, hard_frac:float=0.5, seed:int=0,
                      augment:bool=True, # Flips, small rotations, zoom and lighting on training pairs
                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), num_workers:int=0, device=None):

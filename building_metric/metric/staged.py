@@ -57,7 +57,8 @@ MIXERS = MIX_CALLBACKS
 
 def mix_callback(mix:str='none', # A name of `MIXERS`
                  alpha:float=0.0, # Beta(alpha, alpha) of the mixing weights (0: the method's default)
-                 model=None) -> Callback|None: # manifold: the model whose stages are mixed
+                 model=None, # manifold: the model whose stages are mixed
+                ) -> Callback|None:
     "The mixing callback `mix` names (None for 'none'), as `augment.mix_callbacks` builds it."
     cbs = mix_callbacks(mix, alpha, model)
     return cbs[0] if cbs else None
@@ -79,7 +80,8 @@ def stage_tfms(cfg:StagedConfig) -> tuple[list, list]:
     return augment_transforms(AugmentSettings(**cfg.augment_settings()), cfg.size)
 
 def toolkit_callbacks(cfg:StagedConfig, model:Embedder,
-                      mix:bool=False) -> list: # The stage takes `cfg.mix` (a per-photo loss)
+                      mix:bool=False, # The stage takes `cfg.mix` (a per-photo loss)
+                     ) -> list:
     "The training callbacks `cfg`'s toolkit keys ask for: accumulation, SAM, Gradient Centralisation, mixing."
     return (accumulation(cfg.accumulate) + ([SAM(cfg.sam_rho)] if cfg.sam_rho else [])
             + ([GradientCentralization()] if cfg.grad_centralization else [])

@@ -22,7 +22,8 @@ __all__ = ['NCM_ALL', 'NCM_SHORTLIST', 'SINGLE_PHOTO_FAR', 'probabilities', 'fit
 
 # %% ../../nbs/05s_retrieval.calibration.ipynb #df2db330
 def probabilities(scores:np.ndarray, # (m, n) similarities of queries to buildings (or photos)
-                  t:float) -> np.ndarray: # Temperature
+                  t:float, # Temperature
+                 ) -> np.ndarray:
     "The softmax of `scores` at temperature `t` (`evaluation.retrieval.ncm_probabilities`), as numpy."
     return ncm_probabilities(torch.from_numpy(np.array(scores, np.float64)), t).numpy()
 
@@ -36,7 +37,8 @@ def _unit(x:np.ndarray) -> np.ndarray: return x / np.maximum(np.linalg.norm(x, a
 
 def building_sums(emb:np.ndarray, # (n, dim) L2-normalised embeddings
                   labels, # (n,) their buildings ('' for none)
-                  block:int=1_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # Photos summed at a time
+                  block:int=1_000_000, # Photos summed at a time
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ("The buildings of `labels` (sorted), the sum (float64) of each one's embeddings and its number of photos: what "
      "nearest-class-mean answers are made of, kept with a gallery and added to when it grows.")
     lab = np.asarray(labels).astype(str)
@@ -67,7 +69,8 @@ NCM_ALL, NCM_SHORTLIST = 20_000, 50
 
 def candidate_buildings(codes:np.ndarray, # (n,) each gallery photo's building (-1: none)
                         idx:np.ndarray, # (m, s) gallery rows (-1: none), e.g. each query's nearest photos
-                        exclude:np.ndarray|None=None) -> np.ndarray: # (m,) a building to leave out of each row
+                        exclude:np.ndarray|None=None, # (m,) a building to leave out of each row
+                       ) -> np.ndarray:
     "(m, s) the buildings of the photos `idx`, each once per row (repeats, photos without one and `exclude`: -1)."
     c = np.where(idx >= 0, codes[np.maximum(idx, 0)], -1)
     if exclude is not None: c = np.where(c == np.asarray(exclude)[:, None], -1, c)
@@ -77,14 +80,18 @@ def candidate_buildings(codes:np.ndarray, # (n,) each gallery photo's building (
 
 def building_scores(e:np.ndarray, # (m, dim) L2-normalised queries
                     means:np.ndarray, # (n_buildings, dim) `building_means`
-                    cand:np.ndarray|None=None) -> np.ndarray: # (m, s) candidate buildings (-1: none), or None for all
+                    cand:np.ndarray|None=None, # (m, s) candidate buildings (-1: none), or None for all
+                   ) -> np.ndarray:
     "Similarities (float64) of the queries to every building, (m, n_buildings), or to their candidates (m, s; -inf: none)."
     e, means = np.asarray(e, np.float64), np.asarray(means, np.float64)
     if cand is None: return e @ means.T
     return np.where(cand >= 0, np.einsum('md,msd->ms', e, means[np.maximum(cand, 0)]), -np.inf)
 
-def nearest_building(e:np.ndarray, means:np.ndarray, t:float, # Queries, `building_means`, softmax temperature
-                     cand:np.ndarray|None=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # As `building_scores`
+def nearest_building(e:np.ndarray, # Query embeddings
+                     means:np.ndarray, # `building_means`
+                     t:float, # Softmax temperature
+                     cand:np.ndarray|None=None, # As `building_scores`
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ("Each query's nearest building (its code), the softmax confidence at temperature `t` over the buildings scored, "
      "and the similarity; every building scored in blocks of queries that keep one block under 128 MB.")
     block = len(e) if cand is not None else max(1, 2**24 // max(len(means), 1))
@@ -145,13 +152,15 @@ def choose_threshold(c:dict, # A gallery's calibration (what `calibrate` returne
 def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
               labels:np.ndarray|None, # (n,) their buildings ('' for none); None when `buildings` and `codes` are given
               coords:np.ndarray|None=None, # (n, 2) lat/lon (NaN: unknown)
-              index=None, k:int=10, # The gallery's search index, and the neighbours a location is made from
+              index=None, # The gallery's search index (None: exact search)
+              k:int=10, # The neighbours a location is made from
               n_queries:int=2000, # Gallery photos used as held-out queries
               target_far:float|None=None, # Keep false accepts of unknown buildings at most this rate (default: equal error rate)
               coverage:float=0.68, # Share of true locations inside the error radius
               inlier_km:float=0.5, seed:int=0,
               buildings:tuple|None=None, # (names, sums, counts) of the photos' buildings, when kept (`search.store`)
-              codes:np.ndarray|None=None) -> dict: # (n,) each photo's row in `buildings` (-1: none)
+              codes:np.ndarray|None=None, # (n,) each photo's row in `buildings` (-1: none)
+             ) -> dict:
     ("Confidence temperature, open-set threshold and location error radii, chosen by leaving gallery photos out: each "
      "query photo is answered by the rest of the gallery (known building), then without its whole building (unknown "
      "building).")

@@ -71,7 +71,8 @@ class FaissIndex:
     def __len__(self): return self.index.ntotal
 
     @classmethod
-    def build(cls, emb, kind:str='ivf', # (n, dim) L2-normalised embeddings; a faiss kind of `INDEXES`
+    def build(cls, emb, # (n, dim) L2-normalised embeddings
+                   kind:str='ivf', # A faiss kind of `INDEXES`
               **kw): # The kind's options (see `ivf_index`, `hnsw_index`)
         "The faiss index of `kind` over `emb`."
         if not INDEXES.info(kind).get('faiss'):
@@ -168,7 +169,8 @@ def ivfpq_index(emb, seed:int=0,
                 m:int|None=None, # Sub-quantisers: bytes per photo (default: dim / 4, e.g. 32 for 128-d)
                 # Rotate the vectors first (OPQ): slower to build (10x on 20,000 photos), no better after re-scoring
                 opq:bool=False,
-                refine:int=16) -> RefinedIndex: # Candidates re-scored exactly per match asked for
+                refine:int=16, # Candidates re-scored exactly per match asked for
+               ) -> RefinedIndex:
     ("Inverted lists of product-quantised codes (`m` bytes a photo instead of 4 x dim): galleries of tens of millions "
      "in memory, the best candidates re-scored exactly on the embeddings.")
     faiss, x = _faiss('ivfpq'), _f32(emb)
@@ -186,7 +188,8 @@ def ivfpq_index(emb, seed:int=0,
 @INDEXES.register('hnsw', faiss=True, approximate=True)
 def hnsw_index(emb, seed:int=0,
                hnsw_m:int=32, # Links per node
-               ef:int=128) -> FaissIndex: # Candidates searched per query
+               ef:int=128, # Candidates searched per query
+              ) -> FaissIndex:
     "A navigable small-world graph over the vectors."
     faiss, x = _faiss('hnsw'), _f32(emb)
     index = faiss.IndexHNSWFlat(x.shape[1], hnsw_m, faiss.METRIC_INNER_PRODUCT)
@@ -196,7 +199,9 @@ def hnsw_index(emb, seed:int=0,
 # %% ../../nbs/05r_retrieval.index.ipynb #dced908a
 def choose_kind(n:int, # Gallery size
                 kind:str='auto',
-                dim:int=128, budget_gb:float=4.): # Embedding size; the memory IVF's uncompressed vectors may take
+                dim:int=128, # Embedding size
+                budget_gb:float=4., # The memory IVF's uncompressed vectors may take, in GB
+               ):
     ("`auto`: exact search up to 200,000 embeddings (it is fast enough), faiss IVF above (exact when faiss is not "
      "installed), IVF-PQ when IVF's vectors would not fit `budget_gb`; another kind is checked.")
     if kind == 'auto':
@@ -230,7 +235,9 @@ def recall_at_k(index, exact:ExactIndex|np.ndarray, queries, k:int=10) -> float:
     _, got = index.search(queries, k)
     return float(np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(want, got)]))
 
-def tune_search(index:FaissIndex, queries, want:np.ndarray, # Queries and their true `k` nearest rows (m, k)
+def tune_search(index:FaissIndex, # An IVF index (its `nprobe` is raised)
+                queries, # Queries
+                want:np.ndarray, # Their true `k` nearest rows (m, k)
                 target:float=0.92, k:int=10) -> float:
     ("Search an IVF index (`ivf`, `ivfpq`) harder until its recall@k on `queries` reaches `target`: first more "
      "candidates re-scored exactly (IVF-PQ, up to 64 x k), then twice the lists per query (up to a quarter of them); "

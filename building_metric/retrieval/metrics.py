@@ -251,8 +251,10 @@ def ncm_scores(ref, ref_labels, query, n_classes:int|None=None) -> torch.Tensor:
     return (F.normalize(_as_tensor(query, 'query'), dim=1) @ means.T).nan_to_num(nan=-float('inf'))
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #0a655d40
-def ncm_classify(ref, ref_labels, # Embeddings and labels that define the class means
-                 query, query_labels, # Embeddings to classify and their true labels
+def ncm_classify(ref, # Embeddings that define the class means
+                 ref_labels, # Their labels
+                 query, # Embeddings to classify
+                 query_labels, # Their true labels
                  topk:tuple=(1, 3), # Accuracies to report
                  class_names:list|None=None, # Names of the classes 0..n-1 for the per-class table
                 ) -> dict:
@@ -284,8 +286,10 @@ def clustering_scores(emb, labels, seed:int=0) -> dict[str, float]:
                 ami=float(adjusted_mutual_info_score(y, clusters)))
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #30021a11
-def geo_recall(query, query_coords, # Query embeddings and their (lat, lon)
-               ref=None, ref_coords=None, # References (default: leave-one-out among the queries)
+def geo_recall(query, # Query embeddings
+               query_coords, # Their (lat, lon)
+               ref=None, # Reference embeddings (default: leave-one-out among the queries)
+               ref_coords=None, # Their (lat, lon)
                radii_km:tuple=(0.1, 0.5, 1.0, 5.0), # Radii of the bins
                groups=None,
                ref_groups=None, # Leave out references of the query's group (another patch of the same target)

@@ -219,7 +219,8 @@ def _map_at_r(matches:pd.DataFrame, truth:pd.Series, counts:pd.Series) -> tuple[
         aps.append((np.cumsum(rel) / np.arange(1, len(rel) + 1) * rel).sum() / R); p1.append(rel[0])
     return float(np.mean(aps)) if aps else float('nan'), float(np.mean(p1)) if p1 else float('nan')
 
-def rerank_report(g:BuildingGallery, queries, # Labelled query photos (one folder per building, or a manifest)
+def rerank_report(g:BuildingGallery, # The gallery
+                  queries, # Labelled query photos (one folder per building, or a manifest)
                   reranks=('none', 'aqe', 'dba', 'aqe+dba', 'sv', 'aqe+sv'), k:int=10, workers:int=2) -> pd.DataFrame:
     "Each re-ranking's answers to the same labelled queries, as numbers: one column per re-ranking."
     import time
@@ -293,7 +294,8 @@ def _embed_fn(m:SearchModel, k:int, image) -> Callable:
     return embed
 
 def explain_match(model, # A `SearchModel` (or what `SearchModel.create` takes): a run, an `Embedder`
-                  query:str|Path, match:str|Path, # The two photos
+                  query:str|Path, # The query photo
+                  match:str|Path, # The gallery photo it matched
                   extractor:str|None=None, # Whose feature map to explain, for a model of several (default: the first with a spatial one)
                   plus:bool=False, # Grad-CAM++ instead of Grad-CAM
                   fname=None): # -> a matplotlib Figure

@@ -27,7 +27,7 @@ from ..retrieval.index import (INDEXES, ExactIndex, RefinedIndex, build_index, c
                                           recall_at_k, save_index, tune_search)
 from .model import FROZEN_SOURCES, SearchModel
 from .rerank import LocalFeatures, database_augment
-from .store import (GALLERY_VERSION, append_buildings, embedding_rows, joined, label_codes, open_part,
+from .store import (GALLERY_VERSION, GalleryManifest, append_buildings, embedding_rows, joined, label_codes, open_part,
                                           parts_codes, read_buildings, read_rows, read_rows_at, read_v2,
                                           write_buildings, write_part)
 from ..retrieval.metrics import faiss_module
@@ -72,19 +72,19 @@ class BuildingGallery:
                  model=None, # The model to embed queries with (default: the one the gallery was built with); checked against the gallery
                  tta:str|None=None): # Test-time views of the queries (`TTA_MODES`; default: the gallery's own)
         self.path = Path(path)
-        jf = self.path/'gallery.json'
-        self.info = json.loads(jf.read_text()) if jf.is_file() else {}
+        self.manifest = GalleryManifest.read(self.path)
         self._rows = self._coords = self._v2 = None
-        if 'parts' in self.info:   # the photos memory-mapped from their parts
-            self.emb = joined([open_part(self.path/p['file'], p['fingerprint']) for p in self.info['parts']])
-            self.building_names, self.means, _ = read_buildings(self.path/self.info['buildings_file'], sums=False)
+        man = self.manifest
+        if man.parts is not None:   # the photos memory-mapped from their parts
+            self.emb = joined([open_part(self.path/p['file'], p['fingerprint']) for p in man.parts])
+            self.building_names, self.means, _ = read_buildings(self.path/man.buildings_file, sums=False)
             self.codes = parts_codes(self.part_files)
         else: self._open_v2()
-        self.tta = tta or self.info.get('tta', 'none')
+        self.tta = tta or man.tta
         self._model = None if model is None else self._checked(SearchModel.create(model))
-        kind = self.info.get('kind', 'exact')
-        self.index = load_index(self.path, kind, self.emb, self.info.get('index_file', 'index.faiss'), self.info.get('refine', 16))
-        self.exact = self.index if kind == 'exact' else None
+        self.index = load_index(self.path, man.kind, self.emb, man.index_file or 'index.faiss',
+                                16 if man.refine is None else man.refine)
+        self.exact = self.index if man.kind == 'exact' else None
         self._dba = self._threshold = None
 
     def _open_v2(self):
@@ -96,7 +96,7 @@ class BuildingGallery:
         try: self.emb, self._rows, attrs, self._v2 = read_v2(f)
         except OSError:
             raise BuildingMetricError(f"{str(f)!r} is truncated or corrupt", "build the gallery again with bm-index") from None
-        if self.info.get('fingerprint') != attrs.get('fingerprint'):
+        if self.manifest.fingerprint != attrs.get('fingerprint'):
             raise BuildingMetricError(
                 f"the gallery {str(self.path)!r} was left half-written (its index and embeddings differ)",
                 "run the same bm-index command again to finish it")
@@ -104,10 +104,10 @@ class BuildingGallery:
         self.codes = label_codes(self._rows.label, self.building_names)
 
     def _checked(self, m:SearchModel) -> SearchModel:
-        if m.fingerprint != self.info.get('model'):
+        if m.fingerprint != self.manifest.model:
             raise BuildingMetricError(
-                f"the gallery {str(self.path)!r} was embedded by another model ({self.info.get('model_source')}, "
-                f"fingerprint {self.info.get('model')}; this one {m.fingerprint})",
+                f"the gallery {str(self.path)!r} was embedded by another model ({self.manifest.model_source}, "
+                f"fingerprint {self.manifest.model}; this one {m.fingerprint})",
                                       "rebuild it with this model (bm-index --rebuild), or search it with the model it "
                 "was built with")
         return m.with_tta(self.tta)
@@ -116,8 +116,8 @@ class BuildingGallery:
     def model(self) -> SearchModel:
         "The model that embeds queries: the one given, else the one the gallery was built with."
         if self._model is None:
-            src = self.info.get('model_source')
-            if src is None and 'parts' in self.info:
+            src = self.manifest.model_source
+            if src is None and self.manifest.parts is not None:
                 raise BuildingMetricError(f"the gallery {str(self.path)!r} was made from embeddings: it has no model to embed photos with",
                                           "ask it with query embeddings, or open it with the model that made them (model=)")
             if not src or not (Path(src).exists() or src.startswith(FROZEN_SOURCES)):
@@ -128,10 +128,10 @@ class BuildingGallery:
 
     def kept_buildings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         "The buildings' names, embedding sums (float64) and photo counts, as the gallery keeps them."
-        return self._v2 if self._v2 is not None else read_buildings(self.path/self.info['buildings_file'])
+        return self._v2 if self._v2 is not None else read_buildings(self.path/self.manifest.buildings_file)
 
     @property
-    def part_files(self) -> list[Path]: return [self.path/p['file'] for p in self.info.get('parts', [])]
+    def part_files(self) -> list[Path]: return [self.path/p['file'] for p in self.manifest.parts or []]
     @property
     def rows(self) -> pd.DataFrame:
         "Each photo's path, label, group, lat and lon (read from the parts when first asked)."
@@ -149,18 +149,23 @@ class BuildingGallery:
         ("The rows `idx` of `rows`; read from the parts alone (not the whole table) in a gallery of over a million "
          "photos whose table is not loaded.")
         idx = np.asarray(idx, np.int64)
-        if self._rows is not None or len(self) <= ROWS_IN_MEMORY or 'parts' not in self.info: return self.rows.iloc[idx][list(columns)].reset_index(drop=True)
-        return read_rows_at(self.part_files, [p['n'] for p in self.info['parts']], idx, columns)
+        if self._rows is not None or len(self) <= ROWS_IN_MEMORY or self.manifest.parts is None: return self.rows.iloc[idx][list(columns)].reset_index(drop=True)
+        return read_rows_at(self.part_files, [p['n'] for p in self.manifest.parts], idx, columns)
 
     @property
-    def calibration(self) -> dict: return self.info.get('calibration', {})
+    def calibration(self) -> dict: return self.manifest.calibration
+
+    @property
+    def info(self) -> dict:
+        "`gallery.json` as a dict (`manifest.to_dict()`): what this attribute was before the manifest was typed."
+        return self.manifest.to_dict()
     @property
     def has_coords(self) -> bool: return bool(len(self)) and bool(np.isfinite(self.coords).all())
     def __len__(self): return len(self.emb)
     def __repr__(self):
         c = self.calibration
         return (f"BuildingGallery({str(self.path)!r}: {len(self):,} photos of {len(self.building_names):,} buildings, "
-                f"{self.emb.shape[1]}-d, {self.info.get('kind')} index" + (f", threshold {c['threshold']:.3f}" if 'threshold' in c else '') + ")")
+                f"{self.emb.shape[1]}-d, {self.manifest.kind} index" + (f", threshold {c['threshold']:.3f}" if 'threshold' in c else '') + ")")
 
 # %% ../../nbs/07e_search.gallery.ipynb #6f22ddb1
 def _source(images, root) -> tuple[BuildingIndex|None, Path|None]:
@@ -190,44 +195,59 @@ def _indexed(emb, kind:str, seed:int, log) -> tuple[object, dict]:
             + (f", {info['refine']} x 10 candidates re-scored" if 'refine' in info else '') + ")")
     return index, info
 
-def _tidy(out:Path, info:dict):
+def _tidy(out:Path, man:GalleryManifest):
     "Remove what gallery.json does not name: the parts, buildings and index files of earlier states, and temporary files."
-    keep = {p['file'] for p in info['parts']} | {info['buildings_file'], info.get('index_file')}
+    keep = {p['file'] for p in man.parts} | {man.buildings_file, man.index_file}
     old = [*out.glob('parts/*'), *out.glob('buildings-*'), *out.glob('index-*'), *out.glob('*.tmp'),
            out/'gallery.h5', out/'index.faiss']
     for f in old:
         if f.is_file() and str(f.relative_to(out)) not in keep: f.unlink()
 
-def _model_info(m:SearchModel|None, old:dict|None=None) -> dict:
+def _model_info(m:SearchModel|None, old:GalleryManifest|None=None) -> dict:
     "What gallery.json says of the model: `m`'s, else `old`'s (a gallery of embeddings made elsewhere has none)."
     if m is not None: return dict(model=m.fingerprint, model_source=m.source, extractors=m.names, tta=m.tta)
-    return {k: (old or {}).get(k, d) for k, d in dict(model=None, model_source=None, extractors=[], tta='none').items()}
+    old = old or GalleryManifest()
+    return dict(model=old.model, model_source=old.model_source, extractors=old.extractors, tta=old.tta)
 
-def _commit(out:Path, m:SearchModel|None, parts:list, emb, codes:np.ndarray, buildings:tuple, sources:list, log,
-            index=None, kind:str='auto', seed:int=0, dba:dict|None=None, old:dict|None=None) -> dict:
+def _commit(out:Path, # The gallery's folder
+            m:SearchModel|None, # The model that embedded the photos (None: embeddings made elsewhere)
+            *,
+            parts:list, # Every part of the new state (their file, fingerprint and rows)
+            emb, # All the photos' embeddings, the parts end to end
+            codes:np.ndarray, # Their building codes
+            buildings:tuple, # The buildings' names, sums and counts (`append_buildings`)
+            sources:list, # Where the photos came from
+            log, # Progress lines
+            index=None, # An index already holding every photo (None: build one of `kind`)
+            kind:str='auto', # The index to build
+            seed:int=0, # Of the index's training and the calibration's split
+            dba:dict|None=None, # Database-side augmentation's settings, to compute and keep
+            old:GalleryManifest|None=None, # The state before: its index settings, and its calibration when still fresh
+           ) -> GalleryManifest:
     ("Keep the buildings and the index (a new one of `kind` unless `index` is given, already holding every photo), "
      "calibrate (again, unless `old`'s calibration was made on at least 10/11 of the photos), write gallery.json: the "
      "one step that makes the new state the gallery's.")
     fps = [p['fingerprint'] for p in parts]
     fp = fps[0] if len(fps) == 1 else hashlib.sha256('+'.join(fps).encode()).hexdigest()[:16]
-    info = dict(_model_info(m, old), n=len(emb),
-                dim=int(emb.shape[1]), buildings=int((buildings[2] > 0).sum()), sources=sources, fingerprint=fp,
-                format_version=GALLERY_VERSION, parts=parts, buildings_file=write_buildings(out, buildings, fp))
+    info = GalleryManifest(**_model_info(m, old), n=len(emb), dim=int(emb.shape[1]),
+                           buildings=int((buildings[2] > 0).sum()), sources=sources, fingerprint=fp,
+                           format_version=GALLERY_VERSION, parts=parts, buildings_file=write_buildings(out, buildings, fp),
+                           extra=dict(old.extra) if old else {})
     if index is None: index, ix = _indexed(emb, kind, seed, log)
-    else: ix = {k: old[k] for k in ('kind', 'index_seconds', 'index_trained_n', 'recall_at_10', 'nprobe', 'refine') if k in old}
-    info.update(ix, index_file=save_index(index, out, f'index-{fp}.faiss'))
-    if old and old.get('calibration') and 11 * old.get('calibrated_n', 0) >= 10 * len(emb):
-        info.update(calibration=old['calibration'], calibrated_n=old['calibrated_n'])
+    else: ix = {k: getattr(old, k) for k in ('kind', 'index_seconds', 'index_trained_n', 'recall_at_10', 'nprobe', 'refine')}
+    info = info.replace(**ix, index_file=save_index(index, out, f'index-{fp}.faiss'))
+    if old and old.calibration and 11 * old.calibrated_n >= 10 * len(emb):
+        info = info.replace(calibration=old.calibration, calibrated_n=old.calibrated_n)
     else:
         rows_c = read_rows([out/p['file'] for p in parts], ('lat', 'lon'))[['lat', 'lon']].to_numpy(float)
-        exact = index if info['kind'] == 'exact' else ExactIndex(emb)
+        exact = index if info.kind == 'exact' else ExactIndex(emb)
         # (from the kept sums: no second pass over the embeddings)
-        info.update(calibration=calibrate(emb, None, rows_c, exact, seed=seed, buildings=buildings, codes=codes),
-                    calibrated_n=len(emb))
+        info = info.replace(calibration=calibrate(emb, None, rows_c, exact, seed=seed, buildings=buildings, codes=codes),
+                            calibrated_n=len(emb))
     if dba:   # database-side augmentation, for rerank='dba'
         np.save(out/'dba.tmp.npy', database_augment(emb, index, **dba)); os.replace(out/'dba.tmp.npy', out/'dba.npy')
-        info['dba'] = dict(dba, fingerprint=fp)
-    (out/'gallery.json.tmp').write_text(json.dumps(info, indent=2)); os.replace(out/'gallery.json.tmp', out/'gallery.json')
+        info = info.replace(dba=dict(dba, fingerprint=fp))
+    info.write(out)
     _tidy(out, info)
     return info
 
@@ -286,8 +306,8 @@ def build(cls:BuildingGallery,
         emb, rows = _embedded(m, cache, Path(root).resolve() if root is not None else None)
         log(f"embedded {len(emb):,} photos in {time.time() - t0:.1f} s")
         buildings, codes = append_buildings(None, emb, rows.label.to_numpy())
-        _commit(out, m, [_new_part(out, emb, rows, codes)], emb, codes, buildings, [src], log, kind=kind, seed=seed,
-                dba=dict(n=3, alpha=3.0) if dba else None)
+        _commit(out, m, parts=[_new_part(out, emb, rows, codes)], emb=emb, codes=codes, buildings=buildings, sources=[src],
+                log=log, kind=kind, seed=seed, dba=dict(n=3, alpha=3.0) if dba else None)
         return cls(out, m)
 
 # %% ../../nbs/07e_search.gallery.ipynb #efdf36ac
@@ -322,14 +342,15 @@ def _append(g:BuildingGallery, m:SearchModel|None, emb:np.ndarray, rows:pd.DataF
             compact:bool|None=None) -> dict:
     "Append embedded photos to an opened gallery `g` as one new part (or compact it into one), then commit."
     # (a gallery of format 2 is converted: its photos become a part)
-    parts = list(g.info['parts']) if g._v2 is None else [_new_part(g.path, g.emb, g.rows, g.codes)]
+    old = g.manifest
+    parts = list(old.parts) if g._v2 is None else [_new_part(g.path, g.emb, g.rows, g.codes)]
     buildings, codes = append_buildings(g.kept_buildings(), emb, rows.label.to_numpy())
     parts.append(_new_part(g.path, emb, rows, codes))
     n = sum(p['n'] for p in parts)
-    kind = g.info.get('kind', 'auto') if g.info.get('kind') != 'exact' or n <= 200_000 else 'auto'
+    kind = old.kind if old.kind != 'exact' or n <= 200_000 else 'auto'
     if compact is None:
-        compact = (len(parts) > COMPACT_PARTS or kind != g.info.get('kind') or
-                   INDEXES.info(kind)['approximate'] and n > 2 * g.info.get('index_trained_n', len(g)))
+        compact = (len(parts) > COMPACT_PARTS or kind != old.kind or
+                   INDEXES.info(kind)['approximate'] and n > 2 * (old.index_trained_n or len(g)))
     allemb = joined([open_part(g.path/p['file'], p['fingerprint']) for p in parts])
     allcodes = np.concatenate([g.codes, codes])
     if compact:
@@ -340,16 +361,17 @@ def _append(g:BuildingGallery, m:SearchModel|None, emb:np.ndarray, rows:pd.DataF
         g.index.add(emb); index = g.index
         if isinstance(index, RefinedIndex): index.emb = allemb
     elif not compact and kind == 'exact': index = ExactIndex(allemb)
-    dba = {k: v for k, v in g.info['dba'].items() if k != 'fingerprint'} if 'dba' in g.info else None
-    return _commit(g.path, m, parts, allemb, allcodes, buildings, g.info.get('sources', []) + sources, log,
-                   index=index, kind=kind, dba=dba, old=None if compact else g.info)
+    dba = {k: v for k, v in old.dba.items() if k != 'fingerprint'} if old.dba is not None else None
+    return _commit(g.path, m, parts=parts, emb=allemb, codes=allcodes, buildings=buildings, sources=old.sources + sources,
+                   log=log, index=index, kind=kind, dba=dba, old=None if compact else old)
 
 # %% ../../nbs/07e_search.gallery.ipynb #7f4e8956
 @patch(cls_method=True)
 def from_embeddings(cls:BuildingGallery,
                     emb, # (n, dim) embeddings made by any model (L2-normalised here)
                     out:str|Path, # New gallery folder
-                    labels=None, paths=None, # (n,) their buildings ('' for none) and photo paths or ids
+                    labels=None, # (n,) their buildings ('' for none)
+                    paths=None, # (n,) their photo paths or ids
                     coords=None, # (n, 2) their latitude and longitude
                     kind:str='auto', seed:int=0, log=print) -> BuildingGallery:
     ("A gallery of embeddings made elsewhere: indexed and calibrated as `build` does; ask it with query embeddings "
@@ -360,11 +382,16 @@ def from_embeddings(cls:BuildingGallery,
     with WriterLock(out, 'gallery'):
         x, rows = embedding_rows(emb, labels, paths, coords)
         buildings, codes = append_buildings(None, x, rows.label.to_numpy())
-        _commit(out, None, [_new_part(out, x, rows, codes)], x, codes, buildings, ['embeddings'], log, kind=kind, seed=seed)
+        _commit(out, None, parts=[_new_part(out, x, rows, codes)], emb=x, codes=codes, buildings=buildings,
+                sources=['embeddings'], log=log, kind=kind, seed=seed)
     return cls(out)
 
 @patch
-def add_embeddings(self:BuildingGallery, emb, labels=None, paths=None, coords=None, # As `from_embeddings`
+def add_embeddings(self:BuildingGallery,
+                   emb, # (n, dim) embeddings of the same model (L2-normalised here)
+                   labels=None, # (n,) their buildings ('' for none)
+                   paths=None, # (n,) their photo paths or ids
+                   coords=None, # (n, 2) their latitude and longitude
                    compact:bool|None=None, log=print) -> int:
     "Append embeddings made elsewhere (by the gallery's model) as `add` appends photos; returns how many."
     with WriterLock(self.path, 'gallery'):
@@ -404,8 +431,8 @@ def set_threshold(self:BuildingGallery,
 def augmented(self:BuildingGallery) -> np.ndarray:
     "The DBA embeddings of the gallery's photos: the kept ones (built with `dba=True`), else computed now (n=3, α=3)."
     if self._dba is None:
-        d = self.info.get('dba')
-        if d and d.get('fingerprint') == self.info.get('fingerprint') and (self.path/'dba.npy').is_file():
+        d = self.manifest.dba
+        if d and d.get('fingerprint') == self.manifest.fingerprint and (self.path/'dba.npy').is_file():
             self._dba = np.load(self.path/'dba.npy', mmap_mode='r')
         else: self._dba = database_augment(self.emb, self.index)
     return self._dba

@@ -45,7 +45,8 @@ def _weighted(s:np.ndarray, j:np.ndarray, alpha:float) -> np.ndarray:
 
 def database_augment(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
                      index=None, # A search index over `emb` (default: exact search)
-                     n:int=3, alpha:float=3.0, # Neighbours summed (the photo itself included) and the weight exponent
+                     n:int=3, # Neighbours summed (the photo itself included)
+                     alpha:float=3.0, # The exponent of their weights
                      chunk:int=8192) -> np.ndarray:
     ("DBA: each embedding replaced by the L2-normalised sum of its `n` nearest gallery embeddings weighted by "
      "similarity^α.")
@@ -85,7 +86,8 @@ def local_features(image, # A photo (path or PIL image)
     if d is None: return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8)
     return np.float32([k.pt for k in kp]).reshape(-1, 2), np.clip(np.round(d), 0, 255).astype(np.uint8)
 
-def count_inliers(a:tuple, b:tuple, # `local_features` of two photos
+def count_inliers(a:tuple, # `local_features` of one photo
+                  b:tuple, # And of the other
                   ratio:float=0.8, # Lowe's ratio test
                   mutual:bool=True, # Keep a match only when each keypoint is the other's nearest (one-to-one)
                   model:str='homography', # or 'fundamental'
@@ -174,7 +176,10 @@ def _verify_one(args) -> tuple[list, float]:
 
 def verify(queries:list, # The query photos
            candidates:list, # Per query, the gallery photos to check (paths described in `store`)
-           store:LocalFeatures, workers:int=2, **kw) -> tuple[np.ndarray, np.ndarray]: # `count_inliers`' settings
+           store:LocalFeatures, # The gallery's local features
+           workers:int=2, # Processes counting inliers
+           **kw, # `count_inliers`' settings
+          ) -> tuple[np.ndarray, np.ndarray]:
     "Inliers of each query with each of its candidates `(m, c)`, and each query's milliseconds (one core each)."
     r = _parallel(_verify_one,
                   [(str(q), [str(c) for c in cs], store, kw) for q, cs in zip(queries, candidates)], workers)

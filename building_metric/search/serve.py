@@ -62,7 +62,8 @@ class AnswerServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, gallery:BuildingGallery, # The gallery, its model loaded
-                 host:str='127.0.0.1', port:int=8000, # Where to listen (port 0: any free one)
+                 host:str='127.0.0.1', # The address to listen on
+                 port:int=8000, # The port (0: any free one)
                  k:int=10, # Matches per answer (a request may ask `?k=`)
                  rerank:str='none', # Re-ranking of every answer (a request may ask `?rerank=`)
                  allow:str|Path|None=None, # A folder whose files may be answered by path (None: none)

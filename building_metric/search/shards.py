@@ -20,7 +20,7 @@ from ..core import BuildingMetricError, barrier, init_distributed, rank_world
 from .gallery import BuildingGallery
 from ..retrieval.metrics import faiss_module
 from ..retrieval.index import build_index, save_index
-from .store import open_part, write_buildings, write_part
+from .store import GalleryManifest, open_part, write_buildings, write_part
 
 # %% auto #0
 __all__ = ['pd', 'SHARDS_FORMAT', 'split_gallery', 'merge_top_k', 'ShardedIndex', 'ShardedGallery']
@@ -46,14 +46,14 @@ def split_gallery(gallery, # A `BuildingGallery` or its folder
     for i, (a, z) in enumerate(zip(edges[:-1], edges[1:])):
         d = out/f'shard-{i:03d}'
         fp, f = write_part(d/'parts', g.emb[a:z], rows.iloc[a:z], g.codes[a:z])
-        index = build_index(open_part(d/'parts'/f, fp), g.info.get('kind', 'exact'), seed=seed)
-        if 'nprobe' in g.info: faiss_module().extract_index_ivf(index.index).nprobe = g.info['nprobe']   # searched as hard
-        if 'refine' in g.info: index.refine = g.info['refine']
-        info = {k: v for k, v in g.info.items() if k not in ('dba', 'recall_at_10')}
-        info.update(parts=[dict(file=f'parts/{f}', fingerprint=fp, n=int(z - a))], n=int(z - a), fingerprint=fp,
-                    buildings_file=write_buildings(d, buildings, fp), index_file=save_index(index, d, f'index-{fp}.faiss'),
-                    shard=dict(index=i, of=shards, offset=int(a)))
-        _write_json(d/'gallery.json', info); names.append(d.name)
+        man = g.manifest
+        index = build_index(open_part(d/'parts'/f, fp), man.kind, seed=seed)
+        if man.nprobe is not None: faiss_module().extract_index_ivf(index.index).nprobe = man.nprobe   # searched as hard
+        if man.refine is not None: index.refine = man.refine
+        man.replace(dba=None, recall_at_10=None, parts=[dict(file=f'parts/{f}', fingerprint=fp, n=int(z - a))], n=int(z - a),
+                    fingerprint=fp, buildings_file=write_buildings(d, buildings, fp),
+                    index_file=save_index(index, d, f'index-{fp}.faiss'), shard=dict(index=i, of=shards, offset=int(a))).write(d)
+        names.append(d.name)
     _write_json(out/'shards.json', dict(format=SHARDS_FORMAT, shards=names, offsets=edges.tolist(), n=len(g),
                                         dim=int(g.means.shape[1]), source=str(g.path.resolve())))
     return out
@@ -87,7 +87,9 @@ def merge_top_k(sims:np.ndarray, idx:np.ndarray, k:int) -> tuple[np.ndarray, np.
 class ShardedIndex:
     "The indexes of this process's shards (with their first rows), searched together and merged over every process."
     kind = 'sharded'
-    def __init__(self, local:list, n:int): self.local, self.n = local, n # [(index, offset)], photos in all shards
+    def __init__(self, local:list, # [(index, offset)] of this process's shards
+                 n:int, # Photos in all shards
+                ): self.local, self.n = local, n
     def __len__(self): return self.n
 
     def search(self, q, k:int=10) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +117,7 @@ class ShardedGallery(BuildingGallery):
         mine = list(range(rank, len(spec['shards']), world))
         self.local = [BuildingGallery(self.path/spec['shards'][i], model, tta) for i in mine]
         g, self.spec, self.offsets = self.local[0], spec, np.array(spec['offsets'])
-        self.info = {k: v for k, v in g.info.items() if k not in ('parts', 'shard', 'fingerprint')} | dict(n=spec['n'])
+        self.manifest = g.manifest.replace(parts=None, shard=None, fingerprint=None, n=spec['n'])
         self.tta, self._model, self.building_names, self.means = g.tta, g._model, g.building_names, g.means
         self.index, self.exact = ShardedIndex([(s.index, int(self.offsets[i])) for i, s in zip(mine, self.local)], spec['n']), None
         self._dba = self._threshold = self._rows = self._v2 = None
@@ -124,7 +126,7 @@ class ShardedGallery(BuildingGallery):
 
     def _all(self, f) -> np.ndarray:
         "`f` of every shard, put end to end in shard order (each process gives its own shards')."
-        mine = {s.info['shard']['index']: f(s) for s in self.local}
+        mine = {s.manifest.shard['index']: f(s) for s in self.local}
         allx = {i: x for d in _gather_objects(mine) for i, x in d.items()}
         return np.concatenate([allx[i] for i in range(len(self.spec['shards']))])
 
@@ -159,7 +161,7 @@ class ShardedGallery(BuildingGallery):
         shard = np.searchsorted(self.offsets, idx, 'right') - 1
         mine = {}
         for s in self.local:
-            i = s.info['shard']['index']
+            i = s.manifest.shard['index']
             if (shard == i).any(): mine[i] = s.rows_at(idx[shard == i] - self.offsets[i], columns)
         out = pd.DataFrame({c: np.empty(len(idx), float if c in ('lat', 'lon') else object) for c in columns})
         for d in _gather_objects(mine):

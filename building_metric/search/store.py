@@ -8,7 +8,8 @@ Docs: https://building-metric.github.io/building_metric/search.store.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import hashlib, os, uuid
+import dataclasses, hashlib, json, os, uuid
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import h5py
@@ -21,8 +22,8 @@ from ..retrieval.calibration import building_means, building_sums
 from ..retrieval.index import take_rows
 
 # %% auto #0
-__all__ = ['pd', 'GALLERY_FORMAT', 'GALLERY_VERSION', 'write_part', 'open_part', 'read_rows', 'Embeddings', 'joined',
-           'read_rows_at', 'read_v2', 'label_codes', 'embedding_rows', 'append_buildings', 'write_buildings',
+__all__ = ['pd', 'GALLERY_FORMAT', 'GALLERY_VERSION', 'write_part', 'open_part', 'read_rows', 'GalleryManifest', 'Embeddings',
+           'joined', 'read_rows_at', 'read_v2', 'label_codes', 'embedding_rows', 'append_buildings', 'write_buildings',
            'read_buildings', 'parts_codes']
 
 # %% ../../nbs/07da_search.store.ipynb #c5c622e6
@@ -90,6 +91,61 @@ def read_rows(paths:list, columns=('path', 'label', 'group', 'lat', 'lon')) -> p
                                      for c in columns}))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame({c: [] for c in columns})
 
+# %% ../../nbs/07da_search.store.ipynb #8df5467d
+@dataclass
+class GalleryManifest:
+    "What a gallery's `gallery.json` says: which files belong together, the model, the index and the calibration."
+    model:str|None=None # Fingerprint of the model that embedded the photos (None: embeddings made elsewhere)
+    model_source:str|None=None # Where that model came from: a run folder, an .onnx, or frozen extractors
+    extractors:list=field(default_factory=list) # The model's extractors
+    tta:str='none' # Test-time views the photos were embedded with
+    n:int=0 # Photos
+    dim:int=0 # Embedding size
+    buildings:int=0 # Buildings with at least one photo
+    sources:list=field(default_factory=list) # The folders, manifests or caches the photos came from, in order
+    fingerprint:str|None=None # Of the parts together: the index, the buildings file and DBA are checked against it
+    format_version:int=GALLERY_VERSION # 3: parts and a buildings file; 1 and 2: one gallery.h5
+    parts:list|None=None # Each part's file, fingerprint and rows (None: a gallery of format 1 or 2)
+    buildings_file:str|None=None # The buildings' names and sums
+    kind:str='exact' # The index: exact, flat, hnsw, ivf, ivfpq (`retrieval.index`)
+    index_file:str|None=None # Its file (None: index.faiss, as format 2 named it)
+    index_seconds:float|None=None # Time to build it
+    index_trained_n:int|None=None # Photos it was trained on (an approximate index is trained again past twice this)
+    recall_at_10:float|None=None # Of an approximate index, against exact search
+    nprobe:int|None=None # Lists an IVF index searches per query
+    refine:int|None=None # Candidates per result an IVF-PQ index re-scores exactly (x 10)
+    calibration:dict=field(default_factory=dict) # `retrieval.calibration.calibrate`: temperature, threshold, error radius
+    calibrated_n:int=0 # Photos the calibration was made on
+    dba:dict|None=None # Database-side augmentation's settings and the fingerprint it was made for
+    shard:dict|None=None # Of one shard of a sharded gallery: its index and count
+    extra:dict=field(default_factory=dict) # Keys this version does not know, kept and written back
+
+    @classmethod
+    def from_dict(cls, d:dict) -> GalleryManifest:
+        "A manifest of any version: missing keys take their defaults, unknown ones go to `extra`."
+        names = {f.name for f in fields(cls)} - {'extra'}
+        return cls(**{k: v for k, v in d.items() if k in names}, extra={k: v for k, v in d.items() if k not in names})
+
+    def to_dict(self) -> dict:
+        "The JSON object of `gallery.json`: every field that is set (None is left out), and `extra` as it was."
+        return {**{f.name: getattr(self, f.name) for f in fields(self)
+                   if f.name != 'extra' and getattr(self, f.name) is not None}, **self.extra}
+
+    @classmethod
+    def read(cls, folder:str|Path) -> GalleryManifest:
+        "The manifest of the gallery in `folder` (an empty one where there is no `gallery.json`)."
+        f = Path(folder)/'gallery.json'
+        return cls.from_dict(json.loads(f.read_text())) if f.is_file() else cls()
+
+    def write(self, folder:str|Path):
+        "Write `gallery.json` under a temporary name and rename it into place: a reader sees the old or the new."
+        f = Path(folder)/'gallery.json'
+        f.with_suffix('.json.tmp').write_text(json.dumps(self.to_dict(), indent=2)); os.replace(f.with_suffix('.json.tmp'), f)
+
+    def replace(self, **kw) -> GalleryManifest:
+        "A copy with `kw` changed (`dataclasses.replace`)."
+        return dataclasses.replace(self, **kw)
+
 # %% ../../nbs/07da_search.store.ipynb #949c6287
 class Embeddings:
     "The embeddings of a gallery's parts as one (n, dim) float32 array, gathered from the parts when indexed."
@@ -122,7 +178,8 @@ def joined(parts:list):
     return parts[0] if len(parts) == 1 else Embeddings(parts)
 
 # %% ../../nbs/07da_search.store.ipynb #38388450
-def read_rows_at(paths:list, sizes:list, # The parts, and their numbers of photos
+def read_rows_at(paths:list, # The parts
+                 sizes:list, # Their numbers of photos
                  idx:np.ndarray, columns=('path', 'label', 'group', 'lat', 'lon')) -> pd.DataFrame:
     "The rows `idx` (of the parts end to end; -1 counts from the end) read from the parts alone, not whole tables."
     off = np.cumsum([0] + list(sizes))
@@ -171,7 +228,9 @@ def embedding_rows(emb, labels, paths, coords, start:int=0, block:int=262144) ->
 
 # %% ../../nbs/07da_search.store.ipynb #227ba812
 def append_buildings(old:tuple|None, # (names, sums, counts) of the gallery's buildings, or None
-                     emb, labels) -> tuple[tuple, np.ndarray]: # New photos' embeddings and buildings ('' for none)
+                     emb, # New photos' embeddings
+                     labels, # Their buildings ('' for none)
+                    ) -> tuple[tuple, np.ndarray]:
     ("The buildings with the photos `emb` of `labels` added (the old ones keep their place, new ones follow, sorted), "
      "and the photos' codes among them (-1: no building).")
     lab = np.asarray(labels).astype(str)

@@ -131,12 +131,16 @@ class PadCrop(RandTransform):
     def encodes(self, x:PILMask): return PILMask.create(self._crop(np.asarray(x), 'constant', constant_values=self.fill))
 
 def seg_augmentations(size, # The training size (int or (H, W))
-                      flip:bool=True, max_rotate:float=10.0, min_scale:float=0.75, # Flips, rotations, crop scale (image and mask)
+                      flip:bool=True, # Horizontal flips (image and mask)
+                      max_rotate:float=10.0, # Largest rotation in degrees (image and mask)
+                      min_scale:float=0.75, # Smallest crop scale (image and mask)
                       max_zoom:float=1.1, # Random zoom in up to this factor (1: off)
                       max_lighting:float=0.2, # Brightness and contrast (image only)
-                      saturation:float=0.0, hue:float=0.0, # Colour jitter (image only; 0: off)
+                      saturation:float=0.0, # Saturation jitter (image only; 0: off)
+                      hue:float=0.0, # Hue jitter (image only; 0: off)
                       crop_padding:int=0, # Random crop with this padding (0: off)
-                      ignore_index:int=255) -> tuple[list, list]: # The mask value of padded pixels
+                      ignore_index:int=255, # The mask value of padded pixels
+                     ) -> tuple[list, list]:
     "`(item_tfms, batch_tfms)` of the training pairs: fastai's transforms (masks move with their images)."
     items = [PadCrop(crop_padding, ignore_index)] if crop_padding else []
     batch = aug_transforms(size=size, do_flip=flip, max_rotate=max_rotate, min_scale=min_scale, max_zoom=max_zoom,
@@ -155,7 +159,8 @@ def seg_dataloaders(pairs:SegmentationPairs, # Checked pairs
                     bs:int=8, # Batch size
                     augment:bool=True, # Flips, rotations, zoom (image and mask alike) and lighting (image only) on the training set
                     aug:dict|None=None, # Settings of `seg_augmentations` (default: its defaults)
-                    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), # Normalisation of the images
+                    mean=(0.485, 0.456, 0.406), # Per-channel mean the images are normalised with
+                    std=(0.229, 0.224, 0.225), # And their per-channel standard deviation
                     train:str='train', valid:str='val', num_workers:int=0, device=None):
     "fastai DataLoaders of (image, mask) batches; `dls.vocab` is the class list."
     it = pairs.items
@@ -214,7 +219,8 @@ def synthetic_elements(n:int=200, # Items
     return items
 
 # %% ../../nbs/08_segmentation.data.ipynb #18145714
-def element_dataloaders(train_items:list, valid_items:list, # (features [N, F, D], labels [N, F]) per item
+def element_dataloaders(train_items:list, # Training items: (features [N, F, D], labels [N, F]) each
+                        valid_items:list, # Validation items, likewise
                         bs:int=16, ignore_index:int=-100, n_classes:int|None=None, device=None, seed:int|None=None):
     "fastai DataLoaders of padded per-element batches `(features, valid, labels)`; `dls.c` is the number of classes."
     if not train_items or not valid_items:

@@ -94,7 +94,8 @@ def overlay(img:Image.Image, mask:np.ndarray, n_classes:int, alpha:float=0.5) ->
 # %% ../../nbs/08d_segmentation.infer.ipynb #938f4faf
 def postprocess_mask(mask:np.ndarray, # (H, W) class indices
                      how:str='none', # none, open, close or open_close (`config.POSTPROCESS`)
-                     kernel:int=3) -> np.ndarray: # Side of the square structuring element
+                     kernel:int=3, # Side of the square structuring element
+                    ) -> np.ndarray:
     ("Morphological opening (removes specks smaller than the element) and / or closing (fills such holes) of each "
      "class's region after the argmax (scipy.ndimage); a pixel claimed by exactly one class's cleaned region takes "
      "that class, any other the class of the nearest pixel that is.")
@@ -123,7 +124,8 @@ def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
               image_size:tuple[int, int]|None=None, # Window (H, W) (default: the training size)
               overlap:float=0.5, device=None, log=print,
               postprocess:str='none', # Morphology after the argmax (`postprocess_mask`): none, open, close, open_close
-              kernel:int=3) -> pd.DataFrame: # Side of its square structuring element
+              kernel:int=3, # Side of its square structuring element
+             ) -> pd.DataFrame:
     "Masks and overlays for every image under `images`; unreadable files are reported in the returned table, not fatal."
     images, output = Path(images), Path(output)
     if not images.is_dir():

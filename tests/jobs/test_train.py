@@ -2,15 +2,13 @@
 
 import json
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 from building_metric.config import default_cache
 from building_metric.data.synth import write_synthetic
 from building_metric.features.cache import FeatureCache
 from building_metric.metric.heads import load_head
-from conftest import assert_same_weights, inside_epoch, kill_when, one_line_error, pml_map_at_r, run, spawn_watched
+from conftest import one_line_error, pml_map_at_r, run
 
 
 @pytest.fixture(scope='module')
@@ -254,84 +252,6 @@ def test_frozen_features_without_checkpoint(photos, tmp_path):
         )
     r = run('bm-eval', '--data', photos / 'photos', '--out', tmp_path / 'rep2')
     assert one_line_error(r, 'bm-eval') and 'without --checkpoint' in r.stderr, r.stderr
-
-
-def test_killed_mid_epoch_then_resumed_ends_with_the_weights_of_an_uninterrupted_run(photos, tmp_path):
-    "SIGKILL at a random training batch of epoch 1 (synchronised on the run's own progress), then `--resume 1`: the weights, optimiser, EMA, best checkpoint and history are those of a run never interrupted."
-    cache = tmp_path / 'f.h5'
-    r = run(
-        'bm-extract',
-        '--data',
-        photos / 'photos',
-        '--extractors',
-        'resnet',
-        '--tiny',
-        '1',
-        '--split',
-        'class',
-        '--workers',
-        '0',
-        '--out',
-        cache,
-    )
-    assert r.returncode == 0, r.stderr
-    common = [
-        '--data',
-        cache,
-        '--resnet',
-        '1',
-        '--epochs',
-        '2',
-        '--batch',
-        '8',
-        '--lr',
-        '0.01',
-        '--eval_every',
-        '3',
-        '--patience',
-        '0',
-        '--ema',
-        '0.9',
-        '--workers',
-        '0',
-        '--log',
-        'csv',
-    ]
-    full = run('bm-train', *common, '--out', tmp_path / 'full')
-    assert full.returncode == 0, full.stderr
-
-    ready = inside_epoch(lambda a: tmp_path / f'beacon{a}', epoch=1)
-    a = kill_when(
-        lambda a: spawn_watched('bm-train', tmp_path / f'beacon{a}', *common, '--out', tmp_path / f'cut{a}'), ready
-    )
-    cut = tmp_path / f'cut{a}'
-    saved = torch.load(cut / 'models' / 'last.pth', weights_only=True)
-    assert saved['epoch'] == 0 and not (cut / 'metrics.json').exists(), saved[
-        'epoch'
-    ]  # killed inside epoch 1, before it ended
-    print(f"killed at batch {ready.target[a]} of epoch 1 (attempt {a + 1})")
-
-    r = run('bm-train', *common, '--out', cut, '--resume', '1')
-    assert r.returncode == 0, r.stderr
-    assert_same_weights(tmp_path / 'full', cut)  # stated tolerance: 1e-6
-    a_, b_ = (torch.load(d / 'models' / 'last.pth', weights_only=True) for d in (tmp_path / 'full', cut))
-    assert a_['epoch'] == b_['epoch'] == 1 and a_['train_iter'] == b_['train_iter']
-    for sa, sb in zip(a_['opt']['state'], b_['opt']['state']):  # the optimiser went on from its saved state
-        for k in sa:
-            if isinstance(sa[k], torch.Tensor):
-                torch.testing.assert_close(sb[k], sa[k], atol=1e-6, rtol=1e-5)
-            else:
-                assert sa[k] == sb[k], k
-    ema_a, ema_b = (z['callbacks']['EMA']['weights'] for z in (a_, b_))
-    for k in ema_a:
-        torch.testing.assert_close(ema_b[k], ema_a[k], atol=1e-6, rtol=1e-5)
-    ha, hb = (pd.read_csv(d / 'history.csv') for d in (tmp_path / 'full', cut))
-    assert hb.epoch.tolist() == [0, 1]
-    np.testing.assert_allclose(
-        hb.drop(columns='time').to_numpy(float), ha.drop(columns='time').to_numpy(float), atol=1e-6
-    )
-    ma, mb = (json.loads((d / 'metrics.json').read_text()) for d in (tmp_path / 'full', cut))
-    assert abs(ma['map_at_r'] - mb['map_at_r']) < 1e-6 and ma['best']['iter'] == mb['best']['iter']
 
 
 def test_default_split_works_on_eleven_folders_of_eight_photos(tmp_path):

@@ -6,12 +6,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 from building_metric.tracking import wandb_history
 from building_metric.data.synth import write_synthetic
 
-from conftest import inside_epoch, kill_when, one_line_error, run, spawn_watched
+from conftest import one_line_error, run
 
 TINY = ['--arch', 'unet_resnet18', '--tiny', '1', '--pretrained', '0', '--size', '64', '--batch', '8', '--lr', '0.003']
 
@@ -84,54 +83,6 @@ def test_train_then_infer(facades, tmp_path):
         tmp_path / 'p2',
     )
     assert r.returncode == 0 and 'nothing to do' in r.stderr, r.stderr
-
-
-def test_killed_mid_epoch_then_resumed_matches_an_uninterrupted_run(facades, tmp_path):
-    common = [
-        '--data',
-        facades,
-        *TINY,
-        '--epochs',
-        '2',
-        '--ema',
-        '0.9',
-        '--patience',
-        '0',
-    ]  # killed inside the last epoch
-    full = run('bm-seg-train', *common, '--out', tmp_path / 'full')
-    assert full.returncode == 0, full.stderr
-
-    ready = inside_epoch(
-        lambda a: tmp_path / f'beacon{a}', epoch=1
-    )  # a random batch of epoch 1, on the run's own progress
-    a = kill_when(
-        lambda a: spawn_watched('bm-seg-train', tmp_path / f'beacon{a}', *common, '--out', tmp_path / f'cut{a}'), ready
-    )
-    cut = tmp_path / f'cut{a}'
-    last = cut / 'models' / 'last.pth'
-    saved = torch.load(last, weights_only=True)
-    assert saved['epoch'] == 0 and not (cut / 'metrics.json').exists()  # killed inside epoch 1, before it ended
-    assert len(pd.read_csv(cut / 'history.csv')) == 1
-
-    r = run('bm-seg-train', *common, '--out', cut, '--resume', '1')
-    assert r.returncode == 0, r.stderr
-    assert 'resuming from epoch 1' in r.stderr
-    a, b = (torch.load(d / 'models' / 'last.pth', weights_only=True) for d in (tmp_path / 'full', cut))
-    assert a['epoch'] == b['epoch'] == 1 and a['train_iter'] == b['train_iter']
-    # the optimiser went on from its saved state: Adam's step counts and moments equal the uninterrupted run's
-    for sa, sb in zip(a['opt']['state'], b['opt']['state']):
-        for k in sa:
-            if isinstance(sa[k], torch.Tensor):
-                torch.testing.assert_close(sb[k], sa[k], atol=1e-4, rtol=1e-3)
-            else:
-                assert sa[k] == sb[k], k
-    for k in a['model']:
-        torch.testing.assert_close(b['model'][k].float(), a['model'][k].float(), atol=1e-4, rtol=1e-3)
-    ha, hb = pd.read_csv(tmp_path / 'full' / 'history.csv'), pd.read_csv(cut / 'history.csv')
-    assert hb.epoch.tolist() == [0, 1]
-    np.testing.assert_allclose(hb.valid_miou, ha.valid_miou, atol=1e-3)  # stated tolerance: 1e-3 mIoU
-    ma, mb = (json.loads((d / 'metrics.json').read_text()) for d in (tmp_path / 'full', cut))
-    assert abs(ma['miou'] - mb['miou']) < 1e-3 and ma['best']['epoch'] == mb['best']['epoch']
 
 
 def test_bad_input_is_one_line(tmp_path):

@@ -1,61 +1,11 @@
 "`bm-pair-train` runs in the run skeleton the other trainers share: killed inside an epoch, then `--resume 1`, it ends as a run never interrupted."
 
-import json, subprocess
+import subprocess
 
-import pandas as pd
 import torch
 
 from building_metric.data.synth import write_synthetic
-from conftest import assert_same_weights, inside_epoch, kill_when, one_line_error, run, spawn, spawn_watched
-
-
-def test_pair_train_killed_mid_epoch_then_resumed_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
-    write_synthetic(tmp_path / 'geo', 'geo', n_identities=16, views=4, size=32, seed=0)
-    common = [
-        '--data',
-        tmp_path / 'geo',
-        '--tiny',
-        '1',
-        '--pretrained',
-        '0',
-        '--size',
-        '32',
-        '--epochs',
-        '2',
-        '--batch',
-        '8',
-        '--proj',
-        '[32, 16]',
-        '--lr',
-        '0.003',
-        '--eval_every',
-        '3',
-        '--log',
-        'csv',
-        '--workers',
-        '0',
-    ]
-    full = run('bm-pair-train', *common, '--out', tmp_path / 'full')
-    assert full.returncode == 0, full.stderr
-    ready = inside_epoch(lambda a: tmp_path / f'beacon{a}', epoch=1)
-    a = kill_when(
-        lambda a: spawn_watched('bm-pair-train', tmp_path / f'beacon{a}', *common, '--out', tmp_path / f'cut{a}'), ready
-    )
-    cut = tmp_path / f'cut{a}'
-    assert (
-        torch.load(cut / 'models' / 'last.pth', weights_only=True)['epoch'] == 0 and not (cut / 'metrics.json').exists()
-    )
-    r = run('bm-pair-train', *common, '--out', cut, '--resume', '1')
-    assert r.returncode == 0, r.stderr
-    assert_same_weights(tmp_path / 'full', cut)
-    ma, mb = (json.loads((d / 'metrics.json').read_text()) for d in (tmp_path / 'full', cut))
-    assert (
-        abs(ma['roc_auc'] - mb['roc_auc']) < 1e-6
-        and ma['threshold'] == mb['threshold']
-        and ma['best']['iter'] == mb['best']['iter']
-    )
-    ha, hb = (pd.read_csv(d / 'evaluations.csv') for d in (tmp_path / 'full', cut))
-    assert ha.iter.tolist() == hb.iter.tolist() and (ha.value - hb.value).abs().max() < 1e-6
+from conftest import one_line_error, run, spawn
 
 
 def test_pair_train_second_writer_is_refused_in_one_line(tmp_path):
@@ -84,7 +34,6 @@ def test_pair_train_second_writer_is_refused_in_one_line(tmp_path):
 
 def test_pair_model_on_a_frozen_trunk_from_a_metric_embedder(tmp_path):
     "`--trunk_weights` starts the trunk from a bm-staged snapshot, `--freeze_trunk 1` keeps it so; the run's pictures."
-    import torch
 
     from building_metric.metric.heads import Embedder, save_embedder
     from building_metric.metric.siamese import load_pair_model
@@ -110,7 +59,6 @@ def test_pair_model_on_a_frozen_trunk_from_a_metric_embedder(tmp_path):
 
 def test_exported_trunk_is_a_backbone_create_extractor_loads(tmp_path):
     "`export_trunk`: a pair run's trunk, loaded by `create_extractor` from the spec it returns, gives the trunk's features."
-    import torch
 
     from building_metric.features.extractors import create_extractor
     from building_metric.metric.siamese import export_trunk, load_pair_model

@@ -14,7 +14,7 @@ from building_metric.config import (
     load_config,
 )
 
-CONFIGS = Path(__file__).parent.parent / 'configs'
+CONFIGS = Path(__file__).parents[2] / 'configs'
 
 
 @pytest.mark.parametrize(

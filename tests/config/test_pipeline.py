@@ -9,7 +9,7 @@ from building_metric.cli import COMMANDS
 from building_metric.data.synth import write_synthetic
 from conftest import BIN, ENV, one_line_error, run
 
-CONFIGS = Path(__file__).parent.parent / 'configs'
+CONFIGS = Path(__file__).parents[2] / 'configs'
 
 
 def test_one_pipeline_file_step_by_step(tmp_path):

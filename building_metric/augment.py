@@ -16,7 +16,7 @@ from fastai.vision.augment import RandomErasing, aug_transforms
 from fastai.vision.core import PILImage
 from fasttransform import Transform
 
-from .callbacks import embed_all
+from .retrieval.metrics import embed_all
 from .config.toolkit import POLICIES
 from .core import BuildingMetricError, seed_everything
 

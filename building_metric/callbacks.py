@@ -13,7 +13,6 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelBatchException, CancelFitException
 from fastcore.foundation import L
@@ -25,27 +24,16 @@ from .checkpoint import atomic_write, describe_model, load_checkpoint, run_envir
 from .core import BuildingMetricError
 # (their home before; kept importable from here)
 from .tracking import (CSVLog, tracking_cbs, wandb_history)
-from .retrieval.metrics import retrieval_metrics
+_all_ = ['find_batch_size', 'is_oom', 'learner_step', 'CSVLog', 'tracking_cbs', 'wandb_history', 'embed_all']   # (re-exported)
+from .retrieval.metrics import embed_all, retrieval_metrics   # (embed_all: its home before, the same function)
 
 # %% auto #0
-__all__ = ['RETRIEVAL_SCORES', 'embed_all', 'retrieval_score', 'StatefulCallback', 'stateful_callbacks', 'PeriodicEval',
-           'EarlyStop', 'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'AccumulateBatches', 'accumulation',
-           'training_state', 'SaveCheckpoint', 'resume', 'cosine_lr', 'EpochCosine']
+__all__ = ['RETRIEVAL_SCORES', 'retrieval_score', 'StatefulCallback', 'stateful_callbacks', 'PeriodicEval', 'EarlyStop',
+           'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'AccumulateBatches', 'accumulation',
+           'training_state', 'SaveCheckpoint', 'resume', 'cosine_lr', 'EpochCosine', 'find_batch_size', 'is_oom',
+           'learner_step', 'CSVLog', 'tracking_cbs', 'wandb_history', 'embed_all']
 
 # %% ../nbs/03_callbacks.ipynb #86025f0f
-def embed_all(model, dl) -> tuple[torch.Tensor, torch.Tensor]:
-    "Outputs of `model` (in eval mode, no gradients) and targets for every batch of `dl`, on the CPU."
-    was, outs, ys = model.training, [], []
-    model.eval()
-    try:
-        with torch.no_grad():
-            for b in dl:
-                n = getattr(dl, 'n_inp', 1)
-                outs.append(model(*b[:n]).float().cpu()); ys.append(b[n].cpu())
-    finally: model.train(was)
-    if not outs: return torch.empty(0), torch.empty(0, dtype=torch.long)
-    return torch.cat(outs), torch.cat(ys)
-
 RETRIEVAL_SCORES = re.compile(r'precision_at_1|r_precision|map_at_r|recall_at_\d+')
 "Names `retrieval_score` accepts: the keys of `retrieval_metrics`, any K for recall."
 

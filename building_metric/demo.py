@@ -9,4 +9,4 @@ __all__ = []
 
 # %% ../nbs/07h_demo.ipynb #82103a90
 from .jobs.demo import *
-from .jobs.demo import __all__
+from .jobs.demo import __all__  # noqa: F401

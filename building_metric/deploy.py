@@ -9,4 +9,4 @@ __all__ = []
 
 # %% ../nbs/04h_deploy.ipynb #3f7f67d7
 from .jobs.deploy import *
-from .jobs.deploy import __all__
+from .jobs.deploy import __all__  # noqa: F401

@@ -9,4 +9,4 @@ __all__ = []
 
 # %% ../nbs/06a_hpo.ipynb #5a5b0e6a
 from .jobs.hpo import *
-from .jobs.hpo import __all__
+from .jobs.hpo import __all__  # noqa: F401

@@ -9,4 +9,4 @@ __all__ = []
 
 # %% ../nbs/06_train.ipynb #602b84f2
 from .jobs.train import *
-from .jobs.train import __all__
+from .jobs.train import __all__  # noqa: F401

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..core import BuildingMetricError, require
+from ..core import require
 
 # %% auto #0
 __all__ = ['SKIMAGE_PHOTOS', 'sample_photos', 'photo_views', 'write_photo_views']

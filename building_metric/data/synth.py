@@ -18,9 +18,11 @@ from ..core import BuildingMetricError, show_progress
 from .facades import (BALCONIES, CLASSES, MATERIALS, PALETTE, ROOFS, WINDOWS, Facade, SynthConfig,
                                           make_facades,
                                           render_view)
+_all_ = ['BALCONIES', 'MATERIALS', 'ROOFS', 'WINDOWS', 'Facade']   # (re-exported: their home before data.facades)
 
 # %% auto #0
-__all__ = ['LAYOUTS', 'FacadeGenerator', 'mask_to_rgb', 'show_facades', 'write_synthetic']
+__all__ = ['LAYOUTS', 'FacadeGenerator', 'mask_to_rgb', 'show_facades', 'write_synthetic', 'BALCONIES', 'MATERIALS', 'ROOFS',
+           'WINDOWS', 'Facade']
 
 # %% ../../nbs/01a_data.synth.ipynb #29d8254e
 class FacadeGenerator:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..callbacks import embed_all
+from ..retrieval.metrics import embed_all
 from ..core import moved
 from ..data.index import BuildingIndex
 from .ood import cosine_logits

@@ -11,23 +11,20 @@ import building_metric  # first: its warning filters apply to what follows
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
 
 from ..checkpoint import load_checkpoint
-from ..callbacks import embed_all
-from ..config import EvalConfig, default_cache
-from ..core import BuildingMetricError, all_sum, barrier, init_distributed, moved, rank_world
+from ..retrieval.metrics import embed_all
+from ..config import default_cache
+from ..core import BuildingMetricError, moved
 from ..data.index import BuildingIndex
 from ..geo import haversine_km, localisation_scores, locate_from_neighbours
 from ..retrieval.metrics import (clustering_scores, knn, expected_calibration_error, ncm_classify,
                                                   ncm_probabilities, ncm_scores, open_set_rates,
-                                                  open_set_threshold, plot_reliability, retrieval_metrics,
-                                                  retrieval_metrics_chunked)
+                                                  open_set_threshold, plot_reliability, retrieval_metrics)
 from .ood import cosine_logits, ood_table, plot_ood_histograms
-from .scale import evaluate_at_scale
 from .visualize import (markdown_table, plot_confusion, plot_embeddings, plot_gate_weights,
                                                   plot_history, retrieval_gallery)
 from ..features.extractors import checked_extractors, tta_extractors, tta_mean, tta_names

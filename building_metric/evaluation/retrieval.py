@@ -9,4 +9,4 @@ __all__ = []
 
 # %% ../../nbs/05_evaluation.retrieval.ipynb #a543d15c
 from ..retrieval.metrics import *
-from ..retrieval.metrics import __all__
+from ..retrieval.metrics import __all__  # noqa: F401

@@ -6,7 +6,7 @@ Docs: https://building-metric.github.io/building_metric/features.cache.html.md""
 
 # %% ../../nbs/02a_features.cache.ipynb #0ab45aa6
 from __future__ import annotations
-import json, os, shutil
+import json, os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -18,15 +18,13 @@ pd = lazy_module('pandas')   # (imported at its first use: not at every console 
 import torch
 from fastcore.basics import patch
 
-from ..config import ExtractConfig
-from ..core import BuildingMetricError, barrier, get_device, init_distributed, rank_world, show_progress
-from ..data.index import COLUMNS, SPLITS, BuildingIndex, load_image
-from ..geo import geo_knn
-from .extractors import Extractor, create_extractor
+from ..core import BuildingMetricError, get_device
+from ..data.index import COLUMNS, SPLITS, BuildingIndex
 from .extract import FORMAT, FORMAT_VERSION, extract_features, open_cache_file
+_all_ = ['FORMAT', 'FORMAT_VERSION', 'extract_features']   # (re-exported: importable from here as before)
 
 # %% auto #0
-__all__ = ['pd', 'FeatureCache', 'FeatureRows', 'index_from']
+__all__ = ['pd', 'FeatureCache', 'FeatureRows', 'index_from', 'FORMAT', 'FORMAT_VERSION', 'extract_features']
 
 # %% ../../nbs/02a_features.cache.ipynb #28677cf1
 class FeatureCache:

@@ -17,7 +17,7 @@ from ..core import lazy_module
 pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
 import torch
 
-from ..core import (BuildingMetricError, WriterLock, barrier, get_device, init_distributed, rank_world,
+from ..core import (BuildingMetricError, WriterLock, barrier, get_device, init_distributed,
                                   seed_everything, show_progress)
 from ..data.index import BuildingIndex, load_image
 from ..geo import geo_knn

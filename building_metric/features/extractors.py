@@ -21,7 +21,7 @@ from torch import nn
 
 import building_metric
 from ..core import BuildingMetricError, Registry, seed_everything
-from ..weights import (PACKAGED_WEIGHTS, hf_model, hub_offline, packaged_weights, local_only,
+from ..weights import (PACKAGED_WEIGHTS, hf_model, packaged_weights, local_only,
                                      timm_data_config, timm_model)
 
 # %% auto #0

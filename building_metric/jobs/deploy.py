@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config import ExportConfig, InferConfig
 from ..core import BuildingMetricError, lazy_module

@@ -11,7 +11,6 @@ import building_metric  # first: its warning filters apply to what follows
 import json, os, shutil, warnings
 from pathlib import Path
 
-import pandas as pd
 from fastai.callback.core import Callback, CancelFitException
 
 from ..config import HPOConfig, TrainConfig, load_config

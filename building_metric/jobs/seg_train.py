@@ -21,7 +21,8 @@ from ..run import TrainingRun
 from ..segmentation.data import SegmentationPairs, seg_dataloaders
 from ..segmentation.learner import (SegFormer, majority_baseline, seg_confusion, seg_learner, seg_lrs,
                                                   seg_monitor, show_predictions)
-from ..segmentation.metrics import SEG_LOSSES, seg_scores
+from ..segmentation.losses import SEG_LOSSES
+from ..segmentation.metrics import seg_scores
 
 # %% auto #0
 __all__ = ['seg_dls', 'seg_train']

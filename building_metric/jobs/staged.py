@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..callbacks import EMA, embed_all
+from ..callbacks import EMA
+from ..retrieval.metrics import embed_all
 from ..config import StagedRunConfig
 from ..core import BuildingMetricError, seed_everything
 from ..data.index import BuildingIndex

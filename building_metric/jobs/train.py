@@ -8,17 +8,18 @@ Docs: https://building-metric.github.io/building_metric/jobs.train.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import dataclasses, json
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..batch_size import find_batch_size, learner_step
-from ..callbacks import accumulation, embed_all, retrieval_score
+from ..callbacks import accumulation, retrieval_score
+from ..retrieval.metrics import embed_all
 from ..config import TrainConfig, default_cache
 from ..core import BuildingMetricError, init_distributed, seed_everything
-from ..distributed import DistributedTraining, RandomBatches, ShardedBatches
+from ..distributed import DistributedTraining
 from ..retrieval.metrics import retrieval_metrics
 from ..features.extractors import create_extractor
 from ..features.cache import FeatureCache, FeatureRows, extract_features, index_from
@@ -28,7 +29,8 @@ from ..metric.learner import metric_learner
 from ..metric.losses import LOSSES, built_settings, loss_parameters
 from ..optim import mixed_precision
 from ..run import TrainingRun
-from ..metric.samplers import MPerClassBatches, UCBFeedback, UCBTripletBatches
+from ..metric.samplers import (MPerClassBatches, RandomBatches, ShardedBatches, UCBFeedback,
+                                             UCBTripletBatches)
 
 # %% auto #0
 __all__ = ['open_data', 'selection_rows', 'loss_settings', 'train']

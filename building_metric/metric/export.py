@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/metric.export.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import copy, io, json, logging, shutil, warnings
+import copy, io, json, logging, warnings
 from pathlib import Path
 
 import numpy as np

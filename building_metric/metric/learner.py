@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from fastai.callback.core import Callback
 # give Learner its progress bar, fit_one_cycle and fit_flat_cos
 import fastai.callback.progress, fastai.callback.schedule  # noqa: F401

@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.callback.core import Callback
+import torch.distributed as dist
 from pytorch_metric_learning.samplers import MPerClassSampler
 
-from ..core import BuildingMetricError
+from ..core import BuildingMetricError, rank_world
 
 # %% auto #0
-__all__ = ['MPerClassBatches', 'UCBTripletBatches', 'UCBFeedback']
+__all__ = ['MPerClassBatches', 'UCBTripletBatches', 'UCBFeedback', 'RandomBatches', 'ShardedBatches']
 
 # %% ../../nbs/04b_metric.samplers.ipynb #81a26856
 class MPerClassBatches:
@@ -192,3 +193,42 @@ class UCBFeedback(Callback):
     def __init__(self, sampler:UCBTripletBatches): self.sampler = sampler
     def after_loss(self):
         if self.training: self.sampler.feedback(float(self.learn.loss.detach()))
+
+# %% ../../nbs/04b_metric.samplers.ipynb #36ca3d1d
+class RandomBatches:
+    ("Random batches of `bs` row positions out of `n`, a new order every epoch (following `seed_everything`); an "
+     "`epoch_size` above `n` goes through the rows in several fresh orders.")
+    def __init__(self, n:int, bs:int, epoch_size:int|None=None): self.n, self.bs, self.size = n, bs, epoch_size or n
+    def __len__(self): return self.size // self.bs
+    def __iter__(self):
+        rng = np.random.default_rng(np.random.randint(2**31))
+        p = np.concatenate([rng.permutation(self.n) for _ in range(-(-len(self) * self.bs // self.n))])
+        for s in range(0, len(self) * self.bs, self.bs): yield p[s:s + self.bs]
+
+# %% ../../nbs/04b_metric.samplers.ipynb #dd304d7a
+class ShardedBatches:
+    "This process's slice of every global batch of `batches`, as process 0 draws it (a batch sampler)."
+    def __init__(self,
+                 batches, # A batch sampler (iterable of row-position arrays, with a length) for the global batches
+                 rank:int|None=None, # This process's place among the processes (default: its own)
+                 world:int|None=None, # How many processes (default: the running ones)
+                ):
+        self.batches = batches
+        self.rank, self.world = rank_world() if rank is None else (rank, world)
+        # its own channel: batches may be drawn in a loader's thread
+        self.group = dist.new_group(backend='gloo') if self.world > 1 else None
+    def __len__(self): return len(self.batches)
+    def __iter__(self):
+        it = iter(self.batches) if self.rank == 0 else None
+        for _ in range(len(self)):
+            b = torch.as_tensor(np.asarray(next(it)), dtype=torch.int64) if self.rank == 0 else None
+            if self.world > 1:
+                n = torch.tensor([len(b) if b is not None else 0])
+                dist.broadcast(n, 0, group=self.group)
+                if b is None: b = torch.empty(int(n), dtype=torch.int64)
+                dist.broadcast(b, 0, group=self.group)
+            if len(b) % self.world:
+                raise BuildingMetricError(f"a batch of {len(b)} does not split into {self.world} processes",
+                                          f"use a batch size that is a multiple of {self.world}")
+            k = len(b) // self.world
+            yield b[self.rank * k:(self.rank + 1) * k].numpy()

@@ -17,7 +17,9 @@ from fastai.callback.core import Callback
 from torch import nn
 
 from ..augment import MIX_CALLBACKS, AugmentSettings, MetricCutMix, MetricMixUp, augment_transforms, mix_callbacks
-from ..callbacks import EMA, accumulation, embed_all
+_all_ = ['MetricCutMix', 'MetricMixUp']   # (re-exported: their home before augment)
+from ..callbacks import EMA, accumulation
+from ..retrieval.metrics import embed_all
 from ..config import StagedConfig
 from ..optim import SAM, GradientCentralization, compile_model, fit_scheduled, opt_func
 from ..core import BuildingMetricError, seed_everything
@@ -28,7 +30,7 @@ from .learner import image_dataloaders, metric_learner
 
 # %% auto #0
 __all__ = ['MIXERS', 'Distill', 'mix_callback', 'stage_embedder', 'stage_tfms', 'toolkit_callbacks', 'toolkit_fit',
-           'stage_optimizer', 'margin_loss', 'staged_training']
+           'stage_optimizer', 'margin_loss', 'staged_training', 'MetricCutMix', 'MetricMixUp']
 
 # %% ../../nbs/04f_metric.staged.ipynb #473ebb1c
 class Distill(Callback):

@@ -23,7 +23,7 @@ from ..core import BuildingMetricError, all_sum, rank_world
 __all__ = ['pd', 'faiss_module', 'knn', 'exact_topk', 'retrieval_metrics', 'map_at_r', 'precision_at_1',
            'retrieval_metrics_chunked', 'class_sums', 'class_means', 'ncm_scores', 'ncm_classify', 'clustering_scores',
            'geo_recall', 'open_set_rates', 'open_set_threshold', 'ncm_probabilities', 'expected_calibration_error',
-           'plot_reliability']
+           'plot_reliability', 'embed_all']
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #6f1d3c48
 def _as_tensor(x, name) -> torch.Tensor:
@@ -357,3 +357,19 @@ def plot_reliability(table:pd.DataFrame, ece:float|None=None, n_bins:int=15, fna
     ax.legend(fontsize=8)
     if fname is not None: fig.savefig(fname, dpi=120, bbox_inches='tight')
     return fig
+
+# %% ../../nbs/05_retrieval.metrics.ipynb #7921304f
+def embed_all(model, # Any module: batch inputs -> (B, D) outputs
+              dl, # A DataLoader (its `n_inp` inputs, then the target)
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Outputs of `model` (in eval mode, no gradients) and targets for every batch of `dl`, on the CPU."
+    was, outs, ys = model.training, [], []
+    model.eval()
+    try:
+        with torch.no_grad():
+            for b in dl:
+                n = getattr(dl, 'n_inp', 1)
+                outs.append(model(*b[:n]).float().cpu()); ys.append(b[n].cpu())
+    finally: model.train(was)
+    if not outs: return torch.empty(0), torch.empty(0, dtype=torch.long)
+    return torch.cat(outs), torch.cat(ys)

@@ -9,4 +9,4 @@ __all__ = []
 
 # %% ../../nbs/07d_search.calibrate.ipynb #cb717671
 from ..retrieval.calibration import *
-from ..retrieval.calibration import __all__
+from ..retrieval.calibration import __all__  # noqa: F401

@@ -11,7 +11,6 @@ import building_metric  # first: its warning filters apply to what follows
 import contextlib, hashlib, json, os, shutil, tempfile, time
 from pathlib import Path
 
-import h5py
 import numpy as np
 from ..core import lazy_module
 pd = lazy_module('pandas')   # (imported at its first use: not at every console script's start)
@@ -22,7 +21,7 @@ from fastcore.basics import patch
 from ..core import BuildingMetricError, WriterLock
 from ..data.index import BuildingIndex
 from ..features.cache import FeatureCache
-from ..retrieval.calibration import building_means, building_sums, calibrate, choose_threshold
+from ..retrieval.calibration import building_means, calibrate, choose_threshold
 from ..retrieval.index import (INDEXES, ExactIndex, RefinedIndex, build_index, choose_kind, load_index,
                                           recall_at_k, save_index, tune_search)
 from .model import FROZEN_SOURCES, SearchModel

@@ -9,4 +9,4 @@ __all__ = []
 
 # %% ../../nbs/07b_search.index.ipynb #a6c3725e
 from ..retrieval.index import *
-from ..retrieval.index import __all__
+from ..retrieval.index import __all__  # noqa: F401

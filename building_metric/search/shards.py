@@ -20,7 +20,7 @@ from ..core import BuildingMetricError, barrier, init_distributed, rank_world
 from .gallery import BuildingGallery
 from ..retrieval.metrics import faiss_module
 from ..retrieval.index import build_index, save_index
-from .store import GalleryManifest, open_part, write_buildings, write_part
+from .store import open_part, write_buildings, write_part
 
 # %% auto #0
 __all__ = ['pd', 'SHARDS_FORMAT', 'split_gallery', 'merge_top_k', 'ShardedIndex', 'ShardedGallery']

@@ -18,8 +18,8 @@ from PIL import Image
 from torch import nn
 
 from ..checkpoint import load_checkpoint
-from ..config import SegInferConfig, size_hw
-from ..core import BuildingMetricError, class_colors, get_device, moved
+from ..config import size_hw
+from ..core import BuildingMetricError, get_device, moved
 from ..data.index import IMAGE_EXTENSIONS, check_image
 from .learner import SegFormer, unet, colorize
 __getattr__ = moved(__name__, {'seg_train': 'building_metric.jobs.seg_train',   # (its home before this one)

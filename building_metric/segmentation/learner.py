@@ -25,8 +25,9 @@ from torch import nn
 
 from ..callbacks import TerminateOnNaN
 from ..core import BuildingMetricError, class_colors, get_device
-from ..weights import hub_offline, loading_weights, timm_model
-from .metrics import confusion_matrix, seg_loss, seg_metrics, seg_scores
+from ..weights import loading_weights, timm_model
+from .losses import seg_loss
+from .metrics import confusion_matrix, seg_metrics, seg_scores
 
 # %% auto #0
 __all__ = ['SegFormer', 'unet', 'ElementSegmenter', 'seg_splitter', 'add_dropout', 'seg_learner', 'seg_lrs', 'seg_confusion',

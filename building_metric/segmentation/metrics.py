@@ -1,4 +1,4 @@
-"""Segmentation losses (cross-entropy, soft Dice, focal, their mix, masked CE) and the metrics of the field from one confusion matrix over the whole validation set.
+"""The metrics of the field from one confusion matrix over the whole validation set (the losses are in `segmentation.losses`).
 
 Docs: https://building-metric.github.io/building_metric/segmentation.metrics.html.md"""
 
@@ -10,15 +10,13 @@ from __future__ import annotations
 import building_metric  # first: its warning filters apply to what follows
 import numpy as np
 import torch
-import torch.nn.functional as F
 from fastai.metrics import Metric
-from torch import nn
 
-from ..core import BuildingMetricError, Registry
+from ..core import BuildingMetricError
+from .losses import *   # (their home before `segmentation.losses`: the same objects)
 
 # %% auto #0
-__all__ = ['SEG_LOSSES', 'confusion_matrix', 'seg_scores', 'SegMetric', 'seg_metrics', 'DiceLoss', 'FocalLoss', 'CEDiceLoss',
-           'MaskedCELoss', 'seg_loss']
+__all__ = ['confusion_matrix', 'seg_scores', 'SegMetric', 'seg_metrics']
 
 # %% ../../nbs/08a_segmentation.metrics.ipynb #050163cd
 def confusion_matrix(pred:torch.Tensor, target:torch.Tensor, n_classes:int, ignore_index:int=255) -> torch.Tensor:
@@ -82,98 +80,3 @@ def seg_metrics(n_classes:int, ignore_index:int=255,
     "fastai metrics for a segmentation Learner, computed from one confusion matrix per validation."
     acc = _Accumulator(n_classes, ignore_index)
     return [SegMetric(acc, k, i == 0, n) for i, (k, n) in enumerate(zip(keys, names or keys))]
-
-# %% ../../nbs/08a_segmentation.metrics.ipynb #877ce9e5
-def _w(weight): return None if weight is None else torch.as_tensor(weight, dtype=torch.float)
-
-class DiceLoss(nn.Module):
-    ("1 - soft Dice of the softmax and the one-hot target, averaged over the classes present in the batch; "
-     "`ignore_index` pixels left out.")
-    def __init__(self, ignore_index:int=255, smooth:float=1.0):
-        super().__init__(); self.ignore, self.smooth = ignore_index, smooth
-    def forward(self, logits, target):
-        keep = (target != self.ignore).unsqueeze(1)
-        prob = logits.softmax(1) * keep
-        onehot = F.one_hot(target.clamp(0, logits.shape[1] - 1).where(keep.squeeze(1), 0),
-                           logits.shape[1]).movedim(-1, 1) * keep
-        dims = (0,) + tuple(range(2, logits.ndim))
-        inter, union = (prob * onehot).sum(dims), prob.sum(dims) + onehot.sum(dims)
-        present = onehot.sum(dims) > 0
-        dice = (2 * inter + self.smooth) / (union + self.smooth)
-        return 1 - dice[present].mean() if present.any() else logits.sum() * 0
-
-# %% ../../nbs/08a_segmentation.metrics.ipynb #92e77037
-class FocalLoss(nn.Module):
-    ("Focal loss (Lin et al. 2017): cross-entropy down-weighted by (1 - p_true)^gamma for easy pixels; `ignore_index` "
-     "pixels left out.")
-    def __init__(self, gamma:float=2.0, weight=None, ignore_index:int=255):
-        super().__init__(); self.gamma, self.ignore = gamma, ignore_index
-        self.register_buffer('weight', _w(weight))
-    def forward(self, logits, target):
-        ce = F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore, reduction='none')
-        keep = target != self.ignore
-        pt = torch.exp(-F.cross_entropy(logits, target, ignore_index=self.ignore, reduction='none'))
-        return ((1 - pt) ** self.gamma * ce)[keep].mean() if keep.any() else logits.sum() * 0
-
-# %% ../../nbs/08a_segmentation.metrics.ipynb #f36cf9d3
-class CEDiceLoss(nn.Module):
-    "`ce_weight` x cross-entropy + `dice_weight` x soft Dice (default 0.5 + 0.5)."
-    def __init__(self, ce_weight:float=0.5, dice_weight:float=0.5, weight=None, ignore_index:int=255):
-        super().__init__()
-        self.ce = nn.CrossEntropyLoss(weight=_w(weight), ignore_index=ignore_index)
-        self.dice, self.w = DiceLoss(ignore_index), (ce_weight, dice_weight)
-    def forward(self, logits, target):
-        return self.w[0] * self.ce(logits, target) + self.w[1] * self.dice(logits, target)
-
-SEG_LOSSES = Registry('segmentation loss')
-"Segmentation losses by name (see `seg_loss`)."
-
-# %% ../../nbs/08a_segmentation.metrics.ipynb #04d13c88
-@SEG_LOSSES.register('ce')
-def _ce(weight=None, ignore_index=255):
-    "Cross-entropy with class weights."
-    return nn.CrossEntropyLoss(weight=_w(weight), ignore_index=ignore_index)
-
-@SEG_LOSSES.register('dice')
-def _dice(weight=None, ignore_index=255):
-    "Soft multi-class Dice."
-    return DiceLoss(ignore_index)
-
-@SEG_LOSSES.register('focal')
-def _focal(weight=None, ignore_index=255):
-    "Focal loss, gamma 2."
-    return FocalLoss(weight=weight, ignore_index=ignore_index)
-
-@SEG_LOSSES.register('ce_dice')
-def _ce_dice(weight=None, ignore_index=255):
-    "0.5 cross-entropy + 0.5 Dice."
-    return CEDiceLoss(weight=weight, ignore_index=ignore_index)
-
-class MaskedCELoss(nn.Module):
-    ("Cross-entropy over the valid elements of padded per-element batches: `loss(logits [B, C, N, F], labels [B, N, "
-     "F], valid [B, N, F])`.")
-    def __init__(self, weight=None, ignore_index:int=-100):
-        super().__init__(); self.ignore_index = ignore_index
-        self.register_buffer('weight', _w(weight), persistent=False)
-    def forward(self, logits, target, valid=None):
-        if valid is not None:   # whatever the padding holds, an invalid element is never scored
-            if valid.shape != target.shape:
-                raise BuildingMetricError(
-                    f"validity mask {tuple(valid.shape)} and labels {tuple(target.shape)} differ in shape",
-                    "pass the masks pad_elements returns with its labels")
-            target = target.masked_fill(~valid.bool(), self.ignore_index)
-        return F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index)
-
-# %% ../../nbs/08a_segmentation.metrics.ipynb #a45713d0
-@SEG_LOSSES.register('masked_ce')
-def _masked_ce(weight=None, ignore_index=-100):
-    ("Cross-entropy over the valid elements of padded per-element batches (padding labelled -100, or given by a "
-     "validity mask).")
-    return MaskedCELoss(weight=weight, ignore_index=ignore_index)
-
-def seg_loss(name:str='ce_dice', # ce, dice, focal, ce_dice or masked_ce
-             weight=None, # Class weights (ce, focal, ce_dice)
-             # Label of pixels to ignore (default 255; -100 for masked_ce, as `pad_elements` pads)
-             ignore_index:int|None=None) -> nn.Module:
-    "A segmentation loss by name."
-    return SEG_LOSSES.create(name, weight=weight, **({} if ignore_index is None else {'ignore_index': ignore_index}))

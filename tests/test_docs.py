@@ -80,7 +80,7 @@ def test_symbols_link_to_local_entries():
     learner = parsed(SITE / 'metric.learner.html')
     assert {'metric_learner', 'learner.embed', 'lossparamlr'} <= learner.ids
     quick = parsed(SITE / 'tutorial.quickstart.html').links
-    assert 'train.html#train' in quick and 'data.index.html#buildingindex' in quick
+    assert 'jobs.train.html#train' in quick and 'data.index.html#buildingindex' in quick
     for page in pages():
         assert 'building-metric.github.io' not in page.read_text(), page.name
 

@@ -22,14 +22,12 @@ from ..core import BuildingMetricError, WriterLock
 from ..data.index import BuildingIndex
 from ..features.cache import FeatureCache
 from ..retrieval.calibration import building_means, calibrate, choose_threshold
-from ..retrieval.index import (INDEXES, ExactIndex, RefinedIndex, build_index, choose_kind, load_index,
-                                          recall_at_k, save_index, tune_search)
+from ..retrieval.index import INDEXES, ExactIndex, RefinedIndex, load_index, save_index, tuned_index
 from .model import FROZEN_SOURCES, SearchModel
 from .rerank import LocalFeatures, database_augment
 from .store import (GALLERY_VERSION, GalleryManifest, append_buildings, embedding_rows, joined, label_codes, open_part,
                                           parts_codes, read_buildings, read_rows, read_rows_at, read_v2,
                                           write_buildings, write_part)
-from ..retrieval.metrics import faiss_module
 
 # %% auto #0
 __all__ = ['pd', 'ROWS_IN_MEMORY', 'COMPACT_PARTS', 'query_index', 'BuildingGallery']
@@ -177,31 +175,6 @@ def _source(images, root) -> tuple[BuildingIndex|None, Path|None]:
 COMPACT_PARTS = 16
 "`add` compacts a gallery (one part, its index trained again) past this many parts, or when it has doubled since its index was trained."
 
-def _indexed(emb, kind:str, seed:int, log) -> tuple[object, dict]:
-    "A new index of `kind` over `emb`, and what gallery.json says of it (kind, seconds, recall@10 of approximate ones)."
-    t0 = time.time()
-    kind = choose_kind(len(emb), kind, emb.shape[1])
-    index = build_index(emb, kind, seed=seed)
-    info = dict(kind=kind, index_seconds=round(time.time() - t0, 2), index_trained_n=len(emb))
-    if kind != 'exact':   # (IVF kinds search harder until recall@10 reaches 0.92)
-        q = emb[np.sort(np.random.default_rng(seed).choice(len(emb), min(1000, len(emb)), replace=False))]
-        want = ExactIndex(emb).search(q, 10)[1]
-        info['recall_at_10'] = tune_search(index, q, want) if kind in ('ivf', 'ivfpq') else recall_at_k(index, want, q)
-        if kind in ('ivf', 'ivfpq'): info['nprobe'] = int(faiss_module().extract_index_ivf(index.index).nprobe)
-        if kind == 'ivfpq': info['refine'] = index.refine
-        log(f"{kind} index: recall@10 {info['recall_at_10']:.3f} against exact search (1,000 gallery photos as queries"
-            + (f", {info['nprobe']} lists searched per query" if 'nprobe' in info else '')
-            + (f", {info['refine']} x 10 candidates re-scored" if 'refine' in info else '') + ")")
-    return index, info
-
-def _tidy(out:Path, man:GalleryManifest):
-    "Remove what gallery.json does not name: the parts, buildings and index files of earlier states, and temporary files."
-    keep = {p['file'] for p in man.parts} | {man.buildings_file, man.index_file}
-    old = [*out.glob('parts/*'), *out.glob('buildings-*'), *out.glob('index-*'), *out.glob('*.tmp'),
-           out/'gallery.h5', out/'index.faiss']
-    for f in old:
-        if f.is_file() and str(f.relative_to(out)) not in keep: f.unlink()
-
 def _model_info(m:SearchModel|None, old:GalleryManifest|None=None) -> dict:
     "What gallery.json says of the model: `m`'s, else `old`'s (a gallery of embeddings made elsewhere has none)."
     if m is not None: return dict(model=m.fingerprint, model_source=m.source, extractors=m.names, tta=m.tta)
@@ -232,7 +205,7 @@ def _commit(out:Path, # The gallery's folder
                            buildings=int((buildings[2] > 0).sum()), sources=sources, fingerprint=fp,
                            format_version=GALLERY_VERSION, parts=parts, buildings_file=write_buildings(out, buildings, fp),
                            extra=dict(old.extra) if old else {})
-    if index is None: index, ix = _indexed(emb, kind, seed, log)
+    if index is None: index, ix = tuned_index(emb, kind, seed=seed, log=log)
     else: ix = {k: getattr(old, k) for k in ('kind', 'index_seconds', 'index_trained_n', 'recall_at_10', 'nprobe', 'refine')}
     info = info.replace(**ix, index_file=save_index(index, out, f'index-{fp}.faiss'))
     if old and old.calibration and 11 * old.calibrated_n >= 10 * len(emb):
@@ -247,7 +220,7 @@ def _commit(out:Path, # The gallery's folder
         np.save(out/'dba.tmp.npy', database_augment(emb, index, **dba)); os.replace(out/'dba.tmp.npy', out/'dba.npy')
         info = info.replace(dba=dict(dba, fingerprint=fp))
     info.write(out)
-    _tidy(out, info)
+    info.tidy(out)
     return info
 
 def _embedded(m:SearchModel, cache:Path, root:Path|None) -> tuple[np.ndarray, pd.DataFrame]:

@@ -146,6 +146,15 @@ class GalleryManifest:
         "A copy with `kw` changed (`dataclasses.replace`)."
         return dataclasses.replace(self, **kw)
 
+    def tidy(self, folder:str|Path): # The gallery's folder
+        "Remove what this manifest does not name: the parts, buildings and index files of earlier states, and temporary files."
+        folder = Path(folder)
+        keep = {p['file'] for p in self.parts or []} | {self.buildings_file, self.index_file}
+        old = [*folder.glob('parts/*'), *folder.glob('buildings-*'), *folder.glob('index-*'), *folder.glob('*.tmp'),
+               folder/'gallery.h5', folder/'index.faiss']
+        for f in old:
+            if f.is_file() and str(f.relative_to(folder)) not in keep: f.unlink()
+
 # %% ../../nbs/07da_search.store.ipynb #949c6287
 class Embeddings:
     "The embeddings of a gallery's parts as one (n, dim) float32 array, gathered from the parts when indexed."

@@ -49,8 +49,13 @@ class AugmentSettings:
 class PILPolicy(Transform):
     "A torchvision transform of PIL images as a fastai item transform of the training set only."
     split_idx = 0
-    def __init__(self, tfm, order:int=2): self.tfm, self.order = tfm, order
-    def encodes(self, x:PILImage) -> PILImage: return PILImage.create(self.tfm(x))
+    def __init__(self, tfm, # A torchvision transform of a PIL image (e.g. `AutoAugment()`)
+                 order:int=2, # fastai order of the item transform (2: after `Resize`, before `ToTensor`)
+                ):
+        self.tfm, self.order = tfm, order
+    def encodes(self, x:PILImage, # A training photo
+               ) -> PILImage:
+        return PILImage.create(self.tfm(x))
     def __repr__(self): return f"PILPolicy({self.tfm!r})"
 
 def augment_transforms(s:AugmentSettings, # The settings
@@ -73,7 +78,9 @@ def augment_transforms(s:AugmentSettings, # The settings
 class TokenMix(CutMix):
     ("TokenMix's random-mask form (Liu et al. 2022): a Beta(alpha, alpha) share of the cells of a `grid` x `grid` "
      "patch grid, chosen at random, taken from another photo of the batch; the labels mixed by the share kept.")
-    def __init__(self, alpha:float=1.0, grid:int=4):
+    def __init__(self, alpha:float=1.0, # Beta(alpha, alpha) draws the share of cells taken from the other photo
+                 grid:int=4, # Cells per side of the patch grid
+                ):
         super().__init__(alpha)
         self.grid = grid
     def before_fit(self): _check_per_sample(self)
@@ -95,7 +102,8 @@ class ManifoldMixUp(MixHandler):
     ("Manifold mixup (Verma et al. 2019): in each training batch, the hidden features after one of `modules` (drawn "
      "at random) are mixed with another photo's, Beta(alpha, alpha) weights per photo; the labels mixed alike.")
     def __init__(self, modules:list, # The modules whose outputs may be mixed (e.g. a CNN's stages)
-                 alpha:float=0.4):
+                 alpha:float=0.4, # Beta(alpha, alpha) draws each photo's mixing weight
+                ):
         super().__init__(alpha)
         if not modules: raise BuildingMetricError("manifold mixup with no layers to mix after", "use a CNN or a ViT backbone")
         self.modules, self.hook = list(modules), None
@@ -137,7 +145,8 @@ MIX_CALLBACKS = {'none': None, 'mixup': MetricMixUp, 'cutmix': MetricCutMix, 'to
                  'manifold': ManifoldMixUp}
 "Mixing augmentations by name."
 
-def mix_layers(model:torch.nn.Module) -> list:
+def mix_layers(model:torch.nn.Module, # An `Embedder` (a timm CNN or ViT trunk)
+              ) -> list:
     "Where manifold mixup may mix in an `Embedder`: after each CNN stage, or each ViT block but the last."
     from building_metric.metric.backbones import cnn_stages
     bb = getattr(model, 'backbone', model)
@@ -159,7 +168,9 @@ def mix_callbacks(method:str='none', # A name of `MIX_CALLBACKS`
     return [cls(grid=grid, **kw)] if method == 'tokenmix' else [cls(**kw)]
 
 # %% ../nbs/03e_augment.ipynb #eac75cf8
-def augmented_dl(dls, split:str='valid'):
+def augmented_dl(dls, # fastai DataLoaders whose training transforms are the augmentations
+                 split:str='valid', # 'valid' or 'train': whose photos
+                ):
     "The photos of `split`, every one in order, through the training transforms (split index 0)."
     from fastai.data.core import Datasets
     ds = (dls.train if split == 'train' else dls.valid).dataset
@@ -170,7 +181,7 @@ def tta_embeddings(model:torch.nn.Module, # Embeds a batch of images
                    dls, # fastai DataLoaders whose training transforms are the augmentations (`image_dataloaders`)
                    runs:int=4, # Augmented passes averaged
                    split:str='valid', # The photos embedded: those of dls.valid, or 'train'
-                   seed:int=0,
+                   seed:int=0, # Random seed of run 0; run r uses `seed + r`
                   ) -> tuple[torch.Tensor, torch.Tensor]: # L2-normalised mean embeddings, labels
     ("Embeddings averaged over `runs` passes of the photos of `split` through the training augmentations (run r "
      "seeded with `seed + r`), then L2-normalised; `runs=1`: one augmented pass.")

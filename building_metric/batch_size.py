@@ -18,7 +18,8 @@ from .core import BuildingMetricError
 __all__ = ['is_oom', 'find_batch_size', 'learner_step']
 
 # %% ../nbs/03b_batch_size.ipynb #2ec0ad95
-def is_oom(e:BaseException) -> bool:
+def is_oom(e:BaseException, # An exception raised by a forward or backward pass
+          ) -> bool:
     "Whether `e` is an out-of-memory error: CUDA's, MPS's or the CPU allocator's."
     if isinstance(e, torch.OutOfMemoryError): return True
     return isinstance(e, RuntimeError) and any(s in str(e) for s in ('out of memory', "can't allocate memory"))
@@ -68,7 +69,7 @@ def find_batch_size(step:Callable[[int], Any], # step(bs): one training step at 
     return good
 
 # %% ../nbs/03b_batch_size.ipynb #6afbe473
-def learner_step(learn,
+def learner_step(learn, # A fastai `Learner` with training data
                  blocks:int=1, # The batch is this many equal blocks whose rows go together (3: triplets laid out as anchors, positives, negatives)
                 ) -> Callable[[int], None]:
     ("A `find_batch_size` step for a fastai `Learner`: forward, loss and backward on its first training batch repeated "

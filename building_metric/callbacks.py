@@ -38,8 +38,9 @@ RETRIEVAL_SCORES = re.compile(r'precision_at_1|r_precision|map_at_r|recall_at_\d
 "Names `retrieval_score` accepts: the keys of `retrieval_metrics`, any K for recall."
 
 # %% ../nbs/03_callbacks.ipynb #c29df9be
-def retrieval_score(metric:str='map_at_r',
-                    refs=None): # A DataLoader of reference photos (e.g. the training photos); None: leave-one-out
+def retrieval_score(metric:str='map_at_r', # A key of `retrieval_metrics`, e.g. 'map_at_r' or 'recall_at_1'
+                    refs=None, # A DataLoader of reference photos (e.g. the training photos); None: leave-one-out
+                   ):
     ("A scorer for `PeriodicEval`: `metric` (a key of `retrieval_metrics`) of the embeddings of a DataLoader, leave-one-"
      "out among them, or as queries against the embeddings of `refs`.")
     if not RETRIEVAL_SCORES.fullmatch(metric):
@@ -60,13 +61,16 @@ class StatefulCallback(Callback):
      "keep, `load_state(st)` takes it back, and `before_fit` finds it with `resumed()`.")
     _pending = None
     def state(self) -> dict: return {}
-    def load_state(self, st:dict): self._pending = st
+    def load_state(self, st:dict, # What `state()` returned when the checkpoint was written
+                  ):
+        self._pending = st
     def resumed(self) -> dict|None:
         "The state `load_state` gave (None for a fresh start), once: a second fit starts fresh."
         st, self._pending = self._pending, None
         return st
 
-def stateful_callbacks(cbs) -> dict:
+def stateful_callbacks(cbs, # A learner's callbacks
+                      ) -> dict:
     ("The stateful callbacks of `cbs` by key: the class name, numbered from the second of a class on (`EMA`, `EMA.1`), "
      "so that two of a class keep two states.")
     seen, out = {}, {}
@@ -83,9 +87,10 @@ class PeriodicEval(StatefulCallback):
     def __init__(self, every:int|None=50, # Training batches between evaluations (None: only at epoch ends)
                  metric='map_at_r', # A key of `retrieval_metrics`, or a function (learn, dl) -> float
                  dl=None, # DataLoader to evaluate (default: the validation set)
-                 higher_is_better:bool=True,
+                 higher_is_better:bool=True, # Whether a larger score is better (False for a loss)
                  at_epoch_end:bool=True, # Also evaluate at the end of each epoch
-                 verbose:bool=False): # Print each score
+                 verbose:bool=False, # Print each score
+                ):
         if every is not None and every < 1:
             raise BuildingMetricError(f"every={every} batches", "use a positive number of batches, or None")
         if isinstance(metric, str): self.metric_name, metric = metric, retrieval_score(metric)
@@ -108,7 +113,10 @@ class PeriodicEval(StatefulCallback):
             finally: self.epoch_end = False
         self._trained = False
 
-    def improved(self, value:float, best:float|None, min_delta:float=0.) -> bool:
+    def improved(self, value:float, # The new score
+                 best:float|None, # The best score so far (None: none yet, so any value improves)
+                 min_delta:float=0., # The smallest change that counts as better
+                ) -> bool:
         "Is `value` better than `best` by more than `min_delta`?"
         return not np.isnan(value) and (best is None or self.sign * (value - best) > min_delta)
 
@@ -134,7 +142,8 @@ class PeriodicEval(StatefulCallback):
         return value
 
     def state(self) -> dict: return {'history': self.history}
-    def plot(self, ax=None):
+    def plot(self, ax=None, # Matplotlib axes to draw on (None: a new figure)
+            ):
         "Score against training batch; returns the figure."
         import matplotlib.pyplot as plt
         ax = ax or plt.subplots(figsize=(5, 3))[1]
@@ -154,7 +163,9 @@ def _evaluator(learn) -> PeriodicEval:
 class EarlyStop(StatefulCallback):
     "Stop training when the `PeriodicEval` score has not improved by more than `min_delta` for `patience` evaluations."
     order = PeriodicEval.order + 1
-    def __init__(self, patience:int=10, min_delta:float=0.):
+    def __init__(self, patience:int=10, # Evaluations without improvement before training stops
+                 min_delta:float=0., # The smallest change of the score that counts as an improvement
+                ):
         self.patience, self.min_delta = patience, min_delta
     def before_fit(self):
         _evaluator(self.learn)
@@ -174,7 +185,9 @@ class EarlyStop(StatefulCallback):
     def state(self) -> dict: return {'best': self.best, 'wait': self.wait}
 
 # %% ../nbs/03_callbacks.ipynb #30d6bc7a
-def checkpoint_meta(learn, **extra) -> dict:
+def checkpoint_meta(learn, # The learner whose model is saved
+                    **extra,
+                   ) -> dict:
     ("What `SaveBest` writes beside the weights: model, training config (`learn.config`), how the features were made "
      "(`learn.extractor_info`), versions, time.")
     cfg = getattr(learn, 'config', None)
@@ -191,9 +204,9 @@ class SaveBest(StatefulCallback):
     order = PeriodicEval.order + 2
     def __init__(self, fname:str='best', # File stem, in `learn.path/learn.model_dir`
                  restore:bool=True, # Load the best weights into the model after training
-                 # Also write `fname_state.pth` (optimiser, EMA, callbacks, RNG) for bests found at an epoch's end
-                 state:bool=False,
-                 top_k:int=1): # Also keep the best k checkpoints as `top/<fname>_iter<i>.pth` (1: `fname.pth` only)
+                 state:bool=False, # Also write `fname_state.pth` (optimiser, EMA, callbacks, RNG) for bests found at an epoch's end
+                 top_k:int=1, # Also keep the best k checkpoints as `top/<fname>_iter<i>.pth` (1: `fname.pth` only)
+                ):
         if top_k < 1: raise BuildingMetricError(f"save_top_k={top_k}", "keep 1 checkpoint or more")
         self.fname, self.restore, self.with_state, self.top_k = fname, restore, state, top_k
     @property
@@ -303,7 +316,8 @@ class AccumulateBatches(Callback):
         if self.count < self.n: raise CancelBatchException()   # keep the gradients, no step, no zero_grad
         self.count = 0
 
-def accumulation(n:int) -> list: # `--accumulate`: batches per optimiser step
+def accumulation(n:int, # `--accumulate`: batches per optimiser step
+                ) -> list:
     "`[AccumulateBatches(n)]`, or no callback for n = 1."
     return [AccumulateBatches(n)] if n > 1 else []
 
@@ -334,7 +348,8 @@ def _set_rng_state(learn, st:dict):
         learn.dls.train.rng.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in st['dl']))
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
 
-def training_state(learn) -> dict:
+def training_state(learn, # The learner, at the end of an epoch
+                  ) -> dict:
     ("Everything `resume` needs, at the end of the current epoch: model, optimiser, the callbacks' `state()` (EMA "
      "weights, best score, ...), epoch, batch counter, RNG states.")
     cbs = {k: cb.state() for k, cb in stateful_callbacks(learn.cbs).items()}
@@ -350,7 +365,10 @@ class SaveCheckpoint(Callback):
     ("After every `every` epochs write model, optimiser, callback and random-generator states to `fname.pth` (see "
      "`resume`).")
     order = 90  # after the Recorder and the other callbacks have finished the epoch
-    def __init__(self, fname:str='last', every:int=1): self.fname, self.every = fname, every
+    def __init__(self, fname:str='last', # File stem, in `learn.path/learn.model_dir`
+                 every:int=1, # Epochs between checkpoints
+                ):
+        self.fname, self.every = fname, every
     @property
     def path(self) -> Path: return Path(self.learn.path)/self.learn.model_dir/f'{self.fname}.pth'
     def before_train(self): self._trained = True
@@ -405,7 +423,11 @@ def resume(learn, # A learner built as the interrupted one was (same model, data
     return ck['epoch'] + 1
 
 # %% ../nbs/03_callbacks.ipynb #3dcb13f0
-def cosine_lr(epoch:int, base:float, t_max:int, eta_min:float=1e-6) -> float:
+def cosine_lr(epoch:int, # Scheduler steps taken
+              base:float, # The learning rate at step 0
+              t_max:int, # Steps of half a cosine period
+              eta_min:float=1e-6, # The lowest learning rate
+             ) -> float:
     "The learning rate of `torch.optim.lr_scheduler.CosineAnnealingLR(T_max=t_max, eta_min)` after `epoch` steps."
     return eta_min + (base - eta_min) * (1 + math.cos(math.pi * epoch / t_max)) / 2
 

@@ -49,7 +49,8 @@ def atomic_write(path:str|Path, # The file to write
     tmp = path.with_name(path.name + '.tmp')
     write(tmp); os.replace(tmp, path)
 
-def describe_model(model:torch.nn.Module) -> dict:
+def describe_model(model:torch.nn.Module, # A `MetricModel`, or a bare head
+                  ) -> dict:
     ("What a checkpoint's metadata says about `model` (a `MetricModel` or a bare head): its class, its head's class, "
      "embedding size, inputs and constructor arguments.")
     m = getattr(model, 'head', model)

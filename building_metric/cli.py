@@ -46,7 +46,8 @@ class Script:
         if self.lead and argv and not argv[0].startswith('-') and '=' not in argv[0]: argv = [f'--{self.lead}', *argv]
         return parse_config(self.cls, p, _joined(argv, self.lists), section=self.section)
 
-    def run(self, cfg):
+    def run(self, cfg, # An instance of the script's settings class (`cls`)
+           ):
         "Run the job on settings `cfg`."
         mod, fn = self.job.split(':')
         return getattr(importlib.import_module(mod), fn)(cfg)

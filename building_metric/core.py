@@ -180,7 +180,8 @@ def barrier():
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: dist.barrier()
 
 # %% ../nbs/00_core.ipynb #4a6b917e
-def all_sum(t:torch.Tensor) -> torch.Tensor:
+def all_sum(t:torch.Tensor, # A CPU tensor, summed in place
+           ) -> torch.Tensor:
     ("A CPU tensor summed over every process of the group, in place, through gloo whatever the training backend (as it "
      "is in a single process).")
     import torch.distributed as dist
@@ -205,7 +206,8 @@ class Registry:
             return builder
         return _inner
 
-    def get(self, name:str) -> Callable:
+    def get(self, name:str, # A registered name
+           ) -> Callable:
         "The builder registered as `name`, or a clear error listing the closest known names."
         if name in self._builders: return self._builders[name]
         known = sorted(self._builders)
@@ -215,16 +217,21 @@ class Registry:
         raise BuildingMetricError(f"unknown {self.kind} {name!r}",
                                   f"{hint}known {kinds}: {', '.join(known) or '(none registered)'}")
 
-    def create(self, name:str, *args, **kwargs):
+    def create(self, name:str, # A registered name
+               *args,
+               **kwargs,
+              ):
         "Build the entry registered as `name`, passing it `args` and `kwargs`."
         return self.get(name)(*args, **kwargs)
 
-    def info(self, name:str) -> dict:
+    def info(self, name:str, # A registered name
+            ) -> dict:
         "The metadata registered with `name`."
         self.get(name)
         return dict(self._meta[name])
 
-    def list(self, pattern:str='*') -> list[str]:
+    def list(self, pattern:str='*', # Shell-style pattern, e.g. 'res*'
+            ) -> list[str]:
         "Sorted names matching the shell-style `pattern` (e.g. `'res*'`)."
         return sorted(n for n in self._builders if fnmatch.fnmatch(n, pattern))
 

@@ -37,7 +37,10 @@ def _gather(x:torch.Tensor, grad:bool) -> torch.Tensor:
 class ShardedDL(DistributedDL):
     ("fastai's `DistributedDL` (each process a contiguous share of the epoch's order, which process 0 draws), with the "
      "order sent through gloo so that it runs on CPUs too.")
-    def __init__(self, dl, rank:int|None=None, world:int|None=None):
+    def __init__(self, dl, # A fastai DataLoader of the whole training set
+                 rank:int|None=None, # This process's rank (None: the process group's)
+                 world:int|None=None, # Number of processes (None: the process group's)
+                ):
         super().__init__(dl, rank, world)
         self.group = dist.new_group(backend='gloo')
     def _broadcast(self, t, rank):
@@ -52,8 +55,8 @@ class DistributedTraining(Callback):
     order = -5
     def __init__(self, sync_bn:bool=True, # Synchronise batch norms over the processes (GPUs only)
                  gather:bool=True, # Gather the predictions and targets of every process before the loss (metric losses); off: each process's own loss (segmentation)
-                 # Give each process its share of the training set with `ShardedDL` (when the loader is not already sharded)
-                 shard_train:bool=False):
+                 shard_train:bool=False, # Give each process its share of the training set with `ShardedDL` (when the loader is not already sharded)
+                ):
         self.sync_bn, self.gather, self.shard_train = sync_bn, gather, shard_train
 
     def before_fit(self):

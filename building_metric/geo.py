@@ -18,7 +18,11 @@ __all__ = ['pd', 'EARTH_RADIUS_KM', 'haversine_km', 'geo_knn', 'locate_from_neig
 EARTH_RADIUS_KM = 6371.0088
 "Mean radius of the Earth (IUGG), in km."
 
-def haversine_km(lat1, lon1, lat2, lon2):
+def haversine_km(lat1, # Latitude of the first points, degrees
+                 lon1, # Their longitude
+                 lat2, # Latitude of the second points, degrees
+                 lon2, # Their longitude
+                ):
     "Great-circle distance in km between points given in degrees (numpy broadcasting)."
     lat1, lon1, lat2, lon2 = map(np.radians, (lat1, lon1, lat2, lon2))
     a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
@@ -77,7 +81,8 @@ def locate_from_neighbours(
 
 # %% ../nbs/01c_geo.ipynb #40822d13
 def localisation_scores(errors_km, # Distance of each predicted location from the true one, in km
-                        within_m:tuple=(25, 100, 1000, 5000)) -> dict:
+                        within_m:tuple=(25, 100, 1000, 5000), # Distances in metres for the shares of photos located within them
+                       ) -> dict:
     "Median and mean error in metres, and the share of photos located within each distance."
     e = np.asarray(errors_km, float) * 1000
     out = dict(n=int(len(e)), median_error_m=float(np.median(e)) if len(e) else float('nan'),

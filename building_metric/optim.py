@@ -48,7 +48,8 @@ class SAM(Callback):
     ("Sharpness-aware minimisation (Foret et al. 2021) over any optimiser: before each step, move the weights `rho` "
      "along the normalised gradient, take the gradient of the batch's loss there, move back, and step with it.")
     order = 16   # after AccumulateBatches (4) and the loss's own callbacks; before GradientCentralization
-    def __init__(self, rho:float=0.05):
+    def __init__(self, rho:float=0.05, # Radius of the step to the sharper point
+                ):
         if rho <= 0: raise BuildingMetricError(f"sam_rho={rho}", "use a positive radius, e.g. 0.05 (0 turns SAM off)")
         self.rho = rho
     def before_fit(self):
@@ -113,7 +114,14 @@ def schedule_callbacks(scheduler:str, # A name of `SCHEDULERS`
     n = epochs // cycle_len
     return [ParamScheduler({'lr': combine_scheds([1 / n] * n, [SchedCos(lr, eta_min)] * n)})]
 
-def fit_scheduled(learn, epochs:int, lr:float, scheduler:str='one_cycle', start_epoch:int=0, cbs=(), **kw):
+def fit_scheduled(learn, # The learner
+                  epochs:int, # Epochs in all (the schedule's length)
+                  lr:float, # Peak learning rate
+                  scheduler:str='one_cycle', # A name of `SCHEDULERS`
+                  start_epoch:int=0, # Epochs already done (a resumed fit)
+                  cbs=(), # More callbacks for this fit
+                  **kw,
+                 ):
     "Fit `learn` for `epochs` with the schedule `scheduler` (`schedule_callbacks`'s settings in `kw`)."
     if scheduler == 'one_cycle': return learn.fit_one_cycle(epochs, lr, start_epoch=start_epoch, cbs=list(cbs))
     return learn.fit(epochs, lr, start_epoch=start_epoch, cbs=schedule_callbacks(scheduler, epochs, lr, **kw) + list(cbs))
@@ -123,7 +131,9 @@ class SnapshotEnsemble(Callback):
     ("Keep the model's weights at the end of each cycle of a cyclic schedule (`scheduler='cyclic'`), the last `keep` "
      "of them, in `states` (on the CPU): the members of a snapshot ensemble (Huang et al. 2017).")
     order = 95   # after the epoch's evaluation and checkpoint
-    def __init__(self, cycle_len:int, keep:int):
+    def __init__(self, cycle_len:int, # Epochs per cycle
+                 keep:int, # Snapshots kept: the last ones
+                ):
         if cycle_len < 1 or keep < 1: raise BuildingMetricError(f"cycle_len={cycle_len}, keep={keep}", "use 1 or more of each")
         self.cycle_len, self.keep, self.states = cycle_len, keep, []
     def before_fit(self): self.states = []
@@ -145,7 +155,8 @@ class DeviceMixedPrecision(MixedPrecision):
         self.autocast = torch.autocast(dev, dtype=dtype)
         self.learn.scaler = torch.amp.GradScaler(dev, **self.kwargs)
 
-def mixed_precision(precision:str='32') -> list: # A name of `PRECISIONS`
+def mixed_precision(precision:str='32', # A name of `PRECISIONS`
+                   ) -> list:
     "The callbacks of a precision setting: none for `'32'`, else a `DeviceMixedPrecision`."
     if str(precision) not in PRECISIONS:
         raise BuildingMetricError(f"precision {precision!r} is not known", f"use one of {', '.join(PRECISIONS)}")

@@ -43,7 +43,8 @@ class TrainingRun:
     def __init__(self, out:str|Path, # The run folder
                  cfg:Config, # The run's settings (written to `config.yaml`)
                  main:bool=True, # Whether this process writes (the first of several)
-                 log=print):
+                 log=print, # Called with each progress message
+                ):
         self.out, self.cfg, self.main, self.log = Path(out), cfg, main, log
         self._lock = WriterLock(self.out, 'run folder') if main else nullcontext()
 
@@ -54,22 +55,24 @@ class TrainingRun:
         return self
     def __exit__(self, *exc): return self._lock.__exit__(*exc)
 
-    def save_config(self, cfg:Config|None=None):
+    def save_config(self, cfg:Config|None=None, # New settings (None: the run's)
+                   ):
         "Write the settings (`cfg`, if they changed, e.g. a batch size found) to `config.yaml`."
         self.cfg = cfg or self.cfg
         if self.main: self.cfg.to_yaml(self.out/'config.yaml')
 
     def callbacks(self, every:int|None=50, # `PeriodicEval`: batches between evaluations (None: epoch ends only)
                   metric='map_at_r', # A retrieval metric's name, or a function (learn, dl) -> float
-                  patience:int=0,
-                  ema:float=0., # `EarlyStop` after this many evaluations without a better score (0: off); `EMA` decay (0: off)
+                  patience:int=0, # `EarlyStop` after this many evaluations without a better score (0: off)
+                  ema:float=0., # `EMA` decay of the weights (0: off)
                   log:str='csv', # Trackers (`tracking_cbs`)
                   resume:bool=False, # A resumed run: appends to its history
                   state:bool=False, # `SaveBest` also keeps the whole training state of a best found at an epoch's end
                   distributed=None, # The multi-process callback, if any
                   higher_is_better:bool=True, # Whether a larger `metric` is better (false for a loss)
                   top_k:int=1, # `SaveBest` also keeps the best k checkpoints in models/top/ (1: best.pth only)
-                  **track) -> list: # `tracking_cbs`'s W&B project, name and group (and TensorBoard's `log_every`)
+                  **track, # `tracking_cbs`'s W&B project, name and group (and TensorBoard's `log_every`)
+                 ) -> list:
         ("The callbacks every run has: evaluation, save-best, checkpoint and trackers (in the writing process), and "
          "those asked for.")
         cbs = [PeriodicEval(every=every, metric=metric, higher_is_better=higher_is_better)]
@@ -80,11 +83,12 @@ class TrainingRun:
         return cbs
 
     def fit(self, learn, # The Learner, with this run's callbacks
-                  epochs:int, # Epochs
-                  lr, # Learning rate, or one per parameter group
+            epochs:int, # Epochs
+            lr, # Learning rate, or one per parameter group
             resume:bool=False, # Continue from `models/last.pth` (it must be there)
             schedule:str='one_cycle', # A name of `optim.SCHEDULERS`, or 'cosine_half' (`EpochCosine` over half the epochs)
-            **kw) -> float: # Passed to `fit_one_cycle` (e.g. `pct_start`) or the schedule (`optim.schedule_callbacks`)
+            **kw, # Passed to `fit_one_cycle` (e.g. `pct_start`) or the schedule (`optim.schedule_callbacks`)
+           ) -> float:
         ("Resume when asked, fit what is left of the schedule, keep the evaluations in `evaluations.csv`; returns the "
          "seconds spent training.")
         if schedule not in ('cosine_half', *SCHEDULERS):
@@ -106,7 +110,8 @@ class TrainingRun:
     @property
     def best(self) -> Path: return self.out/'models'/'best.pth'
 
-    def finish(self, metrics:dict) -> dict:
+    def finish(self, metrics:dict, # The trainer's final scores
+              ) -> dict:
         "`metrics.json`: the trainer's final scores, and what `best.json` says of the weights they were measured with."
         j = self.best.with_suffix('.json')
         metrics = dict(metrics, best=json.loads(j.read_text()) if j.is_file() else None)

@@ -89,7 +89,8 @@ def _mlflow_cb(project:str, name:str='', group:str=''):
             if getattr(self, 'run_id', None): self.client.set_terminated(self.run_id, 'FINISHED'); self.run_id = None
     return MLflowLog()
 
-def tb_tag(name:str) -> str:
+def tb_tag(name:str, # A Recorder column, e.g. 'train_loss'
+          ) -> str:
     ("The TensorBoard tag of a Recorder column: `train_loss` -> `Loss/train`, `valid_f1` -> `F1/val`, a bare metric "
      "(a validation one) `miou` -> `Miou/val`, so each quantity is one chart with its training and validation curves.")
     if name.startswith('train_'): split, rest = 'train', name[6:]
@@ -98,7 +99,7 @@ def tb_tag(name:str) -> str:
 
 def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', 'mlflow', several joined by commas ('csv,wandb'), or 'none'
                  append:bool=False, # Continue history.csv (a resumed run) instead of starting it again
-                 fname:str='history.csv',
+                 fname:str='history.csv', # The CSV history's file name
                  project:str='building_metric', # The W&B project (MLflow: the experiment)
                  name:str='', # The run's name (empty: W&B's own; MLflow: the learner path's folder name)
                  group:str='', # The W&B group (MLflow: a `group` tag)
@@ -167,7 +168,8 @@ def wandb_history(run:str|Path, # A `wandb/offline-run-*` folder or its `.wandb`
     return df
 
 # %% ../nbs/03a_tracking.ipynb #8c5df293
-def wandb_run_info(run:str|Path) -> dict: # A `wandb/offline-run-*` folder or its `.wandb` file
+def wandb_run_info(run:str|Path, # A `wandb/offline-run-*` folder or its `.wandb` file
+                  ) -> dict:
     "The project, name and group an offline W&B run was started with, read from its own record."
     run = Path(run)
     files = [run] if run.is_file() else sorted(run.glob('*.wandb'))

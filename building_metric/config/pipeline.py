@@ -29,7 +29,8 @@ def cache_home() -> Path:
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'building_metric'
 
 def default_cache(data:str|Path, # An image folder or a CSV manifest
-                  name:str='features.h5') -> Path:
+                  name:str='features.h5', # File name of the cache: 'features.h5', or 'eval_features.h5' for `bm-eval`
+                 ) -> Path:
     ("Where `bm-train` (and `bm-eval`, `name='eval_features.h5'`) keep the features of a folder or a manifest: in the "
      "user's cache (`cache_home`), one folder per photo folder, never inside it. A cache an older version left in "
      "the folder (`.bm_cache/`) or beside the manifest (`<name>.features.h5`) is still used.")
@@ -82,7 +83,8 @@ class PipelineConfig(Config):
         return cls.from_dict(_link(raw, path))
 
 # %% ../../nbs/00d_config.pipeline.ipynb #81f69378
-def is_pipeline(raw) -> bool:
+def is_pipeline(raw, # A YAML document as `yaml.safe_load` returns it
+               ) -> bool:
     ("Whether a loaded YAML document is a pipeline file (it has at least one section as a mapping) rather than one "
      "script's flat settings.")
     return isinstance(raw, dict) and any(isinstance(raw.get(s), dict) for s in SCRIPTS)

@@ -22,7 +22,8 @@ SEG_MONITORS = ('miou', 'mean_f1', 'mean_dice', 'pixel_acc', 'mean_acc', 'fw_iou
 POSTPROCESS = ('none', 'open', 'close', 'open_close')
 "Morphology of `bm-seg-infer --postprocess` after the argmax."
 
-def size_hw(size) -> tuple[int, int]:
+def size_hw(size, # An int (a square), or [height, width]
+           ) -> tuple[int, int]:
     "`size` (an int, or [H, W]) as (height, width)."
     if isinstance(size, int): return (size, size)
     if len(size) != 2: raise BuildingMetricError(f"--size {size}", 'give one size or "[H, W]"')

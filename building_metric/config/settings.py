@@ -36,10 +36,13 @@ PROTOCOL_CHOICES = ('roxford', 'rparis', 'vpr', 'gldv2')   # `evaluation.protoco
 RERANK_CHOICES = ('dba', 'aqe', 'sv')   # `search.rerank.RERANK_STEPS`
 "Test-time augmentation modes (`features.extractors.TTA_MODES` says their views)."
 
-def check_logs(value:str):
+def check_logs(value:str, # Comma-separated trackers, e.g. 'csv,tensorboard'
+              ):
+    "A one-line error unless every tracker of `value` is one of `TRACKERS`."
     for k in str(value).split(','): check_choice('log', k.strip(), TRACKERS)
 
-def extractor_specs(spec:str) -> list[tuple[str, str|None]]: # Comma-separated `name` or `name=local weights` items
+def extractor_specs(spec:str, # Comma-separated `name` or `name=local weights` items
+                   ) -> list[tuple[str, str|None]]:
     ("(name, local weights file or folder, or None) for each extractor of a comma-separated list: a named extractor, "
      "`timm/<model>` or `hf/<hub id or folder>`.")
     out = []

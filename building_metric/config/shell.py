@@ -41,7 +41,10 @@ def config_table(cls:type): # A settings dataclass
 # %% ../../nbs/00e_config.shell.ipynb #ead014e6
 class CLIParser(argparse.ArgumentParser):
     "argparse whose errors are `BuildingMetricError`s, so the console scripts report them in one line (exit code 2)."
-    def error(self, message): raise BuildingMetricError(message, f"see {self.prog} --help")
+    def error(self, message, # What argparse found wrong
+             ):
+        raise BuildingMetricError(message, f"see {self.prog} --help")
+
 
 # %% ../../nbs/00e_config.shell.ipynb #96f7b4f4
 def config_parser(cls:type, # The settings dataclass: one `--name value` flag per field

@@ -28,20 +28,20 @@ class StagedConfig(ToolkitConfig):
     bs:int = 32 # Batch size
     emb_dim:int = 128 # Embedding size of teacher and student
     supcon_epochs:int = 10 # Stage 1 epochs (0: skip)
-    supcon_lr:float = 1e-3
+    supcon_lr:float = 1e-3 # Stage 1 learning rate
     temperature:float = 0.1 # SupCon temperature
     arcface_epochs:int = 10 # Stage 2 epochs (0: skip)
-    arcface_lr:float = 1e-3
+    arcface_lr:float = 1e-3 # Stage 2 learning rate
     margin:float = 28.6 # ArcFace margin (degrees)
     scale:float = 64.0 # ArcFace scale
     ema:float = 0.99 # EMA decay of stage 2 (the teacher); 0: the last weights
     distill_epochs:int = 10 # Stage 3 epochs (0: no student)
-    distill_lr:float = 1e-3
+    distill_lr:float = 1e-3 # Stage 3 learning rate
     distill_weight:float = 1.0 # Weight of the distillation term (the rest: the student's own ArcFace loss)
     mix:str = 'none' # Mixing augmentation of the ArcFace stages (2 and 3): none, mixup, cutmix, tokenmix or manifold
     # Beta(alpha, alpha) of the mixing weights (0: fastai's default, 0.4 for MixUp and 1.0 for CutMix)
     mix_alpha:float = 0.0
-    seed:int = 0
+    seed:int = 0 # Random seed of the batches and the new layers
 
     def __post_init__(self):
         self._check_toolkit()

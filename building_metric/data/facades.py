@@ -67,10 +67,28 @@ class SynthConfig(Config):
 @dataclass
 class Facade:
     "The fixed parameters of one synthetic building."
-    identity: int; name: str; neighbourhood: int; lat: float; lon: float
-    n_floors: int; n_cols: int; width: float; material: str; roof: str; window: str; balconies: str
-    shutters: bool; shopfront: bool; mullions: bool; door_col: int
-    wall: tuple; trim: tuple; roof_color: tuple; glass: tuple; door_color: tuple; shutter_color: tuple
+    identity:int # Its number, 0..n_identities-1
+    name:str # `bldg_<identity>`: its label in the data
+    neighbourhood:int # The neighbourhood whose style it tends to share
+    lat:float # Latitude, degrees
+    lon:float # Longitude, degrees
+    n_floors:int # Floors, 2 to 7
+    n_cols:int # Window columns, 2 to 7
+    width:float # Share of the picture's width the facade takes
+    material:str # One of `MATERIALS`
+    roof:str # One of `ROOFS`
+    window:str # One of `WINDOWS`
+    balconies:str # One of `BALCONIES`
+    shutters:bool # Shutters beside the windows
+    shopfront:bool # A shop window on the ground floor
+    mullions:bool # Crossbars in the windows
+    door_col:int # The column of the ground floor that holds the door
+    wall:tuple # RGB of the wall
+    trim:tuple # RGB of the trim
+    roof_color:tuple # RGB of the roof
+    glass:tuple # RGB of the window glass
+    door_color:tuple # RGB of the door
+    shutter_color:tuple # RGB of the shutters
 
 # %% ../../nbs/01a_data.facades.ipynb #1b814f64
 def _rgb(h, s, v):
@@ -84,7 +102,8 @@ def _style(rng) -> dict:
                 cols=rng.integers(3, 7),
                 lat=rng.uniform(-1, 1), lon=rng.uniform(-1, 1))
 
-def make_facades(cfg:SynthConfig) -> list[Facade]:
+def make_facades(cfg:SynthConfig, # How many buildings, neighbourhoods, styles and the seed
+                ) -> list[Facade]:
     "The buildings of `cfg`, grouped in neighbourhoods that share a style and stand close together."
     d, nb = cfg.difficulty, cfg.neighbourhoods
     styles = [_style(np.random.default_rng([cfg.seed, 2, k])) for k in range(nb)]

@@ -27,7 +27,8 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.
 SPLITS = ('train', 'val', 'test')
 "Split names, in the order of the `fracs` of `BuildingIndex.split`."
 
-def to_rgb(im:Image.Image) -> Image.Image:
+def to_rgb(im:Image.Image, # A PIL image of any mode (L, I;16, P, RGBA, CMYK, ...)
+          ) -> Image.Image:
     "Convert a PIL image of any mode to 8-bit RGB (16-bit scaled, transparency over white)."
     if im.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F'):
         a = np.asarray(im, dtype=np.float32)
@@ -53,7 +54,8 @@ def _decode(path, draft:bool=False) -> tuple[Image.Image, tuple[int, int]]:
         im.load()
         return to_rgb(ImageOps.exif_transpose(im)), (w, h)
 
-def load_image(path:str|Path) -> Image.Image: # An image file
+def load_image(path:str|Path, # An image file
+              ) -> Image.Image:
     "Open `path` as an upright 8-bit RGB image, with a clear error if it cannot be read."
     path = Path(path)
     r = check_image(path, keep=True)
@@ -235,7 +237,11 @@ class BuildingIndex:
         return cls._build(rows, root, 'folders', problems, validate, n_workers, progress)
 
     @classmethod
-    def from_geo(cls, root:str|Path, validate:bool=True, n_workers:int=2, progress:bool|None=None):
+    def from_geo(cls, root:str|Path, # Folder of the patch files
+                 validate:bool=True, # Open every image and mark unreadable or tiny ones (status, reason)
+                 n_workers:int=2, # Processes that open the images to validate them
+                 progress:bool|None=None, # Show a progress bar (None: when there are many images)
+                ):
         "Index the geographic patch layout: `DatasetID_TargetID_PatchID_k.jpg` beside a `.txt` of metadata."
         root = _check_root(root, 'geo image folder')
         rows, problems = _scan_geo(root)
@@ -244,7 +250,10 @@ class BuildingIndex:
     @classmethod
     def from_csv(cls, csv:str|Path, # Manifest with columns path, label (and optionally group, lat, lon, split)
                  root:str|Path|None=None, # Folder that relative paths start from (default: the CSV's folder)
-                 validate:bool=True, n_workers:int=2, progress:bool|None=None):
+                 validate:bool=True, # Open every image and mark unreadable or tiny ones (status, reason)
+                 n_workers:int=2, # Processes that open the images to validate them
+                 progress:bool|None=None, # Show a progress bar (None: when there are many images)
+                ):
         "Index the images listed in a CSV manifest."
         csv = Path(csv)
         if not csv.is_file(): raise BuildingMetricError(f"manifest {str(csv)!r} not found", "check the path")
@@ -253,7 +262,11 @@ class BuildingIndex:
 
     @classmethod
     def from_files(cls, files:list, # File paths relative to `root` (no labels: photos to search with)
-                   root:str|Path='.', validate:bool=True, n_workers:int=2, progress:bool|None=None):
+                   root:str|Path='.', # Folder that the paths start from
+                   validate:bool=True, # Open every image and mark unreadable or tiny ones (status, reason)
+                   n_workers:int=2, # Processes that open the images to validate them
+                   progress:bool|None=None, # Show a progress bar (None: when there are many images)
+                  ):
         "Index a list of photos without labels (the queries of a search)."
         root = _check_root(root, 'image folder')
         return cls._build([_row(Path(f).as_posix()) for f in files], root, 'files', [], validate, n_workers, progress)
@@ -302,7 +315,8 @@ class BuildingIndex:
         "Sorted labels of the kept rows."
         return sorted(self.items.label.unique())
 
-    def paths(self, split:str|None=None) -> list[Path]: # Only this split (default: all kept rows)
+    def paths(self, split:str|None=None, # Only this split (default: all kept rows)
+             ) -> list[Path]:
         "Full paths of the kept images (of one split)."
         it = self.items if split is None else self.items[self.items.split == split]
         return [self.root/p for p in it.path]

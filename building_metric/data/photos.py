@@ -37,8 +37,9 @@ def sample_photos() -> dict:
 
 def photo_views(photo:Image.Image, # The photo
                 n:int, # How many views of it
-                # The seed of view 0 (view v uses seed + v); their side in pixels
-                seed:int=0, size:int=224) -> list[Image.Image]:
+                seed:int=0, # The seed of view 0 (view v uses seed + v)
+                size:int=224, # Side of each view in pixels
+               ) -> list[Image.Image]:
     "`n` new photos of the same place: random perspective (0.4), crop (35-100%), rotation (±15°) and light."
     import torch
     from torchvision.transforms import v2 as T
@@ -50,10 +51,12 @@ def photo_views(photo:Image.Image, # The photo
     return out
 
 def write_photo_views(root:str|Path, # Folder to write gallery/ and queries/ into (one sub-folder per photo)
-                      views:int=8,
+                      views:int=8, # Views made of each photo
                       gallery_views:int=5, # Views per photo; of a known photo's, the first these go to the gallery
                       n_known:int=11, # Photos the gallery knows (the others are unseen buildings: all their views are queries)
-                      size:int=224, seed:int=0) -> dict:
+                      size:int=224, # Side of each view in pixels
+                      seed:int=0, # Random seed of the views
+                     ) -> dict:
     ("The sample photos as a search task: `root/gallery/<photo>/<v>.jpg` and `root/queries/<photo>/<v>.jpg`; the known "
      "and unseen names.")
     root, photos = Path(root), sample_photos()

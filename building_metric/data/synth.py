@@ -48,7 +48,8 @@ class FacadeGenerator:
                 f"{c.neighbourhoods} neighbourhoods, seed {c.seed})")
 
 # %% ../../nbs/01a_data.synth.ipynb #4952ff32
-def mask_to_rgb(mask:np.ndarray) -> np.ndarray:
+def mask_to_rgb(mask:np.ndarray, # (H, W) class indices
+               ) -> np.ndarray:
     "Colour a class mask with `PALETTE` for display."
     return PALETTE[np.clip(mask, 0, len(PALETTE) - 1)]
 

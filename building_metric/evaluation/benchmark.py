@@ -27,7 +27,12 @@ from ..search.rerank import database_augment, parse_rerank, query_expand
 __all__ = ['embed_photos', 'ranked', 'run_protocol']
 
 # %% ../../nbs/07k_evaluation.benchmark.ipynb #0c4ce6b4
-def embed_photos(model:SearchModel, paths:list, cache:Path, workers:int=2, bs:int=32) -> np.ndarray:
+def embed_photos(model:SearchModel, # The search model that embeds the photos
+                 paths:list, # Image files
+                 cache:Path, # The feature cache (HDF5) to fill or resume
+                 workers:int=2, # Processes that check and load the photos
+                 bs:int=32, # Photos per forward pass
+                ) -> np.ndarray:
     "L2-normalised embeddings of `paths`, in their order (the features kept in `cache`: a killed run resumes)."
     paths = [Path(p).resolve() for p in paths]
     root = Path(os.path.commonpath(paths)) if len(paths) > 1 else paths[0].parent
@@ -42,7 +47,10 @@ def embed_photos(model:SearchModel, paths:list, cache:Path, workers:int=2, bs:in
 def ranked(q:np.ndarray, # Queries (L2-normalised)
            db:np.ndarray, # The database (L2-normalised)
            k:int|None=None, # How many of the best to keep (None: all)
-           rerank:str='none', n:int=3, alpha:float=3.0) -> np.ndarray:
+           rerank:str='none', # none, dba, aqe or aqe+dba
+           n:int=3, # Neighbours summed by DBA and by query expansion
+           alpha:float=3.0, # The exponent of their similarity weights
+          ) -> np.ndarray:
     "(n_queries, k) database indices, best first, after the global re-ranking `rerank` (none, dba, aqe or aqe+dba)."
     steps = parse_rerank(rerank)
     if 'sv' in steps:
@@ -119,7 +127,8 @@ def _table(r:dict) -> str:
     return '\n'.join(["| " + ' | '.join(keys) + " |", '|---' * len(keys) + '|',
                       "| " + ' | '.join(f"{r[k]:.2f}" for k in keys) + " |"])
 
-def run_protocol(cfg:EvalConfig) -> dict:
+def run_protocol(cfg:EvalConfig, # `bm-eval`'s settings: protocol, data, checkpoint or extractors, out
+                ) -> dict:
     ("`bm-eval --protocol`: the model of `cfg` through the benchmark at `cfg.data`; metrics.json and report.md in "
      "`cfg.out`.")
     if not cfg.data: raise BuildingMetricError("bm-eval --protocol needs --data", "pass the dataset's folder")

@@ -29,13 +29,26 @@ __all__ = ['EmbeddedRows', 'embed_index', 'evaluate_embedder']
 class EmbeddedRows:
     ("What `report_metrics` reads of a feature cache, for images a model embedded: labels, splits, class names, "
      "paths, and the frozen features to compare with.")
-    def __init__(self, labels:np.ndarray, split_of:np.ndarray, label_names:list, paths:list, frozen:dict):
+    def __init__(self, labels:np.ndarray, # (n,) class index of each photo
+                 split_of:np.ndarray, # (n,) split of each photo: 'train', 'val' or 'test'
+                 label_names:list, # Name of each class index
+                 paths:list, # Each photo's file
+                 frozen:dict, # {extractor: (n, d) features} to report beside the model
+                ):
         self.labels, self.split_of, self.label_names, self.paths, self._frozen = labels, split_of, label_names, paths, frozen
         self.coords = np.full((len(labels), 2), np.nan)
-    def features(self, name:str) -> np.ndarray: return self._frozen[name]
+    def features(self, name:str, # An extractor of `frozen`
+                ) -> np.ndarray:
+        return self._frozen[name]
 
 def embed_index(model, # images -> (n, d) (an `Embedder`, or its backbone)
-                index:BuildingIndex, size:int, mean, std, bs:int=64, workers:int=0) -> tuple[torch.Tensor, np.ndarray]:
+                index:BuildingIndex, # The photos, with their labels and splits
+                size:int, # Side the photos are resized to
+                mean, # Per-channel mean the photos are normalised with
+                std, # Per-channel standard deviation, likewise
+                bs:int=64, # Photos per forward pass
+                workers:int=0, # DataLoader worker processes
+               ) -> tuple[torch.Tensor, np.ndarray]:
     "Outputs of `model` for every kept row of `index` in its order (no augmentation), and the rows' class indices."
     split = index.items.split.to_numpy()
     emb, lab = None, np.zeros(len(split), np.int64)

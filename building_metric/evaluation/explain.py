@@ -74,7 +74,9 @@ def class_map(model:nn.Module, # Images -> L2-normalised embeddings (an `Embedde
               images:torch.Tensor, # (B, 3, H, W) as the model takes them
               classes, # (B,) the class of each image to explain (e.g. the predicted one)
               weights:torch.Tensor, # (n_classes, dim) class vectors: ArcFace's weights, proxies or class means
-              layer:nn.Module|None=None, plus:bool=False) -> torch.Tensor:
+              layer:nn.Module|None=None, # The feature map explained (None: the last spatial one, `cam_layer`)
+              plus:bool=False, # Grad-CAM++ weights instead of Grad-CAM's
+             ) -> torch.Tensor:
     "Grad-CAM(++) of the cosine logit of each image's class: which pixels make it that building."
     model = model.eval()
     w = F.normalize(weights.detach().float(), dim=1)[torch.as_tensor(classes).long()]
@@ -85,7 +87,9 @@ def class_map(model:nn.Module, # Images -> L2-normalised embeddings (an `Embedde
 def similarity_map(model:nn.Module, # Images -> embeddings
                    query:torch.Tensor, # (B, 3, H, W) the photos to explain
                    match:torch.Tensor, # (B, 3, H, W) the photo each one matched (or (B, dim) its embedding)
-                   layer:nn.Module|None=None, plus:bool=False) -> torch.Tensor:
+                   layer:nn.Module|None=None, # The feature map explained (None: the last spatial one, `cam_layer`)
+                   plus:bool=False, # Grad-CAM++ weights instead of Grad-CAM's
+                  ) -> torch.Tensor:
     "Grad-CAM(++) of the cosine similarity of each query to its match: the parts of the query that resemble the match."
     model = model.eval()
     with torch.no_grad(): m = F.normalize((model(match) if match.ndim == 4 else match).float(), dim=1)
@@ -98,7 +102,8 @@ def overlay(image, # A PIL image, or a (3, H, W) tensor normalised with `mean` /
             mean=(0.485, 0.456, 0.406), # The per-channel mean a tensor was normalised with
             std=(0.229, 0.224, 0.225), # And its per-channel standard deviation
             alpha:float=0.5, # Weight of the heat map
-            cmap:str='jet') -> Image.Image:
+            cmap:str='jet', # A matplotlib colour map
+           ) -> Image.Image:
     "The heat map, coloured, blended over the image (at the image's size)."
     if isinstance(image, torch.Tensor):
         x = (image.detach().cpu().float() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]).clamp(0, 1)
@@ -124,7 +129,10 @@ def plot_match_maps(query, # The query image (PIL, or a normalised tensor)
                     query_map, # The query's similarity map (`similarity_map` of the query against the match)
                     match_map, # The match's, the other way
                     similarity:float|None=None, # Shown in the title
-                    titles:tuple[str, str]=('query', 'match'), fname=None, **overlay_kw) -> Figure:
+                    titles:tuple[str, str]=('query', 'match'), # Titles of the two panels
+                    fname=None, # Also save the figure there
+                    **overlay_kw,
+                   ) -> Figure:
     "Query and match side by side, each with the map of what in it resembles the other."
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, 4, figsize=(10, 2.9))

@@ -40,7 +40,8 @@ def max_similarity_score(ref, # Reference embeddings (L2-normalised)
 # %% ../../nbs/05b_evaluation.ood.ipynb #465498de
 def knn_score(ref, # Reference embeddings (L2-normalised), e.g. the training photos
               query, # Query embeddings
-              k:int=10) -> np.ndarray:
+              k:int=10, # Which neighbour's distance is the score
+             ) -> np.ndarray:
     "Cosine distance of each query to its `k`-th nearest reference embedding (higher = more unusual)."
     ref = _f32(ref, 'ref')
     if not 1 <= k <= len(ref):
@@ -70,7 +71,8 @@ def mahalanobis_score(ref, # Reference embeddings
 
 # %% ../../nbs/05b_evaluation.ood.ipynb #4c800c9c
 def energy_score(logits, # (n, classes) class logits of a classifier
-                 temperature:float=1.0) -> np.ndarray:
+                 temperature:float=1.0, # T of the formula
+                ) -> np.ndarray:
     "Energy $-T \\log\\sum_c e^{f_c/T}$ of each row (higher = more unusual)."
     z = torch.as_tensor(np.asarray(logits) if not isinstance(logits, torch.Tensor) else logits).double()
     return (-temperature * torch.logsumexp(z / temperature, dim=1)).numpy()
@@ -78,7 +80,8 @@ def energy_score(logits, # (n, classes) class logits of a classifier
 # %% ../../nbs/05b_evaluation.ood.ipynb #035497ae
 def cosine_logits(emb, # (n, dim) embeddings
                   weights, # (classes, dim) class vectors: proxies, ArcFace weights or class means
-                  scale:float=20.0) -> torch.Tensor:
+                  scale:float=20.0, # Multiplies the cosine similarities
+                 ) -> torch.Tensor:
     "`scale` x the cosine similarity of each embedding to each class vector: the logits of a cosine classifier."
     return scale * F.normalize(_f32(emb, 'emb'), dim=1) @ F.normalize(_f32(weights, 'weights'), dim=1).T
 
@@ -106,7 +109,8 @@ def vim_score(ref, # Reference embeddings (the training photos): the principal s
 # %% ../../nbs/05b_evaluation.ood.ipynb #9415f68b
 def ood_metrics(known, # Scores of in-distribution queries (photos of known buildings)
                 unknown, # Scores of out-of-distribution queries (photos of other buildings)
-                tpr:float=0.95) -> dict[str, float]:
+                tpr:float=0.95, # Share of known queries the threshold accepts
+               ) -> dict[str, float]:
     ("AUROC (unknown as the positive class) and the FPR at `tpr`: the fraction of unknown queries accepted by the "
      "threshold that accepts `tpr` of the known ones.")
     from sklearn.metrics import roc_auc_score
@@ -147,7 +151,8 @@ def ood_table(ref, # Reference embeddings (the training photos)
 # %% ../../nbs/05b_evaluation.ood.ipynb #b25906e8
 def plot_ood_histograms(scores:dict, # {score name: (known scores, unknown scores)}, as `ood_table` returns
                         table:pd.DataFrame|None=None, # Its metrics, for the titles
-                        fname=None):
+                        fname=None, # Also save the figure there
+                       ):
     "One histogram per score: known against unknown queries."
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, len(scores), figsize=(3.2 * len(scores), 2.6))

@@ -50,7 +50,8 @@ def _ids(g:dict, keys) -> np.ndarray:
 
 def revisited_map(ranks:np.ndarray, # (n_database, n_queries): column i holds query i's database indices, best first
                   gnd:list, # Per query, a dict with the database indices of its 'easy', 'hard' and 'junk' photos
-                  ks:tuple=(1, 5, 10)) -> dict:
+                  ks:tuple=(1, 5, 10), # The k of each mP@k
+                 ) -> dict:
     ("mAP and mP@k of the Easy, Medium and Hard setups (percent), as the revisited protocol's evaluation code "
      "computes them; queries without positives in a setup are left out of its means.")
     ranks = np.asarray(ranks)
@@ -110,7 +111,8 @@ def read_revisited(root:str|Path, # The dataset folder (holding gnd_roxford5k.pk
                 boxes=[tuple(float(v) for v in g['bbx']) for g in cfg['gnd']], gnd=cfg['gnd'])
 
 # The revisitop1m folder: jpg/ and revisitop1m.txt (or any folder of photos)
-def distractor_images(root:str|Path) -> list[Path]:
+def distractor_images(root:str|Path, # The +1M distractors folder
+                     ) -> list[Path]:
     "The distractor photos of a +1M folder: the ones `revisitop1m.txt` lists, else every photo under it."
     root = Path(root)
     lst = root/'revisitop1m.txt'
@@ -120,7 +122,8 @@ def distractor_images(root:str|Path) -> list[Path]:
     return sorted(p for p in root.rglob('*') if p.suffix.lower() in ('.jpg', '.jpeg', '.png'))
 
 # %% ../../nbs/05d_evaluation.protocols.ipynb #61eed2f6
-def utm_of(paths) -> np.ndarray:
+def utm_of(paths, # Image files in the VPR naming
+          ) -> np.ndarray:
     "(n, 2) UTM east, north of files named `@east@north@...@.jpg` (the VPR datasets' format)."
     out = []
     for p in paths:
@@ -131,7 +134,8 @@ def utm_of(paths) -> np.ndarray:
                                       "name VPR photos @east@north@...@.jpg, as the VPR datasets do") from None
     return np.asarray(out, np.float64).reshape(-1, 2)
 
-def read_vpr(root:str|Path) -> dict: # A folder with database/ and queries/ (or images/test/ holding them)
+def read_vpr(root:str|Path, # A folder with database/ and queries/ (or images/test/ holding them)
+            ) -> dict:
     "The database and query photos of a VPR dataset in the common format, and their UTM coordinates."
     root = Path(root)
     for r in (root, root/'images'/'test', root/'test'):
@@ -147,7 +151,9 @@ def read_vpr(root:str|Path) -> dict: # A folder with database/ and queries/ (or 
 def vpr_recalls(predictions:np.ndarray, # (n_queries, >= max(ns)) database indices, best first (-1: none)
                 db_utm:np.ndarray, # (n, 2) the database photos' UTM east, north in metres
                 query_utm:np.ndarray, # (m, 2) the queries', likewise
-                ns:tuple=(1, 5, 10, 20), radius_m:float=25.) -> dict:
+                ns:tuple=(1, 5, 10, 20), # The N of each Recall@N
+                radius_m:float=25., # A database photo this close to the query, in metres, is a right answer
+               ) -> dict:
     "Recall@N: the share of queries with at least one of their N best database photos within `radius_m`."
     from sklearn.neighbors import NearestNeighbors
     predictions = np.asarray(predictions)
@@ -176,7 +182,8 @@ def global_average_precision(predictions:pd.DataFrame, # Columns id, landmark, c
 
 def map_at_k(predictions:dict, # Query id -> index ids, best first
              solution:dict, # Query id -> its relevant index ids (empty: the query is not scored)
-             k:int=100) -> float:
+             k:int=100, # Predictions per query that count
+            ) -> float:
     "mAP@k over the queries with relevant index photos (a query without predictions scores 0)."
     aps = []
     for q, rel_ids in solution.items():
@@ -189,7 +196,12 @@ def map_at_k(predictions:dict, # Query id -> index ids, best first
     return float(np.mean(aps))
 
 # %% ../../nbs/05d_evaluation.protocols.ipynb #0c54ada4
-def gldv2_path(root:Path, part:str, i:str) -> Path: return root/part/i[0]/i[1]/i[2]/f'{i}.jpg'
+def gldv2_path(root:Path, # A Google Landmarks v2 folder
+               part:str, # Its photo folder: 'index', 'test' or 'train'
+               i:str, # A photo id (hex)
+              ) -> Path:
+    "Where a photo of Google Landmarks v2 is: `<root>/<part>/a/b/c/abc....jpg`, three folders of its id's first letters."
+    return root/part/i[0]/i[1]/i[2]/f'{i}.jpg'
 
 def _split_ids(v) -> list:
     return [] if pd.isna(v) or str(v).strip() in ('', 'None') else str(v).split()
@@ -200,7 +212,8 @@ def _solution(path:Path, column:str) -> dict:
     return {i: _split_ids(v) for i, v in zip(s['id'], s[column])}
 
 # The dataset folder: index/, test/, retrieval_solution_v2.1.csv (train/, train.csv, recognition_solution_v2.1.csv)
-def read_gldv2(root:str|Path) -> dict:
+def read_gldv2(root:str|Path, # A Google Landmarks v2 folder
+              ) -> dict:
     ("The retrieval task (index photos, queries, relevant index ids) and, when its files are there, the recognition "
      "task (train photos with landmarks, query landmarks) of a Google Landmarks v2 folder.")
     root = Path(root)
@@ -272,7 +285,10 @@ def _write_gldv2(root:Path, n:int, size:int, seed:int):
 
 def write_protocol_sample(root:str|Path, # Folder to write the dataset into
                           protocol:str, # One of `PROTOCOLS`
-                          n:int=6, size:int=64, seed:int=0) -> Path:
+                          n:int=6, # Synthetic buildings
+                          size:int=64, # Side of each photo in pixels
+                          seed:int=0, # Random seed
+                         ) -> Path:
     "A small dataset of `n` synthetic buildings in `protocol`'s published layout; returns the folder to read."
     root = Path(root)
     if protocol in REVISITED: _write_revisited(root, protocol, n, size, seed); return root/REVISITED[protocol]

@@ -41,7 +41,8 @@ __all__ = ['seen_unseen_split', 'reference_views', 'frozen_baselines', 'write_cl
 def seen_unseen_split(index:BuildingIndex, # An index with labels
                       unseen:float=0.25, # Fraction of buildings kept out of training (split 'test')
                       held_out:float=0.25, # Fraction of each seen building's views held out (split 'val')
-                      seed:int=0) -> BuildingIndex:
+                      seed:int=0, # Random seed of the choice
+                     ) -> BuildingIndex:
     "Split for the two questions: 'train' and 'val' are views of the same buildings, 'test' is other buildings."
     ix = index.split(by='class', fracs=(1 - unseen, 0, unseen), seed=seed)
     df = ix.df.copy()
@@ -78,7 +79,8 @@ def _versus(m:dict, rows:dict|None=None) -> str:
     for name, d in rows.items(): lines.append(f"| {name} | " + " | ".join(f"{d[p][k]:.4f}" for p, k in cols) + " |")
     return "\n".join(lines)
 
-def reference_views(labels:np.ndarray) -> np.ndarray:
+def reference_views(labels:np.ndarray, # (n,) building of each photo
+                   ) -> np.ndarray:
     ("Which photos are references when a set of buildings is its own gallery: every other view of each building (its "
      "1st, 3rd, ...); the others are queries.")
     ref = np.zeros(len(labels), bool)
@@ -105,7 +107,8 @@ def _split_scores(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, ks:tuple, 
 
 def frozen_baselines(c:FeatureCache, # The feature cache the head was trained on
                      names:list[str], # Its extractors
-                     ks:tuple=(1, 5, 10)) -> dict:
+                     ks:tuple=(1, 5, 10), # The K of each Recall@K
+                    ) -> dict:
     ("The numbers of `evaluate` for the frozen features themselves, no head: their concatenation standardised with the "
      "training rows' mean and std, and each extractor alone.")
     def scores(x):
@@ -155,7 +158,8 @@ def write_classification(ref, # Embeddings that define the class means (the trai
                          paths:list[str], # The query photos' files
                          class_names:list[str], # Names of the classes 0..n-1
                          out:str|Path, # Folder for predictions.csv, classification_report.csv and confusion.png
-                         k:int=3) -> dict:
+                         k:int=3, # Classes listed per photo in predictions.csv
+                        ) -> dict:
     ("Nearest-class-mean predictions of `query`: predictions.csv (path, true, predicted, top-k with scores), "
      "scikit-learn's per-class report, the confusion matrix (`confusion.csv`, rows true) and its picture.")
     from sklearn.metrics import classification_report, confusion_matrix
@@ -335,9 +339,10 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
              cache:str|Path, # A feature cache with the model's extractors, or an image folder / manifest (all its images become queries)
              out:str|Path, # Report folder
              images:str|Path|None=None, # Root of the indexed images, for the retrieval gallery (the cache stores relative paths)
-             ks:tuple=(1, 5, 10),
+             ks:tuple=(1, 5, 10), # The K of each Recall@K
              tta:str='none', # Test-time augmentation: average the embeddings of these views (`TTA_MODES`; a cache needs their features)
-             log=print) -> dict:
+             log=print, # Called with each progress message
+            ) -> dict:
     ("Evaluate a fusion head on the seen (val) and unseen (test) buildings of a cache; write metrics.json, report.md "
      "and pictures.")
     checkpoint, out = Path(checkpoint), Path(out)
@@ -367,7 +372,9 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
 def evaluate_frozen(cache:str|Path, # A feature cache (its splits say what is seen and unseen, as for `evaluate`)
                     out:str|Path, # Report folder
                     names:list[str]|None=None, # Extractors to score (default: all of the cache's)
-                    ks:tuple=(1, 5, 10), log=print) -> dict:
+                    ks:tuple=(1, 5, 10), # The K of each Recall@K
+                    log=print, # Called with each progress message
+                   ) -> dict:
     "The numbers of `evaluate` for the frozen features of a cache, no trained head: what a head would have to beat."
     out = Path(out)
     with FeatureCache(cache) as c:

@@ -93,7 +93,9 @@ def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
                       cache:str|Path, # A feature cache with the model's extractors
                       out:str|Path, # Report folder: metrics.json, report.md and the embeddings files
                       chunk:int=65536, # Rows read at a time (embeddings, retrieval blocks)
-                      ks:tuple=(1, 5, 10), log=print) -> dict:
+                      ks:tuple=(1, 5, 10), # The K of each Recall@K
+                      log=print, # Called with each progress message
+                     ) -> dict:
     ("The numbers of `evaluate` (NCM on seen buildings, retrieval on seen and unseen ones) with no features or "
      "embeddings held whole; shared out between the processes of a launcher.")
     checkpoint, out = Path(checkpoint), Path(out)

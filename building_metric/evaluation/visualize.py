@@ -58,7 +58,11 @@ def plot_embeddings(emb, # Embeddings (n, dim)
                     method:str='umap', # 'umap' or 'pca'
                     xy:np.ndarray|None=None, # A projection already made (skips `project_2d`)
                     markers=None, # Optional (n,) category drawn as marker shapes, e.g. the split
-                    title:str|None=None, fname=None, ax=None, seed:int=0) -> Figure:
+                    title:str|None=None, # Title of the plot
+                    fname=None, # Also save the figure there
+                    ax=None, # Matplotlib axes to draw on (None: a new figure)
+                    seed:int=0, # Random seed of the projection
+                   ) -> Figure:
     ("Scatter of a 2-D projection coloured by class; the legend stays readable up to ~100 classes (columns), beyond "
      "that classes are named at their centres.")
     y = np.asarray(labels)
@@ -89,11 +93,17 @@ def plot_embeddings(emb, # Embeddings (n, dim)
 def retrieval_gallery(query_emb, # The queries' embeddings
                       query_labels, # Their labels
                       query_paths, # Their image files
-                      ref_emb=None, ref_labels=None,
-                      ref_paths=None, # References (default: leave-one-out among the queries)
+                      ref_emb=None, # The references' embeddings
+                      ref_labels=None, # Their labels
+                      ref_paths=None, # Their image files (no references: leave-one-out among the queries)
                       queries=None, # Which queries to show (positions; default: `n` at random)
                       neighbours=None, # Their references, one list per query, when already known (e.g. filtered)
-                      n:int=4, k:int=5, seed:int=0, size:int=96, fname=None) -> Figure:
+                      n:int=4, # Queries drawn at random when `queries` is None
+                      k:int=5, # Neighbours shown per query
+                      seed:int=0, # Random seed of the draw
+                      size:int=96, # Side of each thumbnail in pixels
+                      fname=None, # Also save the figure there
+                     ) -> Figure:
     "Each row: a query image, then its `k` nearest references, framed green when of the query's label and red when not."
     same = ref_emb is None
     ref_emb, ref_labels, ref_paths = (query_emb, query_labels,
@@ -142,7 +152,8 @@ def page_image(img, # A matplotlib figure, or an image file (the PNG a report wr
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #c44ca2f2
 def plot_history(history, # A fastai `Learner` / `Recorder`, or a DataFrame such as bm-train's history.csv
-                 fname=None) -> Figure:
+                 fname=None, # Also save the figure there
+                ) -> Figure:
     "Training and validation loss per epoch, and every metric, side by side."
     if hasattr(history, 'recorder'): history = history.recorder
     if not isinstance(history, pd.DataFrame) and hasattr(history, 'values'):
@@ -167,7 +178,8 @@ def plot_history(history, # A fastai `Learner` / `Recorder`, or a DataFrame such
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #66add3f1
 def plot_gate_weights(gates, # A dict {extractor: mean gate weight}, or a head with `gate_weights()`
-                      fname=None) -> Figure:
+                      fname=None, # Also save the figure there
+                     ) -> Figure:
     "Bar chart of the mean gate weight the fusion head gives each extractor's features."
     if hasattr(gates, 'gate_weights'): gates = gates.gate_weights()
     if not gates:
@@ -183,7 +195,8 @@ def plot_gate_weights(gates, # A dict {extractor: mean gate weight}, or a head w
 def plot_confusion(cm, # (n, n) counts: rows are true classes, columns predicted ones
                    class_names:list|None=None, # Names of the n classes
                    top:int=10, # Most confused (true, predicted) pairs listed under the matrix
-                   fname=None) -> Figure:
+                   fname=None, # Also save the figure there
+                  ) -> Figure:
     "A row-normalised confusion matrix, errors in red; `fig.pairs` is the table of the most confused pairs."
     cm = np.asarray(cm, float)
     n = len(cm)
@@ -224,14 +237,15 @@ class EmbeddingExplorer:
     ("Interactive view of an embedding: query picker, neighbours, 2-D map coloured by class or split, split filter, "
      "gate weights.")
     def __init__(self, emb, # Embeddings of the rows
-                       labels, # Their labels
-                       paths, # Their image files
+                 labels, # Their labels
+                 paths, # Their image files
                  class_names:list|None=None, # Names of the labels (default: the labels themselves)
                  splits=None, # The split of each row, to colour or filter by
                  gates:dict|None=None, # Optional {extractor: gate weight}
                  xy:np.ndarray|None=None, # A 2-D projection of the rows (None: make one)
                  method:str='pca', # How to make it: pca or umap
-                 k:int=5):
+                 k:int=5, # Neighbours shown for the query
+                ):
         import ipywidgets as W
         self.emb, self.labels, self.paths = torch.as_tensor(emb).float(), np.asarray(labels), list(paths)
         self.names = class_names
@@ -289,7 +303,8 @@ class EmbeddingExplorer:
                 self.gates_fig = plot_gate_weights(self.gates); display(self.gates_fig); plt.close(self.gates_fig)
         self.renders += 1
 
-    def snapshot(self, fname=None) -> Figure:
+    def snapshot(self, fname=None, # Also save the figure there
+                ) -> Figure:
         ("A still picture of the panel as it stands: the map, the query and its neighbours, the gate weights (for "
          "pages and reports).")
         figs = [f for f in (self.map_fig, self.nn_fig, getattr(self, 'gates_fig', None)) if f is not None]
@@ -314,7 +329,8 @@ class EmbeddingExplorer:
     def _ipython_display_(self): display(self.widget)
 
 # %% ../../nbs/05a_evaluation.visualize.ipynb #46392b83
-def markdown_table(d:dict) -> str:
+def markdown_table(d:dict, # {metric: value}
+                  ) -> str:
     "A dict of metrics as a two-column Markdown table (floats to 4 decimals), as the reports write them."
     rows = [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in d.items()]
     return "| metric | value |\n|---|---|\n" + "\n".join(rows)

@@ -45,28 +45,34 @@ class FeatureCache:
     def splits(self) -> list[str]: return [s for s in SPLITS if (self.split_of == s).any()]
     def __len__(self): return len(self.labels)
 
-    def dataset(self, name:str) -> h5py.Dataset:
+    def dataset(self, name:str, # An extractor of the cache
+               ) -> h5py.Dataset:
         "The on-disk dataset of extractor `name`."
         if name not in self._keys: raise BuildingMetricError(f"cache {str(self.path)!r} has no features of {name!r}",
                                                              f"it has {', '.join(self.extractors)}; extract the others "
                                                              "with extract_features")
         return self.file['features'][self._keys[name]]
 
-    def info(self, name:str) -> dict:
+    def info(self, name:str, # An extractor of the cache
+            ) -> dict:
         "How the features of `name` were made."
         return json.loads(self.dataset(name).attrs['info'])
 
-    def dims(self, names:list[str]|None=None) -> dict[str, int]:
+    def dims(self, names:list[str]|None=None, # Extractors (None: all of the cache's)
+            ) -> dict[str, int]:
         "Feature size of each extractor."
         return {n: self.dataset(n).shape[1] for n in (names or self.extractors)}
 
-    def rows(self, split:str|None=None) -> np.ndarray:
+    def rows(self, split:str|None=None, # 'train', 'val' or 'test' (None: every row)
+            ) -> np.ndarray:
         "Row numbers of one split (all rows if None)."
         if split is None: return np.arange(len(self))
         if split not in SPLITS: raise BuildingMetricError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
         return np.flatnonzero(self.split_of == split)
 
-    def features(self, names:str|list[str]|None=None, split:str|None=None) -> np.ndarray:
+    def features(self, names:str|list[str]|None=None, # An extractor, or several (None: all, in the cache's order)
+                 split:str|None=None, # 'train', 'val' or 'test' (None: every row)
+                ) -> np.ndarray:
         "Features of one extractor, or several concatenated in the order given, as float32 (rows of `split`)."
         names = [names] if isinstance(names, str) else (names or self.extractors)
         rows = self.rows(split)
@@ -94,8 +100,12 @@ def _ram_budget() -> int:
 
 class FeatureRows:
     "The features (several extractors, concatenated) and labels of some rows of a cache; `batch(i)` reads a batch."
-    def __init__(self, cache:FeatureCache, names:list[str], rows:np.ndarray, in_ram:bool,
-                 cached_chunks:int=32): # On disk: decoded chunks kept for the next batches
+    def __init__(self, cache:FeatureCache, # The feature cache
+                 names:list[str], # Extractors whose features are concatenated, in this order
+                 rows:np.ndarray, # Row numbers of the cache
+                 in_ram:bool, # Read them all into memory once (else batches are read from disk)
+                 cached_chunks:int=32, # On disk: decoded chunks kept for the next batches
+                ):
         self.cache, self.names, self.rows, self.in_ram = cache, names, np.asarray(rows), in_ram
         self.y = torch.from_numpy(cache.labels[self.rows].astype(np.int64))
         if in_ram:  # one (rows, total features) tensor, as stored: a batch is a single gather
@@ -116,7 +126,8 @@ class FeatureRows:
             if len(self._chunks) > self.cached_chunks: self._chunks.popitem(last=False)
         return self._chunks[c]
 
-    def batch(self, i:np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, i:np.ndarray, # Positions within these rows
+             ) -> tuple[torch.Tensor, torch.Tensor]:
         "Features (float32) and labels of the positions `i` of these rows."
         i = np.asarray(i)
         if self.in_ram: return self.x[torch.from_numpy(i)].float(), self.y[i]
@@ -164,11 +175,11 @@ def dataloaders(self:FeatureCache,
     return DataLoaders(*dls, device=dev)
 
 # %% ../../nbs/02a_features.cache.ipynb #3468573e
-def index_from(
-    path:str|Path, # An image folder (folders or geo layout), a CSV manifest, or an index saved by `BuildingIndex.save`
+def index_from(path:str|Path, # An image folder (folders or geo layout), a CSV manifest, or an index saved by `BuildingIndex.save`
                by:str='image', # How to split it if it has no split yet (`BuildingIndex.split`)
                seed:int=0, # The seed of that split
-               n_workers:int=2) -> BuildingIndex:
+               n_workers:int=2, # Processes that open the images to validate them
+              ) -> BuildingIndex:
     ("The split index of whatever the user points at: a saved index as it is; a folder or manifest indexed, and split "
      "unless it has splits.")
     path = Path(path)

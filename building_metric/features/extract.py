@@ -96,7 +96,8 @@ def _extract_shards(ext:Extractor, paths:list, parts:Path, shard_rows:int, bs:in
     assert t == len(todo) and n_pending == 0, (t, len(todo), n_pending)
 
 # %% ../../nbs/02b_features.extract.ipynb #5754770d
-def open_cache_file(path:str|Path) -> h5py.File:
+def open_cache_file(path:str|Path, # An HDF5 feature cache
+                   ) -> h5py.File:
     "Open a feature cache read-only, with a clear error for a missing, truncated or foreign file."
     path = Path(path)
     if not path.is_file():

@@ -88,14 +88,16 @@ class Extractor(nn.Module):
         self.model.requires_grad_(False)
         self.train(False)
 
-    def train(self, mode:bool=True):
+    def train(self, mode:bool=True, # Ignored: the extractor stays frozen
+             ):
         "An extractor stays in eval mode: it is frozen (BatchNorm statistics and dropout included)."
         return super().train(False)
 
     @property
     def input_size(self) -> int: return self.preprocess.size
 
-    def at_size(self, size:int) -> Extractor: # The input side wanted
+    def at_size(self, size:int, # The input side wanted
+               ) -> Extractor:
         ("This extractor taking `size`-pixel inputs, in place (the resize keeps its crop margin; a timm ViT's position "
          "embeddings are resampled by timm's `set_input_size`); a model that takes only its own size is refused.")
         if size == self.input_size: return self
@@ -111,7 +113,8 @@ class Extractor(nn.Module):
         self.preprocess = replace(pp, size=size, resize=round(size * pp.resize / pp.size) if pp.resize else None)
         return self
 
-    def forward(self, x:torch.Tensor) -> torch.Tensor:
+    def forward(self, x:torch.Tensor, # (B, 3, H, W) images, preprocessed as `preprocess` says
+               ) -> torch.Tensor:
         "Features of a batch of preprocessed images, as float32."
         with torch.inference_mode():
             if self.channels_last and x.is_cuda: x = x.contiguous(memory_format=torch.channels_last)
@@ -132,7 +135,10 @@ class Extractor(nn.Module):
         shapes = [f"{k}:{tuple(v.shape)}:{v.dtype}" for k, v in sorted(self.model.state_dict().items())]
         return 'r' + hashlib.sha256('|'.join([self.random_init, *shapes]).encode()).hexdigest()[:15]
 
-    def load_state_dict(self, state_dict, *args, **kw):
+    def load_state_dict(self, state_dict, # Weights of the wrapped model
+                        *args,
+                        **kw,
+                       ):
         "Load weights (`nn.Module.load_state_dict`): they are no longer random ones, and `identity` says so."
         out = super().load_state_dict(state_dict, *args, **kw)
         self.random_init = None
@@ -186,7 +192,8 @@ class Pooling(str, Enum):
     def to_dict(self) -> str: return self.value
 
     @classmethod
-    def from_dict(cls, v:str) -> Pooling:
+    def from_dict(cls, v:str, # A pooling's name, e.g. 'last_map'
+                 ) -> Pooling:
         "The pooling named `v`, or a one-line error listing the names."
         try: return cls(v)
         except ValueError:
@@ -329,7 +336,8 @@ def create_extractor(name:str, # A name of `list_extractors()`, `timm/<model>` o
     return e
 
 # %% ../../nbs/02_features.extractors.ipynb #54113aa2
-def list_extractors(pattern:str='*') -> list[str]:
+def list_extractors(pattern:str='*', # Shell-style pattern, e.g. 'clip*'
+                   ) -> list[str]:
     "The named extractors (any timm model and transformers model can be built too, as `timm/<name>` and `hf/<id>`)."
     return EXTRACTORS.list(pattern)
 
@@ -390,13 +398,15 @@ def tta_extractors(extractors:list[Extractor], # The extractors of a model, in i
 
 # %% ../../nbs/02_features.extractors.ipynb #ed13914a
 def tta_names(names:list[str], # The extractors a model takes, in its order
-              tta:str='none') -> list[list[str]]:
+              tta:str='none', # A test-time augmentation mode of `TTA_MODES`
+             ) -> list[list[str]]:
     "The feature names of each view, the photo itself first: `[[names], [name@hflip, ...], ...]`."
     if tta not in TTA_MODES:
         raise BuildingMetricError(f"unknown test-time augmentation {tta!r}", f"use one of {', '.join(TTA_MODES)}")
     return [list(names)] + [[f"{n}@{v}" for n in names] for v in TTA_MODES[tta]]
 
 # %% ../../nbs/02_features.extractors.ipynb #85c44ef9
-def tta_mean(embeddings:list[torch.Tensor]) -> torch.Tensor: # One (n, dim) embedding per view
+def tta_mean(embeddings:list[torch.Tensor], # One (n, dim) embedding per view
+            ) -> torch.Tensor:
     "The L2-normalised mean of the L2-normalised embeddings of the views."
     return F.normalize(torch.stack([F.normalize(e.float(), dim=-1) for e in embeddings]).mean(0), dim=-1)

@@ -32,15 +32,22 @@ def _prefetch(it, depth:int=2):
 
 class FeatureDataLoader(DataLoader):
     "A fastai DataLoader over `FeatureRows` that batches by slicing; takes an optional `batch_sampler`."
-    def __init__(self, dataset:FeatureRows, bs:int=256, shuffle:bool=False, drop_last:bool=False, batch_sampler=None,
-                 window:int=8, **kwargs): # `window`: blocks mixed by the on-disk shuffle
+    def __init__(self, dataset:FeatureRows, # The rows to batch
+                 bs:int=256, # Rows per batch
+                 shuffle:bool=False, # Shuffle the rows each epoch
+                 drop_last:bool=False, # Drop the last, smaller batch
+                 batch_sampler=None, # Gives each batch's positions (e.g. `MPerClassBatches`); overrides `bs` and `shuffle`
+                 window:int=8, # Blocks mixed by the on-disk shuffle
+                 **kwargs,
+                ):
         self.batch_sampler, self.window = batch_sampler, window
         kwargs.setdefault('indexed', True)  # `new()` passes it back
         super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, **kwargs)
 
     def __len__(self): return len(self.batch_sampler) if self.batch_sampler is not None else super().__len__()
 
-    def shuffle_fn(self, idxs):
+    def shuffle_fn(self, idxs, # The positions of one epoch
+                  ):
         if self.dataset.in_ram: return self.rng.sample(idxs, len(idxs))
         c, idxs = self.dataset.chunk_rows, list(idxs)
         blocks = [idxs[s:s + c] for s in range(0, len(idxs), c)]
@@ -52,7 +59,8 @@ class FeatureDataLoader(DataLoader):
             out += w
         return out
 
-    def create_batches(self, samps):
+    def create_batches(self, samps, # The positions of one epoch, in order
+                      ):
         batches = iter(self.batch_sampler) if self.batch_sampler is not None else chunked(samps, self.bs, self.drop_last)
         out = (self.dataset.batch(np.asarray(b)) for b in batches)
         yield from (out if self.dataset.in_ram else _prefetch(out))

@@ -27,9 +27,11 @@ def demo(out:str|Path='demo', # Folder for the data, the run and the report
          identities:int=40, # Buildings in the synthetic dataset
          views:int=8, # Photos of each
          size:int=96, # Their side in pixels
-         epochs:int=30, seed:int=0,
+         epochs:int=30, # Training epochs of the fusion head
+         seed:int=0, # Random seed of the data, the split and the training
          tiny:bool=False, # Two small random backbones instead of the pretrained EfficientNet-Lite0 (also when its weights are not installed)
-         log=print) -> dict:
+         log=print, # Called with each progress message
+        ) -> dict:
     "The whole pipeline on synthetic buildings: data, features, training, evaluation; returns the metrics."
     out, t0 = Path(out), time.time()
     if not tiny and packaged_weights('efficientnet_lite0') is None:
@@ -54,7 +56,8 @@ def demo(out:str|Path='demo', # Folder for the data, the run and the report
     return m
 
 # %% ../../nbs/09zd_jobs.demo.ipynb #98ce31f1
-def run_demo(cfg:DemoConfig) -> dict:
+def run_demo(cfg:DemoConfig, # `bm-demo`'s settings
+            ) -> dict:
     "`bm-demo`'s job: `demo` as `cfg` says, its settings written in `cfg.out`."
     Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
     return demo(cfg.out, identities=cfg.identities, views=cfg.views, size=cfg.size, epochs=cfg.epochs, seed=cfg.seed,

@@ -26,13 +26,15 @@ pd = lazy_module('pandas')
 __all__ = ['pd', 'merged', 'deployable', 'run_export', 'run_infer']
 
 # %% ../../nbs/09ze_jobs.deploy.ipynb #19307e21
-def merged(model:torch.nn.Module) -> torch.nn.Module:
+def merged(model:torch.nn.Module, # An `Embedder`, with or without adapters
+          ) -> torch.nn.Module:
     "An embedder whose backbone carries LoRA / IA3 adapters, with them merged into its weights (a plain timm model)."
     from building_metric.metric.backbones import merge_adapters
     if hasattr(getattr(model, 'backbone', None), 'merge_and_unload'): model.backbone = merge_adapters(model.backbone)
     return model
 
-def deployable(checkpoint:str|Path) -> tuple[torch.nn.Module, str]:
+def deployable(checkpoint:str|Path, # A `bm-staged` snapshot or run folder, or a `bm-train` run folder or best.pth
+              ) -> tuple[torch.nn.Module, str]:
     ("The model a checkpoint holds, and what it takes: a `bm-staged` snapshot or run (its last model, images), or a "
      "`bm-train` run or best.pth (its fusion head, features).")
     p = Path(checkpoint)
@@ -47,7 +49,9 @@ def _example(model, kind:str, size:int) -> torch.Tensor:
     if kind == 'images': return torch.randn(4, 3, size, size, generator=g)
     return torch.randn(4, sum(model.in_dims.values()), generator=g) if hasattr(model, 'in_dims') else None
 
-def run_export(cfg:ExportConfig, log=print) -> dict:
+def run_export(cfg:ExportConfig, # `bm-export`'s settings
+               log=print, # Called with each progress message
+              ) -> dict:
     "`bm-export`'s job: the checkpoint's model as ONNX, int8 TorchScript or int8 ONNX, checked against the float model."
     if not cfg.out: raise BuildingMetricError("bm-export needs --out", "name the file to write (.onnx, or .pt for int8)")
     out = Path(cfg.out)
@@ -88,7 +92,9 @@ def _top_classes(emb:torch.Tensor, c:dict, k:int) -> tuple[torch.Tensor, torch.T
     p = cosine_logits(emb, c['weight'], c['scale']).softmax(1)
     return p.topk(min(k, p.shape[1]), dim=1)
 
-def run_infer(cfg:InferConfig, log=print) -> dict:
+def run_infer(cfg:InferConfig, # `bm-infer`'s settings
+              log=print, # Called with each progress message
+             ) -> dict:
     ("`bm-infer`'s job: every photo's embedding; with class vectors, its nearest classes and their probabilities; with "
      "`--gradcam 1`, an overlay of what made it that class.")
     files, (model, kind) = _photos(cfg.images), deployable(cfg.checkpoint)

@@ -65,7 +65,8 @@ def _trained_on(checkpoint:Path, images:str) -> dict:
                                   "pass --data (the feature cache, or the photo folder)")
     return dict(data=str(cache), images=images or (str(data) if data.is_dir() else ''))
 
-def run_eval(cfg:EvalConfig) -> dict:
+def run_eval(cfg:EvalConfig, # `bm-eval`'s settings
+            ) -> dict:
     ("`bm-eval`'s job: a benchmark protocol (`cfg.protocol`), a `bm-staged` snapshot scored on images, a fusion head "
      "on its feature cache (`evaluate`, or `evaluate_at_scale` with `cfg.chunk`), or the frozen features alone; its "
      "settings written beside the report.")

@@ -22,7 +22,9 @@ from ..features.extractors import create_extractor, tta_extractors
 __all__ = ['extract']
 
 # %% ../../nbs/09t_jobs.extract.ipynb #5b81027d
-def extract(cfg:ExtractConfig, log=print) -> dict:
+def extract(cfg:ExtractConfig, # `bm-extract`'s settings
+            log=print, # Called with each progress message
+           ) -> dict:
     ("Run `bm-extract`'s job: index (and split) `cfg.data`, extract into `cfg.out`, write the settings beside it; "
      "returns a summary.")
     if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an index CSV or an image folder")

@@ -21,7 +21,8 @@ from .train import train
 __all__ = ['default_space', 'suggest', 'OptunaPruning', 'summarize', 'staged_space', 'tune']
 
 # %% ../../nbs/09zc_jobs.hpo.ipynb #b2da11b3
-def default_space(base:TrainConfig) -> dict:
+def default_space(base:TrainConfig, # The settings of the run being tuned
+                 ) -> dict:
     "The default search space for a base run."
     s = dict(lr=['log', 1e-5, 1e-2], wd=['log', 1e-6, 1e-2], emb_dim=['choice', 64, 128, 256, 512],
              margin=['float', 0.1, 2.0])
@@ -29,7 +30,9 @@ def default_space(base:TrainConfig) -> dict:
     return s
 
 # %% ../../nbs/09zc_jobs.hpo.ipynb #7e26a78f
-def suggest(trial, space:dict) -> dict:
+def suggest(trial, # An Optuna trial
+            space:dict, # {setting: (kind, ...)}: ('log', low, high), ('float', low, high), ('int', low, high), or ('choice', values...)
+           ) -> dict:
     "Values of one trial from a search space."
     out = {}
     for k, (kind, *a) in space.items():
@@ -43,7 +46,9 @@ def suggest(trial, space:dict) -> dict:
 class OptunaPruning(Callback):
     "Report each `PeriodicEval` score to an Optuna trial and stop training when the trial's pruner says so."
     order = 80   # after PeriodicEval, EarlyStop and SaveBest have seen the evaluation
-    def __init__(self, trial): self.trial, self.pruned = trial, False
+    def __init__(self, trial, # The Optuna trial of this training run
+                ):
+        self.trial, self.pruned = trial, False
     def after_eval(self):
         pe = self.learn.periodic_eval
         self.trial.report(pe.last, step=self.train_iter)
@@ -74,7 +79,10 @@ def _replace(path:Path, write):
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     write(tmp); os.replace(tmp, path)
 
-def summarize(study, out:str|Path, base:TrainConfig|None=None) -> dict:
+def summarize(study, # A finished (or stopped) Optuna study
+              out:str|Path, # Folder for the files
+              base:TrainConfig|None=None, # The base run's settings, for best_config.yaml (None: not written)
+             ) -> dict:
     ("Write trials.csv, best.json, best_config.yaml and importances.png for `study` into `out`; returns the best "
      "trial's summary.")
     from optuna.trial import TrialState
@@ -101,7 +109,8 @@ def summarize(study, out:str|Path, base:TrainConfig|None=None) -> dict:
     return best
 
 # %% ../../nbs/09zc_jobs.hpo.ipynb #fbd2dd85
-def staged_space(phase:str) -> dict:
+def staged_space(phase:str, # A `bm-staged` phase: supcon, arcface or distill
+                ) -> dict:
     ("The default search space of a `bm-staged` phase: its learning rate, ArcFace's margin (degrees) and scale, the "
      "EMA decay of the ArcFace phase; SupCon's temperature.")
     if phase == 'supcon': return dict(supcon_lr=['log', 1e-5, 1e-2], temperature=['float', 0.05, 0.5])
@@ -168,7 +177,9 @@ def _staged_objective(cfg:HPOConfig, out:Path, log):
         return _value(trial, prune, m[cfg.phase].get('best') or {})
     return base, space, objective
 
-def tune(cfg:HPOConfig, log=print) -> dict:
+def tune(cfg:HPOConfig, # `bm-hpo`'s settings
+         log=print, # Called with each progress message
+        ) -> dict:
     "Run (or continue) the study of `cfg` (bm-train runs, or one phase of bm-staged); returns the best trial's summary."
     import optuna
     from optuna.study import MaxTrialsCallback

@@ -21,7 +21,9 @@ from ..mesh.train import mesh_scores
 __all__ = ['mesh_infer']
 
 # %% ../../nbs/09za_jobs.mesh_infer.ipynb #d2275183
-def mesh_infer(cfg:MeshInferConfig, log=print) -> dict:
+def mesh_infer(cfg:MeshInferConfig, # `bm-mesh-infer`'s settings
+               log=print, # Called with each progress message
+              ) -> dict:
     ("`bm-mesh-infer`: label every face of every mesh of `cfg.meshes`; write `<name>.ply` (labels and a colour per "
      "class), `report.csv` (per mesh), `classes.csv` (per class, where there are labels) and pictures.")
     import pandas as pd

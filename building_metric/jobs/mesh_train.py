@@ -36,7 +36,9 @@ def _data(cfg:MeshTrainConfig, out:Path, log) -> Path:
         write_synthetic_meshes(root, n=(n, max(1, n // 3), max(1, n // 3)), seed=cfg.seed)
     return root
 
-def mesh_train(cfg:MeshTrainConfig, log=print) -> dict:
+def mesh_train(cfg:MeshTrainConfig, # `bm-mesh-train`'s settings
+               log=print, # Called with each progress message
+              ) -> dict:
     "Train a face transformer as `cfg` says; returns the scores of the best weights on the test (or validation) meshes."
     with TrainingRun(cfg.out, cfg, True, log) as run:
         ds = MeshDataset(_data(cfg, run.out, log))

@@ -24,7 +24,9 @@ from ..run import TrainingRun
 __all__ = ['pair_train']
 
 # %% ../../nbs/09v_jobs.pair_train.ipynb #d70e6781
-def pair_train(cfg:PairConfig, log=print) -> dict:
+def pair_train(cfg:PairConfig, # `bm-pair-train`'s settings
+               log=print, # Called with each progress message
+              ) -> dict:
     ("Train and evaluate a siamese pair model as `cfg` says; returns the test (or validation) pair scores at the "
      "chosen threshold.")
     if not cfg.data: raise BuildingMetricError("no data given", "pass --data with an image folder or a CSV manifest")

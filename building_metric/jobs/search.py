@@ -31,7 +31,8 @@ def _split(g:BuildingGallery, cfg:IndexConfig, log):
     log(f"{cfg.shards} shards in {g.path/'shards'}: search them with torchrun --nproc_per_node=N -m building_metric.cli "
         f"search --gallery {g.path/'shards'} (N at most {cfg.shards})")
 
-def run_index(cfg:IndexConfig) -> dict:
+def run_index(cfg:IndexConfig, # `bm-index`'s settings
+             ) -> dict:
     "`bm-index`'s job: build (or resume, or `--add` to) a gallery as `cfg` says; its settings written beside it."
     log = lambda s: print(s, flush=True)
     if cfg.run and cfg.extractors:
@@ -73,7 +74,8 @@ def run_index(cfg:IndexConfig) -> dict:
                     loo_median_error_m=(c.get('geo') or {}).get('loo_median_error_m'))
 
 # %% ../../nbs/09w_jobs.search.ipynb #d4de8856
-def threshold_line(th:dict) -> str:
+def threshold_line(th:dict, # The gallery's threshold record (`BuildingGallery.threshold`)
+                  ) -> str:
     "What the open-set threshold is and what it does on the gallery's own photos, in one line."
     rejects = (f" and says unknown for {th['frr']:.1%} of photos of known ones" if th.get('frr') is not None else
                "; how many photos of known ones it says unknown for cannot be measured")
@@ -92,7 +94,8 @@ def _serve(cfg:SearchConfig) -> dict:
     return serve(AnswerServer(g, cfg.host, cfg.port, k=cfg.k, rerank=cfg.rerank, allow=cfg.allow or None),
                  log=lambda s: print(s, flush=True))
 
-def run_search(cfg:SearchConfig) -> dict:
+def run_search(cfg:SearchConfig, # `bm-search`'s settings
+              ) -> dict:
     "`bm-search`'s job: answer every readable query photo; write results.csv, results.json and pictures in `cfg.out`."
     if cfg.serve: return _serve(cfg)
     if not cfg.query:

@@ -17,7 +17,8 @@ from ..segmentation.infer import seg_infer
 __all__ = ['run_seg_infer']
 
 # %% ../../nbs/09y_jobs.seg_infer.ipynb #a0a7f4e8
-def run_seg_infer(cfg:SegInferConfig) -> dict:
+def run_seg_infer(cfg:SegInferConfig, # `bm-seg-infer`'s settings
+                 ) -> dict:
     "`bm-seg-infer`'s job: `seg_infer` as `cfg` says, its settings written beside the masks."
     if not cfg.checkpoint or not cfg.images:
         raise BuildingMetricError(f"bm-seg-infer needs {'--checkpoint' if not cfg.checkpoint else '--images'}",

@@ -60,14 +60,20 @@ def _schedule(cfg:SegTrainConfig) -> dict:
     extra = {'one_cycle': dict(pct_start=cfg.warmup), 'cosine': dict(warmup=cfg.warmup)}.get(cfg.scheduler, {})
     return dict(schedule=cfg.scheduler, **extra)
 
-def seg_dls(cfg:SegTrainConfig, pairs:SegmentationPairs, bs:int, **kw):
+def seg_dls(cfg:SegTrainConfig, # `bm-seg-train`'s settings
+            pairs:SegmentationPairs, # The photos and their masks, split
+            bs:int, # Photos per batch
+            **kw,
+           ):
     "The DataLoaders of `cfg`: its size (square or H x W), augmentation keys and normalisation."
     aug = dict(flip=cfg.flip, max_rotate=cfg.max_rotate, min_scale=cfg.min_scale, max_zoom=cfg.max_zoom,
                max_lighting=cfg.max_lighting, saturation=cfg.saturation, hue=cfg.hue, crop_padding=cfg.crop_padding,
                ignore_index=cfg.ignore_index)
     return seg_dataloaders(pairs, size=cfg.hw, bs=bs, aug=aug, mean=cfg.mean, std=cfg.std, num_workers=cfg.workers, **kw)
 
-def seg_train(cfg:SegTrainConfig, log=print) -> dict:
+def seg_train(cfg:SegTrainConfig, # `bm-seg-train`'s settings
+              log=print, # Called with each progress message
+             ) -> dict:
     ("Train a segmentation model as `cfg` says; returns the scores of the best weights on the test (or validation) "
      "split.")
     # (masked_ce is for per-element data)

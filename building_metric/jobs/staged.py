@@ -42,7 +42,8 @@ __all__ = ['PHASE_JOBS', 'cifar100_index', 'staged_index', 'snapshot_path', 'no_
 def cifar100_index(root:str|Path, # The folder holding cifar-100-python/ (or that folder itself)
                    out:str|Path, # Where its images are written once, as PNG files with a manifest
                    val:float=0.1, # Share of each class's training images held out as val
-                   seed:int=0) -> BuildingIndex:
+                   seed:int=0, # Random seed of the val split
+                  ) -> BuildingIndex:
     "CIFAR-100 in its published layout as an index: `train` split into train and val per class, `test` as test."
     root = Path(root)
     src = root if (root/'meta').is_file() else root/'cifar-100-python'
@@ -69,7 +70,9 @@ def cifar100_index(root:str|Path, # The folder holding cifar-100-python/ (or tha
     pd.DataFrame(rows).to_csv(out/'manifest.tmp', index=False); (out/'manifest.tmp').rename(manifest)
     return BuildingIndex.from_csv(manifest, validate=False, progress=False)
 
-def staged_index(cfg:StagedRunConfig, log=print) -> BuildingIndex:
+def staged_index(cfg:StagedRunConfig, # `bm-staged`'s settings
+                 log=print, # Called with each progress message
+                ) -> BuildingIndex:
     "The split index `cfg` asks for: its images, CIFAR-100, or generated buildings (written once in `<out>/data`)."
     out = Path(cfg.out)
     if cfg.cifar100: return cifar100_index(cfg.cifar100, out/'data'/'cifar100', seed=cfg.seed)
@@ -86,7 +89,10 @@ def staged_index(cfg:StagedRunConfig, log=print) -> BuildingIndex:
     return index
 
 # %% ../../nbs/09s_jobs.staged.ipynb #1bc521c9
-def snapshot_path(cfg:StagedRunConfig, phase:str, what:str='') -> Path:
+def snapshot_path(cfg:StagedRunConfig, # `bm-staged`'s settings (its `out`)
+                  phase:str, # supcon, arcface or distill
+                  what:str='', # '', '_ema', '_backbone', '_head' or '_classes'
+                 ) -> Path:
     "`<out>/snapshots/<phase><what>.pth` (`what`: '', '_ema', '_backbone', '_head' or '_classes')."
     return Path(cfg.out)/'snapshots'/f"{phase}{what}.pth"
 
@@ -108,7 +114,8 @@ def _save_phase(cfg:StagedRunConfig, phase:str, model:Embedder, learn, ema:EMA|N
                    snapshot_path(cfg, phase, '_classes'))
     log(f"{phase}: snapshot {snapshot_path(cfg, phase)}")
 
-def no_weights(cfg:StagedRunConfig) -> StagedRunConfig:
+def no_weights(cfg:StagedRunConfig, # `bm-staged`'s settings
+              ) -> StagedRunConfig:
     "`cfg` with `pretrained` off: the models' shapes and normalisation, no weights loaded."
     return StagedRunConfig(**dict(cfg.to_dict(), pretrained=False))
 
@@ -118,7 +125,8 @@ def _weights(path) -> dict:
     if any(k.startswith('head.backbone.') for k in sd): sd = {k[5:]: v for k, v in sd.items() if k.startswith('head.')}
     return sd
 
-def load_teacher(cfg:StagedRunConfig) -> Embedder:
+def load_teacher(cfg:StagedRunConfig, # `bm-staged`'s settings
+                ) -> Embedder:
     ("The teacher of distillation: `teacher_backbone_path` (a snapshot, or a backbone's weights with "
      "`teacher_head_path`), else this run's ArcFace (EMA or last, as `use_ema_teacher` says) or SupCon snapshot.")
     if not cfg.teacher_backbone_path:
@@ -218,7 +226,9 @@ def _start(cfg:StagedRunConfig, before:str|None) -> Embedder:
     p = snapshot_path(cfg, before) if before else None
     return load_embedder(p).train() if p is not None and p.is_file() else stage_embedder(cfg.arch, cfg)
 
-def phase_dataloaders(cfg:StagedRunConfig, index:BuildingIndex):
+def phase_dataloaders(cfg:StagedRunConfig, # `bm-staged`'s settings
+                      index:BuildingIndex, # The split index
+                     ):
     ("The training batches of a phase, drawn after seeding with `cfg.seed`: the same whether earlier phases ran in this "
      "process or not.")
     seed_everything(cfg.seed)
@@ -236,14 +246,23 @@ def supcon_phase(cfg:StagedRunConfig, # The staged run's settings
     return _phase(cfg, 'supcon', _start(cfg, None), dls, index, cfg.supcon_epochs, cfg.supcon_lr, 'supcon', log,
                   cbs=cbs, temperature=cfg.temperature)
 
-def arcface_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) -> dict:
+def arcface_phase(cfg:StagedRunConfig, # `bm-staged`'s settings
+                  index:BuildingIndex, # The split index
+                  log=print, # Called with each progress message
+                  cbs=(), # More callbacks for the training
+                 ) -> dict:
     "Phase 2: ArcFace tuning of the teacher (from the SupCon snapshot when there is one), with an EMA of its weights."
     dls = phase_dataloaders(cfg, index)
     loss, kw = margin_loss(cfg)
     return _phase(cfg, 'arcface', _start(cfg, 'supcon'), dls, index, cfg.arcface_epochs, cfg.arcface_lr, loss, log,
                   ema=cfg.ema, cbs=cbs, mix=True, **kw)
 
-def distill_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=(), teacher:Embedder|None=None) -> dict:
+def distill_phase(cfg:StagedRunConfig, # `bm-staged`'s settings
+                  index:BuildingIndex, # The split index
+                  log=print, # Called with each progress message
+                  cbs=(), # More callbacks for the training
+                  teacher:Embedder|None=None, # The teacher (None: `load_teacher(cfg)`)
+                 ) -> dict:
     "Phase 3: a new student trained with its own ArcFace loss and to match the teacher's embeddings."
     teacher = teacher if teacher is not None else load_teacher(cfg)
     dls = phase_dataloaders(cfg, index)
@@ -257,7 +276,11 @@ def distill_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=(), t
                   **kw)
 
 # %% ../../nbs/09s_jobs.staged.ipynb #93f4b196
-def tta_scores(cfg:StagedRunConfig, model:Embedder, index:BuildingIndex, log=print) -> dict:
+def tta_scores(cfg:StagedRunConfig, # `bm-staged`'s settings (`tta_runs`)
+               model:Embedder, # The trained embedder
+               index:BuildingIndex, # The split index
+               log=print, # Called with each progress message
+              ) -> dict:
     ("Retrieval scores on the test split (val when there is none) of one plain pass beside the mean of `cfg.tta_runs` "
      "passes through the training augmentations (`augment.tta_embeddings`).")
     split = 'test' if (index.items.split == 'test').any() else 'val'
@@ -271,7 +294,11 @@ def tta_scores(cfg:StagedRunConfig, model:Embedder, index:BuildingIndex, log=pri
         f"{out['plain']['map_at_r']:.3f}) on the {split} split")
     return out
 
-def evaluate_phase(cfg:StagedRunConfig, index:BuildingIndex, log=print, cbs=()) -> dict:
+def evaluate_phase(cfg:StagedRunConfig, # `bm-staged`'s settings
+                   index:BuildingIndex, # The split index
+                   log=print, # Called with each progress message
+                   cbs=(), # Unused: the evaluation trains nothing (kept so that every phase is called alike)
+                  ) -> dict:
     ("Phase 4: `bm-eval`'s report (`evaluate_embedder`) for the last trained model (student, else teacher) beside the "
      "frozen backbone it started from, in `<out>/evaluate/`.")
     phase = next((p for p in ('distill', 'arcface', 'supcon') if snapshot_path(cfg, p).is_file()), None)
@@ -305,7 +332,8 @@ def _tee(cfg:StagedRunConfig, log):
 PHASE_JOBS = dict(supcon=supcon_phase, arcface=arcface_phase, distill=distill_phase, evaluate=evaluate_phase)
 "What each phase of `bm-staged` runs."
 
-def staged_run(cfg:StagedRunConfig, log=print,
+def staged_run(cfg:StagedRunConfig, # `bm-staged`'s settings
+               log=print, # Called with each progress message
                cbs=(), # More callbacks for every training phase (e.g. `OptunaPruning`)
               ) -> dict:
     ("`bm-staged`'s job: the phases `cfg.phases` names, in order (a teacher from a file and the data checked before "

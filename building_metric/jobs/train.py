@@ -36,7 +36,9 @@ from ..metric.samplers import (MPerClassBatches, RandomBatches, ShardedBatches, 
 __all__ = ['open_data', 'selection_rows', 'loss_settings', 'train']
 
 # %% ../../nbs/09zb_jobs.train.ipynb #fc5acc4b
-def open_data(cfg:TrainConfig, log=print) -> FeatureCache:
+def open_data(cfg:TrainConfig, # `bm-train`'s settings
+              log=print, # Called with each progress message
+             ) -> FeatureCache:
     ("The feature cache of `cfg.data`: opened as it is, or extracted (and reused on the next run) from a folder or "
      "manifest.")
     if not cfg.data:
@@ -83,7 +85,9 @@ def _sized(cache:FeatureCache, size:int) -> FeatureCache:
 def selection_rows(cache:FeatureCache, # The training data
                    select:str='auto', # 'val', 'unseen' or 'auto' (see `TrainConfig.select`)
                    frac:float=0.2, # Share of the training buildings held out for 'unseen'
-                   seed:int=0, log=print) -> tuple[np.ndarray, np.ndarray, str]:
+                   seed:int=0, # Random seed of the held-out buildings
+                   log=print, # Called with the choice made
+                  ) -> tuple[np.ndarray, np.ndarray, str]:
     ("Rows to train on and rows to choose the epoch on, and which choice was made: the validation split, or training "
      "buildings held out whole.")
     lab = cache.labels
@@ -115,7 +119,8 @@ def selection_rows(cache:FeatureCache, # The training data
     return tr[~out], tr[out], 'unseen'
 
 # %% ../../nbs/09zb_jobs.train.ipynb #3b3bca9f
-def loss_settings(cfg:TrainConfig) -> dict:
+def loss_settings(cfg:TrainConfig, # `bm-train`'s settings
+                 ) -> dict:
     ("Every setting of the run's loss, in the loss's own units: `--margin` / `--alpha` only for the losses whose "
      "settings they are (ProxyAnchor, triplet), then `loss_args`, then the loss's defaults.")
     flags = {k: getattr(cfg, k) for k in LOSSES.info(cfg.loss).get('flags', ())}
@@ -210,7 +215,10 @@ def _final_metrics(model, cache:FeatureCache, names:list, dls) -> dict:
     return dict(split=split, against='training photos', **retrieval_metrics(emb, y, ref=r, ref_labels=ry))
 
 # `cbs`: more callbacks for the learner (e.g. a tuner's pruning)
-def train(cfg:TrainConfig, log=print, cbs:list|None=None) -> dict:
+def train(cfg:TrainConfig, # `bm-train`'s settings
+          log=print, # Called with each progress message
+          cbs:list|None=None, # More fastai callbacks (e.g. `OptunaPruning`)
+         ) -> dict:
     ("Train a fusion head as `cfg` says; returns the retrieval metrics of the best weights on the test (or validation) "
      "split.")
     LOSSES.get(cfg.loss)               # a loss that is registered, before any work

@@ -26,7 +26,8 @@ MESH_SPLITS = ('train', 'val', 'test')
 class MeshDataset:
     "The meshes of `<data>/{train,val,test}/` (and its `classes.txt`), read and checked, with a report of what was found."
     def __init__(self, root:str|Path, # The dataset folder
-                 splits:tuple=MESH_SPLITS):
+                 splits:tuple=MESH_SPLITS, # The split folders to read
+                ):
         self.root = Path(root)
         if not self.root.is_dir():
             raise BuildingMetricError(f"mesh folder {str(self.root)!r} does not exist",
@@ -63,13 +64,18 @@ class MeshDataset:
         lines += [f"  {p}" for p in self.problems[:20]] + ([f"  ... {len(self.problems) - 20} more"] if len(self.problems) > 20 else [])
         return '\n'.join(lines)
 
-    def samples(self, split:str, max_faces:int=256, n_clusters:int=16, texels:int=0) -> list[dict]:
+    def samples(self, split:str, # 'train', 'val' or 'test'
+                max_faces:int=256, # F: faces per cluster of a sample
+                n_clusters:int=16, # N: clusters per sample
+                texels:int=0, # T texels per face (0: geometry only)
+               ) -> list[dict]:
         "Every mesh of `split` as `cluster_samples`, each sample with its mesh's position in the split (`mesh`)."
         return [dict(s, mesh=i) for i, m in enumerate(self.meshes[split])
                 for s in cluster_samples(m, max_faces, n_clusters, texels=texels)]
 
 # %% ../../nbs/10c_mesh.data.ipynb #d9e2593b
-def collate_mesh(samples:list[dict]) -> tuple:
+def collate_mesh(samples:list[dict], # Samples as `cluster_samples` makes them
+                ) -> tuple:
     ("A batch of samples: `(features [B, N, F, Dg], masks [B, N, F], labels [B, N, F])`, with texels `(features, "
      "textures [B, N, F, T, 3], texture_masks, masks, labels)`; labels of padding and masked faces are -1.")
     x = torch.from_numpy(np.stack([s['features'] for s in samples]))
@@ -86,7 +92,9 @@ def mesh_dataloaders(ds:MeshDataset, # The dataset
                      texels:int=0, # T texels per face (0: geometry only)
                      bs:int=4, # Samples per batch
                      valid:str='val', # The split to validate on
-                     device=None, seed:int|None=None):
+                     device=None, # Where batches go (None: the GPU when there is one)
+                     seed:int|None=None, # Seed of the training order (None: unseeded)
+                    ):
     "fastai DataLoaders of mesh samples (`collate_mesh` batches); `dls.c` and `dls.vocab` are the classes."
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader

@@ -73,7 +73,8 @@ def face_features(m:Mesh, # The mesh
     return out
 
 # %% ../../nbs/10a_mesh.features.ipynb #4f495e04
-def barycentric_points(t:int) -> np.ndarray:
+def barycentric_points(t:int, # Points per triangle
+                      ) -> np.ndarray:
     "(t, 3) barycentric weights of `t` points spread inside a triangle (a triangular grid, its centre first)."
     n = 1
     while n * (n + 1) // 2 < t: n += 1

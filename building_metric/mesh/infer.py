@@ -38,7 +38,12 @@ def load_mesh_model(checkpoint:str|Path, # A bm-mesh-train run folder, or its mo
     m.load_state_dict(sd)
     return m.eval(), cfg
 
-def predict_faces(model:MeshSegmenter, m:Mesh, cfg:dict, bs:int=8, device=None) -> np.ndarray:
+def predict_faces(model:MeshSegmenter, # A trained mesh segmenter
+                  m:Mesh, # The mesh
+                  cfg:dict, # The training settings of the checkpoint (`max_faces`, `clusters`, `texels`)
+                  bs:int=8, # Samples per forward pass
+                  device=None, # Where the model runs (None: the GPU when there is one)
+                 ) -> np.ndarray:
     "The predicted class of every face of `m` (its clusters as in training; degenerate faces labelled like the rest)."
     dev = get_device(device); model = model.to(dev)
     samples = cluster_samples(m, cfg['max_faces'], cfg['clusters'], texels=cfg['texels'])
@@ -54,7 +59,12 @@ def predict_faces(model:MeshSegmenter, m:Mesh, cfg:dict, bs:int=8, device=None) 
     return pred
 
 # %% ../../nbs/10f_mesh.infer.ipynb #c498d44e
-def draw_mesh(m:Mesh, labels:np.ndarray, n_classes:int, ax, title:str=''):
+def draw_mesh(m:Mesh, # The mesh
+              labels:np.ndarray, # Class of each face
+              n_classes:int, # Classes of the colour map
+              ax, # A matplotlib 3-D axis
+              title:str='', # Title of the axis
+             ):
     "The mesh's faces coloured by `labels` on a 3-D matplotlib axis."
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
     ax.add_collection3d(Poly3DCollection(m.vertices[m.faces], facecolors=class_colors(n_classes)[np.maximum(labels, 0)] / 255,

@@ -44,7 +44,8 @@ class Mesh:
     @property
     def n_faces(self) -> int: return len(self.faces)
 
-    def texture(self, i:int) -> Image.Image:
+    def texture(self, i:int, # Position of the texture in `texture_files`
+               ) -> Image.Image:
         "Texture `i` as an RGB image (opened from its file, or the one embedded in the mesh)."
         t = self.textures[i]
         if isinstance(t, Image.Image): return t.convert('RGB')
@@ -136,7 +137,9 @@ def _sidecar_labels(path:Path) -> np.ndarray|None:
         if p.is_file(): return np.asarray(load(p), np.int64).ravel()
     return None
 
-def class_of_name(names:list[str], classes:list[str]) -> int:
+def class_of_name(names:list[str], # A face's names: its group, object or material
+                  classes:list[str], # The class names, in their order
+                 ) -> int:
     ("The class a face's names give it (`-1` if none): the first name that is a class of `classes`, ignoring case and "
      "a numbered suffix (`Wall.001`, `window_2` and `ROOF` name `wall`, `window` and `roof`).")
     index = {c.lower(): i for i, c in enumerate(classes)}
@@ -145,7 +148,9 @@ def class_of_name(names:list[str], classes:list[str]) -> int:
             if k in index: return index[k]
     return -1
 
-def merged_vertices(v:np.ndarray, f:np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def merged_vertices(v:np.ndarray, # (n, 3) vertex positions
+                    f:np.ndarray, # (m, 3) faces: vertex indices
+                   ) -> tuple[np.ndarray, np.ndarray]:
     ("Vertices at the same position made one (first occurrences in their order), faces renumbered: faces that touch "
      "share their edges again (OBJ and glTF split a corner wherever its texture coordinates differ).")
     u, first, inv = np.unique(v, axis=0, return_index=True, return_inverse=True)
@@ -233,7 +238,8 @@ def _trimesh(path:Path, classes:list[str]|None=None) -> Mesh:
     return Mesh(vertices, faces, labels, uv, tex_ids if textures else None, textures, None, path.name)
 
 # %% ../../nbs/10_mesh.io.ipynb #bfde9bee
-def read_classes(path:str|Path) -> list[str]:
+def read_classes(path:str|Path, # A `classes.txt`
+                ) -> list[str]:
     "Class names from a `classes.txt` of `index name` lines (as the image segmentation layout has it)."
     rows = [l.split(None, 1) for l in Path(path).read_text(encoding='utf-8').splitlines() if l.strip()]
     try: pairs = sorted((int(i), n.strip()) for i, n in rows)
@@ -243,7 +249,10 @@ def read_classes(path:str|Path) -> list[str]:
         raise BuildingMetricError(f"{path}: class indices are not 0 to {len(pairs) - 1}", "number the classes from 0")
     return [n for _, n in pairs]
 
-def check_mesh(m:Mesh, path, classes:list[str]|None=None) -> Mesh:
+def check_mesh(m:Mesh, # The mesh as read
+               path, # Its file, named in the errors
+               classes:list[str]|None=None, # The dataset's classes, to check the labels against (None: not checked)
+              ) -> Mesh:
     ("Refuse what cannot be learned from (one line naming the file and the fix); note in `m.problems` what is odd "
      "but usable.")
     if not len(m.faces) or not len(m.vertices):

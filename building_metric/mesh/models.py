@@ -41,7 +41,8 @@ class FaceTransformer(nn.Module):
                  dim:int=64, # Width of the face tokens
                  heads:int=4, # Attention heads
                  blocks:int=2, # Blocks (each within, then across clusters)
-                 dropout:float=0.1):
+                 dropout:float=0.1, # Dropout of the attention and the MLPs
+                ):
         super().__init__()
         self.embed = nn.Sequential(nn.Linear(d_in, dim), nn.GELU(), nn.Linear(dim, dim))
         mk = lambda: nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout, activation='gelu', batch_first=True,
@@ -51,7 +52,10 @@ class FaceTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.dim = dim
 
-    def forward(self, x:torch.Tensor, valid:torch.Tensor, extra:torch.Tensor|None=None) -> torch.Tensor:
+    def forward(self, x:torch.Tensor, # [B, N, F, Dg] geometric features of the faces
+                valid:torch.Tensor, # [B, N, F] True for a real face, False for padding
+                extra:torch.Tensor|None=None, # [B, N, F, dim] added to the face tokens (the texel embeddings; None: nothing)
+               ) -> torch.Tensor:
         "Per-face embeddings of `x` [B, N, F, Dg] (`valid` [B, N, F]); `extra` [B, N, F, dim] is added to the face tokens."
         h = self.embed(x)
         if extra is not None: h = h + extra
@@ -66,11 +70,16 @@ class FaceTransformer(nn.Module):
 class TexelEncoder(nn.Module):
     ("Texels of each face `[..., T, 3]` -> one embedding per face `[..., dim]`: the T texels in their barycentric "
      "order (centre first), flattened, through a two-layer MLP; a face without texture gets a learned embedding.")
-    def __init__(self, texels:int, dim:int=64, dropout:float=0.1):
+    def __init__(self, texels:int, # T: texels per face
+                 dim:int=64, # Width of the embedding
+                 dropout:float=0.1, # Dropout of the hidden layer
+                ):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(3 * texels, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim))
         self.missing = nn.Parameter(torch.zeros(dim))                  # what a face without texture gets
-    def forward(self, t:torch.Tensor, tmask:torch.Tensor) -> torch.Tensor:
+    def forward(self, t:torch.Tensor, # [..., T, 3] texel colours of each face
+                tmask:torch.Tensor, # [...] True where a face has texture
+               ) -> torch.Tensor:
         h = self.net((t - 0.5).flatten(-2))
         return torch.where(tmask.unsqueeze(-1), h, self.missing)
 
@@ -80,12 +89,13 @@ class MeshSegmenter(nn.Module):
      "each face's texels added to its token (texture + geometry); logits `[B, C, N, F]` (`.movedim(1, -1)`: "
      "`[B, N, F, C]`), as the library's segmentation losses and metrics take them.")
     def __init__(self, d_in:int, # Dg: geometric features per face
-                       n_classes:int, # C: classes
+                 n_classes:int, # C: classes
                  dim:int=64, # The encoder's width
                  heads:int=4, # Its attention heads
                  blocks:int=2, # Its blocks
                  texels:int=0, # T texels per face (0: geometry only)
-                 dropout:float=0.1):
+                 dropout:float=0.1, # Dropout of the encoders
+                ):
         super().__init__()
         self.init_args = dict(d_in=d_in, n_classes=n_classes, dim=dim, heads=heads, blocks=blocks, texels=texels,
                               dropout=dropout)
@@ -94,7 +104,9 @@ class MeshSegmenter(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, n_classes))
         self.apply(_init)
 
-    def forward(self, x, *rest):
+    def forward(self, x, # [B, N, F, Dg] geometric features; then the masks (and with texels: textures, texture masks, masks)
+                *rest,
+               ):
         "`(features, masks)` or, with texels, `(features, textures, texture_masks, masks)`."
         if self.texture is not None:
             t, tm, valid = rest

@@ -131,7 +131,8 @@ def _box(p0, a, b, c):
 def write_synthetic_meshes(root:str|Path, # Folder to write {train,val,test}/ and classes.txt into
                            n:tuple=(12, 4, 4), # Buildings in train, val and test
                            fmt:str='ply', # 'ply' (SUM's layout, binary, one texture each) or 'obj' (OBJ + MTL + PNG, labels in a .labels.npy)
-                           seed:int=0) -> Path:
+                           seed:int=0, # Random seed
+                          ) -> Path:
     "Generated textured buildings in the mesh dataset layout, with `classes.txt`; returns `root`."
     if fmt not in ('ply', 'obj'): raise BuildingMetricError(f"fmt={fmt!r} is not a mesh format here", "use 'ply' or 'obj'")
     root = Path(root)

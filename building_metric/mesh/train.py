@@ -24,7 +24,8 @@ __all__ = ['MESH_METRICS', 'MESH_COLUMNS', 'mesh_scores', 'mesh_splitter', 'mesh
 
 # %% ../../nbs/10e_mesh.train.ipynb #d6e340cf
 def mesh_scores(conf, # Confusion matrix [true, predicted] of the valid faces
-                classes:list[str]) -> dict:
+                classes:list[str], # The class names
+               ) -> dict:
     ("Per-class F1, accuracy (the share of the class's faces labelled right) and IoU, their means over the classes "
      "present, overall face accuracy, and the confusion matrix.")
     s = seg_scores(conf, classes)
@@ -48,19 +49,26 @@ MESH_COLUMNS = (('mean_dice', 'mean_acc', 'miou'), ('f1', 'accuracy', 'miou'))
 __getattr__ = moved(__name__, {'mesh_train': 'building_metric.jobs.mesh_train'})   # bm-mesh-train's job, now in jobs
 
 # %% ../../nbs/10e_mesh.train.ipynb #8c719716
-def mesh_splitter(model:MeshSegmenter) -> list:
+def mesh_splitter(model:MeshSegmenter, # The mesh segmenter
+                 ) -> list:
     "Parameter groups, lowest first: the face embedding, each encoder block (within and across clusters), then the rest (head, texel encoder)."
     e = model.encoder
     groups = [list(e.embed.parameters())] + [list(f.parameters()) + list(c.parameters()) for f, c in zip(e.faces, e.clusters)]
     ids = {id(p) for g in groups for p in g}
     return groups + [[p for p in model.parameters() if id(p) not in ids]]
 
-def mesh_lrs(lr:float, n_groups:int, layer_decay:float=0., head_lr:float=1.) -> np.ndarray:
+def mesh_lrs(lr:float, # The head's base learning rate
+             n_groups:int, # Parameter groups (`mesh_splitter`'s)
+             layer_decay:float=0., # Factor per encoder group below the head (0: none)
+             head_lr:float=1., # Factor of the head's group
+            ) -> np.ndarray:
     "Per-group rates: `lr * layer_decay**k` for the encoder group k below the head (0: no decay), `lr * head_lr` for the head."
     d = layer_decay or 1.0
     return np.array([lr * d ** (n_groups - 1 - i) for i in range(n_groups - 1)] + [lr * head_lr])
 
-def mesh_model(cfg:MeshTrainConfig, n_classes:int) -> MeshSegmenter:
+def mesh_model(cfg:MeshTrainConfig, # `bm-mesh-train`'s settings
+               n_classes:int, # Classes of the dataset
+              ) -> MeshSegmenter:
     "The model `cfg` describes (its encoder carried over from `cfg.encoder` when given)."
     m = MeshSegmenter(len(FEATURE_NAMES), n_classes, cfg.dim, cfg.heads, cfg.blocks, cfg.texels, cfg.dropout)
     return m.load_encoder(cfg.encoder, cfg.freeze_encoder) if cfg.encoder else m

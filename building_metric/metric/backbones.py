@@ -50,10 +50,14 @@ class BackboneModules:
     def active(self) -> bool: return self != BackboneModules()
     def to_dict(self) -> dict: return {k: v for k, v in asdict(self).items() if v != getattr(BackboneModules(), k)}
     @classmethod
-    def from_dict(cls, d:dict|None) -> BackboneModules: return cls(**(d or {}))
+    def from_dict(cls, d:dict|None, # As `to_dict` wrote it (None: all off)
+                 ) -> BackboneModules:
+        return cls(**(d or {}))
+
 
 # %% ../../nbs/04i_metric.backbones.ipynb #4d19130c
-def cnn_stages(backbone:nn.Module) -> list[dict]:
+def cnn_stages(backbone:nn.Module, # A timm CNN
+              ) -> list[dict]:
     "The stages of a timm CNN (`feature_info` entries at stride 4 or more), first to last: what stage numbers count."
     info = [f for f in getattr(backbone, 'feature_info', []) if f.get('reduction', 0) >= 4]
     if not info or any(m.startswith('blocks') and hasattr(backbone, 'patch_embed') for m in (f['module'] for f in info)):
@@ -79,10 +83,16 @@ def _after(backbone:nn.Module, stages:list, make) -> None:
 class MixStyle(nn.Module):
     ("MixStyle (Zhou et al. 2021): in training, with probability `p`, each image's per-channel feature mean and std "
      "are replaced by a Beta(alpha, alpha) mix of its own and another image's; identity in eval mode.")
-    def __init__(self, p:float=0.5, alpha:float=0.1, eps:float=1e-6):
+    def __init__(self, p:float=0.5, # Probability of mixing a batch
+                 alpha:float=0.1, # Beta(alpha, alpha) draws each image's mixing weight
+                 eps:float=1e-6, # Added to the variance before its square root
+                ):
         super().__init__()
         self.p, self.alpha, self.eps = p, alpha, eps
-    def forward(self, x:torch.Tensor, lam:torch.Tensor|None=None, perm:torch.Tensor|None=None) -> torch.Tensor:
+    def forward(self, x:torch.Tensor, # (B, C, H, W) feature maps
+                lam:torch.Tensor|None=None, # (B, 1, 1, 1) mixing weights (None: drawn; given, the batch is always mixed)
+                perm:torch.Tensor|None=None, # (B,) the image each one is mixed with (None: a random permutation)
+               ) -> torch.Tensor:
         if not self.training or (lam is None and torch.rand(()) > self.p): return x
         b = len(x)
         mu = x.mean((2, 3), keepdim=True).detach()
@@ -94,7 +104,8 @@ class MixStyle(nn.Module):
     def extra_repr(self): return f"p={self.p}, alpha={self.alpha}"
 
 # %% ../../nbs/04i_metric.backbones.ipynb #81d0eb00
-def cbam_block(channels:int) -> nn.Module:
+def cbam_block(channels:int, # Channels of the feature map
+              ) -> nn.Module:
     "timm's CBAM (Woo et al. 2018) for `channels`, reduction 16 (at least 8 hidden channels)."
     from timm.layers.cbam import CbamModule
     return CbamModule(channels, rd_channels=max(8, channels // 16))
@@ -125,10 +136,15 @@ def bipartite_merge(x:torch.Tensor, # (batch, tokens, dim); token 0 (the class t
 class ToMeBlock(nn.Module):
     ("A timm ViT block that merges `r` tokens between its attention and its MLP (ToMe); the blocks of one model share "
      "`state`, where each leaves the sizes of its tokens for the next (the first block starts them at 1).")
-    def __init__(self, block:nn.Module, r:int, state:dict, first:bool=False):
+    def __init__(self, block:nn.Module, # A timm ViT block
+                 r:int, # Tokens it merges
+                 state:dict, # Shared by the blocks of one model: the sizes of the tokens
+                 first:bool=False, # Whether it is the first block (it starts the sizes at 1)
+                ):
         super().__init__()
         self.block, self.r, self.state, self.first = block, r, state, first
-    def forward(self, x:torch.Tensor) -> torch.Tensor:
+    def forward(self, x:torch.Tensor, # (B, tokens, dim)
+               ) -> torch.Tensor:
         b = self.block
         x = x + b.drop_path1(b.ls1(b.attn(b.norm1(x))))
         size = None if self.first else self.state.get('size')
@@ -136,7 +152,10 @@ class ToMeBlock(nn.Module):
         x, self.state['size'] = bipartite_merge(x, size, self.r)
         return x + b.drop_path2(b.ls2(b.mlp(b.norm2(x))))
 
-def tome_schedule(n_patches:int, depth:int, ratio:float) -> list[int]:
+def tome_schedule(n_patches:int, # Patch tokens of an image
+                  depth:int, # Blocks
+                  ratio:float, # Share of the patch tokens merged in all
+                 ) -> list[int]:
     "Tokens merged in each of `depth` blocks: `round(ratio * n_patches)` in all, as even as each block allows."
     total, rs, n = round(ratio * n_patches), [], n_patches + 1
     for i in range(depth):
@@ -148,11 +167,15 @@ def tome_schedule(n_patches:int, depth:int, ratio:float) -> list[int]:
 class TokenLearner(nn.Module):
     ("TokenLearner (Ryoo et al. 2021): `n_tokens` weighted averages of the patch tokens, each with its own weights "
      "over the tokens (a softmax of an MLP of the normed tokens); the class token is kept in front.")
-    def __init__(self, dim:int, n_tokens:int=8, hidden:int=64):
+    def __init__(self, dim:int, # Width of the tokens
+                 n_tokens:int=8, # Tokens learned
+                 hidden:int=64, # Width of the MLP that weighs the tokens
+                ):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, n_tokens))
-    def forward(self, x:torch.Tensor) -> torch.Tensor:
+    def forward(self, x:torch.Tensor, # (B, 1 + patches, dim): the class token, then the patch tokens
+               ) -> torch.Tensor:
         cls, p = x[:, :1], x[:, 1:]
         w = self.mlp(self.norm(p)).transpose(1, 2).softmax(-1)   # (batch, n_tokens, patches)
         return torch.cat([cls, w @ p], 1)
@@ -165,14 +188,18 @@ def _vit_blocks(backbone:nn.Module) -> nn.Sequential:
                                   "use tome_ratio / token_learner with a timm ViT (vit_*, deit_*, eva_*)")
     return blocks
 
-def add_tome(backbone:nn.Module, ratio:float) -> list[int]:
+def add_tome(backbone:nn.Module, # A timm ViT
+             ratio:float, # Share of its patch tokens merged in all
+            ) -> list[int]:
     "Wrap every block of a timm ViT in a `ToMeBlock` that merges `ratio` of its patch tokens in all; returns each r."
     blocks = _vit_blocks(backbone)
     rs, state = tome_schedule(backbone.patch_embed.num_patches, len(blocks), ratio), {}
     for i, r in enumerate(rs): blocks[i] = ToMeBlock(blocks[i], r, state, first=i == 0)
     return rs
 
-def add_token_learner(backbone:nn.Module, n_tokens:int) -> None:
+def add_token_learner(backbone:nn.Module, # A timm ViT
+                      n_tokens:int, # Tokens learned
+                     ) -> None:
     "Insert a `TokenLearner` of `n_tokens` after the middle block of a timm ViT."
     blocks = _vit_blocks(backbone)
     mid = len(blocks) // 2
@@ -181,13 +208,17 @@ def add_token_learner(backbone:nn.Module, n_tokens:int) -> None:
 # %% ../../nbs/04i_metric.backbones.ipynb #96a8c51d
 def _require_peft(): return require('peft', 'LoRA and IA3 adapters', 'adapters')
 
-def adapter_targets(backbone:nn.Module, given:list|None=None) -> list[str]:
+def adapter_targets(backbone:nn.Module, # A timm network
+                    given:list|None=None, # Layer names or patterns as peft takes them (None: found)
+                   ) -> list[str]:
     "Names of the layers an adapter goes into: `given`, else every linear layer, else every convolution."
     if given: return list(given)
     lin = [n for n, m in backbone.named_modules() if isinstance(m, nn.Linear)]
     return lin or [n for n, m in backbone.named_modules() if isinstance(m, nn.Conv2d)]
 
-def add_adapter(backbone:nn.Module, mods:BackboneModules) -> nn.Module:
+def add_adapter(backbone:nn.Module, # A timm network
+                mods:BackboneModules, # Which adapter (`adapter`), its rank and targets
+               ) -> nn.Module:
     ("`backbone` with LoRA or IA3 adapters (peft) in `adapter_targets`: every base weight frozen, only the adapters "
      "trainable. Returns peft's model (it forwards as the backbone does).")
     peft = _require_peft()
@@ -202,17 +233,21 @@ def add_adapter(backbone:nn.Module, mods:BackboneModules) -> nn.Module:
         if hasattr(backbone, a): setattr(model, a, getattr(backbone, a))
     return model
 
-def adapter_state(model:nn.Module) -> dict:
+def adapter_state(model:nn.Module, # An `Embedder` whose backbone is a peft model
+                 ) -> dict:
     "The adapters' weights of a model holding a peft backbone (`embedder.backbone`), and nothing else."
     peft = _require_peft()
     return {k: v.detach().cpu().clone() for k, v in peft.get_peft_model_state_dict(model).items()}
 
-def merge_adapters(model:nn.Module) -> nn.Module:
+def merge_adapters(model:nn.Module, # A peft model
+                  ) -> nn.Module:
     "The plain backbone with the adapters merged into its weights (for export); `model` is a peft model."
     return model.merge_and_unload()
 
 # %% ../../nbs/04i_metric.backbones.ipynb #35ecc75d
-def apply_modules(backbone:nn.Module, mods:BackboneModules) -> nn.Module:
+def apply_modules(backbone:nn.Module, # A timm network
+                  mods:BackboneModules, # What to add
+                 ) -> nn.Module:
     "`backbone` with the modules `mods` asks for (adapters last: they freeze what the others added too)."
     if mods.cbam: _after(backbone, mods.cbam, cbam_block)
     if mods.mixstyle: _after(backbone, mods.mixstyle, lambda c: MixStyle(mods.mixstyle_p, mods.mixstyle_alpha))

@@ -37,13 +37,13 @@ def _example(model:nn.Module, image_size:int|None) -> tuple[torch.Tensor, str, d
     n = sum(dims.values())
     return torch.randn(2, n), 'features', dict(input='features', input_shape=['batch', n], in_dims=dict(dims))
 
-def export_onnx(
-    model:nn.Module, # A trained `Embedder`, `FusionHead`, `ProjectionHead` (or any images/features -> embeddings model)
+def export_onnx(model:nn.Module, # A trained `Embedder`, `FusionHead`, `ProjectionHead` (or any images/features -> embeddings model)
                 path:str|Path, # The .onnx file to write (a .json is written beside it)
                 image_size:int|None=None, # Input size of an image model (default: its preprocessing size)
                 opset:int|None=None, # ONNX opset (default: the exporter's)
                 check:bool=True, # Compare with torch through onnxruntime (when installed)
-                atol:float=1e-4) -> float|None:
+                atol:float=1e-4, # Largest difference from torch allowed by the check
+               ) -> float|None:
     ("Export `model` to ONNX with a dynamic batch size; returns the largest difference from torch's embeddings (None "
      "when not checked).")
     require('onnxscript', 'ONNX export', 'deploy')   # (torch's exporter needs it)
@@ -75,7 +75,11 @@ def export_onnx(
     return check_onnx(m, path, atol=atol) if check else None
 
 # %% ../../nbs/04d_metric.export.ipynb #e3ff48dc
-def check_onnx(model:nn.Module, path:str|Path, batch:int=5, atol:float=1e-4) -> float|None:
+def check_onnx(model:nn.Module, # The model exported
+               path:str|Path, # Its .onnx file
+               batch:int=5, # Random inputs compared
+               atol:float=1e-4, # Largest difference allowed (a larger one is an error)
+              ) -> float|None:
     ("Run the exported graph with onnxruntime on a random batch of `batch` inputs; the largest difference from "
      "`model`'s output (None without onnxruntime).")
     try: import onnxruntime as ort
@@ -94,13 +98,15 @@ def check_onnx(model:nn.Module, path:str|Path, batch:int=5, atol:float=1e-4) -> 
     return diff
 
 # %% ../../nbs/04d_metric.export.ipynb #d6a3bf09
-def model_bytes(model:nn.Module) -> int:
+def model_bytes(model:nn.Module, # Any torch model
+               ) -> int:
     "Size of the model's state dict as `torch.save` writes it (bytes)."
     buf = io.BytesIO(); torch.save(model.state_dict(), buf)
     return buf.tell()
 
 # %% ../../nbs/04d_metric.export.ipynb #a581dfda
-def quantize_int8(model:nn.Module) -> nn.Module:
+def quantize_int8(model:nn.Module, # A trained model
+                 ) -> nn.Module:
     ("A copy of `model` (on the CPU, in eval mode) whose `nn.Linear` layers are dynamic int8 (torch's "
      "`quantize_dynamic`).")
     from torch.ao.quantization import quantize_dynamic

@@ -44,7 +44,8 @@ class GatingHead(nn.Module):
         self.register_buffer('_sum', torch.zeros(len(self.in_dims)), persistent=False)
         self._n = 0
 
-    def forward(self, x:torch.Tensor) -> torch.Tensor:
+    def forward(self, x:torch.Tensor, # (B, features) concatenated features
+               ) -> torch.Tensor:
         g = self.gate(x)
         # an exported graph (ONNX) keeps no statistics, and any batch size
         if torch.compiler.is_exporting(): return x * g
@@ -65,7 +66,10 @@ FUSION_SIZES = {0: (1024, 512), 1: (1024, 3072, 2048), 2: (2048, 4096, 8192, 409
                 3: (2048, 4096, 8192, 8192, 4096, 2048)}
 "Hidden layer widths of each fusion head size."
 
-def mlp(dims:list[int], act:str='relu', dropout:float=0.3) -> nn.Sequential:
+def mlp(dims:list[int], # Widths: input, hidden..., output
+        act:str='relu', # Activation: 'relu' or 'gelu'
+        dropout:float=0.3, # Dropout after each block
+       ) -> nn.Sequential:
     "Linear-BatchNorm1d-activation-Dropout blocks through `dims` (input first)."
     acts = {'relu': nn.ReLU, 'gelu': nn.GELU}
     if act not in acts: raise BuildingMetricError(f"unknown activation {act!r}", "use 'relu' or 'gelu'")
@@ -84,8 +88,8 @@ class FusionHead(nn.Module):
                  act:Literal['relu', 'gelu']='relu', # Activation of the hidden layers
                  dropout:float=0.3, # Dropout after each hidden layer
                  norm_input:bool=True, # Standardise each input feature (running statistics); False: the original head
-                 # Add a fixed orthogonal projection of the (standardised) input to the output, the MLP starting at zero
-                 residual:bool=False):
+                 residual:bool=False, # Add a fixed orthogonal projection of the (standardised) input to the output, the MLP starting at zero
+                ):
         super().__init__()
         self.in_dims = _check_dims(in_dims)
         if size not in FUSION_SIZES:
@@ -109,7 +113,8 @@ class FusionHead(nn.Module):
             self.register_buffer('skip', q if d >= self.emb_dim else q.T)   # (d, emb_dim), orthonormal columns or rows
             nn.init.zeros_(self.out.weight); nn.init.zeros_(self.out.bias)
 
-    def forward(self, x:torch.Tensor) -> torch.Tensor:
+    def forward(self, x:torch.Tensor, # (B, features) the sources' features, concatenated in `in_dims`'s order
+               ) -> torch.Tensor:
         if x.shape[-1] != sum(self.in_dims.values()):
             raise BuildingMetricError(
                 f"the head expects {sum(self.in_dims.values())} features per row ({self.in_dims}), got {x.shape[-1]}",
@@ -177,7 +182,8 @@ class ProjectionHead(nn.Module):
         self.init_args = dict(in_dim=dict(in_dim) if isinstance(in_dim, dict) else in_dim, emb_dim=emb_dim, normalize=normalize)
         d = sum(self.in_dims.values())
         self.net = nn.Sequential(nn.Linear(d, emb_dim), nn.ReLU(), nn.Linear(emb_dim, emb_dim))
-    def forward(self, x):
+    def forward(self, x, # (B, features)
+               ):
         e = self.net(x)
         return F.normalize(e, dim=-1) if self.normalize else e
 
@@ -207,17 +213,22 @@ class Embedder(nn.Module):
         # what `load_embedder` rebuilds it from (a head of one's own cannot be)
         extra = dict(**({'modules': mods.to_dict()} if mods.active else {}), **({} if normalize else {'normalize': False}))
         self.init_args = dict(arch=arch, emb_dim=emb_dim, **extra, **timm_kw) if head is None else None
-    def forward(self, x): return self.head(self.backbone(x))
+    def forward(self, x, # (B, 3, H, W) images, preprocessed as `preprocess` says
+               ):
+        return self.head(self.backbone(x))
+
 
 # %% ../../nbs/04_metric.heads.ipynb #8e444426
-def embedder_splitter(m:Embedder) -> list:
+def embedder_splitter(m:Embedder, # An `Embedder`
+                     ) -> list:
     "fastai splitter: [backbone parameters, head parameters]."
     return [list(m.backbone.parameters()), list(m.head.parameters())]
 
 # %% ../../nbs/04_metric.heads.ipynb #86bf0be1
 def save_embedder(model:Embedder, # An `Embedder` with its default head
                   path:str|Path, # The snapshot's `.pth`; `_backbone.pth` and `_head.pth` are written beside it
-                  **info) -> Path: # Recorded in the metadata too (e.g. phase, ema; `size`: the image size it embeds at)
+                  **info, # Recorded in the metadata too (e.g. phase, ema; `size`: the image size it embeds at)
+                 ) -> Path:
     "Write `model` as a snapshot `load_embedder` rebuilds without any config: the whole model, its backbone and its head."
     if getattr(model, 'init_args', None) is None:
         raise BuildingMetricError("this Embedder has a head of its own, which a snapshot cannot rebuild",
@@ -284,7 +295,8 @@ def load_embedder(path:str|Path, # A snapshot written by `save_embedder` (the wh
 # %% ../../nbs/04_metric.heads.ipynb #965be3fe
 def save_adapters(model:Embedder, # An `Embedder` built with an adapter (`modules=dict(adapter='lora')`)
                   path:str|Path, # The `.pth` to write; its `.json` record beside it
-                  **info) -> Path: # Recorded in the metadata too
+                  **info, # Recorded in the metadata too
+                 ) -> Path:
     ("Only what an adapter run trained: the adapters' weights (peft's) and the head's, with the record that rebuilds "
      "the rest (`init_args`: the architecture and the adapter's settings); the frozen base weights are not written.")
     from building_metric.metric.backbones import adapter_state

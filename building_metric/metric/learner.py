@@ -41,13 +41,19 @@ __all__ = ['MetricModel', 'metric_splitter', 'LossParamLR', 'PrecisionAt1', 'Map
 # %% ../../nbs/04c_metric.learner.ipynb #c6bc527a
 class MetricModel(nn.Module):
     "A head and the loss that trains it: `forward` gives the head's embeddings; the loss's parameters come along."
-    def __init__(self, head:nn.Module, loss:MetricLoss):
+    def __init__(self, head:nn.Module, # Features or images -> embeddings
+                 loss:MetricLoss, # The metric loss (its parameters, e.g. proxies, train with the head)
+                ):
         super().__init__()
         self.head, self.loss = head, loss
-    def forward(self, x): return self.head(x)
+    def forward(self, x, # What the head takes
+               ):
+        return self.head(x)
+
 
 # %% ../../nbs/04c_metric.learner.ipynb #81973076
-def metric_splitter(m:MetricModel) -> list:
+def metric_splitter(m:MetricModel, # A `MetricModel`
+                   ) -> list:
     ("Parameter groups: backbone then head of an `Embedder` (or the head's own `splitter`, or one group), then the "
      "loss's.")
     if isinstance(m.head, Embedder): head_groups = embedder_splitter(m.head)
@@ -59,7 +65,9 @@ def metric_splitter(m:MetricModel) -> list:
 class LossParamLR(Callback):
     "Keep the learning rate of the loss's parameter group (the last) at `mult` times the group before it."
     order = 65  # after ParamScheduler (60) has set this batch's values
-    def __init__(self, mult:float): self.mult = mult
+    def __init__(self, mult:float, # Factor of the loss's learning rate over the head's
+                ):
+        self.mult = mult
     def before_step(self):
         h = self.learn.opt.hypers
         if len(h) > 1: h[-1]['lr'] = h[-2]['lr'] * self.mult
@@ -129,10 +137,11 @@ def image_dataloaders(index:BuildingIndex, # A split index
                       valid:str='val', # The split to validate on
                       augment:bool=True, # Flips, small rotations, zoom and lighting on the training set
                       tfms:tuple|None=None, # `(item_tfms, batch_tfms)` of the training photos instead (`augment.augment_transforms`)
-                      mean=(0.485, 0.456, 0.406),
-                      std=(0.229, 0.224, 0.225), # Normalisation (an `Embedder`'s `preprocess` has its own)
+                      mean=(0.485, 0.456, 0.406), # Per-channel mean of the normalisation
+                      std=(0.229, 0.224, 0.225), # Per-channel standard deviation (an `Embedder`'s `preprocess` has its own)
                       num_workers:int=0, # Decoding processes
-                      device=None):
+                      device=None, # Where batches go (None: the GPU when there is one)
+                     ):
     ("fastai DataLoaders of (image, label) from the rows of `index` in splits `train` and `valid`; labels are indices "
      "of `index.classes`.")
     items = index.items.copy()

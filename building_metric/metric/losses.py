@@ -31,25 +31,29 @@ MINERS = Registry('miner')
 
 # %% ../../nbs/04a_metric.losses.ipynb #99b6dc88
 @MINERS.register('hard')
-def hard_miner(margin:float=0.2):
+def hard_miner(margin:float=0.2, # Unused by batch-hard mining (every miner builder takes a margin)
+              ):
     "For each anchor, its hardest positive and hardest negative in the batch (batch-hard)."
     return pml_miners.BatchHardMiner()
 
 # %% ../../nbs/04a_metric.losses.ipynb #6cc465ab
 @MINERS.register('semihard')
-def semihard_miner(margin:float=0.2):
+def semihard_miner(margin:float=0.2, # How much farther than the positive a negative may be, and still be mined
+                  ):
     "Triplets whose negative is farther than the positive but within `margin` of it."
     return pml_miners.TripletMarginMiner(margin=margin, type_of_triplets='semihard')
 
 # %% ../../nbs/04a_metric.losses.ipynb #51d33029
 @MINERS.register('multi_similarity')
-def multi_similarity_miner(margin:float=0.1):
+def multi_similarity_miner(margin:float=0.1, # Epsilon of the criterion
+                          ):
     "Pairs that violate the multi-similarity criterion by `margin` (epsilon)."
     return pml_miners.MultiSimilarityMiner(epsilon=margin)
 
 # %% ../../nbs/04a_metric.losses.ipynb #e4821942
 @MINERS.register('pair_margin')
-def pair_margin_miner(margin:float=0.2):
+def pair_margin_miner(margin:float=0.2, # Negative pairs closer than this are mined
+                     ):
     "Positive pairs farther than 0 and negative pairs closer than `margin` (euclidean)."
     return pml_miners.PairMarginMiner(pos_margin=0.0, neg_margin=margin)
 
@@ -57,7 +61,9 @@ def pair_margin_miner(margin:float=0.2):
 class LayoutMiner(nn.Module):
     ("The triplets of a batch laid out as (anchors, positives, negatives), a third each (`UCBTripletBatches`); all "
      "triplets of the labels in eval.")
-    def forward(self, embeddings:torch.Tensor, labels:torch.Tensor):
+    def forward(self, embeddings:torch.Tensor, # (3b, dim) the batch: anchors, positives, negatives
+                labels:torch.Tensor, # (3b,) their labels
+               ):
         if not self.training: return None   # validation batches are plain rows: every valid triplet of their labels
         n = len(embeddings)
         if n % 3:
@@ -68,7 +74,8 @@ class LayoutMiner(nn.Module):
 
 # %% ../../nbs/04a_metric.losses.ipynb #37df37dc
 @MINERS.register('layout')
-def layout_miner(margin:float=0.2):
+def layout_miner(margin:float=0.2, # Unused: the triplets are laid out, not mined (every miner builder takes a margin)
+                ):
     "Triplets as the batch sampler laid them out: (anchors, positives, negatives) in thirds."
     return LayoutMiner()
 
@@ -79,7 +86,8 @@ class MetricLoss(nn.Module):
     def __init__(self, loss:nn.Module, # A pytorch-metric-learning loss
                  miner:nn.Module|None=None, # A pytorch-metric-learning miner, or None (all pairs/triplets)
                  lr_mult:float=1.0, # Learning-rate multiplier of the loss's own parameters
-                 name:str=''):
+                 name:str='', # The loss's name in `LOSSES` (for messages and the settings a run records)
+                ):
         super().__init__()
         self.loss, self.miner, self.lr_mult, self.name = loss, miner, lr_mult, name
         n = getattr(loss, 'num_classes', None)  # losses with a proxy (or weight) per class remember which were trained
@@ -91,7 +99,9 @@ class MetricLoss(nn.Module):
          "MixUp and CutMix can mix it.")
         return isinstance(self.loss, (pml_losses.LargeMarginSoftmaxLoss, pml_losses.NormalizedSoftmaxLoss))
 
-    def forward(self, embeddings:torch.Tensor, labels:torch.Tensor) -> torch.Tensor:
+    def forward(self, embeddings:torch.Tensor, # (B, dim) embeddings
+                labels:torch.Tensor, # (B,) class indices
+               ) -> torch.Tensor:
         if labels.is_floating_point() or (self.reduction == 'none' and not self.y_int):
             raise BuildingMetricError(
                 f"the {self.name} loss was asked for mixed labels or one loss per sample (MixUp / CutMix)",
@@ -129,7 +139,9 @@ class MetricLoss(nn.Module):
         seen = state.get(prefix + 'trained_classes')
         return w[seen.bool()] if seen is not None else w
 
-    def param_groups(self, model:nn.Module, lr:float) -> list[dict]:
+    def param_groups(self, model:nn.Module, # The model trained
+                     lr:float, # Its learning rate
+                    ) -> list[dict]:
         "Optimiser parameter groups: the model's at `lr`, the loss's own (if any) at `lr * lr_mult`."
         groups = [dict(params=list(model.parameters()), lr=lr)]
         if self.has_params: groups.append(dict(params=list(self.parameters()), lr=lr * self.lr_mult))
@@ -149,23 +161,33 @@ def _need(name, n_classes, emb_dim):
 # %% ../../nbs/04a_metric.losses.ipynb #92a26903
 @LOSSES.register('proxy_anchor', lr_mult=100, params='one proxy per class', defaults='margin 0.2, alpha 32',
                  flags=('margin', 'alpha'))
-def proxy_anchor(n_classes=None, emb_dim=None, margin:float=0.2, alpha:float=32.0):
+def proxy_anchor(n_classes=None, # Classes: the number of proxies / class weights
+                 emb_dim=None, # Embedding size of the proxies / class weights
+                 margin:float=0.2, # Margin delta of the proxies' similarities
+                 alpha:float=32.0, # Scale alpha of the similarities
+                ):
     "ProxyAnchor (Kim et al. 2020): pulls each class's embeddings to its proxy, pushes others away."
     _need('proxy_anchor', n_classes, emb_dim)
     return pml_losses.ProxyAnchorLoss(num_classes=n_classes, embedding_size=emb_dim, margin=margin, alpha=alpha)
 
 # %% ../../nbs/04a_metric.losses.ipynb #30525f85
 @LOSSES.register('arcface', lr_mult=1, params='one weight vector per class', defaults='margin 28.6 degrees, scale 64')
-def arcface(n_classes=None, emb_dim=None, margin:float=28.6, scale:float=64.0):
+def arcface(n_classes=None, # Classes: the number of proxies / class weights
+            emb_dim=None, # Embedding size of the proxies / class weights
+            margin:float=28.6, # The additive angular margin, in degrees
+            scale:float=64.0, # Multiplies the cosines before the softmax
+           ):
     "ArcFace (Deng et al. 2019): softmax over classes with an additive angular margin."
     _need('arcface', n_classes, emb_dim)
     return pml_losses.ArcFaceLoss(num_classes=n_classes, embedding_size=emb_dim, margin=margin, scale=scale)
 
 # %% ../../nbs/04a_metric.losses.ipynb #5780ec24
 @LOSSES.register('triplet', lr_mult=1, params='none', defaults='margin 0.2', flags=('margin',))
-def triplet(n_classes=None, emb_dim=None, margin:float=0.2,
-            # Average over the triplets with a loss ('nonzero', pml's default) or over all ('mean')
-            reducer:str='nonzero'):
+def triplet(n_classes=None, # Unused (every loss builder takes the classes)
+            emb_dim=None, # Unused (every loss builder takes the embedding size)
+            margin:float=0.2, # d(anchor, negative) must exceed d(anchor, positive) by this
+            reducer:str='nonzero', # Average over the triplets with a loss ('nonzero', pml's default) or over all ('mean')
+           ):
     "Triplet margin loss: d(anchor, positive) + margin < d(anchor, negative)."
     reducers = {'nonzero': pml_reducers.AvgNonZeroReducer, 'mean': pml_reducers.MeanReducer}
     if reducer not in reducers:
@@ -174,25 +196,40 @@ def triplet(n_classes=None, emb_dim=None, margin:float=0.2,
 
 # %% ../../nbs/04a_metric.losses.ipynb #82acf558
 @LOSSES.register('contrastive', lr_mult=1, params='none', defaults='positive margin 0, negative margin 1')
-def contrastive(n_classes=None, emb_dim=None, pos_margin:float=0.0, neg_margin:float=1.0):
+def contrastive(n_classes=None, # Unused (every loss builder takes the classes)
+                emb_dim=None, # Unused (every loss builder takes the embedding size)
+                pos_margin:float=0.0, # Positive pairs farther than this are penalised
+                neg_margin:float=1.0, # Negative pairs closer than this are penalised
+               ):
     "Contrastive loss: positives closer than `pos_margin`, negatives farther than `neg_margin`."
     return pml_losses.ContrastiveLoss(pos_margin=pos_margin, neg_margin=neg_margin)
 
 # %% ../../nbs/04a_metric.losses.ipynb #7c73434f
 @LOSSES.register('multi_similarity', lr_mult=1, params='none', defaults='alpha 2, beta 50, base 0.5')
-def multi_similarity(n_classes=None, emb_dim=None, alpha:float=2.0, beta:float=50.0, base:float=0.5):
+def multi_similarity(n_classes=None, # Unused (every loss builder takes the classes)
+                     emb_dim=None, # Unused (every loss builder takes the embedding size)
+                     alpha:float=2.0, # Weight of the positive pairs
+                     beta:float=50.0, # Weight of the negative pairs
+                     base:float=0.5, # The similarity the pairs are pushed past
+                    ):
     "Multi-similarity loss (Wang et al. 2019), usually with the multi-similarity miner."
     return pml_losses.MultiSimilarityLoss(alpha=alpha, beta=beta, base=base)
 
 # %% ../../nbs/04a_metric.losses.ipynb #410e1aca
 @LOSSES.register('supcon', lr_mult=1, params='none', defaults='temperature 0.1')
-def supcon(n_classes=None, emb_dim=None, temperature:float=0.1):
+def supcon(n_classes=None, # Unused (every loss builder takes the classes)
+           emb_dim=None, # Unused (every loss builder takes the embedding size)
+           temperature:float=0.1, # Divides the similarities before the softmax
+          ):
     "Supervised contrastive loss (Khosla et al. 2020)."
     return pml_losses.SupConLoss(temperature=temperature)
 
 # %% ../../nbs/04a_metric.losses.ipynb #9b4299fc
 @LOSSES.register('ntxent', lr_mult=1, params='none', defaults='temperature 0.07')
-def ntxent(n_classes=None, emb_dim=None, temperature:float=0.07):
+def ntxent(n_classes=None, # Unused (every loss builder takes the classes)
+           emb_dim=None, # Unused (every loss builder takes the embedding size)
+           temperature:float=0.07, # Divides the similarities before the softmax
+          ):
     "NT-Xent (the SimCLR / InfoNCE loss) over the positive pairs of the batch."
     return pml_losses.NTXentLoss(temperature=temperature)
 
@@ -214,13 +251,21 @@ class _MarginSoftmax(pml_losses.ArcFaceLoss):
 class AdaFaceLoss(_MarginSoftmax):
     ("AdaFace (Kim et al. 2022): ArcFace's angular and CosFace's additive margins, each scaled by how the sample's "
      "feature norm stands against the running mean and std of the norms (`h`: their spread; EMA weight `t_alpha`).")
-    def __init__(self, num_classes, embedding_size, margin:float=0.4, scale:float=64.0, h:float=0.333,
-                 t_alpha:float=0.01, **kw):
+    def __init__(self, num_classes, # Classes: rows of the class weights
+                 embedding_size, # Embedding size
+                 margin:float=0.4, # Margin m, scaled per sample by its norm
+                 scale:float=64.0, # Multiplies the cosines before the softmax
+                 h:float=0.333, # Spread: how far a norm's standardised value moves the margins
+                 t_alpha:float=0.01, # EMA weight of the running mean and std of the norms
+                 **kw,
+                ):
         super().__init__(num_classes, embedding_size, margin=margin, scale=scale, **kw)
         self.h, self.t_alpha = h, t_alpha
         self.register_buffer('batch_mean', torch.tensor(20.))   # the paper's starting values
         self.register_buffer('batch_std', torch.tensor(100.))
-    def margin_logits(self, embeddings, labels):
+    def margin_logits(self, embeddings, # (B, dim) embeddings, not normalised (their norm is the quality)
+                      labels, # (B,) class indices
+                     ):
         cos = self.cosines(embeddings)
         norms = embeddings.norm(dim=1, keepdim=True).clamp(0.001, 100).detach()
         if self.training and len(norms) > 1:
@@ -235,10 +280,17 @@ class AdaFaceLoss(_MarginSoftmax):
 class CurricularFaceLoss(_MarginSoftmax):
     ("CurricularFace (Huang et al. 2020): ArcFace's margin on the target class, and each harder negative (cosine "
      "above the target's margin cosine) reweighted to cos (t + cos), `t` the running mean target cosine (EMA 0.01).")
-    def __init__(self, num_classes, embedding_size, margin:float=0.5, scale:float=64.0, **kw):
+    def __init__(self, num_classes, # Classes: rows of the class weights
+                 embedding_size, # Embedding size
+                 margin:float=0.5, # The angular margin, in radians
+                 scale:float=64.0, # Multiplies the cosines before the softmax
+                 **kw,
+                ):
         super().__init__(num_classes, embedding_size, margin=margin, scale=scale, **kw)
         self.register_buffer('t', torch.zeros(()))
-    def margin_logits(self, embeddings, labels):
+    def margin_logits(self, embeddings, # (B, dim) embeddings
+                      labels, # (B,) class indices
+                     ):
         cos, m = self.cosines(embeddings), self.margin
         target = cos.gather(1, labels[:, None])
         cos_m = target * math.cos(m) - (1 - target ** 2).sqrt() * math.sin(m)
@@ -252,7 +304,12 @@ class CurricularFaceLoss(_MarginSoftmax):
 # %% ../../nbs/04a_metric.losses.ipynb #bc279806
 @LOSSES.register('adaface', lr_mult=1, params='one weight vector per class',
                  defaults='margin 0.4, scale 64, h 0.333 (the paper\'s)')
-def adaface(n_classes=None, emb_dim=None, margin:float=0.4, scale:float=64.0, h:float=0.333):
+def adaface(n_classes=None, # Classes: the number of proxies / class weights
+            emb_dim=None, # Embedding size of the proxies / class weights
+            margin:float=0.4, # Margin m, scaled per sample by its norm
+            scale:float=64.0, # Multiplies the cosines before the softmax
+            h:float=0.333, # Spread: how far a norm's standardised value moves the margins
+           ):
     ("AdaFace (Kim et al. 2022): the margin adapts to image quality through the feature norm; train it with a head "
      "that does not L2-normalise (`Embedder(normalize=False)`), or every norm is 1 and the margin a fixed one.")
     _need('adaface', n_classes, emb_dim)
@@ -260,7 +317,11 @@ def adaface(n_classes=None, emb_dim=None, margin:float=0.4, scale:float=64.0, h:
 
 @LOSSES.register('curricularface', lr_mult=1, params='one weight vector per class',
                  defaults='margin 0.5 radians, scale 64 (the paper\'s)')
-def curricularface(n_classes=None, emb_dim=None, margin:float=0.5, scale:float=64.0):
+def curricularface(n_classes=None, # Classes: the number of proxies / class weights
+                   emb_dim=None, # Embedding size of the proxies / class weights
+                   margin:float=0.5, # The angular margin, in radians
+                   scale:float=64.0, # Multiplies the cosines before the softmax
+                  ):
     "CurricularFace (Huang et al. 2020): ArcFace's margin, with hard negatives weighted up as training goes on."
     _need('curricularface', n_classes, emb_dim)
     return CurricularFaceLoss(n_classes, emb_dim, margin=margin, scale=scale)
@@ -301,7 +362,8 @@ def list_losses() -> list[str]:
     return LOSSES.list()
 
 def loss_parameters(name:str, # A name of `list_losses()`
-                    **given) -> dict: # The settings given (the others take the loss's defaults)
+                    **given, # The settings given (the others take the loss's defaults)
+                   ) -> dict:
     "Every setting the loss `name` is built with: those given, and its own defaults for the rest."
     import inspect
     ps = inspect.signature(LOSSES.get(name)).parameters
@@ -310,7 +372,8 @@ def loss_parameters(name:str, # A name of `list_losses()`
                                       f"its settings are {', '.join(p for p in ps if p not in ('n_classes', 'emb_dim'))}")
     return {k: given.get(k, p.default) for k, p in ps.items() if k not in ('n_classes', 'emb_dim')}
 
-def built_settings(loss:MetricLoss) -> dict:
+def built_settings(loss:MetricLoss, # The loss a run built
+                  ) -> dict:
     ("The settings read back from the pytorch-metric-learning object a `MetricLoss` trains with, in the units "
      "`loss_parameters` uses (ArcFace's margin in degrees): what a run records beside what it asked for.")
     import math

@@ -129,7 +129,8 @@ class UCBTripletBatches:
             self.pending.append(level)
             yield np.concatenate([a, p, self._negatives(level, a, rng)])
 
-    def feedback(self, loss:float):
+    def feedback(self, loss:float, # The batch's mean loss
+                ):
         ("Report the loss of the oldest batch not yet reported; every `difficulty_update_freq` reports the mean losses "
          "update.")
         if not self.pending: return
@@ -168,9 +169,10 @@ class UCBTripletBatches:
         return fig
 
     @classmethod
-    def from_cache(cls,
-                   cache, # A `FeatureCache` with geographic neighbours (from the geo layout or a CSV with lat, lon)
-                   split:str='train', **kwargs):
+    def from_cache(cls, cache, # A `FeatureCache` with geographic neighbours (from the geo layout or a CSV with lat, lon)
+                   split:str='train', # The split whose rows are sampled
+                   **kwargs,
+                  ):
         "A sampler over the rows of `split`, with the cache's geographic neighbours restricted to that split."
         knn = cache.knn
         if knn is None:
@@ -190,7 +192,9 @@ class UCBTripletBatches:
 class UCBFeedback(Callback):
     "Feed each training batch's loss back to a `UCBTripletBatches` sampler."
     order = 55  # after the loss, before the Recorder's logging
-    def __init__(self, sampler:UCBTripletBatches): self.sampler = sampler
+    def __init__(self, sampler:UCBTripletBatches, # The training set's batch sampler
+                ):
+        self.sampler = sampler
     def after_loss(self):
         if self.training: self.sampler.feedback(float(self.learn.loss.detach()))
 
@@ -198,7 +202,11 @@ class UCBFeedback(Callback):
 class RandomBatches:
     ("Random batches of `bs` row positions out of `n`, a new order every epoch (following `seed_everything`); an "
      "`epoch_size` above `n` goes through the rows in several fresh orders.")
-    def __init__(self, n:int, bs:int, epoch_size:int|None=None): self.n, self.bs, self.size = n, bs, epoch_size or n
+    def __init__(self, n:int, # Rows to draw from
+                 bs:int, # Rows per batch
+                 epoch_size:int|None=None, # Rows per epoch (None: `n`)
+                ):
+        self.n, self.bs, self.size = n, bs, epoch_size or n
     def __len__(self): return self.size // self.bs
     def __iter__(self):
         rng = np.random.default_rng(np.random.randint(2**31))

@@ -69,7 +69,8 @@ def make_pairs(index:BuildingIndex, # A split index
                hard_frac:float=0.5, # Fraction of the negatives that are hard
                k:int=3, # Nearest buildings to draw a hard negative from
                embeddings=None, # With hard='embedding': one row per kept image of the index (all splits, index order)
-               seed:int=0) -> pd.DataFrame:
+               seed:int=0, # Random seed of the pairs
+              ) -> pd.DataFrame:
     "Balanced positive / negative image pairs of one split: columns a, b (paths), target (1 same building), kind."
     it = index.items.copy()
     it['file'] = [str(p) for p in index.paths()]
@@ -115,9 +116,16 @@ def pair_dataloaders(index:BuildingIndex, # A split index
                      bs:int=32, # Pairs per batch
                      train:str='train', # The split of the training pairs
                      valid:str='val', # The split of the validation pairs
-                     n_pairs:int|None=None, hard:str|None=None, hard_frac:float=0.5, seed:int=0,
+                     n_pairs:int|None=None, # Training pairs in all, half positive (default: 2 per image; validation pairs likewise)
+                     hard:str|None=None, # 'geo' or 'embedding': where hard negatives come from (`make_pairs`); None: random negatives
+                     hard_frac:float=0.5, # Fraction of the negatives that are hard
+                     seed:int=0, # Random seed of the pairs
                      augment:bool=True, # Flips, small rotations, zoom and lighting on training pairs
-                     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), num_workers:int=0, device=None):
+                     mean=(0.485, 0.456, 0.406), # Per-channel mean of the normalisation
+                     std=(0.229, 0.224, 0.225), # Per-channel standard deviation of the normalisation
+                     num_workers:int=0, # Decoding processes
+                     device=None, # Where batches go (None: the GPU when there is one)
+                    ):
     "fastai DataLoaders of ((image_a, image_b), 0/1) pairs; `dls.pairs` holds the pair tables."
     tr = make_pairs(index, train, n_pairs, hard, hard_frac, seed=seed).assign(is_valid=False)
     va = make_pairs(index, valid, n_pairs and max(2, n_pairs // 4), hard, hard_frac,
@@ -137,13 +145,17 @@ def pair_dataloaders(index:BuildingIndex, # A split index
 class MutualGate(nn.Module):
     ("Spatial attention for one image from its own features and the other image's global descriptor: "
      "sigmoid(conv(f_self) + W · GAP(f_other)).")
-    def __init__(self, c:int, hidden:int|None=None):
+    def __init__(self, c:int, # Channels of the trunk's feature map
+                 hidden:int|None=None, # Width of the gate (None: c / 8, at least 8)
+                ):
         super().__init__()
         h = hidden or max(8, c // 8)
         self.local = nn.Sequential(nn.Conv2d(c, h, 1), nn.BatchNorm2d(h), nn.ReLU())
         self.cross = nn.Linear(c, h)
         self.out = nn.Conv2d(h, 1, 1)
-    def forward(self, f_self, f_other):
+    def forward(self, f_self, # (B, c, h, w) this image's feature map
+                f_other, # (B, c, h, w) the other image's
+               ):
         ctx = self.cross(f_other.mean((2, 3)))[..., None, None]
         return torch.sigmoid(self.out(torch.relu(self.local(f_self) + ctx)))   # [B, 1, H, W]
 
@@ -156,7 +168,8 @@ class AGFusionModel(nn.Module):
                  proj:tuple=(256, 128), # Projection widths; the last is the embedding size
                  pretrained:bool=True, # Pretrained trunk weights
                  tiny:bool=False, # A small random trunk (tests, demos)
-                 weights:str|None=None):
+                 weights:str|None=None, # A local weights file of `arch` instead of the pretrained ones
+                ):
         super().__init__()
         kw = dict(layers=[1, 1, 1, 1]) if tiny else {}
         self.trunk = timm_model('resnet18' if tiny else arch, f"timm/{arch}", pretrained and not tiny,
@@ -174,26 +187,34 @@ class AGFusionModel(nn.Module):
         "Keep the trunk as loaded: no gradients, and its batch-norm statistics fixed (eval mode, also in training)."
         self.trunk.requires_grad_(False); self.frozen_trunk = True
         return self.train(self.training)
-    def train(self, mode:bool=True):
+    def train(self, mode:bool=True, # Training mode (a frozen trunk stays in eval mode)
+             ):
         super().train(mode)
         if getattr(self, 'frozen_trunk', False): self.trunk.eval()
         return self
 
     # plain tensors: fastai's subclasses slow every op
-    def features(self, x): return self.trunk(x.as_subclass(torch.Tensor))[-1]
-    def pair(self, xa, xb) -> dict:
+    def features(self, x, # (B, 3, H, W) images
+                ):
+        return self.trunk(x.as_subclass(torch.Tensor))[-1]
+    def pair(self, xa, # (B, 3, H, W) the first images of the pairs
+             xb, # (B, 3, H, W) the second images
+            ) -> dict:
         "Embeddings, attention maps and cosine similarity of a batch of pairs."
         fa, fb = self.features(xa), self.features(xb)
         ga, gb = self.gate(fa, fb), self.gate(fb, fa)
         ea = F.normalize(self.proj((fa * ga).mean((2, 3))), dim=-1)
         eb = F.normalize(self.proj((fb * gb).mean((2, 3))), dim=-1)
         return dict(ea=ea, eb=eb, ga=ga, gb=gb, cos=(ea * eb).sum(-1))
-    def forward(self, xa, xb):
+    def forward(self, xa, # (B, 3, H, W) the first images of the pairs
+                xb, # (B, 3, H, W) the second images
+               ):
         p = self.pair(xa, xb)
         return self.classifier(torch.cat([p['cos'][:, None], (p['ea'] - p['eb']).abs(), p['ea'] * p['eb']], -1))[:, 0]
 
 # %% ../../nbs/04e_metric.siamese.ipynb #bbf744f5
-def pair_splitter(m:AGFusionModel) -> list:
+def pair_splitter(m:AGFusionModel, # The pair model
+                 ) -> list:
     "Two parameter groups: the trunk, then the gate, projection and classifier."
     ids = {id(p) for p in m.trunk.parameters()}
     return [list(m.trunk.parameters()), [p for p in m.parameters() if id(p) not in ids]]
@@ -204,7 +225,10 @@ def _eer(fpr, tpr, thr) -> tuple[float, float]:
     i = int(np.nanargmin(np.abs(fnr - fpr)))
     return float((fpr[i] + fnr[i]) / 2), float(thr[i])
 
-def pair_scores(probs, targets, threshold:float=0.5) -> dict:
+def pair_scores(probs, # Same-building probability of each pair
+                targets, # 1 for a pair of the same building, else 0
+                threshold:float=0.5, # Probabilities at or above it say 'same building'
+               ) -> dict:
     ("Verification scores of same-building probabilities: F1, accuracy, precision, recall at `threshold`; ROC-AUC and "
      "equal error rate over all thresholds.")
     p, t = np.asarray(probs, dtype=float).ravel(), np.asarray(targets).ravel().astype(int)
@@ -220,7 +244,10 @@ def pair_scores(probs, targets, threshold:float=0.5) -> dict:
                 threshold=float(threshold))
 
 # %% ../../nbs/04e_metric.siamese.ipynb #4131db95
-def choose_threshold(probs, targets, by:str='f1') -> float:
+def choose_threshold(probs, # Same-building probability of each pair
+                     targets, # 1 for a pair of the same building, else 0
+                     by:str='f1', # 'f1' or 'eer'
+                    ) -> float:
     ("The decision threshold that maximises F1 (`by='f1'`) or sits at the equal error rate (`by='eer'`) on these "
      "(validation) pairs.")
     p, t = np.asarray(probs, dtype=float).ravel(), np.asarray(targets).ravel().astype(int)
@@ -239,7 +266,13 @@ def pair_metrics() -> list:
     return [_metric(k) for k in ('f1', 'accuracy', 'roc_auc', 'eer')]
 
 # %% ../../nbs/04e_metric.siamese.ipynb #89e56dc7
-def pair_learner(dls, model:AGFusionModel, wd:float=1e-4, clip:float|None=1.0, cbs=None, path='.') -> Learner:
+def pair_learner(dls, # Pair DataLoaders (`pair_dataloaders`)
+                 model:AGFusionModel, # The pair model
+                 wd:float=1e-4, # Decoupled weight decay
+                 clip:float|None=1.0, # Largest gradient norm (None or 0: no clipping)
+                 cbs=None, # More fastai callbacks
+                 path='.', # The learner's folder (checkpoints go in its `models/`)
+                ) -> Learner:
     ("A fastai Learner for pair verification: BCE on logits, AdamW, gradient clipping, trunk and rest in two parameter "
      "groups.")
     cbs = [TerminateOnNaN()] + ([GradientClip(clip)] if clip else []) + list(cbs or [])
@@ -249,7 +282,9 @@ def pair_learner(dls, model:AGFusionModel, wd:float=1e-4, clip:float|None=1.0, c
 
 # %% ../../nbs/04e_metric.siamese.ipynb #6eb11963
 @torch.no_grad()
-def predict_pairs(model:AGFusionModel, dl) -> tuple[np.ndarray, np.ndarray, dict]:
+def predict_pairs(model:AGFusionModel, # The pair model
+                  dl, # A DataLoader of pairs
+                 ) -> tuple[np.ndarray, np.ndarray, dict]:
     "Same-building probabilities, targets, and the embeddings / attention maps / cosines of every pair in `dl`."
     was = model.training; model.eval()
     probs, ts, parts = [], [], {k: [] for k in ('ea', 'eb', 'ga', 'gb', 'cos')}
@@ -262,7 +297,11 @@ def predict_pairs(model:AGFusionModel, dl) -> tuple[np.ndarray, np.ndarray, dict
     return torch.cat(probs).numpy(), torch.cat(ts).numpy(), {k: torch.cat(v) for k, v in parts.items()}
 
 # %% ../../nbs/04e_metric.siamese.ipynb #af55c0aa
-def show_attention(model:AGFusionModel, dl, n:int=4, fname=None):
+def show_attention(model:AGFusionModel, # The pair model
+                   dl, # A DataLoader of pairs
+                   n:int=4, # Pairs shown
+                   fname=None, # Also save the figure there
+                  ):
     ("Both images of `n` pairs with their attention maps over them, the target and the predicted probability; returns "
      "the figure.")
     import matplotlib.pyplot as plt
@@ -287,13 +326,16 @@ def show_attention(model:AGFusionModel, dl, n:int=4, fname=None):
     return fig
 
 # %% ../../nbs/04e_metric.siamese.ipynb #e6808456
-def pair_auc(learn, dl) -> float:
+def pair_auc(learn, # The pair learner
+             dl, # A DataLoader of pairs
+            ) -> float:
     "ROC-AUC of the same-building probabilities of the pairs of `dl`: the score `pair_train` keeps the best weights by."
     p, t, _ = predict_pairs(learn.model, dl)
     return pair_scores(p, t)['roc_auc']
 
 # A `bm-pair-train` output folder, or its `models/best.pth`
-def load_pair_model(run:str|Path) -> tuple[AGFusionModel, dict]:
+def load_pair_model(run:str|Path, # A `bm-pair-train` run folder
+                   ) -> tuple[AGFusionModel, dict]:
     ("The pair model of a `pair_train` run, in eval mode, and its metadata (`config`, `threshold`); a run written "
      "before best.pth (`models/pair.pth` + `pair.json`) loads too.")
     p = Path(run)
@@ -306,7 +348,10 @@ def load_pair_model(run:str|Path) -> tuple[AGFusionModel, dict]:
     return model.eval(), meta
 
 # %% ../../nbs/04e_metric.siamese.ipynb #332ec0ee
-def load_trunk(model:AGFusionModel, path:str|Path, log=print) -> AGFusionModel:
+def load_trunk(model:AGFusionModel, # The pair model whose trunk is set
+               path:str|Path, # A `bm-staged` snapshot or its `_backbone.pth`
+               log=print, # Called with what was loaded
+              ) -> AGFusionModel:
     ("Start the pair model's trunk from an embedder trained with a contrastive / triplet / margin loss: a bm-staged "
      "snapshot (the whole model or its `_backbone.pth`) of the same timm architecture. Every weight of the trunk must "
      "be in the file with its shape (the file's later stages, beyond the cut, are not used).")
@@ -325,7 +370,9 @@ def load_trunk(model:AGFusionModel, path:str|Path, log=print) -> AGFusionModel:
     log(f"trunk: {len(own)} weights from {path.name}")
     return model
 
-def plot_training(history:str|Path, fname:str|Path):
+def plot_training(history:str|Path, # A run's `history.csv`
+                  fname:str|Path, # The picture to write
+                 ):
     "`training.png`: the training and validation loss per epoch, and the validation scores, from `history.csv`."
     import matplotlib.pyplot as plt
     h = pd.read_csv(history)
@@ -338,7 +385,13 @@ def plot_training(history:str|Path, fname:str|Path):
     fig.tight_layout(); fig.savefig(fname, dpi=100)
     return fig
 
-def plot_features2d(model:AGFusionModel, index:BuildingIndex, split:str, cfg, fname:str|Path, max_buildings:int=10):
+def plot_features2d(model:AGFusionModel, # The pair model
+                    index:BuildingIndex, # A split index
+                    split:str, # Whose photos are drawn
+                    cfg, # The run's settings (`size`, normalisation)
+                    fname:str|Path, # The picture to write
+                    max_buildings:int=10, # Buildings drawn at most
+                   ):
     "`features2d.png`: the trunk + projection embeddings of the photos of `split` in their first two principal components."
     import matplotlib.pyplot as plt
     it = index.items.assign(file=[str(p) for p in index.paths()])

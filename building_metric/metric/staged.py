@@ -37,9 +37,10 @@ class Distill(Callback):
     ("Mix `weight` x (1 - cos(student, teacher) + `relational` x batch similarity-matrix error) into the loss of every "
      "training batch; the teacher (frozen, eval mode) embeds the same images.")
     order = 60   # after the loss is computed, before the backward pass
-    def __init__(self, teacher:nn.Module, weight:float=1.0,
-                 # Weight of matching the batch's cosine-similarity matrix (its relative geometry)
-                 relational:float=1.0):
+    def __init__(self, teacher:nn.Module, # The trained teacher embedder
+                 weight:float=1.0, # Weight of the distillation terms in the loss
+                 relational:float=1.0, # Weight of matching the batch's cosine-similarity matrix (its relative geometry)
+                ):
         if not 0 <= weight <= 1: raise BuildingMetricError(f"distillation weight {weight}", "use a weight in [0, 1]")
         self.teacher, self.weight, self.relational = teacher.eval(), weight, relational
         for p in self.teacher.parameters(): p.requires_grad_(False)
@@ -66,7 +67,9 @@ def mix_callback(mix:str='none', # A name of `MIXERS`
     return cbs[0] if cbs else None
 
 # %% ../../nbs/04f_metric.staged.ipynb #0ac53765
-def stage_embedder(arch:str, cfg:StagedConfig) -> Embedder:
+def stage_embedder(arch:str, # A timm model name: `cfg.arch` for the teacher, `cfg.student_arch` for the student
+                   cfg:StagedConfig, # The staged settings
+                  ) -> Embedder:
     ("The teacher (`arch == cfg.arch`, with the backbone modules `cfg` asks for) or student of a staged run: the timm "
      "model, pretrained as `cfg` says, with its drop-path rate; with `cfg.tiny`, a random ResNet-10 shape.")
     teacher = arch == cfg.arch
@@ -77,11 +80,13 @@ def stage_embedder(arch:str, cfg:StagedConfig) -> Embedder:
                         **kw, **({} if teacher else dict(channels=(32, 64, 128, 256))))
     return Embedder(arch, cfg.emb_dim, pretrained=cfg.pretrained, **kw)
 
-def stage_tfms(cfg:StagedConfig) -> tuple[list, list]:
+def stage_tfms(cfg:StagedConfig, # The staged settings
+              ) -> tuple[list, list]:
     "The item and batch transforms of the training photos `cfg` asks for (`augment.augment_transforms`)."
     return augment_transforms(AugmentSettings(**cfg.augment_settings()), cfg.size)
 
-def toolkit_callbacks(cfg:StagedConfig, model:Embedder,
+def toolkit_callbacks(cfg:StagedConfig, # The staged settings
+                      model:Embedder, # The embedder trained (manifold mixup mixes in its layers)
                       mix:bool=False, # The stage takes `cfg.mix` (a per-photo loss)
                      ) -> list:
     "The training callbacks `cfg`'s toolkit keys ask for: accumulation, SAM, Gradient Centralisation, mixing."
@@ -89,16 +94,23 @@ def toolkit_callbacks(cfg:StagedConfig, model:Embedder,
             + ([GradientCentralization()] if cfg.grad_centralization else [])
             + (mix_callbacks(cfg.mix, cfg.mix_alpha, model) if mix else []))
 
-def toolkit_fit(learn, epochs:int, lr:float, cfg:StagedConfig, start_epoch:int=0):
+def toolkit_fit(learn, # The stage's learner
+                epochs:int, # Epochs in all (the schedule's length)
+                lr:float, # Peak learning rate
+                cfg:StagedConfig, # The staged settings
+                start_epoch:int=0, # Epochs already done (a resumed stage)
+               ):
     "Fit with `cfg`'s scheduler (and compile the model first when asked)."
     if cfg.compile: compile_model(learn.model.head, next(iter(learn.dls.train))[0][:2], log=print)
     fit_scheduled(learn, epochs, lr, cfg.scheduler, start_epoch=start_epoch, **cfg.schedule_settings())
 
-def stage_optimizer(cfg:StagedConfig):
+def stage_optimizer(cfg:StagedConfig, # The staged settings
+                   ):
     "The fastai optimiser function `cfg` names (`optim.opt_func`)."
     return opt_func(cfg.optimizer, lookahead=cfg.lookahead)
 
-def margin_loss(cfg:StagedConfig) -> tuple[str, dict]:
+def margin_loss(cfg:StagedConfig, # The staged settings
+               ) -> tuple[str, dict]:
     "The margin loss of the ArcFace and distillation stages, with its settings (ArcFace's margin in degrees)."
     return cfg.margin_loss, (dict(margin=cfg.margin, scale=cfg.scale) if cfg.margin_loss == 'arcface' else dict(scale=cfg.scale))
 
@@ -110,7 +122,10 @@ def _speed(model:nn.Module, size:int, n:int=32) -> float:
     return n / (time.perf_counter() - t)
 
 def staged_training(index:BuildingIndex, # A split index (train, val, test)
-                    cfg:StagedConfig|None=None, log=print, path='.') -> dict:
+                    cfg:StagedConfig|None=None, # The staged settings (None: the defaults)
+                    log=print, # Called with each progress message
+                    path='.', # Folder of the learners (their `models/`)
+                   ) -> dict:
     ("Run the stages `cfg` asks for; returns `metrics` (a table: one row per stage), `teacher` and `student` (an "
      "`Embedder` or None).")
     cfg = cfg or StagedConfig()

@@ -27,7 +27,9 @@ def probabilities(scores:np.ndarray, # (m, n) similarities of queries to buildin
     "The softmax of `scores` at temperature `t` (`evaluation.retrieval.ncm_probabilities`), as numpy."
     return ncm_probabilities(torch.from_numpy(np.array(scores, np.float64)), t).numpy()
 
-def fit_temperature(scores:np.ndarray, y:np.ndarray) -> float:
+def fit_temperature(scores:np.ndarray, # (n, classes) similarities of each query to each class
+                    y:np.ndarray, # (n,) the true class of each query
+                   ) -> float:
     "The softmax temperature with the least negative log-likelihood of the true classes `y` (a grid search)."
     grid = np.logspace(-3, 0, 61)
     nll = [-np.log(probabilities(scores, t)[np.arange(len(y)), y] + 1e-12).mean() for t in grid]
@@ -58,7 +60,8 @@ def merge_building_sums(*parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         i = np.searchsorted(names, n); np.add.at(sums, i, s); np.add.at(counts, i, c)
     return names, sums, counts
 
-def building_means(sums:np.ndarray) -> np.ndarray:
+def building_means(sums:np.ndarray, # (buildings, dim) sums of each building's embeddings
+                  ) -> np.ndarray:
     "L2-normalised building means (float64) from their sums."
     return _unit(sums)
 
@@ -157,7 +160,8 @@ def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
               n_queries:int=2000, # Gallery photos used as held-out queries
               target_far:float|None=None, # Keep false accepts of unknown buildings at most this rate (default: equal error rate)
               coverage:float=0.68, # Share of true locations inside the error radius
-              inlier_km:float=0.5, seed:int=0,
+              inlier_km:float=0.5, # Neighbours farther than this from the location they vote for are left out of it
+              seed:int=0, # Random seed of the held-out queries
               buildings:tuple|None=None, # (names, sums, counts) of the photos' buildings, when kept (`search.store`)
               codes:np.ndarray|None=None, # (n,) each photo's row in `buildings` (-1: none)
              ) -> dict:

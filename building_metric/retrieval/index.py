@@ -36,7 +36,8 @@ class ExactIndex:
     def __len__(self): return len(self.emb)
 
     def search(self, q, # (m, dim) L2-normalised queries
-               k:int=10) -> tuple[np.ndarray, np.ndarray]:
+               k:int=10, # Matches per query
+              ) -> tuple[np.ndarray, np.ndarray]:
         "Similarities (m, k) and gallery rows (m, k) of the `k` best matches, best first."
         q = torch.as_tensor(np.ascontiguousarray(q), dtype=torch.float32)
         sims, idx = exact_topk(q, self.emb, min(k, len(self.emb)), budget_mb=self.budget_mb, chunk=self.chunk)
@@ -67,7 +68,10 @@ def _on_gpus(index):
 
 class FaissIndex:
     "A faiss inner-product index on L2-normalised embeddings, of a faiss kind of `INDEXES` (`flat`, `ivf`, `hnsw`)."
-    def __init__(self, index, kind:str): self.index, self.kind = index, kind
+    def __init__(self, index, # A faiss index (inner product)
+                 kind:str, # Its kind in `INDEXES`
+                ):
+        self.index, self.kind = index, kind
     def __len__(self): return self.index.ntotal
 
     @classmethod
@@ -81,45 +85,65 @@ class FaissIndex:
         return INDEXES.create(kind, emb, **kw)
 
     @classmethod
-    def filled(cls, index, emb, kind:str, block:int=262144) -> 'FaissIndex':
+    def filled(cls, index, # An empty faiss index
+               emb, # (n, dim) L2-normalised gallery embeddings
+               kind:str, # Its kind in `INDEXES`
+               block:int=262144, # Rows added at a time
+              ) -> 'FaissIndex':
         "A faiss `index` (trained, if its kind trains) with the rows of `emb` added in blocks."
         x = _f32(emb)
         for s in range(0, len(x), block): index.add(x[s:s + block])
         return cls(index, kind)
 
-    def search(self, q, k:int=10) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, q, # (m, dim) L2-normalised queries
+               k:int=10, # Matches per query
+              ) -> tuple[np.ndarray, np.ndarray]:
         ("Similarities (m, k) and gallery rows (m, k) of the `k` best matches, best first (-1 rows when fewer were "
          "found); on the GPUs when faiss has some.")
         if getattr(self, '_gpu', None) is None: self._gpu = _on_gpus(self.index)
         s, i = self._gpu.search(_f32(q), min(k, self.index.ntotal))
         return s, i.astype(np.int64)
 
-    def add(self, emb, block:int=262144):
+    def add(self, emb, # (n, dim) L2-normalised embeddings
+            block:int=262144, # Rows added at a time
+           ):
         "Add the rows of `emb` after those the index holds (a trained index is not trained again)."
         x = _f32(emb)
         for s in range(0, len(x), block): self.index.add(x[s:s + block])
         self._gpu = None
 
-    def save(self, path): faiss_module().write_index(self.index, str(path))
+    def save(self, path, # The file to write
+            ):
+        faiss_module().write_index(self.index, str(path))
     @classmethod
-    def load(cls, path, kind:str): return cls(faiss_module().read_index(str(path)), kind)
+    def load(cls, path, # A file `save` wrote
+             kind:str, # The index's kind in `INDEXES`
+            ):
+        return cls(faiss_module().read_index(str(path)), kind)
 
 @INDEXES.register('exact', faiss=False, approximate=False)
-def exact_index(emb, seed:int=0, chunk:int=65536, budget_mb:int=512) -> ExactIndex:
+def exact_index(emb, # (n, dim) L2-normalised gallery embeddings
+                seed:int=0, # Unused: nothing is random (every builder takes a seed)
+                chunk:int=65536, # Gallery rows per block
+                budget_mb:int=512, # Memory for one block of similarities, in MB
+               ) -> ExactIndex:
     "Brute force in torch (`ExactIndex`): the reference, and fast enough up to a few hundred thousand photos."
     return ExactIndex(emb, chunk, budget_mb)
 
 @INDEXES.register('flat', faiss=True, approximate=False)
-def flat_index(emb, seed:int=0) -> FaissIndex:
+def flat_index(emb, # (n, dim) L2-normalised gallery embeddings
+               seed:int=0, # Unused: nothing is random (every builder takes a seed)
+              ) -> FaissIndex:
     "faiss's exact inner-product index."
     x = _f32(emb)
     return FaissIndex.filled(_faiss('flat').IndexFlatIP(x.shape[1]), x, 'flat')
 
 @INDEXES.register('ivf', faiss=True, approximate=True)
-def ivf_index(emb, seed:int=0,
+def ivf_index(emb, # (n, dim) L2-normalised gallery embeddings
+              seed:int=0, # Random seed (kinds that train draw with it)
               nlist:int|None=None, # Inverted lists (default: about 4 sqrt(n))
-              # Lists searched per query (default: nlist / 512, at least 8; recall@10 0.993 at 45x exact speed on 1M clustered embeddings)
-              nprobe:int|None=None) -> FaissIndex:
+              nprobe:int|None=None, # Lists searched per query (default: nlist / 512, at least 8; recall@10 0.993 at 45x exact speed on 1M clustered embeddings)
+             ) -> FaissIndex:
     "Inverted lists over the vectors: only the `nprobe` lists nearest a query are searched."
     faiss, x = _faiss('ivf'), _f32(emb)
     n, d = x.shape
@@ -131,7 +155,9 @@ def ivf_index(emb, seed:int=0,
     index.nprobe = min(nlist, nprobe or max(8, nlist // 512))
     return FaissIndex.filled(index, x, 'ivf')
 
-def take_rows(emb, idx) -> np.ndarray:
+def take_rows(emb, # (n, dim) embeddings: an array, or a memory-mapped one
+              idx, # Row numbers, any shape
+             ) -> np.ndarray:
     ("Rows `idx` (any shape) of `emb` as float32. A memory-mapped array's are read with `os.pread`, rows at most 16 "
      "apart in one read, so that the pages read are not mapped into the process: a compressed index re-scores hundreds "
      "of rows a query, and through the map the kernel would count most of a large gallery's file as resident. "
@@ -151,10 +177,16 @@ def take_rows(emb, idx) -> np.ndarray:
 class RefinedIndex(FaissIndex):
     ("A compressed faiss index whose `refine` x k best candidates are scored again exactly on the gallery's "
      "embeddings (`emb`: an array, or anything that gathers rows like one).")
-    def __init__(self, index, kind:str, emb=None, refine:int=16):
+    def __init__(self, index, # A compressed faiss index
+                 kind:str, # Its kind in `INDEXES`
+                 emb=None, # The gallery's embeddings the candidates are re-scored on (None: no re-scoring)
+                 refine:int=16, # Candidates re-scored per match asked for
+                ):
         super().__init__(index, kind); self.emb, self.refine = emb, refine
 
-    def search(self, q, k:int=10) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, q, # (m, dim) L2-normalised queries
+               k:int=10, # Matches per query
+              ) -> tuple[np.ndarray, np.ndarray]:
         s, i = super().search(q, k * self.refine)
         if self.emb is None: return s[:, :k], i[:, :k]
         q = _f32(q)
@@ -163,12 +195,12 @@ class RefinedIndex(FaissIndex):
         return np.take_along_axis(exact, o, 1).astype(np.float32), np.take_along_axis(i, o, 1)
 
 @INDEXES.register('ivfpq', faiss=True, approximate=True)
-def ivfpq_index(emb, seed:int=0,
-                # As `ivf_index`; nlist at most 4,096 by default (training 4 sqrt(n) lists of ten million photos takes CPUs an hour)
-                nlist:int|None=None, nprobe:int|None=None,
+def ivfpq_index(emb, # (n, dim) L2-normalised gallery embeddings
+                seed:int=0, # Random seed (kinds that train draw with it)
+                nlist:int|None=None, # Inverted lists (default: about 4 sqrt(n), at most 4,096: training 4 sqrt(n) lists of ten million photos takes CPUs an hour)
+                nprobe:int|None=None, # Lists searched per query (default: as `ivf_index`)
                 m:int|None=None, # Sub-quantisers: bytes per photo (default: dim / 4, e.g. 32 for 128-d)
-                # Rotate the vectors first (OPQ): slower to build (10x on 20,000 photos), no better after re-scoring
-                opq:bool=False,
+                opq:bool=False, # Rotate the vectors first (OPQ): slower to build (10x on 20,000 photos), no better after re-scoring
                 refine:int=16, # Candidates re-scored exactly per match asked for
                ) -> RefinedIndex:
     ("Inverted lists of product-quantised codes (`m` bytes a photo instead of 4 x dim): galleries of tens of millions "
@@ -186,7 +218,8 @@ def ivfpq_index(emb, seed:int=0,
     return RefinedIndex(FaissIndex.filled(index, x, 'ivfpq').index, 'ivfpq', emb, refine)
 
 @INDEXES.register('hnsw', faiss=True, approximate=True)
-def hnsw_index(emb, seed:int=0,
+def hnsw_index(emb, # (n, dim) L2-normalised gallery embeddings
+               seed:int=0, # Unused (every builder takes a seed)
                hnsw_m:int=32, # Links per node
                ef:int=128, # Candidates searched per query
               ) -> FaissIndex:
@@ -198,7 +231,7 @@ def hnsw_index(emb, seed:int=0,
 
 # %% ../../nbs/05r_retrieval.index.ipynb #dced908a
 def choose_kind(n:int, # Gallery size
-                kind:str='auto',
+                kind:str='auto', # A name of `INDEXES`, or 'auto'
                 dim:int=128, # Embedding size
                 budget_gb:float=4., # The memory IVF's uncompressed vectors may take, in GB
                ):
@@ -210,11 +243,17 @@ def choose_kind(n:int, # Gallery size
     if INDEXES.info(kind)['faiss']: _faiss(kind)
     return kind
 
-def build_index(emb, kind:str='auto', **kw):
+def build_index(emb, # (n, dim) L2-normalised gallery embeddings
+                kind:str='auto', # A name of `INDEXES`, or 'auto'
+                **kw,
+               ):
     "The search index of `kind` (see `choose_kind`) over L2-normalised embeddings; `kw` go to the kind's builder."
     return INDEXES.create(choose_kind(len(emb), kind, np.shape(emb)[1]), emb, **kw)
 
-def save_index(index, folder:str|Path, name:str='index.faiss') -> str|None:
+def save_index(index, # The search index
+               folder:str|Path, # The gallery folder
+               name:str='index.faiss', # The file name
+              ) -> str|None:
     ("Keep `index` in a gallery folder (as `name`, written under a temporary name and renamed into place); returns "
      "the name, or None for an exact index (the embeddings themselves).")
     if not INDEXES.info(index.kind)['faiss']: return None
@@ -222,14 +261,22 @@ def save_index(index, folder:str|Path, name:str='index.faiss') -> str|None:
     index.save(tmp); os.replace(tmp, Path(folder)/name)
     return name
 
-def load_index(folder:str|Path, kind:str, emb, name:str|None='index.faiss',
-               refine:int=16): # Of an `ivfpq` index: candidates re-scored per match (the gallery keeps its own)
+def load_index(folder:str|Path, # The gallery folder
+               kind:str, # The kind of the index kept
+               emb, # The gallery's embeddings (an exact index is made of them)
+               name:str|None='index.faiss', # The file name of a faiss index
+               refine:int=16, # Of an `ivfpq` index: candidates re-scored per match (the gallery keeps its own)
+              ):
     "The index `save_index` kept in `folder` as `name`, over the gallery's embeddings `emb`."
     if not INDEXES.info(kind)['faiss']: return INDEXES.create(kind, emb)
     ix = FaissIndex.load(Path(folder)/name, kind)
     return RefinedIndex(ix.index, kind, emb, refine) if kind == 'ivfpq' else ix
 
-def recall_at_k(index, exact:ExactIndex|np.ndarray, queries, k:int=10) -> float:
+def recall_at_k(index, # The index checked
+                exact:ExactIndex|np.ndarray, # The exact index, or the true neighbours already found: (m, k) rows
+                queries, # (m, dim) L2-normalised queries
+                k:int=10, # Neighbours per query
+               ) -> float:
     "Share of the true `k` nearest neighbours (from `exact`, or already found: (m, k) rows) that `index` returns."
     want = exact if isinstance(exact, np.ndarray) else exact.search(queries, k)[1]
     _, got = index.search(queries, k)
@@ -238,7 +285,9 @@ def recall_at_k(index, exact:ExactIndex|np.ndarray, queries, k:int=10) -> float:
 def tune_search(index:FaissIndex, # An IVF index (its `nprobe` is raised)
                 queries, # Queries
                 want:np.ndarray, # Their true `k` nearest rows (m, k)
-                target:float=0.92, k:int=10) -> float:
+                target:float=0.92, # The recall@k to reach
+                k:int=10, # Neighbours per query
+               ) -> float:
     ("Search an IVF index (`ivf`, `ivfpq`) harder until its recall@k on `queries` reaches `target`: first more "
      "candidates re-scored exactly (IVF-PQ, up to 64 x k), then twice the lists per query (up to a quarter of them); "
      "returns the recall.")

@@ -180,12 +180,16 @@ def retrieval_metrics(query, # (n, dim) query embeddings
     return _metrics_from(_hit_sums((rl[idx] == labels[:, None])[keep], r[keep], ks), ks)
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #45928bae
-def map_at_r(emb, labels) -> float:
+def map_at_r(emb, # (n, dim) embeddings
+             labels, # (n,) their classes
+            ) -> float:
     "Leave-one-out MAP@R of `emb` by cosine similarity."
     return retrieval_metrics(emb, labels, ks=(1,))['map_at_r']
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #1887a1b4
-def precision_at_1(emb, labels) -> float:
+def precision_at_1(emb, # (n, dim) embeddings
+                   labels, # (n,) their classes
+                  ) -> float:
     "Leave-one-out Precision@1 by cosine similarity, over the queries whose class has another member."
     return retrieval_metrics(emb, labels, ks=(1,))['precision_at_1']
 
@@ -232,19 +236,29 @@ def retrieval_metrics_chunked(
     return _metrics_from(all_sum(sums) if world > 1 else sums, ks)
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #fe850587
-def class_sums(emb, labels, n_classes:int|None=None) -> tuple[torch.Tensor, torch.Tensor]:
+def class_sums(emb, # (n, dim) embeddings (normalised here)
+               labels, # (n,) class indices
+               n_classes:int|None=None, # Classes (None: the largest label + 1)
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     "Sum (float64) of the L2-normalised embeddings of each class 0..n_classes-1, and how many each class has."
     e, y = F.normalize(_as_tensor(emb, 'emb'), dim=1), torch.as_tensor(np.asarray(labels)).long()
     n = n_classes or int(y.max()) + 1
     return torch.zeros(n, e.shape[1], dtype=torch.float64).index_add_(0, y, e.double()), torch.bincount(y, minlength=n)
 
-def class_means(emb, labels, n_classes:int|None=None) -> torch.Tensor:
+def class_means(emb, # (n, dim) embeddings
+                labels, # (n,) class indices
+                n_classes:int|None=None, # Classes (None: the largest label + 1)
+               ) -> torch.Tensor:
     "L2-normalised mean embedding of each class (rows 0..n_classes-1; NaN for a class with no embedding)."
     sums, cnt = class_sums(emb, labels, n_classes)
     return F.normalize(sums / cnt[:, None], dim=1).float()
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #87e1d600
-def ncm_scores(ref, ref_labels, query, n_classes:int|None=None) -> torch.Tensor:
+def ncm_scores(ref, # (n, dim) reference embeddings
+               ref_labels, # (n,) their class indices
+               query, # (m, dim) query embeddings
+               n_classes:int|None=None, # Classes (None: the largest reference label + 1)
+              ) -> torch.Tensor:
     "Cosine similarity of each query to each class mean, (queries, classes); -inf for classes without references."
     ry = torch.as_tensor(np.asarray(ref_labels)).long()
     means = class_means(ref, ry, n_classes=n_classes or int(ry.max()) + 1)
@@ -276,7 +290,10 @@ def ncm_classify(ref, # Embeddings that define the class means
     return dict(out, per_class=per_class[per_class.support > 0], confusion=conf, pred=pred)
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #a3ba5a08
-def clustering_scores(emb, labels, seed:int=0) -> dict[str, float]:
+def clustering_scores(emb, # (n, dim) embeddings
+                      labels, # (n,) their classes
+                      seed:int=0, # Random seed of k-means
+                     ) -> dict[str, float]:
     "NMI and AMI between k-means clusters of the embeddings (k = number of classes) and the labels."
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
@@ -291,7 +308,7 @@ def geo_recall(query, # Query embeddings
                ref=None, # Reference embeddings (default: leave-one-out among the queries)
                ref_coords=None, # Their (lat, lon)
                radii_km:tuple=(0.1, 0.5, 1.0, 5.0), # Radii of the bins
-               groups=None,
+               groups=None, # The queries' groups (with `ref_groups`; None: no group left out)
                ref_groups=None, # Leave out references of the query's group (another patch of the same target)
               ) -> dict[str, float]:
     "Fraction of queries whose top-1 neighbour lies within each radius (km) of the query."
@@ -303,7 +320,10 @@ def geo_recall(query, # Query embeddings
     return {f'within_{r:g}km': float((d <= r).mean()) for r in radii_km}
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #bbb6b4e6
-def open_set_rates(best_known, best_unknown, threshold:float) -> dict:
+def open_set_rates(best_known, # Best similarity of each query of a known building
+                   best_unknown, # Best similarity of each query of an unknown building
+                   threshold:float, # Similarities at or above it are accepted
+                  ) -> dict:
     "False-accept rate (unknown queries at or above `threshold`) and false-reject rate (known queries below it)."
     k, u = np.asarray(best_known, float), np.asarray(best_unknown, float)
     return dict(threshold=float(threshold), far=float((u >= threshold).mean()) if len(u) else float('nan'),
@@ -325,12 +345,17 @@ def open_set_threshold(best_known, # Best class-mean similarity of validation qu
     return open_set_rates(k, u, cands[i])
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #4461738a
-def ncm_probabilities(scores:torch.Tensor, temperature:float=0.05) -> torch.Tensor:
+def ncm_probabilities(scores:torch.Tensor, # (queries, classes) class-mean similarities
+                      temperature:float=0.05, # Divides the similarities before the softmax
+                     ) -> torch.Tensor:
     "Softmax of class-mean similarities at `temperature` (lower: more confident)."
     return torch.softmax(scores / temperature, dim=1)
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #b7b2077c
-def expected_calibration_error(probs:torch.Tensor, labels, n_bins:int=15) -> tuple[float, pd.DataFrame]:
+def expected_calibration_error(probs:torch.Tensor, # (n, classes) predicted probabilities
+                               labels, # (n,) true classes
+                               n_bins:int=15, # Confidence bins
+                              ) -> tuple[float, pd.DataFrame]:
     "ECE of the top-1 predictions, and the per-bin table (confidence, accuracy, count) of the reliability diagram."
     conf, pred = probs.max(1)
     correct = (pred == torch.as_tensor(np.asarray(labels)).long()).float()
@@ -346,7 +371,11 @@ def expected_calibration_error(probs:torch.Tensor, labels, n_bins:int=15) -> tup
     return ece, t
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #4c6d0847
-def plot_reliability(table:pd.DataFrame, ece:float|None=None, n_bins:int=15, fname=None):
+def plot_reliability(table:pd.DataFrame, # The per-bin table of `expected_calibration_error`
+                     ece:float|None=None, # Shown in the title
+                     n_bins:int=15, # Confidence bins (the bars' width)
+                     fname=None, # Also save the figure there
+                    ):
     "Reliability diagram: accuracy against confidence per bin; the diagonal is perfect calibration."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(4, 4))

@@ -124,11 +124,11 @@ def _asked(g:BuildingGallery, queries, k:int, rerank:str, kw:dict) -> tuple[np.n
 
 # %% ../../nbs/07f_search.answers.ipynb #e1a70253
 @patch
-def search(self:BuildingGallery,
-           queries, # Photos (file, folder, manifest, `BuildingIndex`) or embeddings
+def search(self:BuildingGallery, queries, # Photos (file, folder, manifest, `BuildingIndex`) or embeddings
            k:int=10, # Matches per query
            rerank:str='none', # Re-ranking of the index's shortlist: none, aqe, dba, sv or a combination such as 'aqe+sv' (`search.rerank`)
-           **kw) -> pd.DataFrame: # `embed`'s workers, bs, progress
+           **kw, # `embed`'s workers, bs, progress
+          ) -> pd.DataFrame:
     ("The `k` best gallery matches of each readable query: one row per (query, rank) with the match's path, building "
      "and similarity (and the re-ranker's score and inliers).")
     e, q, a = _asked(self, queries, k, rerank, kw)
@@ -136,8 +136,11 @@ def search(self:BuildingGallery,
 
 # %% ../../nbs/07f_search.answers.ipynb #2f8a49d1
 @patch
-def identify(self:BuildingGallery,
-             queries, k:int=10, rerank:str='none', **kw) -> pd.DataFrame:
+def identify(self:BuildingGallery, queries, # Photos (an image file, a folder, a manifest, a `BuildingIndex`) or embeddings (n, dim)
+             k:int=10, # Nearest photos that vote
+             rerank:str='none', # Re-ranking: 'none', or 'aqe', 'dba', 'sv' joined by + (`parse_rerank`)
+             **kw,
+            ) -> pd.DataFrame:
     ("Which building each readable query shows: the nearest building (class mean) with its calibrated confidence, or "
      "`unknown` below the open-set threshold; and the vote of its `k` nearest photos.")
     e, q, a = _asked(self, queries, k, rerank, kw)
@@ -145,8 +148,11 @@ def identify(self:BuildingGallery,
 
 # %% ../../nbs/07f_search.answers.ipynb #4fc8e349
 @patch
-def locate(self:BuildingGallery,
-           queries, k:int=10, rerank:str='none', **kw) -> pd.DataFrame:
+def locate(self:BuildingGallery, queries, # Photos (an image file, a folder, a manifest, a `BuildingIndex`) or embeddings (n, dim)
+           k:int=10, # Nearest photos the location is made from
+           rerank:str='none', # Re-ranking: 'none', or 'aqe', 'dba', 'sv' joined by + (`parse_rerank`)
+           **kw,
+          ) -> pd.DataFrame:
     ("Where each readable query was taken: the similarity-weighted position of its nearest gallery photos, with an "
      "error radius calibrated on the gallery.")
     e, q, a = _asked(self, queries, k, rerank, kw)
@@ -184,8 +190,11 @@ def _locate_table(g:BuildingGallery, e, q:pd.DataFrame, a:dict) -> pd.DataFrame:
 
 # %% ../../nbs/07f_search.answers.ipynb #9e5cde41
 @patch
-def answer(self:BuildingGallery,
-           queries, k:int=10, rerank:str='none', **kw) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def answer(self:BuildingGallery, queries, # Photos (an image file, a folder, a manifest, a `BuildingIndex`) or embeddings (n, dim)
+           k:int=10, # Matches per query
+           rerank:str='none', # Re-ranking: 'none', or 'aqe', 'dba', 'sv' joined by + (`parse_rerank`)
+           **kw,
+          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     ("`identify` and `locate` (when the gallery has labels / coordinates) in one table, the matches, and the query "
      "files skipped with their reason; the table's `rerank` says which re-ranking made them.")
     e, q, a = _asked(self, queries, k, rerank, kw)
@@ -221,7 +230,10 @@ def _map_at_r(matches:pd.DataFrame, truth:pd.Series, counts:pd.Series) -> tuple[
 
 def rerank_report(g:BuildingGallery, # The gallery
                   queries, # Labelled query photos (one folder per building, or a manifest)
-                  reranks=('none', 'aqe', 'dba', 'aqe+dba', 'sv', 'aqe+sv'), k:int=10, workers:int=2) -> pd.DataFrame:
+                  reranks=('none', 'aqe', 'dba', 'aqe+dba', 'sv', 'aqe+sv'), # The re-rankings compared (`parse_rerank` specs)
+                  k:int=10, # Matches per query
+                  workers:int=2, # Processes that check and load the photos
+                 ) -> pd.DataFrame:
     "Each re-ranking's answers to the same labelled queries, as numbers: one column per re-ranking."
     import time
     e, q = g.embed(queries, workers=workers, progress=False)
@@ -255,7 +267,9 @@ def explorer(self:BuildingGallery, **kw):
 def plot_answer(query:str, # The query photo
                 matches:pd.DataFrame, # Its rows of `answer`'s matches (rank order)
                 row:pd.Series|None=None, # Its row of `answer`'s table (the predicted building, confidence, location)
-                n:int=5, fname=None):
+                n:int=5, # Matches shown
+                fname=None, # Also save the figure there
+               ):
     ("The query beside its `n` best matches; frames green (same building as the query's known one) or red (another), "
      "grey when the query's building is not known.")
     import matplotlib.pyplot as plt

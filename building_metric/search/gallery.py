@@ -36,7 +36,8 @@ __all__ = ['pd', 'ROWS_IN_MEMORY', 'COMPACT_PARTS', 'query_index', 'BuildingGall
 def _is_cache(p:Path) -> bool: return p.suffix.lower() in ('.h5', '.hdf5')
 
 def query_index(path:str|Path, # An image file, a folder (any layout, or loose images), or a CSV manifest
-                workers:int=2) -> BuildingIndex:
+                workers:int=2, # Processes that check the photos
+               ) -> BuildingIndex:
     ("The photos of `path`, each checked (unreadable ones are kept as skipped rows with their reason); labels and "
      "coordinates when its layout gives them.")
     p = Path(path)
@@ -142,7 +143,8 @@ class BuildingGallery:
                 ['lat', 'lon']].to_numpy(float)
         return self._coords
     def rows_at(self, idx:np.ndarray, # Gallery rows (-1 counts from the end, as numpy does)
-                columns=('path', 'label', 'group', 'lat', 'lon')) -> pd.DataFrame:
+                columns=('path', 'label', 'group', 'lat', 'lon'), # Columns of the rows to read
+               ) -> pd.DataFrame:
         ("The rows `idx` of `rows`; read from the parts alone (not the whole table) in a gallery of over a million "
          "photos whose table is not loaded.")
         idx = np.asarray(idx, np.int64)
@@ -233,8 +235,7 @@ def _new_part(out:Path, emb, rows:pd.DataFrame, codes:np.ndarray) -> dict:
     return dict(file=f'parts/{f}', fingerprint=fp, n=len(emb))
 
 @patch(cls_method=True)
-def build(cls:BuildingGallery,
-          model, # A `bm-train` run folder or checkpoint, an `.onnx` export, an `Embedder`, or a `SearchModel`
+def build(cls:BuildingGallery, model, # A `bm-train` run folder or checkpoint, an `.onnx` export, an `Embedder`, or a `SearchModel`
           images, # The known photos: an image folder (any layout), a CSV manifest, or a feature cache (.h5) made with the model's extractors
           out:str|Path, # Gallery folder to write (resumable: run the same call again after a kill)
           kind:str='auto', # Search index: auto, exact, flat, ivf, ivfpq, hnsw (see `choose_kind`)
@@ -242,7 +243,11 @@ def build(cls:BuildingGallery,
           rebuild:bool=False, # Replace a gallery made by another model or of other photos
           tta:str='none', # Test-time augmentation: each photo embedded as the mean of these views (`TTA_MODES`); queries follow
           dba:bool=False, # Keep database-side augmented embeddings (`database_augment`) for rerank='dba'; `add` recomputes them
-          workers:int=2, bs:int=32, progress:bool|None=None, shard_rows:int=1024, seed:int=0,
+          workers:int=2, # Processes that check and load the photos
+          bs:int=32, # Photos per forward pass
+          progress:bool|None=None, # Show a progress bar (None: when there are many photos)
+          shard_rows:int=1024, # Photos per shard of the feature cache (a killed build resumes from the last shard written)
+          seed:int=0, # Random seed of the index's training and the calibration's queries
           log=print, # Where the progress lines go (None: nowhere)
          ) -> BuildingGallery:
     "Embed the known photos with `model`, index them, calibrate the answers on them; returns the opened gallery."
@@ -284,9 +289,11 @@ def build(cls:BuildingGallery,
 
 # %% ../../nbs/07e_search.gallery.ipynb #efdf36ac
 @patch
-def add(self:BuildingGallery,
-        images, # New photos: an image folder (any layout) or a CSV manifest
-        workers:int=2, bs:int=32, progress:bool|None=None, log=print,
+def add(self:BuildingGallery, images, # New photos: an image folder (any layout) or a CSV manifest
+        workers:int=2, # Processes that check and load the photos
+        bs:int=32, # Photos per forward pass
+        progress:bool|None=None, # Show a progress bar (None: when there are many photos)
+        log=print, # Called with each progress message
         compact:bool|None=None, # One part and a new index afterwards (default: past `COMPACT_PARTS` parts, or doubled since the index was trained)
        ) -> int:
     ("Embed the photos of `images` that the gallery does not hold yet and append them as a new part, adding them to "
@@ -339,13 +346,15 @@ def _append(g:BuildingGallery, m:SearchModel|None, emb:np.ndarray, rows:pd.DataF
 
 # %% ../../nbs/07e_search.gallery.ipynb #7f4e8956
 @patch(cls_method=True)
-def from_embeddings(cls:BuildingGallery,
-                    emb, # (n, dim) embeddings made by any model (L2-normalised here)
+def from_embeddings(cls:BuildingGallery, emb, # (n, dim) embeddings made by any model (L2-normalised here)
                     out:str|Path, # New gallery folder
                     labels=None, # (n,) their buildings ('' for none)
                     paths=None, # (n,) their photo paths or ids
                     coords=None, # (n, 2) their latitude and longitude
-                    kind:str='auto', seed:int=0, log=print) -> BuildingGallery:
+                    kind:str='auto', # Search index: auto, exact, flat, ivf, ivfpq, hnsw (see `choose_kind`)
+                    seed:int=0, # Random seed of the index's training and the calibration's queries
+                    log=print, # Called with each progress message
+                   ) -> BuildingGallery:
     ("A gallery of embeddings made elsewhere: indexed and calibrated as `build` does; ask it with query embeddings "
      "(or photos, opened with the `model=` that made the embeddings).")
     log, out = log or (lambda *a: None), Path(out)
@@ -359,12 +368,13 @@ def from_embeddings(cls:BuildingGallery,
     return cls(out)
 
 @patch
-def add_embeddings(self:BuildingGallery,
-                   emb, # (n, dim) embeddings of the same model (L2-normalised here)
+def add_embeddings(self:BuildingGallery, emb, # (n, dim) embeddings of the same model (L2-normalised here)
                    labels=None, # (n,) their buildings ('' for none)
                    paths=None, # (n,) their photo paths or ids
                    coords=None, # (n, 2) their latitude and longitude
-                   compact:bool|None=None, log=print) -> int:
+                   compact:bool|None=None, # One part and a new index afterwards (default: past `COMPACT_PARTS` parts, or doubled since the index was trained)
+                   log=print, # Called with each progress message
+                  ) -> int:
     "Append embeddings made elsewhere (by the gallery's model) as `add` appends photos; returns how many."
     with WriterLock(self.path, 'gallery'):
         x, rows = embedding_rows(emb, labels, paths, coords, start=len(self))
@@ -379,10 +389,9 @@ def threshold(self:BuildingGallery) -> float|None:
     return self._threshold if self._threshold is not None else self.calibration.get('threshold')
 
 @patch
-def set_threshold(self:BuildingGallery,
-                  threshold:float|None=None, # A similarity; None: the calibrated threshold (or the one for `target_far`)
-                  # The threshold whose false-accept rate on the calibration is at most this
-                  target_far:float|None=None) -> dict:
+def set_threshold(self:BuildingGallery, threshold:float|None=None, # A similarity; None: the calibrated threshold (or the one for `target_far`)
+                  target_far:float|None=None, # The threshold whose false-accept rate on the calibration is at most this
+                 ) -> dict:
     ("Choose the open-set threshold; returns it with its false-accept rate (unknown photos accepted) and false-reject "
      "rate (known photos said unknown) on the gallery's calibration, and where it came from.")
     c, s = self.calibration, self.calibration.get('scores')
@@ -410,15 +419,18 @@ def augmented(self:BuildingGallery) -> np.ndarray:
     return self._dba
 
 @patch
-def local_features(self:BuildingGallery, workers:int=2, log=None) -> LocalFeatures:
+def local_features(self:BuildingGallery, workers:int=2, # Processes that describe the photos
+                   log=None, # Called with each progress message (None: none)
+                  ) -> LocalFeatures:
     "The local features of the gallery's photos, for spatial verification (described once, kept in `local.h5`)."
     return LocalFeatures(self.path).ensure(self.rows.path.tolist(), workers, log)
 
 # %% ../../nbs/07e_search.gallery.ipynb #73ab976c
 @patch
-def embed(self:BuildingGallery,
-          queries, # Photos (an image file, a folder, a manifest, a `BuildingIndex`) or embeddings (n, dim)
-          workers:int=2, bs:int=32, progress:bool|None=None,
+def embed(self:BuildingGallery, queries, # Photos (an image file, a folder, a manifest, a `BuildingIndex`) or embeddings (n, dim)
+          workers:int=2, # Processes that check and load the photos
+          bs:int=32, # Photos per forward pass
+          progress:bool|None=None, # Show a progress bar (None: when there are many photos)
           cache_dir:str|Path|None=None, # Keep the queries' features here (default: a temporary folder, deleted after)
          ) -> tuple[np.ndarray, pd.DataFrame]:
     ("Embeddings of the readable query photos and their rows (path, label, lat, lon; status and reason of every file, "

@@ -65,8 +65,8 @@ class SearchModel:
                  head:nn.Module|None, # Concatenated features -> embeddings (None: the features are the embeddings)
                  source:str, # Where the model comes from (shown in reports, stored in the gallery)
                  seed:int=0, # The seed its extractors' random weights were made with (tests)
-                 # Test-time augmentation: a photo's embedding is the mean of these views' (`TTA_MODES`)
-                 tta:str='none'):
+                 tta:str='none', # Test-time augmentation: a photo's embedding is the mean of these views' (`TTA_MODES`)
+                ):
         self.extractors, self.head, self.source, self.seed = list(extractors), (head.eval() if head is not None else None), str(source), seed
         tta_names([], tta)   # (an unknown mode fails here)
         self.tta = tta
@@ -90,7 +90,9 @@ class SearchModel:
 
     @classmethod
     def from_embedder(cls, model:nn.Module, # Images -> embeddings, with a `preprocess` (an `Embedder`)
-                      name:str='embedder', source:str='embedder'):
+                      name:str='embedder', # The name of its one extractor (as a feature cache names it)
+                      source:str='embedder', # Where the model comes from (shown in reports, stored in the gallery)
+                     ):
         "An end-to-end model: its preprocessing and forward pass make the embeddings."
         pre = getattr(model, 'preprocess', None)
         if pre is None:
@@ -136,7 +138,8 @@ class SearchModel:
                        n if w is None else f'{n}={w}' for n, w in specs), seed=seed)
 
     @classmethod
-    def create(cls, model) -> 'SearchModel':
+    def create(cls, model, # A `SearchModel`, a `bm-train` or `bm-staged` run folder or checkpoint, an `.onnx` file, an `Embedder`, or `frozen:<extractors>`
+              ) -> 'SearchModel':
         ("A `SearchModel` from what a user has: itself, a run folder or checkpoint, an `.onnx` file, an `Embedder`, or "
          "`frozen:<extractors>`.")
         if isinstance(model, SearchModel): return model
@@ -154,13 +157,16 @@ class SearchModel:
         "Whether the model is torch (it can be explained); an ONNX graph is not."
         return not any(isinstance(getattr(e.model, 'net', None), _OnnxNet) for e in self.extractors)
 
-    def with_tta(self, tta:str) -> 'SearchModel':
+    def with_tta(self, tta:str, # A test-time augmentation mode of `TTA_MODES`
+                ) -> 'SearchModel':
         "The same model, embedding with the test-time views of `tta`."
         tta_names([], tta)
         m = copy.copy(self); m.tta = tta
         return m
 
-    def embed_cache(self, cache:str|Path, chunk:int=4096) -> np.ndarray:
+    def embed_cache(self, cache:str|Path, # A feature cache with this model's extractors
+                    chunk:int=4096, # Rows read at a time
+                   ) -> np.ndarray:
         "L2-normalised embeddings (float32) of every row of a feature cache with this model's extractors."
         with FeatureCache(cache) as c:
             views = tta_names(self.names, self.tta)
@@ -175,8 +181,13 @@ class SearchModel:
                     out.append(tta_mean([self.head(x) if self.head is not None else x for x in xs]).numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
-    def features(self, index:BuildingIndex, path:str|Path, workers:int=2, bs:int=32, progress:bool|None=None,
-                 shard_rows:int=1024) -> Path:
+    def features(self, index:BuildingIndex, # The photos
+                 path:str|Path, # The feature cache to write (or resume)
+                 workers:int=2, # Processes that check and load the photos
+                 bs:int=32, # Photos per forward pass
+                 progress:bool|None=None, # Show a progress bar (None: when there are many photos)
+                 shard_rows:int=1024, # Photos per shard of the cache
+                ) -> Path:
         ("Extract the features of `index`'s kept images into the cache `path` (resumable: shards of `shard_rows` "
          "survive a kill).")
         progress = show_progress(progress)
@@ -188,7 +199,8 @@ class SearchModel:
                                 shard_rows=shard_rows)
 
 # %% ../../nbs/07c_search.model.ipynb #10928356
-def staged_snapshot(run:Path) -> Path|None:
+def staged_snapshot(run:Path, # A run folder or a file
+                   ) -> Path|None:
     ("The model a `bm-staged` run hands on (`snapshots/distill.pth`, else `arcface.pth`, else `supcon.pth`), or `run` "
      "itself when it is such a snapshot; None for anything else.")
     if run.suffix == '.pth':

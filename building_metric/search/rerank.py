@@ -26,7 +26,8 @@ __all__ = ['RERANK_STEPS', 'SV_DEFAULTS', 'parse_rerank', 'database_augment', 'q
 RERANK_STEPS = ('dba', 'aqe', 'sv')
 "The re-rankers, in the order they apply: `rerank='aqe+sv'` names any of them joined by `+` ('none': no re-ranking)."
 
-def parse_rerank(spec:str|None) -> tuple[str, ...]:
+def parse_rerank(spec:str|None, # 'none', 'aqe', 'dba', 'sv', or several joined by + (None: 'none')
+                ) -> tuple[str, ...]:
     "The steps of a `rerank` spec ('none', 'aqe', 'dba', 'sv' or a combination such as 'aqe+sv'), in applying order."
     if spec in (None, '', 'none'): return ()
     parts = str(spec).lower().replace(' ', '').split('+')
@@ -47,7 +48,8 @@ def database_augment(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
                      index=None, # A search index over `emb` (default: exact search)
                      n:int=3, # Neighbours summed (the photo itself included)
                      alpha:float=3.0, # The exponent of their weights
-                     chunk:int=8192) -> np.ndarray:
+                     chunk:int=8192, # Gallery rows searched at a time
+                    ) -> np.ndarray:
     ("DBA: each embedding replaced by the L2-normalised sum of its `n` nearest gallery embeddings weighted by "
      "similarity^α.")
     from building_metric.retrieval.index import ExactIndex
@@ -62,7 +64,9 @@ def database_augment(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
 def query_expand(q:np.ndarray, # (m, dim) L2-normalised queries
                  cand:np.ndarray, # (m, s, dim) their shortlist's embeddings, best first
                  sims:np.ndarray, # (m, s) the queries' similarities to them
-                 n:int=3, alpha:float=3.0) -> np.ndarray:
+                 n:int=3, # Best matches summed with the query
+                 alpha:float=3.0, # The exponent of their weights
+                ) -> np.ndarray:
     "αQE: each query replaced by the L2-normalised sum of itself and its `n` best matches weighted by similarity^α."
     w = np.maximum(sims[:, :n], 0) ** alpha
     return _unit(q + np.einsum('mn,mnd->md', w, cand[:, :n]))
@@ -73,7 +77,9 @@ def opencv():
     return require('cv2', "spatial verification (rerank 'sv')", 'verify', package='opencv-python-headless')
 
 def local_features(image, # A photo (path or PIL image)
-                   max_side:int=640, n:int=500) -> tuple[np.ndarray, np.ndarray]:
+                   max_side:int=640, # A larger photo is scaled down so that its longer side is this, in pixels
+                   n:int=500, # Keypoints kept at most (the strongest)
+                  ) -> tuple[np.ndarray, np.ndarray]:
     "SIFT keypoints `(k, 2)` (x, y in the photo scaled to `max_side`) and their descriptors `(k, 128)` uint8."
     cv2 = opencv()
     try: im = load_image(image) if isinstance(image, (str, Path)) else image
@@ -92,7 +98,8 @@ def count_inliers(a:tuple, # `local_features` of one photo
                   mutual:bool=True, # Keep a match only when each keypoint is the other's nearest (one-to-one)
                   model:str='homography', # or 'fundamental'
                   px:float=8.0, # Inlier distance, in pixels of the scaled photos
-                  min_matches:int=8) -> int:
+                  min_matches:int=8, # Fewer matches than this fit no model: 0 inliers
+                 ) -> int:
     "Keypoint matches between two photos that one geometric model explains (0 when too few matches to fit one)."
     (ka, da), (kb, db) = a, b
     if len(da) < 2 or len(db) < 2: return 0
@@ -114,7 +121,10 @@ def count_inliers(a:tuple, # `local_features` of one photo
 # %% ../../nbs/07j_search.rerank.ipynb #2bf5a2bb
 class LocalFeatures:
     "The local features of a gallery's photos, kept in `local.h5` in its folder (read on demand)."
-    def __init__(self, folder:str|Path, max_side:int=640, n:int=500):
+    def __init__(self, folder:str|Path, # The gallery folder
+                 max_side:int=640, # Larger photos are scaled down so that their longer side is this, in pixels
+                 n:int=500, # Keypoints kept per photo at most
+                ):
         self.path, self.max_side, self.n = Path(folder)/'local.h5', max_side, n
         self._rows = None
 
@@ -124,7 +134,10 @@ class LocalFeatures:
             if (f.attrs.get('max_side'), f.attrs.get('n')) != (self.max_side, self.n): return {}
             return {p: i for i, p in enumerate(f['paths'].asstr()[:])}
 
-    def ensure(self, paths, workers:int=2, log=None) -> 'LocalFeatures':
+    def ensure(self, paths, # Photo files
+               workers:int=2, # Processes that describe them
+               log=None, # Called with each progress message (None: none)
+              ) -> 'LocalFeatures':
         "Describe the photos of `paths` not described yet, and keep them (the file is replaced atomically)."
         have = self._read_rows()
         todo = sorted(set(map(str, paths)) - set(have))
@@ -147,7 +160,8 @@ class LocalFeatures:
             f['desc'] = np.concatenate([d for _, d in feats]) if feats else np.zeros((0, 128), np.uint8)
         os.replace(tmp, self.path)
 
-    def get(self, path) -> tuple[np.ndarray, np.ndarray]:
+    def get(self, path, # A described photo
+           ) -> tuple[np.ndarray, np.ndarray]:
         "The keypoints and descriptors of one described photo."
         rows = self._rows if self._rows is not None else self._read_rows()
         i = rows[str(path)]
@@ -199,9 +213,14 @@ def rerank_shortlist(q:np.ndarray, # (m, dim) L2-normalised queries
                      steps:tuple, # `parse_rerank`'s steps
                      sims:np.ndarray|None=None, # (m, s) the index's similarities of the shortlist (computed when not given)
                      dba:np.ndarray|None=None, # (n, dim) the gallery's DBA embeddings (needed for 'dba')
-                     paths=None, gallery_paths=None,
+                     paths=None, # The query photos (for 'sv')
+                     gallery_paths=None, # The gallery's photos, by row (for 'sv')
                      store:LocalFeatures|None=None, # Query photos, gallery photos and their local features (for 'sv')
-                     n:int=3, alpha:float=3.0, workers:int=2, sv:dict|None=None) -> dict:
+                     n:int=3, # Neighbours summed by DBA and query expansion
+                     alpha:float=3.0, # The exponent of their similarity weights
+                     workers:int=2, # Processes that describe the query photos (for 'sv')
+                     sv:dict|None=None, # Spatial verification settings over `SV_DEFAULTS` (top, min_inliers, full, ...)
+                    ) -> dict:
     "The shortlist re-ordered by the re-rankers: `idx`, `score`, `inliers` (m, s), and `sv_ms` per query."
     sv = {**SV_DEFAULTS, **(sv or {})}
     base = dba if 'dba' in steps else emb

@@ -30,7 +30,10 @@ MAX_BYTES = 32 * 2**20
 
 class RequestError(Exception):
     "A request the server refuses: its HTTP status and one line saying what is wrong and what to do."
-    def __init__(self, status:int, message:str): super().__init__(message); self.status = status
+    def __init__(self, status:int, # The HTTP status
+                 message:str, # What is wrong and what to do
+                ):
+        super().__init__(message); self.status = status
 
 def _suffix(fmt:str) -> str:
     "The first of the library's image suffixes (`IMAGE_EXTENSIONS`) that PIL gives to format `fmt`."
@@ -88,7 +91,11 @@ class AnswerServer(ThreadingHTTPServer):
                     model=g.model.fingerprint, k=self.k, rerank=self.rerank, answered=self.answered,
                     refused=self.refused)
 
-    def answer(self, path:Path, name:str, k:int, rerank:str) -> dict:
+    def answer(self, path:Path, # The uploaded photo, saved
+               name:str, # Its name as the client gave it
+               k:int, # Matches per query
+               rerank:str, # Re-ranking: 'none', or 'aqe', 'dba', 'sv' joined by + (`parse_rerank`)
+              ) -> dict:
         "The gallery's answer about the photo at `path`, as `bm-search` writes it in results.json (`query`: `name`)."
         with self.lock:   # one answer at a time: the model uses every core already
             t, m, skipped = self.gallery.answer(path, k=k, rerank=rerank, workers=0, progress=False)
@@ -182,7 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 # %% ../../nbs/07l_search.serve.ipynb #3da016af
 def serve(server:AnswerServer, # A server, bound
-          log=print) -> dict:
+          log=print, # Called with each progress message
+         ) -> dict:
     "Answer until SIGINT or SIGTERM, then stop cleanly: open requests finish, the socket closes; returns the counts."
     stop = lambda *_: threading.Thread(target=server.shutdown, daemon=True).start()   # (not from serve_forever's thread)
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)} \

@@ -34,7 +34,8 @@ def _write_json(path:Path, obj:dict):
 def split_gallery(gallery, # A `BuildingGallery` or its folder
                   out:str|Path, # Folder of the shards (`shard-000`, ... and `shards.json`)
                   shards:int, # How many
-                  seed:int=0) -> Path:
+                  seed:int=0, # Random seed of each shard's index training
+                 ) -> Path:
     ("Split a gallery into `shards` galleries of consecutive photos, each indexed like the gallery (its kind) and "
      "holding the gallery's buildings and calibration; returns `out`, which `ShardedGallery` opens.")
     g = gallery if isinstance(gallery, BuildingGallery) else BuildingGallery(gallery)
@@ -76,7 +77,10 @@ def _gather_objects(x) -> list:
     dist.all_gather_object(out, x)
     return out
 
-def merge_top_k(sims:np.ndarray, idx:np.ndarray, k:int) -> tuple[np.ndarray, np.ndarray]:
+def merge_top_k(sims:np.ndarray, # (m, c) similarities of the candidates
+                idx:np.ndarray, # (m, c) their gallery rows (-1: none)
+                k:int, # Matches kept per query
+               ) -> tuple[np.ndarray, np.ndarray]:
     "The `k` best of candidate matches (m, c) from several searches: by similarity, ties to the lower row, -1 rows last."
     sims = np.where(idx >= 0, sims, -np.inf)
     o = np.argsort(np.where(idx >= 0, idx, np.iinfo(np.int64).max), 1, kind='stable')
@@ -92,7 +96,9 @@ class ShardedIndex:
                 ): self.local, self.n = local, n
     def __len__(self): return self.n
 
-    def search(self, q, k:int=10) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, q, # (m, dim) L2-normalised queries
+               k:int=10, # Matches per query
+              ) -> tuple[np.ndarray, np.ndarray]:
         "Similarities (m, k) and gallery rows (m, k) of the `k` best matches in the whole gallery, best first."
         k, m = min(k, self.n), len(q)
         s, j = [np.full((m, k), -np.inf, np.float32)], [np.full((m, k), -1, np.int64)]   # (k columns on every process)
@@ -105,7 +111,10 @@ class ShardedIndex:
 class ShardedGallery(BuildingGallery):
     ("A sharded gallery (`split_gallery`) opened by one of several processes: its shards searched there, the answers "
      "merged; `search`, `identify`, `locate` and `answer` as on a `BuildingGallery`.")
-    def __init__(self, path:str|Path, model=None, tta:str|None=None):
+    def __init__(self, path:str|Path, # The folder `split_gallery` wrote
+                 model=None, # The model to embed queries with (default: the one the gallery was built with)
+                 tta:str|None=None, # Test-time views of the queries (`TTA_MODES`; default: the gallery's own)
+                ):
         self.path = Path(path)
         if not (self.path/'shards.json').is_file():
             raise BuildingMetricError(f"no sharded gallery at {str(self.path)!r}", "split one with split_gallery (bm-index --shards N)")
@@ -130,7 +139,12 @@ class ShardedGallery(BuildingGallery):
         allx = {i: x for d in _gather_objects(mine) for i, x in d.items()}
         return np.concatenate([allx[i] for i in range(len(self.spec['shards']))])
 
-    def embed(self, queries, workers:int=2, bs:int=32, progress:bool|None=None, cache_dir:str|Path|None=None):
+    def embed(self, queries, # Photos (an image file, a folder, a manifest, a `BuildingIndex`) or embeddings (n, dim)
+              workers:int=2, # Processes that check and load the photos
+              bs:int=32, # Photos per forward pass
+              progress:bool|None=None, # Show a progress bar (None: when there are many photos)
+              cache_dir:str|Path|None=None, # Keep the queries' features here (every process must see it; default: a temporary folder)
+             ):
         ("As `BuildingGallery.embed`, the query photos' features extracted by every process together into one folder "
          "(`cache_dir`, which every process must see; default: a temporary folder of process 0, on one machine).")
         if isinstance(queries, (np.ndarray, torch.Tensor)) or cache_dir is not None:
@@ -154,7 +168,9 @@ class ShardedGallery(BuildingGallery):
         raise BuildingMetricError("photos are added to the whole gallery, not to its shards",
                                   "add them to the gallery (bm-index --add), then split it again")
 
-    def rows_at(self, idx:np.ndarray, columns=('path', 'label', 'group', 'lat', 'lon')) -> pd.DataFrame:
+    def rows_at(self, idx:np.ndarray, # Rows of the whole gallery
+                columns=('path', 'label', 'group', 'lat', 'lon'), # Columns of the rows to read
+               ) -> pd.DataFrame:
         "The rows `idx` of the whole gallery, each read by the process that holds its shard (every process asks the same)."
         idx = np.asarray(idx, np.int64)
         idx = np.where(idx < 0, idx + len(self), idx)

@@ -37,7 +37,8 @@ def write_part(folder:str|Path, # The gallery's `parts/` folder
                emb, # (n, dim) L2-normalised embeddings (an array, or anything sliced like one)
                rows:pd.DataFrame, # Their path, label, group, lat, lon
                codes:np.ndarray, # Their building codes (-1: no building)
-               block:int=262144) -> tuple[str, str]:
+               block:int=262144, # Rows written at a time
+              ) -> tuple[str, str]:
     ("Write one part under a temporary name, then rename it to its fingerprint (the SHA-256 of its float32 "
      "embeddings); returns (fingerprint, file name).")
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
@@ -68,7 +69,9 @@ def _opened(path:Path) -> h5py.File:
         raise BuildingMetricError(f"{str(path)!r} is not a building_metric gallery", "pass a folder written by bm-index")
     return f
 
-def open_part(path:str|Path, fingerprint:str|None=None) -> np.ndarray:
+def open_part(path:str|Path, # The part's file
+              fingerprint:str|None=None, # The SHA-256 the gallery expects (None: not checked)
+             ) -> np.ndarray:
     ("The embeddings of a part, memory-mapped (read into memory when the file stores them in chunks, as galleries of "
      "format 2 did); checked against the `fingerprint` the gallery expects.")
     path = Path(path)
@@ -82,7 +85,9 @@ def open_part(path:str|Path, fingerprint:str|None=None) -> np.ndarray:
         shape, dtype = ds.shape, ds.dtype
     return np.memmap(path, dtype=dtype, mode='r', offset=off, shape=shape)
 
-def read_rows(paths:list, columns=('path', 'label', 'group', 'lat', 'lon')) -> pd.DataFrame:
+def read_rows(paths:list, # Part files
+              columns=('path', 'label', 'group', 'lat', 'lon'), # Columns of the rows to read
+             ) -> pd.DataFrame:
     "The rows of the parts `paths`, one after the other."
     out = []
     for p in paths:
@@ -121,7 +126,8 @@ class GalleryManifest:
     extra:dict=field(default_factory=dict) # Keys this version does not know, kept and written back
 
     @classmethod
-    def from_dict(cls, d:dict) -> GalleryManifest:
+    def from_dict(cls, d:dict, # A `gallery.json` as loaded
+                 ) -> GalleryManifest:
         "A manifest of any version: missing keys take their defaults, unknown ones go to `extra`."
         names = {f.name for f in fields(cls)} - {'extra'}
         return cls(**{k: v for k, v in d.items() if k in names}, extra={k: v for k, v in d.items() if k not in names})
@@ -132,12 +138,14 @@ class GalleryManifest:
                    if f.name != 'extra' and getattr(self, f.name) is not None}, **self.extra}
 
     @classmethod
-    def read(cls, folder:str|Path) -> GalleryManifest:
+    def read(cls, folder:str|Path, # A gallery folder
+            ) -> GalleryManifest:
         "The manifest of the gallery in `folder` (an empty one where there is no `gallery.json`)."
         f = Path(folder)/'gallery.json'
         return cls.from_dict(json.loads(f.read_text())) if f.is_file() else cls()
 
-    def write(self, folder:str|Path):
+    def write(self, folder:str|Path, # The gallery folder
+             ):
         "Write `gallery.json` under a temporary name and rename it into place: a reader sees the old or the new."
         f = Path(folder)/'gallery.json'
         f.with_suffix('.json.tmp').write_text(json.dumps(self.to_dict(), indent=2)); os.replace(f.with_suffix('.json.tmp'), f)
@@ -182,14 +190,17 @@ class Embeddings:
             m = part == p; out[m] = take_rows(self.parts[p], flat[m] - self.offsets[p])
         return out.reshape(*i.shape, self.shape[1])
 
-def joined(parts:list):
+def joined(parts:list, # Memory-mapped embeddings of each part, in order
+          ):
     "The embeddings of `parts`: the part itself when there is one, else `Embeddings`."
     return parts[0] if len(parts) == 1 else Embeddings(parts)
 
 # %% ../../nbs/07da_search.store.ipynb #38388450
 def read_rows_at(paths:list, # The parts
                  sizes:list, # Their numbers of photos
-                 idx:np.ndarray, columns=('path', 'label', 'group', 'lat', 'lon')) -> pd.DataFrame:
+                 idx:np.ndarray, # Rows of the parts end to end
+                 columns=('path', 'label', 'group', 'lat', 'lon'), # Columns of the rows to read
+                ) -> pd.DataFrame:
     "The rows `idx` (of the parts end to end; -1 counts from the end) read from the parts alone, not whole tables."
     off = np.cumsum([0] + list(sizes))
     idx = np.asarray(idx, np.int64)
@@ -203,7 +214,8 @@ def read_rows_at(paths:list, # The parts
             for c in columns: out[c][m] = (h[f'rows/{c}'].asstr() if c in ('path', 'label', 'group') else h[f'rows/{c}'])[u][inv]
     return pd.DataFrame(out)
 
-def read_v2(path:Path) -> tuple[np.ndarray, pd.DataFrame, dict, tuple]:
+def read_v2(path:Path, # A `gallery.h5`
+           ) -> tuple[np.ndarray, pd.DataFrame, dict, tuple]:
     "Embeddings (in memory), rows, attributes and building sums of a gallery of format 1 or 2 (one `gallery.h5`)."
     with _opened(Path(path)) as f:
         emb = f['embeddings'][:]
@@ -214,12 +226,20 @@ def read_v2(path:Path) -> tuple[np.ndarray, pd.DataFrame, dict, tuple]:
         else: b = building_sums(emb, rows.label.to_numpy())   # (a version 1 gallery)
         return emb, rows, dict(f.attrs), b
 
-def label_codes(labels, names:np.ndarray) -> np.ndarray:
+def label_codes(labels, # Each photo's building ('' for none)
+                names:np.ndarray, # The sorted building names
+               ) -> np.ndarray:
     "Each label's row in the sorted `names` (-1: no building)."
     lab = np.asarray(labels).astype(str)
     return np.where(lab != '', np.searchsorted(names, lab), -1).astype(np.int32)
 
-def embedding_rows(emb, labels, paths, coords, start:int=0, block:int=262144) -> tuple[np.ndarray, pd.DataFrame]:
+def embedding_rows(emb, # (n, dim) embeddings
+                   labels, # (n,) their buildings ('' for none; None: no labels)
+                   paths, # (n,) their paths or ids (None: numbered from `start`)
+                   coords, # (n, 2) their latitude and longitude (None: unknown)
+                   start:int=0, # Number of the first row, for ids made up
+                   block:int=262144, # Rows whose norms are checked at a time
+                  ) -> tuple[np.ndarray, pd.DataFrame]:
     "Embeddings made elsewhere as a gallery keeps them: L2-normalised (a copy only when they are not), and their rows."
     x = np.asarray(emb, np.float32)
     if x.ndim != 2: raise BuildingMetricError(f"embeddings of shape {x.shape}", "pass an (n, dim) array")
@@ -257,7 +277,10 @@ def append_buildings(old:tuple|None, # (names, sums, counts) of the gallery's bu
     codes = np.array([pos.get(u, -1) if u else -1 for u in uniq], np.int32)[inv]
     return (allnames, s, c), codes
 
-def write_buildings(folder:str|Path, buildings:tuple, fingerprint:str) -> str:
+def write_buildings(folder:str|Path, # The gallery folder
+                    buildings:tuple, # (names, sums, counts)
+                    fingerprint:str, # Names the file: the fingerprint of the gallery's parts
+                   ) -> str:
     "Keep the buildings (names, sums, counts) in `buildings-<fingerprint>.h5`, renamed into place; returns its name."
     name = f'buildings-{fingerprint}.h5'
     tmp = Path(folder)/(name + '.tmp')
@@ -267,13 +290,16 @@ def write_buildings(folder:str|Path, buildings:tuple, fingerprint:str) -> str:
     os.replace(tmp, Path(folder)/name)
     return name
 
-def read_buildings(path:str|Path, sums:bool=True) -> tuple:
+def read_buildings(path:str|Path, # A buildings file
+                   sums:bool=True, # Return the sums (False: the L2-normalised means)
+                  ) -> tuple:
     "(names, sums, counts) from a buildings file; with `sums=False`, the L2-normalised means in their place."
     with _opened(Path(path)) as f:
         s = f['sums'][:]
         return f['names'].asstr()[:].astype(str), s if sums else building_means(s), f['counts'][:]
 
-def parts_codes(paths:list) -> np.ndarray:
+def parts_codes(paths:list, # Part files
+               ) -> np.ndarray:
     "The building codes of the photos of the parts `paths` (int32, -1: no building)."
     out = []
     for p in paths:

@@ -33,7 +33,8 @@ __all__ = ['read_classes', 'SegmentationPairs', 'PadCrop', 'seg_augmentations', 
            'synthetic_elements', 'element_dataloaders']
 
 # %% ../../nbs/08_segmentation.data.ipynb #27025d63
-def read_classes(root:Path) -> list[str]|None:
+def read_classes(root:Path, # A segmentation folder
+                ) -> list[str]|None:
     "Class names from `root/classes.txt` (`index name` per line, indices 0..N-1 in order), or None if there is none."
     f = Path(root)/'classes.txt'
     if not f.is_file(): return None
@@ -65,13 +66,18 @@ def _check_pair(pair:tuple, n_classes:int|None) -> str:
 
 class SegmentationPairs:
     "The image/mask pairs of a segmentation folder, checked; `items` has columns image, mask, split."
-    def __init__(self, items:pd.DataFrame, root:Path, classes:list[str], problems:list[str]):
+    def __init__(self, items:pd.DataFrame, # One row per pair: image, mask, split
+                 root:Path, # The folder
+                 classes:list[str], # The class names
+                 problems:list[str], # What the check found odd but usable
+                ):
         self.items, self.root, self.classes, self.problems = items, Path(root), classes, problems
 
     @classmethod
     def from_folder(cls, root:str|Path, # Folder with images/{split}/ and masks/{split}/ (and optionally classes.txt)
                     classes:list[str]|None=None, # Class names (default: classes.txt, else 0..max mask value)
-                    n_workers:int=2):
+                    n_workers:int=2, # Processes that check the pairs
+                   ):
         "Pair every image with its mask (same stem) and check the pairs."
         root = Path(root)
         if not (root/'images').is_dir() or not (root/'masks').is_dir():
@@ -117,18 +123,26 @@ class PadCrop(RandTransform):
     ("Random crop with padding, on the training set: pad the image (reflection) and its mask (`fill`: not a class) "
      "by `pad` pixels on each side, then crop back to the original size at one random offset for both.")
     split_idx, order = 0, 2   # after Resize
-    def __init__(self, pad:int=16, fill:int=255):
+    def __init__(self, pad:int=16, # Pixels of padding on each side
+                 fill:int=255, # Mask value of the padding (not a class: ignored)
+                ):
         super().__init__(p=1.0)
         self.pad, self.fill = pad, fill
-    def before_call(self, b, split_idx):
+    def before_call(self, b, # The item: image and mask
+                    split_idx, # 0 for the training set (only it is cropped)
+                   ):
         super().before_call(b, split_idx)
         self.dx, self.dy = (int(v) for v in np.random.randint(0, 2 * self.pad + 1, 2))
     def _crop(self, a:np.ndarray, mode:str, **kw) -> np.ndarray:
         p = self.pad
         a = np.pad(a, ((p, p), (p, p)) + ((0, 0),) * (a.ndim - 2), mode=mode, **kw)
         return a[self.dy:self.dy + a.shape[0] - 2 * p, self.dx:self.dx + a.shape[1] - 2 * p]
-    def encodes(self, x:PILImage): return PILImage.create(self._crop(np.asarray(x), 'reflect'))
-    def encodes(self, x:PILMask): return PILMask.create(self._crop(np.asarray(x), 'constant', constant_values=self.fill))
+    def encodes(self, x:PILImage, # The image (reflection padding)
+               ):
+        return PILImage.create(self._crop(np.asarray(x), 'reflect'))
+    def encodes(self, x:PILMask, # The mask (`fill` padding)
+               ):
+        return PILMask.create(self._crop(np.asarray(x), 'constant', constant_values=self.fill))
 
 def seg_augmentations(size, # The training size (int or (H, W))
                       flip:bool=True, # Horizontal flips (image and mask)
@@ -161,7 +175,11 @@ def seg_dataloaders(pairs:SegmentationPairs, # Checked pairs
                     aug:dict|None=None, # Settings of `seg_augmentations` (default: its defaults)
                     mean=(0.485, 0.456, 0.406), # Per-channel mean the images are normalised with
                     std=(0.229, 0.224, 0.225), # And their per-channel standard deviation
-                    train:str='train', valid:str='val', num_workers:int=0, device=None):
+                    train:str='train', # The split to train on
+                    valid:str='val', # The split to validate on
+                    num_workers:int=0, # Decoding processes
+                    device=None, # Where batches go (None: the GPU when there is one)
+                   ):
     "fastai DataLoaders of (image, mask) batches; `dls.vocab` is the class list."
     it = pairs.items
     tr, va = np.flatnonzero(it.split == train), np.flatnonzero(it.split == valid)
@@ -201,7 +219,8 @@ def synthetic_elements(n:int=200, # Items
                        d:int=8, # Features per face
                        n_types:int=2, # Cluster types (n_classes = 2 * n_types)
                        noise:float=1.5, # Noise on the cluster type each face shows
-                       seed:int=0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                       seed:int=0, # Random seed
+                      ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     "Toy per-element data: items of 2..8 clusters x 2..6 faces, features [N, F, d] and labels [N, F] in 0..2*n_types-1."
     if d < n_types + 1:
         raise BuildingMetricError(f"d={d} features cannot hold {n_types} cluster types and a face bit",
@@ -221,7 +240,12 @@ def synthetic_elements(n:int=200, # Items
 # %% ../../nbs/08_segmentation.data.ipynb #18145714
 def element_dataloaders(train_items:list, # Training items: (features [N, F, D], labels [N, F]) each
                         valid_items:list, # Validation items, likewise
-                        bs:int=16, ignore_index:int=-100, n_classes:int|None=None, device=None, seed:int|None=None):
+                        bs:int=16, # Items per batch
+                        ignore_index:int=-100, # Label of padding elements
+                        n_classes:int|None=None, # Classes (None: the largest label + 1)
+                        device=None, # Where batches go (None: the GPU when there is one)
+                        seed:int|None=None, # Seed of the training order (None: unseeded)
+                       ):
     "fastai DataLoaders of padded per-element batches `(features, valid, labels)`; `dls.c` is the number of classes."
     if not train_items or not valid_items:
         raise BuildingMetricError("element_dataloaders needs training and validation items",

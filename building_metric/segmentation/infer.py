@@ -29,7 +29,9 @@ __getattr__ = moved(__name__, {'seg_train': 'building_metric.jobs.seg_train',   
 __all__ = ['load_segmenter', 'predict_mask', 'overlay', 'postprocess_mask', 'seg_infer']
 
 # %% ../../nbs/08d_segmentation.infer.ipynb #ad61ff55
-def load_segmenter(checkpoint:str|Path, device=None) -> tuple[nn.Module, dict]:
+def load_segmenter(checkpoint:str|Path, # `best.pth` of a `seg_train` run
+                   device=None, # Where the model goes (None: the GPU when there is one)
+                  ) -> tuple[nn.Module, dict]:
     ("The model of a `seg_train` checkpoint (`best.pth` + `best.json`), in eval mode, and its settings (classes, size, "
      "mean, std, ...).")
     sd, meta = load_checkpoint(checkpoint)
@@ -57,9 +59,11 @@ def _windows(n:int, w:int, stride:int) -> list[int]:
 def predict_mask(model:nn.Module, # A segmentation model in eval mode
                  img:Image.Image|np.ndarray, # An RGB image
                  size:tuple[int, int], # Window (H, W): the training size
-                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                 mean=(0.485, 0.456, 0.406), # Per-channel mean the images are normalised with (the training one)
+                 std=(0.229, 0.224, 0.225), # Per-channel standard deviation, likewise
                  overlap:float=0.5, # Overlap of neighbouring windows
-                 batch:int=8) -> tuple[np.ndarray, int]:
+                 batch:int=8, # Windows per forward pass
+                ) -> tuple[np.ndarray, int]:
     ("Class-index mask [H, W] of `img` and the number of windows used: resized whole if it fits the window, else "
      "overlapping windows at full resolution.")
     if not 0 <= overlap < 1: raise BuildingMetricError(f"overlap={overlap}", "use a fraction in [0, 1)")
@@ -86,7 +90,11 @@ def predict_mask(model:nn.Module, # A segmentation model in eval mode
     return (probs / count)[0, :, :H, :W].argmax(0).cpu().numpy().astype(np.int64), len(boxes)
 
 # %% ../../nbs/08d_segmentation.infer.ipynb #fa1cd7d1
-def overlay(img:Image.Image, mask:np.ndarray, n_classes:int, alpha:float=0.5) -> Image.Image:
+def overlay(img:Image.Image, # The image
+            mask:np.ndarray, # [H, W] class indices
+            n_classes:int, # Classes of the colour map
+            alpha:float=0.5, # Weight of the colours
+           ) -> Image.Image:
     "The class colours of `mask` blended over `img`."
     return Image.fromarray((np.asarray(img,
                                        dtype=np.float32) * (1 - alpha) + colorize(mask, n_classes) * alpha).round().astype(np.uint8))
@@ -122,7 +130,9 @@ def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
               images:str|Path, # Folder of images (searched recursively)
               output:str|Path, # Writes masks/, overlays/, report.csv, classes.txt
               image_size:tuple[int, int]|None=None, # Window (H, W) (default: the training size)
-              overlap:float=0.5, device=None, log=print,
+              overlap:float=0.5, # Overlap of neighbouring windows
+              device=None, # Where the model runs (None: the GPU when there is one)
+              log=print, # Called with each progress message
               postprocess:str='none', # Morphology after the argmax (`postprocess_mask`): none, open, close, open_close
               kernel:int=3, # Side of its square structuring element
              ) -> pd.DataFrame:

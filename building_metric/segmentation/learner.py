@@ -36,9 +36,12 @@ __all__ = ['SegFormer', 'unet', 'ElementSegmenter', 'seg_splitter', 'add_dropout
 # %% ../../nbs/08b_segmentation.learner.ipynb #048f362d
 class SegFormer(nn.Module):
     "transformers' SegFormer with its logits upsampled (bilinear) to the input size."
-    def __init__(self, n_classes:int, model_id:str='nvidia/mit-b0', pretrained:bool=True, tiny:bool=False,
-                 # A saved `self.net.config.to_dict()`: rebuild that architecture, random (for loading a checkpoint)
-                 config:dict|None=None):
+    def __init__(self, n_classes:int, # Classes of the head
+                 model_id:str='nvidia/mit-b0', # A SegFormer on the Hugging Face hub, or a local folder
+                 pretrained:bool=True, # Load its pretrained weights (the head is new)
+                 tiny:bool=False, # A small random SegFormer (tests, demos)
+                 config:dict|None=None, # A saved `self.net.config.to_dict()`: rebuild that architecture, random (for loading a checkpoint)
+                ):
         super().__init__()
         from transformers import SegformerConfig, SegformerForSemanticSegmentation
         if config is not None: self.net = SegformerForSemanticSegmentation(SegformerConfig.from_dict(config))
@@ -51,11 +54,19 @@ class SegFormer(nn.Module):
             with loading_weights('segformer', model_id):
                 self.net = SegformerForSemanticSegmentation.from_pretrained(
                     model_id, num_labels=n_classes, ignore_mismatched_sizes=True)
-    def forward(self, x):
+    def forward(self, x, # (B, 3, H, W) images
+               ):
         return F.interpolate(self.net(pixel_values=x).logits, size=x.shape[-2:], mode='bilinear', align_corners=False)
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #3df7f78e
-def unet(encoder:str, n_classes:int, size:tuple, pretrained:bool, tiny:bool, weights=None) -> nn.Module:
+def unet(encoder:str, # A timm ResNet-family model name, e.g. 'resnet34'
+         n_classes:int, # Classes of the output
+         size:tuple, # (H, W) of the input
+         pretrained:bool, # Pretrained encoder weights
+         tiny:bool, # A small random ResNet-10 encoder (tests, demos)
+         weights=None, # A local weights file of the encoder instead of the pretrained ones
+        ) -> nn.Module:
+    "fastai's `DynamicUnet` on a timm ResNet-family encoder (random, pretrained or from a local file)."
     kw = dict(layers=[1, 1, 1, 1]) if tiny else {}                       # tiny: a ResNet-10 shape, random
     enc = timm_model('resnet18' if tiny else encoder, f"unet_{encoder}", pretrained and not tiny,
                      None if tiny else weights, **kw)
@@ -68,13 +79,19 @@ def unet(encoder:str, n_classes:int, size:tuple, pretrained:bool, tiny:bool, wei
 class ElementSegmenter(nn.Module):
     ("Per-element classifier of padded `[B, N, F, D]` batches: an MLP per element, the mean over the valid elements of "
      "its cluster as context; logits `[B, C, N, F]`.")
-    def __init__(self, d_in:int, n_classes:int, hidden:int=64, context:bool=True):
+    def __init__(self, d_in:int, # Features per element
+                 n_classes:int, # Classes
+                 hidden:int=64, # Width of the MLP
+                 context:bool=True, # Add the cluster's mean to each element (False: each element alone)
+                ):
         super().__init__()
         self.context = context
         self.embed = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.classify = nn.Sequential(nn.Linear(hidden * (2 if context else 1), hidden), nn.ReLU(),
                                       nn.Linear(hidden, n_classes))
-    def forward(self, x, valid=None):
+    def forward(self, x, # [B, N, F, D] features
+                valid=None, # [B, N, F] True for real elements, False for padding (None: all)
+               ):
         m = (torch.ones(x.shape[:-1], device=x.device) if valid is None else valid.to(x.dtype)).unsqueeze(-1)
         h = self.embed(x) * m                                              # padding contributes nothing
         if self.context:
@@ -96,7 +113,9 @@ def _stages(model:nn.Module) -> list[list]|None:
                              e.layer_norm[i]) for p in m.parameters()] for i in range(len(e.block))]
     return None
 
-def seg_splitter(model:nn.Module, stages:bool=False) -> list:
+def seg_splitter(model:nn.Module, # The segmentation model
+                 stages:bool=False, # One group per encoder stage
+                ) -> list:
     "Parameter groups: encoder then decoder/head; with `stages`, each encoder stage its own group (shallow first)."
     if isinstance(model, DynamicUnet): enc = list(model[0].parameters())
     elif isinstance(model, SegFormer): enc = list(model.net.segformer.parameters())
@@ -109,7 +128,9 @@ def seg_splitter(model:nn.Module, stages:bool=False) -> list:
     return groups + [[p for p in model.parameters() if id(p) not in ids]]
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #5dbc7ff6
-def add_dropout(model:nn.Module, p:float) -> nn.Module:
+def add_dropout(model:nn.Module, # The segmentation model
+                p:float, # The dropout probability
+               ) -> nn.Module:
     ("Dropout (`nn.Dropout2d`, channels dropped whole) on the input of `model`'s last convolution (the classifier): "
      "what `--dropout` sets; active in training only.")
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
@@ -134,7 +155,11 @@ def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`,
                 model:nn.Module|None=None, # Any model of logits [B, C, ...] instead of `arch`
                 dropout:float=0.0, # Dropout (2-D) of the input of the model's last convolution (0: off)
                 opt_func=None, # A fastai optimiser function (default: AdamW; `optim.opt_func` names others)
-                metrics=None, cbs=None, path='.', weights:str|None=None) -> Learner:
+                metrics=None, # fastai metrics (None: `seg_metrics`)
+                cbs=None, # More fastai callbacks
+                path='.', # The learner's folder (checkpoints go in its `models/`)
+                weights:str|None=None, # A local weights file of the encoder instead of the pretrained ones
+               ) -> Learner:
     "A fastai Learner for semantic segmentation of building images (or of padded per-element data)."
     n = getattr(dls, 'c', None)
     if not n:
@@ -183,7 +208,11 @@ def _split_batch(b) -> tuple[tuple, torch.Tensor]:
     *xs, y = b        # (x, y) images and masks, or (features, valid, labels) elements
     return tuple(xs), y
 
-def seg_confusion(model:nn.Module, dl, n_classes:int, ignore_index:int=255) -> torch.Tensor:
+def seg_confusion(model:nn.Module, # The segmentation model
+                  dl, # A DataLoader of (image, mask) batches
+                  n_classes:int, # Classes
+                  ignore_index:int=255, # Label that is not a class
+                 ) -> torch.Tensor:
     "Confusion matrix [true, predicted] of `model` (in eval mode, no gradients) over every batch of `dl`."
     conf, was = torch.zeros(n_classes, n_classes, dtype=torch.long), model.training
     model.eval()
@@ -196,7 +225,9 @@ def seg_confusion(model:nn.Module, dl, n_classes:int, ignore_index:int=255) -> t
     return conf
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #f862118b
-def majority_baseline(dls, ignore_index:int=255) -> dict:
+def majority_baseline(dls, # The DataLoaders (training labels counted, validation set scored)
+                      ignore_index:int=255, # Label that is not a class
+                     ) -> dict:
     ("`seg_scores` on the validation set of always predicting the class most frequent in the training labels (a floor "
      "any model must clear).")
     counts = torch.zeros(dls.c, dtype=torch.long)
@@ -211,12 +242,15 @@ def majority_baseline(dls, ignore_index:int=255) -> dict:
     return dict(seg_scores(conf), majority_class=k)
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #4968a602
-def miou_score(learn, dl) -> float:
+def miou_score(learn, # The segmentation learner
+               dl, # A DataLoader of (image, mask) batches
+              ) -> float:
     "A `PeriodicEval` scorer: mIoU of `learn.model` over all of `dl`."
     return seg_scores(seg_confusion(learn.model, dl, learn.dls.c, getattr(learn, 'ignore_index', 255)))['miou']
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #a32b1b8b
-def seg_monitor(name:str='miou'):
+def seg_monitor(name:str='miou', # A name of `config.SEG_MONITORS`
+               ):
     ("A `PeriodicEval` scorer by name (`config.SEG_MONITORS`): a score of `seg_scores` over all of the validation "
      "set (`mean_f1` is the mean Dice: per class F1 and Dice are one number), or the mean validation loss.")
     if name == 'valid_loss':
@@ -237,7 +271,9 @@ def seg_monitor(name:str='miou'):
     return score
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #197ad73f
-def colorize(mask, n_classes:int) -> np.ndarray:
+def colorize(mask, # [H, W] class indices
+             n_classes:int, # Classes of the colour map
+            ) -> np.ndarray:
     ("RGB image `[H, W, 3]` of a class-index mask (`class_colors`); values outside 0..n_classes-1 (ignored pixels) "
      "black.")
     m = np.asarray(mask).astype(np.int64)

@@ -23,9 +23,13 @@ def _w(weight): return None if weight is None else torch.as_tensor(weight, dtype
 class DiceLoss(nn.Module):
     ("1 - soft Dice of the softmax and the one-hot target, averaged over the classes present in the batch; "
      "`ignore_index` pixels left out.")
-    def __init__(self, ignore_index:int=255, smooth:float=1.0):
+    def __init__(self, ignore_index:int=255, # Label of pixels left out
+                 smooth:float=1.0, # Added to the numerator and denominator, so a class absent from both scores 1
+                ):
         super().__init__(); self.ignore, self.smooth = ignore_index, smooth
-    def forward(self, logits, target):
+    def forward(self, logits, # (B, C, ...) class scores
+                target, # (B, ...) class indices
+               ):
         keep = (target != self.ignore).unsqueeze(1)
         prob = logits.softmax(1) * keep
         onehot = F.one_hot(target.clamp(0, logits.shape[1] - 1).where(keep.squeeze(1), 0),
@@ -40,10 +44,15 @@ class DiceLoss(nn.Module):
 class FocalLoss(nn.Module):
     ("Focal loss (Lin et al. 2017): cross-entropy down-weighted by (1 - p_true)^gamma for easy pixels; `ignore_index` "
      "pixels left out.")
-    def __init__(self, gamma:float=2.0, weight=None, ignore_index:int=255):
+    def __init__(self, gamma:float=2.0, # Focusing exponent: 0 is plain cross-entropy
+                 weight=None, # Class weights of the cross-entropy (None: equal)
+                 ignore_index:int=255, # Label of pixels left out
+                ):
         super().__init__(); self.gamma, self.ignore = gamma, ignore_index
         self.register_buffer('weight', _w(weight))
-    def forward(self, logits, target):
+    def forward(self, logits, # (B, C, ...) class scores
+                target, # (B, ...) class indices
+               ):
         ce = F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore, reduction='none')
         keep = target != self.ignore
         pt = torch.exp(-F.cross_entropy(logits, target, ignore_index=self.ignore, reduction='none'))
@@ -52,11 +61,17 @@ class FocalLoss(nn.Module):
 # %% ../../nbs/08aa_segmentation.losses.ipynb #f36cf9d3
 class CEDiceLoss(nn.Module):
     "`ce_weight` x cross-entropy + `dice_weight` x soft Dice (default 0.5 + 0.5)."
-    def __init__(self, ce_weight:float=0.5, dice_weight:float=0.5, weight=None, ignore_index:int=255):
+    def __init__(self, ce_weight:float=0.5, # Weight of the cross-entropy term
+                 dice_weight:float=0.5, # Weight of the soft Dice term
+                 weight=None, # Class weights of the cross-entropy (None: equal)
+                 ignore_index:int=255, # Label of pixels left out of both terms
+                ):
         super().__init__()
         self.ce = nn.CrossEntropyLoss(weight=_w(weight), ignore_index=ignore_index)
         self.dice, self.w = DiceLoss(ignore_index), (ce_weight, dice_weight)
-    def forward(self, logits, target):
+    def forward(self, logits, # (B, C, ...) class scores
+                target, # (B, ...) class indices
+               ):
         return self.w[0] * self.ce(logits, target) + self.w[1] * self.dice(logits, target)
 
 SEG_LOSSES = Registry('segmentation loss')
@@ -86,10 +101,15 @@ def _ce_dice(weight=None, ignore_index=255):
 class MaskedCELoss(nn.Module):
     ("Cross-entropy over the valid elements of padded per-element batches: `loss(logits [B, C, N, F], labels [B, N, "
      "F], valid [B, N, F])`.")
-    def __init__(self, weight=None, ignore_index:int=-100):
+    def __init__(self, weight=None, # Class weights (None: equal)
+                 ignore_index:int=-100, # Label of elements left out, besides the padding
+                ):
         super().__init__(); self.ignore_index = ignore_index
         self.register_buffer('weight', _w(weight), persistent=False)
-    def forward(self, logits, target, valid=None):
+    def forward(self, logits, # [B, C, N, F] class scores per element
+                target, # [B, N, F] labels
+                valid=None, # [B, N, F] True where an element is real, not padding (None: all)
+               ):
         if valid is not None:   # whatever the padding holds, an invalid element is never scored
             if valid.shape != target.shape:
                 raise BuildingMetricError(
@@ -107,7 +127,7 @@ def _masked_ce(weight=None, ignore_index=-100):
 
 def seg_loss(name:str='ce_dice', # ce, dice, focal, ce_dice or masked_ce
              weight=None, # Class weights (ce, focal, ce_dice)
-             # Label of pixels to ignore (default 255; -100 for masked_ce, as `pad_elements` pads)
-             ignore_index:int|None=None) -> nn.Module:
+             ignore_index:int|None=None, # Label of pixels to ignore (default 255; -100 for masked_ce, as `pad_elements` pads)
+            ) -> nn.Module:
     "A segmentation loss by name."
     return SEG_LOSSES.create(name, weight=weight, **({} if ignore_index is None else {'ignore_index': ignore_index}))

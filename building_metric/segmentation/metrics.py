@@ -19,7 +19,11 @@ from .losses import *   # (their home before `segmentation.losses`: the same obj
 __all__ = ['confusion_matrix', 'seg_scores', 'SegMetric', 'seg_metrics']
 
 # %% ../../nbs/08a_segmentation.metrics.ipynb #050163cd
-def confusion_matrix(pred:torch.Tensor, target:torch.Tensor, n_classes:int, ignore_index:int=255) -> torch.Tensor:
+def confusion_matrix(pred:torch.Tensor, # Predicted classes, any shape
+                     target:torch.Tensor, # True classes, the same shape
+                     n_classes:int, # Classes
+                     ignore_index:int=255, # Label that is not a class
+                    ) -> torch.Tensor:
     "Counts [true, predicted] over the pixels (or elements) whose target is not `ignore_index`."
     p, t = pred.reshape(-1).long(), target.reshape(-1).long()
     keep = t != ignore_index
@@ -31,7 +35,8 @@ def confusion_matrix(pred:torch.Tensor, target:torch.Tensor, n_classes:int, igno
 
 # %% ../../nbs/08a_segmentation.metrics.ipynb #2ad57481
 def seg_scores(conf, # Confusion matrix [true, predicted]
-               class_names:list|None=None) -> dict:
+               class_names:list|None=None, # Names of the classes, for the per-class keys (None: their indices)
+              ) -> dict:
     ("mIoU, pixel and mean accuracy, mean Dice, frequency-weighted IoU, and per-class IoU / Dice / accuracy, from a "
      "confusion matrix.")
     c = torch.as_tensor(conf).double()
@@ -61,11 +66,16 @@ class _Accumulator:
 class SegMetric(Metric):
     ("A score of `seg_scores` over all validation batches; the first of a `seg_metrics` group fills the shared "
      "confusion matrix.")
-    def __init__(self, acc:_Accumulator, key:str, owner:bool, name:str|None=None):
+    def __init__(self, acc:_Accumulator, # The confusion matrix the group shares
+                 key:str, # A score of `seg_scores`
+                 owner:bool, # Whether this metric fills the matrix (the first of the group)
+                 name:str|None=None, # The Recorder's name (None: `key`)
+                ):
         self.acc, self.key, self.owner, self._name = acc, key, owner, name or key
     def reset(self):
         if self.owner: self.acc.reset()
-    def accumulate(self, learn):
+    def accumulate(self, learn, # The learner, after a validation batch
+                  ):
         if self.owner: self.acc.add(learn.pred, learn.y if not isinstance(learn.y, tuple) else learn.y[0])
     @property
     def value(self): return seg_scores(self.acc.conf)[self.key] if self.acc.conf is not None else None
@@ -73,7 +83,8 @@ class SegMetric(Metric):
     def name(self): return self._name
 
 # %% ../../nbs/08a_segmentation.metrics.ipynb #a7d8f27f
-def seg_metrics(n_classes:int, ignore_index:int=255,
+def seg_metrics(n_classes:int, # Classes
+                ignore_index:int=255, # Label that is not a class
                 keys=('miou', 'pixel_acc', 'mean_acc', 'mean_dice', 'fw_iou'), # Scores of `seg_scores`
                 names=None, # The Recorder's name of each (default: its key)
                ) -> list[SegMetric]:

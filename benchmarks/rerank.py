@@ -127,7 +127,7 @@ def part_overhead(n=200_000, d=128, m=1000, k=10):
             t0 = time.perf_counter()
             s, j = ix.search(q, k if how == 'none' else SHORTLIST)
             if how != 'none':
-                rerank_shortlist(q, j, g, tuple(how.split('+')), s, dba=dba)
+                rerank_shortlist(q, j, g, tuple(how.split('+')), sims=s, dba=dba)
             best.append(time.perf_counter() - t0)
         times[how] = float(np.median(best))
     return dict(

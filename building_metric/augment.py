@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/augment.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 import torch
 from fastai.callback.mixup import CutMix, MixHandler, MixUp
@@ -32,6 +32,7 @@ class AugmentSettings:
     num_ops:int = 2 # RandAugment: operations per photo
     magnitude:int = 9 # RandAugment: their strength, 0 to 30
     jitter:list = field(default_factory=lambda: [0., 0., 0., 0.]) # Colour jitter: brightness, contrast, saturation, hue
+    _: KW_ONLY # The fields below are keyword-only
     crop_scale:list = field(default_factory=list) # Random resized crop: [min, max] area share (empty: off)
     crop_ratio:list = field(default_factory=lambda: [3 / 4, 4 / 3]) # Its aspect ratios [min, max]
     erasing:float = 0.0 # Random erasing: probability per photo (0: off)
@@ -181,6 +182,7 @@ def tta_embeddings(model:torch.nn.Module, # Embeds a batch of images
                    dls, # fastai DataLoaders whose training transforms are the augmentations (`image_dataloaders`)
                    runs:int=4, # Augmented passes averaged
                    split:str='valid', # The photos embedded: those of dls.valid, or 'train'
+                   *,
                    seed:int=0, # Random seed of run 0; run r uses `seed + r`
                   ) -> tuple[torch.Tensor, torch.Tensor]: # L2-normalised mean embeddings, labels
     ("Embeddings averaged over `runs` passes of the photos of `split` through the training augmentations (run r "

@@ -33,6 +33,7 @@ def find_batch_size(step:Callable[[int], Any], # step(bs): one training step at 
                     mode:str='power', # 'power' (doubling) or 'binsearch' (doubling, then bisection)
                     init:int=2, # First batch size to try
                     max_bs:int=8192, # Largest batch size to try
+                    *,
                     max_trials:int=25, # Most steps to run
                     log:Callable|None=None, # Called with one line per trial
                    ) -> int:

@@ -88,6 +88,7 @@ class PeriodicEval(StatefulCallback):
                  metric='map_at_r', # A key of `retrieval_metrics`, or a function (learn, dl) -> float
                  dl=None, # DataLoader to evaluate (default: the validation set)
                  higher_is_better:bool=True, # Whether a larger score is better (False for a loss)
+                 *,
                  at_epoch_end:bool=True, # Also evaluate at the end of each epoch
                  verbose:bool=False, # Print each score
                 ):

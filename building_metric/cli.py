@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/cli.html.md"""
 from __future__ import annotations
 
 import importlib, json, sys
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +33,7 @@ class Script:
     cls:type # Its settings dataclass
     section:str # Its section of a pipeline file
     job:str # 'module:function' that takes the settings and returns the result
+    _: KW_ONLY # The fields below are keyword-only
     about:str # What it does, for --help
     example:str # An example command, for --help
     show:Callable|None=None # (result, settings) -> text for stdout (default: the result as JSON)
@@ -86,64 +87,64 @@ def _demo_lines(m:dict, cfg) -> str:
 # %% ../nbs/09_cli.ipynb #d41a9938
 COMMANDS = {
     'extract': Script('bm-extract', ExtractConfig, 'extract', 'building_metric.jobs.extract:extract',
-                      "Extract features of an index or folder of building images into an HDF5 cache (resumable).",
-                      "bm-extract --data photos/ --extractors resnet,clip --out photos.h5"),
+                      about="Extract features of an index or folder of building images into an HDF5 cache (resumable).",
+                      example="bm-extract --data photos/ --extractors resnet,clip --out photos.h5"),
     'train': Script('bm-train', TrainConfig, 'train', 'building_metric.jobs.train:train',
-                    "Train a fusion head on cached features of building images (extracting them first for a folder or "
+                    about="Train a fusion head on cached features of building images (extracting them first for a folder or "
                     "manifest).",
-                    "bm-train --data photos/ --clip 1 --vit 1 --big_fusion_head 1 --batch 64 --lr 1e-4 --out runs/a",
-                    _train_lines),
+                    example="bm-train --data photos/ --clip 1 --vit 1 --big_fusion_head 1 --batch 64 --lr 1e-4 --out runs/a",
+                    show=_train_lines),
     'eval': Script('bm-eval', EvalConfig, 'eval', 'building_metric.jobs.evaluate:run_eval',
-                   "Evaluate a trained fusion head on the seen (val) and unseen (test) buildings of a feature cache, or a "
+                   about="Evaluate a trained fusion head on the seen (val) and unseen (test) buildings of a feature cache, or a "
                    "model on a benchmark in its published layout (--protocol roxford, rparis, vpr or gldv2).",
-                   "bm-eval --checkpoint runs/a/models/best.pth --out runs/a/report"),
+                   example="bm-eval --checkpoint runs/a/models/best.pth --out runs/a/report"),
     'demo': Script('bm-demo', DemoConfig, 'demo', 'building_metric.jobs.demo:run_demo',
-                   "Generate synthetic buildings, extract features, train a fusion head, evaluate it and write a "
+                   about="Generate synthetic buildings, extract features, train a fusion head, evaluate it and write a "
                    "report.",
-                   "bm-demo --out demo --identities 40 --epochs 30", _demo_lines),
+                   example="bm-demo --out demo --identities 40 --epochs 30", show=_demo_lines),
     'hpo': Script('bm-hpo', HPOConfig, 'hpo', 'building_metric.jobs.hpo:tune',
-                  "Search bm-train hyperparameters with Optuna (resumable SQLite study, median pruning).",
-                  "bm-hpo --train base.yaml --data cache.h5 --n_trials 50 --out runs/hpo"),
+                  about="Search bm-train hyperparameters with Optuna (resumable SQLite study, median pruning).",
+                  example="bm-hpo --train base.yaml --data cache.h5 --n_trials 50 --out runs/hpo"),
     'seg-train': Script('bm-seg-train', SegTrainConfig, 'segment', 'building_metric.jobs.seg_train:seg_train',
-                        "Train a facade segmentation model (U-Net on a timm encoder, or SegFormer) on image/mask "
+                        about="Train a facade segmentation model (U-Net on a timm encoder, or SegFormer) on image/mask "
                         "pairs, or on synthetic facades.",
-                        "bm-seg-train --data facades/ --arch unet_resnet34 --size 256 --epochs 40 --out runs/seg", _seg_lines),
+                        example="bm-seg-train --data facades/ --arch unet_resnet34 --size 256 --epochs 40 --out runs/seg", show=_seg_lines),
     'seg-infer': Script('bm-seg-infer', SegInferConfig, 'seg_infer', 'building_metric.jobs.seg_infer:run_seg_infer',
-                        "Write a class-index mask PNG and a colour overlay for every image in a folder.",
-                        "bm-seg-infer --checkpoint runs/seg/models/best.pth --images photos/ --out masks/"),
+                        about="Write a class-index mask PNG and a colour overlay for every image in a folder.",
+                        example="bm-seg-infer --checkpoint runs/seg/models/best.pth --images photos/ --out masks/"),
     'pair-train': Script('bm-pair-train', PairConfig, 'pairs', 'building_metric.jobs.pair_train:pair_train',
-                         "Train a siamese attention-gate model to tell whether two photos show the same building; "
+                         about="Train a siamese attention-gate model to tell whether two photos show the same building; "
                          "threshold on validation, scores on unseen buildings.",
-                         "bm-pair-train --config configs/siamese.yaml --data geo_photos/ --out runs/pairs"),
+                         example="bm-pair-train --config configs/siamese.yaml --data geo_photos/ --out runs/pairs"),
     'index': Script('bm-index', IndexConfig, 'index', 'building_metric.jobs.search:run_index',
-                    "Embed known photos of buildings into a searchable gallery, with frozen pretrained features "
+                    about="Embed known photos of buildings into a searchable gallery, with frozen pretrained features "
                     "(--extractors) or a trained model (--run); resumable, --add appends new photos.",
-                    "bm-index --extractors efficientnet_lite0 --gallery photos/ --out gallery/"),
+                    example="bm-index --extractors efficientnet_lite0 --gallery photos/ --out gallery/"),
     'search': Script('bm-search', SearchConfig, 'search', 'building_metric.jobs.search:run_search',
-                     "Identify (or answer unknown) and locate new photos against a gallery: results.csv, results.json "
+                     about="Identify (or answer unknown) and locate new photos against a gallery: results.csv, results.json "
                      "and pictures.",
-                     "bm-search --gallery gallery/ --query new_photos/ --out results/ --k 10"),
+                     example="bm-search --gallery gallery/ --query new_photos/ --out results/ --k 10"),
     'mesh-train': Script('bm-mesh-train', MeshTrainConfig, 'mesh', 'building_metric.jobs.mesh_train:mesh_train',
-                         "Train a face transformer (geometry, or texture + geometry) to label every face of textured "
+                         about="Train a face transformer (geometry, or texture + geometry) to label every face of textured "
                          "building meshes (PLY in the SUM layout, OBJ, GLB), or of generated buildings.",
-                         "bm-mesh-train --data tiles/ --texels 16 --epochs 40 --out runs/mesh"),
+                         example="bm-mesh-train --data tiles/ --texels 16 --epochs 40 --out runs/mesh"),
     'mesh-infer': Script('bm-mesh-infer', MeshInferConfig, 'mesh_infer', 'building_metric.jobs.mesh_infer:mesh_infer',
-                         "Label every face of new meshes with a bm-mesh-train model: labelled PLYs, a report per mesh "
+                         about="Label every face of new meshes with a bm-mesh-train model: labelled PLYs, a report per mesh "
                          "and per class, pictures.",
-                         "bm-mesh-infer --checkpoint runs/mesh --meshes tiles/ --out labelled/"),
+                         example="bm-mesh-infer --checkpoint runs/mesh --meshes tiles/ --out labelled/"),
     'staged': Script('bm-staged', StagedRunConfig, 'staged', 'building_metric.jobs.staged:staged_run',
-                     "Run the staged classification pipeline (SupCon, ArcFace with EMA, distillation, evaluation) phase "
+                     about="Run the staged classification pipeline (SupCon, ArcFace with EMA, distillation, evaluation) phase "
                      "by phase, with snapshots, resume and the evaluation report.",
-                     "bm-staged --config configs/staged.yaml --phases supcon arcface distill evaluate --out runs/staged",
-                     _staged_lines, lists=('phases',)),
+                     example="bm-staged --config configs/staged.yaml --phases supcon arcface distill evaluate --out runs/staged",
+                     show=_staged_lines, lists=('phases',)),
     'export': Script('bm-export', ExportConfig, 'export', 'building_metric.jobs.deploy:run_export',
-                     "Write a trained model (a bm-staged snapshot or run, or a bm-train run) as ONNX, int8 TorchScript or "
+                     about="Write a trained model (a bm-staged snapshot or run, or a bm-train run) as ONNX, int8 TorchScript or "
                      "int8 ONNX, checked against the float model.",
-                     "bm-export onnx --checkpoint runs/staged --out student.onnx", lead='format'),
+                     example="bm-export onnx --checkpoint runs/staged --out student.onnx", lead='format'),
     'infer': Script('bm-infer', InferConfig, 'infer', 'building_metric.jobs.deploy:run_infer',
-                    "Embed a folder of photos with a bm-staged model: embeddings, nearest classes with probabilities, "
+                    about="Embed a folder of photos with a bm-staged model: embeddings, nearest classes with probabilities, "
                     "Grad-CAM overlays of the predicted class.",
-                    "bm-infer --images photos/ --checkpoint runs/staged --out inferred/ --gradcam 1"),
+                    example="bm-infer --images photos/ --checkpoint runs/staged --out inferred/ --gradcam 1"),
 }
 "The console scripts by command: `bm-COMMAND` and `python -m building_metric.cli COMMAND` are the same."
 

@@ -33,6 +33,7 @@ def geo_knn(lat:np.ndarray, # Latitudes in degrees, one per row
             lon:np.ndarray, # Longitudes in degrees
             groups:np.ndarray, # A row's group (its target building): rows of the same group are not neighbours
             k:int=16, # Neighbours per row
+            *,
             chunk:int=4096, # Rows queried at a time (memory: chunk x (k + largest group))
            ) -> tuple[np.ndarray, np.ndarray]:
     ("For each row, the `k` nearest rows of other groups (indices, int32) and their distances (km, float32), nearest "

@@ -80,13 +80,14 @@ class GradientCentralization(Callback):
                 p.grad.sub_(p.grad.mean(dim=tuple(range(1, p.dim())), keepdim=True))
 
 # %% ../nbs/03d_optim.ipynb #aab7edaf
-def _step_lr(pct:float, lr:float, gamma:float, step_size:int, epochs:int) -> float:
+def _step_lr(pct:float, lr:float, gamma:float, step_size:int, *, epochs:int) -> float:
     return lr * gamma ** (int(pct * epochs + 1e-9) // step_size)
 
 def schedule_callbacks(scheduler:str, # A name of `SCHEDULERS`
                        epochs:int, # The run's epochs
                        lr:float, # Its peak learning rate
                        warmup:float=0.1, # cosine: share of the epochs warming up linearly from lr / 100
+                       *,
                        eta_min:float=1e-6, # cosine, cyclic: the learning rate they end at
                        step_size:int=10, # step: epochs between decays
                        gamma:float=0.1, # step: the factor of each decay
@@ -118,6 +119,7 @@ def fit_scheduled(learn, # The learner
                   epochs:int, # Epochs in all (the schedule's length)
                   lr:float, # Peak learning rate
                   scheduler:str='one_cycle', # A name of `SCHEDULERS`
+                  *,
                   start_epoch:int=0, # Epochs already done (a resumed fit)
                   cbs=(), # More callbacks for this fit
                   **kw,

@@ -65,6 +65,7 @@ class TrainingRun:
                   metric='map_at_r', # A retrieval metric's name, or a function (learn, dl) -> float
                   patience:int=0, # `EarlyStop` after this many evaluations without a better score (0: off)
                   ema:float=0., # `EMA` decay of the weights (0: off)
+                  *,
                   log:str='csv', # Trackers (`tracking_cbs`)
                   resume:bool=False, # A resumed run: appends to its history
                   state:bool=False, # `SaveBest` also keeps the whole training state of a best found at an epoch's end
@@ -86,6 +87,7 @@ class TrainingRun:
             epochs:int, # Epochs
             lr, # Learning rate, or one per parameter group
             resume:bool=False, # Continue from `models/last.pth` (it must be there)
+            *,
             schedule:str='one_cycle', # A name of `optim.SCHEDULERS`, or 'cosine_half' (`EpochCosine` over half the epochs)
             **kw, # Passed to `fit_one_cycle` (e.g. `pct_start`) or the schedule (`optim.schedule_callbacks`)
            ) -> float:

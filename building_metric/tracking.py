@@ -101,6 +101,7 @@ def tracking_cbs(log:str='csv', # 'csv', 'tensorboard', 'wandb', 'mlflow', sever
                  append:bool=False, # Continue history.csv (a resumed run) instead of starting it again
                  fname:str='history.csv', # The CSV history's file name
                  project:str='building_metric', # The W&B project (MLflow: the experiment)
+                 *,
                  name:str='', # The run's name (empty: W&B's own; MLflow: the learner path's folder name)
                  group:str='', # The W&B group (MLflow: a `group` tag)
                  log_every:int=1, # TensorBoard: training batches between the logged steps (`Loss/train_step`, rates)

@@ -188,6 +188,7 @@ def hf_model(cls, # A transformers model class
              model_id:str, # Its hub id
              ext_name:str, # What the user asked for, for messages
              pretrained:bool, # Pretrained weights, or random ones of the hub configuration
+             *,
              weights:str|None, # A local folder (save_pretrained) instead of the hub
              tiny_config=None, # A config to build a random model from, without any file
              **kw) -> nn.Module:

@@ -1,5 +1,7 @@
-"The import rule of ARCHITECTURE.md (its floors) holds for the package, and the checker catches each kind of breach."
+"The house rules hold for the package (the floors of ARCHITECTURE.md, jobs, moved names, docments, keyword-only arguments), and each checker catches a breach."
 
+import ast
+import importlib
 import sys
 from pathlib import Path
 
@@ -252,3 +254,78 @@ def test_every_parameter_of_the_generated_pages_has_its_doc():
         pass
 
     assert _undocumented(f, 'f') == ['f(a)', 'f(b)'] and _undocumented(g, 'g') == ['g(y)']
+
+
+POSITIONAL_OVERRIDES = {'compute_loss'}  # pytorch-metric-learning calls its losses' `compute_loss` positionally
+
+
+def _wide(tree: ast.Module) -> list:
+    "Functions and methods (`cls` of a module function counted: `hf_model` takes a class) with more than four positional parameters besides `self` / `cls`."
+    out = []
+
+    def walk(body, prefix, in_class):
+        for n in body:
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                patched = any('patch' in ast.unparse(d) for d in n.decorator_list)
+                skip = ('self', 'cls') if in_class or patched else ()
+                pos = [p.arg for p in n.args.posonlyargs + n.args.args if p.arg not in skip]
+                if len(pos) > 4 and n.name not in POSITIONAL_OVERRIDES:
+                    out.append(f'{prefix}{n.name}({", ".join(pos)})')
+            elif isinstance(n, ast.ClassDef):
+                walk(n.body, f'{prefix}{n.name}.', True)
+
+    walk(tree.body, '', False)
+    return out
+
+
+def test_no_call_can_pass_more_than_four_arguments_by_position():
+    "Every function and method of the package, private ones too, takes at most four positional parameters (the rest keyword-only), and so does every dataclass's constructor."
+    import dataclasses, inspect, pkgutil
+
+    import building_metric
+
+    root = Path(building_metric.__file__).parent
+    wide = [f'{f.relative_to(root)}: {w}' for f in sorted(root.rglob('*.py')) for w in _wide(ast.parse(f.read_text()))]
+    assert wide == [], 'more than four positional parameters (put a `*` before the fifth):\n' + '\n'.join(wide)
+    seen = set()
+    for m in pkgutil.walk_packages(building_metric.__path__, 'building_metric.'):
+        if m.name.endswith('_modidx'):
+            continue
+        for k, v in vars(importlib.import_module(m.name)).items():
+            if inspect.isclass(v) and dataclasses.is_dataclass(v) and v.__module__.startswith('building_metric'):
+                seen.add(v)
+    assert len(seen) > 20, len(seen)
+    for c in seen:
+        pos = [p for p in inspect.signature(c).parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+        assert len(pos) <= 4, (
+            f'{c.__module__}.{c.__name__} takes {len(pos)} fields by position: `_: KW_ONLY` or kw_only=True'
+        )
+    # the scan sees what it must
+    src = 'def f(a, b, c, d, e): pass\nclass K:\n    def m(self, a, b, c, d, *, e): pass\n    def n(self, a, b, c, d, e, f=1): pass\n'
+    assert _wide(ast.parse(src)) == ['f(a, b, c, d, e)', 'K.n(a, b, c, d, e, f)']
+
+
+def test_evaluation_never_imports_search():
+    "`evaluation` and `search` are siblings on one floor; the runner of the benchmark protocols, which needs both, is a job (`jobs.benchmark`), so that no module of `evaluation` imports `search`, at its top or inside a function."
+    import building_metric
+
+    root = Path(building_metric.__file__).parent
+
+    def imports(f: Path) -> set:
+        here, out = list(f.relative_to(root.parent).with_suffix('').parts), set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = here[: len(here) - node.level] if node.level else []
+                out.add('.'.join(base + ([node.module] if node.module else [])))
+            elif isinstance(node, ast.Import):
+                out |= {a.name for a in node.names}
+        return out
+
+    bad = {
+        str(f.relative_to(root)): sorted(m for m in imports(f) if m.startswith('building_metric.search'))
+        for f in sorted((root / 'evaluation').glob('*.py'))
+    }
+    assert {k: v for k, v in bad.items() if v} == {}
+    assert 'building_metric.search.model' in imports(
+        root / 'jobs' / 'benchmark.py'
+    )  # the scan sees an import of search

@@ -19,7 +19,7 @@ __all__ = ['MESH_SELECT', 'MeshTrainConfig', 'MeshInferConfig']
 MESH_SELECT = ('mean_f1', 'miou', 'accuracy')
 "What `bm-mesh-train` can keep the best weights by (the segmentation document's choice: mean F1)."
 
-@dataclass
+@dataclass(kw_only=True)
 class MeshTrainConfig(Config):
     "Settings of `mesh_train` and `bm-mesh-train` (each is also a flag: `--name value`)."
     # Folder with {train,val,test}/ mesh files and classes.txt (empty: generated buildings in out/data)
@@ -71,7 +71,7 @@ class MeshTrainConfig(Config):
             raise BuildingMetricError("--freeze_encoder 1 needs --encoder", "pass the checkpoint whose encoder to keep")
         check_logs(self.log)
 
-@dataclass
+@dataclass(kw_only=True)
 class MeshInferConfig(Config):
     "Settings of `bm-mesh-infer` (each is also a flag: `--name value`)."
     checkpoint:str = '' # A bm-mesh-train run folder, or its models/best.pth

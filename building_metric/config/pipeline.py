@@ -47,7 +47,7 @@ SCRIPTS = {'extract': 'bm-extract', 'train': 'bm-train', 'hpo': 'bm-hpo', 'eval'
 "Pipeline sections and the console scripts that read them."
 
 # %% ../../nbs/00d_config.pipeline.ipynb #b88c3c5a
-@dataclass
+@dataclass(kw_only=True)
 class PipelineConfig(Config):
     "One experiment in one YAML file: shared `data`, `out` and `seed`, and a section per console script."
     data:str = '' # Images (folder or CSV manifest) for every section that does not name its own

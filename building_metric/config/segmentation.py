@@ -30,7 +30,7 @@ def size_hw(size, # An int (a square), or [height, width]
     return int(size[0]), int(size[1])
 
 # %% ../../nbs/00i_config.segmentation.ipynb #3f20e9b5
-@dataclass
+@dataclass(kw_only=True)
 class SegTrainConfig(Config):
     "Settings of `seg_train` and `bm-seg-train` (each is also a flag: `--name value`)."
     # Folder with images/{train,val,test} and masks/{train,val,test} (empty: synthetic facades in out/data)
@@ -117,7 +117,7 @@ class SegTrainConfig(Config):
     def higher_is_better(self) -> bool: return self.mode == 'max' or (self.mode == 'auto' and self.monitor != 'valid_loss')
 
 # %% ../../nbs/00i_config.segmentation.ipynb #a6456494
-@dataclass
+@dataclass(kw_only=True)
 class SegInferConfig(Config):
     "Settings of `bm-seg-infer` (each is also a flag: `--name value`)."
     checkpoint:str = '' # best.pth written by bm-seg-train (best.json beside it)

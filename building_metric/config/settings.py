@@ -56,7 +56,7 @@ def extractor_specs(spec:str, # Comma-separated `name` or `name=local weights` i
     return out
 
 # %% ../../nbs/00c_config.settings.ipynb #35b4466a
-@dataclass
+@dataclass(kw_only=True)
 class ExtractConfig(Config):
     "Settings of `bm-extract` (each is also a flag: `--name value`)."
     # Index CSV written by BuildingIndex.save, a manifest (its split column chooses the held-out buildings), or an image folder (folders or geo layout)
@@ -83,7 +83,7 @@ class ExtractConfig(Config):
         check_positive(self, 'bs', 'shard_rows', 'knn')
 
 # %% ../../nbs/00c_config.settings.ipynb #603e2780
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig(Config):
     "Settings of `train` and `bm-train` (each is also a flag: `--name value`)."
     # Image folder, CSV manifest or HDF5 feature cache (a manifest's split column, train/val/test, chooses the held-out buildings)
@@ -186,7 +186,7 @@ class TrainConfig(Config):
 KINDS = ('log', 'float', 'int', 'choice')
 "Kinds of a search-space entry of `bm-hpo`: `[kind, low, high]`, or `[choice, a, b, ...]`."
 
-@dataclass
+@dataclass(kw_only=True)
 class HPOConfig(Config):
     "Settings of `tune` and `bm-hpo` (each is also a flag: `--name value`)."
     train:str = '' # The base bm-train YAML config (a pipeline file: its train section)
@@ -225,7 +225,7 @@ class HPOConfig(Config):
                                           "use a low bound above 0")
 
 # %% ../../nbs/00c_config.settings.ipynb #b26f9472
-@dataclass
+@dataclass(kw_only=True)
 class EvalConfig(Config):
     "Settings of `bm-eval` (each is also a flag: `--name value`)."
     # best.pth written by bm-train (best.json beside it); empty: score the frozen features of the --data cache
@@ -260,7 +260,7 @@ class EvalConfig(Config):
                                       "use 0 (all in memory) or a number of rows such as 65536")
 
 # %% ../../nbs/00c_config.settings.ipynb #8c496752
-@dataclass
+@dataclass(kw_only=True)
 class DemoConfig(Config):
     "Settings of `bm-demo` (each is also a flag: `--name value`)."
     out:str = 'demo' # Output folder: data, features, run, report
@@ -283,7 +283,7 @@ class DemoConfig(Config):
                 "to validate on", "use 6 or more")
 
 # %% ../../nbs/00c_config.settings.ipynb #5b8a0eee
-@dataclass
+@dataclass(kw_only=True)
 class PairConfig(Config):
     "Settings of `pair_train` and `bm-pair-train` (each is also a flag: `--name value`)."
     data:str = '' # Image folder (folders or geo layout) or CSV manifest
@@ -331,7 +331,7 @@ INDEX_KINDS = ('auto', 'exact', 'flat', 'ivf', 'ivfpq', 'hnsw')
  "auto (by gallery size).")
 
 # %% ../../nbs/00c_config.settings.ipynb #3a974e4d
-@dataclass
+@dataclass(kw_only=True)
 class IndexConfig(Config):
     "Settings of `bm-index` (each is also a flag: `--name value`)."
     run:str = '' # A bm-train output folder (or its models/best.pth), or an .onnx export of an image model
@@ -363,7 +363,7 @@ class IndexConfig(Config):
         check_positive(self, 'bs', 'shard_rows')
 
 # %% ../../nbs/00c_config.settings.ipynb #2154e699
-@dataclass
+@dataclass(kw_only=True)
 class SearchConfig(Config):
     "Settings of `bm-search` (each is also a flag: `--name value`)."
     gallery:str = 'gallery' # A gallery folder written by bm-index

@@ -17,7 +17,7 @@ from ..core import BuildingMetricError
 __all__ = ['STAGED_PHASES', 'EXPORT_FORMATS', 'StagedConfig', 'StagedRunConfig', 'ExportConfig', 'InferConfig']
 
 # %% ../../nbs/00g_config.staged.ipynb #758c1ef0
-@dataclass
+@dataclass(kw_only=True)
 class StagedConfig(ToolkitConfig):
     "Settings of `staged_training`: the recipe, and how it trains (`ToolkitConfig`'s keys, first in the table)."
     arch:str = 'resnet50' # Teacher backbone (timm)
@@ -68,7 +68,7 @@ class StagedConfig(ToolkitConfig):
 STAGED_PHASES = ('supcon', 'arcface', 'distill', 'evaluate')
 "The phases of `bm-staged`, in the order they run."
 
-@dataclass
+@dataclass(kw_only=True)
 class StagedRunConfig(StagedConfig):
     "Settings of `bm-staged`: the recipe of `StagedConfig`, and the run (each is also a flag: `--name value`)."
     # Images: a folder of one sub-folder per building or a CSV manifest (empty: generated buildings in out/data)
@@ -145,7 +145,7 @@ class ExportConfig(Config):
         check_choice('format', self.format, EXPORT_FORMATS)
         if self.size < 0: raise BuildingMetricError(f"--size {self.size} is not allowed", "use 0 (the model's) or a size")
 
-@dataclass
+@dataclass(kw_only=True)
 class InferConfig(Config):
     "Settings of `bm-infer` (each is also a flag: `--name value`)."
     images:str = '' # A folder of photos (searched recursively) or one photo

@@ -28,7 +28,7 @@ MIX_METHODS = ('none', 'mixup', 'cutmix', 'tokenmix', 'manifold')
 MARGIN_LOSSES = ('arcface', 'adaface', 'curricularface')
 "The margin losses of the ArcFace and distillation stages."
 
-@dataclass
+@dataclass(kw_only=True)
 class ToolkitConfig(Config):
     "How a staged model trains: its backbone's modules, optimiser, schedule, augmentation, margin loss, ensembles."
     drop_path:float = 0.0 # Stochastic depth of the timm backbone (its drop_path_rate)

@@ -7,7 +7,7 @@ Docs: https://building-metric.github.io/building_metric/data.facades.html.md"""
 # %% ../../nbs/01a_data.facades.ipynb #3028e6ce
 from __future__ import annotations
 import colorsys, math
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -34,7 +34,7 @@ BALCONIES = ('none', 'all', 'alternate', 'top')
 _C = {n: i for i, n in enumerate(CLASSES)}
 
 # %% ../../nbs/01a_data.facades.ipynb #848fabf5
-@dataclass
+@dataclass(kw_only=True)
 class SynthConfig(Config):
     "Settings of the synthetic facade generator."
     n_identities: int = 20         # Buildings (identities) to generate
@@ -71,6 +71,7 @@ class Facade:
     name:str # `bldg_<identity>`: its label in the data
     neighbourhood:int # The neighbourhood whose style it tends to share
     lat:float # Latitude, degrees
+    _: KW_ONLY # The fields below are keyword-only
     lon:float # Longitude, degrees
     n_floors:int # Floors, 2 to 7
     n_cols:int # Window columns, 2 to 7
@@ -161,7 +162,7 @@ class _Painter:
 
 def _shade(rgb, f): return tuple(int(np.clip(c * f, 0, 255)) for c in rgb)
 
-def _texture(material:str, h:int, w:int, rgb, scale:float, rng) -> np.ndarray:
+def _texture(material:str, h:int, w:int, rgb, *, scale:float, rng) -> np.ndarray:
     "An (h, w, 3) wall texture of `material` in colour `rgb`."
     yy, xx = np.mgrid[0:h, 0:w]
     base = np.asarray(rgb, np.float32)
@@ -195,7 +196,7 @@ def _sky(h:int, w:int, rng, d:float) -> np.ndarray:
     g = g * rng.uniform(1 - 0.15 * d, 1 + 0.1 * d)
     return np.broadcast_to(np.clip(g, 0, 255), (h, w, 3)).astype(np.uint8)
 
-def _window(p:_Painter, f:Facade, x0, y0, x1, y1, shape, lit:float):
+def _window(p:_Painter, f:Facade, x0, y0, *, x1, y1, shape, lit:float):
     "One window (frame, glass, mullions, sill, shutters) in the box (x0, y0, x1, y1)."
     fw = max(1, round((x1 - x0) * 0.12))
     if f.shutters:
@@ -217,7 +218,7 @@ def _window(p:_Painter, f:Facade, x0, y0, x1, y1, shape, lit:float):
         p.line([(x0, (y0 + y1) / 2), (x1, (y0 + y1) / 2)], f.trim, max(1, fw // 2))
     p.rect((x0 - fw, y1, x1 + fw, y1 + max(1, fw)), _shade(f.trim, 0.9), 'wall')
 
-def _roof(p:_Painter, f:Facade, x0:float, x1:float, bw:float, top:float, wall_top:float, roof_h:float, eave:int,
+def _roof(p:_Painter, f:Facade, x0:float, x1:float, *, bw:float, top:float, wall_top:float, roof_h:float, eave:int,
           lit:float,
           s:float):
     ("The roof of `f` over the wall between `x0` and `x1`: flat, pitched, gable (with its round window) or mansard; "
@@ -242,7 +243,7 @@ def _roof(p:_Painter, f:Facade, x0:float, x1:float, bw:float, top:float, wall_to
     if f.roof in ('pitched', 'mansard'):
         for y in np.arange(top + 3 * s, wall_top, 4 * s): p.line([(x0, y), (x1, y)], _shade(f.roof_color, 0.8), 1)
 
-def _building(p:_Painter, f:Facade, W:int, top:int, ground:int, rng, lit:float):
+def _building(p:_Painter, f:Facade, W:int, top:int, *, ground:int, rng, lit:float):
     ("The facade of `f` between the rows `top` and `ground`, centred on a canvas of width `W`; `rng` is the building's "
      "own.")
     s = W / 256
@@ -251,9 +252,9 @@ def _building(p:_Painter, f:Facade, W:int, top:int, ground:int, rng, lit:float):
     roof_h = {'flat': 0.04, 'pitched': 0.16, 'gable': 0.22, 'mansard': 0.2}[f.roof] * (ground - top)
     wall_top = top + roof_h
     xi0, xi1, yi0 = int(x0), int(x1), int(wall_top)
-    p.paste(_texture(f.material, ground - yi0, xi1 - xi0, f.wall, s, rng), xi0, yi0, 'wall')
+    p.paste(_texture(f.material, ground - yi0, xi1 - xi0, f.wall, scale=s, rng=rng), xi0, yi0, 'wall')
     eave = max(2, round(4 * s))
-    _roof(p, f, x0, x1, bw, top, wall_top, roof_h, eave, lit, s)
+    _roof(p, f, x0, x1, bw=bw, top=top, wall_top=wall_top, roof_h=roof_h, eave=eave, lit=lit, s=s)
     # floors and windows
     fh = (ground - wall_top) / (f.n_floors + 0.25)  # the ground floor is taller
     cw = bw / f.n_cols
@@ -278,8 +279,8 @@ def _building(p:_Painter, f:Facade, W:int, top:int, ground:int, rng, lit:float):
             else:
                 ww, wh = cw * wshape[0], h * wshape[1]
             wy1 = y_bot - h * 0.2
-            _window(p, f, cx - ww / 2, wy1 - wh, cx + ww / 2, wy1, 'rect' if fl == 0 and f.shopfront else f.window,
-                    lit * rng.uniform(0.85, 1.15))
+            _window(p, f, cx - ww / 2, wy1 - wh, x1=cx + ww / 2, y1=wy1, shape='rect' if fl == 0 and f.shopfront else f.window,
+                    lit=lit * rng.uniform(0.85, 1.15))
             if balcony:
                 bx0, bx1, by0 = cx - ww / 2 - 3 * s, cx + ww / 2 + 3 * s, wy1 - wh * 0.35
                 p.rect((bx0, by0, bx1, wy1 + 2 * s), _shade(f.trim, 0.5), 'balcony')
@@ -288,9 +289,9 @@ def _building(p:_Painter, f:Facade, W:int, top:int, ground:int, rng, lit:float):
         for c in range(f.n_cols):
             cx = x0 + (c + 0.5) * cw
             ww = cw * 0.3
-            _window(p, f, cx - ww / 2, top + roof_h * 0.3, cx + ww / 2, top + roof_h * 0.85, 'rect', lit)
+            _window(p, f, cx - ww / 2, top + roof_h * 0.3, x1=cx + ww / 2, y1=top + roof_h * 0.85, shape='rect', lit=lit)
 
-def _tree(p:_Painter, W, ground, rng, scale):
+def _tree(p:_Painter, W, ground, rng, *, scale):
     x, h = rng.uniform(0.05, 0.95) * W, rng.uniform(0.25, 0.5) * W * scale
     p.rect((x - 0.015 * W, ground - h * 0.45, x + 0.015 * W, ground + 0.03 * W), (90, 60, 40), 'vegetation')
     for _ in range(7):
@@ -299,7 +300,7 @@ def _tree(p:_Painter, W, ground, rng, scale):
         g = (int(rng.uniform(30, 80)), int(rng.uniform(90, 160)), int(rng.uniform(30, 70)))
         p.ellipse((cx - r, cy - r, cx + r, cy + r), g, 'vegetation')
 
-def _car(p:_Painter, W, ground, rng, scale):
+def _car(p:_Painter, W, ground, rng, *, scale):
     L = rng.uniform(0.22, 0.35) * W * scale
     x, y = rng.uniform(-0.1, 0.9) * W, ground + 0.02 * W
     body = _rgb(rng.random(), rng.uniform(0, 0.8), rng.uniform(0.2, 0.95))
@@ -328,6 +329,7 @@ def render_view(f:Facade, # The building
                 view:int, # View index: the same index always gives the same image
                 size:int=128, # Output side, in pixels
                 difficulty:float=0.5, # How much the camera, light and occluders vary
+                *,
                 seed:int=0, # The generator's seed
                ) -> tuple[Image.Image, np.ndarray]:
     "Render view `view` of building `f`: an RGB image and its (size, size) uint8 class mask."
@@ -341,7 +343,7 @@ def render_view(f:Facade, # The building
     mask[:ground] = _C['sky']
     p = _Painter(img, mask)
     lit = rng.uniform(1 - 0.4 * d, 1 + 0.25 * d)
-    _building(p, f, W, top, ground, np.random.default_rng([seed, 5, f.identity]), lit)
+    _building(p, f, W, top, ground=ground, rng=np.random.default_rng([seed, 5, f.identity]), lit=lit)
     img, mask = p.arrays()
     # sunlight: a global light level and colour temperature; a cast shadow over part of the facade
     light = np.asarray([1 + rng.uniform(-0.12, 0.12) * d, 1.0, 1 + rng.uniform(-0.12, 0.12) * d], np.float32) * lit
@@ -350,8 +352,8 @@ def render_view(f:Facade, # The building
         x = np.arange(W)[None, :] + np.arange(W)[:, None] * rng.uniform(-0.6, 0.6)
         out[x < rng.uniform(0.2, 0.8) * W] *= rng.uniform(0.55, 0.8)
     p = _Painter(np.clip(out, 0, 255).astype(np.uint8), mask)
-    for _ in range(rng.poisson(1.2 * d)): _tree(p, W, ground, rng, 0.6 + 0.3 * d)
-    for _ in range(rng.poisson(0.8 * d)): _car(p, W, ground, rng, 0.8 + 0.4 * d)
+    for _ in range(rng.poisson(1.2 * d)): _tree(p, W, ground, rng, scale=0.6 + 0.3 * d)
+    for _ in range(rng.poisson(0.8 * d)): _car(p, W, ground, rng, scale=0.8 + 0.4 * d)
     wimg, wmask = p.img, p.mask
     quad = _camera_quad(W, rng, d)
     im = wimg.transform((size, size), Image.QUAD, quad, resample=Image.BILINEAR)

@@ -115,7 +115,7 @@ def _utf8(s) -> bool:
 # printable and writable, e.g. 'caf\\xe9.jpg'
 def _shown(s:str) -> str: return os.fsencode(s).decode('utf-8', 'backslashreplace')
 
-def _row(path, label=None, group=None, lat=np.nan, lon=np.nan, split=None, reason=''):
+def _row(path, label=None, group=None, lat=np.nan, *, lon=np.nan, split=None, reason=''):
     bad = [s for s in (path, label, group) if isinstance(s, str) and not _utf8(s)]
     if bad:   # skipped here, with a name every later step can print and write (CSV, HDF5, reports)
         reason = f"file name is not valid UTF-8 ({_shown(bad[0])!r}): rename it"
@@ -217,7 +217,7 @@ class BuildingIndex:
 
     # -- building --
     @classmethod
-    def _build(cls, rows, root, layout, problems, validate, n_workers, progress):
+    def _build(cls, rows, root, layout, problems, *, validate, n_workers, progress):
         df = pd.DataFrame(rows, columns=list(COLUMNS))
         if not len(df): raise BuildingMetricError(f"no images found in {str(root)!r} for the {layout!r} layout",
                                                   "check the path and the layout ('folders', 'geo' or 'csv')")
@@ -234,7 +234,7 @@ class BuildingIndex:
         "Index a class-per-folder tree: `root/<label>/<image>`."
         root = _check_root(root, 'image folder')
         rows, problems = _scan_folders(root)
-        return cls._build(rows, root, 'folders', problems, validate, n_workers, progress)
+        return cls._build(rows, root, 'folders', problems, validate=validate, n_workers=n_workers, progress=progress)
 
     @classmethod
     def from_geo(cls, root:str|Path, # Folder of the patch files
@@ -245,31 +245,33 @@ class BuildingIndex:
         "Index the geographic patch layout: `DatasetID_TargetID_PatchID_k.jpg` beside a `.txt` of metadata."
         root = _check_root(root, 'geo image folder')
         rows, problems = _scan_geo(root)
-        return cls._build(rows, root, 'geo', problems, validate, n_workers, progress)
+        return cls._build(rows, root, 'geo', problems, validate=validate, n_workers=n_workers, progress=progress)
 
     @classmethod
     def from_csv(cls, csv:str|Path, # Manifest with columns path, label (and optionally group, lat, lon, split)
                  root:str|Path|None=None, # Folder that relative paths start from (default: the CSV's folder)
                  validate:bool=True, # Open every image and mark unreadable or tiny ones (status, reason)
                  n_workers:int=2, # Processes that open the images to validate them
+                 *,
                  progress:bool|None=None, # Show a progress bar (None: when there are many images)
                 ):
         "Index the images listed in a CSV manifest."
         csv = Path(csv)
         if not csv.is_file(): raise BuildingMetricError(f"manifest {str(csv)!r} not found", "check the path")
         root = _check_root(root if root is not None else csv.parent, 'image root')
-        return cls._build(_scan_csv(csv), root, 'csv', [], validate, n_workers, progress)
+        return cls._build(_scan_csv(csv), root, 'csv', [], validate=validate, n_workers=n_workers, progress=progress)
 
     @classmethod
     def from_files(cls, files:list, # File paths relative to `root` (no labels: photos to search with)
                    root:str|Path='.', # Folder that the paths start from
                    validate:bool=True, # Open every image and mark unreadable or tiny ones (status, reason)
                    n_workers:int=2, # Processes that open the images to validate them
+                   *,
                    progress:bool|None=None, # Show a progress bar (None: when there are many images)
                   ):
         "Index a list of photos without labels (the queries of a search)."
         root = _check_root(root, 'image folder')
-        return cls._build([_row(Path(f).as_posix()) for f in files], root, 'files', [], validate, n_workers, progress)
+        return cls._build([_row(Path(f).as_posix()) for f in files], root, 'files', [], validate=validate, n_workers=n_workers, progress=progress)
 
     @classmethod
     def from_path(cls, path:str|Path, # A CSV manifest, or a folder in the folders or geo layout

@@ -54,6 +54,7 @@ def write_photo_views(root:str|Path, # Folder to write gallery/ and queries/ int
                       views:int=8, # Views made of each photo
                       gallery_views:int=5, # Views per photo; of a known photo's, the first these go to the gallery
                       n_known:int=11, # Photos the gallery knows (the others are unseen buildings: all their views are queries)
+                      *,
                       size:int=224, # Side of each view in pixels
                       seed:int=0, # Random seed of the views
                      ) -> dict:

@@ -36,7 +36,7 @@ class FacadeGenerator:
     def __getitem__(self, iv:tuple[int, int]) -> tuple[Image.Image, np.ndarray]:
         i, v = iv
         if not 0 <= i < len(self): raise IndexError(f"identity {i} out of range: there are {len(self)}")
-        return render_view(self.facades[i], v, self.cfg.size, self.cfg.difficulty, self.cfg.seed)
+        return render_view(self.facades[i], v, self.cfg.size, self.cfg.difficulty, seed=self.cfg.seed)
 
     def table(self) -> pd.DataFrame:
         "The identities' parameters, one row per building."
@@ -58,6 +58,7 @@ def show_facades(gen:FacadeGenerator, # The generator
                  identities:list[int]|None=None, # Buildings to show (default: the first 4)
                  views:int=4, # Views per building
                  masks:bool=True, # Show each view's mask beside it
+                 *,
                  figsize_per:float=1.3, # Inches per image
                 ):
     "A grid of buildings x views (and masks); returns the matplotlib figure."
@@ -93,7 +94,7 @@ def _seg_split(cfg:SynthConfig) -> np.ndarray:
     split[order[:n - n_val - n_test]], split[order[n - n_val - n_test:n - n_test]], split[order[n - n_test:]] = 'train', 'val', 'test'
     return split
 
-def _item_files(gen:FacadeGenerator, layout:str, i:int, v:int, split) -> dict:
+def _item_files(gen:FacadeGenerator, layout:str, i:int, v:int, *, split) -> dict:
     f = gen.facades[i]
     if layout == 'folders': return {'image': f"{f.name}/view_{v:03d}.png"}
     if layout == 'geo': return {'image': f"001_{i:04d}_{v:04d}_0.jpg", 'meta': f"001_{i:04d}_{v:04d}_0.txt"}
@@ -101,9 +102,9 @@ def _item_files(gen:FacadeGenerator, layout:str, i:int, v:int, split) -> dict:
     return {'image': f"images/{split[i]}/{f.name}_view_{v:03d}.png",
             'mask': f"masks/{split[i]}/{f.name}_view_{v:03d}.png"}
 
-def _write_item(iv, gen:FacadeGenerator, layout:str, root:Path, split):
+def _write_item(iv, gen:FacadeGenerator, layout:str, root:Path, *, split):
     i, v = iv
-    files = _item_files(gen, layout, i, v, split)
+    files = _item_files(gen, layout, i, v, split=split)
     im, mk = gen[i, v]
     dst = root / files['image']
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +124,7 @@ def write_synthetic(root:str|Path, # Folder to write into (created if missing)
                     layout:str='folders', # One of `LAYOUTS`
                     cfg:SynthConfig|None=None, # Generator settings
                     n_workers:int=2, # Processes rendering in parallel (0: in this process)
+                    *,
                     progress:bool|None=None, # A progress bar (None: automatic, see `show_progress`)
                     **kwargs, # Or generator settings as keywords
                    ) -> Path:

@@ -33,6 +33,7 @@ class EmbeddedRows:
                  split_of:np.ndarray, # (n,) split of each photo: 'train', 'val' or 'test'
                  label_names:list, # Name of each class index
                  paths:list, # Each photo's file
+                 *,
                  frozen:dict, # {extractor: (n, d) features} to report beside the model
                 ):
         self.labels, self.split_of, self.label_names, self.paths, self._frozen = labels, split_of, label_names, paths, frozen
@@ -45,6 +46,7 @@ def embed_index(model, # images -> (n, d) (an `Embedder`, or its backbone)
                 index:BuildingIndex, # The photos, with their labels and splits
                 size:int, # Side the photos are resized to
                 mean, # Per-channel mean the photos are normalised with
+                *,
                 std, # Per-channel standard deviation, likewise
                 bs:int=64, # Photos per forward pass
                 workers:int=0, # DataLoader worker processes
@@ -77,12 +79,12 @@ def evaluate_embedder(model:Embedder, # An end-to-end model (e.g. `load_embedder
     "`bm-eval`'s report for an image model: metrics.json, report.md, the classification files and the pictures."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     pre, size = model.preprocess, size or model.preprocess.size
-    emb, lab = embed_index(model.eval(), index, size, pre.mean, pre.std, workers=workers)
+    emb, lab = embed_index(model.eval(), index, size, pre.mean, std=pre.std, workers=workers)
     base = (frozen or model).eval().backbone
-    feats = embed_index(base, index, size, pre.mean, pre.std, workers=workers)[0].numpy()
+    feats = embed_index(base, index, size, pre.mean, std=pre.std, workers=workers)[0].numpy()
     if frozen is None: frozen_name = 'its own backbone (no frozen model given)'
     rows = EmbeddedRows(lab, index.items.split.to_numpy(), list(index.classes), [str(p) for p in index.paths()],
-                        {frozen_name: feats})
+                        frozen={frozen_name: feats})
     logits = None
     if classes is not None and Path(classes).is_file():
         c = torch.load(classes, weights_only=True); logits = lambda e, c=c: cosine_logits(e, c['weight'], c['scale'])

@@ -74,6 +74,7 @@ def class_map(model:nn.Module, # Images -> L2-normalised embeddings (an `Embedde
               images:torch.Tensor, # (B, 3, H, W) as the model takes them
               classes, # (B,) the class of each image to explain (e.g. the predicted one)
               weights:torch.Tensor, # (n_classes, dim) class vectors: ArcFace's weights, proxies or class means
+              *,
               layer:nn.Module|None=None, # The feature map explained (None: the last spatial one, `cam_layer`)
               plus:bool=False, # Grad-CAM++ weights instead of Grad-CAM's
              ) -> torch.Tensor:
@@ -88,6 +89,7 @@ def similarity_map(model:nn.Module, # Images -> embeddings
                    query:torch.Tensor, # (B, 3, H, W) the photos to explain
                    match:torch.Tensor, # (B, 3, H, W) the photo each one matched (or (B, dim) its embedding)
                    layer:nn.Module|None=None, # The feature map explained (None: the last spatial one, `cam_layer`)
+                   *,
                    plus:bool=False, # Grad-CAM++ weights instead of Grad-CAM's
                   ) -> torch.Tensor:
     "Grad-CAM(++) of the cosine similarity of each query to its match: the parts of the query that resemble the match."
@@ -101,6 +103,7 @@ def overlay(image, # A PIL image, or a (3, H, W) tensor normalised with `mean` /
             cam:torch.Tensor, # (h, w) heat map in [0, 1]
             mean=(0.485, 0.456, 0.406), # The per-channel mean a tensor was normalised with
             std=(0.229, 0.224, 0.225), # And its per-channel standard deviation
+            *,
             alpha:float=0.5, # Weight of the heat map
             cmap:str='jet', # A matplotlib colour map
            ) -> Image.Image:
@@ -128,6 +131,7 @@ def plot_match_maps(query, # The query image (PIL, or a normalised tensor)
                     match, # The matched image, likewise
                     query_map, # The query's similarity map (`similarity_map` of the query against the match)
                     match_map, # The match's, the other way
+                    *,
                     similarity:float|None=None, # Shown in the title
                     titles:tuple[str, str]=('query', 'match'), # Titles of the two panels
                     fname=None, # Also save the figure there

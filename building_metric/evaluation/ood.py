@@ -90,6 +90,7 @@ def vim_score(ref, # Reference embeddings (the training photos): the principal s
               ref_logits, # (n_ref, classes) their class logits
               query, # Query embeddings
               query_logits, # Their logits
+              *,
               dim:int|None=None, # Principal dimensions kept (default: ViM's rule, 1000 / 512 / half the size)
              ) -> np.ndarray:
     ("ViM (Wang et al. 2022), higher = more unusual: a virtual logit, the norm of the query's part outside the "
@@ -128,6 +129,7 @@ def ood_table(ref, # Reference embeddings (the training photos)
               ref_labels, # Their classes
               known, # Queries of known classes (held-out photos of the training buildings)
               unknown, # Queries of other classes (photos of buildings never trained on)
+              *,
               logits=None, # Callable: embeddings -> class logits, for the energy score (default: cosine logits of the class means)
               k:int|None=None, # Neighbour of the kNN score (default: the median number of reference photos per class)
              ) -> tuple[pd.DataFrame, dict]:

@@ -152,6 +152,7 @@ def vpr_recalls(predictions:np.ndarray, # (n_queries, >= max(ns)) database indic
                 db_utm:np.ndarray, # (n, 2) the database photos' UTM east, north in metres
                 query_utm:np.ndarray, # (m, 2) the queries', likewise
                 ns:tuple=(1, 5, 10, 20), # The N of each Recall@N
+                *,
                 radius_m:float=25., # A database photo this close to the query, in metres, is a right answer
                ) -> dict:
     "Recall@N: the share of queries with at least one of their N best database photos within `radius_m`."
@@ -235,12 +236,12 @@ def read_gldv2(root:str|Path, # A Google Landmarks v2 folder
     return out
 
 # %% ../../nbs/05d_evaluation.protocols.ipynb #8c3b116f
-def _views(n:int, views:int, size:int, seed:int, difficulty:float=0.3):
+def _views(n:int, views:int, size:int, seed:int, *, difficulty:float=0.3):
     from building_metric.data.synth import FacadeGenerator
     g = FacadeGenerator(n_identities=n, views=views, size=size, seed=seed, difficulty=difficulty)
     return g, {(i, v): g[i, v][0] for i in range(n) for v in range(views)}
 
-def _write_revisited(root:Path, protocol:str, n:int, size:int, seed:int):
+def _write_revisited(root:Path, protocol:str, n:int, size:int, *, seed:int):
     name = REVISITED[protocol]
     (root/name/'jpg').mkdir(parents=True, exist_ok=True)
     _, ims = _views(n, 4, size, seed)
@@ -287,11 +288,12 @@ def write_protocol_sample(root:str|Path, # Folder to write the dataset into
                           protocol:str, # One of `PROTOCOLS`
                           n:int=6, # Synthetic buildings
                           size:int=64, # Side of each photo in pixels
+                          *,
                           seed:int=0, # Random seed
                          ) -> Path:
     "A small dataset of `n` synthetic buildings in `protocol`'s published layout; returns the folder to read."
     root = Path(root)
-    if protocol in REVISITED: _write_revisited(root, protocol, n, size, seed); return root/REVISITED[protocol]
+    if protocol in REVISITED: _write_revisited(root, protocol, n, size, seed=seed); return root/REVISITED[protocol]
     if protocol == 'vpr': _write_vpr(root, n, size, seed); return root
     if protocol == 'gldv2': _write_gldv2(root, n, size, seed); return root
     raise BuildingMetricError(f"unknown protocol {protocol!r}", f"use one of {', '.join(PROTOCOLS)}")

@@ -87,7 +87,7 @@ def reference_views(labels:np.ndarray, # (n,) building of each photo
     for l in np.unique(labels): ref[np.flatnonzero(labels == l)[::2]] = True
     return ref
 
-def _split_scores(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, ks:tuple, class_names=None) -> dict:
+def _split_scores(emb:torch.Tensor, lab:np.ndarray, split:np.ndarray, ks:tuple, *, class_names=None) -> dict:
     ("NCM and retrieval on held-out views of seen buildings (val, against train), and on unseen buildings (test, every "
      "other view a reference).")
     tr, va, te, out = (split == 'train'), (split == 'val'), (split == 'test'), {}
@@ -133,7 +133,7 @@ def _helped(m:dict) -> str:
     verdict = 'training helped' if t > best else 'training did not help: the frozen features are as good or better'
     return f"{verdict} on {what}: MAP@R {t:.3f} with the trained head against {best:.3f} for the frozen {best_name}"
 
-def _geo_scores(emb:torch.Tensor, coords:np.ndarray, split:np.ndarray, lab:np.ndarray, k:int=10) -> dict:
+def _geo_scores(emb:torch.Tensor, coords:np.ndarray, split:np.ndarray, lab:np.ndarray, *, k:int=10) -> dict:
     ("Localisation of held-out photos from the coordinates of their nearest reference photos (seen buildings: val "
      "against train; unseen: every other view, as for NCM).")
     out = {}
@@ -226,7 +226,7 @@ def report_metrics(emb:torch.Tensor, # (n, dim) embeddings of every row of the c
      "frozen baselines, localisation, calibration, open set, OOD.")
     split, lab, n_cls = c.split_of, c.labels, len(c.label_names)
     tr, va, te = (split == 'train'), (split == 'val'), (split == 'test')
-    m = _split_scores(emb, lab, split, ks, c.label_names)
+    m = _split_scores(emb, lab, split, ks, class_names=c.label_names)
     if alone is not None:   # what the views bought: MAP@R of the photo alone against the mean of its views
         a = _split_scores(alone, lab, split, ks)
         m['tta'] = dict(mode=tta, views=len(tta_names(names, tta)),
@@ -339,6 +339,7 @@ def evaluate(checkpoint:str|Path, # `best.pth` written by `bm-train` (with its `
              cache:str|Path, # A feature cache with the model's extractors, or an image folder / manifest (all its images become queries)
              out:str|Path, # Report folder
              images:str|Path|None=None, # Root of the indexed images, for the retrieval gallery (the cache stores relative paths)
+             *,
              ks:tuple=(1, 5, 10), # The K of each Recall@K
              tta:str='none', # Test-time augmentation: average the embeddings of these views (`TTA_MODES`; a cache needs their features)
              log=print, # Called with each progress message
@@ -373,6 +374,7 @@ def evaluate_frozen(cache:str|Path, # A feature cache (its splits say what is se
                     out:str|Path, # Report folder
                     names:list[str]|None=None, # Extractors to score (default: all of the cache's)
                     ks:tuple=(1, 5, 10), # The K of each Recall@K
+                    *,
                     log=print, # Called with each progress message
                    ) -> dict:
     "The numbers of `evaluate` for the frozen features of a cache, no trained head: what a head would have to beat."

@@ -30,6 +30,7 @@ def write_embeddings(head:torch.nn.Module, # Features -> embeddings (in eval mod
                      cache:FeatureCache, # The feature cache
                      names:list[str], # The extractors the head takes, in its order
                      rows:np.ndarray, # Rows of the cache to embed, in the order to write them
+                     *,
                      path:str|Path, # HDF5 file to write: datasets `embeddings` (float32), `labels`, `rows`
                      bs:int=4096, # Rows embedded at a time
                     ) -> Path:
@@ -76,7 +77,7 @@ def _class_sums(emb:h5py.Dataset, labels:np.ndarray, n_classes:int, chunk:int) -
             sums.index_add_(0, torch.as_tensor(labels[s:s + chunk]).long(), torch.as_tensor(emb[s:s + chunk]).double())
     return all_sum(sums)
 
-def _ncm_hits(emb:h5py.Dataset, labels:np.ndarray, means:torch.Tensor, chunk:int, ks=(1, 3)) -> dict[str, float]:
+def _ncm_hits(emb:h5py.Dataset, labels:np.ndarray, means:torch.Tensor, chunk:int, *, ks=(1, 3)) -> dict[str, float]:
     "NCM top-k accuracy of embeddings read in blocks shared out between the processes."
     rank, world = rank_world()
     hits = torch.zeros(len(ks), dtype=torch.float64)
@@ -93,6 +94,7 @@ def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
                       cache:str|Path, # A feature cache with the model's extractors
                       out:str|Path, # Report folder: metrics.json, report.md and the embeddings files
                       chunk:int=65536, # Rows read at a time (embeddings, retrieval blocks)
+                      *,
                       ks:tuple=(1, 5, 10), # The K of each Recall@K
                       log=print, # Called with each progress message
                      ) -> dict:
@@ -116,7 +118,7 @@ def evaluate_at_scale(checkpoint:str|Path, # `best.pth` written by `bm-train`
             rows = c.rows(split)
             if len(rows) and (split != 'train' or len(c.rows('val'))):
                 t0 = time.time()
-                files[split] = write_embeddings(head, c, names, rows, out/f'embeddings_{split}.h5', bs=chunk)
+                files[split] = write_embeddings(head, c, names, rows, path=out/f'embeddings_{split}.h5', bs=chunk)
                 log(f"embedded {len(rows):,} {split} rows in {time.time() - t0:.1f} s")
         if 'val' in files:
             with h5py.File(files['train']) as ft, h5py.File(files['val']) as fv:

@@ -56,6 +56,7 @@ def plot_embeddings(emb, # Embeddings (n, dim)
                     labels, # A label per row
                     class_names:list|None=None, # Name of each label value (default: the values)
                     method:str='umap', # 'umap' or 'pca'
+                    *,
                     xy:np.ndarray|None=None, # A projection already made (skips `project_2d`)
                     markers=None, # Optional (n,) category drawn as marker shapes, e.g. the split
                     title:str|None=None, # Title of the plot
@@ -94,6 +95,7 @@ def retrieval_gallery(query_emb, # The queries' embeddings
                       query_labels, # Their labels
                       query_paths, # Their image files
                       ref_emb=None, # The references' embeddings
+                      *,
                       ref_labels=None, # Their labels
                       ref_paths=None, # Their image files (no references: leave-one-out among the queries)
                       queries=None, # Which queries to show (positions; default: `n` at random)
@@ -240,6 +242,7 @@ class EmbeddingExplorer:
                  labels, # Their labels
                  paths, # Their image files
                  class_names:list|None=None, # Names of the labels (default: the labels themselves)
+                 *,
                  splits=None, # The split of each row, to colour or filter by
                  gates:dict|None=None, # Optional {extractor: gate weight}
                  xy:np.ndarray|None=None, # A 2-D projection of the rows (None: make one)

@@ -104,6 +104,7 @@ class FeatureRows:
                  names:list[str], # Extractors whose features are concatenated, in this order
                  rows:np.ndarray, # Row numbers of the cache
                  in_ram:bool, # Read them all into memory once (else batches are read from disk)
+                 *,
                  cached_chunks:int=32, # On disk: decoded chunks kept for the next batches
                 ):
         self.cache, self.names, self.rows, self.in_ram = cache, names, np.asarray(rows), in_ram
@@ -147,6 +148,7 @@ def dataloaders(self:FeatureCache,
                  bs:int=256, # Batch size
                  train:str|np.ndarray='train', # Split to train on (shuffled), or its row positions
                  valid:str|np.ndarray|None='val', # Split to validate on, or its row positions (None: no validation set)
+                 *,
                  in_ram:bool|None=None, # Hold the features in RAM (default: when they take < 1/4 of memory)
                  batch_sampler=None, # Replaces the shuffle of the training set: an iterable of row-position arrays
                  device=None, # Device of the batches (default: best available)

@@ -58,7 +58,7 @@ def _prepare_parts(parts:Path, meta:dict):
     parts.mkdir(parents=True, exist_ok=True)
     m.with_suffix('.tmp').write_text(json.dumps(meta)); os.replace(m.with_suffix('.tmp'), m)
 
-def _extract_shards(ext:Extractor, paths:list, parts:Path, shard_rows:int, bs:int, num_workers:int,
+def _extract_shards(ext:Extractor, paths:list, parts:Path, shard_rows:int, *, bs:int, num_workers:int,
                     dtype, device, progress:bool, rank:int=0, world:int=1):
     "Write the missing shards of this process (every `world`-th, from `rank`) of `paths` as `.npy` files in `parts`."
     n_shards = -(-len(paths) // shard_rows)
@@ -172,6 +172,7 @@ def extract_features(index:BuildingIndex, # Images to extract (its kept rows, in
                      extractors:list, # Extractor names (see `list_extractors`) or `Extractor` objects
                      path:str|Path, # The HDF5 file to write
                      bs:int=32, # Images per forward pass
+                     *,
                      num_workers:int=2, # Processes decoding and resizing images while the model runs
                      dtype:str='float16', # Storage type of the features: 'float16' or 'float32'
                      knn:int=16, # Geographic neighbours per image (when every image has coordinates; 0: none)
@@ -201,20 +202,20 @@ def extract_features(index:BuildingIndex, # Images to extract (its kept rows, in
             if rank == 0: _prepare_parts(partdir/_key(e.name), meta)
             barrier()
             try:
-                _extract_shards(e, paths, partdir/_key(e.name), shard_rows, bs, num_workers, np.dtype(dtype), device,
-                                show_progress(progress) and rank == 0, rank, world)
+                _extract_shards(e, paths, partdir/_key(e.name), shard_rows, bs=bs, num_workers=num_workers, dtype=np.dtype(dtype), device=device,
+                                progress=show_progress(progress) and rank == 0, rank=rank, world=world)
             except KeyboardInterrupt:
                 print(f"interrupted: the shards written so far are kept in {partdir}; run the same call again to resume", file=sys.stderr)
                 raise
         if not todo: return path  # every requested extractor is already in the cache, as requested
         barrier()                 # every process's shards are written
         if rank == 0:
-            _assemble(path, rows, fp, exts, infos, have, partdir, dtype, knn)
+            _assemble(path, rows, fp, exts, infos=infos, have=have, partdir=partdir, dtype=dtype, knn=knn)
             shutil.rmtree(partdir, ignore_errors=True)
         barrier()
         return path
 
-def _assemble(path, rows, fp, exts, infos, have, partdir, dtype, knn):
+def _assemble(path, rows, fp, exts, *, infos, have, partdir, dtype, knn):
     "Write the complete cache under a temporary name, then rename it into place."
     tmp = path.with_name(path.name + '.tmp')
     path.parent.mkdir(parents=True, exist_ok=True)

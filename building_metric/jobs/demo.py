@@ -27,6 +27,7 @@ def demo(out:str|Path='demo', # Folder for the data, the run and the report
          identities:int=40, # Buildings in the synthetic dataset
          views:int=8, # Photos of each
          size:int=96, # Their side in pixels
+         *,
          epochs:int=30, # Training epochs of the fusion head
          seed:int=0, # Random seed of the data, the split and the training
          tiny:bool=False, # Two small random backbones instead of the pretrained EfficientNet-Lite0 (also when its weights are not installed)

@@ -110,7 +110,7 @@ def run_infer(cfg:InferConfig, # `bm-infer`'s settings
     for i in range(0, len(files), cfg.bs):
         x = torch.stack([pre(load_image(f)) for f in files[i:i + cfg.bs]])
         with torch.no_grad(): embs.append(model(x).float())
-        if cfg.gradcam: _gradcam(model, x, embs[-1], classes, files[i:i + cfg.bs], out/'gradcam', cfg.plus)
+        if cfg.gradcam: _gradcam(model, x, embs[-1], classes, files=files[i:i + cfg.bs], out=out/'gradcam', plus=cfg.plus)
     emb = torch.cat(embs)
     np.save(out/'embeddings.npy', emb.numpy())
     pd.DataFrame(dict(path=[str(f) for f in files])).to_csv(out/'images.csv', index_label='row')
@@ -126,7 +126,7 @@ def run_infer(cfg:InferConfig, # `bm-infer`'s settings
     log(f"{len(files)} photos: {out}")
     return r
 
-def _gradcam(model, x:torch.Tensor, emb:torch.Tensor, classes:dict, files:list, out:Path, plus:bool):
+def _gradcam(model, x:torch.Tensor, emb:torch.Tensor, classes:dict, *, files:list, out:Path, plus:bool):
     "One Grad-CAM(++) overlay of the predicted class per photo, `out/<name>.png`."
     from building_metric.evaluation.explain import class_map, overlay
     out.mkdir(parents=True, exist_ok=True)

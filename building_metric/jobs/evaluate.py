@@ -14,7 +14,7 @@ from ..checkpoint import load_checkpoint
 from ..config import EvalConfig, default_cache
 from ..core import BuildingMetricError, init_distributed
 from ..data.index import BuildingIndex
-from ..evaluation.benchmark import run_protocol
+from .benchmark import run_protocol
 from ..evaluation.embedders import evaluate_embedder
 from ..evaluation.report import evaluate, evaluate_frozen, seen_unseen_split
 from ..evaluation.scale import evaluate_at_scale

@@ -37,8 +37,8 @@ def mesh_infer(cfg:MeshInferConfig, # `bm-mesh-infer`'s settings
     rows, conf = [], np.zeros((len(classes), len(classes)), np.int64)
     for k, f in enumerate(files):
         m = read_mesh(f)
-        pred = predict_faces(model, m, tcfg, cfg.batch, cfg.device or None)
-        write_mesh(Mesh(m.vertices, m.faces, pred, m.uv, m.texture_ids, m.textures, m.colors, m.name),
+        pred = predict_faces(model, m, tcfg, cfg.batch, device=cfg.device or None)
+        write_mesh(Mesh(m.vertices, m.faces, pred, m.uv, texture_ids=m.texture_ids, textures=m.textures, colors=m.colors, name=m.name),
                    out/f'{f.stem}.ply', n_classes=len(classes))
         row = dict(mesh=str(f), faces=m.n_faces, **{f'faces_{c}': int((pred == i).sum()) for i, c in enumerate(classes)})
         if m.labels is not None:
@@ -63,6 +63,6 @@ def _picture(m:Mesh, pred:np.ndarray, n:int, fname:Path):
     import matplotlib.pyplot as plt
     truth = m.labels is not None
     fig = plt.figure(figsize=(8 if truth else 4, 4))
-    draw_mesh(m, pred, n, fig.add_subplot(1, 2 if truth else 1, 1, projection='3d'), f'{m.name}: predicted')
-    if truth: draw_mesh(m, m.labels, n, fig.add_subplot(1, 2, 2, projection='3d'), 'truth')
+    draw_mesh(m, pred, n, fig.add_subplot(1, 2 if truth else 1, 1, projection='3d'), title=f'{m.name}: predicted')
+    if truth: draw_mesh(m, m.labels, n, fig.add_subplot(1, 2, 2, projection='3d'), title='truth')
     fig.tight_layout(); fig.savefig(fname, dpi=80); plt.close(fig)

@@ -44,7 +44,7 @@ def mesh_train(cfg:MeshTrainConfig, # `bm-mesh-train`'s settings
         ds = MeshDataset(_data(cfg, run.out, log))
         log(ds.report())
         seed_everything(cfg.seed)
-        dls = mesh_dataloaders(ds, cfg.max_faces, cfg.clusters, cfg.texels, cfg.batch, seed=cfg.seed)
+        dls = mesh_dataloaders(ds, cfg.max_faces, cfg.clusters, cfg.texels, bs=cfg.batch, seed=cfg.seed)
         model = mesh_model(cfg, ds.c)
         cbs = run.callbacks(every=cfg.eval_every or None, metric=MESH_METRICS[cfg.select], patience=cfg.patience,
                             ema=cfg.ema, log=cfg.log, resume=cfg.resume, state=True)
@@ -55,13 +55,13 @@ def mesh_train(cfg:MeshTrainConfig, # `bm-mesh-train`'s settings
         lrs = mesh_lrs(cfg.lr, len(mesh_splitter(model)), cfg.layer_decay, cfg.head_lr)
         seconds = run.fit(learn, cfg.epochs, lrs, resume=cfg.resume, schedule=cfg.schedule,
                           **(dict(pct_start=cfg.warmup) if cfg.schedule == 'one_cycle' else {}))
-        return _mesh_report(cfg, run, learn, ds, dls, seconds)
+        return _mesh_report(cfg, run, learn, ds, dls=dls, seconds=seconds)
 
-def _mesh_report(cfg, run, learn, ds:MeshDataset, dls, seconds:float) -> dict:
+def _mesh_report(cfg, run, learn, ds:MeshDataset, *, dls, seconds:float) -> dict:
     "The best weights scored on the test (or validation) meshes beside the majority class, in `metrics.json`."
     if run.best.is_file(): load_checkpoint(run.best, learn.model)
     split = 'test' if ds.meshes.get('test') else 'val'
-    dl = mesh_dataloaders(ds, cfg.max_faces, cfg.clusters, cfg.texels, cfg.batch, valid=split).valid
+    dl = mesh_dataloaders(ds, cfg.max_faces, cfg.clusters, cfg.texels, bs=cfg.batch, valid=split).valid
     scores = mesh_scores(seg_confusion(learn.model, dl, ds.c, -1), ds.classes)
     base = majority_baseline(dls, -1)
     faces = sum(m.n_faces for m in ds.meshes['train'])

@@ -72,6 +72,6 @@ def _pair_report(cfg:PairConfig, run:TrainingRun, learn, index:BuildingIndex) ->
     show_attention(learn.model, test_dl, n=min(4, cfg.batch), fname=run.out/'attention.png')
     # (the curves are read from history.csv: not written with --log none)
     if (run.out/'history.csv').is_file(): plot_training(run.out/'history.csv', run.out/'training.png')
-    plot_features2d(learn.model, index, split, cfg, run.out/'features2d.png')
+    plot_features2d(learn.model, index, split, cfg, fname=run.out/'features2d.png')
     import matplotlib.pyplot as plt; plt.close('all')
     return m

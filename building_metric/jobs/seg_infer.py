@@ -23,7 +23,7 @@ def run_seg_infer(cfg:SegInferConfig, # `bm-seg-infer`'s settings
     if not cfg.checkpoint or not cfg.images:
         raise BuildingMetricError(f"bm-seg-infer needs {'--checkpoint' if not cfg.checkpoint else '--images'}",
                                   "pass it as a flag or in the --config file")
-    rep = seg_infer(cfg.checkpoint, cfg.images, cfg.out, (cfg.window, cfg.window) if cfg.window else None, cfg.overlap,
-                    cfg.device or None, log=print, postprocess=cfg.postprocess, kernel=cfg.kernel)
+    rep = seg_infer(cfg.checkpoint, cfg.images, cfg.out, (cfg.window, cfg.window) if cfg.window else None, overlap=cfg.overlap,
+                    device=cfg.device or None, log=print, postprocess=cfg.postprocess, kernel=cfg.kernel)
     Path(cfg.out).mkdir(parents=True, exist_ok=True); cfg.to_yaml(Path(cfg.out)/'config.yaml')
     return dict(out=cfg.out, masks=int((rep.status == 'ok').sum()), skipped=int((rep.status != 'ok').sum()))

@@ -102,9 +102,9 @@ def seg_train(cfg:SegTrainConfig, # `bm-seg-train`'s settings
         learn.config = dict(cfg.to_dict(), classes=list(dls.vocab), hf_config=hf)   # best.json: all a predictor needs
         run.fit(learn, cfg.epochs, seg_lrs(learn, cfg.lr, cfg.encoder_ratio), resume=cfg.resume, **_schedule(cfg))
         barrier()
-        return _seg_report(cfg, run, learn, pairs, dls) if main else dict(rank=rank)   # process 0 reports
+        return _seg_report(cfg, run, learn, pairs, dls=dls) if main else dict(rank=rank)   # process 0 reports
 
-def _seg_report(cfg:SegTrainConfig, run:TrainingRun, learn, pairs:SegmentationPairs, dls) -> dict:
+def _seg_report(cfg:SegTrainConfig, run:TrainingRun, learn, pairs:SegmentationPairs, *, dls) -> dict:
     ("The best weights scored on the test (or validation) split beside the majority-class baseline, `metrics.json`, "
      "and `predictions.png`.")
     if run.best.is_file(): load_checkpoint(run.best, learn.model)

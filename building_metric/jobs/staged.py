@@ -96,7 +96,7 @@ def snapshot_path(cfg:StagedRunConfig, # `bm-staged`'s settings (its `out`)
     "`<out>/snapshots/<phase><what>.pth` (`what`: '', '_ema', '_backbone', '_head' or '_classes')."
     return Path(cfg.out)/'snapshots'/f"{phase}{what}.pth"
 
-def _save_phase(cfg:StagedRunConfig, phase:str, model:Embedder, learn, ema:EMA|None, classes:list, log):
+def _save_phase(cfg:StagedRunConfig, phase:str, model:Embedder, learn, *, ema:EMA|None, classes:list, log):
     ("The phase's snapshots: the model it ends with (its best weights by validation MAP@R, as `best.pth`), the final "
      "EMA of its weights when it kept one, and its loss's class vectors.")
     save_embedder(model, snapshot_path(cfg, phase), phase=phase, ema=False, weights='best by validation map_at_r',
@@ -190,7 +190,7 @@ def _save_members(cfg:StagedRunConfig, phase:str, model:Embedder, states:list) -
                                        weights=f'cycle end, member {i} of {len(states)}', size=cfg.size)))
     return files
 
-def _phase(cfg:StagedRunConfig, phase:str, model:Embedder, dls, index:BuildingIndex, epochs:int, lr:float, loss:str,
+def _phase(cfg:StagedRunConfig, phase:str, model:Embedder, dls, *, index:BuildingIndex, epochs:int, lr:float, loss:str,
            log, ema:float=0., cbs=(), mix:bool=False, **loss_kw) -> dict: # mix: the stage takes `cfg.mix`
     "One phase on the run skeleton: skipped when finished (on resume), fitted or resumed, snapshotted, scored."
     out = Path(cfg.out)/phase
@@ -210,7 +210,7 @@ def _phase(cfg:StagedRunConfig, phase:str, model:Embedder, dls, index:BuildingIn
         if cfg.compile: compile_model(model, dls.one_batch()[0][:2], log=log)
         seconds = run.fit(learn, epochs, lr, resume=resume, schedule=cfg.scheduler,
                           **({} if cfg.scheduler == 'one_cycle' else cfg.schedule_settings()))
-        _save_phase(cfg, phase, model, learn, e, index.classes, log)
+        _save_phase(cfg, phase, model, learn, ema=e, classes=index.classes, log=log)
         emb, y = embed_all(model, dls.valid)
         r = retrieval_metrics(emb, y)
         m = dict(phase=phase, epochs=epochs, train_seconds=seconds, ema=bool(e), snapshot=str(snapshot_path(cfg, phase)),
@@ -243,7 +243,7 @@ def supcon_phase(cfg:StagedRunConfig, # The staged run's settings
                 ) -> dict:
     "Phase 1: supervised-contrastive pretraining of the teacher."
     dls = phase_dataloaders(cfg, index)
-    return _phase(cfg, 'supcon', _start(cfg, None), dls, index, cfg.supcon_epochs, cfg.supcon_lr, 'supcon', log,
+    return _phase(cfg, 'supcon', _start(cfg, None), dls, index=index, epochs=cfg.supcon_epochs, lr=cfg.supcon_lr, loss='supcon', log=log,
                   cbs=cbs, temperature=cfg.temperature)
 
 def arcface_phase(cfg:StagedRunConfig, # `bm-staged`'s settings
@@ -254,13 +254,14 @@ def arcface_phase(cfg:StagedRunConfig, # `bm-staged`'s settings
     "Phase 2: ArcFace tuning of the teacher (from the SupCon snapshot when there is one), with an EMA of its weights."
     dls = phase_dataloaders(cfg, index)
     loss, kw = margin_loss(cfg)
-    return _phase(cfg, 'arcface', _start(cfg, 'supcon'), dls, index, cfg.arcface_epochs, cfg.arcface_lr, loss, log,
+    return _phase(cfg, 'arcface', _start(cfg, 'supcon'), dls, index=index, epochs=cfg.arcface_epochs, lr=cfg.arcface_lr, loss=loss, log=log,
                   ema=cfg.ema, cbs=cbs, mix=True, **kw)
 
 def distill_phase(cfg:StagedRunConfig, # `bm-staged`'s settings
                   index:BuildingIndex, # The split index
                   log=print, # Called with each progress message
                   cbs=(), # More callbacks for the training
+                  *,
                   teacher:Embedder|None=None, # The teacher (None: `load_teacher(cfg)`)
                  ) -> dict:
     "Phase 3: a new student trained with its own ArcFace loss and to match the teacher's embeddings."
@@ -272,7 +273,7 @@ def distill_phase(cfg:StagedRunConfig, # `bm-staged`'s settings
                                   "choose backbones with the same mean and std (e.g. both ImageNet)")
     cbs = [Distill(copy.deepcopy(teacher), cfg.distill_weight)] + list(cbs)
     loss, kw = margin_loss(cfg)
-    return _phase(cfg, 'distill', student, dls, index, cfg.distill_epochs, cfg.distill_lr, loss, log, cbs=cbs, mix=True,
+    return _phase(cfg, 'distill', student, dls, index=index, epochs=cfg.distill_epochs, lr=cfg.distill_lr, loss=loss, log=log, cbs=cbs, mix=True,
                   **kw)
 
 # %% ../../nbs/09s_jobs.staged.ipynb #93f4b196
@@ -343,5 +344,5 @@ def staged_run(cfg:StagedRunConfig, # `bm-staged`'s settings
     teacher = load_teacher(cfg) if 'distill' in ph and cfg.teacher_backbone_path else None   # a bad teacher: at once
     index = staged_index(cfg, log)
     log(index.report())
-    return {p: distill_phase(cfg, index, log, cbs, teacher) if p == 'distill' else PHASE_JOBS[p](cfg, index, log, cbs)
+    return {p: distill_phase(cfg, index, log, cbs, teacher=teacher) if p == 'distill' else PHASE_JOBS[p](cfg, index, log, cbs)
             for p in ph}

@@ -86,6 +86,7 @@ def selection_rows(cache:FeatureCache, # The training data
                    select:str='auto', # 'val', 'unseen' or 'auto' (see `TrainConfig.select`)
                    frac:float=0.2, # Share of the training buildings held out for 'unseen'
                    seed:int=0, # Random seed of the held-out buildings
+                   *,
                    log=print, # Called with the choice made
                   ) -> tuple[np.ndarray, np.ndarray, str]:
     ("Rows to train on and rows to choose the epoch on, and which choice was made: the validation split, or training "
@@ -145,7 +146,7 @@ def _extractors(cfg:TrainConfig, cache:FeatureCache) -> list[str]:
                                   "instead")
     return [n for n in (cfg.extractor_names or cache.extractors) if n in cache.extractors]
 
-def _loaders(cfg:TrainConfig, cache:FeatureCache, names:list[str], tr_rows:np.ndarray, va_rows:np.ndarray,
+def _loaders(cfg:TrainConfig, cache:FeatureCache, names:list[str], tr_rows:np.ndarray, *, va_rows:np.ndarray,
              world:int, main:bool):
     "bs -> (DataLoaders, the sampler's callbacks) for the training and selection rows, with the sampler `cfg` asks for."
     tr_labels = cache.labels[tr_rows]
@@ -172,7 +173,7 @@ def _batch_cap(cfg:TrainConfig, labels:np.ndarray) -> int:
     if cfg.sampler == 'm_per_class': cap = max(cfg.m, min(cap, cfg.m * len(np.unique(labels))) // cfg.m * cfg.m)
     return cap
 
-def _find_batch(cfg:TrainConfig, learn, loaders, run:TrainingRun, cap:int, log) -> TrainConfig:
+def _find_batch(cfg:TrainConfig, learn, loaders, run:TrainingRun, *, cap:int, log) -> TrainConfig:
     ("`--batch_finder`: the largest batch up to `cap` that fits (in triplets with the UCB sampler, in whole classes "
      "for m-per-class batches); the learner and `config.yaml` take it.")
     step = learner_step(learn, blocks=3 if cfg.sampler == 'ucb' else 1)
@@ -237,7 +238,7 @@ def train(cfg:TrainConfig, # `bm-train`'s settings
         # new photos of training buildings are queries against the training photos; other buildings, among themselves
         refs = _check_validation(cache.labels[va_rows], cache.labels[tr_rows], cache.path.name)
         seed_everything(cfg.seed)
-        loaders = _loaders(cfg, cache, names, tr_rows, va_rows, world, main)
+        loaders = _loaders(cfg, cache, names, tr_rows, va_rows=va_rows, world=world, main=main)
         cap = _batch_cap(cfg, cache.labels[tr_rows])
         dls, sampler_cbs = loaders(min(cfg.batch, cap) if cfg.batch_finder else cfg.batch)
         head = (FusionHead(cache.dims(names), size=cfg.big_fusion_head, gate=bool(cfg.gate), emb_dim=cfg.emb_dim or None,
@@ -254,7 +255,7 @@ def train(cfg:TrainConfig, # `bm-train`'s settings
                                # (fastai's per-epoch metrics are leave-one-out among the validation photos)
                                metrics=[] if refs else None,
                                clip=cfg.grad_clip or None, wd=cfg.wd, **_loss_kwargs(cfg))
-        if cfg.batch_finder and not cfg.resume: cfg = _find_batch(cfg, learn, loaders, run, cap, log)
+        if cfg.batch_finder and not cfg.resume: cfg = _find_batch(cfg, learn, loaders, run, cap=cap, log=log)
         cfg = dataclasses.replace(cfg, loss_args=loss_settings(cfg)); run.save_config(cfg)   # the loss as built
         learn.config, learn.extractor_info = cfg, {n: cache.info(n) for n in names}   # both go into best.json
         seconds = run.fit(learn, cfg.epochs, cfg.lr, resume=cfg.resume, pct_start=cfg.pct_start)

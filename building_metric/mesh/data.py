@@ -90,6 +90,7 @@ def mesh_dataloaders(ds:MeshDataset, # The dataset
                      max_faces:int=256, # F: faces per cluster of a sample
                      n_clusters:int=16, # N: clusters per sample
                      texels:int=0, # T texels per face (0: geometry only)
+                     *,
                      bs:int=4, # Samples per batch
                      valid:str='val', # The split to validate on
                      device=None, # Where batches go (None: the GPU when there is one)

@@ -123,6 +123,7 @@ def cluster_samples(m:Mesh, # The mesh
                     max_faces:int=256, # F: faces per cluster
                     n_clusters:int=16, # N: clusters per sample
                     features:np.ndarray|None=None, # Its `face_features` (default: computed here)
+                    *,
                     texels:int=0, # T: also `textures (N, F, T, 3)` and `texture_masks (N, F)` (0: geometry only)
                    ) -> list[dict]:
     ("The mesh as samples of `n_clusters` clusters of at most `max_faces` faces, padded: each sample holds "

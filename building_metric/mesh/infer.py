@@ -42,6 +42,7 @@ def predict_faces(model:MeshSegmenter, # A trained mesh segmenter
                   m:Mesh, # The mesh
                   cfg:dict, # The training settings of the checkpoint (`max_faces`, `clusters`, `texels`)
                   bs:int=8, # Samples per forward pass
+                  *,
                   device=None, # Where the model runs (None: the GPU when there is one)
                  ) -> np.ndarray:
     "The predicted class of every face of `m` (its clusters as in training; degenerate faces labelled like the rest)."
@@ -63,6 +64,7 @@ def draw_mesh(m:Mesh, # The mesh
               labels:np.ndarray, # Class of each face
               n_classes:int, # Classes of the colour map
               ax, # A matplotlib 3-D axis
+              *,
               title:str='', # Title of the axis
              ):
     "The mesh's faces coloured by `labels` on a 3-D matplotlib axis."

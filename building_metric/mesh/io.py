@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
 import os, re
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class Mesh:
     faces: np.ndarray                    # (F, 3) int64 vertex indices (polygons triangulated)
     labels: np.ndarray|None = None       # (F,) int64 class of each face, or None
     uv: np.ndarray|None = None           # (F, 3, 2) float32 texture coordinates of each face's corners, or None
+    _: KW_ONLY # The fields below are keyword-only
     texture_ids: np.ndarray|None = None  # (F,) int64: which of `textures` each face samples (-1: none)
     textures: list = field(default_factory=list)   # Texture images: paths, or PIL images embedded in the file
     colors: np.ndarray|None = None       # (V, 3) uint8 vertex colours, or None
@@ -116,7 +117,7 @@ def _ply(path:Path) -> Mesh:
     tex_ids = np.asarray(f['texnumber'], np.int64)[src] if 'texnumber' in names else (
         np.zeros(len(faces), np.int64) if uv is not None else None)
     textures = [path.parent/c.split(None, 1)[1].strip() for c in ply.comments if c.startswith('TextureFile')]
-    return Mesh(vertices, faces, labels, uv, tex_ids if textures else None, textures, colors, path.name)
+    return Mesh(vertices, faces, labels, uv, texture_ids=tex_ids if textures else None, textures=textures, colors=colors, name=path.name)
 
 # %% ../../nbs/10_mesh.io.ipynb #75431e2a
 def _obj_faces(path:Path) -> tuple[np.ndarray, list, list]:
@@ -201,7 +202,7 @@ def _part_textures(parts:list) -> tuple:
     any_uv = any(getattr(getattr(g, 'visual', None), 'kind', None) == 'texture' for g, _ in parts)
     return (np.concatenate(uvs) if any_uv else None), np.concatenate(ids), textures
 
-def _labels(path:Path, obj:tuple|None, parts:list, part_of:np.ndarray, in_order:bool, classes) -> np.ndarray|None:
+def _labels(path:Path, obj:tuple|None, parts:list, part_of:np.ndarray, *, in_order:bool, classes) -> np.ndarray|None:
     ("Face labels of a mesh read through trimesh: from a face-aligned sidecar, else from the names of each face's "
      "material, OBJ group and glTF mesh / node through `classes` (None where neither gives any).")
     labels = _sidecar_labels(path)
@@ -233,9 +234,9 @@ def _trimesh(path:Path, classes:list[str]|None=None) -> Mesh:
     if order is not None:
         faces, tex_ids, part_of = faces[order], tex_ids[order], part_of[order]
         if uv is not None: uv = uv[order]
-    labels = _labels(path, obj, parts, part_of, len(parts) == 1 or order is not None, classes)
+    labels = _labels(path, obj, parts, part_of, in_order=len(parts) == 1 or order is not None, classes=classes)
     vertices, faces = merged_vertices(vertices, faces)   # corners split by their UVs are one vertex again
-    return Mesh(vertices, faces, labels, uv, tex_ids if textures else None, textures, None, path.name)
+    return Mesh(vertices, faces, labels, uv, texture_ids=tex_ids if textures else None, textures=textures, colors=None, name=path.name)
 
 # %% ../../nbs/10_mesh.io.ipynb #bfde9bee
 def read_classes(path:str|Path, # A `classes.txt`

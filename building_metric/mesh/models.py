@@ -41,6 +41,7 @@ class FaceTransformer(nn.Module):
                  dim:int=64, # Width of the face tokens
                  heads:int=4, # Attention heads
                  blocks:int=2, # Blocks (each within, then across clusters)
+                 *,
                  dropout:float=0.1, # Dropout of the attention and the MLPs
                 ):
         super().__init__()
@@ -92,6 +93,7 @@ class MeshSegmenter(nn.Module):
                  n_classes:int, # C: classes
                  dim:int=64, # The encoder's width
                  heads:int=4, # Its attention heads
+                 *,
                  blocks:int=2, # Its blocks
                  texels:int=0, # T texels per face (0: geometry only)
                  dropout:float=0.1, # Dropout of the encoders
@@ -99,7 +101,7 @@ class MeshSegmenter(nn.Module):
         super().__init__()
         self.init_args = dict(d_in=d_in, n_classes=n_classes, dim=dim, heads=heads, blocks=blocks, texels=texels,
                               dropout=dropout)
-        self.encoder = FaceTransformer(d_in, dim, heads, blocks, dropout)
+        self.encoder = FaceTransformer(d_in, dim, heads, blocks, dropout=dropout)
         self.texture = TexelEncoder(texels, dim, dropout) if texels else None
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, n_classes))
         self.apply(_init)

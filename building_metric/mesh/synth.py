@@ -49,7 +49,7 @@ def _uv_in_swatch(rng, cls:np.ndarray, corners:np.ndarray, atlas:dict) -> np.nda
     return np.stack([u0[:, None] + corners[..., 0] * du, v0[:, None] + corners[..., 1] * dv], -1).astype(np.float32)
 
 # %% ../../nbs/10b_mesh.synth.ipynb #f3357789
-def _grid(origin, du, dv, nu:int, nv:int):
+def _grid(origin, du, dv, nu:int, *, nv:int):
     "A planar grid of nu x nv cells: vertices, faces (2 per cell), each face's cell (i, j) and corner UVs in its cell."
     i, j = np.meshgrid(np.arange(nu + 1), np.arange(nv + 1), indexing='ij')
     v = origin + i.reshape(-1, 1) / nu * du + j.reshape(-1, 1) / nv * dv
@@ -59,14 +59,14 @@ def _grid(origin, du, dv, nu:int, nv:int):
     uv = np.concatenate([np.tile([[0, 0], [1, 0], [1, 1]], (nu * nv, 1, 1)), np.tile([[0, 0], [1, 1], [0, 1]], (nu * nv, 1, 1))])
     return v, f, cell, uv.astype(float)
 
-def _walls(add, rng, w:float, d:float, h:float, floors:int, cell:float):
+def _walls(add, rng, w:float, d:float, *, h:float, floors:int, cell:float):
     ("The four walls with their windows and door (cells of the wall plane) and balconies (boxes standing out of it), "
      "through `add`.")
     door_wall = int(rng.integers(0, 4))
     for k, (o, du) in enumerate([((0, 0, 0), (w, 0, 0)), ((w, 0, 0), (0, d, 0)), ((w, d, 0), (-w, 0, 0)), ((0, d, 0), (0, -d, 0))]):
         o, du = np.array(o, float), np.array(du, float)
         nu, nv = max(2, int(round(np.linalg.norm(du) / cell))), floors * 3
-        v, f, c, uv = _grid(o, du, np.array([0, 0, h]), nu, nv)
+        v, f, c, uv = _grid(o, du, np.array([0, 0, h]), nu, nv=nv)
         lab = np.ones(len(f), int)
         # windows: some cells of the middle row of each floor, not in a fixed rhythm
         win = (c[:, 1] % 3 == 1) & (rng.random(nu)[c[:, 0]] < 0.55)
@@ -96,16 +96,16 @@ def synthetic_building(seed:int=0, # Everything about the building follows from 
     parts = []   # (vertices, faces, labels, corner uvs)
     def add(v, f, lab, uv): parts.append((np.asarray(v, float), np.asarray(f), np.asarray(lab), np.asarray(uv, float)))
     gv, gf, _, guv = _grid(np.array([-6.0, -6.0, 0]), np.array([w + 12, 0, 0]), np.array([0, d + 12, 0]),
-                           max(2, int((w + 12) / 3)), max(2, int((d + 12) / 3)))
+                           max(2, int((w + 12) / 3)), nv=max(2, int((d + 12) / 3)))
     add(gv, gf, np.zeros(len(gf), int), guv)
-    _walls(add, rng, w, d, h, floors, cell)
+    _walls(add, rng, w, d, h=h, floors=floors, cell=cell)
     if rng.random() < 0.5:   # a flat roof
-        rv, rf, _, ruv = _grid(np.array([0, 0, h]), np.array([w, 0, 0]), np.array([0, d, 0]), max(2, int(w / 2)), max(2, int(d / 2)))
+        rv, rf, _, ruv = _grid(np.array([0, 0, h]), np.array([w, 0, 0]), np.array([0, d, 0]), max(2, int(w / 2)), nv=max(2, int(d / 2)))
         add(rv, rf, np.full(len(rf), 2), ruv)
     else:                    # a gabled roof: two slopes along x, the gable ends are wall
         r = rng.uniform(1.5, 3.5)
         for y0, y1 in ((0, d / 2), (d, d / 2)):
-            rv, rf, _, ruv = _grid(np.array([0, y0, h]), np.array([w, 0, 0]), np.array([0, y1 - y0, r]), max(2, int(w / 2)), 3)
+            rv, rf, _, ruv = _grid(np.array([0, y0, h]), np.array([w, 0, 0]), np.array([0, y1 - y0, r]), max(2, int(w / 2)), nv=3)
             if y0: rf = rf[:, ::-1]
             add(rv, rf, np.full(len(rf), 2), ruv)
         for x in (0, w):
@@ -118,8 +118,8 @@ def synthetic_building(seed:int=0, # Everything about the building follows from 
     f = inv.ravel()[f]
     img, atlas = _atlas(rng)
     uv = _uv_in_swatch(rng, lab, corners, atlas)
-    return Mesh(v, f.astype(np.int64), lab.astype(np.int64), uv, np.zeros(len(f), np.int64), [], None,
-                f'building_{seed:04d}'), img
+    return Mesh(v, f.astype(np.int64), lab.astype(np.int64), uv, texture_ids=np.zeros(len(f), np.int64), textures=[], colors=None,
+                name=f'building_{seed:04d}'), img
 
 def _box(p0, a, b, c):
     "The 6 faces (12 triangles, outward) of the box spanned by a, b, c from p0, without its face on the wall."

@@ -70,5 +70,5 @@ def mesh_model(cfg:MeshTrainConfig, # `bm-mesh-train`'s settings
                n_classes:int, # Classes of the dataset
               ) -> MeshSegmenter:
     "The model `cfg` describes (its encoder carried over from `cfg.encoder` when given)."
-    m = MeshSegmenter(len(FEATURE_NAMES), n_classes, cfg.dim, cfg.heads, cfg.blocks, cfg.texels, cfg.dropout)
+    m = MeshSegmenter(len(FEATURE_NAMES), n_classes, cfg.dim, cfg.heads, blocks=cfg.blocks, texels=cfg.texels, dropout=cfg.dropout)
     return m.load_encoder(cfg.encoder, cfg.freeze_encoder) if cfg.encoder else m

@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/metric.backbones.html.md
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-from dataclasses import asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,7 @@ class BackboneModules:
     mixstyle:list = field(default_factory=list) # CNN stages followed by MixStyle (training only)
     mixstyle_p:float = 0.5 # Probability that MixStyle mixes a batch
     mixstyle_alpha:float = 0.1 # Beta(alpha, alpha) of MixStyle's mixing weights
+    _: KW_ONLY # The fields below are keyword-only
     tome_ratio:float = 0.0 # ViT: share of the patch tokens merged away over the blocks (0: off)
     token_learner:int = 0 # ViT: patch tokens replaced by this many learned ones after the middle block (0: off)
     adapter:str = 'none' # none, lora or ia3 (peft): the backbone's weights frozen, the adapters trained

@@ -41,6 +41,7 @@ def export_onnx(model:nn.Module, # A trained `Embedder`, `FusionHead`, `Projecti
                 path:str|Path, # The .onnx file to write (a .json is written beside it)
                 image_size:int|None=None, # Input size of an image model (default: its preprocessing size)
                 opset:int|None=None, # ONNX opset (default: the exporter's)
+                *,
                 check:bool=True, # Compare with torch through onnxruntime (when installed)
                 atol:float=1e-4, # Largest difference from torch allowed by the check
                ) -> float|None:

@@ -85,6 +85,7 @@ class FusionHead(nn.Module):
                  size:int=0, # 0 minimal, 1 medium, 2 large, 3 extra-large (`FUSION_SIZES`)
                  gate:bool=False, # Put a `GatingHead` in front
                  emb_dim:int|None=None, # Embedding size (default: 512 for sizes 0-1, 1024 for 2-3)
+                 *,
                  act:Literal['relu', 'gelu']='relu', # Activation of the hidden layers
                  dropout:float=0.3, # Dropout after each hidden layer
                  norm_input:bool=True, # Standardise each input feature (running statistics); False: the original head
@@ -196,6 +197,7 @@ class Embedder(nn.Module):
                  emb_dim:int=128, # Embedding size
                  head:nn.Module|None=None, # Head on the pooled backbone features (default: `ProjectionHead`)
                  pretrained:bool=True, # Load the backbone's pretrained weights
+                 *,
                  weights:str|None=None, # A local timm checkpoint file instead of the hub
                  modules:dict|None=None, # `metric.backbones.BackboneModules` settings: adapters, CBAM, ToMe, ...
                  normalize:bool=True, # L2-normalise the embeddings (off for AdaFace, whose margin reads their norms)

@@ -95,6 +95,7 @@ def metric_learner(dls, # DataLoaders of (features or images, label) batches, e.
                    head:nn.Module, # Outputs L2-normalised embeddings; has `emb_dim`
                    loss:MetricLoss|str='proxy_anchor', # A `MetricLoss`, or a loss name for `create_loss`
                    n_classes:int|None=None, # Classes of the loss's proxies (default: from the training labels)
+                   *,
                    metrics=None, # fastai metrics (default: `PrecisionAt1()`, `MapAtR()`)
                    cbs=None, # More callbacks
                    wd:float=1e-4, # Decoupled weight decay (AdamW)
@@ -134,6 +135,7 @@ def image_dataloaders(index:BuildingIndex, # A split index
                       size:int=224, # Images are resized (squished) to size x size
                       bs:int=32, # Batch size
                       train:str='train', # The split to train on
+                      *,
                       valid:str='val', # The split to validate on
                       augment:bool=True, # Flips, small rotations, zoom and lighting on the training set
                       tfms:tuple|None=None, # `(item_tfms, batch_tfms)` of the training photos instead (`augment.augment_transforms`)

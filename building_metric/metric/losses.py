@@ -210,6 +210,7 @@ def multi_similarity(n_classes=None, # Unused (every loss builder takes the clas
                      emb_dim=None, # Unused (every loss builder takes the embedding size)
                      alpha:float=2.0, # Weight of the positive pairs
                      beta:float=50.0, # Weight of the negative pairs
+                     *,
                      base:float=0.5, # The similarity the pairs are pushed past
                     ):
     "Multi-similarity loss (Wang et al. 2019), usually with the multi-similarity miner."
@@ -255,6 +256,7 @@ class AdaFaceLoss(_MarginSoftmax):
                  embedding_size, # Embedding size
                  margin:float=0.4, # Margin m, scaled per sample by its norm
                  scale:float=64.0, # Multiplies the cosines before the softmax
+                 *,
                  h:float=0.333, # Spread: how far a norm's standardised value moves the margins
                  t_alpha:float=0.01, # EMA weight of the running mean and std of the norms
                  **kw,
@@ -308,6 +310,7 @@ def adaface(n_classes=None, # Classes: the number of proxies / class weights
             emb_dim=None, # Embedding size of the proxies / class weights
             margin:float=0.4, # Margin m, scaled per sample by its norm
             scale:float=64.0, # Multiplies the cosines before the softmax
+            *,
             h:float=0.333, # Spread: how far a norm's standardised value moves the margins
            ):
     ("AdaFace (Kim et al. 2022): the margin adapts to image quality through the feature norm; train it with a head "
@@ -331,6 +334,7 @@ def create_loss(name:str, # A name of `list_losses()`
                 n_classes:int|None=None, # Number of training classes (losses with proxies or class weights)
                 emb_dim:int|None=None, # Embedding size (losses with proxies or class weights)
                 miner:str|None=None, # A name of `MINERS`, or None
+                *,
                 train_type:str|None=None, # The fusion classifier's 'standard' / 'hardmining' / 'semihard': selects the miner
                 miner_margin:float|None=None, # Margin of the miner (default: the loss's margin, or the miner's own)
                 lr_mult:float|None=None, # Learning-rate multiplier of the loss's parameters (default: the loss's, 100 for proxies)

@@ -56,6 +56,7 @@ class UCBTripletBatches:
                  neighbours:np.ndarray, # (rows, k): positions of each row's nearest other-target rows, nearest first; -1 pads
                  triplets:int=32, # Triplets per batch (a batch has 3x as many rows)
                  num_difficulty_levels:int=5, # Level 0 random negatives, 1..L-1 buckets of neighbour rank, far to near
+                 *,
                  ucb_alpha:float=2.0, # Exploration weight of the UCB score
                  difficulty_update_freq:int=100, # Batches between updates of the levels' mean losses
                  epoch_size:int|None=None): # Triplets per epoch (default: one per row)

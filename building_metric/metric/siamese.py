@@ -66,6 +66,7 @@ def make_pairs(index:BuildingIndex, # A split index
                split:str='train', # Which split's images to pair
                n_pairs:int|None=None, # Pairs in all, half positive (default: 2 per image)
                hard:str|None=None, # 'geo': some negatives from the nearest buildings by coordinates; 'embedding': by embedding similarity
+               *,
                hard_frac:float=0.5, # Fraction of the negatives that are hard
                k:int=3, # Nearest buildings to draw a hard negative from
                embeddings=None, # With hard='embedding': one row per kept image of the index (all splits, index order)
@@ -115,6 +116,7 @@ def pair_dataloaders(index:BuildingIndex, # A split index
                      size:int=224, # Images are resized (squished) to size x size
                      bs:int=32, # Pairs per batch
                      train:str='train', # The split of the training pairs
+                     *,
                      valid:str='val', # The split of the validation pairs
                      n_pairs:int|None=None, # Training pairs in all, half positive (default: 2 per image; validation pairs likewise)
                      hard:str|None=None, # 'geo' or 'embedding': where hard negatives come from (`make_pairs`); None: random negatives
@@ -127,8 +129,8 @@ def pair_dataloaders(index:BuildingIndex, # A split index
                      device=None, # Where batches go (None: the GPU when there is one)
                     ):
     "fastai DataLoaders of ((image_a, image_b), 0/1) pairs; `dls.pairs` holds the pair tables."
-    tr = make_pairs(index, train, n_pairs, hard, hard_frac, seed=seed).assign(is_valid=False)
-    va = make_pairs(index, valid, n_pairs and max(2, n_pairs // 4), hard, hard_frac,
+    tr = make_pairs(index, train, n_pairs, hard, hard_frac=hard_frac, seed=seed).assign(is_valid=False)
+    va = make_pairs(index, valid, n_pairs and max(2, n_pairs // 4), hard, hard_frac=hard_frac,
                     seed=seed + 1).assign(is_valid=True)
     items = pd.concat([tr, va], ignore_index=True)
     tfms = aug_transforms(size=size, max_rotate=5, max_warp=0) if augment else []
@@ -167,6 +169,7 @@ class AGFusionModel(nn.Module):
                  stage:int=3, # Cut after this feature stage (timm `out_indices`; 3 = layer3 of a ResNet)
                  proj:tuple=(256, 128), # Projection widths; the last is the embedding size
                  pretrained:bool=True, # Pretrained trunk weights
+                 *,
                  tiny:bool=False, # A small random trunk (tests, demos)
                  weights:str|None=None, # A local weights file of `arch` instead of the pretrained ones
                 ):
@@ -270,6 +273,7 @@ def pair_learner(dls, # Pair DataLoaders (`pair_dataloaders`)
                  model:AGFusionModel, # The pair model
                  wd:float=1e-4, # Decoupled weight decay
                  clip:float|None=1.0, # Largest gradient norm (None or 0: no clipping)
+                 *,
                  cbs=None, # More fastai callbacks
                  path='.', # The learner's folder (checkpoints go in its `models/`)
                 ) -> Learner:
@@ -389,6 +393,7 @@ def plot_features2d(model:AGFusionModel, # The pair model
                     index:BuildingIndex, # A split index
                     split:str, # Whose photos are drawn
                     cfg, # The run's settings (`size`, normalisation)
+                    *,
                     fname:str|Path, # The picture to write
                     max_buildings:int=10, # Buildings drawn at most
                    ):

@@ -98,6 +98,7 @@ def toolkit_fit(learn, # The stage's learner
                 epochs:int, # Epochs in all (the schedule's length)
                 lr:float, # Peak learning rate
                 cfg:StagedConfig, # The staged settings
+                *,
                 start_epoch:int=0, # Epochs already done (a resumed stage)
                ):
     "Fit with `cfg`'s scheduler (and compile the model first when asked)."

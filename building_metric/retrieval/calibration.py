@@ -156,6 +156,7 @@ def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
               labels:np.ndarray|None, # (n,) their buildings ('' for none); None when `buildings` and `codes` are given
               coords:np.ndarray|None=None, # (n, 2) lat/lon (NaN: unknown)
               index=None, # The gallery's search index (None: exact search)
+              *,
               k:int=10, # The neighbours a location is made from
               n_queries:int=2000, # Gallery photos used as held-out queries
               target_far:float|None=None, # Keep false accepts of unknown buildings at most this rate (default: equal error rate)
@@ -182,7 +183,7 @@ def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
     alone = counts[y] < 2
     # each query's similarity to its own building (without it), then to the others
     scores = np.concatenate([np.where(alone, -np.inf, np.einsum('ij,ij->i', e, _unit(sums[y] - e)))[:, None],
-                             _others(e, y, q, _unit(sums), codes, index)], 1)
+                             _others(e, y, q, _unit(sums), codes=codes, index=index)], 1)
     kn = ~alone
     if not kn.any():   # one photo per building: photos of other buildings still say where unknown ones fall
         return dict(out, n_queries=len(q), **impostor_threshold(scores[:, 1:], int((counts > 0).sum()), target_far))
@@ -198,10 +199,10 @@ def calibrate(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
                # (kept: `BuildingGallery.set_threshold` chooses another threshold from them)
                scores=dict(known=np.round(known, 5).tolist(), unknown=np.round(unknown, 5).tolist()))
     if coords is not None and index is not None and np.isfinite(coords[rows]).all() and len(emb) > k + 1:
-        out['geo'] = _geo_radii(emb, coords, q, index, k, t, coverage, inlier_km)
+        out['geo'] = _geo_radii(emb, coords, q, index, k=k, t=t, coverage=coverage, inlier_km=inlier_km)
     return out
 
-def _others(e:np.ndarray, y:np.ndarray, q:np.ndarray, means:np.ndarray, codes:np.ndarray, index) -> np.ndarray:
+def _others(e:np.ndarray, y:np.ndarray, q:np.ndarray, means:np.ndarray, *, codes:np.ndarray, index) -> np.ndarray:
     ("Similarities of the held-out photos `q` to the buildings other than their own `y` (-inf in its place): every "
      "building, or past `NCM_ALL` those of their `NCM_SHORTLIST` nearest other photos, as answers score them.")
     if len(means) <= NCM_ALL or index is None:
@@ -210,7 +211,7 @@ def _others(e:np.ndarray, y:np.ndarray, q:np.ndarray, means:np.ndarray, codes:np
     _, j = index.search(e.astype(np.float32), NCM_SHORTLIST + 1)
     return building_scores(e, means, candidate_buildings(codes, np.where(j == q[:, None], -1, j), exclude=y))
 
-def _geo_radii(emb:np.ndarray, coords:np.ndarray, q:np.ndarray, index, k:int, t:float, coverage:float,
+def _geo_radii(emb:np.ndarray, coords:np.ndarray, q:np.ndarray, index, *, k:int, t:float, coverage:float,
                inlier_km:float) -> dict:
     ("Error radii by quartile of spread: the `coverage` quantile of the errors of locating the gallery photos `q` "
      "from their `k` nearest other photos.")

@@ -199,6 +199,7 @@ def ivfpq_index(emb, # (n, dim) L2-normalised gallery embeddings
                 seed:int=0, # Random seed (kinds that train draw with it)
                 nlist:int|None=None, # Inverted lists (default: about 4 sqrt(n), at most 4,096: training 4 sqrt(n) lists of ten million photos takes CPUs an hour)
                 nprobe:int|None=None, # Lists searched per query (default: as `ivf_index`)
+                *,
                 m:int|None=None, # Sub-quantisers: bytes per photo (default: dim / 4, e.g. 32 for 128-d)
                 opq:bool=False, # Rotate the vectors first (OPQ): slower to build (10x on 20,000 photos), no better after re-scoring
                 refine:int=16, # Candidates re-scored exactly per match asked for
@@ -265,6 +266,7 @@ def load_index(folder:str|Path, # The gallery folder
                kind:str, # The kind of the index kept
                emb, # The gallery's embeddings (an exact index is made of them)
                name:str|None='index.faiss', # The file name of a faiss index
+               *,
                refine:int=16, # Of an `ivfpq` index: candidates re-scored per match (the gallery keeps its own)
               ):
     "The index `save_index` kept in `folder` as `name`, over the gallery's embeddings `emb`."
@@ -286,6 +288,7 @@ def tune_search(index:FaissIndex, # An IVF index (its `nprobe` is raised)
                 queries, # Queries
                 want:np.ndarray, # Their true `k` nearest rows (m, k)
                 target:float=0.92, # The recall@k to reach
+                *,
                 k:int=10, # Neighbours per query
                ) -> float:
     ("Search an IVF index (`ivf`, `ivfpq`) harder until its recall@k on `queries` reaches `target`: first more "

@@ -50,6 +50,7 @@ def knn(query, # (n, dim) embeddings
         ref=None, # (m, dim) reference embeddings (default: `query` itself, leave-one-out)
         k:int=10, # Neighbours per query
         budget_mb:int=256, # Memory for one block of similarities; sets the chunk of queries
+        *,
         groups=None, # (n,) group of each query: references of the same group are never neighbours
         ref_groups=None, # (m,) group of each reference (default: `groups` when leave-one-out)
         backend:str='auto', # 'torch', 'faiss' (exact inner-product index), or 'auto': faiss when installed and no groups are given
@@ -89,6 +90,7 @@ def exact_topk(q:torch.Tensor, # (n, dim) queries
                r:torch.Tensor, # (m, dim) references
                k:int, # Neighbours per query (at most m)
                budget_mb:int=256, # Memory for one block of similarities; sets the chunk of queries
+               *,
                chunk:int|None=None, # References per block (default: all of them in one)
                loo:bool=False, # Leave-one-out: the queries are the references, and row i is never its own neighbour
                qg:torch.Tensor|None=None, # (n,) group code of each query: references of its group are never neighbours
@@ -121,7 +123,7 @@ def exact_topk(q:torch.Tensor, # (n, dim) queries
     return sims, idx
 
 # %% ../../nbs/05_retrieval.metrics.ipynb #37ad8a64
-def _r_counts(labels:torch.Tensor, rl:torch.Tensor, same:bool, groups=None, ref_groups=None) -> torch.Tensor:
+def _r_counts(labels:torch.Tensor, rl:torch.Tensor, same:bool, groups=None, *, ref_groups=None) -> torch.Tensor:
     "R of each query: the references of its class (in other groups than its own, with `groups`)."
     if groups is None:
         classes, counts = torch.unique(rl, return_counts=True)
@@ -151,7 +153,7 @@ def _metrics_from(sums:torch.Tensor, ks) -> dict[str, float]:
     n = sums[0].item()
     return {k: (v / n if n else float('nan')) for k, v in zip(names, sums[1:].tolist())}
 
-def _labels_r(query, labels, ref, ref_labels, groups, ref_groups):
+def _labels_r(query, labels, ref, ref_labels, *, groups, ref_groups):
     labels = torch.as_tensor(np.asarray(labels)).long()
     same = ref is None
     rl = labels if same else torch.as_tensor(np.asarray(ref_labels)).long()
@@ -159,12 +161,13 @@ def _labels_r(query, labels, ref, ref_labels, groups, ref_groups):
         raise BuildingMetricError("the number of labels and of embeddings differ", "pass one label per embedding")
     if groups is not None and not same and ref_groups is None:
         raise BuildingMetricError("groups given for the queries but not for the references", "pass ref_groups too")
-    return labels, rl, same, _r_counts(labels, rl, same, groups, ref_groups)
+    return labels, rl, same, _r_counts(labels, rl, same, groups, ref_groups=ref_groups)
 
 def retrieval_metrics(query, # (n, dim) query embeddings
                       labels, # (n,) their labels
                       ref=None, # (m, dim) reference embeddings (default: leave-one-out within `query`)
                       ref_labels=None, # (m,) reference labels
+                      *,
                       ks:tuple=(1, 5, 10), # K of Recall@K
                       budget_mb:int=256, # Memory for one block of similarities
                       groups=None, # (n,) groups of the queries: a reference of the query's group is neither a hit nor a miss
@@ -172,7 +175,7 @@ def retrieval_metrics(query, # (n, dim) query embeddings
                       backend:str='auto', # Nearest-neighbour search of `knn`: 'auto', 'torch' or 'faiss'
                      ) -> dict[str, float]:
     "Precision@1, Recall@K, R-precision and MAP@R of cosine nearest neighbours (lone queries left out)."
-    labels, rl, same, r = _labels_r(query, labels, ref, ref_labels, groups, ref_groups)
+    labels, rl, same, r = _labels_r(query, labels, ref, ref_labels, groups=groups, ref_groups=ref_groups)
     keep = r > 0
     if not keep.any(): return _metrics_from(torch.zeros(len(ks) + 4, dtype=torch.float64), ks)
     kmax = max(int(r.max()), max(ks))
@@ -204,6 +207,7 @@ def retrieval_metrics_chunked(
                               labels, # (n,) their labels (in memory)
                               ref=None, # (m, dim) reference embeddings, sliced the same way (default: leave-one-out within `query`)
                               ref_labels=None, # (m,) reference labels
+                              *,
                               ks:tuple=(1, 5, 10), # K of Recall@K
                               chunk:int=4096, # Rows read at a time; memory ~ 4 bytes x chunk x (2 dim + chunk + 3 max(R, K))
                               groups=None, # (n,) groups of the queries: a reference of the query's group is neither a hit nor a miss
@@ -213,7 +217,7 @@ def retrieval_metrics_chunked(
     ("`retrieval_metrics` over embeddings read `chunk` rows at a time, never all in memory; the work shared out "
      "between processes.")
     if chunk < 1: raise BuildingMetricError(f"chunk={chunk} reads no rows", "use a positive chunk")
-    labels, rl, same, r = _labels_r(query, labels, ref, ref_labels, groups, ref_groups)
+    labels, rl, same, r = _labels_r(query, labels, ref, ref_labels, groups=groups, ref_groups=ref_groups)
     src = query if same else ref
     nq, nr = len(labels), len(rl)
     if query.shape[1] != src.shape[1]:
@@ -269,6 +273,7 @@ def ncm_classify(ref, # Embeddings that define the class means
                  ref_labels, # Their labels
                  query, # Embeddings to classify
                  query_labels, # Their true labels
+                 *,
                  topk:tuple=(1, 3), # Accuracies to report
                  class_names:list|None=None, # Names of the classes 0..n-1 for the per-class table
                 ) -> dict:
@@ -307,6 +312,7 @@ def geo_recall(query, # Query embeddings
                query_coords, # Their (lat, lon)
                ref=None, # Reference embeddings (default: leave-one-out among the queries)
                ref_coords=None, # Their (lat, lon)
+               *,
                radii_km:tuple=(0.1, 0.5, 1.0, 5.0), # Radii of the bins
                groups=None, # The queries' groups (with `ref_groups`; None: no group left out)
                ref_groups=None, # Leave out references of the query's group (another patch of the same target)

@@ -44,14 +44,14 @@ def _knn_vote(g:BuildingGallery, sims:np.ndarray, idx:np.ndarray, t:float) -> tu
 SHORTLIST = 50
 "Matches of the index a re-ranker reorders (or `k`, when more)."
 
-def _reranked(g:BuildingGallery, e:np.ndarray, n:int, steps:tuple, paths, workers:int) -> dict:
+def _reranked(g:BuildingGallery, e:np.ndarray, n:int, steps:tuple, *, paths, workers:int) -> dict:
     "The index's `n` best (or `SHORTLIST`) matches, re-ranked: idx, score (the re-ranker's), sims (cosine), inliers."
     s, j = g.index.search(e, max(n, SHORTLIST) if steps else n)
     if not steps: return dict(idx=j, score=s, sims=s)
     if 'sv' in steps and not all(Path(p).is_file() for p in paths):
         raise BuildingMetricError("rerank 'sv' verifies photos, and these queries are embeddings",
                                   "pass the query photos (a file, a folder or a manifest)")
-    r = rerank_shortlist(e, j, g.emb, steps, s, dba=g.augmented() if 'dba' in steps else None, paths=paths,
+    r = rerank_shortlist(e, j, g.emb, steps, sims=s, dba=g.augmented() if 'dba' in steps else None, paths=paths,
                          gallery_paths=g.rows.path.to_numpy(), workers=workers,
                          store=g.local_features(workers) if 'sv' in steps else None)
     r['sims'] = np.where(r['idx'] >= 0, np.einsum('md,msd->ms', e, g.emb[np.maximum(r['idx'], 0)]), -np.inf)
@@ -69,13 +69,13 @@ def _reranked_building(g:BuildingGallery, r:dict, t:float) -> tuple[np.ndarray, 
     first = np.where(c[:, 0] >= 0, np.append(g.building_names, '')[np.maximum(c[:, 0], 0)], '')
     return first, p.max(1)
 
-def _answers(g:BuildingGallery, e:np.ndarray, k:int, rerank:str='none', paths=None, workers:int=2) -> dict:
+def _answers(g:BuildingGallery, e:np.ndarray, k:int, rerank:str='none', *, paths=None, workers:int=2) -> dict:
     "Everything `search`, `identify` and `locate` say about embedded queries, after the re-ranking `rerank`."
     c, steps = g.calibration, parse_rerank(rerank)
     geo = c.get('geo') if g.has_coords else None
     many = len(g.building_names) > NCM_ALL   # nearest buildings among those of the nearest photos
     # a location from as many neighbours as its radius was calibrated on
-    r = _reranked(g, e, max(k, geo['k'] if geo else 0, NCM_SHORTLIST if many else 0), steps, paths, workers)
+    r = _reranked(g, e, max(k, geo['k'] if geo else 0, NCM_SHORTLIST if many else 0), steps, paths=paths, workers=workers)
     s, j, t = r['score'], r['idx'], c.get('temperature', 0.05)
     out = dict(sims=r['sims'][:, :k], idx=j[:, :k], rerank='+'.join(steps) or 'none')
     if steps: out['score'] = s[:, :k]
@@ -116,11 +116,11 @@ def _matches(g:BuildingGallery, paths:np.ndarray, a:dict) -> pd.DataFrame:
     return r
 
 # %% ../../nbs/07f_search.answers.ipynb #1c065bb3
-def _asked(g:BuildingGallery, queries, k:int, rerank:str, kw:dict) -> tuple[np.ndarray, pd.DataFrame, dict]:
+def _asked(g:BuildingGallery, queries, k:int, rerank:str, *, kw:dict) -> tuple[np.ndarray, pd.DataFrame, dict]:
     "The queries embedded, their rows, and the answers."
     parse_rerank(rerank)   # (a wrong name fails before any photo is read)
     e, q = g.embed(queries, **kw)
-    return e, q, _answers(g, e, k, rerank, q.path[q.status == 'ok'].to_numpy(), kw.get('workers', 2))
+    return e, q, _answers(g, e, k, rerank, paths=q.path[q.status == 'ok'].to_numpy(), workers=kw.get('workers', 2))
 
 # %% ../../nbs/07f_search.answers.ipynb #e1a70253
 @patch
@@ -131,7 +131,7 @@ def search(self:BuildingGallery, queries, # Photos (file, folder, manifest, `Bui
           ) -> pd.DataFrame:
     ("The `k` best gallery matches of each readable query: one row per (query, rank) with the match's path, building "
      "and similarity (and the re-ranker's score and inliers).")
-    e, q, a = _asked(self, queries, k, rerank, kw)
+    e, q, a = _asked(self, queries, k, rerank, kw=kw)
     return _matches(self, q.path[q.status == 'ok'].to_numpy(), a)
 
 # %% ../../nbs/07f_search.answers.ipynb #2f8a49d1
@@ -143,7 +143,7 @@ def identify(self:BuildingGallery, queries, # Photos (an image file, a folder, a
             ) -> pd.DataFrame:
     ("Which building each readable query shows: the nearest building (class mean) with its calibrated confidence, or "
      "`unknown` below the open-set threshold; and the vote of its `k` nearest photos.")
-    e, q, a = _asked(self, queries, k, rerank, kw)
+    e, q, a = _asked(self, queries, k, rerank, kw=kw)
     return _identify_table(self, e, q, a)
 
 # %% ../../nbs/07f_search.answers.ipynb #4fc8e349
@@ -155,7 +155,7 @@ def locate(self:BuildingGallery, queries, # Photos (an image file, a folder, a m
           ) -> pd.DataFrame:
     ("Where each readable query was taken: the similarity-weighted position of its nearest gallery photos, with an "
      "error radius calibrated on the gallery.")
-    e, q, a = _asked(self, queries, k, rerank, kw)
+    e, q, a = _asked(self, queries, k, rerank, kw=kw)
     return _locate_table(self, e, q, a)
 
 # %% ../../nbs/07f_search.answers.ipynb #7be37cea
@@ -197,7 +197,7 @@ def answer(self:BuildingGallery, queries, # Photos (an image file, a folder, a m
           ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     ("`identify` and `locate` (when the gallery has labels / coordinates) in one table, the matches, and the query "
      "files skipped with their reason; the table's `rerank` says which re-ranking made them.")
-    e, q, a = _asked(self, queries, k, rerank, kw)
+    e, q, a = _asked(self, queries, k, rerank, kw=kw)
     ok = q[q.status == 'ok'].reset_index(drop=True)
     t = _identify_table(self, e, q, a) if 'ncm' in a else pd.DataFrame(dict(query=ok.path))
     if 'lat' in a: t = t.merge(_locate_table(self, e, q, a), on='query', how='left')
@@ -232,6 +232,7 @@ def rerank_report(g:BuildingGallery, # The gallery
                   queries, # Labelled query photos (one folder per building, or a manifest)
                   reranks=('none', 'aqe', 'dba', 'aqe+dba', 'sv', 'aqe+sv'), # The re-rankings compared (`parse_rerank` specs)
                   k:int=10, # Matches per query
+                  *,
                   workers:int=2, # Processes that check and load the photos
                  ) -> pd.DataFrame:
     "Each re-ranking's answers to the same labelled queries, as numbers: one column per re-ranking."
@@ -240,7 +241,7 @@ def rerank_report(g:BuildingGallery, # The gallery
     out = {}
     for how in reranks:
         t0 = time.perf_counter()
-        a = _answers(g, e, k, how, q.path[q.status == 'ok'].to_numpy(), workers)
+        a = _answers(g, e, k, how, paths=q.path[q.status == 'ok'].to_numpy(), workers=workers)
         t, m = _identify_table(g, e, q, a), _matches(g, q.path[q.status == 'ok'].to_numpy(), a)
         ms = (time.perf_counter() - t0) * 1000 / max(len(t), 1)
         if 'true_building' not in t:
@@ -268,6 +269,7 @@ def plot_answer(query:str, # The query photo
                 matches:pd.DataFrame, # Its rows of `answer`'s matches (rank order)
                 row:pd.Series|None=None, # Its row of `answer`'s table (the predicted building, confidence, location)
                 n:int=5, # Matches shown
+                *,
                 fname=None, # Also save the figure there
                ):
     ("The query beside its `n` best matches; frames green (same building as the query's known one) or red (another), "
@@ -311,6 +313,7 @@ def explain_match(model, # A `SearchModel` (or what `SearchModel.create` takes):
                   query:str|Path, # The query photo
                   match:str|Path, # The gallery photo it matched
                   extractor:str|None=None, # Whose feature map to explain, for a model of several (default: the first with a spatial one)
+                  *,
                   plus:bool=False, # Grad-CAM++ instead of Grad-CAM
                   fname=None): # -> a matplotlib Figure
     ("The query and the match side by side, each overlaid with the map of what in it resembles the other; `fig.maps` "

@@ -81,7 +81,7 @@ class BuildingGallery:
         self.tta = tta or man.tta
         self._model = None if model is None else self._checked(SearchModel.create(model))
         self.index = load_index(self.path, man.kind, self.emb, man.index_file or 'index.faiss',
-                                16 if man.refine is None else man.refine)
+                                refine=16 if man.refine is None else man.refine)
         self.exact = self.index if man.kind == 'exact' else None
         self._dba = self._threshold = None
 
@@ -239,6 +239,7 @@ def build(cls:BuildingGallery, model, # A `bm-train` run folder or checkpoint, a
           images, # The known photos: an image folder (any layout), a CSV manifest, or a feature cache (.h5) made with the model's extractors
           out:str|Path, # Gallery folder to write (resumable: run the same call again after a kill)
           kind:str='auto', # Search index: auto, exact, flat, ivf, ivfpq, hnsw (see `choose_kind`)
+          *,
           root:str|Path|None=None, # Where a feature cache's relative paths start (for its pictures)
           rebuild:bool=False, # Replace a gallery made by another model or of other photos
           tta:str='none', # Test-time augmentation: each photo embedded as the mean of these views (`TTA_MODES`); queries follow
@@ -293,6 +294,7 @@ def add(self:BuildingGallery, images, # New photos: an image folder (any layout)
         workers:int=2, # Processes that check and load the photos
         bs:int=32, # Photos per forward pass
         progress:bool|None=None, # Show a progress bar (None: when there are many photos)
+        *,
         log=print, # Called with each progress message
         compact:bool|None=None, # One part and a new index afterwards (default: past `COMPACT_PARTS` parts, or doubled since the index was trained)
        ) -> int:
@@ -312,12 +314,12 @@ def add(self:BuildingGallery, images, # New photos: an image folder (any layout)
         key = hashlib.sha256('\n'.join(sorted(sub.df.path)).encode() + str(Path(images).resolve()).encode()).hexdigest()[:12]
         cache = m.features(sub, self.path/'features'/f'add-{key}.h5', workers=workers, bs=bs, progress=progress)
         emb, rows = _embedded(m, cache, index.root.resolve())
-        _append(self, m, emb, rows, [str(Path(images).resolve())], log, compact)
+        _append(self, m, emb, rows, sources=[str(Path(images).resolve())], log=log, compact=compact)
         self.__init__(self.path, m)
         log(f"added {int(new.sum()):,} photos: the gallery holds {len(self):,}")
         return int(new.sum())
 
-def _append(g:BuildingGallery, m:SearchModel|None, emb:np.ndarray, rows:pd.DataFrame, sources:list, log,
+def _append(g:BuildingGallery, m:SearchModel|None, emb:np.ndarray, rows:pd.DataFrame, *, sources:list, log,
             compact:bool|None=None) -> dict:
     "Append embedded photos to an opened gallery `g` as one new part (or compact it into one), then commit."
     # (a gallery of format 2 is converted: its photos become a part)
@@ -350,6 +352,7 @@ def from_embeddings(cls:BuildingGallery, emb, # (n, dim) embeddings made by any 
                     out:str|Path, # New gallery folder
                     labels=None, # (n,) their buildings ('' for none)
                     paths=None, # (n,) their photo paths or ids
+                    *,
                     coords=None, # (n, 2) their latitude and longitude
                     kind:str='auto', # Search index: auto, exact, flat, ivf, ivfpq, hnsw (see `choose_kind`)
                     seed:int=0, # Random seed of the index's training and the calibration's queries
@@ -372,13 +375,14 @@ def add_embeddings(self:BuildingGallery, emb, # (n, dim) embeddings of the same 
                    labels=None, # (n,) their buildings ('' for none)
                    paths=None, # (n,) their photo paths or ids
                    coords=None, # (n, 2) their latitude and longitude
+                   *,
                    compact:bool|None=None, # One part and a new index afterwards (default: past `COMPACT_PARTS` parts, or doubled since the index was trained)
                    log=print, # Called with each progress message
                   ) -> int:
     "Append embeddings made elsewhere (by the gallery's model) as `add` appends photos; returns how many."
     with WriterLock(self.path, 'gallery'):
         x, rows = embedding_rows(emb, labels, paths, coords, start=len(self))
-        _append(self, self._model, x, rows, ['embeddings'], log or (lambda *a: None), compact)
+        _append(self, self._model, x, rows, sources=['embeddings'], log=log or (lambda *a: None), compact=compact)
         self.__init__(self.path, self._model)
     return len(x)
 
@@ -431,6 +435,7 @@ def embed(self:BuildingGallery, queries, # Photos (an image file, a folder, a ma
           workers:int=2, # Processes that check and load the photos
           bs:int=32, # Photos per forward pass
           progress:bool|None=None, # Show a progress bar (None: when there are many photos)
+          *,
           cache_dir:str|Path|None=None, # Keep the queries' features here (default: a temporary folder, deleted after)
          ) -> tuple[np.ndarray, pd.DataFrame]:
     ("Embeddings of the readable query photos and their rows (path, label, lat, lon; status and reason of every file, "

@@ -65,6 +65,7 @@ class SearchModel:
                  head:nn.Module|None, # Concatenated features -> embeddings (None: the features are the embeddings)
                  source:str, # Where the model comes from (shown in reports, stored in the gallery)
                  seed:int=0, # The seed its extractors' random weights were made with (tests)
+                 *,
                  tta:str='none', # Test-time augmentation: a photo's embedding is the mean of these views' (`TTA_MODES`)
                 ):
         self.extractors, self.head, self.source, self.seed = list(extractors), (head.eval() if head is not None else None), str(source), seed
@@ -100,7 +101,7 @@ class SearchModel:
                                       "pass an Embedder, or set model.preprocess = Preprocess(size)")
         model = model.eval()
         with torch.no_grad(): dim = model(torch.zeros(1, 3, pre.size, pre.size)).shape[1]
-        return cls([Extractor(name, _Images(model), _pool_embed, dim, pre, source, True)], None, source)
+        return cls([Extractor(name, _Images(model), _pool_embed, dim, preprocess=pre, model_id=source, pretrained=True)], None, source)
 
     @classmethod
     def from_onnx(cls, path:str|Path): # An .onnx written by `export_onnx` (its .json beside it) from an image model
@@ -116,8 +117,8 @@ class SearchModel:
         p = info['preprocess']
         net = _OnnxNet(path)
         pre = Preprocess(p['size'], mean=tuple(p['mean']), std=tuple(p['std']))
-        return cls([Extractor('onnx', _Images(net), _pool_embed, int(info['emb_dim']), pre,
-                              str(path), True)], None, path)
+        return cls([Extractor('onnx', _Images(net), _pool_embed, int(info['emb_dim']), preprocess=pre,
+                              model_id=str(path), pretrained=True)], None, path)
 
     @classmethod
     def from_extractors(cls,
@@ -185,6 +186,7 @@ class SearchModel:
                  path:str|Path, # The feature cache to write (or resume)
                  workers:int=2, # Processes that check and load the photos
                  bs:int=32, # Photos per forward pass
+                 *,
                  progress:bool|None=None, # Show a progress bar (None: when there are many photos)
                  shard_rows:int=1024, # Photos per shard of the cache
                 ) -> Path:

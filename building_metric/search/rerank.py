@@ -48,6 +48,7 @@ def database_augment(emb:np.ndarray, # (n, dim) L2-normalised gallery embeddings
                      index=None, # A search index over `emb` (default: exact search)
                      n:int=3, # Neighbours summed (the photo itself included)
                      alpha:float=3.0, # The exponent of their weights
+                     *,
                      chunk:int=8192, # Gallery rows searched at a time
                     ) -> np.ndarray:
     ("DBA: each embedding replaced by the L2-normalised sum of its `n` nearest gallery embeddings weighted by "
@@ -65,6 +66,7 @@ def query_expand(q:np.ndarray, # (m, dim) L2-normalised queries
                  cand:np.ndarray, # (m, s, dim) their shortlist's embeddings, best first
                  sims:np.ndarray, # (m, s) the queries' similarities to them
                  n:int=3, # Best matches summed with the query
+                 *,
                  alpha:float=3.0, # The exponent of their weights
                 ) -> np.ndarray:
     "αQE: each query replaced by the L2-normalised sum of itself and its `n` best matches weighted by similarity^α."
@@ -96,6 +98,7 @@ def count_inliers(a:tuple, # `local_features` of one photo
                   b:tuple, # And of the other
                   ratio:float=0.8, # Lowe's ratio test
                   mutual:bool=True, # Keep a match only when each keypoint is the other's nearest (one-to-one)
+                  *,
                   model:str='homography', # or 'fundamental'
                   px:float=8.0, # Inlier distance, in pixels of the scaled photos
                   min_matches:int=8, # Fewer matches than this fit no model: 0 inliers
@@ -211,6 +214,7 @@ def rerank_shortlist(q:np.ndarray, # (m, dim) L2-normalised queries
                      j:np.ndarray, # (m, s) their shortlist (gallery rows, best first; -1: none)
                      emb:np.ndarray, # (n, dim) the gallery's embeddings
                      steps:tuple, # `parse_rerank`'s steps
+                     *,
                      sims:np.ndarray|None=None, # (m, s) the index's similarities of the shortlist (computed when not given)
                      dba:np.ndarray|None=None, # (n, dim) the gallery's DBA embeddings (needed for 'dba')
                      paths=None, # The query photos (for 'sv')
@@ -232,7 +236,7 @@ def rerank_shortlist(q:np.ndarray, # (m, dim) L2-normalised queries
     else: score = np.where(j >= 0, sims, -np.inf)
     if 'aqe' in steps:   # (the n best rows only are gathered again)
         top = np.argsort(-score, 1, kind='stable')[:, :n]
-        q = query_expand(q, np.take_along_axis(cand, top[..., None], 1), np.take_along_axis(score, top, 1), n, alpha)
+        q = query_expand(q, np.take_along_axis(cand, top[..., None], 1), np.take_along_axis(score, top, 1), n, alpha=alpha)
         score = np.where(j >= 0, np.einsum('md,msd->ms', q, cand), -np.inf)
     o = np.argsort(-score, 1, kind='stable')
     j, score = np.take_along_axis(j, o, 1), np.take_along_axis(score, o, 1)

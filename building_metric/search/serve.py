@@ -68,6 +68,7 @@ class AnswerServer(ThreadingHTTPServer):
                  host:str='127.0.0.1', # The address to listen on
                  port:int=8000, # The port (0: any free one)
                  k:int=10, # Matches per answer (a request may ask `?k=`)
+                 *,
                  rerank:str='none', # Re-ranking of every answer (a request may ask `?rerank=`)
                  allow:str|Path|None=None, # A folder whose files may be answered by path (None: none)
                  max_bytes:int=MAX_BYTES, # The largest request body

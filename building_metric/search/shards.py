@@ -143,15 +143,16 @@ class ShardedGallery(BuildingGallery):
               workers:int=2, # Processes that check and load the photos
               bs:int=32, # Photos per forward pass
               progress:bool|None=None, # Show a progress bar (None: when there are many photos)
+              *,
               cache_dir:str|Path|None=None, # Keep the queries' features here (every process must see it; default: a temporary folder)
              ):
         ("As `BuildingGallery.embed`, the query photos' features extracted by every process together into one folder "
          "(`cache_dir`, which every process must see; default: a temporary folder of process 0, on one machine).")
         if isinstance(queries, (np.ndarray, torch.Tensor)) or cache_dir is not None:
-            return super().embed(queries, workers, bs, progress, cache_dir)
+            return super().embed(queries, workers, bs, progress, cache_dir=cache_dir)
         rank = rank_world()[0]
         d = _gather_objects(tempfile.mkdtemp(prefix='bm-queries-') if rank == 0 else None)[0]
-        try: return super().embed(queries, workers, bs, progress, d)
+        try: return super().embed(queries, workers, bs, progress, cache_dir=d)
         finally:
             barrier()
             if rank == 0: shutil.rmtree(d, ignore_errors=True)

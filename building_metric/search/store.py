@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
 import dataclasses, hashlib, json, os, uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field, fields
 from pathlib import Path
 
 import h5py
@@ -37,6 +37,7 @@ def write_part(folder:str|Path, # The gallery's `parts/` folder
                emb, # (n, dim) L2-normalised embeddings (an array, or anything sliced like one)
                rows:pd.DataFrame, # Their path, label, group, lat, lon
                codes:np.ndarray, # Their building codes (-1: no building)
+               *,
                block:int=262144, # Rows written at a time
               ) -> tuple[str, str]:
     ("Write one part under a temporary name, then rename it to its fingerprint (the SHA-256 of its float32 "
@@ -104,6 +105,7 @@ class GalleryManifest:
     model_source:str|None=None # Where that model came from: a run folder, an .onnx, or frozen extractors
     extractors:list=field(default_factory=list) # The model's extractors
     tta:str='none' # Test-time views the photos were embedded with
+    _: KW_ONLY # The fields below are keyword-only
     n:int=0 # Photos
     dim:int=0 # Embedding size
     buildings:int=0 # Buildings with at least one photo
@@ -237,6 +239,7 @@ def embedding_rows(emb, # (n, dim) embeddings
                    labels, # (n,) their buildings ('' for none; None: no labels)
                    paths, # (n,) their paths or ids (None: numbered from `start`)
                    coords, # (n, 2) their latitude and longitude (None: unknown)
+                   *,
                    start:int=0, # Number of the first row, for ids made up
                    block:int=262144, # Rows whose norms are checked at a time
                   ) -> tuple[np.ndarray, pd.DataFrame]:

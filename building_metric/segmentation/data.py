@@ -148,6 +148,7 @@ def seg_augmentations(size, # The training size (int or (H, W))
                       flip:bool=True, # Horizontal flips (image and mask)
                       max_rotate:float=10.0, # Largest rotation in degrees (image and mask)
                       min_scale:float=0.75, # Smallest crop scale (image and mask)
+                      *,
                       max_zoom:float=1.1, # Random zoom in up to this factor (1: off)
                       max_lighting:float=0.2, # Brightness and contrast (image only)
                       saturation:float=0.0, # Saturation jitter (image only; 0: off)
@@ -172,6 +173,7 @@ def seg_dataloaders(pairs:SegmentationPairs, # Checked pairs
                     size:int|tuple=256, # Images and masks are resized to size x size, or to (H, W)
                     bs:int=8, # Batch size
                     augment:bool=True, # Flips, rotations, zoom (image and mask alike) and lighting (image only) on the training set
+                    *,
                     aug:dict|None=None, # Settings of `seg_augmentations` (default: its defaults)
                     mean=(0.485, 0.456, 0.406), # Per-channel mean the images are normalised with
                     std=(0.229, 0.224, 0.225), # And their per-channel standard deviation
@@ -219,6 +221,7 @@ def synthetic_elements(n:int=200, # Items
                        d:int=8, # Features per face
                        n_types:int=2, # Cluster types (n_classes = 2 * n_types)
                        noise:float=1.5, # Noise on the cluster type each face shows
+                       *,
                        seed:int=0, # Random seed
                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     "Toy per-element data: items of 2..8 clusters x 2..6 faces, features [N, F, d] and labels [N, F] in 0..2*n_types-1."
@@ -242,6 +245,7 @@ def element_dataloaders(train_items:list, # Training items: (features [N, F, D],
                         valid_items:list, # Validation items, likewise
                         bs:int=16, # Items per batch
                         ignore_index:int=-100, # Label of padding elements
+                        *,
                         n_classes:int|None=None, # Classes (None: the largest label + 1)
                         device=None, # Where batches go (None: the GPU when there is one)
                         seed:int|None=None, # Seed of the training order (None: unseeded)

@@ -60,6 +60,7 @@ def predict_mask(model:nn.Module, # A segmentation model in eval mode
                  img:Image.Image|np.ndarray, # An RGB image
                  size:tuple[int, int], # Window (H, W): the training size
                  mean=(0.485, 0.456, 0.406), # Per-channel mean the images are normalised with (the training one)
+                 *,
                  std=(0.229, 0.224, 0.225), # Per-channel standard deviation, likewise
                  overlap:float=0.5, # Overlap of neighbouring windows
                  batch:int=8, # Windows per forward pass
@@ -130,6 +131,7 @@ def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
               images:str|Path, # Folder of images (searched recursively)
               output:str|Path, # Writes masks/, overlays/, report.csv, classes.txt
               image_size:tuple[int, int]|None=None, # Window (H, W) (default: the training size)
+              *,
               overlap:float=0.5, # Overlap of neighbouring windows
               device=None, # Where the model runs (None: the GPU when there is one)
               log=print, # Called with each progress message
@@ -158,7 +160,7 @@ def seg_infer(checkpoint:str|Path, # best.pth of a `seg_train` run
             rows.append(dict(file=str(rel), status='skipped',
                              reason=r['reason'])); log(f"skipped {rel}: {r['reason']}"); continue
         img = r['image']
-        mask, nwin = predict_mask(model, img, size, cfg['mean'], cfg['std'], overlap)
+        mask, nwin = predict_mask(model, img, size, cfg['mean'], std=cfg['std'], overlap=overlap)
         mask = postprocess_mask(mask, postprocess, kernel)
         name = rel.with_suffix('.png')
         for sub, im in (('masks', Image.fromarray(mask.astype(np.uint8))),

@@ -40,6 +40,7 @@ class SegFormer(nn.Module):
                  model_id:str='nvidia/mit-b0', # A SegFormer on the Hugging Face hub, or a local folder
                  pretrained:bool=True, # Load its pretrained weights (the head is new)
                  tiny:bool=False, # A small random SegFormer (tests, demos)
+                 *,
                  config:dict|None=None, # A saved `self.net.config.to_dict()`: rebuild that architecture, random (for loading a checkpoint)
                 ):
         super().__init__()
@@ -63,6 +64,7 @@ def unet(encoder:str, # A timm ResNet-family model name, e.g. 'resnet34'
          n_classes:int, # Classes of the output
          size:tuple, # (H, W) of the input
          pretrained:bool, # Pretrained encoder weights
+         *,
          tiny:bool, # A small random ResNet-10 encoder (tests, demos)
          weights=None, # A local weights file of the encoder instead of the pretrained ones
         ) -> nn.Module:
@@ -144,6 +146,7 @@ def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`,
                 arch:str='unet_resnet34', # 'unet_<timm resnet>', 'segformer' / 'segformer:<hub id>', or 'elements'
                 pretrained:bool=True, # Pretrained encoder weights (from the hub or its cache)
                 tiny:bool=False, # A small random model (tests, demos)
+                *,
                 loss:str|None=None, # A name of `SEG_LOSSES` (default: ce_dice; masked_ce for elements)
                 class_weights=None, # Class weights of the loss
                 ignore_index:int|None=None, # Label that is not a class (default: 255; -100 for elements)
@@ -173,7 +176,7 @@ def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`,
     if model is not None: pass
     elif elements: model = ElementSegmenter(xb.shape[-1], n)
     elif arch.startswith('segformer'): model = SegFormer(n, arch.partition(':')[2] or 'nvidia/mit-b0', pretrained, tiny)
-    elif arch.startswith('unet_'): model = unet(arch[5:], n, tuple(xb.shape[-2:]), pretrained, tiny, weights)
+    elif arch.startswith('unet_'): model = unet(arch[5:], n, tuple(xb.shape[-2:]), pretrained, tiny=tiny, weights=weights)
     else:
         raise BuildingMetricError(f"unknown segmentation arch {arch!r}",
                                   "use 'unet_resnet34' (any timm ResNet after unet_), 'segformer' or 'elements'")

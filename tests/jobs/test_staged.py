@@ -99,7 +99,7 @@ def test_report_agrees_with_an_independent_computation(full, photos):
     # the predictions themselves: the nearest class mean of the training photos, by the distilled student
     cfg = StagedRunConfig(data=str(photos), tiny=True, arch='resnet18', out=str(full))
     index, model = staged_index(cfg), load_embedder(full / 'snapshots' / 'distill.pth')
-    emb, lab = embed_index(model, index, 32, model.preprocess.mean, model.preprocess.std)
+    emb, lab = embed_index(model, index, 32, model.preprocess.mean, std=model.preprocess.std)
     split, names = index.items.split.to_numpy(), np.array(index.classes)
     tr, va = split == 'train', split == 'val'
     means = torch.stack(

@@ -136,7 +136,13 @@ def known(tmp_path_factory):
     root = tmp_path_factory.mktemp('answers')
     cache = write_cache(root / 'gallery.h5', feats, list(lab), coords)
     model = SearchModel(
-        [Extractor('vec', Vectors(), lambda m, x: x, DIM, Preprocess(8), 'vectors', False)], None, 'vectors'
+        [
+            Extractor(
+                'vec', Vectors(), lambda m, x: x, DIM, preprocess=Preprocess(8), model_id='vectors', pretrained=False
+            )
+        ],
+        None,
+        'vectors',
     )
     g = BuildingGallery.build(model, cache, root / 'gallery', log=None)
     # queries: new photos of each building; points drawn from a building towards random directions, whose best building

@@ -131,8 +131,7 @@ def staged_training(index:BuildingIndex, # A split index (train, val, test)
      "`Embedder` or None).")
     cfg = cfg or StagedConfig()
     seed_everything(cfg.seed)
-    teacher = stage_embedder(cfg.arch, cfg)
-    pre = teacher.preprocess
+    teacher = stage_embedder(cfg.arch, cfg); pre = teacher.preprocess
     dls = image_dataloaders(index, size=cfg.size, bs=cfg.bs, mean=pre.mean, std=pre.std, tfms=stage_tfms(cfg))
     split = 'test' if (index.items.split == 'test').any() else 'val'
     test = image_dataloaders(index, size=cfg.size, bs=64, valid=split, augment=False, mean=pre.mean, std=pre.std).valid
@@ -155,9 +154,8 @@ def staged_training(index:BuildingIndex, # A split index (train, val, test)
                                path=path, opt_func=stage_optimizer(cfg), **loss_kw)
         # EMA leaves the averaged weights in
         with learn.no_bar(), learn.no_logging(): fit(learn, cfg.arcface_epochs, cfg.arcface_lr)
-        rows.append(score(teacher,
-                          '2 ' + dict(arcface='ArcFace', adaface='AdaFace', curricularface='CurricularFace')[loss] + (' (EMA)' if cfg.ema else '') + (f' + {cfg.mix}' if cfg.mix != 'none' else ''),
-                          epochs=cfg.arcface_epochs))
+        name = dict(arcface='ArcFace', adaface='AdaFace', curricularface='CurricularFace')[loss] + (' (EMA)' if cfg.ema else '')
+        rows.append(score(teacher, f"2 {name}" + (f' + {cfg.mix}' if cfg.mix != 'none' else ''), epochs=cfg.arcface_epochs))
     student = None
     if cfg.distill_epochs:
         student = stage_embedder(cfg.student_arch, cfg)

@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/search.gallery.html.md""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import contextlib, hashlib, json, os, shutil, tempfile, time
+import contextlib, hashlib, json, os, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -42,15 +42,12 @@ def query_index(path:str|Path, # An image file, a folder (any layout, or loose i
      "coordinates when its layout gives them.")
     p = Path(path)
     if not p.exists():
-        raise BuildingMetricError(f"{str(p)!r} does not exist",
-                                  "pass an image file, a folder of photos or a CSV manifest")
+        raise BuildingMetricError(f"{str(p)!r} does not exist", "pass an image file, a folder of photos or a CSV manifest")
     if p.is_file() and p.suffix.lower() != '.csv': return BuildingIndex.from_files([p.name], p.parent)
-    # loose photos, not the geo layout
-    if p.is_dir() and not any(q.is_dir() and not q.name.startswith('.') for q in p.iterdir()):
-        geo = any(q.suffix.lower() == '.txt' for q in p.iterdir())
-        if not geo:
-            return BuildingIndex.from_files(
-                sorted(q.name for q in p.iterdir() if q.is_file() and not q.name.startswith('.')), p, n_workers=workers)
+    # loose photos: no sub-folder, and no .txt of the geo layout
+    if p.is_dir() and not any((q.is_dir() and not q.name.startswith('.')) or q.suffix.lower() == '.txt' for q in p.iterdir()):
+        files = sorted(q.name for q in p.iterdir() if q.is_file() and not q.name.startswith('.'))
+        return BuildingIndex.from_files(files, p, n_workers=workers)
     return BuildingIndex.from_path(p, n_workers=workers)
 
 def _rows_of_cache(c:FeatureCache, root:Path|None) -> pd.DataFrame:
@@ -230,6 +227,16 @@ def _embedded(m:SearchModel, cache:Path, root:Path|None) -> tuple[np.ndarray, pd
     emb = m.embed_cache(cache)
     with FeatureCache(cache) as c: return emb, _rows_of_cache(c, root)
 
+def _same_gallery(out:Path, m:SearchModel, src:str):
+    "Refuse to build over a gallery of another model or of other photos (one line, with the way out)."
+    old = json.loads((out/'gallery.json').read_text())
+    if old.get('model') != m.fingerprint:
+        raise BuildingMetricError(f"{str(out)!r} holds a gallery embedded by another model ({old.get('model_source')})",
+                                  "pass another --out, or --rebuild to replace it")
+    if old.get('sources', [None])[0] != src:
+        raise BuildingMetricError(f"{str(out)!r} holds a gallery of other photos ({old.get('sources', ['?'])[0]})",
+                                  "use --add to add photos to it, or another --out, or --rebuild")
+
 def _new_part(out:Path, emb, rows:pd.DataFrame, codes:np.ndarray) -> dict:
     fp, f = write_part(out/'parts', emb, rows, codes)
     return dict(file=f'parts/{f}', fingerprint=fp, n=len(emb))
@@ -256,21 +263,8 @@ def build(cls:BuildingGallery, model, # A `bm-train` run folder or checkpoint, a
     m, out = SearchModel.create(model).with_tta(tta), Path(out)
     with WriterLock(out, 'gallery'):   # one writer per gallery
         src = str(Path(images).resolve())
-        if (out/'gallery.json').is_file() and not rebuild:
-            old = json.loads((out/'gallery.json').read_text())
-            if old.get('model') != m.fingerprint:
-                raise BuildingMetricError(
-                    f"{str(out)!r} holds a gallery embedded by another model ({old.get('model_source')})",
-                    "pass another --out, or --rebuild to replace it")
-            if old.get('sources', [None])[0] != src:
-                raise BuildingMetricError(
-                    f"{str(out)!r} holds a gallery of other photos ({old.get('sources', ['?'])[0]})",
-                    "use --add to add photos to it, or another --out, or --rebuild")
-        if rebuild:
-            (out/'gallery.json').unlink(missing_ok=True)
-            for f in ('parts', 'features', 'shards'): shutil.rmtree(out/f, ignore_errors=True)
-            for f in [*out.glob('buildings-*'), *out.glob('index-*'), *[out/n for n in ('gallery.h5', 'index.faiss', 'dba.npy', 'local.h5')]]:
-                f.unlink(missing_ok=True)
+        if rebuild: GalleryManifest.clear(out)
+        elif (out/'gallery.json').is_file(): _same_gallery(out, m, src)
         (out/'features').mkdir(parents=True, exist_ok=True)
         index, cache = _source(images, root)
         if index is not None:

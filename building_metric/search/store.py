@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/search.store.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import dataclasses, hashlib, json, os, uuid
+import dataclasses, hashlib, json, os, shutil, uuid
 from dataclasses import KW_ONLY, dataclass, field, fields
 from pathlib import Path
 
@@ -164,6 +164,15 @@ class GalleryManifest:
                folder/'gallery.h5', folder/'index.faiss']
         for f in old:
             if f.is_file() and str(f.relative_to(folder)) not in keep: f.unlink()
+
+    @staticmethod
+    def clear(folder:str|Path): # A gallery's folder
+        "Remove everything a gallery keeps in `folder`, its manifest first: a rebuild starts from nothing."
+        folder = Path(folder)
+        (folder/'gallery.json').unlink(missing_ok=True)
+        for f in ('parts', 'features', 'shards'): shutil.rmtree(folder/f, ignore_errors=True)
+        for f in [*folder.glob('buildings-*'), *folder.glob('index-*'), *[folder/n for n in ('gallery.h5', 'index.faiss', 'dba.npy', 'local.h5')]]:
+            f.unlink(missing_ok=True)
 
 # %% ../../nbs/07da_search.store.ipynb #949c6287
 class Embeddings:

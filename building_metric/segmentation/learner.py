@@ -142,6 +142,14 @@ def add_dropout(model:nn.Module, # The segmentation model
     return model
 
 # %% ../../nbs/08b_segmentation.learner.ipynb #8a47bd66
+def _seg_model(arch:str, xb, n:int, *, pretrained:bool, tiny:bool, weights) -> nn.Module:
+    "The model `arch` names, for batches like `xb` and `n` classes."
+    if arch == 'elements': return ElementSegmenter(xb.shape[-1], n)
+    if arch.startswith('segformer'): return SegFormer(n, arch.partition(':')[2] or 'nvidia/mit-b0', pretrained, tiny)
+    if arch.startswith('unet_'): return unet(arch[5:], n, tuple(xb.shape[-2:]), pretrained, tiny=tiny, weights=weights)
+    raise BuildingMetricError(f"unknown segmentation arch {arch!r}",
+                              "use 'unet_resnet34' (any timm ResNet after unet_), 'segformer' or 'elements'")
+
 def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`, the number of classes)
                 arch:str='unet_resnet34', # 'unet_<timm resnet>', 'segformer' / 'segformer:<hub id>', or 'elements'
                 pretrained:bool=True, # Pretrained encoder weights (from the hub or its cache)
@@ -172,14 +180,7 @@ def seg_learner(dls, # From `seg_dataloaders` or `element_dataloaders` (has `c`,
         raise BuildingMetricError(f"layer_decay={layer_decay}", "use a factor in (0, 1], e.g. 0.75")
     elements = arch == 'elements'
     loss, ignore_index = loss or ('masked_ce' if elements else 'ce_dice'), (-100 if elements else 255) if ignore_index is None else ignore_index
-    xb = dls.one_batch()[0]
-    if model is not None: pass
-    elif elements: model = ElementSegmenter(xb.shape[-1], n)
-    elif arch.startswith('segformer'): model = SegFormer(n, arch.partition(':')[2] or 'nvidia/mit-b0', pretrained, tiny)
-    elif arch.startswith('unet_'): model = unet(arch[5:], n, tuple(xb.shape[-2:]), pretrained, tiny=tiny, weights=weights)
-    else:
-        raise BuildingMetricError(f"unknown segmentation arch {arch!r}",
-                                  "use 'unet_resnet34' (any timm ResNet after unet_), 'segformer' or 'elements'")
+    if model is None: model = _seg_model(arch, dls.one_batch()[0], n, pretrained=pretrained, tiny=tiny, weights=weights)
     if dropout: add_dropout(model, dropout)
     cbs = L(TerminateOnNaN()) + L(cbs)
     if clip: cbs.append(GradientClip(clip))

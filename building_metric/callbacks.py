@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fastai.callback.core import Callback, CancelBatchException, CancelFitException
+from fastai.callback.core import Callback, CancelBatchException, CancelFitException, TrainEvalCallback
+from fastai.learner import Recorder
 from fastcore.foundation import L
 
 # (their home before; kept importable from here)
@@ -30,8 +31,8 @@ from .retrieval.metrics import embed_all, retrieval_metrics   # (embed_all: its 
 # %% auto #0
 __all__ = ['RETRIEVAL_SCORES', 'retrieval_score', 'StatefulCallback', 'stateful_callbacks', 'PeriodicEval', 'EarlyStop',
            'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'AccumulateBatches', 'accumulation',
-           'training_state', 'SaveCheckpoint', 'resume', 'cosine_lr', 'EpochCosine', 'find_batch_size', 'is_oom',
-           'learner_step', 'CSVLog', 'tracking_cbs', 'wandb_history', 'embed_all']
+           'training_state', 'SaveCheckpoint', 'resume', 'order_problems', 'cosine_lr', 'EpochCosine',
+           'find_batch_size', 'is_oom', 'learner_step', 'CSVLog', 'tracking_cbs', 'wandb_history', 'embed_all']
 
 # %% ../nbs/03_callbacks.ipynb #86025f0f
 RETRIEVAL_SCORES = re.compile(r'precision_at_1|r_precision|map_at_r|recall_at_\d+')
@@ -84,6 +85,7 @@ class PeriodicEval(StatefulCallback):
     ("Score the model every `every` training batches and at each epoch's end; other callbacks follow through "
      "`after_eval`.")
     order = 75  # after the optimiser step, the Recorder's batch logging and the EMA update
+    run_after = ('Recorder', 'EMA')
     def __init__(self, every:int|None=50, # Training batches between evaluations (None: only at epoch ends)
                  metric='map_at_r', # A key of `retrieval_metrics`, or a function (learn, dl) -> float
                  dl=None, # DataLoader to evaluate (default: the validation set)
@@ -163,7 +165,7 @@ def _evaluator(learn) -> PeriodicEval:
 
 class EarlyStop(StatefulCallback):
     "Stop training when the `PeriodicEval` score has not improved by more than `min_delta` for `patience` evaluations."
-    order = PeriodicEval.order + 1
+    order, run_after = PeriodicEval.order + 1, (PeriodicEval,)
     def __init__(self, patience:int=10, # Evaluations without improvement before training stops
                  min_delta:float=0., # The smallest change of the score that counts as an improvement
                 ):
@@ -202,7 +204,7 @@ def checkpoint_meta(learn, # The learner whose model is saved
 class SaveBest(StatefulCallback):
     ("Save the weights of the best `PeriodicEval` score to `fname.pth` with `fname.json` metadata; put them back at "
      "the end.")
-    order = PeriodicEval.order + 2
+    order, run_after = PeriodicEval.order + 2, (PeriodicEval,)
     def __init__(self, fname:str='best', # File stem, in `learn.path/learn.model_dir`
                  restore:bool=True, # Load the best weights into the model after training
                  state:bool=False, # Also write `fname_state.pth` (optimiser, EMA, callbacks, RNG) for bests found at an epoch's end
@@ -366,6 +368,7 @@ class SaveCheckpoint(Callback):
     ("After every `every` epochs write model, optimiser, callback and random-generator states to `fname.pth` (see "
      "`resume`).")
     order = 90  # after the Recorder and the other callbacks have finished the epoch
+    run_after = (Recorder, PeriodicEval, EarlyStop, SaveBest, EMA)
     def __init__(self, fname:str='last', # File stem, in `learn.path/learn.model_dir`
                  every:int=1, # Epochs between checkpoints
                 ):
@@ -385,6 +388,7 @@ class _ResumeCounters(Callback):
     ("Once: continue the count of training batches and the running training loss from the checkpoint, and keep the "
      "epochs `fit` skips out of the Recorder's log.")
     order = -5  # after TrainEvalCallback has reset the counters, before the Recorder
+    run_after, run_before = (TrainEvalCallback,), (Recorder,)
     def __init__(self, train_iter:int, start_epoch:int, smooth_loss:dict|None=None):
         self.n, self.start, self.smooth = train_iter, start_epoch, smooth_loss
     # fastai restarts it at 0, and skipped epochs do not add to it
@@ -422,6 +426,24 @@ def resume(learn, # A learner built as the interrupted one was (same model, data
     _set_rng_state(learn, ck['rng'])
     learn.add_cb(_ResumeCounters(ck['train_iter'], ck['epoch'] + 1, ck.get('smooth_loss')))
     return ck['epoch'] + 1
+
+# %% ../nbs/03_callbacks.ipynb #9e613b62
+def order_problems(classes=None, # Callback classes to check (default: every callback of the package imported so far)
+                  ) -> list[str]:
+    "Each `run_after` / `run_before` that the `order` numbers of `classes` break, in one line each."
+    def family(c): return [c] + [s for k in c.__subclasses__() for s in family(k)]
+    every = family(Callback)
+    by_name = {c.__name__: c for c in every}
+    classes = [c for c in every if c.__module__.startswith('building_metric')] if classes is None else classes
+    out = []
+    for c in classes:
+        for rel, want in (('run_after', 1), ('run_before', -1)):
+            for o in getattr(c, rel, ()) if c.__dict__.get(rel) is not None else ():
+                o = by_name.get(o, o)
+                if isinstance(o, str): out.append(f"{c.__name__}: {rel} names {o!r}, which no imported callback is")
+                elif (c.order - o.order) * want <= 0:
+                    out.append(f"{c.__name__} (order {c.order}) must run {rel[4:]} {o.__name__} (order {o.order})")
+    return out
 
 # %% ../nbs/03_callbacks.ipynb #3dcb13f0
 def cosine_lr(epoch:int, # Scheduler steps taken

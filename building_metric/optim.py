@@ -48,6 +48,7 @@ class SAM(Callback):
     ("Sharpness-aware minimisation (Foret et al. 2021) over any optimiser: before each step, move the weights `rho` "
      "along the normalised gradient, take the gradient of the batch's loss there, move back, and step with it.")
     order = 16   # after AccumulateBatches (4) and the loss's own callbacks; before GradientCentralization
+    run_after, run_before = ('AccumulateBatches',), ('GradientCentralization',)
     def __init__(self, rho:float=0.05, # Radius of the step to the sharper point
                 ):
         if rho <= 0: raise BuildingMetricError(f"sam_rho={rho}", "use a positive radius, e.g. 0.05 (0 turns SAM off)")
@@ -74,6 +75,7 @@ class GradientCentralization(Callback):
      "more than one dimension its mean over all dimensions but the first (per output unit); of a metric learner, the "
      "embedder's weights only (a loss's class vectors are laid out otherwise).")
     order = 17   # after SAM: it centralises the gradient the step uses
+    run_after = (SAM,)
     def before_step(self):
         for p in getattr(self.learn.model, 'head', self.learn.model).parameters():
             if p.grad is not None and p.dim() > 1:
@@ -133,6 +135,7 @@ class SnapshotEnsemble(Callback):
     ("Keep the model's weights at the end of each cycle of a cyclic schedule (`scheduler='cyclic'`), the last `keep` "
      "of them, in `states` (on the CPU): the members of a snapshot ensemble (Huang et al. 2017).")
     order = 95   # after the epoch's evaluation and checkpoint
+    run_after = ('PeriodicEval', 'SaveCheckpoint')
     def __init__(self, cycle_len:int, # Epochs per cycle
                  keep:int, # Snapshots kept: the last ones
                 ):

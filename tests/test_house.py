@@ -329,3 +329,26 @@ def test_evaluation_never_imports_search():
     assert 'building_metric.search.model' in imports(
         root / 'jobs' / 'benchmark.py'
     )  # the scan sees an import of search
+
+
+def test_every_callback_keeps_its_declared_place():
+    "fastai orders callbacks by `order` alone: every `run_after` / `run_before` a callback of the package declares holds for the numbers (and a broken one is caught)."
+    import pkgutil
+
+    import fastai.callback.schedule  # noqa: F401  (ParamScheduler, which a declaration names)
+    from fastai.callback.core import Callback
+
+    import building_metric
+    from building_metric.callbacks import order_problems
+
+    for m in pkgutil.walk_packages(building_metric.__path__, 'building_metric.'):
+        if not m.name.endswith('_modidx'):
+            importlib.import_module(m.name)
+    assert order_problems() == []
+    declared = [c.__name__ for c in Callback.__subclasses__() if c.__module__.startswith('building_metric')]
+    assert len(declared) > 10, declared
+
+    class Late(Callback):
+        order, run_before = 99, ('Recorder',)
+
+    assert order_problems([Late]) == ['Late (order 99) must run before Recorder (order 50)']

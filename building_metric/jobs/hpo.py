@@ -46,6 +46,7 @@ def suggest(trial, # An Optuna trial
 class OptunaPruning(Callback):
     "Report each `PeriodicEval` score to an Optuna trial and stop training when the trial's pruner says so."
     order = 80   # after PeriodicEval, EarlyStop and SaveBest have seen the evaluation
+    run_after = ('PeriodicEval', 'EarlyStop', 'SaveBest')
     def __init__(self, trial, # The Optuna trial of this training run
                 ):
         self.trial, self.pruned = trial, False

@@ -65,6 +65,7 @@ def metric_splitter(m:MetricModel, # A `MetricModel`
 class LossParamLR(Callback):
     "Keep the learning rate of the loss's parameter group (the last) at `mult` times the group before it."
     order = 65  # after ParamScheduler (60) has set this batch's values
+    run_after = ('ParamScheduler',)
     def __init__(self, mult:float, # Factor of the loss's learning rate over the head's
                 ):
         self.mult = mult

@@ -7,7 +7,7 @@ Docs: https://building-metric.github.io/building_metric/callbacks.html.md"""
 # %% ../nbs/03_callbacks.ipynb #030a02c7
 from __future__ import annotations
 
-import json, math, random, re, time, warnings
+import json, random, re, time, warnings
 import building_metric  # first: its warning filters apply to what follows
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -25,14 +25,15 @@ from .checkpoint import atomic_write, describe_model, load_checkpoint, run_envir
 from .core import BuildingMetricError
 # (their home before; kept importable from here)
 from .tracking import (CSVLog, tracking_cbs, wandb_history)
-_all_ = ['find_batch_size', 'is_oom', 'learner_step', 'CSVLog', 'tracking_cbs', 'wandb_history', 'embed_all']   # (re-exported)
+_all_ = ['find_batch_size', 'is_oom', 'learner_step', 'CSVLog', 'tracking_cbs', 'wandb_history', 'embed_all', 'EpochCosine', 'cosine_lr']   # (re-exported)
 from .retrieval.metrics import embed_all, retrieval_metrics   # (embed_all: its home before, the same function)
+from .optim import EpochCosine, cosine_lr   # (their home before, the same objects: schedules live in optim)
 
 # %% auto #0
 __all__ = ['RETRIEVAL_SCORES', 'retrieval_score', 'StatefulCallback', 'stateful_callbacks', 'PeriodicEval', 'EarlyStop',
            'checkpoint_meta', 'SaveBest', 'EMA', 'TerminateOnNaN', 'AccumulateBatches', 'accumulation',
-           'training_state', 'SaveCheckpoint', 'resume', 'order_problems', 'cosine_lr', 'EpochCosine',
-           'find_batch_size', 'is_oom', 'learner_step', 'CSVLog', 'tracking_cbs', 'wandb_history', 'embed_all']
+           'training_state', 'SaveCheckpoint', 'resume', 'order_problems', 'find_batch_size', 'is_oom', 'learner_step',
+           'CSVLog', 'tracking_cbs', 'wandb_history', 'embed_all', 'EpochCosine', 'cosine_lr']
 
 # %% ../nbs/03_callbacks.ipynb #86025f0f
 RETRIEVAL_SCORES = re.compile(r'precision_at_1|r_precision|map_at_r|recall_at_\d+')
@@ -444,22 +445,3 @@ def order_problems(classes=None, # Callback classes to check (default: every cal
                 elif (c.order - o.order) * want <= 0:
                     out.append(f"{c.__name__} (order {c.order}) must run {rel[4:]} {o.__name__} (order {o.order})")
     return out
-
-# %% ../nbs/03_callbacks.ipynb #3dcb13f0
-def cosine_lr(epoch:int, # Scheduler steps taken
-              base:float, # The learning rate at step 0
-              t_max:int, # Steps of half a cosine period
-              eta_min:float=1e-6, # The lowest learning rate
-             ) -> float:
-    "The learning rate of `torch.optim.lr_scheduler.CosineAnnealingLR(T_max=t_max, eta_min)` after `epoch` steps."
-    return eta_min + (base - eta_min) * (1 + math.cos(math.pi * epoch / t_max)) / 2
-
-class EpochCosine(Callback):
-    "Set each parameter group's learning rate at every epoch's start to `cosine_lr` of its base rate (the rate `fit` was given)."
-    order = -5
-    def __init__(self, t_max:int, # Epochs of the descent (the document: half the run)
-                 eta_min:float=1e-6): # The lowest rate
-        self.t_max, self.eta_min = max(1, t_max), eta_min
-    def before_fit(self): self.base = [h['lr'] for h in self.opt.hypers]
-    def before_epoch(self):
-        self.opt.set_hyper('lr', [cosine_lr(self.epoch, b, self.t_max, self.eta_min) for b in self.base])

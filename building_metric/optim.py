@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/optim.html.md"""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import warnings
+import math, warnings
 from functools import partial
 
 import numpy as np
@@ -24,8 +24,8 @@ from .config import PRECISIONS
 from .core import BuildingMetricError, get_device
 
 # %% auto #0
-__all__ = ['opt_func', 'SAM', 'GradientCentralization', 'schedule_callbacks', 'fit_scheduled', 'SnapshotEnsemble',
-           'DeviceMixedPrecision', 'mixed_precision', 'compile_model']
+__all__ = ['opt_func', 'SAM', 'GradientCentralization', 'schedule_callbacks', 'fit_scheduled', 'cosine_lr', 'EpochCosine',
+           'SnapshotEnsemble', 'DeviceMixedPrecision', 'mixed_precision', 'compile_model']
 
 # %% ../nbs/03d_optim.ipynb #083bf838
 def opt_func(name:str='adamw', # A name of `OPTIMIZERS`
@@ -129,6 +129,25 @@ def fit_scheduled(learn, # The learner
     "Fit `learn` for `epochs` with the schedule `scheduler` (`schedule_callbacks`'s settings in `kw`)."
     if scheduler == 'one_cycle': return learn.fit_one_cycle(epochs, lr, start_epoch=start_epoch, cbs=list(cbs))
     return learn.fit(epochs, lr, start_epoch=start_epoch, cbs=schedule_callbacks(scheduler, epochs, lr, **kw) + list(cbs))
+
+# %% ../nbs/03d_optim.ipynb #3dcb13f0
+def cosine_lr(epoch:int, # Scheduler steps taken
+              base:float, # The learning rate at step 0
+              t_max:int, # Steps of half a cosine period
+              eta_min:float=1e-6, # The lowest learning rate
+             ) -> float:
+    "The learning rate of `torch.optim.lr_scheduler.CosineAnnealingLR(T_max=t_max, eta_min)` after `epoch` steps."
+    return eta_min + (base - eta_min) * (1 + math.cos(math.pi * epoch / t_max)) / 2
+
+class EpochCosine(Callback):
+    "Set each parameter group's learning rate at every epoch's start to `cosine_lr` of its base rate (the rate `fit` was given)."
+    order = -5
+    def __init__(self, t_max:int, # Epochs of the descent (the document: half the run)
+                 eta_min:float=1e-6): # The lowest rate
+        self.t_max, self.eta_min = max(1, t_max), eta_min
+    def before_fit(self): self.base = [h['lr'] for h in self.opt.hypers]
+    def before_epoch(self):
+        self.opt.set_hyper('lr', [cosine_lr(self.epoch, b, self.t_max, self.eta_min) for b in self.base])
 
 # %% ../nbs/03d_optim.ipynb #cc149a68
 class SnapshotEnsemble(Callback):

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .callbacks import EMA, EarlyStop, EpochCosine, PeriodicEval, SaveBest, SaveCheckpoint
+from .callbacks import EMA, EarlyStop, PeriodicEval, SaveBest, SaveCheckpoint
 from .callbacks import resume as resume_learner
 from .config import Config
 from .core import BuildingMetricError, WriterLock, show_progress
 from .config.toolkit import SCHEDULERS
-from .optim import fit_scheduled
+from .optim import EpochCosine, fit_scheduled
 from .tracking import tracking_cbs
 
 # %% auto #0

@@ -128,9 +128,21 @@ def test_every_console_script_runs_a_job_from_the_jobs_package():
         assert callable(getattr(importlib.import_module(mod), fn)), s.job
 
 
+def _imports(f: Path, root: Path) -> list:
+    "(module, names) of every import in the file `f` of the package at `root`, at its top or inside a function; relative imports resolved (`import a.b`: ('a.b', []))."
+    here, out = list(f.relative_to(root.parent).with_suffix('').parts), []
+    for node in ast.walk(ast.parse(f.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = here[: len(here) - node.level] if node.level else []  # (the package of a relative import)
+            out.append(('.'.join(base + ([node.module] if node.module else [])), [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names]
+    return out
+
+
 def test_every_moved_name_is_found_at_its_old_path_and_the_library_uses_the_new_one():
     "Each `core.moved` shim gives the very object of the new home, with a DeprecationWarning; no module imports a moved name from its old home."
-    import ast, importlib, warnings
+    import importlib, warnings
     from pathlib import Path
 
     import building_metric
@@ -155,13 +167,9 @@ def test_every_moved_name_is_found_at_its_old_path_and_the_library_uses_the_new_
             assert got is getattr(importlib.import_module(new), n), (old, n)
             assert any(issubclass(x.category, DeprecationWarning) and new in str(x.message) for x in w), (old, n)
     for f in sorted(root.rglob('*.py')):
-        here = list(f.relative_to(root.parent).with_suffix('').parts)
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                base = here[: len(here) - node.level] if node.level else []  # (the package of a relative import)
-                mod = '.'.join(base + ([node.module] if node.module else []))
-                bad = [a.name for a in node.names if a.name in shims.get(mod, {})]
-                assert not bad, f'{f.relative_to(root)} imports {bad} from {mod}, their old home'
+        for mod, names in _imports(f, root):
+            bad = [n for n in names if n in shims.get(mod, {})]
+            assert not bad, f'{f.relative_to(root)} imports {bad} from {mod}, their old home'
 
 
 def test_each_parameter_has_its_own_docment_line_and_none_is_undocumented(tmp_path):
@@ -312,14 +320,7 @@ def test_evaluation_never_imports_search():
     root = Path(building_metric.__file__).parent
 
     def imports(f: Path) -> set:
-        here, out = list(f.relative_to(root.parent).with_suffix('').parts), set()
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                base = here[: len(here) - node.level] if node.level else []
-                out.add('.'.join(base + ([node.module] if node.module else [])))
-            elif isinstance(node, ast.Import):
-                out |= {a.name for a in node.names}
-        return out
+        return {mod for mod, _ in _imports(f, root)}
 
     bad = {
         str(f.relative_to(root)): sorted(m for m in imports(f) if m.startswith('building_metric.search'))

@@ -8,7 +8,7 @@ Docs: https://building-metric.github.io/building_metric/search.gallery.html.md""
 from __future__ import annotations
 
 import building_metric  # first: its warning filters apply to what follows
-import contextlib, hashlib, json, os, tempfile, time
+import contextlib, hashlib, os, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -229,12 +229,12 @@ def _embedded(m:SearchModel, cache:Path, root:Path|None) -> tuple[np.ndarray, pd
 
 def _same_gallery(out:Path, m:SearchModel, src:str):
     "Refuse to build over a gallery of another model or of other photos (one line, with the way out)."
-    old = json.loads((out/'gallery.json').read_text())
-    if old.get('model') != m.fingerprint:
-        raise BuildingMetricError(f"{str(out)!r} holds a gallery embedded by another model ({old.get('model_source')})",
+    old = GalleryManifest.read(out)
+    if old.model != m.fingerprint:
+        raise BuildingMetricError(f"{str(out)!r} holds a gallery embedded by another model ({old.model_source})",
                                   "pass another --out, or --rebuild to replace it")
-    if old.get('sources', [None])[0] != src:
-        raise BuildingMetricError(f"{str(out)!r} holds a gallery of other photos ({old.get('sources', ['?'])[0]})",
+    if (old.sources or [None])[0] != src:
+        raise BuildingMetricError(f"{str(out)!r} holds a gallery of other photos ({(old.sources or ['?'])[0]})",
                                   "use --add to add photos to it, or another --out, or --rebuild")
 
 def _new_part(out:Path, emb, rows:pd.DataFrame, codes:np.ndarray) -> dict:
